@@ -1,2 +1,277 @@
+// cgan_gpu: the command line. Exit codes: 0 success; 1 bad input or a failed run (config, data
+// file, checkpoint, I/O; the message names it); 2 bad command line; 3 a loss became non-finite;
+// 130 stopped by SIGINT/SIGTERM after writing a checkpoint.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
-int main() { std::puts("cgan_gpu: under construction"); return 0; }
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/checkpoint.hpp"
+#include "cgan/config.hpp"
+#include "cgan/error.hpp"
+#include "cgan/image.hpp"
+#include "cgan/sample.hpp"
+#include "cgan/trainer.hpp"
+
+namespace {
+using namespace cgan;
+
+struct Usage : Error {
+  explicit Usage(const std::string& m) : Error(m) {}
+};
+
+const char* kHelp = R"(cgan_gpu — train conditional GANs from JSON experiment configs
+
+Usage:
+  cgan_gpu [train] --config FILE [options]      train an experiment
+  cgan_gpu [train] --resume CKPT [options]      continue a run exactly where a checkpoint left it
+  cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
+  cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
+  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
+  cgan_gpu --help | --version
+
+Training options:
+  --config FILE        experiment file (configs/*.json; every key in configs/README.md)
+  --set KEY=VALUE      override a config key, e.g. --set train.steps=2000 --set log.every=100
+                       (VALUE is parsed as JSON, else taken as a string); repeatable
+  --out DIR            run directory (default out/<config name>)
+  --resume CKPT        restore weights, optimizer state, step and data position from a
+                       checkpoint; the config stored in it is used unless --config is given
+  --device D           auto | cpu | cuda (default: the config's "device", itself default auto)
+
+Sample options:
+  --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
+  --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5)
+  --label N --count C  a grid of C images of label N
+  --count C            unconditional models: C samples
+  --seed S             noise seed (default 1)
+  --out FILE           PNG to write (default result.png)
+  --device D           auto | cpu | cuda
+
+Bench options (prints one JSON line: median ms per training iteration):
+  --steps N            iterations per timed repeat (default 200)
+  --batch B            batch size (default: the config's train.batch_size)
+  --repeats R          timed repeats after a warm-up of N iterations (default 5)
+  --set KEY=VALUE      as for training
+
+Bench options (prints one JSON line: median ms per training iteration):
+  --steps N            iterations per timed repeat (default 200)
+  --batch B            batch size (default: the config's train.batch_size)
+  --repeats R          timed repeats after a warm-up of N iterations (default 5)
+  --set KEY=VALUE      as for training
+
+Exit codes: 0 success, 1 bad input or failed run (the message says which file or key),
+2 bad command line, 3 a loss became NaN/inf (the last good checkpoint is kept),
+130 interrupted by Ctrl-C/SIGTERM (a checkpoint was written first).
+)";
+
+struct Args {
+  std::vector<std::string> v;
+  size_t i = 0;
+  bool more() const { return i < v.size(); }
+  std::string value(const std::string& flag) {
+    if (i >= v.size()) throw Usage(cat(flag, ": missing value"));
+    return v[i++];
+  }
+};
+
+long long parse_count(const std::string& flag, const std::string& s, long long lo, long long hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end || errno || x < lo || x > hi)
+    throw Usage(cat(flag, ": expected an integer in [", lo, ", ", hi, "], got '", s, "'"));
+  return x;
+}
+
+int cmd_train(Args& a) {
+  std::string config_path, out_dir, resume, device;
+  std::vector<std::string> sets;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--config") config_path = a.value(f);
+    else if (f == "--set") sets.push_back(a.value(f));
+    else if (f == "--out") out_dir = a.value(f);
+    else if (f == "--resume") resume = a.value(f);
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (config_path.empty() && resume.empty()) throw Usage("train: give --config FILE or --resume CKPT (see --help)");
+  SafeTensors ck;
+  if (!resume.empty()) ck = read_safetensors(resume);
+  Config cfg = !config_path.empty() ? load_config(config_path, sets) : config_from_checkpoint(ck, resume, sets);
+  if (!device.empty()) {
+    if (device != "auto" && device != "cpu" && device != "cuda")
+      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+    cfg.device = device;
+  }
+  auto be = make_backend(cfg.device);
+  HostDataset data = load_dataset(cfg.data, true);
+  Trainer t(cfg, *be, data);
+  if (!resume.empty()) {
+    t.restore(ck, resume);
+    if (t.steps_done() >= cfg.train.steps)
+      throw Error(cat(resume, ": checkpoint is at step ", t.steps_done(), ", train.steps is ", cfg.train.steps,
+                      "; raise it (e.g. --set train.steps=", cfg.train.steps * 2, ") to train further"));
+  } else {
+    t.init();
+  }
+  if (out_dir.empty()) out_dir = "out/" + cfg.name;
+  std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
+               be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),
+               out_dir.c_str());
+  std::fprintf(stderr, "%s\n%s\n", t.generator().summary().c_str(), t.discriminator().summary().c_str());
+  return t.run(out_dir);
+}
+
+int cmd_sample(Args& a) {
+  std::string ckpt, labels, out = "result.png", device = "auto";
+  bool labels_given = false;
+  long long label = -1, count = -1, seed = 1;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--checkpoint") ckpt = a.value(f);
+    else if (f == "--labels") labels = a.value(f), labels_given = true;
+    else if (f == "--label") label = parse_count(f, a.value(f), 0, 1 << 20);
+    else if (f == "--count") count = parse_count(f, a.value(f), 1, 10000);
+    else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
+    else if (f == "--out") out = a.value(f);
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (ckpt.empty()) throw Usage("sample: --checkpoint CKPT is required");
+  if (labels_given && label >= 0) throw Usage("sample: give either --labels or --label, not both");
+  const SafeTensors ck = read_safetensors(ckpt);
+  const DataShape shape = data_shape_from_metadata(ck, ckpt);
+  const Config cfg = config_from_checkpoint(ck, ckpt);
+  const bool conditional = cfg.generator.condition.mode != "none" && shape.num_classes > 0;
+  SampleRequest req;
+  req.seed = static_cast<uint64_t>(seed);
+  if (conditional) {
+    if (!labels_given && label < 0) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
+    if (labels_given) {
+      if (count >= 0) throw Usage("sample: --count goes with --label, not --labels");
+      req.labels = parse_label_list(labels, shape.num_classes);
+      req.rows = 1;
+      req.cols = static_cast<int>(req.labels.size());
+    } else {
+      if (label >= shape.num_classes)
+        throw Error(cat("--label: label ", label, " is outside this model's classes 0..", shape.num_classes - 1));
+      const int n = count > 0 ? static_cast<int>(count) : 16;
+      req.labels.assign(n, static_cast<int32_t>(label));
+      req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+      req.rows = (n + req.cols - 1) / req.cols;
+    }
+  } else {
+    if (labels_given || label >= 0) throw Usage("sample: this model is unconditional: give --count C only");
+    req.count = count > 0 ? static_cast<int>(count) : 16;
+    req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.count))));
+    req.rows = (req.count + req.cols - 1) / req.cols;
+  }
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+  auto be = make_backend(device);
+  const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
+  write_png(out, img);
+  std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d)\n", out.c_str(), img.width, img.height);
+  return 0;
+}
+
+int cmd_bench(Args& a) {
+  std::string config_path, device;
+  std::vector<std::string> sets;
+  long long steps = 200, batch = 0, repeats = 5;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--config") config_path = a.value(f);
+    else if (f == "--set") sets.push_back(a.value(f));
+    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
+    else if (f == "--batch") batch = parse_count(f, a.value(f), 1, 1 << 20);
+    else if (f == "--repeats") repeats = parse_count(f, a.value(f), 1, 1000);
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (config_path.empty()) throw Usage("bench: --config FILE is required");
+  if (batch > 0) sets.push_back(cat("train.batch_size=", batch));
+  sets.push_back("train.steps=1000000000");
+  sets.push_back(cat("log.flush_every=", std::min<long long>(steps, 100000)));
+  sets.push_back(cat("log.every=", steps));
+  Config cfg = load_config(config_path, sets);
+  if (!device.empty()) {
+    if (device != "auto" && device != "cpu" && device != "cuda")
+      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+    cfg.device = device;
+  }
+  auto be = make_backend(cfg.device);
+  const HostDataset data = load_dataset(cfg.data, true);
+  Trainer t(cfg, *be, data);
+  t.init();
+  auto run = [&] {
+    for (long long i = 0; i < steps; ++i) t.step();
+    t.take_rows();  // the scalars a logging step would read
+    be->synchronize();
+  };
+  run();  // warm-up
+  std::vector<double> ms;
+  for (long long r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+                 static_cast<double>(steps));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
+              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f}\n",
+              cfg.name.c_str(), be->name().c_str(), cfg.train.batch_size, steps, repeats, ms[ms.size() / 2], ms.front(),
+              ms.back());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) a.v.emplace_back(argv[i]);
+  try {
+    if (a.v.empty()) throw Usage("no command (try cgan_gpu --help)");
+    const std::string& first = a.v[0];
+    if (first == "--help" || first == "-h" || first == "help") {
+      std::fputs(kHelp, stdout);
+      return 0;
+    }
+    if (first == "--version") {
+      std::printf("cgan_gpu %s (backends: cpu%s)\n", CGAN_VERSION, cuda_compiled() ? ", cuda" : "");
+      return 0;
+    }
+    if (first == "sample") {
+      a.i = 1;
+      return cmd_sample(a);
+    }
+    if (first == "bench") {
+      a.i = 1;
+      return cmd_bench(a);
+    }
+    if (first == "train") a.i = 1;
+    return cmd_train(a);
+  } catch (const Usage& e) {
+    std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+    return 2;
+  } catch (const NonFiniteLoss& e) {
+    std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+    return 3;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "cgan_gpu: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cgan_gpu: internal error: %s\n", e.what());
+    return 1;
+  }
+}

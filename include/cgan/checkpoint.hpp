@@ -1,0 +1,56 @@
+// Checkpoints in the safetensors format (https://github.com/huggingface/safetensors):
+//
+//   8 bytes   N, little-endian uint64: length of the header
+//   N bytes   UTF-8 JSON object {"<name>": {"dtype": "F32", "shape": [..], "data_offsets": [b, e]}, ...,
+//             "__metadata__": {"<key>": "<string>", ...}}, padded with spaces to a multiple of 8
+//   rest      the byte buffer; tensor data at [b, e) relative to its start, little-endian
+//
+// Only F32 tensors are written and read (another dtype is rejected with a clear error). The writer
+// lays tensors out in the order of SafeTensors::tensors; the reader returns them in buffer order
+// (which is that order for files this writer made). Every failure is a cgan::Error whose one-line
+// message starts with the file's path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cgan {
+
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;  // [] is a scalar (one element)
+  std::vector<float> data;     // row-major, size == product(shape)
+};
+
+struct SafeTensors {
+  std::vector<NamedTensor> tensors;
+  std::map<std::string, std::string> metadata;  // written as "__metadata__" (omitted when empty)
+
+  // nullptr when absent.
+  const NamedTensor* find(const std::string& name) const;
+  // Throws cgan::Error naming the missing tensor.
+  const NamedTensor& at(const std::string& name) const;
+};
+
+// Validates `st` (unique non-empty names, non-negative dims, data size == product of shape, UTF-8
+// names and metadata) before touching the disk, then writes atomically: "<path>.tmp.<pid>", fsync,
+// rename over `path`. On any failure the temporary is removed and an existing file at `path` is
+// left as it was. The parent directory must exist (it is not created).
+void write_safetensors(const std::string& path, const SafeTensors& st);
+
+// Reads and fully validates a file (sizes, header JSON, field types, dtype, shape vs. byte span,
+// offsets in range, contiguous and non-overlapping, buffer fully covered, no duplicate keys,
+// string metadata). Hostile input gives a cgan::Error, never a crash.
+SafeTensors read_safetensors(const std::string& path);
+
+// I/O helper shared with the image writer: writes the concatenation of `chunks` to `path`
+// atomically (temporary "<path>.tmp.<pid>", fsync, rename; the temporary is removed on failure).
+struct ByteSpan {
+  const void* data;
+  size_t size;
+};
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chunks);
+
+}  // namespace cgan

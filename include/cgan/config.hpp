@@ -1,0 +1,99 @@
+// Config: an experiment file parsed once into plain structs. Every key, its type and default is
+// listed in configs/README.md; this header and src/config.cpp are the single source of defaults.
+// Unknown keys, wrong types and out-of-range values throw cgan::Error naming the key path, e.g.
+//   generator.layers[1].linear: expected a positive integer, got -3
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cgan {
+
+enum class LayerKind { linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm };
+
+struct LayerSpec {
+  LayerKind kind = LayerKind::linear;
+  int out = 0;             // linear: output features
+  float slope = 0.2f;      // leaky_relu: negative slope
+  float p = 0.5f;          // dropout: drop probability
+  float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)
+  float eps = 1e-5f;       // batchnorm: variance epsilon
+};
+
+// How the label enters the network: none | concat_onehot | embed_concat | embed_multiply.
+struct ConditionSpec {
+  std::string mode = "concat_onehot";
+  int embed_dim = 0;  // embed_concat: embedding width (default: number of classes)
+};
+
+struct NetSpec {
+  ConditionSpec condition;
+  std::vector<LayerSpec> layers;
+};
+
+struct AdamSpec {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+};
+
+struct DataSpec {
+  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture
+  std::string dir;             // IDX folder (default data/mnist or data/fashion)
+  float lo = 0.f, hi = 1.f;    // pixel range images are scaled to
+  // synthetic 2-D sets
+  int count = 20000;
+  float mean_x = 4.f, mean_y = 4.f, std_x = 1.25f, std_y = 1.25f;  // gaussian
+  int modes = 8;                                                   // mixture
+  float radius = 2.f, stddev = 0.05f;                              // mixture
+  uint64_t seed = 0;
+};
+
+struct LossSpec {
+  std::string kind = "log";  // log (BCE, non-saturating G) | squared (least squares)
+  float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, 0.5 for squared)
+  float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing)
+};
+
+struct TrainSpec {
+  int64_t steps = 10000;
+  int batch_size = 64;
+  uint64_t seed = 1;
+  int d_steps = 1;                   // D steps per G step
+  std::string fake_labels = "data";  // labels fakes are made from: data (the batch's) | random
+};
+
+struct LogSpec {
+  int64_t every = 1000;             // progress line (plain mode) and loss print period
+  int64_t flush_every = 100;        // losses.csv rows are written at least this often
+  int64_t sample_every = 5000;      // samples/step_N.png period (0 = only at the end)
+  int64_t checkpoint_every = 10000; // checkpoints/step_N.safetensors period (0 = only at the end)
+  int avg_window = 100;             // moving-average window of losses_avg.csv
+  int samples_per_label = 10;       // grid columns (one row per label)
+  std::string progress = "auto";    // auto (redrawn on a terminal, plain lines otherwise) | plain | none
+};
+
+struct Config {
+  std::string name;
+  std::string description;
+  std::string device = "auto";
+  DataSpec data;
+  int noise_dim = 100;
+  NetSpec generator, discriminator;
+  LossSpec loss;
+  AdamSpec g_optim, d_optim;
+  TrainSpec train;
+  LogSpec log;
+
+  nlohmann::json to_json() const;  // the config in effect, every default filled in
+};
+
+// Parses and validates. `name_hint` (e.g. the file's stem) is used when the file has no "name".
+Config parse_config(const nlohmann::json& j, const std::string& name_hint = "experiment");
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Applies one `a.b[2].c=value` override (value parsed as JSON, else taken as a string).
+void apply_override(nlohmann::json& j, const std::string& assignment);
+
+const char* layer_kind_name(LayerKind k);
+
+}  // namespace cgan

@@ -1,0 +1,96 @@
+// Model = a conditioner (how the label enters) followed by layers. Memory is planned at build time:
+// parameters, gradients and Adam moments each sit in one contiguous backend buffer; activations in
+// one arena sized for the batch. Nothing is allocated in forward/backward.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/config.hpp"
+
+namespace cgan {
+
+// A named slice of a model's parameter (or state) buffer, for checkpoints.
+struct ParamSlot {
+  std::string name;              // e.g. "layers.0.weight"
+  std::vector<int64_t> shape;
+  size_t offset = 0, count = 0;  // in floats
+  bool state = false;            // true: non-trained state (batch-norm running stats)
+};
+
+class Model {
+ public:
+  // in_dim: width of x; num_classes: labels in [0, num_classes) (0 = unconditional).
+  // share: another Model of the same spec whose parameters and state this one uses (e.g. a
+  // sampling view with another batch size); it must outlive this one.
+  Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
+        const std::string& name, const Model* share = nullptr);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  int batch() const { return batch_; }
+  int in_dim() const { return in_dim_; }
+  int out_dim() const { return out_dim_; }
+  int num_classes() const { return num_classes_; }
+  const std::string& name() const { return name_; }
+  bool uses_onehot() const { return fusion_ == FusionKind::concat; }
+  std::string summary() const;  // one line per layer with shapes and parameter counts
+
+  // Parameters initialised as PyTorch does (Linear: U(-1/sqrt(in), 1/sqrt(in)); Embedding: N(0,1);
+  // batch norm: gamma 1, beta 0, running mean 0, var 1), from Philox with `seed`.
+  void init_params(uint64_t seed);
+
+  // x: [batch, in_dim]; labels: [batch] (embed modes); cond: [batch, K] (concat mode, one-hot or
+  // multi-hot). train: batch-norm batch statistics + dropout (keyed by seed/stream). Returns the
+  // output [batch, out_dim], valid until the next forward.
+  const float* forward(const float* x, const int32_t* labels, const float* cond, bool train,
+                       uint64_t seed = 0, uint64_t stream = 0);
+  // Back-propagates dL/dout (consumed: overwritten) through the last forward; parameter gradients
+  // are accumulated into grads(); dL/dx is written to gx when gx != null.
+  // param_grads = false skips parameter gradients (the G step only needs dL/dx through D).
+  void backward(float* gout, float* gx, bool param_grads = true);
+
+  // Host copies of the whole parameter and state buffers (param_count / state_count floats).
+  void set_params(const float* host_params, const float* host_state);
+  void zero_grads();
+  void adam_step(const AdamSpec& a, int t);
+
+  float* params() const { return params_; }
+  float* grads() const { return grads_; }
+  float* state() const { return state_; }
+  float* adam_m() const { return m_; }
+  float* adam_v() const { return v_; }
+  size_t param_count() const { return n_params_; }
+  size_t state_count() const { return n_state_; }
+  const std::vector<ParamSlot>& slots() const { return slots_; }
+  // A buffer of batch*out_dim floats owned by the model, for the caller's dL/dout.
+  float* grad_out_buffer() const { return gout_buf_; }
+
+ private:
+  enum class FusionKind { none, concat, embed_concat, embed_multiply };
+  struct Layer;
+  Backend& be_;
+  std::string name_;
+  int batch_, in_dim_, num_classes_, out_dim_ = 0;
+  FusionKind fusion_ = FusionKind::none;
+  int embed_dim_ = 0, fused_dim_ = 0;
+  size_t table_offset_ = 0;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<ParamSlot> slots_;
+  std::vector<std::pair<char, int>> init_;  // per slot: init rule and fan-in (see init_params)
+  size_t n_params_ = 0, n_state_ = 0;
+  bool owns_params_ = true;
+  float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
+  float* arena_ = nullptr;
+  float* fused_ = nullptr;              // conditioner output
+  float *gbuf_a_ = nullptr, *gbuf_b_ = nullptr, *gout_buf_ = nullptr;
+  // last forward's inputs (for backward)
+  const float* x_ = nullptr;
+  const int32_t* labels_ = nullptr;
+};
+
+}  // namespace cgan

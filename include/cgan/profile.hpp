@@ -1,0 +1,2 @@
+#pragma once
+namespace cgan { struct ProfileRange { explicit ProfileRange(const char*) {} }; }

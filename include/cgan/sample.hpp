@@ -1,0 +1,33 @@
+// Sampling from a trained generator: the `cgan_gpu sample` command and the training-time grids.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/checkpoint.hpp"
+#include "cgan/image.hpp"
+#include "cgan/trainer.hpp"
+
+namespace cgan {
+
+// Turns generated samples (n x dim, host) into a picture: a rows x cols grid of images, or a
+// scatter plot coloured by label for 2-D point data.
+Image render_samples(const std::vector<float>& samples, const std::vector<int32_t>& labels, const DataShape& shape,
+                     int rows, int cols);
+
+// Parses "3,1,4,1,5" into labels in [0, num_classes); errors name the bad entry.
+std::vector<int32_t> parse_label_list(const std::string& text, int num_classes);
+
+struct SampleRequest {
+  std::vector<int32_t> labels;  // one per image (conditional models)
+  int count = 0;                // unconditional models: how many
+  int rows = 1, cols = 1;       // grid layout
+  uint64_t seed = 1;            // noise seed
+};
+
+// Loads the generator from a checkpoint (its stored config decides the architecture), generates
+// and renders the request.
+Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req);
+
+}  // namespace cgan

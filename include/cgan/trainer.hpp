@@ -1,0 +1,93 @@
+// Trainer: D step(s) then a G step per iteration, logging, samples, checkpoints, clean stop.
+// Randomness is keyed on (train.seed, step, purpose) with Philox, so a run resumed from a checkpoint
+// continues exactly as the uninterrupted run would have.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/checkpoint.hpp"
+#include "cgan/config.hpp"
+#include "cgan/data.hpp"
+#include "cgan/model.hpp"
+#include "cgan/rundir.hpp"
+
+namespace cgan {
+
+// Thrown when a loss becomes NaN or infinite; the message names the step.
+struct NonFiniteLoss : Error {
+  explicit NonFiniteLoss(const std::string& m) : Error(m) {}
+};
+
+// What a dataset looks like, stored in checkpoints so sampling needs no data files.
+struct DataShape {
+  int channels = 1, height = 1, width = 1, num_classes = 0;
+  float lo = 0.f, hi = 1.f;
+  int dim() const { return channels * height * width; }
+  bool is_points() const { return channels == 1 && height == 1; }
+};
+
+// Loads the dataset a config names (MNIST/Fashion IDX files or a synthetic 2-D set).
+HostDataset load_dataset(const DataSpec& d, bool train = true);
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, Backend& be, const HostDataset& data);
+  ~Trainer();
+
+  // Fresh weights from train.seed.
+  void init();
+  // Restores weights, Adam state, BN statistics, step and data position from a checkpoint.
+  void restore(const SafeTensors& ck, const std::string& path);
+  SafeTensors snapshot() const;
+
+  // Runs from the current step to cfg.train.steps, writing into out_dir. Returns the process exit
+  // code: 0 done, 130 interrupted by SIGINT/SIGTERM (a checkpoint was written).
+  int run(const std::string& out_dir);
+
+  // One iteration (D step(s) + G step). Exposed for tests.
+  void step();
+  int64_t steps_done() const { return step_; }
+  // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
+  std::vector<LossRow> take_rows();
+
+  Model& generator() { return *G_; }
+  Model& discriminator() { return *D_; }
+  const Config& config() const { return cfg_; }
+  const DataShape& shape() const { return shape_; }
+
+ private:
+  void next_batch();
+  void write_samples(const std::string& path);
+  void write_checkpoint(const std::string& path) const;
+
+  Config cfg_;
+  Backend& be_;
+  DataShape shape_;
+  int count_ = 0;
+  std::unique_ptr<Model> G_, D_, G_sample_;
+  // backend buffers
+  float *x_all_ = nullptr, *x_real_ = nullptr, *z_ = nullptr, *cond_real_ = nullptr,
+        *cond_fake_ = nullptr, *gx_ = nullptr, *stats_ = nullptr, *z_sample_ = nullptr,
+        *cond_sample_ = nullptr;
+  const int32_t* idx_ = nullptr;  // the current batch's indices (a slice of perm_)
+  int32_t *y_all_ = nullptr, *perm_ = nullptr, *y_real_ = nullptr,
+          *y_fake_ = nullptr, *y_sample_ = nullptr;
+  int stats_slots_ = 1, stats_used_ = 0;
+  int64_t step_ = 0, epoch_ = -1, pos_ = 0;
+  int g_t_ = 0, d_t_ = 0;
+};
+
+// Metadata helpers shared by training and sampling.
+DataShape data_shape_of(const HostDataset& d, const DataSpec& spec);
+DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& path);
+Config config_from_checkpoint(const SafeTensors& ck, const std::string& path,
+                              const std::vector<std::string>& overrides = {});
+// Copies a model's parameters (prefix "generator." or "discriminator.") out of / into a checkpoint;
+// a missing tensor or a shape mismatch is an error naming the checkpoint and the tensor.
+void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix,
+                       const std::string& path);
+
+}  // namespace cgan

@@ -1,0 +1,351 @@
+// safetensors reader/writer; see include/cgan/checkpoint.hpp for the format and the guarantees.
+#include "cgan/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_set>
+
+#include "cgan/error.hpp"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "cgan_gpu's safetensors I/O assumes a little-endian host"
+#endif
+static_assert(sizeof(float) == 4 && std::numeric_limits<float>::is_iec559, "F32 must be IEEE-754 binary32");
+
+namespace cgan {
+
+namespace {
+
+constexpr uint64_t kMaxHeader = 100000000;  // same cap as the reference implementation
+constexpr int kMaxJsonDepth = 16;            // a valid header nests 3 deep
+
+// A string as JSON would write it (quoted, control characters escaped): safe inside a one-line
+// message whatever a hostile file put in a tensor name.
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) {
+  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return true;
+  *out = a * b;
+  return false;
+}
+
+std::string errno_text(int e) { return std::strerror(e); }
+
+std::string parent_dir(const std::string& path) {
+  const size_t s = path.find_last_of('/');
+  if (s == std::string::npos) return ".";
+  if (s == 0) return "/";
+  return path.substr(0, s);
+}
+
+bool write_all(int fd, const void* data, size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd, p, std::min<size_t>(size, size_t(1) << 30));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads exactly `size` bytes at `offset`; false on error or end of file (errno 0 then).
+bool read_all(int fd, void* data, size_t size, uint64_t offset) {
+  char* p = static_cast<char*>(data);
+  while (size > 0) {
+    const ssize_t n = ::pread(fd, p, std::min<size_t>(size, size_t(1) << 30), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {
+      errno = 0;
+      return false;
+    }
+    p += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Thrown out of the JSON parser callback; turned into an Error naming the file.
+struct HeaderProblem {
+  std::string what;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------ SafeTensors
+
+const NamedTensor* SafeTensors::find(const std::string& name) const {
+  for (const NamedTensor& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+const NamedTensor& SafeTensors::at(const std::string& name) const {
+  const NamedTensor* t = find(name);
+  if (!t) throw Error(cat("safetensors: no tensor named ", quoted(name)));
+  return *t;
+}
+
+// ------------------------------------------------------------------ atomic write
+
+void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chunks) {
+  if (path.empty()) throw Error("write: empty output path");
+  const std::string tmp = cat(path, ".tmp.", static_cast<long>(::getpid()));
+  Fd f;
+  f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (f.fd < 0) {
+    const int e = errno;
+    const std::string dir = parent_dir(path);
+    struct stat sb;
+    if (e == ENOENT && ::stat(dir.c_str(), &sb) != 0)
+      throw Error(cat(path, ": cannot write, directory '", dir, "' does not exist"));
+    throw Error(cat(path, ": cannot create temporary file '", tmp, "': ", errno_text(e)));
+  }
+  auto fail = [&](const std::string& what, int e) {
+    ::close(f.fd);
+    f.fd = -1;
+    ::unlink(tmp.c_str());
+    throw Error(cat(path, ": ", what, ": ", errno_text(e)));
+  };
+  for (const ByteSpan& c : chunks)
+    if (c.size > 0 && !write_all(f.fd, c.data, c.size)) fail("write failed", errno);
+  if (::fsync(f.fd) != 0) fail("fsync failed", errno);
+  const int fd = f.fd;
+  f.fd = -1;
+  if (::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(cat(path, ": close failed: ", errno_text(e)));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(cat(path, ": cannot rename the temporary file into place: ", errno_text(e)));
+  }
+  // Make the rename itself durable (best effort: some filesystems refuse fsync on directories).
+  const int dfd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+// ------------------------------------------------------------------ write
+
+void write_safetensors(const std::string& path, const SafeTensors& st) {
+  using ojson = nlohmann::ordered_json;
+  ojson header = ojson::object();
+  auto check_utf8 = [&](const std::string& s, const std::string& what) {
+    try {
+      (void)nlohmann::json(s).dump();
+    } catch (const nlohmann::json::exception&) {
+      throw Error(cat(path, ": ", what, " is not valid UTF-8"));
+    }
+  };
+  if (!st.metadata.empty()) {
+    ojson md = ojson::object();
+    for (const auto& [k, v] : st.metadata) {
+      check_utf8(k, cat("metadata key ", quoted(k)));
+      check_utf8(v, cat("metadata value of ", quoted(k)));
+      md[k] = v;
+    }
+    header["__metadata__"] = std::move(md);
+  }
+  std::unordered_set<std::string> names;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < st.tensors.size(); ++i) {
+    const NamedTensor& t = st.tensors[i];
+    if (t.name.empty()) throw Error(cat(path, ": tensor #", i, " has an empty name"));
+    if (t.name == "__metadata__") throw Error(cat(path, ": tensor #", i, " uses the reserved name \"__metadata__\""));
+    check_utf8(t.name, cat("tensor #", i, "'s name"));
+    if (!names.insert(t.name).second) throw Error(cat(path, ": duplicate tensor name ", quoted(t.name)));
+    uint64_t n = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) throw Error(cat(path, ": tensor ", quoted(t.name), " has a negative dimension ", d));
+      if (mul_overflows(n, static_cast<uint64_t>(d), &n))
+        throw Error(cat(path, ": tensor ", quoted(t.name), " has a shape whose size overflows"));
+    }
+    if (n != t.data.size())
+      throw Error(cat(path, ": tensor ", quoted(t.name), " has ", t.data.size(), " values but its shape holds ", n));
+    const uint64_t bytes = n * sizeof(float);  // n == data.size(), so this cannot overflow
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(h.size()) >> (8 * i));
+  std::vector<ByteSpan> chunks{{len, 8}, {h.data(), h.size()}};
+  for (const NamedTensor& t : st.tensors) chunks.push_back({t.data.data(), t.data.size() * sizeof(float)});
+  write_file_atomic(path, chunks);
+}
+
+// ------------------------------------------------------------------ read
+
+SafeTensors read_safetensors(const std::string& path) {
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.fd < 0) throw Error(cat(path, ": cannot open checkpoint: ", errno_text(errno)));
+  struct stat sb;
+  if (::fstat(f.fd, &sb) != 0) throw Error(cat(path, ": cannot stat checkpoint: ", errno_text(errno)));
+  if (!S_ISREG(sb.st_mode)) throw Error(cat(path, ": not a regular file"));
+  const uint64_t file_size = static_cast<uint64_t>(sb.st_size);
+  auto bad = [&](const std::string& what) { return Error(cat(path, ": not a valid safetensors file: ", what)); };
+  auto read_or_throw = [&](void* dst, size_t n, uint64_t at, const char* what) {
+    if (!read_all(f.fd, dst, n, at)) {
+      if (errno != 0) throw Error(cat(path, ": read error in the ", what, ": ", errno_text(errno)));
+      throw bad(cat("file ends inside the ", what, " (was it truncated?)"));
+    }
+  };
+
+  if (file_size == 0) throw bad("the file is empty (0 bytes)");
+  if (file_size < 8) throw bad(cat("the file is only ", file_size, " bytes, shorter than the 8-byte header length"));
+  unsigned char len[8];
+  read_or_throw(len, 8, 0, "header length");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
+  if (n > kMaxHeader) throw bad(cat("header length ", n, " is larger than the limit of ", kMaxHeader, " bytes"));
+  if (n > file_size - 8)
+    throw bad(cat("header length ", n, " exceeds the ", file_size - 8, " bytes after the length field (truncated file?)"));
+  if (n < 2) throw bad(cat("header length ", n, " is too small for a JSON object"));
+  std::string h(static_cast<size_t>(n), '\0');
+  read_or_throw(h.data(), h.size(), 8, "header");
+  if (h[0] != '{') throw bad("the header does not start with '{'");
+
+  // Parse, rejecting duplicate keys (nlohmann would keep the last) and absurd nesting.
+  nlohmann::json header;
+  try {
+    std::vector<std::set<std::string>> keys;
+    header = nlohmann::json::parse(
+        h, [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
+          using E = nlohmann::json::parse_event_t;
+          if (depth > kMaxJsonDepth) throw HeaderProblem{cat("the header JSON nests deeper than ", kMaxJsonDepth)};
+          if (ev == E::object_start) keys.emplace_back();
+          else if (ev == E::object_end && !keys.empty()) keys.pop_back();
+          else if (ev == E::key && !keys.empty() && !keys.back().insert(v.get<std::string>()).second)
+            throw HeaderProblem{cat("the header JSON repeats the key ", quoted(v.get<std::string>()))};
+          return true;
+        });
+  } catch (const HeaderProblem& p) {
+    throw bad(p.what);
+  } catch (const nlohmann::json::exception& e) {
+    throw bad(cat("the header is not valid JSON (", e.what(), ")"));
+  }
+  if (!header.is_object()) throw bad("the header is not a JSON object");
+
+  SafeTensors st;
+  struct Entry {
+    uint64_t begin, end;
+    NamedTensor t;
+  };
+  std::vector<Entry> entries;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& key = it.key();
+    const nlohmann::json& v = it.value();
+    if (key == "__metadata__") {
+      if (v.is_null()) continue;
+      if (!v.is_object()) throw bad("\"__metadata__\" is not an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) throw bad(cat("metadata value of ", quoted(m.key()), " is not a string"));
+        st.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string tn = cat("tensor ", quoted(key));
+    if (key.empty()) throw bad("a tensor has an empty name");
+    if (!v.is_object()) throw bad(cat(tn, " is not described by an object"));
+    for (auto fit = v.begin(); fit != v.end(); ++fit)
+      if (fit.key() != "dtype" && fit.key() != "shape" && fit.key() != "data_offsets")
+        throw bad(cat(tn, " has an unknown field ", quoted(fit.key())));
+    auto dt = v.find("dtype");
+    if (dt == v.end()) throw bad(cat(tn, " has no \"dtype\""));
+    if (!dt->is_string()) throw bad(cat(tn, ": \"dtype\" is not a string"));
+    if (dt->get<std::string>() != "F32")
+      throw bad(cat(tn, " has dtype ", quoted(dt->get<std::string>()), "; only F32 is supported"));
+    auto sh = v.find("shape");
+    if (sh == v.end()) throw bad(cat(tn, " has no \"shape\""));
+    if (!sh->is_array()) throw bad(cat(tn, ": \"shape\" is not an array"));
+    Entry e;
+    e.t.name = key;
+    uint64_t count = 1;
+    bool overflow = false;
+    for (const nlohmann::json& d : *sh) {
+      if (!d.is_number_unsigned()) throw bad(cat(tn, ": \"shape\" holds ", d.dump(), ", not a non-negative integer"));
+      const uint64_t u = d.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        throw bad(cat(tn, ": dimension ", u, " is too large"));
+      e.t.shape.push_back(static_cast<int64_t>(u));
+      overflow = overflow || mul_overflows(count, u, &count);
+    }
+    uint64_t bytes = 0;
+    if (overflow || mul_overflows(count, sizeof(float), &bytes))
+      throw bad(cat(tn, ": the shape's size overflows"));
+    auto off = v.find("data_offsets");
+    if (off == v.end()) throw bad(cat(tn, " has no \"data_offsets\""));
+    if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned())
+      throw bad(cat(tn, ": \"data_offsets\" is not a pair of non-negative integers"));
+    e.begin = (*off)[0].get<uint64_t>();
+    e.end = (*off)[1].get<uint64_t>();
+    if (e.end < e.begin) throw bad(cat(tn, ": data_offsets [", e.begin, ", ", e.end, "] end before they begin"));
+    if (e.end - e.begin != bytes)
+      throw bad(cat(tn, ": shape holds ", count, " F32 values (", bytes, " bytes) but data_offsets span ",
+                    e.end - e.begin, " bytes"));
+    entries.push_back(std::move(e));
+  }
+
+  // The buffer must be covered exactly: sorted by offset, each tensor starts where the last ended.
+  const uint64_t buffer = file_size - 8 - n;
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t cursor = 0;
+  for (const Entry& e : entries) {
+    const std::string tn = cat("tensor ", quoted(e.t.name));
+    if (e.end > buffer)
+      throw bad(cat(tn, ": data_offsets [", e.begin, ", ", e.end, "] run past the ", buffer,
+                    "-byte data buffer (truncated file?)"));
+    if (e.begin < cursor) throw bad(cat(tn, ": data_offsets [", e.begin, ", ", e.end, "] overlap another tensor"));
+    if (e.begin > cursor)
+      throw bad(cat(tn, ": data_offsets [", e.begin, ", ", e.end, "] leave a gap at byte ", cursor, " of the buffer"));
+    cursor = e.end;
+  }
+  if (cursor != buffer)
+    throw bad(cat(buffer - cursor, " trailing bytes after the last tensor (buffer is ", buffer, " bytes, tensors cover ",
+                  cursor, ")"));
+
+  st.tensors.reserve(entries.size());
+  for (Entry& e : entries) {
+    e.t.data.resize(static_cast<size_t>((e.end - e.begin) / sizeof(float)));
+    if (!e.t.data.empty())
+      read_or_throw(e.t.data.data(), static_cast<size_t>(e.end - e.begin), 8 + n + e.begin, "tensor data");
+    st.tensors.push_back(std::move(e.t));
+  }
+  return st;
+}
+
+}  // namespace cgan

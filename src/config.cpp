@@ -1,0 +1,476 @@
+#include "cgan/config.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "cgan/error.hpp"
+
+namespace cgan {
+using json = nlohmann::json;
+
+namespace {
+
+std::string describe(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+std::string join_path(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+// A JSON object being read: every key read is remembered; finish() rejects the rest.
+class Obj {
+ public:
+  Obj(const json& j, std::string path) : j_(j), path_(std::move(path)) {
+    if (!j_.is_object())
+      throw Error(cat(path_.empty() ? "config" : path_, ": expected an object, got ", describe(j_)));
+  }
+  const std::string& path() const { return path_; }
+  std::string at(const std::string& key) const { return join_path(path_, key); }
+  const json* get(const std::string& key) {
+    allowed_.insert(key);
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  bool has(const std::string& key) const { return j_.contains(key); }
+
+  int64_t integer(const std::string& key, int64_t def, int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max()) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_integer(*v, at(key), lo, hi);
+  }
+  double number(const std::string& key, double def, double lo, double hi, bool lo_open = false, bool hi_open = false) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_number(*v, at(key), lo, hi, lo_open, hi_open);
+  }
+  std::string string(const std::string& key, const std::string& def, const std::vector<std::string>& choices = {}) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_string(*v, at(key), choices);
+  }
+
+  static int64_t as_integer(const json& v, const std::string& p, int64_t lo, int64_t hi) {
+    const bool integral = v.is_number_integer() ||
+                          (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                           std::fabs(v.get<double>()) < 9e15);
+    // large upper bounds are sanity caps, not part of what the key means
+    const bool capped = hi >= (int64_t(1) << 20);
+    const std::string want = capped && lo == 1   ? "a positive integer"
+                             : capped && lo == 0 ? "a non-negative integer"
+                                                 : cat("an integer in [", lo, ", ", hi, "]");
+    if (!integral || v.is_boolean() ||
+        (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    const int64_t x = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+    if (x < lo) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    if (x > hi) throw Error(cat(p, ": expected ", capped ? cat("at most ", hi) : want, ", got ", describe(v)));
+    return x;
+  }
+  static double as_number(const json& v, const std::string& p, double lo, double hi, bool lo_open, bool hi_open) {
+    std::string want = cat("a number in ", lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]");
+    if (!v.is_number()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo) || (hi_open && x == hi))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    return x;
+  }
+  static std::string as_string(const json& v, const std::string& p, const std::vector<std::string>& choices) {
+    std::string want = "a string";
+    if (!choices.empty()) {
+      want = "one of ";
+      for (size_t i = 0; i < choices.size(); ++i) want += (i ? ", " : "") + ("\"" + choices[i] + "\"");
+    }
+    if (!v.is_string()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    std::string s = v.get<std::string>();
+    if (!choices.empty()) {
+      bool ok = false;
+      for (auto& c : choices) ok = ok || c == s;
+      if (!ok) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    }
+    return s;
+  }
+
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (allowed_.count(it.key())) continue;
+      std::string known;
+      for (auto& k : allowed_) known += (known.empty() ? "" : ", ") + k;
+      throw Error(cat(at(it.key()), ": unknown key (known keys here: ", known, ")"));
+    }
+  }
+
+ private:
+  const json& j_;
+  std::string path_;
+  std::set<std::string> allowed_;
+};
+
+const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply"};
+
+LayerSpec parse_layer(const json& j, const std::string& p) {
+  if (!j.is_object() || j.size() != 1)
+    throw Error(cat(p, ": expected an object with one key naming the layer (linear, relu, leaky_relu, "
+                       "sigmoid, tanh, dropout, batchnorm), got ", describe(j)));
+  const std::string type = j.begin().key();
+  const json& v = j.begin().value();
+  const std::string vp = p + "." + type;
+  LayerSpec l;
+  auto no_args = [&](LayerKind k) {
+    if (!(v.is_object() && v.empty()) && !(v.is_boolean() && v.get<bool>()))
+      throw Error(cat(vp, ": expected {} (this layer takes no arguments), got ", describe(v)));
+    l.kind = k;
+  };
+  if (type == "linear") {
+    l.kind = LayerKind::linear;
+    l.out = static_cast<int>(Obj::as_integer(v, vp, 1, 1 << 24));
+  } else if (type == "relu") {
+    no_args(LayerKind::relu);
+  } else if (type == "sigmoid") {
+    no_args(LayerKind::sigmoid);
+  } else if (type == "tanh") {
+    no_args(LayerKind::tanh);
+  } else if (type == "leaky_relu") {
+    l.kind = LayerKind::leaky_relu;
+    l.slope = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, true, true));
+  } else if (type == "dropout") {
+    l.kind = LayerKind::dropout;
+    l.p = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, false, true));
+  } else if (type == "batchnorm") {
+    l.kind = LayerKind::batchnorm;
+    Obj o(v, vp);
+    l.momentum = static_cast<float>(o.number("momentum", 0.1, 0.0, 1.0, true, false));
+    l.eps = static_cast<float>(o.number("eps", 1e-5, 0.0, 1.0, true, false));
+    o.finish();
+  } else {
+    throw Error(cat(p, ": unknown layer type \"", type,
+                    "\" (expected linear, relu, leaky_relu, sigmoid, tanh, dropout or batchnorm)"));
+  }
+  return l;
+}
+
+NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
+  Obj o(j, p);
+  NetSpec n;
+  if (noise_dim) *noise_dim = static_cast<int>(o.integer("noise_dim", 100, 1, 1 << 20));
+  if (const json* c = o.get("condition")) {
+    Obj co(*c, o.at("condition"));
+    n.condition.mode = co.string("mode", "concat_onehot", kConditionModes);
+    n.condition.embed_dim = static_cast<int>(co.integer("embed_dim", 0, 0, 1 << 20));
+    co.finish();
+    if (n.condition.embed_dim != 0 && n.condition.mode != "embed_concat")
+      throw Error(cat(co.at("embed_dim"), ": only used with mode \"embed_concat\" (mode is \"",
+                      n.condition.mode, "\")"));
+  }
+  const json* layers = o.get("layers");
+  if (!layers) throw Error(cat(o.at("layers"), ": missing (a list of layers is required)"));
+  if (!layers->is_array() || layers->empty())
+    throw Error(cat(o.at("layers"), ": expected a non-empty list of layers, got ", describe(*layers)));
+  for (size_t i = 0; i < layers->size(); ++i)
+    n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]")));
+  if (n.layers.front().kind != LayerKind::linear)
+    throw Error(cat(o.at("layers"), "[0]: the first layer must be linear"));
+  o.finish();
+  return n;
+}
+
+AdamSpec parse_adam(const json* j, const std::string& p) {
+  AdamSpec a;
+  if (!j) return a;
+  Obj o(*j, p);
+  a.lr = static_cast<float>(o.number("lr", a.lr, 0.0, 10.0, true, false));
+  a.beta1 = static_cast<float>(o.number("beta1", a.beta1, 0.0, 1.0, false, true));
+  a.beta2 = static_cast<float>(o.number("beta2", a.beta2, 0.0, 1.0, false, true));
+  a.eps = static_cast<float>(o.number("eps", a.eps, 0.0, 1.0, true, false));
+  o.finish();
+  return a;
+}
+
+json layer_to_json(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::linear: return {{"linear", l.out}};
+    case LayerKind::relu: return {{"relu", json::object()}};
+    case LayerKind::sigmoid: return {{"sigmoid", json::object()}};
+    case LayerKind::tanh: return {{"tanh", json::object()}};
+    case LayerKind::leaky_relu: return {{"leaky_relu", l.slope}};
+    case LayerKind::dropout: return {{"dropout", l.p}};
+    case LayerKind::batchnorm: return {{"batchnorm", {{"momentum", l.momentum}, {"eps", l.eps}}}};
+  }
+  return {};
+}
+
+json net_to_json(const NetSpec& n) {
+  json c = {{"mode", n.condition.mode}};
+  if (n.condition.mode == "embed_concat") c["embed_dim"] = n.condition.embed_dim;
+  json layers = json::array();
+  for (auto& l : n.layers) layers.push_back(layer_to_json(l));
+  return {{"condition", c}, {"layers", layers}};
+}
+
+json adam_to_json(const AdamSpec& a) {
+  return {{"lr", a.lr}, {"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps}};
+}
+
+}  // namespace
+
+const char* layer_kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::linear: return "linear";
+    case LayerKind::relu: return "relu";
+    case LayerKind::leaky_relu: return "leaky_relu";
+    case LayerKind::sigmoid: return "sigmoid";
+    case LayerKind::tanh: return "tanh";
+    case LayerKind::dropout: return "dropout";
+    case LayerKind::batchnorm: return "batchnorm";
+  }
+  return "?";
+}
+
+Config parse_config(const json& j, const std::string& name_hint) {
+  Obj o(j, "");
+  Config c;
+  c.name = o.string("name", name_hint);
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..")
+    throw Error(cat("name: expected a non-empty name without '/', got ", describe(c.name)));
+  c.description = o.string("description", "");
+  c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
+
+  // data
+  {
+    const json empty = json::object();
+    const json* dj = o.get("data");
+    Obj d(dj ? *dj : empty, "data");
+    DataSpec& ds = c.data;
+    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture"});
+    const bool images = ds.kind == "mnist" || ds.kind == "fashion";
+    if (images) {
+      ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+      if (const json* r = d.get("range")) {
+        if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
+            !((*r)[0].get<double>() < (*r)[1].get<double>()))
+          throw Error(cat("data.range: expected [lo, hi] with lo < hi, got ", describe(*r)));
+        ds.lo = (*r)[0].get<float>();
+        ds.hi = (*r)[1].get<float>();
+      }
+    } else {
+      ds.count = static_cast<int>(d.integer("count", ds.count, 1, 1 << 26));
+      ds.seed = static_cast<uint64_t>(d.integer("seed", 0, 0));
+      if (ds.kind == "gaussian") {
+        auto pair = [&](const char* key, float& a, float& b, bool positive) {
+          if (const json* v = d.get(key)) {
+            if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number() ||
+                (positive && !((*v)[0].get<double>() > 0 && (*v)[1].get<double>() > 0)))
+              throw Error(cat(d.at(key), ": expected [x, y]", positive ? " of positive numbers" : "",
+                              ", got ", describe(*v)));
+            a = (*v)[0].get<float>();
+            b = (*v)[1].get<float>();
+          }
+        };
+        pair("mean", ds.mean_x, ds.mean_y, false);
+        pair("std", ds.std_x, ds.std_y, true);
+      } else {
+        ds.modes = static_cast<int>(d.integer("modes", ds.modes, 2, 1000));
+        ds.radius = static_cast<float>(d.number("radius", ds.radius, 0.0, 1e6, true));
+        ds.stddev = static_cast<float>(d.number("stddev", ds.stddev, 0.0, 1e6, true));
+      }
+    }
+    d.finish();
+  }
+
+  // networks
+  {
+    const json* g = o.get("generator");
+    if (!g) throw Error("generator: missing (the generator's layers are required)");
+    c.generator = parse_net(*g, "generator", &c.noise_dim);
+    const json* dj = o.get("discriminator");
+    if (!dj) throw Error("discriminator: missing (the discriminator's layers are required)");
+    c.discriminator = parse_net(*dj, "discriminator", nullptr);
+  }
+
+  // loss
+  {
+    const json empty = json::object();
+    const json* lj = o.get("loss");
+    Obj l(lj ? *lj : empty, "loss");
+    c.loss.kind = l.string("kind", "log", {"log", "squared"});
+    c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == "squared" ? 0.5 : 1.0, 0.0, 1e3, true));
+    c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
+    l.finish();
+  }
+
+  // optimizers
+  {
+    const json empty = json::object();
+    const json* oj = o.get("optim");
+    Obj op(oj ? *oj : empty, "optim");
+    c.g_optim = parse_adam(op.get("generator"), "optim.generator");
+    c.d_optim = parse_adam(op.get("discriminator"), "optim.discriminator");
+    op.finish();
+  }
+
+  // train
+  {
+    const json empty = json::object();
+    const json* tj = o.get("train");
+    Obj t(tj ? *tj : empty, "train");
+    c.train.steps = t.integer("steps", c.train.steps, 1);
+    c.train.batch_size = static_cast<int>(t.integer("batch_size", c.train.batch_size, 1, 1 << 20));
+    c.train.seed = static_cast<uint64_t>(t.integer("seed", 1, 0));
+    c.train.d_steps = static_cast<int>(t.integer("d_steps", 1, 1, 100));
+    c.train.fake_labels = t.string("fake_labels", "data", {"data", "random"});
+    t.finish();
+  }
+
+  // log
+  {
+    const json empty = json::object();
+    const json* lj = o.get("log");
+    Obj l(lj ? *lj : empty, "log");
+    c.log.every = l.integer("every", c.log.every, 1);
+    c.log.flush_every = l.integer("flush_every", c.log.flush_every, 1, 100000);
+    c.log.sample_every = l.integer("sample_every", c.log.sample_every, 0);
+    c.log.checkpoint_every = l.integer("checkpoint_every", c.log.checkpoint_every, 0);
+    c.log.avg_window = static_cast<int>(l.integer("avg_window", c.log.avg_window, 1, 1000000));
+    c.log.samples_per_label = static_cast<int>(l.integer("samples_per_label", c.log.samples_per_label, 1, 100));
+    c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
+    l.finish();
+  }
+  o.finish();
+
+  // cross-key rules
+  const bool points = c.data.kind == "gaussian" || c.data.kind == "mixture";
+  const bool conditional_data = c.data.kind != "gaussian";
+  for (const auto* np : {&c.generator, &c.discriminator}) {
+    const std::string who = np == &c.generator ? "generator" : "discriminator";
+    if (np->condition.mode != "none" && !conditional_data)
+      throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
+  }
+  if (c.train.batch_size > c.data.count && points)
+    throw Error(cat("train.batch_size: ", c.train.batch_size, " is larger than data.count ", c.data.count));
+  const LayerSpec* dlast = nullptr;
+  for (auto& l : c.discriminator.layers)
+    if (l.kind != LayerKind::dropout) dlast = &l;
+  if (c.loss.kind == "log" && dlast && dlast->kind == LayerKind::sigmoid)
+    throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
+                    "]: loss.kind \"log\" applies the sigmoid itself (numerically stable BCE on the "
+                    "logit); end the discriminator with {\"linear\": 1}"));
+  return c;
+}
+
+json Config::to_json() const {
+  json d = {{"kind", data.kind}};
+  if (data.kind == "mnist" || data.kind == "fashion") {
+    d["dir"] = data.dir;
+    d["range"] = {data.lo, data.hi};
+  } else {
+    d["count"] = data.count;
+    d["seed"] = data.seed;
+    if (data.kind == "gaussian") {
+      d["mean"] = {data.mean_x, data.mean_y};
+      d["std"] = {data.std_x, data.std_y};
+    } else {
+      d["modes"] = data.modes;
+      d["radius"] = data.radius;
+      d["stddev"] = data.stddev;
+    }
+  }
+  json g = net_to_json(generator);
+  g["noise_dim"] = noise_dim;
+  return {
+      {"name", name},
+      {"description", description},
+      {"device", device},
+      {"data", d},
+      {"generator", g},
+      {"discriminator", net_to_json(discriminator)},
+      {"loss", {{"kind", loss.kind}, {"d_weight", loss.d_weight}, {"real_target", loss.real_target}}},
+      {"optim", {{"generator", adam_to_json(g_optim)}, {"discriminator", adam_to_json(d_optim)}}},
+      {"train",
+       {{"steps", train.steps},
+        {"batch_size", train.batch_size},
+        {"seed", train.seed},
+        {"d_steps", train.d_steps},
+        {"fake_labels", train.fake_labels}}},
+      {"log",
+       {{"every", log.every},
+        {"flush_every", log.flush_every},
+        {"sample_every", log.sample_every},
+        {"checkpoint_every", log.checkpoint_every},
+        {"avg_window", log.avg_window},
+        {"samples_per_label", log.samples_per_label},
+        {"progress", log.progress}}},
+  };
+}
+
+void apply_override(json& j, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(cat("--set ", assignment, ": expected key.path=value"));
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::exception&) {
+    value = text;  // not JSON: a plain string
+  }
+  json* cur = &j;
+  std::string done;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '[') {
+      const auto close = path.find(']', i);
+      if (close == std::string::npos) throw Error(cat("--set ", path, ": missing ']'"));
+      const std::string num = path.substr(i + 1, close - i - 1);
+      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos)
+        throw Error(cat("--set ", path, ": bad index [", num, "]"));
+      const size_t idx = std::stoul(num);
+      if (!cur->is_array() || idx >= cur->size())
+        throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " has no element [", idx, "]"));
+      cur = &(*cur)[idx];
+      done += "[" + num + "]";
+      i = close + 1;
+      if (i < path.size() && path[i] == '.') ++i;
+      continue;
+    }
+    size_t end = path.find_first_of(".[", i);
+    if (end == std::string::npos) end = path.size();
+    const std::string key = path.substr(i, end - i);
+    if (key.empty()) throw Error(cat("--set ", path, ": empty key"));
+    if (cur->is_null()) *cur = json::object();
+    if (!cur->is_object())
+      throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " is not an object"));
+    cur = &(*cur)[key];
+    done += (done.empty() ? "" : ".") + key;
+    i = end;
+    if (i < path.size() && path[i] == '.') ++i;
+  }
+  *cur = value;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(cat(path, ": cannot open config file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j;
+  try {
+    j = json::parse(ss.str());
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    const auto p = what.find("parse error");
+    throw Error(cat(path, ": not valid JSON: ", p == std::string::npos ? what : what.substr(p)));
+  }
+  for (auto& o : overrides) apply_override(j, o);
+  std::string stem = path;
+  if (auto s = stem.find_last_of('/'); s != std::string::npos) stem = stem.substr(s + 1);
+  if (auto d = stem.rfind(".json"); d != std::string::npos && d + 5 == stem.size()) stem = stem.substr(0, d);
+  return parse_config(j, stem);
+}
+
+}  // namespace cgan

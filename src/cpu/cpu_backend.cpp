@@ -1,0 +1,560 @@
+// CpuBackend: the reference implementation of every Backend op (backend.hpp holds the contracts).
+// GEMM through OpenBLAS; plain loops for the rest with contiguous inner loops; the scalar math comes
+// from scalar_math.hpp and philox.hpp, shared verbatim with the CUDA kernels.
+//
+// Threads: OpenBLAS runs GEMMs smaller than kParallelMacs multiply-adds on one thread (measured on
+// the 2-core dev machine: the MNIST-MLP shapes, ~6.5M MACs, are as fast or faster single-threaded
+// and much steadier when the cores are shared) and larger ones on up to max_threads_ threads
+// (CGAN_CPU_THREADS if set, else OpenBLAS's own default, i.e. OPENBLAS_NUM_THREADS or the core
+// count). Every other op is single-threaded.
+//
+// No allocation in ops: the two ops that need scratch (batch norm's per-channel sums, the
+// permutation's sort keys) keep it in member buffers that only grow, so a training step that
+// repeats the same shapes allocates nothing after its first call.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/error.hpp"
+#include "cgan/philox.hpp"
+
+namespace cgan {
+namespace {
+
+constexpr double kParallelMacs = 16.0 * 1024 * 1024;  // M*N*K at which GEMMs go multi-threaded
+
+template <typename T>
+T* aligned_zeroed(size_t n) {
+  CGAN_CHECK(n <= (SIZE_MAX - 63) / sizeof(T), "cpu alloc: size ", n, " overflows");
+  const size_t bytes = (std::max<size_t>(n * sizeof(T), 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw Error(cat("cpu backend: out of memory allocating ", bytes, " bytes"));
+  std::memset(p, 0, bytes);
+  return static_cast<T*>(p);
+}
+
+inline size_t idx(size_t a, size_t b) { return a * b; }
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend() {
+    int t = openblas_get_num_threads();
+    if (const char* env = std::getenv("CGAN_CPU_THREADS")) {
+      char* end = nullptr;
+      const long v = std::strtol(env, &end, 10);
+      if (end == env || *end != '\0' || v < 1 || v > 1024)
+        throw Error(cat("CGAN_CPU_THREADS: expected a positive integer, got '", env, "'"));
+      t = static_cast<int>(v);
+    }
+    max_threads_ = std::max(1, t);
+    set_threads(1);
+  }
+
+  std::string name() const override { return "cpu"; }
+
+  // ---- memory
+  float* alloc(size_t n) override { return aligned_zeroed<float>(n); }
+  int32_t* alloc_int(size_t n) override { return aligned_zeroed<int32_t>(n); }
+  void free(void* p) override { std::free(p); }
+  void upload(float* dst, const float* src, size_t n) override { copy(dst, src, n); }
+  void download(float* dst, const float* src, size_t n) override { copy(dst, src, n); }
+  void upload_int(int32_t* dst, const int32_t* src, size_t n) override {
+    if (n == 0 || dst == src) return;
+    CGAN_CHECK(dst && src, "upload_int/download_int: null pointer");
+    std::memmove(dst, src, n * sizeof(int32_t));
+  }
+  void download_int(int32_t* dst, const int32_t* src, size_t n) override { upload_int(dst, src, n); }
+  void fill(float* x, size_t n, float v) override {
+    if (n == 0) return;
+    CGAN_CHECK(x, "fill: null pointer");
+    std::fill(x, x + n, v);
+  }
+  void copy(float* dst, const float* src, size_t n) override {
+    if (n == 0 || dst == src) return;
+    CGAN_CHECK(dst && src, "copy: null pointer");
+    std::memmove(dst, src, n * sizeof(float));
+  }
+
+  // ---- dense algebra
+  void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B,
+            float beta, float* C) override {
+    CGAN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+    if (M == 0 || N == 0) return;
+    CGAN_CHECK(C, "gemm: null C");
+    const size_t mn = idx(M, N);
+    if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
+      if (beta == 0.f)
+        std::fill(C, C + mn, 0.f);
+      else if (beta != 1.f)
+        for (size_t i = 0; i < mn; ++i) C[i] *= beta;
+      return;
+    }
+    CGAN_CHECK(A && B, "gemm: null A or B");
+    const double macs = static_cast<double>(M) * N * K;
+    set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
+                N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+  }
+
+  void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias,
+                        float* y) override {
+    CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_forward: negative size");
+    if (rows == 0 || cols == 0) return;
+    CGAN_CHECK(y, "bias_act_forward: null y");
+    for (int r = 0; r < rows; ++r) {
+      float* row = y + idx(r, cols);
+      if (bias)
+        for (int c = 0; c < cols; ++c) row[c] += bias[c];
+      switch (act) {  // the switch outside the loop lets each loop specialise and vectorise
+        case Act::none: break;
+        case Act::relu:
+          for (int c = 0; c < cols; ++c) row[c] = act_forward(Act::relu, slope, row[c]);
+          break;
+        case Act::leaky_relu:
+          for (int c = 0; c < cols; ++c) row[c] = act_forward(Act::leaky_relu, slope, row[c]);
+          break;
+        case Act::sigmoid:
+          for (int c = 0; c < cols; ++c) row[c] = act_forward(Act::sigmoid, slope, row[c]);
+          break;
+        case Act::tanh:
+          for (int c = 0; c < cols; ++c) row[c] = act_forward(Act::tanh, slope, row[c]);
+          break;
+      }
+    }
+  }
+
+  void bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g,
+                         float* gbias) override {
+    CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_backward: negative size");
+    if (rows == 0 || cols == 0) return;
+    CGAN_CHECK(g && (y || act == Act::none), "bias_act_backward: null y or g");
+    for (int r = 0; r < rows; ++r) {
+      float* gr = g + idx(r, cols);
+      const float* yr = act == Act::none ? nullptr : y + idx(r, cols);
+      switch (act) {
+        case Act::none: break;
+        case Act::relu:
+          for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::relu, slope, yr[c]);
+          break;
+        case Act::leaky_relu:
+          for (int c = 0; c < cols; ++c)
+            gr[c] *= act_grad_from_output(Act::leaky_relu, slope, yr[c]);
+          break;
+        case Act::sigmoid:
+          for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::sigmoid, slope, yr[c]);
+          break;
+        case Act::tanh:
+          for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::tanh, slope, yr[c]);
+          break;
+      }
+      if (gbias)
+        for (int c = 0; c < cols; ++c) gbias[c] += gr[c];
+    }
+  }
+
+  void mul(size_t n, const float* a, float* b) override {
+    if (n == 0) return;
+    CGAN_CHECK(a && b, "mul: null pointer");
+    for (size_t i = 0; i < n; ++i) b[i] *= a[i];
+  }
+
+  // ---- dropout
+  void dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+                       float* mask) override {
+    CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
+    if (n == 0) return;
+    CGAN_CHECK(x && mask, "dropout_forward: null pointer");
+    const float keep = 1.f / (1.f - p);
+    for (size_t i = 0; i < n; ++i) {
+      const float m = philox_uniform(seed, stream, i) >= p ? keep : 0.f;
+      mask[i] = m;
+      x[i] *= m;
+    }
+  }
+
+  // ---- batch norm over [N, C, S]
+  void batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x,
+                               const float* gamma, const float* beta, float* y, float* save_mean,
+                               float* save_invstd, float* run_mean, float* run_var) override {
+    CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(static_cast<long long>(N) * S > 1,
+               "batchnorm (training): need more than one value per channel, got N*S=", N * S);
+    CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+    CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd,
+               "batchnorm_forward_train: null pointer");
+    CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
+               "batchnorm_forward_train: run_mean and run_var must both be given or both null");
+    double* mean = scratch_d(2 * static_cast<size_t>(C));
+    double* m2 = mean + C;
+    channel_sums(N, C, S, x, nullptr, nullptr, mean);
+    const double cnt = static_cast<double>(N) * S;
+    for (int c = 0; c < C; ++c) mean[c] /= cnt;
+    channel_sq_dev(N, C, S, x, mean, m2);  // two-pass variance: no cancellation
+    for (int c = 0; c < C; ++c) {
+      const double var = m2[c] / cnt;
+      save_mean[c] = static_cast<float>(mean[c]);
+      save_invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+      if (run_mean) {
+        const double unbiased = m2[c] / (cnt - 1.0);
+        run_mean[c] = static_cast<float>((1.0 - momentum) * run_mean[c] + momentum * mean[c]);
+        run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
+      }
+    }
+    float* a = scratch_f(static_cast<size_t>(C));
+    for (int c = 0; c < C; ++c) a[c] = gamma[c] * save_invstd[c];
+    affine(N, C, S, x, save_mean, a, beta, y);
+  }
+
+  void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
+                              const float* beta, const float* run_mean, const float* run_var,
+                              float* y) override {
+    CGAN_CHECK(N >= 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+    if (N == 0) return;
+    CGAN_CHECK(x && gamma && beta && run_mean && run_var && y,
+               "batchnorm_forward_eval: null pointer");
+    float* a = scratch_f(static_cast<size_t>(C));
+    for (int c = 0; c < C; ++c)
+      a[c] = static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(run_var[c]) + eps));
+    affine(N, C, S, x, run_mean, a, beta, y);
+  }
+
+  void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
+                          const float* save_mean, const float* save_invstd, const float* gy,
+                          float* gx, float* ggamma, float* gbeta) override {
+    CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx,
+               "batchnorm_backward: null pointer");
+    double* sg = scratch_d(2 * static_cast<size_t>(C));  // sum gy, then sum gy * xhat
+    double* sgx = sg + C;
+    channel_sums(N, C, S, gy, nullptr, nullptr, sg);
+    channel_sums(N, C, S, gy, x, save_mean, sgx);  // sum gy (x - mean)
+    const double cnt = static_cast<double>(N) * S;
+    for (int c = 0; c < C; ++c) sgx[c] *= save_invstd[c];  // sum gy xhat
+    for (int c = 0; c < C; ++c) {
+      if (gbeta) gbeta[c] += static_cast<float>(sg[c]);
+      if (ggamma) ggamma[c] += static_cast<float>(sgx[c]);
+    }
+    // gx = k (gy - mean(gy) - xhat mean(gy xhat)), k = gamma invstd, xhat = (x - mean) invstd
+    //    = k gy + u (x - mean) + w with u = -k invstd mean(gy xhat), w = -k mean(gy).
+    float* k = scratch_f(3 * static_cast<size_t>(C));
+    float* u = k + C;
+    float* w = u + C;
+    for (int c = 0; c < C; ++c) {
+      const double kc = static_cast<double>(gamma[c]) * save_invstd[c];
+      k[c] = static_cast<float>(kc);
+      u[c] = static_cast<float>(-kc * save_invstd[c] * (sgx[c] / cnt));
+      w[c] = static_cast<float>(-kc * (sg[c] / cnt));
+    }
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const size_t o = idx(n, C);
+        for (int c = 0; c < C; ++c)
+          gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - save_mean[c]) + w[c];
+      }
+    } else {
+      for (int n = 0; n < N; ++n)
+        for (int c = 0; c < C; ++c) {
+          const size_t o = (idx(n, C) + c) * S;
+          const float kc = k[c], uc = u[c], wc = w[c], mc = save_mean[c];
+          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
+        }
+    }
+  }
+
+  // ---- label fusion
+  void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
+                    const int32_t* labels, const float* table, float* out) override {
+    check_fusion("fuse_forward", f, B, in, E);
+    if (B == 0) return;
+    CGAN_CHECK(out && (x || in == 0), "fuse_forward: null x or out");
+    if (f == Fusion::concat)
+      CGAN_CHECK(cond || E == 0, "fuse_forward: concat needs cond");
+    else
+      CGAN_CHECK(labels && table, "fuse_forward: embedding modes need labels and table");
+    if (f != Fusion::concat) check_labels("fuse_forward", B, labels);
+    for (int b = 0; b < B; ++b) {
+      const float* xb = x + idx(b, in);
+      if (f == Fusion::embed_multiply) {
+        const float* e = table + idx(labels[b], in);
+        float* ob = out + idx(b, in);
+        for (int i = 0; i < in; ++i) ob[i] = xb[i] * e[i];
+        continue;
+      }
+      float* ob = out + idx(b, in + E);
+      if (in) std::memcpy(ob, xb, sizeof(float) * in);
+      const float* src = f == Fusion::concat ? cond + idx(b, E) : table + idx(labels[b], E);
+      if (E) std::memcpy(ob + in, src, sizeof(float) * E);
+    }
+  }
+
+  void fuse_backward(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+                     const float* table, const float* gout, float* gx, float* gtable) override {
+    check_fusion("fuse_backward", f, B, in, E);
+    if (B == 0) return;
+    CGAN_CHECK(gout, "fuse_backward: null gout");
+    if (f == Fusion::concat) gtable = nullptr;  // concat has no table
+    if (gtable || (gx && f == Fusion::embed_multiply)) check_labels("fuse_backward", B, labels);
+    if (f == Fusion::embed_multiply) {
+      CGAN_CHECK(!gx || table, "fuse_backward: embed_multiply gx needs table");
+      CGAN_CHECK(!gtable || x, "fuse_backward: embed_multiply gtable needs x");
+    }
+    for (int b = 0; b < B; ++b) {
+      if (f == Fusion::embed_multiply) {
+        const float* g = gout + idx(b, in);
+        const size_t row = idx(labels ? labels[b] : 0, in);
+        if (gx) {
+          float* gxb = gx + idx(b, in);
+          const float* e = table + row;
+          for (int i = 0; i < in; ++i) gxb[i] = g[i] * e[i];
+        }
+        if (gtable) {
+          float* gt = gtable + row;
+          const float* xb = x + idx(b, in);
+          for (int i = 0; i < in; ++i) gt[i] += g[i] * xb[i];
+        }
+        continue;
+      }
+      const float* g = gout + idx(b, in + E);
+      if (gx && in) std::memcpy(gx + idx(b, in), g, sizeof(float) * in);
+      if (gtable) {
+        float* t = gtable + idx(labels[b], E);
+        for (int i = 0; i < E; ++i) t[i] += g[in + i];
+      }
+    }
+  }
+
+  void one_hot(int B, int K, const int32_t* labels, float* out) override {
+    CGAN_CHECK(B >= 0 && K > 0, "one_hot: bad shape B=", B, " K=", K);
+    if (B == 0) return;
+    CGAN_CHECK(labels && out, "one_hot: null pointer");
+    std::fill(out, out + idx(B, K), 0.f);
+    for (int b = 0; b < B; ++b) {
+      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "one_hot: label ", labels[b], " outside 0..",
+                 K - 1);
+      out[idx(b, K) + labels[b]] = 1.f;
+    }
+  }
+
+  // ---- fused loss
+  void loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad,
+                  float* acc) override {
+    CGAN_CHECK(n > 0, "loss_fused: n must be positive, got ", n);
+    CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
+    double loss = 0, prob = 0;
+    long long correct = 0;
+    const float scale = weight / static_cast<float>(n);
+    const bool pos = target > 0.5f;
+    for (int i = 0; i < n; ++i) {
+      const LossPoint p = loss_point(k, x[i], target);
+      grad[i] = p.grad * scale;
+      loss += p.loss;
+      prob += p.prob;
+      correct += (p.prob > 0.5f) == pos ? 1 : 0;
+    }
+    acc[0] += static_cast<float>(loss * weight / n);
+    acc[1] += static_cast<float>(prob);
+    acc[2] += static_cast<float>(correct);
+  }
+
+  // ---- Adam (PyTorch's formula): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+  void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
+            float eps, int t) override {
+    CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
+    if (n == 0) return;
+    CGAN_CHECK(p && g && m && v, "adam: null pointer");
+    const double c1 = 1.0 - std::pow(static_cast<double>(b1), t);
+    const double c2 = 1.0 - std::pow(static_cast<double>(b2), t);
+    const float step = static_cast<float>(lr / c1);
+    const float rc2 = static_cast<float>(1.0 / std::sqrt(c2));
+    const float ob1 = 1.f - b1, ob2 = 1.f - b2;
+    for (size_t i = 0; i < n; ++i) {
+      const float gi = g[i];
+      const float mi = b1 * m[i] + ob1 * gi;
+      const float vi = b2 * v[i] + ob2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] -= step * mi / (std::sqrt(vi) * rc2 + eps);
+    }
+  }
+
+  // ---- counter-based RNG
+  void rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+                   float stddev, float* out) override {
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_normal: null out");
+    for (size_t i = 0; i < n; ++i) out[i] = mean + stddev * philox_normal(seed, stream, offset + i);
+  }
+  void rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+                    float* out) override {
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_uniform: null out");
+    const float w = hi - lo;
+    for (size_t i = 0; i < n; ++i) out[i] = lo + w * philox_uniform(seed, stream, offset + i);
+  }
+  void rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+                  int32_t* out) override {
+    CGAN_CHECK(K > 0, "rand_below: K must be positive, got ", K);
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_below: null out");
+    for (size_t i = 0; i < n; ++i)
+      out[i] = static_cast<int32_t>(philox_below(seed, stream, offset + i, static_cast<uint32_t>(K)));
+  }
+  // Sorting (word << 32 | index) gives exactly the stable sort by word.
+  void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) override {
+    CGAN_CHECK(n >= 0, "permutation: negative n");
+    if (n == 0) return;
+    CGAN_CHECK(out, "permutation: null out");
+    if (keys_.size() < static_cast<size_t>(n)) keys_.resize(n);
+    for (int i = 0; i < n; ++i)
+      keys_[i] = (static_cast<uint64_t>(philox_words(seed, stream, static_cast<uint64_t>(i)).v[0])
+                  << 32) | static_cast<uint32_t>(i);
+    std::sort(keys_.begin(), keys_.begin() + n);
+    for (int i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys_[i] & 0xffffffffu);
+  }
+
+  // ---- data
+  void gather_rows(int B, int cols, const float* src, const int32_t* idxs, float* dst) override {
+    CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
+    if (B == 0 || cols == 0) return;
+    CGAN_CHECK(src && idxs && dst, "gather_rows: null pointer");
+    for (int b = 0; b < B; ++b) {
+      CGAN_CHECK(idxs[b] >= 0, "gather_rows: negative index ", idxs[b]);
+      std::memcpy(dst + idx(b, cols), src + idx(idxs[b], cols), sizeof(float) * cols);
+    }
+  }
+  void gather_int(int B, const int32_t* src, const int32_t* idxs, int32_t* dst) override {
+    CGAN_CHECK(B >= 0, "gather_int: negative size");
+    if (B == 0) return;
+    CGAN_CHECK(src && idxs && dst, "gather_int: null pointer");
+    for (int b = 0; b < B; ++b) {
+      CGAN_CHECK(idxs[b] >= 0, "gather_int: negative index ", idxs[b]);
+      dst[b] = src[idxs[b]];
+    }
+  }
+
+ private:
+  void set_threads(int t) {
+    if (t != cur_threads_) {
+      openblas_set_num_threads(t);
+      cur_threads_ = t;
+    }
+  }
+
+  static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
+    CGAN_CHECK(B >= 0 && in >= 0 && E >= 0, op, ": negative size B=", B, " in=", in, " E=", E);
+    CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op,
+               ": unknown fusion ", static_cast<int>(f));
+    CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=",
+               E, " in=", in);
+  }
+
+  static void check_labels(const char* op, int B, const int32_t* labels) {
+    CGAN_CHECK(labels, op, ": null labels");
+    for (int b = 0; b < B; ++b) CGAN_CHECK(labels[b] >= 0, op, ": negative label ", labels[b]);
+  }
+
+  double* scratch_d(size_t n) {
+    if (scratch_d_.size() < n) scratch_d_.resize(n);
+    return scratch_d_.data();
+  }
+  float* scratch_f(size_t n) {
+    if (scratch_f_.size() < n) scratch_f_.resize(n);
+    return scratch_f_.data();
+  }
+
+  // out[c] = sum over n, s of a[n,c,s], or of a[n,c,s] * (b[n,c,s] - bm[c]) when b is given;
+  // accumulated in double.
+  static void channel_sums(int N, int C, int S, const float* a, const float* b, const float* bm,
+                           double* out) {
+    std::fill(out, out + C, 0.0);
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const float* an = a + idx(n, C);
+        if (b) {
+          const float* bn = b + idx(n, C);
+          for (int c = 0; c < C; ++c)
+            out[c] += static_cast<double>(an[c]) * (static_cast<double>(bn[c]) - bm[c]);
+        } else {
+          for (int c = 0; c < C; ++c) out[c] += an[c];
+        }
+      }
+      return;
+    }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        const size_t o = (idx(n, C) + c) * S;
+        double s = 0;
+        if (b) {
+          const double m = bm[c];
+          for (int i = 0; i < S; ++i) s += static_cast<double>(a[o + i]) * (b[o + i] - m);
+        } else {
+          for (int i = 0; i < S; ++i) s += a[o + i];
+        }
+        out[c] += s;
+      }
+  }
+
+  // out[c] = sum over n, s of (x[n,c,s] - mean[c])^2
+  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean,
+                             double* out) {
+    std::fill(out, out + C, 0.0);
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const float* xn = x + idx(n, C);
+        for (int c = 0; c < C; ++c) {
+          const double d = xn[c] - mean[c];
+          out[c] += d * d;
+        }
+      }
+      return;
+    }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        const size_t o = (idx(n, C) + c) * S;
+        const double m = mean[c];
+        double s = 0;
+        for (int i = 0; i < S; ++i) {
+          const double d = x[o + i] - m;
+          s += d * d;
+        }
+        out[c] += s;
+      }
+  }
+
+  // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
+  static void affine(int N, int C, int S, const float* x, const float* m, const float* a,
+                     const float* b, float* y) {
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const size_t o = idx(n, C);
+        for (int c = 0; c < C; ++c) y[o + c] = a[c] * (x[o + c] - m[c]) + b[c];
+      }
+      return;
+    }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        const size_t o = (idx(n, C) + c) * S;
+        const float mc = m[c], ac = a[c], bc = b[c];
+        for (int i = 0; i < S; ++i) y[o + i] = ac * (x[o + i] - mc) + bc;
+      }
+  }
+
+  int max_threads_ = 1;
+  int cur_threads_ = -1;
+  std::vector<double> scratch_d_;
+  std::vector<float> scratch_f_;
+  std::vector<uint64_t> keys_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace cgan

