@@ -14,7 +14,7 @@
 #include <cstring>
 #include <limits>
 
-#include "cgan/checkpoint.hpp"  // write_file_atomic
+#include "cgan/io.hpp"
 #include "cgan/error.hpp"
 
 #ifdef CGAN_STB_IMPLEMENTATION

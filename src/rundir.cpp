@@ -10,24 +10,10 @@
 #include <sstream>
 
 #include "cgan/error.hpp"
+#include "cgan/io.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
-
-void write_file_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = cat(path, ".tmp.", ::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(cat(path, ": cannot write: ", std::strerror(errno)));
-  const bool ok = std::fwrite(content.data(), 1, content.size(), f) == content.size() && std::fflush(f) == 0 &&
-                  ::fsync(fileno(f)) == 0;
-  const int err = errno;
-  std::fclose(f);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = ok ? errno : err;
-    std::remove(tmp.c_str());
-    throw Error(cat(path, ": cannot write: ", std::strerror(e)));
-  }
-}
 
 RunDir::RunDir(std::string dir) : dir_(std::move(dir)) {
   while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();

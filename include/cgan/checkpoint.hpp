@@ -45,12 +45,4 @@ void write_safetensors(const std::string& path, const SafeTensors& st);
 // string metadata). Hostile input gives a cgan::Error, never a crash.
 SafeTensors read_safetensors(const std::string& path);
 
-// I/O helper shared with the image writer: writes the concatenation of `chunks` to `path`
-// atomically (temporary "<path>.tmp.<pid>", fsync, rename; the temporary is removed on failure).
-struct ByteSpan {
-  const void* data;
-  size_t size;
-};
-void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chunks);
-
 }  // namespace cgan

@@ -11,9 +11,6 @@
 
 namespace cgan {
 
-// Writes a whole file through a temporary name and a rename: readers never see half a file.
-void write_file_atomic(const std::string& path, const std::string& content);
-
 class RunDir {
  public:
   explicit RunDir(std::string dir);  // creates dir, samples/ and checkpoints/
