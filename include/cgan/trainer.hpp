@@ -11,6 +11,7 @@
 #include "cgan/checkpoint.hpp"
 #include "cgan/config.hpp"
 #include "cgan/data.hpp"
+#include "cgan/error.hpp"
 #include "cgan/model.hpp"
 #include "cgan/rundir.hpp"
 
