@@ -191,7 +191,7 @@ class CpuBackend final : public Backend {
                "batchnorm_forward_train: run_mean and run_var must both be given or both null");
     double* mean = scratch_d(2 * static_cast<size_t>(C));
     double* m2 = mean + C;
-    channel_sums(N, C, S, x, nullptr, nullptr, mean);
+    channel_sums(N, C, S, x, mean);
     const double cnt = static_cast<double>(N) * S;
     for (int c = 0; c < C; ++c) mean[c] /= cnt;
     channel_sq_dev(N, C, S, x, mean, m2);  // two-pass variance: no cancellation
@@ -205,9 +205,17 @@ class CpuBackend final : public Backend {
         run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
       }
     }
-    float* a = scratch_f(static_cast<size_t>(C));
-    for (int c = 0; c < C; ++c) a[c] = gamma[c] * save_invstd[c];
-    affine(N, C, S, x, save_mean, a, beta, y);
+    // y = a (x - mean) + beta. The float save_mean is off the true mean by lo = mean - save_mean;
+    // with a tiny variance a is large and that rounding would show, so fold it into the offset:
+    // y = a (x - save_mean) + (beta - a lo), where x - save_mean is exact for x near the mean.
+    float* a = scratch_f(2 * static_cast<size_t>(C));
+    float* b = a + C;
+    for (int c = 0; c < C; ++c) {
+      const double ac = static_cast<double>(gamma[c]) / std::sqrt(m2[c] / cnt + eps);
+      a[c] = static_cast<float>(ac);
+      b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
+    }
+    affine(N, C, S, x, save_mean, a, b, y);
   }
 
   void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
@@ -230,26 +238,32 @@ class CpuBackend final : public Backend {
     CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
     CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx,
                "batchnorm_backward: null pointer");
-    double* sg = scratch_d(2 * static_cast<size_t>(C));  // sum gy, then sum gy * xhat
+    // One pass: sum gy, sum gy (x - save_mean), sum (x - save_mean), in double. The last gives
+    // the batch mean's offset lo from the float save_mean (its rounding), so xhat below is taken
+    // about the exact mean: with a tiny variance invstd is large and that rounding would show.
+    double* sg = scratch_d(3 * static_cast<size_t>(C));
     double* sgx = sg + C;
-    channel_sums(N, C, S, gy, nullptr, nullptr, sg);
-    channel_sums(N, C, S, gy, x, save_mean, sgx);  // sum gy (x - mean)
+    double* lo = sgx + C;
+    bn_backward_sums(N, C, S, x, save_mean, gy, sg, sgx, lo);
     const double cnt = static_cast<double>(N) * S;
-    for (int c = 0; c < C; ++c) sgx[c] *= save_invstd[c];  // sum gy xhat
     for (int c = 0; c < C; ++c) {
+      lo[c] /= cnt;
+      sgx[c] = save_invstd[c] * (sgx[c] - lo[c] * sg[c]);  // sum gy xhat
       if (gbeta) gbeta[c] += static_cast<float>(sg[c]);
       if (ggamma) ggamma[c] += static_cast<float>(sgx[c]);
     }
     // gx = k (gy - mean(gy) - xhat mean(gy xhat)), k = gamma invstd, xhat = (x - mean) invstd
-    //    = k gy + u (x - mean) + w with u = -k invstd mean(gy xhat), w = -k mean(gy).
+    //    = k gy + u (x - save_mean) + w with u = -k invstd mean(gy xhat),
+    //      w = -k mean(gy) - u lo.
     float* k = scratch_f(3 * static_cast<size_t>(C));
     float* u = k + C;
     float* w = u + C;
     for (int c = 0; c < C; ++c) {
       const double kc = static_cast<double>(gamma[c]) * save_invstd[c];
+      const double uc = -kc * save_invstd[c] * (sgx[c] / cnt);
       k[c] = static_cast<float>(kc);
-      u[c] = static_cast<float>(-kc * save_invstd[c] * (sgx[c] / cnt));
-      w[c] = static_cast<float>(-kc * (sg[c] / cnt));
+      u[c] = static_cast<float>(uc);
+      w[c] = static_cast<float>(-kc * (sg[c] / cnt) - uc * lo[c]);
     }
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
@@ -469,20 +483,39 @@ class CpuBackend final : public Backend {
     return scratch_f_.data();
   }
 
-  // out[c] = sum over n, s of a[n,c,s], or of a[n,c,s] * (b[n,c,s] - bm[c]) when b is given;
-  // accumulated in double.
-  static void channel_sums(int N, int C, int S, const float* a, const float* b, const float* bm,
-                           double* out) {
+  // out[c] = sum over n, s of a[n,c,s], accumulated in double.
+  static void channel_sums(int N, int C, int S, const float* a, double* out) {
     std::fill(out, out + C, 0.0);
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
         const float* an = a + idx(n, C);
-        if (b) {
-          const float* bn = b + idx(n, C);
-          for (int c = 0; c < C; ++c)
-            out[c] += static_cast<double>(an[c]) * (static_cast<double>(bn[c]) - bm[c]);
-        } else {
-          for (int c = 0; c < C; ++c) out[c] += an[c];
+        for (int c = 0; c < C; ++c) out[c] += an[c];
+      }
+      return;
+    }
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) {
+        const float* ac = a + (idx(n, C) + c) * S;
+        double s = 0;
+        for (int i = 0; i < S; ++i) s += ac[i];
+        out[c] += s;
+      }
+  }
+
+  // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double.
+  static void bn_backward_sums(int N, int C, int S, const float* x, const float* m, const float* gy,
+                               double* sg, double* sgd, double* sd) {
+    std::fill(sg, sg + C, 0.0);
+    std::fill(sgd, sgd + C, 0.0);
+    std::fill(sd, sd + C, 0.0);
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const size_t o = idx(n, C);
+        for (int c = 0; c < C; ++c) {
+          const double g = gy[o + c], d = static_cast<double>(x[o + c]) - m[c];
+          sg[c] += g;
+          sgd[c] += g * d;
+          sd[c] += d;
         }
       }
       return;
@@ -490,14 +523,17 @@ class CpuBackend final : public Backend {
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < C; ++c) {
         const size_t o = (idx(n, C) + c) * S;
-        double s = 0;
-        if (b) {
-          const double m = bm[c];
-          for (int i = 0; i < S; ++i) s += static_cast<double>(a[o + i]) * (b[o + i] - m);
-        } else {
-          for (int i = 0; i < S; ++i) s += a[o + i];
+        const double mc = m[c];
+        double a = 0, b = 0, e = 0;
+        for (int i = 0; i < S; ++i) {
+          const double g = gy[o + i], d = x[o + i] - mc;
+          a += g;
+          b += g * d;
+          e += d;
         }
-        out[c] += s;
+        sg[c] += a;
+        sgd[c] += b;
+        sd[c] += e;
       }
   }
 
