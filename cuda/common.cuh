@@ -1,0 +1,114 @@
+// Shared by every file of the CUDA backend (host code and kernels): checked calls that throw
+// cgan::Error naming the call, file and line; launch-shape helpers; the Context that owns the
+// stream, the cuBLAS handle and the backend's preallocated scratch. Host-safe: .cpp files include it
+// too; device-only helpers are in device.cuh.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#ifdef CGAN_HAVE_CUDNN
+#include <cudnn.h>
+#endif
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "cgan/error.hpp"
+
+namespace cgan::cuda {
+
+inline void check_cuda(cudaError_t e, const char* call, const char* file, int line) {
+  if (e != cudaSuccess)
+    throw Error(cat("CUDA error: ", call, " failed at ", file, ":", line, ": ",
+                    cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
+}
+
+inline void check_cublas(cublasStatus_t s, const char* call, const char* file, int line) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw Error(cat("cuBLAS error: ", call, " failed at ", file, ":", line, ": ",
+                    cublasGetStatusName(s), ": ", cublasGetStatusString(s)));
+}
+
+#ifdef CGAN_HAVE_CUDNN
+inline void check_cudnn(cudnnStatus_t s, const char* call, const char* file, int line) {
+  if (s != CUDNN_STATUS_SUCCESS)
+    throw Error(cat("cuDNN error: ", call, " failed at ", file, ":", line, ": ",
+                    cudnnGetErrorString(s)));
+}
+#endif
+
+// A kernel launch: reports a bad configuration (or an earlier asynchronous error) by the kernel's
+// name. Does not synchronise, so it is safe inside CUDA graph capture.
+inline void check_launch(const char* kernel, const char* file, int line) {
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess)
+    throw Error(cat("CUDA error: launch of ", kernel, " failed at ", file, ":", line, ": ",
+                    cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
+}
+
+}  // namespace cgan::cuda
+
+#define CUDA_CHECK(call) ::cgan::cuda::check_cuda((call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(call) ::cgan::cuda::check_cublas((call), #call, __FILE__, __LINE__)
+#ifdef CGAN_HAVE_CUDNN
+#define CUDNN_CHECK(call) ::cgan::cuda::check_cudnn((call), #call, __FILE__, __LINE__)
+#endif
+#define CUDA_CHECK_LAUNCH(kernel) ::cgan::cuda::check_launch(kernel, __FILE__, __LINE__)
+
+namespace cgan::cuda {
+
+constexpr int kBlock = 256;             // threads per block of the 1-D kernels
+constexpr unsigned kMaxGrid = 1u << 20;  // 1-D kernels loop (grid-stride) beyond this many blocks
+
+// Blocks for n elements at `block` threads each (at least 1, at most kMaxGrid).
+inline unsigned grid_for(size_t n, int block = kBlock) {
+  const size_t g = (n + static_cast<size_t>(block) - 1) / static_cast<size_t>(block);
+  return static_cast<unsigned>(std::min<size_t>(std::max<size_t>(g, 1), kMaxGrid));
+}
+
+// Bits kernels set in Context::status when they meet input they cannot use (they never read or
+// write out of bounds because of it). Checked, and reported as a cgan::Error, by the next
+// synchronize() or download: the kernels themselves cannot throw and must not synchronise.
+enum StatusBit : unsigned {
+  kStatusBadLabel = 1u,  // fuse_*: negative label
+  kStatusOneHot = 2u,    // one_hot: label outside [0, K)
+  kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index
+};
+
+// Everything the backend owns on the device, created once (no global handles). All work goes to
+// `stream`; the scratch below is sized at construction so that ops do not allocate (which is also
+// what lets a training step be captured in a CUDA graph). The one exception is permutation()'s
+// sort buffer, which grows on demand: permutation runs once per epoch, outside any capture.
+struct Context {
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cublasHandle_t cublas = nullptr;
+  void* cublas_workspace = nullptr;  // given to cuBLAS so that it never allocates during capture
+  size_t cublas_workspace_bytes = 0;
+
+  unsigned* status = nullptr;       // device: StatusBit flags
+  unsigned* status_host = nullptr;  // pinned host mirror, read after a stream sync
+
+  // losses.cu: per-block partial sums (3 per block) and the "last block done" ticket.
+  static constexpr int kLossMaxBlocks = 512;
+  double* loss_partials = nullptr;
+  unsigned* loss_ticket = nullptr;
+
+  // activations.cu: per-row-chunk partial column sums of the bias gradient.
+  static constexpr size_t kReduceFloats = size_t{1} << 20;
+  float* reduce_ws = nullptr;
+
+  // permutation.cu: keys, values and CUB temp storage (grows; see above).
+  void* sort_buf = nullptr;
+  size_t sort_bytes = 0;
+
+  Context(int device, bool tf32);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+ private:
+  void release() noexcept;
+};
+
+}  // namespace cgan::cuda

@@ -1,0 +1,364 @@
+// CudaBackend: every Backend op (backend.hpp holds the contracts) on one CUDA stream. Each method
+// checks its arguments as the CPU backend does (same messages), then calls the launcher of its
+// kernel family (kernels.hpp). Ops enqueue work and return; only download*() and synchronize()
+// wait for the stream (upload*() too, so the caller may reuse its buffer at once). No op allocates
+// except permutation() (see permutation.cu), so a training step can be captured in a CUDA graph.
+//
+// What the GPU cannot check without a host sync (label and index values) the kernels flag in the
+// context's status word instead of reading out of bounds; the next download or synchronize()
+// reports it as a cgan::Error.
+#include "cuda_backend.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "cgan/backend.hpp"
+#include "cgan/error.hpp"
+#include "common.cuh"
+#include "kernels.hpp"
+
+namespace cgan {
+namespace {
+
+using cuda::Context;
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaOptions& o) : ctx_(o.device, o.tf32) {}
+  ~CudaBackend() override = default;
+
+  std::string name() const override { return "cuda"; }
+
+  // ---- memory
+  float* alloc(size_t n) override { return static_cast<float*>(alloc_bytes(n, sizeof(float))); }
+  int32_t* alloc_int(size_t n) override {
+    return static_cast<int32_t*>(alloc_bytes(n, sizeof(int32_t)));
+  }
+  // Never throws: it runs in destructors, also while unwinding from a CUDA error that every call
+  // now repeats. A failure is printed instead.
+  void free(void* p) override {
+    if (!p) return;
+    const cudaError_t e = cudaFree(p);
+    if (e != cudaSuccess)
+      std::fprintf(stderr, "cgan_gpu: cudaFree failed: %s: %s\n", cudaGetErrorName(e),
+                   cudaGetErrorString(e));
+  }
+  void upload(float* dst, const float* src, size_t n) override {
+    to_device(dst, src, n * sizeof(float), "upload");
+  }
+  void download(float* dst, const float* src, size_t n) override {
+    to_host(dst, src, n * sizeof(float), "download");
+  }
+  void upload_int(int32_t* dst, const int32_t* src, size_t n) override {
+    to_device(dst, src, n * sizeof(int32_t), "upload_int");
+  }
+  void download_int(int32_t* dst, const int32_t* src, size_t n) override {
+    to_host(dst, src, n * sizeof(int32_t), "download_int");
+  }
+  void fill(float* x, size_t n, float v) override {
+    if (n == 0) return;
+    CGAN_CHECK(x, "fill: null pointer");
+    if (v == 0.f && !std::signbit(v))
+      CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), ctx_.stream));
+    else
+      cuda::launch_fill(ctx_, x, n, v);
+  }
+  void copy(float* dst, const float* src, size_t n) override {
+    if (n == 0 || dst == src) return;
+    CGAN_CHECK(dst && src, "copy: null pointer");
+    const auto d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
+    const size_t bytes = n * sizeof(float);
+    CGAN_CHECK(d + bytes <= s || s + bytes <= d, "copy: overlapping ranges");
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_.stream));
+  }
+  void synchronize() override { wait_and_check("synchronize"); }
+
+  // ---- dense algebra
+  void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B,
+            float beta, float* C) override {
+    CGAN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+    if (M == 0 || N == 0) return;
+    CGAN_CHECK(C, "gemm: null C");
+    if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
+      cuda::launch_scale(ctx_, C, static_cast<size_t>(M) * N, beta);
+      return;
+    }
+    CGAN_CHECK(A && B, "gemm: null A or B");
+    cuda::gemm_row_major(ctx_, ta, tb, M, N, K, alpha, A, B, beta, C);
+  }
+
+  void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias,
+                        float* y) override {
+    CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_forward: negative size");
+    if (rows == 0 || cols == 0) return;
+    CGAN_CHECK(y, "bias_act_forward: null y");
+    cuda::launch_bias_act_forward(ctx_, act, slope, rows, cols, bias, y);
+  }
+
+  void bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g,
+                         float* gbias) override {
+    CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_backward: negative size");
+    if (rows == 0 || cols == 0) return;
+    CGAN_CHECK(g && (y || act == Act::none), "bias_act_backward: null y or g");
+    cuda::launch_bias_act_backward(ctx_, act, slope, rows, cols, y, g, gbias);
+  }
+
+  void mul(size_t n, const float* a, float* b) override {
+    if (n == 0) return;
+    CGAN_CHECK(a && b, "mul: null pointer");
+    cuda::launch_mul(ctx_, n, a, b);
+  }
+
+  // ---- dropout
+  void dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+                       float* mask) override {
+    CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
+    if (n == 0) return;
+    CGAN_CHECK(x && mask, "dropout_forward: null pointer");
+    cuda::launch_dropout(ctx_, n, p, seed, stream, x, mask);
+  }
+
+  // ---- batch norm
+  void batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x,
+                               const float* gamma, const float* beta, float* y, float* save_mean,
+                               float* save_invstd, float* run_mean, float* run_var) override {
+    CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(static_cast<long long>(N) * S > 1,
+               "batchnorm (training): need more than one value per channel, got N*S=",
+               static_cast<long long>(N) * S);
+    CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+    CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd,
+               "batchnorm_forward_train: null pointer");
+    CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
+               "batchnorm_forward_train: run_mean and run_var must both be given or both null");
+    cuda::launch_batchnorm_forward_train(ctx_, N, C, S, eps, momentum, x, gamma, beta, y,
+                                         save_mean, save_invstd, run_mean, run_var);
+  }
+
+  void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
+                              const float* beta, const float* run_mean, const float* run_var,
+                              float* y) override {
+    CGAN_CHECK(N >= 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+    if (N == 0) return;
+    CGAN_CHECK(x && gamma && beta && run_mean && run_var && y,
+               "batchnorm_forward_eval: null pointer");
+    cuda::launch_batchnorm_forward_eval(ctx_, N, C, S, eps, x, gamma, beta, run_mean, run_var, y);
+  }
+
+  void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
+                          const float* save_mean, const float* save_invstd, const float* gy,
+                          float* gx, float* ggamma, float* gbeta) override {
+    CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+    CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx,
+               "batchnorm_backward: null pointer");
+    cuda::launch_batchnorm_backward(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx,
+                                    ggamma, gbeta);
+  }
+
+  // ---- label fusion
+  void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
+                    const int32_t* labels, const float* table, float* out) override {
+    check_fusion("fuse_forward", f, B, in, E);
+    if (B == 0) return;
+    CGAN_CHECK(out && (x || in == 0), "fuse_forward: null x or out");
+    if (f == Fusion::concat)
+      CGAN_CHECK(cond || E == 0, "fuse_forward: concat needs cond");
+    else
+      CGAN_CHECK(labels && table, "fuse_forward: embedding modes need labels and table");
+    cuda::launch_fuse_forward(ctx_, f, B, in, E, x, cond, labels, table, out);
+  }
+
+  void fuse_backward(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+                     const float* table, const float* gout, float* gx, float* gtable) override {
+    check_fusion("fuse_backward", f, B, in, E);
+    if (B == 0) return;
+    CGAN_CHECK(gout, "fuse_backward: null gout");
+    if (f == Fusion::concat) gtable = nullptr;  // concat has no table
+    if (gtable || (gx && f == Fusion::embed_multiply))
+      CGAN_CHECK(labels, "fuse_backward: null labels");
+    if (f == Fusion::embed_multiply) {
+      CGAN_CHECK(!gx || table, "fuse_backward: embed_multiply gx needs table");
+      CGAN_CHECK(!gtable || x, "fuse_backward: embed_multiply gtable needs x");
+    }
+    cuda::launch_fuse_backward(ctx_, f, B, in, E, x, labels, table, gout, gx, gtable);
+  }
+
+  void one_hot(int B, int K, const int32_t* labels, float* out) override {
+    CGAN_CHECK(B >= 0 && K > 0, "one_hot: bad shape B=", B, " K=", K);
+    if (B == 0) return;
+    CGAN_CHECK(labels && out, "one_hot: null pointer");
+    cuda::launch_one_hot(ctx_, B, K, labels, out);
+  }
+
+  // ---- fused loss
+  void loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad,
+                  float* acc) override {
+    CGAN_CHECK(n > 0, "loss_fused: n must be positive, got ", n);
+    CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
+    cuda::launch_loss_fused(ctx_, k, n, x, target, weight, grad, acc);
+  }
+
+  // ---- Adam (bias corrections in double on the host, as the CPU backend)
+  void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
+            float eps, int t) override {
+    CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
+    if (n == 0) return;
+    CGAN_CHECK(p && g && m && v, "adam: null pointer");
+    const double c1 = 1.0 - std::pow(static_cast<double>(b1), t);
+    const double c2 = 1.0 - std::pow(static_cast<double>(b2), t);
+    const float step = static_cast<float>(lr / c1);
+    const float rc2 = static_cast<float>(1.0 / std::sqrt(c2));
+    cuda::launch_adam(ctx_, n, p, g, m, v, step, rc2, b1, b2, eps);
+  }
+
+  // ---- counter-based RNG
+  void rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+                   float stddev, float* out) override {
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_normal: null out");
+    cuda::launch_rand_normal(ctx_, n, seed, stream, offset, mean, stddev, out);
+  }
+  void rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+                    float* out) override {
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_uniform: null out");
+    cuda::launch_rand_uniform(ctx_, n, seed, stream, offset, lo, hi, out);
+  }
+  void rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+                  int32_t* out) override {
+    CGAN_CHECK(K > 0, "rand_below: K must be positive, got ", K);
+    if (n == 0) return;
+    CGAN_CHECK(out, "rand_below: null out");
+    cuda::launch_rand_below(ctx_, n, seed, stream, offset, K, out);
+  }
+  void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) override {
+    CGAN_CHECK(n >= 0, "permutation: negative n");
+    if (n == 0) return;
+    CGAN_CHECK(out, "permutation: null out");
+    cuda::launch_permutation(ctx_, n, seed, stream, out);
+  }
+
+  // ---- data
+  void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst) override {
+    CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
+    if (B == 0 || cols == 0) return;
+    CGAN_CHECK(src && idx && dst, "gather_rows: null pointer");
+    cuda::launch_gather_rows(ctx_, B, cols, src, idx, dst);
+  }
+  void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst) override {
+    CGAN_CHECK(B >= 0, "gather_int: negative size");
+    if (B == 0) return;
+    CGAN_CHECK(src && idx && dst, "gather_int: null pointer");
+    cuda::launch_gather_int(ctx_, B, src, idx, dst);
+  }
+
+ private:
+  void* alloc_bytes(size_t n, size_t elem) {
+    CGAN_CHECK(n <= (SIZE_MAX - 255) / elem, "cuda alloc: size ", n, " overflows");
+    const size_t bytes = std::max<size_t>(n * elem, 1);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // out of memory is not sticky: clear it
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      throw Error(cat("cuda backend: out of GPU memory allocating ", bytes, " bytes (",
+                      free_b >> 20, " MiB free of ", total_b >> 20, " MiB): ",
+                      cudaGetErrorString(e)));
+    }
+    const cudaError_t z = cudaMemsetAsync(p, 0, bytes, ctx_.stream);  // ordered before any op
+    if (z != cudaSuccess) {
+      cudaFree(p);
+      CUDA_CHECK(z);
+    }
+    return p;
+  }
+
+  void to_device(void* dst, const void* src, size_t bytes, const char* op) {
+    if (bytes == 0) return;
+    CGAN_CHECK(dst && src, op, ": null pointer");
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));  // the caller may reuse src right away
+  }
+
+  void to_host(void* dst, const void* src, size_t bytes, const char* op) {
+    if (bytes == 0) return;
+    CGAN_CHECK(dst && src, op, ": null pointer");
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_.stream));
+    wait_and_check(op);
+  }
+
+  // Waits for the stream, then reports what the kernels flagged since the last check.
+  void wait_and_check(const char* op) {
+    CUDA_CHECK(cudaMemcpyAsync(ctx_.status_host, ctx_.status, sizeof(unsigned),
+                               cudaMemcpyDeviceToHost, ctx_.stream));
+    CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    const unsigned s = *ctx_.status_host;
+    if (s == 0) return;
+    *ctx_.status_host = 0;
+    CUDA_CHECK(cudaMemsetAsync(ctx_.status, 0, sizeof(unsigned), ctx_.stream));
+    std::string what;
+    if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: negative label";
+    if (s & cuda::kStatusOneHot) what += "; one_hot: label outside 0..K-1";
+    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index";
+    throw Error(cat("cuda backend (seen at ", op, "): an earlier op got invalid input",
+                    what.empty() ? std::string("") : what, " (its output was zeroed there)"));
+  }
+
+  static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
+    CGAN_CHECK(B >= 0 && in >= 0 && E >= 0, op, ": negative size B=", B, " in=", in, " E=", E);
+    CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op,
+               ": unknown fusion ", static_cast<int>(f));
+    CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=",
+               E, " in=", in);
+  }
+
+  Context ctx_;
+};
+
+}  // namespace
+
+bool cuda_available(std::string* why_not) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (why_not) {
+      std::string hint;
+      if (e == cudaErrorInsufficientDriver) {
+        int driver = 0;
+        cudaDriverGetVersion(&driver);  // 0 when no driver is installed
+        hint = driver == 0 ? "; no NVIDIA driver is installed"
+                           : cat("; the driver supports CUDA ", driver / 1000, ".",
+                                 driver % 1000 / 10, ", this build needs ", CUDART_VERSION / 1000,
+                                 ".", CUDART_VERSION % 1000 / 10);
+      }
+      *why_not =
+          cat("no CUDA device found (cudaGetDeviceCount: ", cudaGetErrorString(e), hint, ")");
+    }
+    return false;
+  }
+  if (count == 0) {
+    if (why_not) *why_not = "no CUDA device found (cudaGetDeviceCount: 0 devices)";
+    return false;
+  }
+  return cuda::kernel_image_available(why_not);
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
+  std::string why;
+  if (!cuda_available(&why)) throw Error(cat("cuda backend: ", why));
+  int count = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&count));
+  CGAN_CHECK(options.device >= 0 && options.device < count, "cuda backend: device ",
+             options.device, " does not exist (", count, " found)");
+  return std::make_unique<CudaBackend>(options);
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return make_cuda_backend(CudaOptions{}); }
+
+}  // namespace cgan

@@ -1,0 +1,21 @@
+// CUDA-only additions to backend.hpp: options for constructing the CUDA backend. Include only
+// under #ifdef CGAN_HAVE_CUDA (the header is on cgan_core's include path in CUDA builds).
+#pragma once
+#include <memory>
+
+#include "cgan/backend.hpp"
+
+namespace cgan {
+
+struct CudaOptions {
+  int device = 0;  // CUDA device ordinal
+  // Let cuBLAS run fp32 GEMMs on TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH): much faster on
+  // A100/H100, products rounded to a 10-bit mantissa, so no longer comparable with the CPU backend
+  // to fp32 tolerances. Off by default (CUBLAS_DEFAULT_MATH: plain fp32).
+  bool tf32 = false;
+};
+
+// Throws cgan::Error when no GPU is usable (the reason as cuda_available() gives it).
+std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options);
+
+}  // namespace cgan

@@ -1,0 +1,112 @@
+// Elementwise and data-movement kernels: fill, mul, scale (GEMM with K == 0), gather_rows,
+// gather_int; plus the probe kernel cuda_available() uses to tell whether this binary has code for
+// the GPU.
+#include <string>
+
+#include "device.cuh"
+#include "kernels.hpp"
+
+namespace cgan::cuda {
+namespace {
+
+__global__ void fill_kernel(float* x, size_t n, float v) {
+  for (size_t i = global_index(); i < n; i += global_stride()) x[i] = v;
+}
+
+__global__ void mul_kernel(size_t n, const float* a, float* b) {
+  for (size_t i = global_index(); i < n; i += global_stride()) b[i] *= a[i];
+}
+
+__global__ void scale_kernel(float* x, size_t n, float beta) {
+  for (size_t i = global_index(); i < n; i += global_stride()) x[i] *= beta;
+}
+
+// dst[b, c] = src[idx[b], c]; a negative index writes zeros and flags kStatusBadIndex.
+__global__ void gather_rows_kernel(int B, int cols, const float* src, const int32_t* idx,
+                                   float* dst, unsigned* status) {
+  const size_t total = static_cast<size_t>(B) * cols;
+  for (size_t i = global_index(); i < total; i += global_stride()) {
+    const size_t b = i / static_cast<size_t>(cols), c = i - b * static_cast<size_t>(cols);
+    const int32_t r = idx[b];
+    if (r < 0) {
+      if (c == 0) report_status(status, kStatusBadIndex);
+      dst[i] = 0.f;
+    } else {
+      dst[i] = src[static_cast<size_t>(r) * cols + c];
+    }
+  }
+}
+
+__global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+                                  unsigned* status) {
+  for (size_t b = global_index(); b < static_cast<size_t>(B); b += global_stride()) {
+    const int32_t r = idx[b];
+    if (r < 0) {
+      report_status(status, kStatusBadIndex);
+      dst[b] = 0;
+    } else {
+      dst[b] = src[r];
+    }
+  }
+}
+
+__global__ void probe_kernel(int* out) {
+  if (out) *out = 1;
+}
+
+}  // namespace
+
+void launch_fill(const Context& ctx, float* x, size_t n, float value) {
+  fill_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(x, n, value);
+  CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void launch_mul(const Context& ctx, size_t n, const float* a, float* b) {
+  mul_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, a, b);
+  CUDA_CHECK_LAUNCH("mul_kernel");
+}
+
+void launch_scale(const Context& ctx, float* x, size_t n, float beta) {
+  if (beta == 0.f) {  // BLAS semantics: overwrite, even NaN
+    CUDA_CHECK(cudaMemsetAsync(x, 0, n * sizeof(float), ctx.stream));
+    return;
+  }
+  if (beta == 1.f) return;
+  scale_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(x, n, beta);
+  CUDA_CHECK_LAUNCH("scale_kernel");
+}
+
+void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, const int32_t* idx,
+                        float* dst) {
+  const size_t total = static_cast<size_t>(B) * cols;
+  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, src, idx, dst,
+                                                                  ctx.status);
+  CUDA_CHECK_LAUNCH("gather_rows_kernel");
+}
+
+void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
+                       int32_t* dst) {
+  gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(B, src, idx, dst,
+                                                                                 ctx.status);
+  CUDA_CHECK_LAUNCH("gather_int_kernel");
+}
+
+bool kernel_image_available(std::string* why_not) {
+  cudaFuncAttributes attr{};
+  const cudaError_t e = cudaFuncGetAttributes(&attr, probe_kernel);
+  if (e == cudaSuccess) return true;
+  cudaGetLastError();  // clear it: not a sticky error
+  if (why_not) {
+    int dev = 0, major = 0, minor = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+    *why_not = cat("this build has no kernels for the GPU (compute capability ", major, ".", minor,
+                   "; built for CMAKE_CUDA_ARCHITECTURES=", CGAN_CUDA_ARCHS, ": ",
+                   cudaGetErrorString(e), "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", major,
+                   minor);
+  }
+  return false;
+}
+
+}  // namespace cgan::cuda

@@ -1,0 +1,71 @@
+// Counter-based sampling: dropout masks, normal / uniform / integer draws. Every value comes from
+// philox.hpp's functions of (seed, stream, index), the code the CPU backend runs, so both backends
+// draw the same numbers. The final affine steps use explicitly rounded float operations (no FMA
+// contraction) so that they round exactly as the CPU's separate multiply and add.
+#include "cgan/philox.hpp"
+#include "device.cuh"
+#include "kernels.hpp"
+
+namespace cgan::cuda {
+namespace {
+
+// mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, i); x[i] *= mask[i]
+__global__ void dropout_kernel(size_t n, float p, float keep, uint64_t seed, uint64_t stream,
+                               float* x, float* mask) {
+  for (size_t i = global_index(); i < n; i += global_stride()) {
+    const float m = philox_uniform(seed, stream, i) >= p ? keep : 0.f;
+    mask[i] = m;
+    x[i] *= m;
+  }
+}
+
+__global__ void rand_normal_kernel(size_t n, uint64_t seed, uint64_t stream, uint64_t offset,
+                                   float mean, float stddev, float* out) {
+  for (size_t i = global_index(); i < n; i += global_stride())
+    out[i] = __fadd_rn(mean, __fmul_rn(stddev, philox_normal(seed, stream, offset + i)));
+}
+
+__global__ void rand_uniform_kernel(size_t n, uint64_t seed, uint64_t stream, uint64_t offset,
+                                    float lo, float width, float* out) {
+  for (size_t i = global_index(); i < n; i += global_stride())
+    out[i] = __fadd_rn(lo, __fmul_rn(width, philox_uniform(seed, stream, offset + i)));
+}
+
+__global__ void rand_below_kernel(size_t n, uint64_t seed, uint64_t stream, uint64_t offset,
+                                  uint32_t K, int32_t* out) {
+  for (size_t i = global_index(); i < n; i += global_stride())
+    out[i] = static_cast<int32_t>(philox_below(seed, stream, offset + i, K));
+}
+
+}  // namespace
+
+void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, uint64_t stream,
+                    float* x, float* mask) {
+  const float keep = 1.f / (1.f - p);  // as the CPU backend
+  dropout_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, p, keep, seed, stream, x, mask);
+  CUDA_CHECK_LAUNCH("dropout_kernel");
+}
+
+void launch_rand_normal(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+                        uint64_t offset, float mean, float stddev, float* out) {
+  rand_normal_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, seed, stream, offset, mean, stddev,
+                                                             out);
+  CUDA_CHECK_LAUNCH("rand_normal_kernel");
+}
+
+void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+                         uint64_t offset, float lo, float hi, float* out) {
+  const float width = hi - lo;  // as the CPU backend
+  rand_uniform_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, seed, stream, offset, lo, width,
+                                                              out);
+  CUDA_CHECK_LAUNCH("rand_uniform_kernel");
+}
+
+void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+                       uint64_t offset, int32_t K, int32_t* out) {
+  rand_below_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, seed, stream, offset,
+                                                            static_cast<uint32_t>(K), out);
+  CUDA_CHECK_LAUNCH("rand_below_kernel");
+}
+
+}  // namespace cgan::cuda

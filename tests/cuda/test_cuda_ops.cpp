@@ -1,0 +1,688 @@
+// Parity tests: every CudaBackend op against the CPU backend (the reference) on fresh random inputs
+// of random and odd sizes. Tolerances are atol + rtol * |cpu| (fp32), or exact where both backends
+// run the same float operations (copies, RNG, dropout masks, permutations, gathers).
+//
+// Every test skips, saying why, when no usable GPU is present (cuda_available()). Inputs are drawn
+// from a seed printed with every failure; CGAN_TEST_SEED=<n> replays one.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iomanip>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/error.hpp"
+#include "cuda_backend.hpp"
+
+namespace cgan {
+namespace {
+
+using Floats = std::vector<float>;
+using Ints = std::vector<int32_t>;
+
+uint64_t base_seed() {
+  static const uint64_t seed = []() -> uint64_t {
+    if (const char* e = std::getenv("CGAN_TEST_SEED")) return std::strtoull(e, nullptr, 10);
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }();
+  return seed;
+}
+
+// The same float array on both backends.
+struct Twin {
+  Backend* cb;
+  Backend* gb;
+  size_t n;
+  float* c;
+  float* g;
+  Twin(Backend& cpu, Backend& gpu, const Floats& h)
+      : cb(&cpu), gb(&gpu), n(h.size()), c(cpu.alloc(h.size())), g(gpu.alloc(h.size())) {
+    cpu.upload(c, h.data(), n);
+    gpu.upload(g, h.data(), n);
+  }
+  ~Twin() {
+    cb->free(c);
+    gb->free(g);
+  }
+  Twin(const Twin&) = delete;
+  Twin& operator=(const Twin&) = delete;
+  Floats on_cpu() const {
+    Floats v(n);
+    cb->download(v.data(), c, n);
+    return v;
+  }
+  Floats on_gpu() const {
+    Floats v(n);
+    gb->download(v.data(), g, n);
+    return v;
+  }
+};
+
+struct TwinInt {
+  Backend* cb;
+  Backend* gb;
+  size_t n;
+  int32_t* c;
+  int32_t* g;
+  TwinInt(Backend& cpu, Backend& gpu, const Ints& h)
+      : cb(&cpu), gb(&gpu), n(h.size()), c(cpu.alloc_int(h.size())), g(gpu.alloc_int(h.size())) {
+    cpu.upload_int(c, h.data(), n);
+    gpu.upload_int(g, h.data(), n);
+  }
+  ~TwinInt() {
+    cb->free(c);
+    gb->free(g);
+  }
+  TwinInt(const TwinInt&) = delete;
+  TwinInt& operator=(const TwinInt&) = delete;
+  Ints on_cpu() const {
+    Ints v(n);
+    cb->download_int(v.data(), c, n);
+    return v;
+  }
+  Ints on_gpu() const {
+    Ints v(n);
+    gb->download_int(v.data(), g, n);
+    return v;
+  }
+};
+
+// |gpu - cpu| <= tol[i] everywhere (NaN and infinities must match exactly).
+::testing::AssertionResult within(const Floats& cpu, const Floats& gpu, const std::vector<double>& tol,
+                                  const std::string& what) {
+  if (cpu.size() != gpu.size())
+    return ::testing::AssertionFailure() << what << ": sizes differ " << cpu.size() << " vs "
+                                         << gpu.size();
+  size_t bad = 0, first = 0;
+  double worst = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const float r = cpu[i], g = gpu[i];
+    bool ok;
+    if (std::isnan(r) || std::isnan(g))
+      ok = std::isnan(r) && std::isnan(g);
+    else if (std::isinf(r) || std::isinf(g))
+      ok = r == g;
+    else {
+      const double err = std::fabs(static_cast<double>(r) - g);
+      ok = err <= tol[i];
+      if (!ok) worst = std::max(worst, err / tol[i]);
+    }
+    if (!ok && bad++ == 0) first = i;
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  std::ostringstream os;
+  os << std::setprecision(9) << what << ": " << bad << " of " << cpu.size()
+     << " elements differ (worst at " << worst << "x the tolerance); first [" << first
+     << "]: cpu " << cpu[first] << ", gpu " << gpu[first] << ", tolerance " << tol[first]
+     << " (CGAN_TEST_SEED=" << base_seed() << ")";
+  return ::testing::AssertionFailure() << os.str();
+}
+
+::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, double atol, double rtol,
+                                 const std::string& what) {
+  std::vector<double> tol(cpu.size());
+  for (size_t i = 0; i < cpu.size(); ++i) tol[i] = atol + rtol * std::fabs(cpu[i]);
+  return within(cpu, gpu, tol, what);
+}
+
+::testing::AssertionResult identical(const Floats& cpu, const Floats& gpu, const std::string& what) {
+  if (cpu.size() != gpu.size())
+    return ::testing::AssertionFailure() << what << ": sizes differ";
+  for (size_t i = 0; i < cpu.size(); ++i)
+    if (std::memcmp(&cpu[i], &gpu[i], sizeof(float)) != 0)
+      return ::testing::AssertionFailure()
+             << std::setprecision(9) << what << ": first difference at [" << i << "]: cpu "
+             << cpu[i] << ", gpu " << gpu[i] << " (CGAN_TEST_SEED=" << base_seed() << ")";
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult identical(const Ints& cpu, const Ints& gpu, const std::string& what) {
+  if (cpu.size() != gpu.size())
+    return ::testing::AssertionFailure() << what << ": sizes differ";
+  for (size_t i = 0; i < cpu.size(); ++i)
+    if (cpu[i] != gpu[i])
+      return ::testing::AssertionFailure() << what << ": first difference at [" << i << "]: cpu "
+                                           << cpu[i] << ", gpu " << gpu[i]
+                                           << " (CGAN_TEST_SEED=" << base_seed() << ")";
+  return ::testing::AssertionSuccess();
+}
+
+std::string shape(std::initializer_list<long long> dims) {
+  std::string s;
+  for (long long d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!cuda_available(&why)) GTEST_SKIP() << "no usable GPU: " << why;
+    cpu_ = make_cpu_backend();
+    gpu_ = make_cuda_backend();
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    rng_.seed(base_seed() ^ std::hash<std::string>{}(info->name()));
+  }
+
+  Backend& cpu() { return *cpu_; }
+  Backend& gpu() { return *gpu_; }
+
+  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
+    std::normal_distribution<float> d(mean, stddev);
+    Floats v(n);
+    for (auto& x : v) x = d(rng_);
+    return v;
+  }
+  Floats uniform(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    Floats v(n);
+    for (auto& x : v) x = d(rng_);
+    return v;
+  }
+  Ints ints(size_t n, int32_t lo, int32_t hi) {  // inclusive
+    std::uniform_int_distribution<int32_t> d(lo, hi);
+    Ints v(n);
+    for (auto& x : v) x = d(rng_);
+    return v;
+  }
+  uint64_t u64() { return rng_(); }
+
+  // Each result is within (K+2) u sum|a||b| of the exact product (u = 2^-24 for fp32), so they are
+  // within twice that of each other: rel_per_k = 2u = 1.2e-7. TF32 adds its input rounding (rel).
+  void check_gemm(Backend& gpu, bool ta, bool tb, int M, int N, int K, float alpha, float beta,
+                  double rel, double rel_per_k, const Floats& A, const Floats& B,
+                  const Floats& C0) {
+    Twin a(cpu(), gpu, A), b(cpu(), gpu, B), c(cpu(), gpu, C0);
+    cpu().gemm(ta, tb, M, N, K, alpha, a.c, b.c, beta, c.c);
+    gpu.gemm(ta, tb, M, N, K, alpha, a.g, b.g, beta, c.g);
+    std::vector<double> tol(static_cast<size_t>(M) * N);
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        double mag = 0;
+        for (int k = 0; k < K; ++k) {
+          const double av = ta ? A[static_cast<size_t>(k) * M + i] : A[static_cast<size_t>(i) * K + k];
+          const double bv = tb ? B[static_cast<size_t>(j) * K + k] : B[static_cast<size_t>(k) * N + j];
+          mag += std::fabs(av * bv);
+        }
+        const size_t o = static_cast<size_t>(i) * N + j;
+        const double cm = beta == 0.f ? 0.0 : std::fabs(beta * C0[o]);
+        tol[o] = 1e-6 + (rel + rel_per_k * (K + 2)) * (std::fabs(alpha) * mag + cm);
+      }
+    EXPECT_TRUE(within(c.on_cpu(), c.on_gpu(), tol,
+                       "gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " " +
+                           shape({M, N, K}) + " alpha=" + std::to_string(alpha) +
+                           " beta=" + std::to_string(beta)));
+  }
+
+  std::unique_ptr<Backend> cpu_, gpu_;
+  std::mt19937_64 rng_;
+};
+
+// ---------------------------------------------------------------- availability (always runs)
+
+TEST(CudaAvailability, NoGpuGivesAClearError) {
+  std::string why;
+  if (cuda_available(&why)) {
+    EXPECT_EQ(make_backend("cuda")->name(), "cuda");
+    EXPECT_EQ(make_backend("auto")->name(), "cuda");
+    return;
+  }
+  EXPECT_FALSE(why.empty());
+  EXPECT_THROW(make_cuda_backend(), Error);
+  EXPECT_THROW(make_backend("cuda"), Error);
+  EXPECT_EQ(make_backend("auto")->name(), "cpu");
+}
+
+// ---------------------------------------------------------------- memory and elementwise
+
+TEST_F(CudaOps, MemoryFillCopyMul) {
+  EXPECT_EQ(gpu().name(), "cuda");
+  gpu().free(nullptr);
+  for (size_t n : {size_t{1}, size_t{3}, size_t{257}, size_t{100003}}) {
+    float* a = gpu().alloc(n);
+    int32_t* ai = gpu().alloc_int(n);
+    Floats h(n, 1.f);
+    Ints hi(n, 1);
+    gpu().download(h.data(), a, n);
+    gpu().download_int(hi.data(), ai, n);
+    EXPECT_TRUE(identical(Floats(n, 0.f), h, "alloc is zeroed"));
+    EXPECT_TRUE(identical(Ints(n, 0), hi, "alloc_int is zeroed"));
+    const Ints r = ints(n, -1000000, 1000000);
+    gpu().upload_int(ai, r.data(), n);
+    gpu().download_int(hi.data(), ai, n);
+    EXPECT_TRUE(identical(r, hi, "upload_int/download_int round trip"));
+    gpu().free(a);
+    gpu().free(ai);
+
+    Twin x(cpu(), gpu(), normal(n)), y(cpu(), gpu(), normal(n));
+    EXPECT_TRUE(identical(x.on_cpu(), x.on_gpu(), "upload/download round trip"));
+    for (float v : {0.f, -0.f, 3.5f}) {
+      cpu().fill(y.c, n, v);
+      gpu().fill(y.g, n, v);
+      EXPECT_TRUE(identical(y.on_cpu(), y.on_gpu(), "fill " + std::to_string(v)));
+    }
+    cpu().copy(y.c, x.c, n);
+    gpu().copy(y.g, x.g, n);
+    EXPECT_TRUE(identical(y.on_cpu(), y.on_gpu(), "copy"));
+    Twin z(cpu(), gpu(), normal(n));
+    cpu().mul(n, x.c, z.c);
+    gpu().mul(n, x.g, z.g);
+    EXPECT_TRUE(identical(z.on_cpu(), z.on_gpu(), "mul n=" + std::to_string(n)));
+  }
+}
+
+// ---------------------------------------------------------------- GEMM
+
+TEST_F(CudaOps, GemmAllTransposes) {
+  const int shapes[][3] = {{1, 1, 1},     {3, 7, 33},   {33, 3, 7},    {7, 257, 33},
+                           {257, 33, 1000}, {64, 1000, 3}, {1, 1025, 300}, {100, 1, 784}};
+  for (const auto& s : shapes)
+    for (int ta = 0; ta < 2; ++ta)
+      for (int tb = 0; tb < 2; ++tb) {
+        const int M = s[0], N = s[1], K = s[2];
+        const Floats A = normal(static_cast<size_t>(M) * K), B = normal(static_cast<size_t>(K) * N);
+        const Floats C = normal(static_cast<size_t>(M) * N);
+        check_gemm(gpu(), ta, tb, M, N, K, 1.f, 0.f, 0.0, 1.2e-7, A, B, C);
+        check_gemm(gpu(), ta, tb, M, N, K, -0.7f, 0.5f, 0.0, 1.2e-7, A, B, C);
+      }
+}
+
+TEST_F(CudaOps, GemmDegenerate) {
+  const int M = 7, N = 33;
+  Floats C = normal(static_cast<size_t>(M) * N);
+  // K == 0: C = beta C
+  for (float beta : {0.f, 0.5f, 1.f}) {
+    Twin a(cpu(), gpu(), Floats(1)), b(cpu(), gpu(), Floats(1)), c(cpu(), gpu(), C);
+    cpu().gemm(false, false, M, N, 0, 1.f, a.c, b.c, beta, c.c);
+    gpu().gemm(false, false, M, N, 0, 1.f, a.g, b.g, beta, c.g);
+    EXPECT_TRUE(identical(c.on_cpu(), c.on_gpu(), "gemm K=0 beta=" + std::to_string(beta)));
+  }
+  // alpha == 0 and beta == 0 overwrite C, NaN included
+  Floats nan_c(C.size(), std::numeric_limits<float>::quiet_NaN());
+  Twin a(cpu(), gpu(), normal(static_cast<size_t>(M) * 5)),
+      b(cpu(), gpu(), normal(static_cast<size_t>(5) * N)), c(cpu(), gpu(), nan_c);
+  cpu().gemm(false, false, M, N, 5, 0.f, a.c, b.c, 0.f, c.c);
+  gpu().gemm(false, false, M, N, 5, 0.f, a.g, b.g, 0.f, c.g);
+  EXPECT_TRUE(identical(c.on_cpu(), c.on_gpu(), "gemm alpha=0 beta=0 over NaN"));
+  EXPECT_TRUE(identical(Floats(C.size(), 0.f), c.on_gpu(), "gemm alpha=0 beta=0 gives zeros"));
+}
+
+TEST_F(CudaOps, GemmTf32IsClose) {
+  CudaOptions o;
+  o.tf32 = true;
+  auto tf32 = make_cuda_backend(o);
+  const int M = 64, N = 257, K = 300;
+  const Floats A = normal(static_cast<size_t>(M) * K), B = normal(static_cast<size_t>(K) * N);
+  const Floats C = normal(static_cast<size_t>(M) * N);
+  // TF32 rounds both inputs to a 10-bit mantissa: up to 2 * 2^-10 relative per product (plus
+  // margin).
+  check_gemm(*tf32, false, false, M, N, K, 1.f, 0.f, 4e-3, 1.2e-7, A, B, C);
+  check_gemm(*tf32, true, true, M, N, K, 1.f, 0.5f, 4e-3, 1.2e-7, A, B, C);
+}
+
+// ---------------------------------------------------------------- bias + activation
+
+const Act kActs[] = {Act::none, Act::relu, Act::leaky_relu, Act::sigmoid, Act::tanh};
+
+std::string act_name(Act a) {
+  switch (a) {
+    case Act::none: return "none";
+    case Act::relu: return "relu";
+    case Act::leaky_relu: return "leaky_relu";
+    case Act::sigmoid: return "sigmoid";
+    case Act::tanh: return "tanh";
+  }
+  return "?";
+}
+
+TEST_F(CudaOps, BiasActForward) {
+  const int shapes[][2] = {{1, 1}, {3, 7}, {33, 257}, {1000, 3}, {7, 1025}, {257, 1}};
+  for (Act act : kActs)
+    for (const auto& s : shapes)
+      for (bool with_bias : {false, true}) {
+        const int rows = s[0], cols = s[1];
+        Floats bias = normal(static_cast<size_t>(cols), 0.f, 0.5f);
+        Floats y = normal(static_cast<size_t>(rows) * cols, 0.f, 3.f);
+        for (size_t i = 0; i < y.size(); i += 5)  // exact kinks: x + b == 0
+          y[i] = with_bias ? -bias[i % static_cast<size_t>(cols)] : 0.f;
+        y[0] = 90.f;  // saturation
+        if (y.size() > 1) y[1] = -90.f;
+        Twin b(cpu(), gpu(), bias), out(cpu(), gpu(), y);
+        cpu().bias_act_forward(act, 0.2f, rows, cols, with_bias ? b.c : nullptr, out.c);
+        gpu().bias_act_forward(act, 0.2f, rows, cols, with_bias ? b.g : nullptr, out.g);
+        EXPECT_TRUE(close(out.on_cpu(), out.on_gpu(), 1e-7, 1e-6,
+                          "bias_act_forward " + act_name(act) + " " + shape({rows, cols}) +
+                              (with_bias ? " bias" : "")));
+      }
+}
+
+TEST_F(CudaOps, BiasActBackward) {
+  const int shapes[][2] = {{1, 1},   {3, 7},    {33, 257},   {1000, 3},
+                           {1, 1000}, {5000, 33}, {100003, 1}, {257, 1025}};
+  for (Act act : kActs)
+    for (const auto& s : shapes)
+      for (bool with_gbias : {false, true}) {
+        const int rows = s[0], cols = s[1];
+        const size_t n = static_cast<size_t>(rows) * cols;
+        // y is a genuine activation output (computed once, on the CPU), zeros included.
+        Floats y = normal(n, 0.f, 2.f);
+        for (size_t i = 0; i < n; i += 7) y[i] = 0.f;
+        cpu().bias_act_forward(act, 0.2f, rows, cols, nullptr, y.data());
+        const Floats g0 = normal(n), gb0 = normal(static_cast<size_t>(cols));
+        Twin yy(cpu(), gpu(), y), g(cpu(), gpu(), g0), gb(cpu(), gpu(), gb0);
+        cpu().bias_act_backward(act, 0.2f, rows, cols, yy.c, g.c, with_gbias ? gb.c : nullptr);
+        gpu().bias_act_backward(act, 0.2f, rows, cols, yy.g, g.g, with_gbias ? gb.g : nullptr);
+        const std::string what = "bias_act_backward " + act_name(act) + " " + shape({rows, cols});
+        const Floats gc = g.on_cpu();
+        EXPECT_TRUE(close(gc, g.on_gpu(), 1e-6, 1e-6, what + " g"));
+        if (with_gbias) {
+          std::vector<double> tol(static_cast<size_t>(cols));
+          for (int c = 0; c < cols; ++c) {
+            double mag = std::fabs(gb0[c]);
+            for (int r = 0; r < rows; ++r) mag += std::fabs(gc[static_cast<size_t>(r) * cols + c]);
+            tol[c] = 1e-6 + 2 * 6e-8 * (rows + 2) * mag;
+          }
+          EXPECT_TRUE(within(gb.on_cpu(), gb.on_gpu(), tol, what + " gbias"));
+        } else {
+          EXPECT_TRUE(identical(gb0, gb.on_gpu(), what + " gbias untouched"));
+        }
+      }
+}
+
+// ---------------------------------------------------------------- label fusion
+
+const char* fusion_name(Fusion f) {
+  switch (f) {
+    case Fusion::concat: return "concat";
+    case Fusion::embed_concat: return "embed_concat";
+    case Fusion::embed_multiply: return "embed_multiply";
+  }
+  return "?";
+}
+
+TEST_F(CudaOps, FuseForwardBackward) {
+  // B, in, E, K (labels drawn from K values, so they repeat)
+  const int cases[][4] = {{1, 1, 1, 1}, {7, 3, 5, 3}, {64, 33, 10, 10}, {257, 100, 7, 3},
+                          {3, 0, 4, 2}, {1000, 2, 1, 7}};
+  for (Fusion f : {Fusion::concat, Fusion::embed_concat, Fusion::embed_multiply})
+    for (const auto& cs : cases) {
+      const int B = cs[0], in = cs[1], K = cs[3];
+      const int E = f == Fusion::embed_multiply ? in : cs[2];
+      if (f == Fusion::embed_multiply && in == 0) continue;
+      const int W = f == Fusion::embed_multiply ? in : in + E;
+      const std::string what = std::string(fusion_name(f)) + " " + shape({B, in, E, K});
+      const Ints lab = ints(static_cast<size_t>(B), 0, K - 1);
+      Floats cond(static_cast<size_t>(B) * E, 0.f);  // multi-hot
+      for (auto& v : cond) v = (rng_() % 3 == 0) ? 1.f : 0.f;
+      Twin x(cpu(), gpu(), normal(static_cast<size_t>(B) * in)), cd(cpu(), gpu(), cond),
+          table(cpu(), gpu(), normal(static_cast<size_t>(K) * E)),
+          out(cpu(), gpu(), normal(static_cast<size_t>(B) * W));
+      TwinInt labels(cpu(), gpu(), lab);
+      cpu().fuse_forward(f, B, in, E, x.c, cd.c, labels.c, table.c, out.c);
+      gpu().fuse_forward(f, B, in, E, x.g, cd.g, labels.g, table.g, out.g);
+      EXPECT_TRUE(identical(out.on_cpu(), out.on_gpu(), "fuse_forward " + what));
+
+      for (int variant = 0; variant < 3; ++variant) {  // gx and gtable, gx only, gtable only
+        const bool want_gx = variant != 2, want_gt = variant != 1;
+        const Floats gt0 = normal(static_cast<size_t>(K) * E);
+        Twin gout(cpu(), gpu(), normal(static_cast<size_t>(B) * W)),
+            gx(cpu(), gpu(), normal(static_cast<size_t>(B) * in)), gt(cpu(), gpu(), gt0);
+        cpu().fuse_backward(f, B, in, E, x.c, labels.c, table.c, gout.c, want_gx ? gx.c : nullptr,
+                            want_gt ? gt.c : nullptr);
+        gpu().fuse_backward(f, B, in, E, x.g, labels.g, table.g, gout.g, want_gx ? gx.g : nullptr,
+                            want_gt ? gt.g : nullptr);
+        const std::string v = " variant " + std::to_string(variant);
+        EXPECT_TRUE(identical(gx.on_cpu(), gx.on_gpu(), "fuse_backward gx " + what + v));
+        // Same additions in the same order as the CPU: expected bit for bit; allow rounding.
+        EXPECT_TRUE(close(gt.on_cpu(), gt.on_gpu(), 1e-6, 1e-6, "fuse_backward gtable " + what + v));
+        if (!want_gt || f == Fusion::concat) {
+          EXPECT_TRUE(identical(gt0, gt.on_gpu(), "gtable untouched " + what + v));
+        }
+      }
+    }
+}
+
+TEST_F(CudaOps, OneHot) {
+  for (int B : {1, 7, 300})
+    for (int K : {1, 3, 10}) {
+      TwinInt labels(cpu(), gpu(), ints(static_cast<size_t>(B), 0, K - 1));
+      Twin out(cpu(), gpu(), normal(static_cast<size_t>(B) * K));
+      cpu().one_hot(B, K, labels.c, out.c);
+      gpu().one_hot(B, K, labels.g, out.g);
+      EXPECT_TRUE(identical(out.on_cpu(), out.on_gpu(), "one_hot " + shape({B, K})));
+    }
+}
+
+// ---------------------------------------------------------------- fused loss
+
+TEST_F(CudaOps, LossFused) {
+  for (LossKind k : {LossKind::log, LossKind::squared})
+    for (int n : {1, 3, 257, 1000, 100003, 1 << 20})
+      for (float target : {0.f, 1.f, 0.9f})
+        for (float weight : {1.f, 0.5f}) {
+          Floats x = k == LossKind::log ? normal(static_cast<size_t>(n), 0.f, 3.f)
+                                        : normal(static_cast<size_t>(n), 0.5f, 0.5f);
+          const float extremes[] = {80.f, -80.f, 0.f, 1e-3f, -1e-3f, 30.f, -30.f};
+          for (size_t i = 0; i < std::min<size_t>(x.size(), 7); ++i) x[i] = extremes[i];
+          const Floats acc0 = {0.25f, 3.f, 7.f};
+          Twin xx(cpu(), gpu(), x), grad(cpu(), gpu(), Floats(static_cast<size_t>(n), 9.f)),
+              acc(cpu(), gpu(), acc0);
+          for (int rep = 0; rep < 2; ++rep) {  // accumulates; the GPU's ticket resets
+            cpu().loss_fused(k, n, xx.c, target, weight, grad.c, acc.c);
+            gpu().loss_fused(k, n, xx.g, target, weight, grad.g, acc.g);
+          }
+          const std::string what = std::string(k == LossKind::log ? "log" : "squared") +
+                                   " n=" + std::to_string(n) + " t=" + std::to_string(target) +
+                                   " w=" + std::to_string(weight);
+          const double scale = weight / static_cast<double>(n);
+          EXPECT_TRUE(close(grad.on_cpu(), grad.on_gpu(), 1e-6 * scale, 1e-6, "grad " + what));
+          const Floats ac = acc.on_cpu(), ag = acc.on_gpu();
+          EXPECT_NEAR(ac[0], ag[0], 1e-6 + 1e-5 * std::fabs(ac[0])) << "mean loss " << what;
+          EXPECT_NEAR(ac[1], ag[1], 1e-4 + 1e-5 * std::fabs(ac[1])) << "sum of D(x) " << what;
+          EXPECT_NEAR(ac[2], ag[2], 0.5f) << "correct count " << what;
+        }
+}
+
+// ---------------------------------------------------------------- Adam
+
+TEST_F(CudaOps, Adam) {
+  for (size_t n : {size_t{1}, size_t{7}, size_t{1000}, size_t{100003}})
+    for (int t0 : {1, 100}) {
+      Twin p(cpu(), gpu(), normal(n)), m(cpu(), gpu(), normal(n, 0.f, 0.1f)),
+          v(cpu(), gpu(), uniform(n, 0.f, 0.01f));
+      for (int t = t0; t < t0 + 3; ++t) {
+        Floats gh = normal(n);
+        gh[0] = 0.f;
+        Twin g(cpu(), gpu(), gh);
+        cpu().adam(n, p.c, g.c, m.c, v.c, 2e-4f, 0.5f, 0.999f, 1e-8f, t);
+        gpu().adam(n, p.g, g.g, m.g, v.g, 2e-4f, 0.5f, 0.999f, 1e-8f, t);
+      }
+      const std::string what = "adam n=" + std::to_string(n) + " t=" + std::to_string(t0);
+      EXPECT_TRUE(close(p.on_cpu(), p.on_gpu(), 1e-6, 1e-6, what + " p"));
+      EXPECT_TRUE(close(m.on_cpu(), m.on_gpu(), 1e-7, 1e-6, what + " m"));
+      EXPECT_TRUE(close(v.on_cpu(), v.on_gpu(), 1e-9, 1e-6, what + " v"));
+    }
+}
+
+// ---------------------------------------------------------------- batch norm
+
+TEST_F(CudaOps, BatchNorm) {
+  const int shapes[][3] = {{2, 1, 1},  {3, 3, 1},  {64, 33, 1}, {257, 7, 1},  {1, 3, 7},
+                           {3, 33, 7}, {16, 3, 257}, {4, 2, 4096}, {8, 50, 33}, {1000, 40, 1}};
+  for (const auto& s : shapes)
+    for (float eps : {1e-5f, 0.8f}) {
+      const int N = s[0], C = s[1], S = s[2];
+      const size_t n = static_cast<size_t>(N) * C * S;
+      const std::string what = "batchnorm " + shape({N, C, S}) + " eps=" + std::to_string(eps);
+      Floats xh = normal(n, 5.f, 2.f);  // a large mean: the two-pass variance matters
+      Twin x(cpu(), gpu(), xh), gamma(cpu(), gpu(), uniform(static_cast<size_t>(C), 0.5f, 1.5f)),
+          beta(cpu(), gpu(), normal(static_cast<size_t>(C), 0.f, 0.5f)),
+          y(cpu(), gpu(), Floats(n, 7.f)), mean(cpu(), gpu(), Floats(static_cast<size_t>(C))),
+          invstd(cpu(), gpu(), Floats(static_cast<size_t>(C))),
+          rmean(cpu(), gpu(), normal(static_cast<size_t>(C))),
+          rvar(cpu(), gpu(), uniform(static_cast<size_t>(C), 0.5f, 2.f));
+      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c,
+                                    invstd.c, rmean.c, rvar.c);
+      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g,
+                                    invstd.g, rmean.g, rvar.g);
+      EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " train y"));
+      EXPECT_TRUE(close(mean.on_cpu(), mean.on_gpu(), 1e-6, 1e-6, what + " save_mean"));
+      EXPECT_TRUE(close(invstd.on_cpu(), invstd.on_gpu(), 1e-6, 1e-6, what + " save_invstd"));
+      EXPECT_TRUE(close(rmean.on_cpu(), rmean.on_gpu(), 1e-6, 1e-6, what + " run_mean"));
+      EXPECT_TRUE(close(rvar.on_cpu(), rvar.on_gpu(), 1e-6, 1e-6, what + " run_var"));
+
+      // Without running statistics, and in place (y == x).
+      Twin xi(cpu(), gpu(), xh);
+      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.c, gamma.c, beta.c, xi.c, mean.c,
+                                    invstd.c, nullptr, nullptr);
+      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.g, gamma.g, beta.g, xi.g, mean.g,
+                                    invstd.g, nullptr, nullptr);
+      EXPECT_TRUE(close(xi.on_cpu(), xi.on_gpu(), 2e-6, 2e-6, what + " train in place"));
+
+      // Eval with the same running statistics on both sides.
+      const Floats rm = rmean.on_cpu(), rv = rvar.on_cpu();
+      Twin rm2(cpu(), gpu(), rm), rv2(cpu(), gpu(), rv);
+      cpu().batchnorm_forward_eval(N, C, S, eps, x.c, gamma.c, beta.c, rm2.c, rv2.c, y.c);
+      gpu().batchnorm_forward_eval(N, C, S, eps, x.g, gamma.g, beta.g, rm2.g, rv2.g, y.g);
+      EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " eval y"));
+
+      // Backward from the same saved statistics (the CPU's) on both sides.
+      const Floats sm = mean.on_cpu(), si = invstd.on_cpu();
+      const Floats gg0 = normal(static_cast<size_t>(C)), gb0 = normal(static_cast<size_t>(C));
+      Twin sm2(cpu(), gpu(), sm), si2(cpu(), gpu(), si), gy(cpu(), gpu(), normal(n)),
+          gx(cpu(), gpu(), Floats(n, 3.f)), gg(cpu(), gpu(), gg0), gb(cpu(), gpu(), gb0);
+      cpu().batchnorm_backward(N, C, S, x.c, gamma.c, sm2.c, si2.c, gy.c, gx.c, gg.c, gb.c);
+      gpu().batchnorm_backward(N, C, S, x.g, gamma.g, sm2.g, si2.g, gy.g, gx.g, gg.g, gb.g);
+      EXPECT_TRUE(close(gx.on_cpu(), gx.on_gpu(), 1e-5, 1e-5, what + " gx"));
+      const double sum_tol = 1e-5 * std::sqrt(static_cast<double>(N) * S);
+      EXPECT_TRUE(close(gg.on_cpu(), gg.on_gpu(), sum_tol, 1e-6, what + " ggamma"));
+      EXPECT_TRUE(close(gb.on_cpu(), gb.on_gpu(), sum_tol, 1e-6, what + " gbeta"));
+      // Null ggamma / gbeta are allowed.
+      gpu().batchnorm_backward(N, C, S, x.g, gamma.g, sm2.g, si2.g, gy.g, gx.g, nullptr, nullptr);
+      EXPECT_TRUE(close(gx.on_cpu(), gx.on_gpu(), 1e-5, 1e-5, what + " gx (no param grads)"));
+    }
+}
+
+// ---------------------------------------------------------------- randomness
+
+TEST_F(CudaOps, DropoutMasksIdentical) {
+  for (size_t n : {size_t{1}, size_t{1000}, (size_t{1} << 20) + 3})
+    for (float p : {0.f, 0.1f, 0.5f, 0.9f}) {
+      const uint64_t seed = u64(), stream = u64();
+      Twin x(cpu(), gpu(), normal(n)), mask(cpu(), gpu(), Floats(n, 5.f));
+      cpu().dropout_forward(n, p, seed, stream, x.c, mask.c);
+      gpu().dropout_forward(n, p, seed, stream, x.g, mask.g);
+      const std::string what = "dropout n=" + std::to_string(n) + " p=" + std::to_string(p);
+      EXPECT_TRUE(identical(mask.on_cpu(), mask.on_gpu(), what + " mask"));
+      EXPECT_TRUE(identical(x.on_cpu(), x.on_gpu(), what + " x"));
+    }
+}
+
+TEST_F(CudaOps, RandomDrawsIdentical) {
+  for (size_t n : {size_t{1}, size_t{1000}, (size_t{1} << 20) + 3})
+    for (uint64_t offset : {uint64_t{0}, uint64_t{12345}, (uint64_t{1} << 33) + 7}) {
+      const uint64_t seed = u64(), stream = u64();
+      const std::string what = "n=" + std::to_string(n) + " offset=" + std::to_string(offset);
+      Twin a(cpu(), gpu(), Floats(n)), b(cpu(), gpu(), Floats(n));
+      cpu().rand_normal(n, seed, stream, offset, 0.5f, 2.f, a.c);
+      gpu().rand_normal(n, seed, stream, offset, 0.5f, 2.f, a.g);
+      // Box-Muller runs through double log/cos, which may differ in the last bit between libm and
+      // CUDA: allow 1e-6.
+      EXPECT_TRUE(close(a.on_cpu(), a.on_gpu(), 1e-6, 1e-6, "rand_normal " + what));
+      cpu().rand_uniform(n, seed, stream, offset, -1.5f, 3.f, b.c);
+      gpu().rand_uniform(n, seed, stream, offset, -1.5f, 3.f, b.g);
+      EXPECT_TRUE(identical(b.on_cpu(), b.on_gpu(), "rand_uniform " + what));
+      for (int32_t K : {1, 3, 10, 60000, std::numeric_limits<int32_t>::max()}) {
+        TwinInt r(cpu(), gpu(), Ints(n, -1));
+        cpu().rand_below(n, seed, stream, offset, K, r.c);
+        gpu().rand_below(n, seed, stream, offset, K, r.g);
+        EXPECT_TRUE(identical(r.on_cpu(), r.on_gpu(), "rand_below K=" + std::to_string(K) + " " + what));
+      }
+    }
+}
+
+TEST_F(CudaOps, PermutationIdentical) {
+  // 100003 and 1e6 indices almost surely hold equal 32-bit words: stability is exercised.
+  for (int n : {1, 2, 3, 7, 1000, 100003, 1000000, 60000}) {
+    const uint64_t seed = u64(), stream = u64();
+    TwinInt out(cpu(), gpu(), Ints(static_cast<size_t>(n), -1));
+    cpu().permutation(n, seed, stream, out.c);
+    gpu().permutation(n, seed, stream, out.g);
+    const Ints pg = out.on_gpu();
+    EXPECT_TRUE(identical(out.on_cpu(), pg, "permutation n=" + std::to_string(n)));
+    Ints sorted = pg;
+    std::sort(sorted.begin(), sorted.end());
+    Ints iota(static_cast<size_t>(n));
+    std::iota(iota.begin(), iota.end(), 0);
+    EXPECT_TRUE(identical(iota, sorted, "permutation is a permutation n=" + std::to_string(n)));
+  }
+}
+
+// ---------------------------------------------------------------- data
+
+TEST_F(CudaOps, Gather) {
+  const int rows = 1000;
+  for (int B : {1, 7, 64, 257})
+    for (int cols : {1, 3, 784}) {
+      TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(B), 0, rows - 1));
+      Twin src(cpu(), gpu(), normal(static_cast<size_t>(rows) * cols)),
+          dst(cpu(), gpu(), Floats(static_cast<size_t>(B) * cols, 2.f));
+      cpu().gather_rows(B, cols, src.c, idx.c, dst.c);
+      gpu().gather_rows(B, cols, src.g, idx.g, dst.g);
+      EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_rows " + shape({B, cols})));
+    }
+  for (int B : {1, 7, 257}) {
+    TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(B), 0, 999)),
+        src(cpu(), gpu(), ints(1000, -50, 50)), dst(cpu(), gpu(), Ints(static_cast<size_t>(B)));
+    cpu().gather_int(B, src.c, idx.c, dst.c);
+    gpu().gather_int(B, src.g, idx.g, dst.g);
+    EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_int B=" + std::to_string(B)));
+  }
+}
+
+// ---------------------------------------------------------------- errors
+
+TEST_F(CudaOps, BadArgumentsThrowLikeTheCpu) {
+  Twin a(cpu(), gpu(), Floats(8, 1.f));
+  for (Backend* be : {&cpu(), &gpu()}) {
+    float* p = be == &cpu() ? a.c : a.g;
+    EXPECT_THROW(be->adam(8, p, p, p, p, 1e-3f, 0.5f, 0.999f, 1e-8f, 0), Error) << be->name();
+    EXPECT_THROW(be->dropout_forward(8, 1.f, 1, 2, p, p), Error) << be->name();
+    EXPECT_THROW(be->batchnorm_forward_train(1, 8, 1, 1e-5f, 0.1f, p, p, p, p, p, p, p, p), Error)
+        << be->name();
+    EXPECT_THROW(be->loss_fused(LossKind::log, 0, p, 1.f, 1.f, p, p), Error) << be->name();
+    EXPECT_THROW(be->gemm(false, false, -1, 2, 2, 1.f, p, p, 0.f, p), Error) << be->name();
+  }
+}
+
+TEST_F(CudaOps, BadLabelsAreReportedAtTheNextSync) {
+  TwinInt labels(cpu(), gpu(), Ints{0, 5, 1});
+  Twin out(cpu(), gpu(), Floats(9));
+  gpu().one_hot(3, 3, labels.g, out.g);  // label 5 with K = 3
+  EXPECT_THROW(gpu().synchronize(), Error);
+  gpu().synchronize();  // reported once
+  const Floats o = out.on_gpu();
+  EXPECT_TRUE(identical(Floats{1, 0, 0, 0, 0, 0, 0, 1, 0}, o, "one_hot with a bad label"));
+
+  TwinInt idx(cpu(), gpu(), Ints{1, -1});
+  Twin src(cpu(), gpu(), Floats{1, 2, 3, 4}), dst(cpu(), gpu(), Floats(4, 9.f));
+  gpu().gather_rows(2, 2, src.g, idx.g, dst.g);
+  Floats h(4);
+  EXPECT_THROW(gpu().download(h.data(), dst.g, 4), Error);
+  EXPECT_TRUE(identical(Floats{3, 4, 0, 0}, dst.on_gpu(), "gather_rows with a negative index"));
+}
+
+}  // namespace
+}  // namespace cgan
