@@ -20,47 +20,21 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "cgan/checkpoint.hpp"
 #include "cgan/error.hpp"
 
 namespace {
 
-using cgan::NamedTensor;
-using cgan::SafeTensors;
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = ::testing::TempDir() + "cgan_ckpt_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
-    path = buf.data();
-  }
-  ~TempDir() { (void)std::system(("rm -rf '" + path + "'").c_str()); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-  std::vector<std::string> list() const {
-    std::vector<std::string> out;
-    if (DIR* d = ::opendir(path.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) out.push_back(e->d_name);
-      ::closedir(d);
-    }
-    return out;
-  }
+using testutil::error_of;
+using testutil::slurp;
+using testutil::spit;
+struct TempDir : testutil::TempDir {
+  TempDir() : testutil::TempDir("ckpt") {}
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::ostringstream os;
-  os << f.rdbuf();
-  return os.str();
-}
-
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using cgan::NamedTensor;
+using cgan::SafeTensors;
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
@@ -78,19 +52,6 @@ std::string floats(std::initializer_list<float> v) {
 }
 
 // The message of the cgan::Error `fn` throws; fails the test when it throws nothing or another type.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const cgan::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-cgan exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
-
 // Reading `bytes` (written to `name`) is rejected with a one-line message naming the file and `problem`.
 void expect_rejected(const TempDir& dir, const std::string& name, const std::string& bytes, const std::string& problem) {
   const std::string p = dir / name;

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "cgan/data.hpp"
 #include "cgan/error.hpp"
 
@@ -25,21 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 using cgan::HostDataset;
 using Bytes = std::vector<uint8_t>;
-
-struct DataTempDir {
-  std::string path;
-  DataTempDir() {
-    std::string tmpl = ::testing::TempDir() + "cgan_data_XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
-    path = buf.data();
-  }
-  ~DataTempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
+struct DataTempDir : testutil::TempDir {
+  DataTempDir() : testutil::TempDir("data") {}
 };
 
 void put32(Bytes& b, uint32_t v) {

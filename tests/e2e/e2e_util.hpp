@@ -9,26 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "test_util.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/model.hpp"
 #include "cgan/trainer.hpp"
 
 namespace e2e {
 
-inline std::string source(const std::string& rel) { return std::string(CGAN_SOURCE_DIR) + "/" + rel; }
+using TempDir = testutil::TempDir;
 
-// A fresh, empty temporary directory removed by the destructor.
-struct TempDir {
-  std::filesystem::path path;
-  explicit TempDir(const std::string& tag) {
-    path = std::filesystem::temp_directory_path() /
-           ("cgan_e2e_" + tag + "_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string operator/(const std::string& s) const { return (path / s).string(); }
-};
+inline std::string source(const std::string& rel) { return std::string(CGAN_SOURCE_DIR) + "/" + rel; }
 
 struct RunResult {
   int code = -1;

@@ -1,0 +1,75 @@
+// Helpers shared by every test binary: temporary directories, whole-file I/O, error capture.
+#pragma once
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "cgan/error.hpp"
+
+namespace testutil {
+
+// A fresh, empty temporary directory (mkdtemp under gtest's TempDir), removed with its contents.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& tag = "cgan") {
+    std::string tmpl = ::testing::TempDir() + "cgan_" + tag + "_XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed for " + tmpl);
+    path = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+  // Names of the entries directly inside (no "." or "..").
+  std::vector<std::string> list() const {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(path.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) out.push_back(e->d_name);
+      ::closedir(d);
+    }
+    return out;
+  }
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+inline void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The message of the cgan::Error fn throws; a test failure if it throws nothing or something else.
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const cgan::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw a non-cgan exception: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "did not throw";
+  return "";
+}
+
+}  // namespace testutil
