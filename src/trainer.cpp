@@ -434,7 +434,7 @@ int Trainer::run(const std::string& out_dir) {
     const bool last_step = step_ == total;
     const bool log_now = step_ % cfg_.log.every == 0 || last_step;
     if (stats_used_ == stats_slots_ || log_now) flush();
-    const int64_t epoch = epoch_ < 0 ? 0 : epoch_;
+    const int64_t epoch = epoch_ < 0 ? 1 : epoch_ + 1;  // shown 1-based
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
     if (cfg_.log.sample_every > 0 && (step_ % cfg_.log.sample_every == 0 || last_step))

@@ -61,6 +61,11 @@ TEST(Config, DefaultsAreFilled) {
   json j = minimal();
   j["loss"] = {{"kind", "squared"}};
   EXPECT_FLOAT_EQ(cgan::parse_config(j).loss.d_weight, 0.5f);
+  // the IDX folder follows data.kind unless given, so --set data.kind=fashion needs nothing else
+  const Config m = cgan::load_config(std::string(CGAN_SOURCE_DIR) + "/configs/mnist_mlp.json");
+  EXPECT_EQ(m.data.dir, "data/mnist");
+  const Config f = cgan::load_config(std::string(CGAN_SOURCE_DIR) + "/configs/mnist_mlp.json", {"data.kind=fashion"});
+  EXPECT_EQ(f.data.dir, "data/fashion");
 }
 
 TEST(Config, UnknownKeyNamesItsPath) {
