@@ -19,6 +19,187 @@ bool cuda_available(std::string* why_not) {
 }
 #endif
 
+// ---- the checked public ops: validate, return early on empty input, then call the backend
+
+void Backend::upload(float* dst, const float* src, size_t n) {
+  if (n == 0) return;
+  CGAN_CHECK(dst && src, "upload: null pointer");
+  upload_impl(dst, src, n);
+}
+void Backend::download(float* dst, const float* src, size_t n) {
+  if (n == 0) return;
+  CGAN_CHECK(dst && src, "download: null pointer");
+  download_impl(dst, src, n);
+}
+void Backend::upload_int(int32_t* dst, const int32_t* src, size_t n) {
+  if (n == 0) return;
+  CGAN_CHECK(dst && src, "upload_int: null pointer");
+  upload_int_impl(dst, src, n);
+}
+void Backend::download_int(int32_t* dst, const int32_t* src, size_t n) {
+  if (n == 0) return;
+  CGAN_CHECK(dst && src, "download_int: null pointer");
+  download_int_impl(dst, src, n);
+}
+void Backend::fill(float* x, size_t n, float v) {
+  if (n == 0) return;
+  CGAN_CHECK(x, "fill: null pointer");
+  fill_impl(x, n, v);
+}
+void Backend::copy(float* dst, const float* src, size_t n) {
+  if (n == 0 || dst == src) return;
+  CGAN_CHECK(dst && src, "copy: null pointer");
+  copy_impl(dst, src, n);
+}
+
+void Backend::gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                   float* C) {
+  CGAN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  CGAN_CHECK(C, "gemm: null C");
+  if (K > 0 && alpha != 0.f) CGAN_CHECK(A && B, "gemm: null A or B");
+  gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C);  // K == 0 or alpha == 0: C = beta * C (BLAS)
+}
+void Backend::bias_act_forward(Act act, float slope, int rows, int cols, const float* bias, float* y) {
+  CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_forward: negative size");
+  if (rows == 0 || cols == 0) return;
+  CGAN_CHECK(y, "bias_act_forward: null y");
+  bias_act_forward_impl(act, slope, rows, cols, bias, y);
+}
+void Backend::bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g, float* gbias) {
+  CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_backward: negative size");
+  if (rows == 0 || cols == 0) return;
+  CGAN_CHECK(g && (y || act == Act::none), "bias_act_backward: null y or g");
+  bias_act_backward_impl(act, slope, rows, cols, y, g, gbias);
+}
+void Backend::mul(size_t n, const float* a, float* b) {
+  if (n == 0) return;
+  CGAN_CHECK(a && b, "mul: null pointer");
+  mul_impl(n, a, b);
+}
+void Backend::dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x, float* mask) {
+  CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
+  if (n == 0) return;
+  CGAN_CHECK(x && mask, "dropout_forward: null pointer");
+  dropout_forward_impl(n, p, seed, stream, x, mask);
+}
+
+void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x,
+                                      const float* gamma, const float* beta, float* y, float* save_mean,
+                                      float* save_invstd, float* run_mean, float* run_var) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(static_cast<long long>(N) * S > 1,
+             "batchnorm (training): need more than one value per channel, got N*S=", static_cast<long long>(N) * S);
+  CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+  CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd, "batchnorm_forward_train: null pointer");
+  CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
+             "batchnorm_forward_train: run_mean and run_var must both be given or both null");
+  batchnorm_forward_train_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var);
+}
+void Backend::batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
+                                     const float* beta, const float* run_mean, const float* run_var, float* y) {
+  CGAN_CHECK(N >= 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+  if (N == 0) return;
+  CGAN_CHECK(x && gamma && beta && run_mean && run_var && y, "batchnorm_forward_eval: null pointer");
+  batchnorm_forward_eval_impl(N, C, S, eps, x, gamma, beta, run_mean, run_var, y);
+}
+void Backend::batchnorm_backward(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                                 const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx, "batchnorm_backward: null pointer");
+  batchnorm_backward_impl(N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
+}
+
+static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
+  CGAN_CHECK(B >= 0 && in >= 0 && E >= 0, op, ": negative size B=", B, " in=", in, " E=", E);
+  CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op,
+             ": unknown fusion ", static_cast<int>(f));
+  CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=", E, " in=", in);
+}
+
+void Backend::fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond, const int32_t* labels,
+                           const float* table, float* out) {
+  check_fusion("fuse_forward", f, B, in, E);
+  if (B == 0) return;
+  CGAN_CHECK(out && (x || in == 0), "fuse_forward: null x or out");
+  if (f == Fusion::concat)
+    CGAN_CHECK(cond || E == 0, "fuse_forward: concat needs cond");
+  else
+    CGAN_CHECK(labels && table, "fuse_forward: embedding modes need labels and table");
+  fuse_forward_impl(f, B, in, E, x, cond, labels, table, out);
+}
+void Backend::fuse_backward(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+                            const float* table, const float* gout, float* gx, float* gtable) {
+  check_fusion("fuse_backward", f, B, in, E);
+  if (B == 0) return;
+  CGAN_CHECK(gout, "fuse_backward: null gout");
+  if (f == Fusion::concat) gtable = nullptr;  // concat has no table
+  if (gtable || (gx && f == Fusion::embed_multiply)) CGAN_CHECK(labels, "fuse_backward: null labels");
+  if (f == Fusion::embed_multiply) {
+    CGAN_CHECK(!gx || table, "fuse_backward: embed_multiply gx needs table");
+    CGAN_CHECK(!gtable || x, "fuse_backward: embed_multiply gtable needs x");
+  }
+  fuse_backward_impl(f, B, in, E, x, labels, table, gout, gx, gtable);
+}
+void Backend::one_hot(int B, int K, const int32_t* labels, float* out) {
+  CGAN_CHECK(B >= 0 && K > 0, "one_hot: bad shape B=", B, " K=", K);
+  if (B == 0) return;
+  CGAN_CHECK(labels && out, "one_hot: null pointer");
+  one_hot_impl(B, K, labels, out);
+}
+
+void Backend::loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad, float* acc) {
+  CGAN_CHECK(n > 0, "loss_fused: n must be positive, got ", n);
+  CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
+  loss_fused_impl(k, n, x, target, weight, grad, acc);
+}
+void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps,
+                   int t) {
+  CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
+  if (n == 0) return;
+  CGAN_CHECK(p && g && m && v, "adam: null pointer");
+  adam_impl(n, p, g, m, v, lr, b1, b2, eps, t);
+}
+
+void Backend::rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean, float stddev,
+                          float* out) {
+  if (n == 0) return;
+  CGAN_CHECK(out, "rand_normal: null out");
+  rand_normal_impl(n, seed, stream, offset, mean, stddev, out);
+}
+void Backend::rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+                           float* out) {
+  if (n == 0) return;
+  CGAN_CHECK(out, "rand_uniform: null out");
+  rand_uniform_impl(n, seed, stream, offset, lo, hi, out);
+}
+void Backend::rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K, int32_t* out) {
+  CGAN_CHECK(K > 0, "rand_below: K must be positive, got ", K);
+  if (n == 0) return;
+  CGAN_CHECK(out, "rand_below: null out");
+  rand_below_impl(n, seed, stream, offset, K, out);
+}
+void Backend::permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) {
+  CGAN_CHECK(n >= 0, "permutation: negative n");
+  if (n == 0) return;
+  CGAN_CHECK(out, "permutation: null out");
+  permutation_impl(n, seed, stream, out);
+}
+
+void Backend::gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst) {
+  CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
+  if (B == 0 || cols == 0) return;
+  CGAN_CHECK(src && idx && dst, "gather_rows: null pointer");
+  gather_rows_impl(B, cols, src, idx, dst);
+}
+void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst) {
+  CGAN_CHECK(B >= 0, "gather_int: negative size");
+  if (B == 0) return;
+  CGAN_CHECK(src && idx && dst, "gather_int: null pointer");
+  gather_int_impl(B, src, idx, dst);
+}
+
 std::unique_ptr<Backend> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda" || device == "auto") {

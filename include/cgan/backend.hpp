@@ -1,5 +1,6 @@
-// The one seam between the model and the hardware. Every op the engine needs is a method here;
-// CpuBackend (src/cpu/) and CudaBackend (cuda/) implement it. Pointers are backend memory (host
+// The one seam between the model and the hardware. Every op the engine needs is a method here:
+// a public, non-virtual method checks sizes and pointers (one-line cgan::Error naming the op) and
+// calls the protected virtual *_impl that CpuBackend (src/cpu/) and CudaBackend (cuda/) implement. Pointers are backend memory (host
 // memory for the CPU backend, device memory for CUDA) obtained from alloc()/alloc_int().
 // All matrices are row-major and contiguous. Ops never allocate.
 #pragma once
@@ -27,83 +28,132 @@ class Backend {
   virtual float* alloc(size_t n) = 0;
   virtual int32_t* alloc_int(size_t n) = 0;
   virtual void free(void* p) = 0;
-  virtual void upload(float* dst, const float* host_src, size_t n) = 0;
-  virtual void download(float* host_dst, const float* src, size_t n) = 0;
-  virtual void upload_int(int32_t* dst, const int32_t* host_src, size_t n) = 0;
-  virtual void download_int(int32_t* host_dst, const int32_t* src, size_t n) = 0;
-  virtual void fill(float* x, size_t n, float value) = 0;
-  virtual void copy(float* dst, const float* src, size_t n) = 0;
+  void upload(float* dst, const float* host_src, size_t n);
+  void download(float* host_dst, const float* src, size_t n);
+  void upload_int(int32_t* dst, const int32_t* host_src, size_t n);
+  void download_int(int32_t* host_dst, const int32_t* src, size_t n);
+  void fill(float* x, size_t n, float value);
+  void copy(float* dst, const float* src, size_t n);
   virtual void synchronize() {}
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]
   // (or [K,M] when trans_a), B stored [K,N] (or [N,K] when trans_b).
-  virtual void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                    const float* B, float beta, float* C) = 0;
+  void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+            const float* B, float beta, float* C);
   // y[r,c] = act(y[r,c] + bias[c]) in place; bias may be null.
-  virtual void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias,
-                                float* y) = 0;
+  void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias,
+                        float* y);
   // g[r,c] *= act'(from output y[r,c]) in place; then gbias[c] += sum_r g[r,c] if gbias != null.
-  virtual void bias_act_backward(Act act, float slope, int rows, int cols, const float* y,
-                                 float* g, float* gbias) = 0;
+  void bias_act_backward(Act act, float slope, int rows, int cols, const float* y,
+                         float* g, float* gbias);
   // b[i] *= a[i]
-  virtual void mul(size_t n, const float* a, float* b) = 0;
+  void mul(size_t n, const float* a, float* b);
 
   // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, i);
   // x[i] *= mask[i]. Backward is mul(mask, g).
-  virtual void dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
-                               float* mask) = 0;
+  void dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+                       float* mask);
 
   // ---- batch norm over x laid out [N, C, S] (dense layers: S = 1), statistics per channel C.
   // Training: batch mean/biased variance; saves mean and 1/sqrt(var+eps); updates running stats
   // with run = (1-momentum) run + momentum * batch (unbiased variance for run_var, as PyTorch).
-  virtual void batchnorm_forward_train(int N, int C, int S, float eps, float momentum,
-                                       const float* x, const float* gamma, const float* beta,
-                                       float* y, float* save_mean, float* save_invstd,
-                                       float* run_mean, float* run_var) = 0;
-  virtual void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x,
-                                      const float* gamma, const float* beta,
-                                      const float* run_mean, const float* run_var, float* y) = 0;
+  void batchnorm_forward_train(int N, int C, int S, float eps, float momentum,
+                               const float* x, const float* gamma, const float* beta,
+                               float* y, float* save_mean, float* save_invstd,
+                               float* run_mean, float* run_var);
+  void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x,
+                              const float* gamma, const float* beta,
+                              const float* run_mean, const float* run_var, float* y);
   // gx overwritten; ggamma, gbeta accumulated (+=).
-  virtual void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
-                                  const float* save_mean, const float* save_invstd,
-                                  const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
+  void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
+                          const float* save_mean, const float* save_invstd,
+                          const float* gy, float* gx, float* ggamma, float* gbeta);
 
   // ---- label fusion (see Fusion). cond is used by concat, labels/table by the embed modes.
-  virtual void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
-                            const int32_t* labels, const float* table, float* out) = 0;
+  void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
+                    const int32_t* labels, const float* table, float* out);
   // gx (overwritten) may be null; gtable (accumulated) may be null.
-  virtual void fuse_backward(Fusion f, int B, int in, int E, const float* x,
-                             const int32_t* labels, const float* table, const float* gout,
-                             float* gx, float* gtable) = 0;
+  void fuse_backward(Fusion f, int B, int in, int E, const float* x,
+                     const int32_t* labels, const float* table, const float* gout,
+                     float* gx, float* gtable);
   // out[B, K] = one-hot of labels
-  virtual void one_hot(int B, int K, const int32_t* labels, float* out) = 0;
+  void one_hot(int B, int K, const int32_t* labels, float* out);
 
   // ---- fused loss over n outputs x with constant target t, as one term of weight w of a mean:
   // grad[i] = w * dL/dx[i] / n (overwritten); acc[0] += w * mean L; acc[1] += sum of prob;
   // acc[2] += count of (prob > 0.5) == (t > 0.5). acc is backend memory of 3 floats.
-  virtual void loss_fused(LossKind k, int n, const float* x, float target, float weight,
-                          float* grad, float* acc) = 0;
+  void loss_fused(LossKind k, int n, const float* x, float target, float weight,
+                  float* grad, float* acc);
 
   // ---- Adam (bias-corrected, step t >= 1) over n contiguous parameters.
-  virtual void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
-                    float beta2, float eps, int t) = 0;
+  void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
+            float beta2, float eps, int t);
 
   // ---- counter-based RNG (philox.hpp): element i uses index offset + i.
-  virtual void rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
-                           float stddev, float* out) = 0;
-  virtual void rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo,
-                            float hi, float* out) = 0;
+  void rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+                   float stddev, float* out);
+  void rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo,
+                    float hi, float* out);
   // out[i] = philox_below(seed, stream, offset + i, K)
-  virtual void rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
-                          int32_t* out) = 0;
+  void rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+                  int32_t* out);
   // A permutation of [0, n): indices sorted by their philox word (stable), identical on every
   // backend.
-  virtual void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) = 0;
+  void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out);
 
   // ---- data: dst[b, :] = src[idx[b], :] (idx in backend memory).
-  virtual void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst) = 0;
-  virtual void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst) = 0;
+  void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst);
+  void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst);
+
+ protected:
+  // What each backend implements. The public methods above have already checked sizes and
+  // pointers (throwing cgan::Error) and returned early on empty inputs, so an implementation
+  // only checks what needs its own memory (e.g. label values on the host).
+  virtual void upload_impl(float* dst, const float* host_src, size_t n) = 0;
+  virtual void download_impl(float* host_dst, const float* src, size_t n) = 0;
+  virtual void upload_int_impl(int32_t* dst, const int32_t* host_src, size_t n) = 0;
+  virtual void download_int_impl(int32_t* host_dst, const int32_t* src, size_t n) = 0;
+  virtual void fill_impl(float* x, size_t n, float value) = 0;
+  virtual void copy_impl(float* dst, const float* src, size_t n) = 0;
+  virtual void gemm_impl(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                         const float* B, float beta, float* C) = 0;
+  virtual void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias,
+                                     float* y) = 0;
+  virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y,
+                                      float* g, float* gbias) = 0;
+  virtual void mul_impl(size_t n, const float* a, float* b) = 0;
+  virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+                                    float* mask) = 0;
+  virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum,
+                                            const float* x, const float* gamma, const float* beta,
+                                            float* y, float* save_mean, float* save_invstd,
+                                            float* run_mean, float* run_var) = 0;
+  virtual void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x,
+                                           const float* gamma, const float* beta,
+                                           const float* run_mean, const float* run_var, float* y) = 0;
+  virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
+                                       const float* save_mean, const float* save_invstd,
+                                       const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
+  virtual void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
+                                 const int32_t* labels, const float* table, float* out) = 0;
+  virtual void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x,
+                                  const int32_t* labels, const float* table, const float* gout,
+                                  float* gx, float* gtable) = 0;
+  virtual void one_hot_impl(int B, int K, const int32_t* labels, float* out) = 0;
+  virtual void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight,
+                               float* grad, float* acc) = 0;
+  virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
+                         float beta2, float eps, int t) = 0;
+  virtual void rand_normal_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+                                float stddev, float* out) = 0;
+  virtual void rand_uniform_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo,
+                                 float hi, float* out) = 0;
+  virtual void rand_below_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+                               int32_t* out) = 0;
+  virtual void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) = 0;
+  virtual void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst) = 0;
+  virtual void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
