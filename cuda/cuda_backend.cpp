@@ -274,6 +274,10 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
   return std::make_unique<CudaBackend>(options);
 }
 
-std::unique_ptr<Backend> make_cuda_backend() { return make_cuda_backend(CudaOptions{}); }
+std::unique_ptr<Backend> make_cuda_backend(bool tf32) {
+  CudaOptions o;
+  o.tf32 = tf32;
+  return make_cuda_backend(o);
+}
 
 }  // namespace cgan

@@ -200,13 +200,15 @@ void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t*
   gather_int_impl(B, src, idx, dst);
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& device) {
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
+  if (options.precision != "fp32" && options.precision != "tf32")
+    throw Error(cat("precision: expected fp32 or tf32, got '", options.precision, "'"));
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda" || device == "auto") {
     std::string why;
     if (cuda_available(&why)) {
 #ifdef CGAN_HAVE_CUDA
-      return make_cuda_backend();
+      return make_cuda_backend(options.precision == "tf32");
 #endif
     }
     if (device == "auto") return make_cpu_backend();

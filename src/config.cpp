@@ -239,6 +239,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error(cat("name: expected a non-empty name without '/', got ", describe(c.name)));
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
+  c.precision = o.string("precision", "fp32", {"fp32", "tf32"});
 
   // data
   {
@@ -385,6 +386,7 @@ json Config::to_json() const {
       {"name", name},
       {"description", description},
       {"device", device},
+      {"precision", precision},
       {"data", d},
       {"generator", g},
       {"discriminator", net_to_json(discriminator)},

@@ -158,12 +158,19 @@ class Backend {
 
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef CGAN_HAVE_CUDA
-std::unique_ptr<Backend> make_cuda_backend();  // throws cgan::Error when no GPU is usable
+// tf32: cuBLAS may run fp32 GEMMs on TF32 tensor cores. Throws cgan::Error when no GPU is usable.
+std::unique_ptr<Backend> make_cuda_backend(bool tf32 = false);
 #endif
+
+// The config's "precision": "fp32" (default) or "tf32" (CUDA GEMMs on TF32 tensor cores; the CPU
+// backend always computes in fp32).
+struct BackendOptions {
+  std::string precision = "fp32";
+};
 
 // "cpu", "cuda" or "auto" (CUDA when built with it and a GPU is present, else CPU).
 // Throws cgan::Error for "cuda" without a usable GPU or an unknown name.
-std::unique_ptr<Backend> make_backend(const std::string& device);
+std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options = {});
 
 // Whether this build contains the CUDA backend, and whether a GPU is usable now (with the reason
 // when not).

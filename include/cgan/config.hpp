@@ -77,6 +77,7 @@ struct Config {
   std::string name;
   std::string description;
   std::string device = "auto";
+  std::string precision = "fp32";  // fp32 | tf32 (CUDA GEMMs on TF32 tensor cores)
   DataSpec data;
   int noise_dim = 100;
   NetSpec generator, discriminator;

@@ -110,7 +110,7 @@ int cmd_train(Args& a) {
       throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
     cfg.device = device;
   }
-  auto be = make_backend(cfg.device);
+  auto be = make_backend(cfg.device, {cfg.precision});
   HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
   if (!resume.empty()) {
@@ -175,7 +175,7 @@ int cmd_sample(Args& a) {
   }
   if (device != "auto" && device != "cpu" && device != "cuda")
     throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
-  auto be = make_backend(device);
+  auto be = make_backend(device, {cfg.precision});
   const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
   write_png(out, img);
   std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d)\n", out.c_str(), img.width, img.height);
@@ -207,7 +207,7 @@ int cmd_bench(Args& a) {
       throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
     cfg.device = device;
   }
-  auto be = make_backend(cfg.device);
+  auto be = make_backend(cfg.device, {cfg.precision});
   const HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
   t.init();

@@ -86,6 +86,9 @@ TEST(Config, WrongTypeNamesItsPath) {
   j["log"] = {{"every", 2.5}};
   EXPECT_EQ(error_of(j), "log.every: expected a positive integer, got 2.5");
   j = minimal();
+  j["precision"] = "fp16";
+  EXPECT_EQ(error_of(j), "precision: expected one of \"fp32\", \"tf32\", got \"fp16\"");
+  j = minimal();
   j["loss"] = {{"kind", "hinge"}};
   EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", got \"hinge\"");
   j = minimal();
