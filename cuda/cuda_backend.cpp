@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include "cgan/backend.hpp"
@@ -71,6 +72,25 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_.stream));
   }
   void synchronize() override { wait_and_check("synchronize"); }
+  double time_ms(const std::function<void()>& work) override {
+    struct Events {
+      cudaEvent_t start = nullptr, stop = nullptr;
+      ~Events() {
+        if (start) cudaEventDestroy(start);
+        if (stop) cudaEventDestroy(stop);
+      }
+    } ev;
+    CUDA_CHECK(cudaEventCreate(&ev.start));
+    CUDA_CHECK(cudaEventCreate(&ev.stop));
+    CUDA_CHECK(cudaEventRecord(ev.start, ctx_.stream));
+    work();
+    CUDA_CHECK(cudaEventRecord(ev.stop, ctx_.stream));
+    CUDA_CHECK(cudaEventSynchronize(ev.stop));
+    wait_and_check("time_ms");  // report anything the timed ops flagged
+    float ms = 0.f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
+    return static_cast<double>(ms);
+  }
 
   // ---- dense algebra
   void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B,

@@ -2,6 +2,8 @@
 
 #include "cgan/error.hpp"
 
+#include <chrono>
+
 namespace cgan {
 
 bool cuda_compiled() {
@@ -18,6 +20,14 @@ bool cuda_available(std::string* why_not) {
   return false;
 }
 #endif
+
+double Backend::time_ms(const std::function<void()>& work) {
+  synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  work();
+  synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 
 // ---- the checked public ops: validate, return early on empty input, then call the backend
 

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,9 @@ class Backend {
   void fill(float* x, size_t n, float value);
   void copy(float* dst, const float* src, size_t n);
   virtual void synchronize() {}
+  // Milliseconds `work` takes on this backend: a steady clock around it on the CPU, a pair of CUDA
+  // events recorded on the backend's stream around it on the GPU (what `cgan_gpu bench` reports).
+  virtual double time_ms(const std::function<void()>& work);
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]

@@ -2,7 +2,6 @@
 // file, checkpoint, I/O; the message names it); 2 bad command line; 3 a loss became non-finite;
 // 130 stopped by SIGINT/SIGTERM after writing a checkpoint.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -214,16 +213,10 @@ int cmd_bench(Args& a) {
   auto run = [&] {
     for (long long i = 0; i < steps; ++i) t.step();
     t.take_rows();  // the scalars a logging step would read
-    be->synchronize();
   };
-  run();  // warm-up
+  be->time_ms(run);  // warm-up
   std::vector<double> ms;
-  for (long long r = 0; r < repeats; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-                 static_cast<double>(steps));
-  }
+  for (long long r = 0; r < repeats; ++r) ms.push_back(be->time_ms(run) / static_cast<double>(steps));
   std::sort(ms.begin(), ms.end());
   std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
               "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f}\n",

@@ -111,7 +111,9 @@ double compare_models(Backend& ba, Model& a, Backend& bb, Model& b, double tol, 
     if (buf.n == 0) continue;
     const RelDiff d = rel_diff(fetch(ba, buf.pa, buf.n), fetch(bb, buf.pb, buf.n));
     worst = std::max(worst, d.worst);
-    if (tol > 0) EXPECT_LE(d.worst, tol) << describe(ctx + ", " + a.name() + " " + buf.what, d);
+    if (tol > 0) {
+      EXPECT_LE(d.worst, tol) << describe(ctx + ", " + a.name() + " " + buf.what, d);
+    }
   }
   return worst;
 }

@@ -3,6 +3,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "cgan/checkpoint.hpp"
 #include "cgan/image.hpp"
 #include "cgan/rundir.hpp"
@@ -210,4 +212,26 @@ TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
   EXPECT_EQ(e.code, 1) << e.output;
   EXPECT_EQ(lines_of(e.output), 1) << e.output;
   EXPECT_NE(e.output.find("another architecture"), std::string::npos) << e.output;
+}
+
+TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
+  e2e::TempDir d("cli_bench");
+  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
+                          "' bench --config configs/mixture_cond.json --steps 20 --repeats 3 --batch 32 --device cpu > '" +
+                          (d / "out") + "' 2> '" + (d / "err") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << testutil::slurp(d / "err");
+  const std::string out = testutil::slurp(d / "out");
+  ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j.at("config"), "mixture_cond");
+  EXPECT_EQ(j.at("device"), "cpu");
+  EXPECT_EQ(j.at("batch"), 32);
+  EXPECT_EQ(j.at("repeats"), 3);
+  const double med = j.at("ms_per_iter"), lo = j.at("min_ms"), hi = j.at("max_ms");
+  EXPECT_GT(lo, 0.0);
+  EXPECT_LE(lo, med);
+  EXPECT_LE(med, hi);
+  auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
 }
