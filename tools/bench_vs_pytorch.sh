@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on one GPU, in one run: cgan_gpu's median ms per training iteration and the
+# PyTorch peer's (../shared/bench/pytorch_reference.py) for the same model and batch sizes, and the
+# ratio. Run on the GPU machine after building (tools/build.sh or a carried build/):
+#
+#   tools/bench_vs_pytorch.sh [--model mlp] [--batches "64 8192"] [--bin build/cgan_gpu]
+#
+# Prints one JSON line per measurement and a Markdown table for docs/PERFORMANCE.md.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+model=mlp
+batches="64 8192"
+bin="${BUILD_DIR:-build}/cgan_gpu"
+peer="${PEER:-$root/../shared/bench/pytorch_reference.py}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --batches) batches="$2"; shift 2 ;;
+    --bin) bin="$2"; shift 2 ;;
+    *) echo "bench_vs_pytorch.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+case "$model" in
+  mlp) config=configs/mnist_mlp.json; peer_modes=("" "--compile") ;;
+  *) echo "bench_vs_pytorch.sh: model '$model' has no cgan_gpu config yet (mlp only)" >&2; exit 2 ;;
+esac
+[ -x "$bin" ] || { echo "bench_vs_pytorch.sh: $bin not built (run tools/build.sh)" >&2; exit 1; }
+[ -f "$peer" ] || { echo "bench_vs_pytorch.sh: PyTorch peer not found at $peer" >&2; exit 1; }
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+
+field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+rows=()
+for b in $batches; do
+  ours=$("$bin" bench --config "$config" --batch "$b" --steps 200 --repeats 7 --device cuda)
+  echo "$ours"
+  ours_ms=$(echo "$ours" | field ms_per_iter)
+  ours_tf=$("$bin" bench --config "$config" --batch "$b" --steps 200 --repeats 7 --device cuda --set precision=tf32)
+  echo "$ours_tf"
+  ours_tf_ms=$(echo "$ours_tf" | field ms_per_iter)
+  for m in "${peer_modes[@]}"; do
+    theirs=$(python3 "$peer" --model "$model" --batch "$b" $m | tail -n 1)
+    echo "$theirs"
+    theirs_ms=$(echo "$theirs" | field ms_per_iter)
+    mode=${m:-eager}; mode=${mode#--}
+    ratio=$(awk -v a="$theirs_ms" -v b="$ours_ms" 'BEGIN { printf "%.1f", a / b }')
+    rows+=("| $model | $b | $ours_ms | $ours_tf_ms | $mode | $theirs_ms | ${ratio}x |")
+  done
+done
+echo
+echo "| model | batch | cgan_gpu fp32 ms | cgan_gpu tf32 ms | PyTorch mode | PyTorch ms | speed-up (fp32) |"
+echo "| --- | --- | --- | --- | --- | --- | --- |"
+printf '%s\n' "${rows[@]}"
