@@ -56,7 +56,7 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   labels.resize(n, 0);
   std::vector<float> h(static_cast<size_t>(n) * G.out_dim());
   try {
-    be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, 0x53414d50ULL << 32, 0, 0.f, 1.f, z);
+    be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, 0, 0.f, 1.f, z);
     be.upload_int(y, labels.data(), labels.size());
     if (Kg > 0) be.one_hot(n, Kg, y, cond);
     const float* out = G.forward(z, y, cond, false);

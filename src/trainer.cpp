@@ -33,7 +33,6 @@ uint64_t stream_of(int64_t step, int sub, Purpose p) {
   return (static_cast<uint64_t>(step) * 16 + static_cast<uint64_t>(sub)) * 16 + p;
 }
 constexpr uint64_t kPermStream = 0x5045524dULL << 32;    // + epoch
-constexpr uint64_t kSampleStream = 0x53414d50ULL << 32;  // fixed sample noise
 constexpr int kStatsPerStep = 9;  // D real (loss, sum D, correct), D fake (...), G (...)
 
 std::atomic<int> g_stop_signal{0};
@@ -104,7 +103,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   // fixed sample noise and labels (row r shows label r)
   const int S = rows * cols;
   z_sample_ = be.alloc(static_cast<size_t>(S) * cfg.noise_dim);
-  be.rand_normal(static_cast<size_t>(S) * cfg.noise_dim, cfg.train.seed, kSampleStream, 0, 0.f, 1.f, z_sample_);
+  be.rand_normal(static_cast<size_t>(S) * cfg.noise_dim, cfg.train.seed, kSampleNoiseStream, 0, 0.f, 1.f, z_sample_);
   std::vector<int32_t> ys(S);
   for (int i = 0; i < S; ++i) ys[i] = K > 0 ? (shape_.is_points() ? i % K : i / cols) : 0;
   y_sample_ = be.alloc_int(S);
@@ -421,11 +420,10 @@ int Trainer::run(const std::string& out_dir) {
     if (!rows.empty()) last = rows.back();
     losses.append(rows);
   };
-  auto checkpoint = [&](const char* why) {
+  auto checkpoint = [&]() {
     flush();
     const std::string p = rd.checkpoint_path(step_);
     write_checkpoint(p);
-    (void)why;
     return p;
   };
 
@@ -441,9 +439,9 @@ int Trainer::run(const std::string& out_dir) {
       write_samples(rd.sample_path(step_));
     else if (cfg_.log.sample_every == 0 && last_step)
       write_samples(rd.sample_path(step_));
-    if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint("periodic");
+    if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
     if (const int sig = g_stop_signal.load()) {
-      const std::string p = checkpoint("signal");
+      const std::string p = checkpoint();
       progress.finish();
       std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
                    sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step_), p.c_str(), p.c_str());

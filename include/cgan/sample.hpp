@@ -11,6 +11,10 @@
 
 namespace cgan {
 
+// Philox stream of sample noise: the training-time grids (seed train.seed) and `cgan_gpu sample`
+// (seed --seed) draw z from it, so a grid is reproducible from the checkpoint alone.
+constexpr uint64_t kSampleNoiseStream = 0x53414d50ULL << 32;
+
 // Turns generated samples (n x dim, host) into a picture: a rows x cols grid of images, or a
 // scatter plot coloured by label for 2-D point data.
 Image render_samples(const std::vector<float>& samples, const std::vector<int32_t>& labels, const DataShape& shape,
