@@ -435,9 +435,7 @@ int Trainer::run(const std::string& out_dir) {
     const int64_t epoch = epoch_ < 0 ? 1 : epoch_ + 1;  // shown 1-based
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
-    if (cfg_.log.sample_every > 0 && (step_ % cfg_.log.sample_every == 0 || last_step))
-      write_samples(rd.sample_path(step_));
-    else if (cfg_.log.sample_every == 0 && last_step)
+    if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0))
       write_samples(rd.sample_path(step_));
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
     if (const int sig = g_stop_signal.load()) {
