@@ -41,7 +41,13 @@ extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 }  // namespace
 
 HostDataset load_dataset(const DataSpec& d, bool train) {
-  if (d.kind == "mnist" || d.kind == "fashion") return load_mnist_dir(d.dir, train, d.lo, d.hi);
+  if (d.kind == "mnist" || d.kind == "fashion") {
+    try {
+      return load_mnist_dir(d.dir, train, d.lo, d.hi);
+    } catch (const Error& e) {
+      throw Error(cat("data.dir: ", e.what()));  // the config key the bad or missing file came from
+    }
+  }
   if (d.kind == "gaussian")
     return make_gaussian(d.count, d.mean_x, d.mean_y, d.std_x, d.std_y, d.seed + (train ? 0 : 1));
   return make_mixture(d.count, d.modes, d.radius, d.stddev, d.seed + (train ? 0 : 1));

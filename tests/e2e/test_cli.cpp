@@ -50,7 +50,7 @@ TEST(Cli, ConfigErrorsAreOneLineNamingTheKey) {
   r = e2e::run_cli("--config configs/mnist_mlp.json --set data.dir=" + (d / "nowhere"), d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
-  EXPECT_NE(r.output.find(d / "nowhere"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.rfind("cgan_gpu: data.dir: " + (d / "nowhere"), 0), 0u) << r.output;
   EXPECT_NE(r.output.find("fetch_data.sh"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(d / "run")) << "a failed start must not leave a run directory";
 }
