@@ -1,6 +1,7 @@
 #include "cgan/config.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
@@ -456,6 +457,8 @@ void apply_override(json& j, const std::string& assignment) {
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(cat(path, ": is a directory, not a config file"));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(cat(path, ": cannot open config file"));
   std::stringstream ss;

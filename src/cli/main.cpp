@@ -14,6 +14,7 @@
 #include "cgan/config.hpp"
 #include "cgan/error.hpp"
 #include "cgan/image.hpp"
+#include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
 #include "cgan/trainer.hpp"
 
@@ -121,6 +122,7 @@ int cmd_train(Args& a) {
     t.init();
   }
   if (out_dir.empty()) out_dir = "out/" + cfg.name;
+  RunDir{out_dir};  // fail on an unusable run directory before printing anything
   std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
                be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),
                out_dir.c_str());

@@ -55,6 +55,26 @@ TEST(Cli, ConfigErrorsAreOneLineNamingTheKey) {
   EXPECT_FALSE(fs::exists(d / "run")) << "a failed start must not leave a run directory";
 }
 
+TEST(Cli, BadPathsAreOneLineErrors) {
+  e2e::TempDir d("cli_paths");
+  auto r = e2e::run_cli("--config configs", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: configs: is a directory, not a config file\n");
+  r = e2e::run_cli("--config README.md", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("README.md: not valid JSON"), std::string::npos) << r.output;
+  r = e2e::run_cli("--resume " + (d / "nope.safetensors"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("nope.safetensors: cannot open"), std::string::npos) << r.output;
+  testutil::spit(d / "file", "x");  // a run directory that cannot be created (its parent is a file)
+  r = e2e::run_cli("--config configs/mixture_cond.json --out " + (d / "file/run"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("cannot create run directory"), std::string::npos) << r.output;
+}
+
 TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
   std::string why;
   if (cuda_available(&why)) GTEST_SKIP() << "a GPU is present; this test checks the no-GPU message";
