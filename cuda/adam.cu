@@ -9,14 +9,11 @@ namespace {
 
 __global__ void adam_kernel(size_t n, float* p, const float* g, float* m, float* v, float step,
                             float rc2, float b1, float b2, float eps) {
-  const float ob1 = 1.f - b1, ob2 = 1.f - b2;
+  const AdamScalars s{step, rc2};
   for (size_t i = global_index(); i < n; i += global_stride()) {
-    const float gi = g[i];
-    const float mi = b1 * m[i] + ob1 * gi;
-    const float vi = b2 * v[i] + ob2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] -= step * mi / (sqrtf(vi) * rc2 + eps);
+    float pi = p[i], mi = m[i], vi = v[i];
+    adam_update(pi, mi, vi, g[i], s, b1, b2, eps);
+    p[i] = pi, m[i] = mi, v[i] = vi;
   }
 }
 

@@ -164,14 +164,11 @@ class CudaBackend final : public Backend {
     cuda::launch_loss_fused(ctx_, k, n, x, target, weight, grad, acc);
   }
 
-  // ---- Adam (bias corrections in double on the host, as the CPU backend)
+  // ---- Adam (scalar_math.hpp: per-step scalars on the host, adam_update in the kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
             float eps, int t) override {
-    const double c1 = 1.0 - std::pow(static_cast<double>(b1), t);
-    const double c2 = 1.0 - std::pow(static_cast<double>(b2), t);
-    const float step = static_cast<float>(lr / c1);
-    const float rc2 = static_cast<float>(1.0 / std::sqrt(c2));
-    cuda::launch_adam(ctx_, n, p, g, m, v, step, rc2, b1, b2, eps);
+    const AdamScalars s = adam_scalars(lr, b1, b2, t);
+    cuda::launch_adam(ctx_, n, p, g, m, v, s.step, s.rc2, b1, b2, eps);
   }
 
   // ---- counter-based RNG

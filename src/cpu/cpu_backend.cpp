@@ -319,23 +319,11 @@ class CpuBackend final : public Backend {
     acc[2] += static_cast<float>(correct);
   }
 
-  // ---- Adam (PyTorch's formula): m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+  // ---- Adam (scalar_math.hpp's adam_update, shared with the CUDA kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
-            float eps, int t) override {
-    const double c1 = 1.0 - std::pow(static_cast<double>(b1), t);
-    const double c2 = 1.0 - std::pow(static_cast<double>(b2), t);
-    const float step = static_cast<float>(lr / c1);
-    const float rc2 = static_cast<float>(1.0 / std::sqrt(c2));
-    const float ob1 = 1.f - b1, ob2 = 1.f - b2;
-    for (size_t i = 0; i < n; ++i) {
-      const float gi = g[i];
-      const float mi = b1 * m[i] + ob1 * gi;
-      const float vi = b2 * v[i] + ob2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] -= step * mi / (std::sqrt(vi) * rc2 + eps);
-    }
+                 float eps, int t) override {
+    const AdamScalars s = adam_scalars(lr, b1, b2, t);
+    for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
   }
 
   // ---- counter-based RNG
