@@ -119,21 +119,6 @@ double compare_models(Backend& ba, Model& a, Backend& bb, Model& b, double tol, 
 }
 
 // Bit-for-bit equality of two models on the same backend.
-void expect_models_identical(Backend& be, Model& a, Model& b) {
-  ASSERT_EQ(a.param_count(), b.param_count()) << a.name();
-  ASSERT_EQ(a.state_count(), b.state_count()) << a.name();
-  const std::vector<float> pa = fetch(be, a.params(), a.param_count()),
-                           pb = fetch(be, b.params(), b.param_count());
-  size_t diff = 0;
-  for (size_t i = 0; i < pa.size(); ++i) diff += std::memcmp(&pa[i], &pb[i], sizeof(float)) != 0;
-  EXPECT_EQ(diff, 0u) << a.name() << ": " << diff << " of " << pa.size() << " weights differ";
-  if (a.state_count() > 0) {
-    const std::vector<float> sa = fetch(be, a.state(), a.state_count()),
-                             sb = fetch(be, b.state(), b.state_count());
-    EXPECT_EQ(0, std::memcmp(sa.data(), sb.data(), sa.size() * sizeof(float)))
-        << a.name() << " batch-norm running statistics differ";
-  }
-}
 
 void expect_rows_close(const std::vector<LossRow>& cpu, const std::vector<LossRow>& gpu, double tol) {
   ASSERT_EQ(cpu.size(), gpu.size());
@@ -197,32 +182,10 @@ TEST(CudaTraining, WholeIterationMatchesCpu) {
   check_iteration_matches_cpu("configs/mixture_cond.json", kLsganSets);
 }
 
-// N steps, checkpoint, restore into a fresh CUDA trainer, M steps == N + M steps in one run, bit
-// for bit: the CUDA backend is deterministic run to run (no float atomics).
+// The CUDA backend is deterministic run to run (no float atomics), so resume is bit-exact there too.
 void check_resume_exact_cuda(const std::string& config, const std::vector<std::string>& sets) {
-  SCOPED_TRACE(config);
-  const Config cfg = load_config(e2e::source(config), sets);
-  const HostDataset data = load_dataset(cfg.data);
   auto be = make_backend("cuda");
-  const int N = 37, M = 29;  // small sets: N crosses epoch boundaries, so reshuffles are replayed too
-  Trainer a(cfg, *be, data);
-  a.init();
-  for (int i = 0; i < N + M; ++i) a.step(), a.take_rows();
-
-  Trainer b(cfg, *be, data);
-  b.init();
-  for (int i = 0; i < N; ++i) b.step(), b.take_rows();
-  e2e::TempDir dir("cuda_resume");
-  write_safetensors(dir / "ck.safetensors", b.snapshot());
-  const SafeTensors ck = read_safetensors(dir / "ck.safetensors");
-  Trainer c(cfg, *be, data);
-  c.restore(ck, dir / "ck.safetensors");
-  EXPECT_EQ(c.steps_done(), N);
-  for (int i = 0; i < M; ++i) c.step(), c.take_rows();
-  EXPECT_EQ(c.steps_done(), N + M);
-
-  expect_models_identical(*be, a.generator(), c.generator());
-  expect_models_identical(*be, a.discriminator(), c.discriminator());
+  e2e::check_resume_exact(*be, config, sets);
 }
 
 TEST(CudaTraining, ResumeIsExactOnCuda) {

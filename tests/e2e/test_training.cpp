@@ -72,54 +72,16 @@ TEST(Training, GaussianToyMatchesMeanAndStd) {
   }
 }
 
-// N steps, checkpoint, restore into a fresh trainer, M steps == N + M steps in one run, bit for bit.
-static void check_resume_exact(const std::string& config, const std::vector<std::string>& sets) {
-  Config cfg = load_config(e2e::source(config), sets);
-  auto be = make_cpu_backend();
-  const HostDataset data = load_dataset(cfg.data);
-  const int N = 37, M = 29;  // N crosses no epoch boundary on purpose? no: small sets do cross
-  Trainer a(cfg, *be, data);
-  a.init();
-  for (int i = 0; i < N + M; ++i) a.step(), a.take_rows();
-
-  Trainer b(cfg, *be, data);
-  b.init();
-  for (int i = 0; i < N; ++i) b.step(), b.take_rows();
-  e2e::TempDir dir("resume");
-  write_safetensors(dir / "ck.safetensors", b.snapshot());
-  const SafeTensors ck = read_safetensors(dir / "ck.safetensors");
-  Trainer c(cfg, *be, data);
-  c.restore(ck, dir / "ck.safetensors");
-  EXPECT_EQ(c.steps_done(), N);
-  for (int i = 0; i < M; ++i) c.step(), c.take_rows();
-
-  for (Model* pair : {&a.generator(), &a.discriminator()}) {
-    Model& other = pair == &a.generator() ? c.generator() : c.discriminator();
-    std::vector<float> pa(pair->param_count()), pc(other.param_count());
-    be->download(pa.data(), pair->params(), pa.size());
-    be->download(pc.data(), other.params(), pc.size());
-    ASSERT_EQ(pa.size(), pc.size());
-    size_t diff = 0;
-    for (size_t i = 0; i < pa.size(); ++i) diff += pa[i] != pc[i];
-    EXPECT_EQ(diff, 0u) << pair->name() << ": " << diff << " of " << pa.size() << " weights differ";
-    std::vector<float> sa(pair->state_count()), sc(other.state_count());
-    if (!sa.empty()) {
-      be->download(sa.data(), pair->state(), sa.size());
-      be->download(sc.data(), other.state(), sc.size());
-      EXPECT_EQ(sa, sc) << pair->name() << " batch-norm running statistics differ";
-    }
-  }
-}
 
 TEST(Training, ResumeIsExactMixture) {
   // 37 steps of batch 128 over 1000 samples cross several epochs: reshuffles are replayed too
-  check_resume_exact("configs/mixture_cond.json", {"data.count=1000", "train.fake_labels=random"});
+  e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json", {"data.count=1000", "train.fake_labels=random"});
 }
 
 TEST(Training, ResumeIsExactWithBatchNormDropoutAndEmbeddings) {
   // the least-squares seed's layers (embedding, batch norm, dropout) on small point data
-  check_resume_exact("configs/mixture_cond.json",
-                     {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
+  e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json",
+                          {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
                       R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
                       R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
                       R"(discriminator.condition={"mode":"embed_multiply"})",
