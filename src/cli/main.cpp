@@ -39,7 +39,8 @@ Training options:
   --config FILE        experiment file (configs/*.json; every key in configs/README.md)
   --set KEY=VALUE      override a config key, e.g. --set train.steps=2000 --set log.every=100
                        (VALUE is parsed as JSON, else taken as a string); repeatable
-  --out DIR            run directory (default out/<config name>)
+  --out DIR            run directory (default out/<config name>; with --resume, the run
+                       directory the checkpoint is in)
   --resume CKPT        restore weights, optimizer state, step and data position from a
                        checkpoint; the config stored in it is used unless --config is given
   --device D           auto | cpu | cuda (default: the config's "device", itself default auto)
@@ -89,6 +90,18 @@ long long parse_count(const std::string& flag, const std::string& s, long long l
   return x;
 }
 
+// Where a run writes when --out is not given: a resumed run continues in the run directory its
+// checkpoint came from (<dir>/checkpoints/step_N.safetensors -> <dir>), so the CSVs of that run
+// are the ones continued; a fresh run (or a checkpoint kept elsewhere) uses out/<config name>.
+std::string default_run_dir(const Config& cfg, const std::string& resume) {
+  if (!resume.empty()) {
+    const std::filesystem::path ck = std::filesystem::absolute(resume);
+    if (ck.parent_path().filename() == "checkpoints" && !ck.parent_path().parent_path().empty())
+      return ck.parent_path().parent_path().string();
+  }
+  return "out/" + cfg.name;
+}
+
 int cmd_train(Args& a) {
   std::string config_path, out_dir, resume, device;
   std::vector<std::string> sets;
@@ -121,7 +134,7 @@ int cmd_train(Args& a) {
   } else {
     t.init();
   }
-  if (out_dir.empty()) out_dir = "out/" + cfg.name;
+  if (out_dir.empty()) out_dir = default_run_dir(cfg, resume);
   RunDir{out_dir};  // fail on an unusable run directory before printing anything
   std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
                be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),

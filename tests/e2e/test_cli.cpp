@@ -93,8 +93,9 @@ TEST(Cli, ResumeThroughTheCommandLineIsExact) {
   ASSERT_EQ(a.code, 0) << a.output;
   auto b = e2e::run_cli(base + "--set train.steps=30 --out " + (d / "b"), d / "log_b");
   ASSERT_EQ(b.code, 0) << b.output;
+  // no --out: a resumed run continues in the run directory its checkpoint is in
   auto c = e2e::run_cli("--resume " + (d / "b/checkpoints/step_30.safetensors") +
-                            " --set train.steps=60 --set log.progress=none --out " + (d / "b"),
+                            " --set train.steps=60 --set log.progress=none",
                         d / "log_c");
   ASSERT_EQ(c.code, 0) << c.output;
   const SafeTensors x = read_safetensors(d / "a/checkpoints/step_60.safetensors");
