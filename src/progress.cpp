@@ -37,9 +37,7 @@ std::string Progress::line(int64_t step, int64_t epoch, const LossRow& r) const 
                 static_cast<long long>(step), static_cast<long long>(total_),
                 100.0 * static_cast<double>(step) / static_cast<double>(total_), static_cast<long long>(epoch), rate,
                 format_duration(eta).c_str(), r.d_loss, r.g_loss, r.d_real, r.d_fake, r.d_acc);
-  std::string s = buf;
-  if (!extra_.empty()) s += " | " + extra_;
-  return s;
+  return buf;
 }
 
 void Progress::tick(int64_t step, int64_t epoch, const LossRow& last) {

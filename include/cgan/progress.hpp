@@ -15,7 +15,6 @@ class Progress {
   Progress(const std::string& mode, int64_t total, int64_t start_step);
   void tick(int64_t step, int64_t epoch, const LossRow& last);  // between log steps
   void log(int64_t step, int64_t epoch, const LossRow& last);   // on log steps
-  void set_extra(const std::string& extra) { extra_ = extra; }  // appended to the line
   void finish();
   std::string line(int64_t step, int64_t epoch, const LossRow& last) const;
 
@@ -24,7 +23,6 @@ class Progress {
   bool tty_ = false, quiet_ = false, dirty_ = false;
   int64_t total_, start_;
   clock::time_point t0_, last_draw_;
-  std::string extra_;
 };
 
 std::string format_duration(double seconds);

@@ -56,8 +56,6 @@ class Trainer {
 
   Model& generator() { return *G_; }
   Model& discriminator() { return *D_; }
-  const Config& config() const { return cfg_; }
-  const DataShape& shape() const { return shape_; }
 
  private:
   void next_batch();
