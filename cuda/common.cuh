@@ -72,7 +72,8 @@ inline unsigned grid_for(size_t n, int block = kBlock) {
 enum StatusBit : unsigned {
   kStatusBadLabel = 1u,  // fuse_*: negative label
   kStatusOneHot = 2u,    // one_hot: label outside [0, K)
-  kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index
+  kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index or offset
+  kStatusBadSlot = 8u,   // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
 };
 
 // Everything the backend owns on the device, created once (no global handles). All work goes to

@@ -29,7 +29,7 @@ using cuda::Context;
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& o) : ctx_(o.device, o.tf32) {}
-  ~CudaBackend() override = default;
+  ~CudaBackend() override { graph_drop(); }
 
   std::string name() const override { return "cuda"; }
 
@@ -117,7 +117,7 @@ class CudaBackend final : public Backend {
   }
 
   // ---- dropout
-  void dropout_forward_impl(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
                        float* mask) override {
     cuda::launch_dropout(ctx_, n, p, seed, stream, x, mask);
   }
@@ -164,23 +164,22 @@ class CudaBackend final : public Backend {
     cuda::launch_loss_fused(ctx_, k, n, x, target, weight, grad, acc);
   }
 
-  // ---- Adam (scalar_math.hpp: per-step scalars on the host, adam_update in the kernel)
+  // ---- Adam (scalar_math.hpp: adam_scalars and adam_update, both run by the kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
-            float eps, int t) override {
-    const AdamScalars s = adam_scalars(lr, b1, b2, t);
-    cuda::launch_adam(ctx_, n, p, g, m, v, s.step, s.rc2, b1, b2, eps);
+            float eps, int t, const int32_t* t_counter) override {
+    cuda::launch_adam(ctx_, n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
   }
 
   // ---- counter-based RNG
-  void rand_normal_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+  void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                    float stddev, float* out) override {
     cuda::launch_rand_normal(ctx_, n, seed, stream, offset, mean, stddev, out);
   }
-  void rand_uniform_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+  void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
                     float* out) override {
     cuda::launch_rand_uniform(ctx_, n, seed, stream, offset, lo, hi, out);
   }
-  void rand_below_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+  void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
                   int32_t* out) override {
     cuda::launch_rand_below(ctx_, n, seed, stream, offset, K, out);
   }
@@ -189,11 +188,60 @@ class CudaBackend final : public Backend {
   }
 
   // ---- data
-  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst) override {
-    cuda::launch_gather_rows(ctx_, B, cols, src, idx, dst);
+  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst,
+                        const int32_t* idx_offset) override {
+    cuda::launch_gather_rows(ctx_, B, cols, src, idx, dst, idx_offset);
   }
-  void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst) override {
-    cuda::launch_gather_int(ctx_, B, src, idx, dst);
+  void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+                       const int32_t* idx_offset) override {
+    cuda::launch_gather_int(ctx_, B, src, idx, dst, idx_offset);
+  }
+
+  // ---- step counters
+  void add_ints_impl(int n, int32_t* x, const int32_t* delta) override {
+    cuda::launch_add_ints(ctx_, n, x, delta);
+  }
+  void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot,
+                         int slots) override {
+    cuda::launch_copy_to_slot(ctx_, n, src, dst, slot, slots);
+  }
+
+  // ---- CUDA graphs: stream capture on the backend's one stream (thread-local mode: another
+  // thread's unrelated CUDA calls do not break the capture), instantiated once, replayed with
+  // cudaGraphLaunch on the same stream, so replays stay ordered with every other op.
+  bool graphs_supported() const override { return true; }
+  void graph_begin() override {
+    graph_drop();
+    wait_and_check("graph_begin");  // earlier errors surface before, not inside, the capture
+    CUDA_CHECK(cudaStreamBeginCapture(ctx_.stream, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+  }
+  void graph_end() override {
+    CGAN_CHECK(capturing_, "graph_end: no capture in progress");
+    capturing_ = false;
+    cudaGraph_t g = nullptr;
+    CUDA_CHECK(cudaStreamEndCapture(ctx_.stream, &g));
+    const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
+    cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+      exec_ = nullptr;
+      throw Error(cat("cudaGraphInstantiate failed: ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
+    }
+  }
+  void graph_launch() override {
+    CGAN_CHECK(exec_, "graph_launch: no graph was captured");
+    CUDA_CHECK(cudaGraphLaunch(exec_, ctx_.stream));
+  }
+  void graph_drop() override {
+    if (capturing_) {  // an error inside a capture: end it so the stream is usable again
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(ctx_.stream, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      capturing_ = false;
+    }
+    if (exec_) cudaGraphExecDestroy(exec_);
+    exec_ = nullptr;
   }
 
  private:
@@ -244,12 +292,16 @@ class CudaBackend final : public Backend {
     std::string what;
     if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: negative label";
     if (s & cuda::kStatusOneHot) what += "; one_hot: label outside 0..K-1";
-    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index";
+    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index or offset";
+    if (s & cuda::kStatusBadSlot)
+      what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
     throw Error(cat("cuda backend (seen at ", op, "): an earlier op got invalid input",
                     what.empty() ? std::string("") : what, " (its output was zeroed there)"));
   }
 
   Context ctx_;
+  cudaGraphExec_t exec_ = nullptr;
+  bool capturing_ = false;
 };
 
 }  // namespace

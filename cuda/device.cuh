@@ -4,6 +4,7 @@
 
 #include <cstddef>
 
+#include "cgan/backend.hpp"
 #include "common.cuh"
 
 namespace cgan::cuda {
@@ -18,6 +19,18 @@ __device__ __forceinline__ size_t global_stride() {
 
 __device__ __forceinline__ void report_status(unsigned* status, unsigned bit) {
   atomicOr(status, bit);
+}
+
+// The Philox stream id of an RngStream (backend.hpp): base + stride * (*counter). A negative
+// counter (never written by the trainer) is flagged and read as 0.
+__device__ __forceinline__ uint64_t stream_id(const RngStream& s, unsigned* status) {
+  if (!s.counter) return s.base;
+  const int32_t c = *s.counter;
+  if (c < 0) {
+    report_status(status, kStatusBadSlot);
+    return s.base;
+  }
+  return s.base + s.stride * static_cast<uint64_t>(c);
 }
 
 template <typename T>

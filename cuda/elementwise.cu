@@ -1,5 +1,5 @@
 // Elementwise and data-movement kernels: fill, mul, scale (GEMM with K == 0), gather_rows,
-// gather_int; plus the probe kernel cuda_available() uses to tell whether this binary has code for
+// gather_int, the step-counter ops add_ints / copy_to_slot; plus the probe kernel cuda_available() uses to tell whether this binary has code for
 // the GPU.
 #include <string>
 
@@ -22,8 +22,21 @@ __global__ void scale_kernel(float* x, size_t n, float beta) {
 }
 
 // dst[b, c] = src[idx[b], c]; a negative index writes zeros and flags kStatusBadIndex.
+// The batch's index window idx + *idx_offset (null: 0); a negative offset is flagged, read as 0.
+__device__ __forceinline__ const int32_t* offset_indices(const int32_t* idx, const int32_t* off,
+                                                         unsigned* status) {
+  if (!off) return idx;
+  const int32_t o = *off;
+  if (o < 0) {
+    report_status(status, kStatusBadIndex);
+    return idx;
+  }
+  return idx + o;
+}
+
 __global__ void gather_rows_kernel(int B, int cols, const float* src, const int32_t* idx,
-                                   float* dst, unsigned* status) {
+                                   const int32_t* idx_offset, float* dst, unsigned* status) {
+  idx = offset_indices(idx, idx_offset, status);
   const size_t total = static_cast<size_t>(B) * cols;
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t b = i / static_cast<size_t>(cols), c = i - b * static_cast<size_t>(cols);
@@ -37,8 +50,9 @@ __global__ void gather_rows_kernel(int B, int cols, const float* src, const int3
   }
 }
 
-__global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
-                                  unsigned* status) {
+__global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx,
+                                  const int32_t* idx_offset, int32_t* dst, unsigned* status) {
+  idx = offset_indices(idx, idx_offset, status);
   for (size_t b = global_index(); b < static_cast<size_t>(B); b += global_stride()) {
     const int32_t r = idx[b];
     if (r < 0) {
@@ -48,6 +62,26 @@ __global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx,
       dst[b] = src[r];
     }
   }
+}
+
+struct IntDeltas {
+  int32_t d[8];
+};
+
+__global__ void add_ints_kernel(int n, int32_t* x, IntDeltas delta) {
+  const int i = static_cast<int>(threadIdx.x);
+  if (i < n) x[i] += delta.d[i];
+}
+
+__global__ void copy_to_slot_kernel(size_t n, const float* src, float* dst, const int32_t* slot,
+                                    int slots, unsigned* status) {
+  const int32_t s = *slot;
+  if (s < 0 || s >= slots) {
+    if (global_index() == 0) report_status(status, kStatusBadSlot);
+    return;
+  }
+  float* d = dst + static_cast<size_t>(s) * n;
+  for (size_t i = global_index(); i < n; i += global_stride()) d[i] = src[i];
 }
 
 __global__ void probe_kernel(int* out) {
@@ -77,18 +111,32 @@ void launch_scale(const Context& ctx, float* x, size_t n, float beta) {
 }
 
 void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, const int32_t* idx,
-                        float* dst) {
+                        float* dst, const int32_t* idx_offset) {
   const size_t total = static_cast<size_t>(B) * cols;
-  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, src, idx, dst,
-                                                                  ctx.status);
+  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, src, idx, idx_offset,
+                                                                  dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_rows_kernel");
 }
 
 void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
-                       int32_t* dst) {
-  gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(B, src, idx, dst,
-                                                                                 ctx.status);
+                       int32_t* dst, const int32_t* idx_offset) {
+  gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(
+      B, src, idx, idx_offset, dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_int_kernel");
+}
+
+void launch_add_ints(const Context& ctx, int n, int32_t* x, const int32_t* delta_host) {
+  IntDeltas d{};
+  for (int i = 0; i < n; ++i) d.d[i] = delta_host[i];
+  add_ints_kernel<<<1, 32, 0, ctx.stream>>>(n, x, d);
+  CUDA_CHECK_LAUNCH("add_ints_kernel");
+}
+
+void launch_copy_to_slot(const Context& ctx, size_t n, const float* src, float* dst,
+                         const int32_t* slot, int slots) {
+  copy_to_slot_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, src, dst, slot, slots,
+                                                               ctx.status);
+  CUDA_CHECK_LAUNCH("copy_to_slot_kernel");
 }
 
 bool kernel_image_available(std::string* why_not) {

@@ -16,10 +16,15 @@ namespace cgan::cuda {
 void launch_fill(const Context& ctx, float* x, size_t n, float value);
 void launch_mul(const Context& ctx, size_t n, const float* a, float* b);
 void launch_scale(const Context& ctx, float* x, size_t n, float beta);  // beta == 0 writes zeros
+// idx_offset (may be null): device int32 added to idx when the kernel runs
 void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, const int32_t* idx,
-                        float* dst);
+                        float* dst, const int32_t* idx_offset);
 void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
-                       int32_t* dst);
+                       int32_t* dst, const int32_t* idx_offset);
+// step counters (backend.hpp add_ints / copy_to_slot)
+void launch_add_ints(const Context& ctx, int n, int32_t* x, const int32_t* delta_host);
+void launch_copy_to_slot(const Context& ctx, size_t n, const float* src, float* dst,
+                         const int32_t* slot, int slots);
 // Whether this binary holds kernels the current device can run (why not, when not).
 bool kernel_image_available(std::string* why_not);
 
@@ -46,9 +51,10 @@ void launch_one_hot(const Context& ctx, int B, int K, const int32_t* labels, flo
 void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, float target,
                        float weight, float* grad, float* acc);
 
-// adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t), computed by the caller as the CPU does.
+// adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t) (adam_scalars, as the CPU does), with
+// t = t_base + (*t_counter) read by the kernel when t_counter is given.
 void launch_adam(const Context& ctx, size_t n, float* p, const float* g, float* m, float* v,
-                 float step, float rc2, float b1, float b2, float eps);
+                 float lr, float b1, float b2, float eps, int t_base, const int32_t* t_counter);
 
 // batchnorm.cu
 void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps,
@@ -64,13 +70,13 @@ void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const fl
                                float* ggamma, float* gbeta);
 
 // sampling.cu
-void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, uint64_t stream,
+void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, RngStream stream,
                     float* x, float* mask);
-void launch_rand_normal(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+void launch_rand_normal(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                         uint64_t offset, float mean, float stddev, float* out);
-void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                          uint64_t offset, float lo, float hi, float* out);
-void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, uint64_t stream,
+void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                        uint64_t offset, int32_t K, int32_t* out);
 
 // permutation.cu (may grow ctx's sort buffer: not capturable, see Context)

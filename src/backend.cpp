@@ -87,7 +87,7 @@ void Backend::mul(size_t n, const float* a, float* b) {
   CGAN_CHECK(a && b, "mul: null pointer");
   mul_impl(n, a, b);
 }
-void Backend::dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x, float* mask) {
+void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask) {
   CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
   if (n == 0) return;
   CGAN_CHECK(x && mask, "dropout_forward: null pointer");
@@ -165,26 +165,29 @@ void Backend::loss_fused(LossKind k, int n, const float* x, float target, float 
   loss_fused_impl(k, n, x, target, weight, grad, acc);
 }
 void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps,
-                   int t) {
-  CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
+                   int t, const int32_t* t_counter) {
+  if (t_counter)
+    CGAN_CHECK(t >= 0, "adam: negative step base ", t);
+  else
+    CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
   if (n == 0) return;
   CGAN_CHECK(p && g && m && v, "adam: null pointer");
-  adam_impl(n, p, g, m, v, lr, b1, b2, eps, t);
+  adam_impl(n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
 }
 
-void Backend::rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean, float stddev,
+void Backend::rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean, float stddev,
                           float* out) {
   if (n == 0) return;
   CGAN_CHECK(out, "rand_normal: null out");
   rand_normal_impl(n, seed, stream, offset, mean, stddev, out);
 }
-void Backend::rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+void Backend::rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
                            float* out) {
   if (n == 0) return;
   CGAN_CHECK(out, "rand_uniform: null out");
   rand_uniform_impl(n, seed, stream, offset, lo, hi, out);
 }
-void Backend::rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K, int32_t* out) {
+void Backend::rand_below(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K, int32_t* out) {
   CGAN_CHECK(K > 0, "rand_below: K must be positive, got ", K);
   if (n == 0) return;
   CGAN_CHECK(out, "rand_below: null out");
@@ -197,18 +200,36 @@ void Backend::permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) {
   permutation_impl(n, seed, stream, out);
 }
 
-void Backend::gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst) {
+void Backend::gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst,
+                          const int32_t* idx_offset) {
   CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
   if (B == 0 || cols == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_rows: null pointer");
-  gather_rows_impl(B, cols, src, idx, dst);
+  gather_rows_impl(B, cols, src, idx, dst, idx_offset);
 }
-void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst) {
+void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst, const int32_t* idx_offset) {
   CGAN_CHECK(B >= 0, "gather_int: negative size");
   if (B == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_int: null pointer");
-  gather_int_impl(B, src, idx, dst);
+  gather_int_impl(B, src, idx, dst, idx_offset);
 }
+
+void Backend::add_ints(int n, int32_t* x, const int32_t* delta) {
+  CGAN_CHECK(n >= 0 && n <= 8, "add_ints: n must be in [0, 8], got ", n);
+  if (n == 0) return;
+  CGAN_CHECK(x && delta, "add_ints: null pointer");
+  add_ints_impl(n, x, delta);
+}
+void Backend::copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots) {
+  CGAN_CHECK(slots > 0, "copy_to_slot: slots must be positive, got ", slots);
+  if (n == 0) return;
+  CGAN_CHECK(src && dst && slot, "copy_to_slot: null pointer");
+  copy_to_slot_impl(n, src, dst, slot, slots);
+}
+
+void Backend::graph_begin() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
+void Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
+void Backend::graph_launch() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
   if (options.precision != "fp32" && options.precision != "tf32")

@@ -50,6 +50,12 @@ class Obj {
     if (!v) return def;
     return as_number(*v, at(key), lo, hi, lo_open, hi_open);
   }
+  bool boolean(const std::string& key, bool def) {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_boolean()) throw Error(cat(at(key), ": expected true or false, got ", describe(*v)));
+    return v->get<bool>();
+  }
   std::string string(const std::string& key, const std::string& def, const std::vector<std::string>& choices = {}) {
     const json* v = get(key);
     if (!v) return def;
@@ -241,6 +247,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
   c.precision = o.string("precision", "fp32", {"fp32", "tf32"});
+  c.cuda_graphs = o.boolean("cuda_graphs", true);
 
   // data
   {
@@ -388,6 +395,7 @@ json Config::to_json() const {
       {"description", description},
       {"device", device},
       {"precision", precision},
+      {"cuda_graphs", cuda_graphs},
       {"data", d},
       {"generator", g},
       {"discriminator", net_to_json(discriminator)},

@@ -243,7 +243,7 @@ void Model::init_params(uint64_t seed) {
 }
 
 const float* Model::forward(const float* x, const int32_t* labels, const float* cond, bool train,
-                            uint64_t seed, uint64_t stream) {
+                            uint64_t seed, RngStream stream) {
   x_ = x;
   labels_ = labels;
   const int B = batch_;
@@ -285,7 +285,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       case LayerKind::dropout:
         if (train && L.p > 0.f) {
           be_.copy(L.y, h, n);
-          be_.dropout_forward(n, L.p, seed, stream * 64 + li, L.y, L.mask);
+          be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask);
           L.y_used = L.y;
         } else {
           L.y_used = h;  // identity at evaluation
@@ -371,8 +371,8 @@ void Model::set_params(const float* host_params, const float* host_state) {
 
 void Model::zero_grads() { be_.fill(grads_, std::max<size_t>(n_params_, 1), 0.f); }
 
-void Model::adam_step(const AdamSpec& a, int t) {
-  if (n_params_) be_.adam(n_params_, params_, grads_, m_, v_, a.lr, a.beta1, a.beta2, a.eps, t);
+void Model::adam_step(const AdamSpec& a, int t, const int32_t* t_counter) {
+  if (n_params_) be_.adam(n_params_, params_, grads_, m_, v_, a.lr, a.beta1, a.beta2, a.eps, t, t_counter);
 }
 
 }  // namespace cgan

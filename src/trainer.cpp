@@ -11,6 +11,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "cgan/error.hpp"
 #include "cgan/image.hpp"
@@ -34,6 +35,14 @@ uint64_t stream_of(int64_t step, int sub, Purpose p) {
 }
 constexpr uint64_t kPermStream = 0x5045524dULL << 32;    // + epoch
 constexpr int kStatsPerStep = 9;  // D real (loss, sum D, correct), D fake (...), G (...)
+
+// Device counters (ctr_[k]) the step's ops read when they run, so that one captured CUDA graph
+// serves every iteration: the Philox streams (step), the batch window of the permutation (pos),
+// the statistics slot and the Adam steps. add_ints advances them on the device; the host mirror
+// (step_, pos_, stats_used_, g_t_, d_t_) advances alike and is uploaded whenever the host changes
+// them otherwise (start, resume, a new epoch, statistics taken).
+enum : int { kCtrStep = 0, kCtrPos, kCtrSlot, kCtrGT, kCtrDT, kCtrCount };
+constexpr int kWarmupSteps = 2;  // eager iterations before the capture (cuBLAS/module set-up)
 
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
@@ -105,6 +114,12 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   gx_ = be.alloc(static_cast<size_t>(B) * P);
   stats_slots_ = static_cast<int>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every));
   stats_ = be.alloc(static_cast<size_t>(stats_slots_) * kStatsPerStep);
+  acc_step_ = be.alloc(kStatsPerStep);
+  ctr_ = be.alloc_int(kCtrCount);
+  // the device counters are int32 (Philox stream = base + 256 * step)
+  if (cfg.train.steps > std::numeric_limits<int32_t>::max() / 2)
+    throw Error(cat("train.steps: at most ", std::numeric_limits<int32_t>::max() / 2, " steps are supported"));
+  use_graphs_ = cfg.cuda_graphs && be.graphs_supported();
 
   // fixed sample noise and labels (row r shows label r)
   const int S = rows * cols;
@@ -119,8 +134,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
 }
 
 Trainer::~Trainer() {
+  if (graph_ready_) be_.graph_drop();
   for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
-                                              cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_})
+                                              cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_})
     be_.free(p);
 }
 
@@ -132,20 +148,58 @@ void Trainer::init() {
   pos_ = 0;
   g_t_ = d_t_ = 0;
   stats_used_ = 0;
+  counters_dirty_ = true;
 }
 
-void Trainer::next_batch() {
-  const int B = cfg_.train.batch_size;
-  if (epoch_ < 0 || pos_ + B > count_) {  // a new epoch: reshuffle, drop the last partial batch
-    ++epoch_;
-    pos_ = 0;
-    be_.permutation(count_, cfg_.train.seed, kPermStream + static_cast<uint64_t>(epoch_), perm_);
-  }
-  idx_ = perm_ + pos_;  // this batch's sample indices: perm[pos, pos + B)
-  pos_ += B;
+void Trainer::upload_counters() {
+  const int32_t c[kCtrCount] = {static_cast<int32_t>(step_), static_cast<int32_t>(pos_), stats_used_, g_t_, d_t_};
+  be_.upload_int(ctr_, c, kCtrCount);
+  counters_dirty_ = false;
+}
+
+void Trainer::reshuffle() {  // a new epoch: reshuffle, start at its beginning (the last partial batch is dropped)
+  ++epoch_;
+  pos_ = 0;
+  be_.permutation(count_, cfg_.train.seed, kPermStream + static_cast<uint64_t>(epoch_), perm_);
+  counters_dirty_ = true;
 }
 
 void Trainer::step() {
+  const int B = cfg_.train.batch_size;
+  const int d = cfg_.train.d_steps;
+  CGAN_CHECK(stats_used_ < stats_slots_, "loss statistics of ", stats_slots_,
+             " steps are waiting: call take_rows() at least that often");
+  if (epoch_ < 0 || pos_ + B > count_) reshuffle();
+  // an epoch that ends between D sub-steps (d_steps > 1) needs the host inside the iteration
+  bool mid_step_reshuffle = false;
+  for (int sub = 1; sub < d; ++sub) mid_step_reshuffle |= pos_ + static_cast<int64_t>(sub + 1) * B > count_;
+  if (counters_dirty_) upload_counters();
+  const bool graph = use_graphs_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
+  if (graph && graph_ready_) {
+    be_.graph_launch();
+    pos_ += static_cast<int64_t>(d) * B;  // what the graph's add_ints did on the device
+    d_t_ += d;
+    g_t_ += 1;
+    step_ += 1;
+    stats_used_ += 1;
+  } else if (graph) {
+    be_.graph_begin();
+    try {
+      enqueue_step(false);  // advances the mirror once, as the launch below advances the counters
+    } catch (...) {
+      be_.graph_drop();
+      throw;
+    }
+    be_.graph_end();
+    graph_ready_ = true;
+    be_.graph_launch();
+  } else {
+    enqueue_step(mid_step_reshuffle);
+    ++eager_steps_;
+  }
+}
+
+void Trainer::enqueue_step(bool may_reshuffle) {
   const int B = cfg_.train.batch_size;
   const int K = shape_.num_classes;
   const int P = shape_.dim();
@@ -153,63 +207,72 @@ void Trainer::step() {
   const LossKind lk = cfg_.loss.kind == "squared" ? LossKind::squared : LossKind::log;
   const bool random_labels = cfg_.train.fake_labels == "random" && K > 0;
   const bool onehot = G_->uses_onehot() || D_->uses_onehot();
-  CGAN_CHECK(stats_used_ < stats_slots_, "loss statistics of ", stats_slots_,
-             " steps are waiting: call take_rows() at least that often");
-  const int slot = stats_used_;
-  float* acc = stats_ + static_cast<size_t>(slot) * kStatsPerStep;
-  be_.fill(acc, kStatsPerStep, 0.f);
+  // stream_of(step, sub, purpose) with the step read from the device counter
+  auto rng = [&](int sub, Purpose p) { return RngStream(stream_of(0, sub, p), ctr_ + kCtrStep, 256); };
+  be_.fill(acc_step_, kStatsPerStep, 0.f);
 
   for (int sub = 0; sub < cfg_.train.d_steps; ++sub) {
     {
       ProfileRange r("data");
-      next_batch();
-      be_.gather_rows(B, P, x_all_, idx_, x_real_);
-      be_.gather_int(B, y_all_, idx_, y_real_);
-      if (random_labels) be_.rand_below(B, seed, stream_of(step_, sub, kLabelsD), 0, K, y_fake_);
+      if (may_reshuffle && sub > 0 && pos_ + B > count_) {
+        reshuffle();
+        upload_counters();
+      }
+      be_.gather_rows(B, P, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
+      be_.gather_int(B, y_all_, perm_, y_real_, ctr_ + kCtrPos);
+      if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
       if (onehot && K > 0) {
         be_.one_hot(B, K, y_real_, cond_real_);
         if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
       }
-      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, stream_of(step_, sub, kNoiseD), 0, 0.f, 1.f, z_);
+      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
     }
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
     ProfileRange r("d_step");
     D_->zero_grads();
-    const float* fake = G_->forward(z_, yf, cf, true, seed, stream_of(step_, sub, kDropGinD));
+    const float* fake = G_->forward(z_, yf, cf, true, seed, rng(sub, kDropGinD));
     // the log keeps the last D sub-step's statistics
-    float* a = acc;
+    float* a = acc_step_;
     if (sub > 0) be_.fill(a, 6, 0.f);
-    const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, stream_of(step_, sub, kDropDReal));
+    const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
-    const float* out_f = D_->forward(fake, yf, cf, true, seed, stream_of(step_, sub, kDropDFake));
+    const float* out_f = D_->forward(fake, yf, cf, true, seed, rng(sub, kDropDFake));
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
     ProfileRange o("optimizer");
-    D_->adam_step(cfg_.d_optim, ++d_t_);
+    const int32_t next_batch[kCtrCount] = {0, B, 0, 0, 1};  // pos += B, D's Adam step += 1
+    be_.add_ints(kCtrCount, ctr_, next_batch);
+    pos_ += B;
+    d_t_ += 1;
+    D_->adam_step(cfg_.d_optim, 0, ctr_ + kCtrDT);
   }
 
   {
     ProfileRange r("g_step");
     if (random_labels) {
-      be_.rand_below(B, seed, stream_of(step_, 0, kLabelsG), 0, K, y_fake_);
+      be_.rand_below(B, seed, rng(0, kLabelsG), 0, K, y_fake_);
       if (onehot) be_.one_hot(B, K, y_fake_, cond_fake_);
     }
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
-    be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, stream_of(step_, 0, kNoiseG), 0, 0.f, 1.f, z_);
+    be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(0, kNoiseG), 0, 0.f, 1.f, z_);
     G_->zero_grads();
-    const float* fake = G_->forward(z_, yf, cf, true, seed, stream_of(step_, 0, kDropGinG));
-    const float* out = D_->forward(fake, yf, cf, true, seed, stream_of(step_, 0, kDropDinG));
-    be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc + 6);
+    const float* fake = G_->forward(z_, yf, cf, true, seed, rng(0, kDropGinG));
+    const float* out = D_->forward(fake, yf, cf, true, seed, rng(0, kDropDinG));
+    be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
     G_->backward(gx_, nullptr);
+    be_.copy_to_slot(kStatsPerStep, acc_step_, stats_, ctr_ + kCtrSlot, stats_slots_);
     ProfileRange o("optimizer");
-    G_->adam_step(cfg_.g_optim, ++g_t_);
+    const int32_t next_step[kCtrCount] = {1, 0, 1, 1, 0};  // step, slot, G's Adam step += 1
+    be_.add_ints(kCtrCount, ctr_, next_step);
+    step_ += 1;
+    stats_used_ += 1;
+    g_t_ += 1;
+    G_->adam_step(cfg_.g_optim, 0, ctr_ + kCtrGT);
   }
-  ++step_;
-  ++stats_used_;
 }
 
 std::vector<LossRow> Trainer::take_rows() {
@@ -230,6 +293,7 @@ std::vector<LossRow> Trainer::take_rows() {
     rows.push_back(r);
   }
   stats_used_ = 0;
+  counters_dirty_ = true;  // the device slot counter restarts at 0 (uploaded by the next step)
   return rows;
 }
 
@@ -341,6 +405,7 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
   if (epoch_ >= 0)  // the current epoch's permutation is a pure function of (seed, epoch)
     be_.permutation(count_, cfg_.train.seed, kPermStream + static_cast<uint64_t>(epoch_), perm_);
   stats_used_ = 0;
+  counters_dirty_ = true;
 }
 
 void Trainer::write_checkpoint(const std::string& path) const { write_safetensors(path, snapshot()); }

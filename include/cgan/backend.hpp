@@ -20,6 +20,21 @@ namespace cgan {
 //  embed_multiply:  out[B, in]   = x * table[label]      (table: float [K, in], E == in)
 enum class Fusion { concat = 0, embed_concat, embed_multiply };
 
+// A Philox stream id, optionally advanced by a counter held in backend memory:
+//   id = base + stride * (*counter)        (counter: one int32 >= 0, read when the op runs)
+// A captured CUDA graph replays the same kernel arguments every time; reading the training step
+// from device memory is what makes each replay draw new numbers. A plain integer converts to a
+// fixed stream (no counter).
+struct RngStream {
+  uint64_t base = 0;
+  const int32_t* counter = nullptr;
+  uint64_t stride = 0;
+  RngStream(uint64_t b = 0) : base(b) {}  // NOLINT: implicit, a fixed stream
+  RngStream(uint64_t b, const int32_t* c, uint64_t s) : base(b), counter(c), stride(s) {}
+  // The stream of sub-draw `k` of this one, k < n: base * n + k (stride scaled alike).
+  RngStream sub(uint64_t n, uint64_t k) const { return {base * n + k, counter, stride * n}; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -56,7 +71,7 @@ class Backend {
 
   // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, i);
   // x[i] *= mask[i]. Backward is mul(mask, g).
-  void dropout_forward(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+  void dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x,
                        float* mask);
 
   // ---- batch norm over x laid out [N, C, S] (dense layers: S = 1), statistics per channel C.
@@ -90,25 +105,46 @@ class Backend {
   void loss_fused(LossKind k, int n, const float* x, float target, float weight,
                   float* grad, float* acc);
 
-  // ---- Adam (bias-corrected, step t >= 1) over n contiguous parameters.
+  // ---- Adam (bias-corrected) over n contiguous parameters, at step t + (*t_counter) >= 1
+  // (t_counter: optional int32 in backend memory, read when the op runs).
   void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
-            float beta2, float eps, int t);
+            float beta2, float eps, int t, const int32_t* t_counter = nullptr);
 
   // ---- counter-based RNG (philox.hpp): element i uses index offset + i.
-  void rand_normal(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+  void rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                    float stddev, float* out);
-  void rand_uniform(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo,
+  void rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo,
                     float hi, float* out);
   // out[i] = philox_below(seed, stream, offset + i, K)
-  void rand_below(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+  void rand_below(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
                   int32_t* out);
   // A permutation of [0, n): indices sorted by their philox word (stable), identical on every
   // backend.
   void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out);
 
-  // ---- data: dst[b, :] = src[idx[b], :] (idx in backend memory).
-  void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst);
-  void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst);
+  // ---- data: dst[b, :] = src[idx[o + b], :] (idx in backend memory) with o = *idx_offset when
+  // idx_offset (one int32 in backend memory, read when the op runs) is given, else 0. The caller
+  // guarantees idx holds o + B entries.
+  void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst,
+                   const int32_t* idx_offset = nullptr);
+  void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+                  const int32_t* idx_offset = nullptr);
+
+  // ---- step counters (int32 in backend memory) for work that is replayed as a CUDA graph:
+  // x[i] += delta[i] for i < n <= 8 (delta: host values, taken by value at the call).
+  void add_ints(int n, int32_t* x, const int32_t* delta);
+  // dst[s * n + i] = src[i], s = *slot (one int32 in backend memory, read when the op runs), which
+  // must lie in [0, slots) (the CUDA backend reports a bad slot at the next sync).
+  void copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots);
+
+  // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
+  // run; graph_launch() runs the captured work (again and again). One graph per backend;
+  // graph_begin() drops the previous one. Backends without graphs say so with graphs_supported().
+  virtual bool graphs_supported() const { return false; }
+  virtual void graph_begin();
+  virtual void graph_end();
+  virtual void graph_launch();
+  virtual void graph_drop() {}
 
  protected:
   // What each backend implements. The public methods above have already checked sizes and
@@ -127,7 +163,7 @@ class Backend {
   virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y,
                                       float* g, float* gbias) = 0;
   virtual void mul_impl(size_t n, const float* a, float* b) = 0;
-  virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+  virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
                                     float* mask) = 0;
   virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum,
                                             const float* x, const float* gamma, const float* beta,
@@ -148,16 +184,20 @@ class Backend {
   virtual void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight,
                                float* grad, float* acc) = 0;
   virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
-                         float beta2, float eps, int t) = 0;
-  virtual void rand_normal_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+                         float beta2, float eps, int t, const int32_t* t_counter) = 0;
+  virtual void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                                 float stddev, float* out) = 0;
-  virtual void rand_uniform_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo,
+  virtual void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo,
                                  float hi, float* out) = 0;
-  virtual void rand_below_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+  virtual void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
                                int32_t* out) = 0;
   virtual void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) = 0;
-  virtual void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst) = 0;
-  virtual void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst) = 0;
+  virtual void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst,
+                                const int32_t* idx_offset) = 0;
+  virtual void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+                               const int32_t* idx_offset) = 0;
+  virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
+  virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -78,6 +78,7 @@ struct Config {
   std::string description;
   std::string device = "auto";
   std::string precision = "fp32";  // fp32 | tf32 (CUDA GEMMs on TF32 tensor cores)
+  bool cuda_graphs = true;         // CUDA backend: replay each training iteration as a CUDA graph
   DataSpec data;
   int noise_dim = 100;
   NetSpec generator, discriminator;

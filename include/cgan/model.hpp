@@ -45,10 +45,10 @@ class Model {
   void init_params(uint64_t seed);
 
   // x: [batch, in_dim]; labels: [batch] (embed modes); cond: [batch, K] (concat mode, one-hot or
-  // multi-hot). train: batch-norm batch statistics + dropout (keyed by seed/stream). Returns the
-  // output [batch, out_dim], valid until the next forward.
+  // multi-hot). train: batch-norm batch statistics + dropout (keyed by seed/stream; layer i draws
+  // from stream.sub(64, i)). Returns the output [batch, out_dim], valid until the next forward.
   const float* forward(const float* x, const int32_t* labels, const float* cond, bool train,
-                       uint64_t seed = 0, uint64_t stream = 0);
+                       uint64_t seed = 0, RngStream stream = 0);
   // Back-propagates dL/dout (consumed: overwritten) through the last forward; parameter gradients
   // are accumulated into grads(); dL/dx is written to gx when gx != null.
   // param_grads = false skips parameter gradients (the G step only needs dL/dx through D).
@@ -57,7 +57,8 @@ class Model {
   // Host copies of the whole parameter and state buffers (param_count / state_count floats).
   void set_params(const float* host_params, const float* host_state);
   void zero_grads();
-  void adam_step(const AdamSpec& a, int t);
+  // Adam at step t + (*t_counter) (t_counter: optional int32 in backend memory).
+  void adam_step(const AdamSpec& a, int t, const int32_t* t_counter = nullptr);
 
   float* params() const { return params_; }
   float* grads() const { return grads_; }

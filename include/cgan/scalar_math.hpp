@@ -66,17 +66,18 @@ CGAN_HD LossPoint loss_point(LossKind k, float x, float t) {
 }
 
 // Adam, PyTorch's formula: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). The per-step scalars are computed once on
-// the host (in double), the per-element update by both backends with the function below.
+// p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps). The per-step scalars are computed in double
+// by adam_scalars (on the host, or by the CUDA kernel when t is read from device memory), the
+// per-element update by both backends with the function below.
 struct AdamScalars {
   float step;  // lr / (1 - b1^t)
   float rc2;   // 1 / sqrt(1 - b2^t)
 };
 
-inline AdamScalars adam_scalars(float lr, float b1, float b2, int t) {
-  const double c1 = 1.0 - std::pow(static_cast<double>(b1), t);
-  const double c2 = 1.0 - std::pow(static_cast<double>(b2), t);
-  return {static_cast<float>(lr / c1), static_cast<float>(1.0 / std::sqrt(c2))};
+CGAN_HD AdamScalars adam_scalars(float lr, float b1, float b2, int t) {
+  const double c1 = 1.0 - pow(static_cast<double>(b1), static_cast<double>(t));
+  const double c2 = 1.0 - pow(static_cast<double>(b2), static_cast<double>(t));
+  return {static_cast<float>(lr / c1), static_cast<float>(1.0 / sqrt(c2))};
 }
 
 CGAN_HD void adam_update(float& p, float& m, float& v, float g, AdamScalars s, float b1, float b2, float eps) {

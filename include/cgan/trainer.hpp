@@ -48,8 +48,12 @@ class Trainer {
   // code: 0 done, 130 interrupted by SIGINT/SIGTERM (a checkpoint was written).
   int run(const std::string& out_dir);
 
-  // One iteration (D step(s) + G step). Exposed for tests.
+  // One iteration (D step(s) + G step). Exposed for tests. On a backend with CUDA graphs (and
+  // cuda_graphs on), iterations after the warm-up replay one captured graph; the step, batch
+  // position, statistics slot and Adam steps it needs are read from device counters.
   void step();
+  // Whether iterations are now replayed from a captured CUDA graph.
+  bool graph_active() const { return graph_ready_; }
   int64_t steps_done() const { return step_; }
   // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
   std::vector<LossRow> take_rows();
@@ -58,7 +62,9 @@ class Trainer {
   Model& discriminator() { return *D_; }
 
  private:
-  void next_batch();
+  void reshuffle();
+  void upload_counters();
+  void enqueue_step(bool may_reshuffle);
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
 
@@ -71,12 +77,18 @@ class Trainer {
   float *x_all_ = nullptr, *x_real_ = nullptr, *z_ = nullptr, *cond_real_ = nullptr,
         *cond_fake_ = nullptr, *gx_ = nullptr, *stats_ = nullptr, *z_sample_ = nullptr,
         *cond_sample_ = nullptr;
-  const int32_t* idx_ = nullptr;  // the current batch's indices (a slice of perm_)
   int32_t *y_all_ = nullptr, *perm_ = nullptr, *y_real_ = nullptr,
           *y_fake_ = nullptr, *y_sample_ = nullptr;
+  // Device counters read by the step's ops (see trainer.cpp: kCtr*) and their host mirror below,
+  // which the host advances exactly as the enqueued add_ints do.
+  int32_t* ctr_ = nullptr;
+  float* acc_step_ = nullptr;  // this iteration's loss statistics, copied to stats_[slot] at the end
   int stats_slots_ = 1, stats_used_ = 0;
   int64_t step_ = 0, epoch_ = -1, pos_ = 0;
   int g_t_ = 0, d_t_ = 0;
+  bool counters_dirty_ = true;  // the device counters must be uploaded from the mirror
+  bool use_graphs_ = false, graph_ready_ = false;
+  int eager_steps_ = 0;
 };
 
 // Metadata helpers shared by training and sampling.

@@ -234,9 +234,9 @@ int cmd_bench(Args& a) {
   for (long long r = 0; r < repeats; ++r) ms.push_back(be->time_ms(run) / static_cast<double>(steps));
   std::sort(ms.begin(), ms.end());
   std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
-              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f}\n",
+              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"cuda_graph\": %s}\n",
               cfg.name.c_str(), be->name().c_str(), cfg.train.batch_size, steps, repeats, ms[ms.size() / 2], ms.front(),
-              ms.back());
+              ms.back(), t.graph_active() ? "true" : "false");
   return 0;
 }
 

@@ -146,8 +146,9 @@ class CpuBackend final : public Backend {
   }
 
   // ---- dropout
-  void dropout_forward_impl(size_t n, float p, uint64_t seed, uint64_t stream, float* x,
+  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream rs, float* x,
                        float* mask) override {
+    const uint64_t stream = resolve(rs);
     const float keep = 1.f / (1.f - p);
     for (size_t i = 0; i < n; ++i) {
       const float m = philox_uniform(seed, stream, i) >= p ? keep : 0.f;
@@ -321,23 +322,28 @@ class CpuBackend final : public Backend {
 
   // ---- Adam (scalar_math.hpp's adam_update, shared with the CUDA kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
-                 float eps, int t) override {
+                 float eps, int t, const int32_t* t_counter) override {
+    if (t_counter) t += *t_counter;
+    CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
     const AdamScalars s = adam_scalars(lr, b1, b2, t);
     for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
   }
 
   // ---- counter-based RNG
-  void rand_normal_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float mean,
+  void rand_normal_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, float mean,
                    float stddev, float* out) override {
+    const uint64_t stream = resolve(rs);
     for (size_t i = 0; i < n; ++i) out[i] = mean + stddev * philox_normal(seed, stream, offset + i);
   }
-  void rand_uniform_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, float lo, float hi,
+  void rand_uniform_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, float lo, float hi,
                     float* out) override {
+    const uint64_t stream = resolve(rs);
     const float w = hi - lo;
     for (size_t i = 0; i < n; ++i) out[i] = lo + w * philox_uniform(seed, stream, offset + i);
   }
-  void rand_below_impl(size_t n, uint64_t seed, uint64_t stream, uint64_t offset, int32_t K,
+  void rand_below_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, int32_t K,
                   int32_t* out) override {
+    const uint64_t stream = resolve(rs);
     for (size_t i = 0; i < n; ++i)
       out[i] = static_cast<int32_t>(philox_below(seed, stream, offset + i, static_cast<uint32_t>(K)));
   }
@@ -352,20 +358,43 @@ class CpuBackend final : public Backend {
   }
 
   // ---- data
-  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idxs, float* dst) override {
+  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idxs, float* dst,
+                        const int32_t* idx_offset) override {
+    idxs += offset_of(idx_offset, "gather_rows");
     for (int b = 0; b < B; ++b) {
       CGAN_CHECK(idxs[b] >= 0, "gather_rows: negative index ", idxs[b]);
       std::memcpy(dst + idx(b, cols), src + idx(idxs[b], cols), sizeof(float) * cols);
     }
   }
-  void gather_int_impl(int B, const int32_t* src, const int32_t* idxs, int32_t* dst) override {
+  void gather_int_impl(int B, const int32_t* src, const int32_t* idxs, int32_t* dst,
+                       const int32_t* idx_offset) override {
+    idxs += offset_of(idx_offset, "gather_int");
     for (int b = 0; b < B; ++b) {
       CGAN_CHECK(idxs[b] >= 0, "gather_int: negative index ", idxs[b]);
       dst[b] = src[idxs[b]];
     }
   }
 
+  // ---- step counters
+  void add_ints_impl(int n, int32_t* x, const int32_t* delta) override {
+    for (int i = 0; i < n; ++i) x[i] += delta[i];
+  }
+  void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) override {
+    CGAN_CHECK(*slot >= 0 && *slot < slots, "copy_to_slot: slot ", *slot, " outside [0, ", slots, ")");
+    std::memcpy(dst + static_cast<size_t>(*slot) * n, src, sizeof(float) * n);
+  }
+
  private:
+  static uint64_t resolve(const RngStream& s) {
+    if (!s.counter) return s.base;
+    CGAN_CHECK(*s.counter >= 0, "RNG stream counter is negative: ", *s.counter);
+    return s.base + s.stride * static_cast<uint64_t>(*s.counter);
+  }
+  static int32_t offset_of(const int32_t* o, const char* op) {
+    if (!o) return 0;
+    CGAN_CHECK(*o >= 0, op, ": negative index offset ", *o);
+    return *o;
+  }
   void set_threads(int t) {
     if (t != cur_threads_) {
       openblas_set_num_threads(t);

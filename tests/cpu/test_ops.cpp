@@ -812,5 +812,93 @@ TEST_F(Ops, GatherRowsAndInts) {
   }
 }
 
+// ---- the device-counter forms of the ops a captured CUDA graph replays: each must equal the
+// plain op with the counter's value substituted.
+
+TEST_F(Ops, GatherWithIndexOffsetReadsTheWindowAtTheCounter) {
+  const int rows = size(1, 33), cols = size(1, 65), B = size(1, 40), off = randint(0, 50);
+  const VecF src = randv(static_cast<size_t>(rows) * cols, -1, 1);
+  VecI isrc(rows), idx(off + B);
+  for (auto& v : isrc) v = randint(-1000, 1000);
+  for (auto& v : idx) v = randint(0, rows - 1);
+  const VecI offset = {off};
+  VecF dst(static_cast<size_t>(B) * cols), want(dst.size());
+  VecI idst(B), iwant(B);
+  be_->gather_rows(B, cols, src.data(), idx.data(), dst.data(), offset.data());
+  be_->gather_rows(B, cols, src.data(), idx.data() + off, want.data());
+  be_->gather_int(B, isrc.data(), idx.data(), idst.data(), offset.data());
+  be_->gather_int(B, isrc.data(), idx.data() + off, iwant.data());
+  EXPECT_EQ(dst, want);
+  EXPECT_EQ(idst, iwant);
+  const VecI negative = {-1};
+  EXPECT_THROW(be_->gather_int(B, isrc.data(), idx.data(), idst.data(), negative.data()), Error);
+}
+
+TEST_F(Ops, RngStreamWithCounterEqualsTheFixedStream) {
+  const size_t n = static_cast<size_t>(size(1, 300));
+  const uint64_t seed = rand64(), base = rng_() % 1000, stride = 1 + rng_() % 300;
+  const VecI counter = {randint(0, 100000)};
+  const uint64_t fixed = base + stride * static_cast<uint64_t>(counter[0]);
+  const RngStream dyn(base, counter.data(), stride);
+  VecF a(n), b(n);
+  be_->rand_normal(n, seed, dyn, 7, 0.f, 1.f, a.data());
+  be_->rand_normal(n, seed, fixed, 7, 0.f, 1.f, b.data());
+  EXPECT_EQ(a, b);
+  be_->rand_uniform(n, seed, dyn, 0, -2.f, 3.f, a.data());
+  be_->rand_uniform(n, seed, fixed, 0, -2.f, 3.f, b.data());
+  EXPECT_EQ(a, b);
+  VecI ia(n), ib(n);
+  be_->rand_below(n, seed, dyn, 3, 10, ia.data());
+  be_->rand_below(n, seed, fixed, 3, 10, ib.data());
+  EXPECT_EQ(ia, ib);
+  VecF xa = randv(n, -1, 1), xb = xa, ma(n), mb(n);
+  be_->dropout_forward(n, 0.3f, seed, dyn, xa.data(), ma.data());
+  be_->dropout_forward(n, 0.3f, seed, fixed, xb.data(), mb.data());
+  EXPECT_EQ(xa, xb);
+  EXPECT_EQ(ma, mb);
+  // sub-streams (a model's per-layer dropout): base * k + i, stride * k
+  const RngStream s = dyn.sub(64, 5);
+  EXPECT_EQ(s.base, base * 64 + 5);
+  EXPECT_EQ(s.stride, stride * 64);
+  EXPECT_EQ(s.counter, counter.data());
+  const VecI negative = {-3};
+  EXPECT_THROW(be_->rand_normal(n, seed, RngStream(base, negative.data(), stride), 0, 0.f, 1.f, a.data()), Error);
+}
+
+TEST_F(Ops, AdamWithStepCounterEqualsTheFixedStep) {
+  const size_t n = static_cast<size_t>(size(1, 200));
+  const VecF g = randv(n, -1, 1);
+  VecF p1 = randv(n, -1, 1), m1 = randv(n, -0.1f, 0.1f), v1 = randv(n, 0.f, 0.1f);
+  VecF p2 = p1, m2 = m1, v2 = v1;
+  const int base = randint(0, 3);
+  const VecI counter = {randint(1, 50)};
+  be_->adam(n, p1.data(), g.data(), m1.data(), v1.data(), 1e-3f, 0.5f, 0.999f, 1e-8f, base, counter.data());
+  be_->adam(n, p2.data(), g.data(), m2.data(), v2.data(), 1e-3f, 0.5f, 0.999f, 1e-8f, base + counter[0]);
+  EXPECT_EQ(p1, p2);
+  EXPECT_EQ(m1, m2);
+  EXPECT_EQ(v1, v2);
+  const VecI zero = {0};
+  EXPECT_THROW(be_->adam(n, p1.data(), g.data(), m1.data(), v1.data(), 1e-3f, 0.5f, 0.999f, 1e-8f, 0, zero.data()),
+               Error);
+}
+
+TEST_F(Ops, AddIntsAndCopyToSlot) {
+  VecI x = {5, -2, 7, 0, 9};
+  const VecI d = {1, 64, 0, -1, 2};
+  be_->add_ints(5, x.data(), d.data());
+  EXPECT_EQ(x, (VecI{6, 62, 7, -1, 11}));
+  EXPECT_THROW(be_->add_ints(9, x.data(), d.data()), Error);
+  const size_t n = static_cast<size_t>(size(1, 20));
+  const int slots = size(1, 9);
+  const VecF src = randv(n, -1, 1);
+  VecF dst(n * slots, 42.f);
+  const VecI slot = {randint(0, slots - 1)};
+  be_->copy_to_slot(n, src.data(), dst.data(), slot.data(), slots);
+  for (int s = 0; s < slots; ++s)
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(dst[s * n + i], s == slot[0] ? src[i] : 42.f);
+  const VecI outside = {slots};
+  EXPECT_THROW(be_->copy_to_slot(n, src.data(), dst.data(), outside.data(), slots), Error);
+}
+
 }  // namespace
 }  // namespace cgan

@@ -652,6 +652,93 @@ TEST_F(CudaOps, Gather) {
   }
 }
 
+// ---------------------------------------------------------------- device counters
+// The forms a captured CUDA graph replays: counters in device memory, read when the kernel runs.
+
+TEST_F(CudaOps, CounterFormsMatchTheCpu) {
+  for (int B : {1, 7, 257}) {
+    const int cols = 33, rows = 500, off = B == 7 ? 0 : 123;
+    TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(off + B), 0, rows - 1)), o(cpu(), gpu(), Ints{off});
+    Twin src(cpu(), gpu(), normal(static_cast<size_t>(rows) * cols)),
+        dst(cpu(), gpu(), Floats(static_cast<size_t>(B) * cols, 2.f));
+    cpu().gather_rows(B, cols, src.c, idx.c, dst.c, o.c);
+    gpu().gather_rows(B, cols, src.g, idx.g, dst.g, o.g);
+    EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_rows with offset B=" + std::to_string(B)));
+    TwinInt isrc(cpu(), gpu(), ints(static_cast<size_t>(rows), -50, 50)), idst(cpu(), gpu(), Ints(B));
+    cpu().gather_int(B, isrc.c, idx.c, idst.c, o.c);
+    gpu().gather_int(B, isrc.g, idx.g, idst.g, o.g);
+    EXPECT_TRUE(identical(idst.on_cpu(), idst.on_gpu(), "gather_int with offset B=" + std::to_string(B)));
+  }
+  for (size_t n : {size_t{1}, size_t{1001}}) {
+    TwinInt step(cpu(), gpu(), Ints{static_cast<int32_t>(u64() % 1000000)});
+    const uint64_t seed = u64(), base = u64() % 4096;
+    Twin a(cpu(), gpu(), Floats(n)), x(cpu(), gpu(), normal(n)), mask(cpu(), gpu(), Floats(n));
+    cpu().rand_uniform(n, seed, RngStream(base, step.c, 256), 5, -1.f, 1.f, a.c);
+    gpu().rand_uniform(n, seed, RngStream(base, step.g, 256), 5, -1.f, 1.f, a.g);
+    EXPECT_TRUE(identical(a.on_cpu(), a.on_gpu(), "rand_uniform with a step counter"));
+    cpu().dropout_forward(n, 0.4f, seed, RngStream(base, step.c, 256 * 64), x.c, mask.c);
+    gpu().dropout_forward(n, 0.4f, seed, RngStream(base, step.g, 256 * 64), x.g, mask.g);
+    EXPECT_TRUE(identical(mask.on_cpu(), mask.on_gpu(), "dropout mask with a step counter"));
+    TwinInt r(cpu(), gpu(), Ints(n));
+    cpu().rand_below(n, seed, RngStream(base, step.c, 256), 0, 10, r.c);
+    gpu().rand_below(n, seed, RngStream(base, step.g, 256), 0, 10, r.g);
+    EXPECT_TRUE(identical(r.on_cpu(), r.on_gpu(), "rand_below with a step counter"));
+  }
+  {
+    const size_t n = 100003;
+    TwinInt t(cpu(), gpu(), Ints{37});
+    Twin p(cpu(), gpu(), normal(n)), g(cpu(), gpu(), normal(n)), m(cpu(), gpu(), normal(n, 0.f, 0.1f)),
+        v(cpu(), gpu(), uniform(n, 0.f, 0.01f));
+    cpu().adam(n, p.c, g.c, m.c, v.c, 2e-4f, 0.5f, 0.999f, 1e-8f, 0, t.c);
+    gpu().adam(n, p.g, g.g, m.g, v.g, 2e-4f, 0.5f, 0.999f, 1e-8f, 0, t.g);
+    EXPECT_TRUE(close(p.on_cpu(), p.on_gpu(), 1e-6, 1e-6, "adam with a step counter"));
+  }
+  {
+    TwinInt c(cpu(), gpu(), Ints{3, 0, 9, 1, 1});
+    const Ints d = {1, 64, 1, 1, 2};
+    cpu().add_ints(5, c.c, d.data());
+    gpu().add_ints(5, c.g, d.data());
+    EXPECT_TRUE(identical(c.on_cpu(), c.on_gpu(), "add_ints"));
+    EXPECT_TRUE(identical(Ints{4, 64, 10, 2, 3}, c.on_gpu(), "add_ints values"));
+    TwinInt slot(cpu(), gpu(), Ints{2});
+    Twin src(cpu(), gpu(), normal(9)), dst(cpu(), gpu(), Floats(9 * 4, 5.f));
+    cpu().copy_to_slot(9, src.c, dst.c, slot.c, 4);
+    gpu().copy_to_slot(9, src.g, dst.g, slot.g, 4);
+    EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "copy_to_slot"));
+    TwinInt bad(cpu(), gpu(), Ints{4});
+    gpu().copy_to_slot(9, src.g, dst.g, bad.g, 4);  // outside [0, 4): flagged, nothing written
+    EXPECT_THROW(gpu().synchronize(), Error);
+    EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "copy_to_slot with a bad slot writes nothing"));
+  }
+}
+
+// A captured graph replays the same kernels; the counters make each replay differ.
+TEST_F(CudaOps, GraphReplayReadsTheCountersAtEachLaunch) {
+  ASSERT_TRUE(gpu().graphs_supported());
+  const size_t n = 1000;
+  TwinInt step(cpu(), gpu(), Ints{0});
+  Twin out(cpu(), gpu(), Floats(n)), slots(cpu(), gpu(), Floats(n * 3));
+  const uint64_t seed = u64();
+  gpu().graph_begin();
+  gpu().rand_normal(n, seed, RngStream(7, step.g, 256), 0, 0.f, 1.f, out.g);
+  gpu().copy_to_slot(n, out.g, slots.g, step.g, 3);
+  const Ints one = {1};
+  gpu().add_ints(1, step.g, one.data());
+  gpu().graph_end();
+  for (int i = 0; i < 3; ++i) gpu().graph_launch();
+  gpu().synchronize();
+  EXPECT_TRUE(identical(Ints{3}, step.on_gpu(), "step counter after 3 replays"));
+  const Floats got = slots.on_gpu();
+  for (int i = 0; i < 3; ++i) {
+    Floats want(n);
+    cpu().rand_normal(n, seed, 7 + 256 * static_cast<uint64_t>(i), 0, 0.f, 1.f, want.data());
+    EXPECT_TRUE(close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6,
+                      "replay " + std::to_string(i)));
+  }
+  gpu().graph_drop();
+  EXPECT_THROW(gpu().graph_launch(), Error);
+}
+
 // ---------------------------------------------------------------- errors
 
 TEST_F(CudaOps, BadArgumentsThrowLikeTheCpu) {
