@@ -197,6 +197,10 @@ class CudaBackend final : public Backend {
     cuda::launch_gather_int(ctx_, B, src, idx, dst, idx_offset);
   }
 
+  void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) override {
+    cuda::launch_copy_cols(ctx_, B, src_cols, col0, n, src, dst);
+  }
+
   // ---- step counters
   void add_ints_impl(int n, int32_t* x, const int32_t* delta) override {
     cuda::launch_add_ints(ctx_, n, x, delta);

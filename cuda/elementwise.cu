@@ -64,6 +64,15 @@ __global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx,
   }
 }
 
+__global__ void copy_cols_kernel(int B, int src_cols, int col0, int n, const float* src,
+                                 float* dst) {
+  const size_t total = static_cast<size_t>(B) * n;
+  for (size_t i = global_index(); i < total; i += global_stride()) {
+    const size_t b = i / static_cast<size_t>(n), c = i - b * static_cast<size_t>(n);
+    dst[i] = src[b * static_cast<size_t>(src_cols) + col0 + c];
+  }
+}
+
 struct IntDeltas {
   int32_t d[8];
 };
@@ -123,6 +132,13 @@ void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int3
   gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(
       B, src, idx, idx_offset, dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_int_kernel");
+}
+
+void launch_copy_cols(const Context& ctx, int B, int src_cols, int col0, int n, const float* src,
+                      float* dst) {
+  const size_t total = static_cast<size_t>(B) * n;
+  copy_cols_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, src_cols, col0, n, src, dst);
+  CUDA_CHECK_LAUNCH("copy_cols_kernel");
 }
 
 void launch_add_ints(const Context& ctx, int n, int32_t* x, const int32_t* delta_host) {

@@ -21,6 +21,8 @@ void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, c
                         float* dst, const int32_t* idx_offset);
 void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
                        int32_t* dst, const int32_t* idx_offset);
+void launch_copy_cols(const Context& ctx, int B, int src_cols, int col0, int n, const float* src,
+                      float* dst);
 // step counters (backend.hpp add_ints / copy_to_slot)
 void launch_add_ints(const Context& ctx, int n, int32_t* x, const int32_t* delta_host);
 void launch_copy_to_slot(const Context& ctx, size_t n, const float* src, float* dst,

@@ -214,6 +214,14 @@ void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t*
   gather_int_impl(B, src, idx, dst, idx_offset);
 }
 
+void Backend::copy_cols(int B, int src_cols, int col0, int n, const float* src, float* dst) {
+  CGAN_CHECK(B >= 0 && n >= 0 && col0 >= 0 && col0 + n <= src_cols, "copy_cols: columns [", col0, ", ", col0 + n,
+             ") outside a row of ", src_cols);
+  if (B == 0 || n == 0) return;
+  CGAN_CHECK(src && dst, "copy_cols: null pointer");
+  copy_cols_impl(B, src_cols, col0, n, src, dst);
+}
+
 void Backend::add_ints(int n, int32_t* x, const int32_t* delta) {
   CGAN_CHECK(n >= 0 && n <= 8, "add_ints: n must be in [0, 8], got ", n);
   if (n == 0) return;

@@ -130,6 +130,10 @@ class Backend {
   void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
                   const int32_t* idx_offset = nullptr);
 
+  // dst[b, c] = src[b, col0 + c] for c < n: columns [col0, col0 + n) of src [B, src_cols] (e.g. the
+  // gradient of the part of a concatenation that came from the condition).
+  void copy_cols(int B, int src_cols, int col0, int n, const float* src, float* dst);
+
   // ---- step counters (int32 in backend memory) for work that is replayed as a CUDA graph:
   // x[i] += delta[i] for i < n <= 8 (delta: host values, taken by value at the call).
   void add_ints(int n, int32_t* x, const int32_t* delta);
@@ -196,6 +200,7 @@ class Backend {
                                 const int32_t* idx_offset) = 0;
   virtual void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
                                const int32_t* idx_offset) = 0;
+  virtual void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) = 0;
   virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
   virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
 };

@@ -375,6 +375,10 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) override {
+    for (int b = 0; b < B; ++b) std::memcpy(dst + idx(b, n), src + idx(b, src_cols) + col0, sizeof(float) * n);
+  }
+
   // ---- step counters
   void add_ints_impl(int n, int32_t* x, const int32_t* delta) override {
     for (int i = 0; i < n; ++i) x[i] += delta[i];

@@ -882,6 +882,16 @@ TEST_F(Ops, AdamWithStepCounterEqualsTheFixedStep) {
                Error);
 }
 
+TEST_F(Ops, CopyColsTakesAColumnRange) {
+  const int B = size(1, 40), cols = size(1, 70), col0 = randint(0, cols - 1), n = randint(0, cols - col0);
+  const VecF src = randv(static_cast<size_t>(B) * cols, -1, 1);
+  VecF dst(static_cast<size_t>(B) * n, 9.f);
+  be_->copy_cols(B, cols, col0, n, src.data(), dst.data());
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < n; ++c) ASSERT_EQ(dst[static_cast<size_t>(b) * n + c], src[static_cast<size_t>(b) * cols + col0 + c]);
+  EXPECT_THROW(be_->copy_cols(B, cols, col0, cols - col0 + 1, src.data(), dst.data()), Error);
+}
+
 TEST_F(Ops, AddIntsAndCopyToSlot) {
   VecI x = {5, -2, 7, 0, 9};
   const VecI d = {1, 64, 0, -1, 2};

@@ -712,6 +712,18 @@ TEST_F(CudaOps, CounterFormsMatchTheCpu) {
   }
 }
 
+TEST_F(CudaOps, CopyCols) {
+  for (int B : {1, 7, 64})
+    for (int cols : {1, 5, 9217}) {
+      const int col0 = cols / 3, n = cols - col0 - (cols > 2 ? 1 : 0);
+      Twin src(cpu(), gpu(), normal(static_cast<size_t>(B) * cols)),
+          dst(cpu(), gpu(), Floats(static_cast<size_t>(B) * n, 3.f));
+      cpu().copy_cols(B, cols, col0, n, src.c, dst.c);
+      gpu().copy_cols(B, cols, col0, n, src.g, dst.g);
+      EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "copy_cols " + shape({B, cols, col0, n})));
+    }
+}
+
 // A captured graph replays the same kernels; the counters make each replay differ.
 TEST_F(CudaOps, GraphReplayReadsTheCountersAtEachLaunch) {
   ASSERT_TRUE(gpu().graphs_supported());
