@@ -121,6 +121,52 @@ void Backend::batchnorm_backward(int N, int C, int S, const float* x, const floa
   batchnorm_backward_impl(N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
 }
 
+static void check_conv(const char* op, const ConvShape& s) {
+  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0, op,
+             ": bad shape N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " R=", s.R, " S=", s.S);
+  CGAN_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0, op, ": bad stride ",
+             s.stride_h, "x", s.stride_w, " or padding ", s.pad_h, "x", s.pad_w);
+  CGAN_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S, op, ": kernel ", s.R, "x", s.S,
+             " larger than the padded input ", s.H + 2 * s.pad_h, "x", s.W + 2 * s.pad_w);
+}
+void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                             float* ws) {
+  check_conv("conv2d_forward", s);
+  CGAN_CHECK(x && w && y, "conv2d_forward: null pointer");
+  conv2d_forward_impl(s, x, w, bias, y, ws);
+}
+void Backend::conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) {
+  check_conv("conv2d_backward_data", s);
+  CGAN_CHECK(gy && w && gx, "conv2d_backward_data: null pointer");
+  conv2d_backward_data_impl(s, gy, w, gx, ws);
+}
+void Backend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
+                                     float* ws) {
+  check_conv("conv2d_backward_filter", s);
+  CGAN_CHECK(x && gy && gw, "conv2d_backward_filter: null pointer");
+  conv2d_backward_filter_impl(s, x, gy, gw, gbias, ws);
+}
+static void check_pool(const char* op, Pool k, const PoolShape& s) {
+  CGAN_CHECK(k == Pool::avg || k == Pool::max, op, ": unknown pooling kind");
+  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0, op, ": bad shape N=", s.N,
+             " C=", s.C, " H=", s.H, " W=", s.W, " window ", s.R, "x", s.S);
+  CGAN_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0, op, ": bad stride or padding");
+  CGAN_CHECK(2 * s.pad_h <= s.R && 2 * s.pad_w <= s.S, op, ": padding must be at most half the window");
+  CGAN_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S, op, ": window ", s.R, "x", s.S,
+             " larger than the padded input");
+}
+void Backend::pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y) {
+  check_pool("pool2d_forward", k, s);
+  CGAN_CHECK(x && y, "pool2d_forward: null pointer");
+  pool2d_forward_impl(k, s, x, y);
+}
+void Backend::pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
+                              float* gx) {
+  check_pool("pool2d_backward", k, s);
+  CGAN_CHECK(x && y && gy && gx, "pool2d_backward: null pointer");
+  pool2d_backward_impl(k, s, x, y, gy, gx);
+}
+
 static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
   CGAN_CHECK(B >= 0 && in >= 0 && E >= 0, op, ": negative size B=", B, " in=", in, " E=", E);
   CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op,

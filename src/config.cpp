@@ -120,10 +120,31 @@ class Obj {
 
 const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply"};
 
+const char* const kLayerKinds =
+    "linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape";
+
+// An int or an [h, w] pair of ints, each >= lo.
+void int_pair(const json& v, const std::string& p, int64_t lo, int& a, int& b) {
+  const char* want = lo == 1 ? "a positive integer or [h, w] of positive integers"
+                             : "a non-negative integer or [h, w] of non-negative integers";
+  auto one = [&](const json& e) -> int {
+    if (!e.is_number_integer() || e.get<int64_t>() < lo || e.get<int64_t>() > (1 << 20))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    return static_cast<int>(e.get<int64_t>());
+  };
+  if (v.is_array()) {
+    if (v.size() != 2) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    a = one(v[0]);
+    b = one(v[1]);
+  } else {
+    a = b = one(v);
+  }
+}
+
 LayerSpec parse_layer(const json& j, const std::string& p) {
   if (!j.is_object() || j.size() != 1)
-    throw Error(cat(p, ": expected an object with one key naming the layer (linear, relu, leaky_relu, "
-                       "sigmoid, tanh, dropout, batchnorm), got ", describe(j)));
+    throw Error(cat(p, ": expected an object with one key naming the layer (", kLayerKinds, "), got ",
+                    describe(j)));
   const std::string type = j.begin().key();
   const json& v = j.begin().value();
   const std::string vp = p + "." + type;
@@ -154,11 +175,91 @@ LayerSpec parse_layer(const json& j, const std::string& p) {
     l.momentum = static_cast<float>(o.number("momentum", 0.1, 0.0, 1.0, true, false));
     l.eps = static_cast<float>(o.number("eps", 1e-5, 0.0, 1.0, true, false));
     o.finish();
+  } else if (type == "conv2d") {
+    l.kind = LayerKind::conv2d;
+    Obj o(v, vp);
+    const json* out = o.get("out");
+    if (!out) throw Error(cat(o.at("out"), ": missing (the number of output channels is required)"));
+    l.out = static_cast<int>(Obj::as_integer(*out, o.at("out"), 1, 1 << 20));
+    const json* k = o.get("kernel");
+    if (!k) throw Error(cat(o.at("kernel"), ": missing (the kernel size is required)"));
+    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
+    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
+    if (const json* pd = o.get("padding")) int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
+    o.finish();
+  } else if (type == "avgpool2d" || type == "maxpool2d") {
+    l.kind = type == "avgpool2d" ? LayerKind::avgpool2d : LayerKind::maxpool2d;
+    Obj o(v, vp);
+    const json* k = o.get("kernel");
+    if (!k) throw Error(cat(o.at("kernel"), ": missing (the window size is required)"));
+    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
+    l.stride_h = l.kernel_h;
+    l.stride_w = l.kernel_w;
+    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
+    if (const json* pd = o.get("padding")) {
+      int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
+      if (2 * l.pad_h > l.kernel_h || 2 * l.pad_w > l.kernel_w)
+        throw Error(cat(o.at("padding"), ": must be at most half the window ", l.kernel_h, "x", l.kernel_w,
+                        ", got ", describe(*pd)));
+    }
+    o.finish();
+  } else if (type == "reshape") {
+    l.kind = LayerKind::reshape;
+    if (!v.is_array() || v.size() != 3)
+      throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
+    for (int i = 0; i < 3; ++i) {
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 1 || v[i].get<int64_t>() > (1 << 24))
+        throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
+      l.shape[i] = static_cast<int>(v[i].get<int64_t>());
+    }
   } else {
-    throw Error(cat(p, ": unknown layer type \"", type,
-                    "\" (expected linear, relu, leaky_relu, sigmoid, tanh, dropout or batchnorm)"));
+    throw Error(cat(p, ": unknown layer type \"", type, "\" (expected one of ", kLayerKinds, ")"));
   }
   return l;
+}
+
+// The shape of one sample as it flows through a network's layers, checked where the config alone
+// decides it (the input width is the data's, so a reshape of the input is checked by the model).
+void check_shapes(const std::vector<LayerSpec>& layers, const std::string& p) {
+  bool width_known = false, image = false;
+  int64_t width = 0, c = 0, h = 0, w = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    const std::string lp = cat(p, "[", i, "].", layer_kind_name(l.kind));
+    switch (l.kind) {
+      case LayerKind::linear:
+        width_known = true, image = false, width = l.out;
+        break;
+      case LayerKind::reshape: {
+        const int64_t n = int64_t(l.shape[0]) * l.shape[1] * l.shape[2];
+        if (width_known && n != width)
+          throw Error(cat(lp, ": [", l.shape[0], ", ", l.shape[1], ", ", l.shape[2], "] holds ", n,
+                          " values but its input has ", width));
+        width_known = true, image = true, width = n, c = l.shape[0], h = l.shape[1], w = l.shape[2];
+        break;
+      }
+      case LayerKind::conv2d:
+      case LayerKind::avgpool2d:
+      case LayerKind::maxpool2d: {
+        if (!image) {
+          if (width_known)
+            throw Error(cat(lp, ": needs an image input (C, H, W) but gets ", width,
+                            " flat features; put a reshape before it"));
+          throw Error(cat(lp, ": needs an image input (C, H, W); put a reshape before it"));
+        }
+        if (h + 2 * l.pad_h < l.kernel_h || w + 2 * l.pad_w < l.kernel_w)
+          throw Error(cat(lp, ": ", l.kind == LayerKind::conv2d ? "kernel " : "window ", l.kernel_h, "x",
+                          l.kernel_w, " is larger than its padded input ", h + 2 * l.pad_h, "x", w + 2 * l.pad_w,
+                          " (input ", c, "x", h, "x", w, ")"));
+        h = (h + 2 * l.pad_h - l.kernel_h) / l.stride_h + 1;
+        w = (w + 2 * l.pad_w - l.kernel_w) / l.stride_w + 1;
+        if (l.kind == LayerKind::conv2d) c = l.out;
+        width = c * h * w;
+        break;
+      }
+      default: break;  // elementwise layers and batch norm keep the shape
+    }
+  }
 }
 
 NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
@@ -180,8 +281,9 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
     throw Error(cat(o.at("layers"), ": expected a non-empty list of layers, got ", describe(*layers)));
   for (size_t i = 0; i < layers->size(); ++i)
     n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]")));
-  if (n.layers.front().kind != LayerKind::linear)
-    throw Error(cat(o.at("layers"), "[0]: the first layer must be linear"));
+  if (n.layers.front().kind != LayerKind::linear && n.layers.front().kind != LayerKind::reshape)
+    throw Error(cat(o.at("layers"), "[0]: the first layer must be linear or reshape"));
+  check_shapes(n.layers, o.at("layers"));
   o.finish();
   return n;
 }
@@ -198,6 +300,8 @@ AdamSpec parse_adam(const json* j, const std::string& p) {
   return a;
 }
 
+json pair_to_json(int a, int b) { return a == b ? json(a) : json::array({a, b}); }
+
 json layer_to_json(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::linear: return {{"linear", l.out}};
@@ -207,6 +311,19 @@ json layer_to_json(const LayerSpec& l) {
     case LayerKind::leaky_relu: return {{"leaky_relu", l.slope}};
     case LayerKind::dropout: return {{"dropout", l.p}};
     case LayerKind::batchnorm: return {{"batchnorm", {{"momentum", l.momentum}, {"eps", l.eps}}}};
+    case LayerKind::conv2d:
+      return {{"conv2d",
+               {{"out", l.out},
+                {"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
+                {"stride", pair_to_json(l.stride_h, l.stride_w)},
+                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
+    case LayerKind::avgpool2d:
+    case LayerKind::maxpool2d:
+      return {{layer_kind_name(l.kind),
+               {{"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
+                {"stride", pair_to_json(l.stride_h, l.stride_w)},
+                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
+    case LayerKind::reshape: return {{"reshape", {l.shape[0], l.shape[1], l.shape[2]}}};
   }
   return {};
 }
@@ -234,6 +351,10 @@ const char* layer_kind_name(LayerKind k) {
     case LayerKind::tanh: return "tanh";
     case LayerKind::dropout: return "dropout";
     case LayerKind::batchnorm: return "batchnorm";
+    case LayerKind::conv2d: return "conv2d";
+    case LayerKind::avgpool2d: return "avgpool2d";
+    case LayerKind::maxpool2d: return "maxpool2d";
+    case LayerKind::reshape: return "reshape";
   }
   return "?";
 }

@@ -9,11 +9,24 @@
 
 namespace cgan {
 
+// The shape of one sample: an image (C, H, W) after a reshape or conv/pool, else `c` flat
+// features (h = w = 1).
+struct SampleShape {
+  int c = 1, h = 1, w = 1;
+  bool image = false;
+  int width() const { return c * h * w; }
+  std::string str() const { return image ? cat(c, "x", h, "x", w) : cat(c); }
+};
+
 struct Model::Layer {
   LayerKind kind;
   int spec_index = 0;
-  int in = 0, out = 0;
-  Act act = Act::none;  // linear: fused activation; activation layers: their function
+  int in = 0, out = 0;  // values per sample
+  SampleShape in_shape, out_shape;
+  ConvShape conv;       // conv2d (N = the model's batch)
+  PoolShape pool;       // avgpool2d / maxpool2d
+  int bn_c = 0, bn_s = 1;  // batchnorm: channels and values per channel of one sample
+  Act act = Act::none;  // linear / conv2d: fused activation; activation layers: their function
   float slope = 0.f, p = 0.f, momentum = 0.f, eps = 0.f;
   size_t w = 0, b = 0;           // params offsets (linear weight/bias, batch-norm gamma/beta)
   size_t rmean = 0, rvar = 0;    // state offsets (batch-norm running stats)
@@ -87,54 +100,115 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     throw Error(cat(name, ".condition.mode: unknown mode \"", mode, "\""));
   }
 
-  // layers (a linear followed by an activation is fused into one bias+activation pass)
-  int width = fused_dim_;
+  // layers (a linear or conv2d followed by an activation applies it in the same layer: one
+  // bias+activation pass for linear, an in-place activation pass after the conv)
+  SampleShape sh;
+  sh.c = fused_dim_;
   int max_width = std::max(fused_dim_, in_dim);
+  size_t conv_ws = 0;
+  auto fuse_next_act = [&](Layer& L, size_t& i) {
+    if (i + 1 < spec.layers.size() && act_of(spec.layers[i + 1].kind) != Act::none) {
+      L.act = act_of(spec.layers[i + 1].kind);
+      L.slope = spec.layers[i + 1].slope;
+      ++i;  // the activation layer is fused into this one
+    }
+  };
+  // a user's spec error: one line naming the layer's path, as the config's errors do
+  auto require = [](bool ok, const auto&... parts) {
+    if (!ok) throw Error(cat(parts...));
+  };
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
     auto L = std::make_unique<Layer>();
     L->kind = ls.kind;
     L->spec_index = static_cast<int>(i);
+    L->in_shape = sh;
+    const int width = sh.width();
     L->in = width;
     const std::string pre = cat("layers.", i, ".");
+    const std::string path = cat(name, ".layers[", i, "].", layer_kind_name(ls.kind));
+    auto need_image = [&](int kh, int kw, int ph, int pw) {
+      require(sh.image, path, ": needs an image input (C, H, W) but gets ", width,
+                 " flat features; put a reshape before it");
+      require(sh.h + 2 * ph >= kh && sh.w + 2 * pw >= kw, path, ": ",
+                 ls.kind == LayerKind::conv2d ? "kernel " : "window ", kh, "x", kw,
+                 " is larger than its padded input ", sh.h + 2 * ph, "x", sh.w + 2 * pw, " (input ", sh.str(), ")");
+    };
     switch (ls.kind) {
       case LayerKind::linear:
-        L->out = ls.out;
         L->w = add_param(pre + "weight", {width, ls.out}, false, 'u', width);
         L->b = add_param(pre + "bias", {ls.out}, false, 'u', width);
-        if (i + 1 < spec.layers.size() && act_of(spec.layers[i + 1].kind) != Act::none) {
-          L->act = act_of(spec.layers[i + 1].kind);
-          L->slope = spec.layers[i + 1].slope;
-          ++i;  // the activation layer is fused into this one
-        }
+        sh = SampleShape{ls.out, 1, 1, false};
+        fuse_next_act(*L, i);
         break;
+      case LayerKind::conv2d: {
+        need_image(ls.kernel_h, ls.kernel_w, ls.pad_h, ls.pad_w);
+        require(ls.out > 0 && ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0, path,
+                   ": bad output channels, stride or padding");
+        ConvShape& cs = L->conv;
+        cs.N = batch;
+        cs.C = sh.c, cs.H = sh.h, cs.W = sh.w;
+        cs.K = ls.out, cs.R = ls.kernel_h, cs.S = ls.kernel_w;
+        cs.stride_h = ls.stride_h, cs.stride_w = ls.stride_w, cs.pad_h = ls.pad_h, cs.pad_w = ls.pad_w;
+        const int fan_in = cs.C * cs.R * cs.S;
+        L->w = add_param(pre + "weight", {cs.K, cs.C, cs.R, cs.S}, false, 'u', fan_in);
+        L->b = add_param(pre + "bias", {cs.K}, false, 'u', fan_in);
+        sh = SampleShape{cs.K, cs.P(), cs.Q(), true};
+        conv_ws = std::max(conv_ws, be_.conv2d_workspace(cs));
+        fuse_next_act(*L, i);
+        break;
+      }
+      case LayerKind::avgpool2d:
+      case LayerKind::maxpool2d: {
+        need_image(ls.kernel_h, ls.kernel_w, ls.pad_h, ls.pad_w);
+        require(ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0 &&
+                       2 * ls.pad_h <= ls.kernel_h && 2 * ls.pad_w <= ls.kernel_w,
+                   path, ": bad stride, or padding more than half the window");
+        PoolShape& ps = L->pool;
+        ps.N = batch;
+        ps.C = sh.c, ps.H = sh.h, ps.W = sh.w;
+        ps.R = ls.kernel_h, ps.S = ls.kernel_w;
+        ps.stride_h = ls.stride_h, ps.stride_w = ls.stride_w, ps.pad_h = ls.pad_h, ps.pad_w = ls.pad_w;
+        sh = SampleShape{sh.c, ps.P(), ps.Q(), true};
+        break;
+      }
+      case LayerKind::reshape: {
+        const int64_t n = int64_t(ls.shape[0]) * ls.shape[1] * ls.shape[2];
+        require(ls.shape[0] > 0 && ls.shape[1] > 0 && ls.shape[2] > 0 && n == width, path, ": [", ls.shape[0],
+                   ", ", ls.shape[1], ", ", ls.shape[2], "] holds ", n, " values but its input has ", width);
+        sh = SampleShape{ls.shape[0], ls.shape[1], ls.shape[2], true};
+        break;
+      }
       case LayerKind::relu:
       case LayerKind::leaky_relu:
       case LayerKind::sigmoid:
       case LayerKind::tanh:
-        L->out = width;
         L->act = act_of(ls.kind);
         L->slope = ls.slope;
         break;
       case LayerKind::dropout:
-        L->out = width;
         L->p = ls.p;
         break;
       case LayerKind::batchnorm:
-        L->out = width;
+        // per channel over N*H*W on an image, per feature on flat input
+        L->bn_c = sh.image ? sh.c : width;
+        L->bn_s = sh.image ? sh.h * sh.w : 1;
         L->momentum = ls.momentum;
         L->eps = ls.eps;
-        L->w = add_param(pre + "weight", {width}, false, '1');
-        L->b = add_param(pre + "bias", {width}, false, '0');
-        L->rmean = add_param(pre + "running_mean", {width}, true, '0');
-        L->rvar = add_param(pre + "running_var", {width}, true, '1');
+        L->w = add_param(pre + "weight", {L->bn_c}, false, '1');
+        L->b = add_param(pre + "bias", {L->bn_c}, false, '0');
+        L->rmean = add_param(pre + "running_mean", {L->bn_c}, true, '0');
+        L->rvar = add_param(pre + "running_var", {L->bn_c}, true, '1');
         break;
     }
-    width = L->out;
-    max_width = std::max(max_width, width);
+    L->out_shape = sh;
+    L->out = sh.width();
+    max_width = std::max(max_width, L->out);
     layers_.push_back(std::move(L));
   }
-  out_dim_ = width;
+  out_dim_ = sh.width();
+  first_compute_ = 0;
+  while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == LayerKind::reshape) ++first_compute_;
   n_params_ = np;
   n_state_ = ns;
 
@@ -161,9 +235,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   size_t arena = 0;
   if (fusion_ != FusionKind::none) arena += B * fused_dim_;
   for (auto& L : layers_) {
-    arena += B * L->out;
+    if (L->kind != LayerKind::reshape) arena += B * L->out;
     if (L->kind == LayerKind::dropout) arena += B * L->out;
-    if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->out);
+    if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->bn_c);
   }
   arena += 2 * B * max_width + B * out_dim_;
   arena_ = be_.alloc(arena);
@@ -175,20 +249,22 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   };
   if (fusion_ != FusionKind::none) fused_ = take(B * fused_dim_);
   for (auto& L : layers_) {
-    L->y = take(B * L->out);
+    if (L->kind != LayerKind::reshape) L->y = take(B * L->out);
     if (L->kind == LayerKind::dropout) L->mask = take(B * L->out);
     if (L->kind == LayerKind::batchnorm) {
-      L->save_mean = take(L->out);
-      L->save_invstd = take(L->out);
+      L->save_mean = take(L->bn_c);
+      L->save_invstd = take(L->bn_c);
     }
   }
   gbuf_a_ = take(B * max_width);
   gbuf_b_ = take(B * max_width);
   gout_buf_ = take(B * out_dim_);
+  if (conv_ws) conv_ws_ = be_.alloc(conv_ws);
 }
 
 Model::~Model() {
   be_.free(arena_);
+  be_.free(conv_ws_);
   if (owns_params_) {
     be_.free(params_);
     be_.free(grads_);
@@ -209,8 +285,19 @@ std::string Model::summary() const {
   }
   os << " -> " << fused_dim_ << "\n";
   for (auto& L : layers_) {
-    os << "  [" << L->spec_index << "] " << layer_kind_name(L->kind) << " " << L->in << " -> " << L->out;
-    if (L->kind == LayerKind::linear && L->act != Act::none) os << " + " << act_name(L->act) << " (fused)";
+    os << "  [" << L->spec_index << "] " << layer_kind_name(L->kind) << " " << L->in_shape.str() << " -> "
+       << L->out_shape.str();
+    if (L->kind == LayerKind::conv2d || L->kind == LayerKind::avgpool2d || L->kind == LayerKind::maxpool2d) {
+      const bool conv = L->kind == LayerKind::conv2d;
+      const int R = conv ? L->conv.R : L->pool.R, S = conv ? L->conv.S : L->pool.S;
+      const int sh = conv ? L->conv.stride_h : L->pool.stride_h, sw = conv ? L->conv.stride_w : L->pool.stride_w;
+      const int ph = conv ? L->conv.pad_h : L->pool.pad_h, pw = conv ? L->conv.pad_w : L->pool.pad_w;
+      os << " (" << (conv ? "kernel " : "window ") << R << "x" << S << ", stride " << sh << "x" << sw;
+      if (ph || pw) os << ", padding " << ph << "x" << pw;
+      os << ")";
+    }
+    if ((L->kind == LayerKind::linear || L->kind == LayerKind::conv2d) && L->act != Act::none)
+      os << " + " << act_name(L->act) << " (fused)";
     if (L->kind == LayerKind::dropout) os << " p=" << L->p;
     os << "\n";
   }
@@ -293,12 +380,25 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
         break;
       case LayerKind::batchnorm:
         if (train)
-          be_.batchnorm_forward_train(B, L.out, 1, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
+          be_.batchnorm_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
                                       L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar);
         else
-          be_.batchnorm_forward_eval(B, L.out, 1, L.eps, h, params_ + L.w, params_ + L.b, state_ + L.rmean,
+          be_.batchnorm_forward_eval(B, L.bn_c, L.bn_s, L.eps, h, params_ + L.w, params_ + L.b, state_ + L.rmean,
                                      state_ + L.rvar, L.y);
         L.y_used = L.y;
+        break;
+      case LayerKind::conv2d:
+        be_.conv2d_forward(L.conv, h, params_ + L.w, params_ + L.b, L.y, conv_ws_);
+        if (L.act != Act::none) be_.bias_act_forward(L.act, L.slope, B, L.out, nullptr, L.y);
+        L.y_used = L.y;
+        break;
+      case LayerKind::avgpool2d:
+      case LayerKind::maxpool2d:
+        be_.pool2d_forward(L.kind == LayerKind::avgpool2d ? Pool::avg : Pool::max, L.pool, h, L.y);
+        L.y_used = L.y;
+        break;
+      case LayerKind::reshape:
+        L.y_used = h;  // the same values, now read as an image
         break;
     }
     h = L.y_used;
@@ -314,7 +414,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
                                fusion_ == FusionKind::embed_multiply;
   for (size_t li = layers_.size(); li-- > 0;) {
     Layer& L = *layers_[li];
-    const bool first = li == 0;
+    const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
     switch (L.kind) {
       case LayerKind::linear: {
         be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, param_grads ? grads_ + L.b : nullptr);
@@ -338,11 +438,30 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       case LayerKind::batchnorm: {
         CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
         float* gin = other(g);
-        be_.batchnorm_backward(B, L.out, 1, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+        be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
                                grads_ + L.w, grads_ + L.b);
         g = gin;
         break;
       }
+      case LayerKind::conv2d: {
+        if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
+        if (param_grads) be_.conv2d_backward_filter(L.conv, L.x, g, grads_ + L.w, grads_ + L.b, conv_ws_);
+        if (!first || need_input_grad) {
+          float* gin = other(g);
+          be_.conv2d_backward_data(L.conv, g, params_ + L.w, gin, conv_ws_);
+          g = gin;
+        }
+        break;
+      }
+      case LayerKind::avgpool2d:
+      case LayerKind::maxpool2d: {
+        float* gin = other(g);
+        be_.pool2d_backward(L.kind == LayerKind::avgpool2d ? Pool::avg : Pool::max, L.pool, L.x, L.y, g, gin);
+        g = gin;
+        break;
+      }
+      case LayerKind::reshape:
+        break;  // same values, same gradient
     }
   }
   // g is now dL/d(conditioner output)

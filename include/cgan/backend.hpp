@@ -35,6 +35,26 @@ struct RngStream {
   RngStream sub(uint64_t n, uint64_t k) const { return {base * n + k, counter, stride * n}; }
 };
 
+// Shapes of the image ops below. Tensors are NCHW, contiguous (sample n's C*H*W values are one
+// row, so a dense layer after a conv sees PyTorch's flatten). Output size as PyTorch:
+// P = (H + 2*pad_h - R) / stride_h + 1, Q = (W + 2*pad_w - S) / stride_w + 1.
+struct ConvShape {
+  int N = 1, C = 1, H = 1, W = 1;  // input batch, channels, height, width
+  int K = 1, R = 1, S = 1;         // output channels, kernel height, kernel width
+  int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
+  int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+};
+enum class Pool { avg = 0, max };
+// avg counts padded cells in the divisor (PyTorch's count_include_pad=True); max ignores them.
+struct PoolShape {
+  int N = 1, C = 1, H = 1, W = 1;  // input
+  int R = 2, S = 2;                // window height, width
+  int stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+  int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
+  int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -88,6 +108,25 @@ class Backend {
   void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
                           const float* save_mean, const float* save_invstd,
                           const float* gy, float* gx, float* ggamma, float* gbeta);
+
+  // ---- convolution (cross-correlation, as PyTorch's Conv2d). x [N,C,H,W]; w [K,C,R,S];
+  // bias [K] (may be null); y [N,K,P,Q]. ws: backend memory of at least conv2d_workspace(s)
+  // floats (may be null when that is 0). The first call for a shape may choose algorithms and
+  // cache them (the CUDA backend does it inside conv2d_workspace, called when a model is built).
+  virtual size_t conv2d_workspace(const ConvShape& s) = 0;
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias,
+                      float* y, float* ws);
+  // gx [N,C,H,W] = dL/dx (overwritten).
+  void conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx,
+                            float* ws);
+  // gw [K,C,R,S] += dL/dw; gbias [K] += sum over n,p,q of gy (gbias may be null).
+  void conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw,
+                              float* gbias, float* ws);
+  // ---- pooling: y [N,C,P,Q]. Backward overwrites gx [N,C,H,W]; max pooling sends each gradient to
+  // the first maximum of its window in row-major order (recomputed from x and y).
+  void pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y);
+  void pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y,
+                       const float* gy, float* gx);
 
   // ---- label fusion (see Fusion). cond is used by concat, labels/table by the embed modes.
   void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
@@ -179,6 +218,15 @@ class Backend {
   virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
                                        const float* save_mean, const float* save_invstd,
                                        const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
+  virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
+                                   float* y, float* ws) = 0;
+  virtual void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
+                                         float* ws) = 0;
+  virtual void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw,
+                                           float* gbias, float* ws) = 0;
+  virtual void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) = 0;
+  virtual void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y,
+                                    const float* gy, float* gx) = 0;
   virtual void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
                                  const int32_t* labels, const float* table, float* out) = 0;
   virtual void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x,

@@ -11,11 +11,17 @@
 
 namespace cgan {
 
-enum class LayerKind { linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm };
+enum class LayerKind {
+  linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm,
+  conv2d, avgpool2d, maxpool2d, reshape
+};
 
 struct LayerSpec {
   LayerKind kind = LayerKind::linear;
-  int out = 0;             // linear: output features
+  int out = 0;             // linear: output features; conv2d: output channels
+  // conv2d / avgpool2d / maxpool2d: kernel (window), stride, zero padding (height, width)
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int shape[3] = {0, 0, 0};  // reshape: (C, H, W) of each sample
   float slope = 0.2f;      // leaky_relu: negative slope
   float p = 0.5f;          // dropout: drop probability
   float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)

@@ -1,6 +1,7 @@
 // Model = a conditioner (how the label enters) followed by layers. Memory is planned at build time:
 // parameters, gradients and Adam moments each sit in one contiguous backend buffer; activations in
-// one arena sized for the batch. Nothing is allocated in forward/backward.
+// one arena sized for the batch; the conv layers share one workspace. Nothing is allocated in
+// forward/backward.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -40,8 +41,9 @@ class Model {
   bool uses_onehot() const { return fusion_ == FusionKind::concat; }
   std::string summary() const;  // one line per layer with shapes and parameter counts
 
-  // Parameters initialised as PyTorch does (Linear: U(-1/sqrt(in), 1/sqrt(in)); Embedding: N(0,1);
-  // batch norm: gamma 1, beta 0, running mean 0, var 1), from Philox with `seed`.
+  // Parameters initialised as PyTorch does (Linear: U(-1/sqrt(in), 1/sqrt(in)); Conv2d: weight
+  // [K, C, R, S] and bias [K] U(-1/sqrt(C*R*S), 1/sqrt(C*R*S)); Embedding: N(0,1); batch norm:
+  // gamma 1, beta 0, running mean 0, var 1), from Philox with `seed`.
   void init_params(uint64_t seed);
 
   // x: [batch, in_dim]; labels: [batch] (embed modes); cond: [batch, K] (concat mode, one-hot or
@@ -87,6 +89,8 @@ class Model {
   bool owns_params_ = true;
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
   float* arena_ = nullptr;
+  float* conv_ws_ = nullptr;            // conv workspace: the max of conv2d_workspace over the conv layers
+  size_t first_compute_ = 0;            // index of the first layer that is not a reshape
   float* fused_ = nullptr;              // conditioner output
   float *gbuf_a_ = nullptr, *gbuf_b_ = nullptr, *gout_buf_ = nullptr;
   // last forward's inputs (for backward)

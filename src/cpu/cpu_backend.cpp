@@ -6,11 +6,13 @@
 // the 2-core dev machine: the MNIST-MLP shapes, ~6.5M MACs, are as fast or faster single-threaded
 // and much steadier when the cores are shared) and larger ones on up to max_threads_ threads
 // (CGAN_CPU_THREADS if set, else OpenBLAS's own default, i.e. OPENBLAS_NUM_THREADS or the core
-// count). Every other op is single-threaded.
+// count); the conv ops' GEMMs (cpu_conv.cpp) go through the same rule. Every other op is
+// single-threaded.
 //
 // No allocation in ops: the two ops that need scratch (batch norm's per-channel sums, the
 // permutation's sort keys) keep it in member buffers that only grow, so a training step that
-// repeats the same shapes allocates nothing after its first call.
+// repeats the same shapes allocates nothing after its first call. The conv ops use the caller's
+// workspace (conv2d_workspace floats).
 #include <cblas.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
+#include "cpu_conv.hpp"
 
 namespace cgan {
 namespace {
@@ -245,6 +248,28 @@ class CpuBackend final : public Backend {
     }
   }
 
+  // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
+  size_t conv2d_workspace(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
+  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                           float* ws) override {
+    cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
+  }
+  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
+                                 float* ws) override {
+    cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
+  }
+  void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
+                                   float* ws) override {
+    cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
+  }
+  void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
+    cpu_pool2d_forward(k, s, x, y);
+  }
+  void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
+                            float* gx) override {
+    cpu_pool2d_backward(k, s, x, y, gy, gx);
+  }
+
   // ---- label fusion
   void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out) override {
@@ -399,6 +424,11 @@ class CpuBackend final : public Backend {
     CGAN_CHECK(*o >= 0, op, ": negative index offset ", *o);
     return *o;
   }
+  CpuGemm gemm_fn() {
+    return [this](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                  float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C); };
+  }
+
   void set_threads(int t) {
     if (t != cur_threads_) {
       openblas_set_num_threads(t);

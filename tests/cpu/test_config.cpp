@@ -169,3 +169,120 @@ TEST(Config, FileErrors) {
   }
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+
+json with_disc_layers(const char* layers) {
+  json j = minimal();
+  j["discriminator"]["layers"] = json::parse(layers);
+  return j;
+}
+
+}  // namespace
+
+TEST(Config, ImageLayersParseAndRoundTrip) {
+  const json j = with_disc_layers(R"([
+    {"reshape": [1, 28, 28]},
+    {"conv2d": {"out": 8, "kernel": 5, "padding": 2}}, {"leaky_relu": 0.2},
+    {"avgpool2d": {"kernel": 2, "stride": 3}},
+    {"maxpool2d": {"kernel": [2, 3], "stride": 1, "padding": [1, 1]}},
+    {"batchnorm": {}},
+    {"conv2d": {"out": 4, "kernel": [3, 1], "stride": [2, 1]}},
+    {"linear": 1}])");
+  const Config c = cgan::parse_config(j);
+  const auto& L = c.discriminator.layers;
+  ASSERT_EQ(L.size(), 8u);
+  EXPECT_EQ(L[0].kind, cgan::LayerKind::reshape);
+  EXPECT_EQ(L[0].shape[0], 1);
+  EXPECT_EQ(L[0].shape[1], 28);
+  EXPECT_EQ(L[0].shape[2], 28);
+  EXPECT_EQ(L[1].kind, cgan::LayerKind::conv2d);
+  EXPECT_EQ(L[1].out, 8);
+  EXPECT_EQ(L[1].kernel_h, 5);
+  EXPECT_EQ(L[1].kernel_w, 5);
+  EXPECT_EQ(L[1].stride_h, 1);  // default
+  EXPECT_EQ(L[1].stride_w, 1);
+  EXPECT_EQ(L[1].pad_h, 2);
+  EXPECT_EQ(L[1].pad_w, 2);
+  EXPECT_EQ(L[3].kind, cgan::LayerKind::avgpool2d);
+  EXPECT_EQ(L[3].stride_h, 3);
+  EXPECT_EQ(L[3].pad_h, 0);  // default
+  EXPECT_EQ(L[4].kind, cgan::LayerKind::maxpool2d);
+  EXPECT_EQ(L[4].kernel_h, 2);
+  EXPECT_EQ(L[4].kernel_w, 3);
+  EXPECT_EQ(L[4].stride_w, 1);
+  EXPECT_EQ(L[4].pad_w, 1);
+  EXPECT_EQ(L[6].kernel_h, 3);
+  EXPECT_EQ(L[6].kernel_w, 1);
+  EXPECT_EQ(L[6].stride_h, 2);
+  EXPECT_EQ(L[6].pad_w, 0);
+  // written back with every default filled in: squares as one int, the rest as [h, w]
+  const json dumped = c.to_json();
+  const json& d = dumped["discriminator"]["layers"];
+  EXPECT_EQ(d[0], json::parse(R"({"reshape": [1, 28, 28]})"));
+  EXPECT_EQ(d[1], json::parse(R"({"conv2d": {"out": 8, "kernel": 5, "stride": 1, "padding": 2}})"));
+  EXPECT_EQ(d[3], json::parse(R"({"avgpool2d": {"kernel": 2, "stride": 3, "padding": 0}})"));
+  EXPECT_EQ(d[4], json::parse(R"({"maxpool2d": {"kernel": [2, 3], "stride": 1, "padding": 1}})"));
+  EXPECT_EQ(d[6], json::parse(R"({"conv2d": {"out": 4, "kernel": [3, 1], "stride": [2, 1], "padding": 0}})"));
+  EXPECT_EQ(cgan::parse_config(dumped).to_json(), dumped);
+  // pool stride defaults to the window
+  const Config p = cgan::parse_config(with_disc_layers(
+      R"([{"reshape": [2, 6, 6]}, {"maxpool2d": {"kernel": [3, 2]}}, {"linear": 1}])"));
+  EXPECT_EQ(p.discriminator.layers[1].stride_h, 3);
+  EXPECT_EQ(p.discriminator.layers[1].stride_w, 2);
+  // a generator may reshape its noise first and end on a conv
+  json g = minimal();
+  g["generator"]["layers"] = json::parse(
+      R"([{"reshape": [1, 2, 2]}, {"conv2d": {"out": 2, "kernel": 2}}, {"tanh": {}}])");
+  EXPECT_NO_THROW(cgan::parse_config(g));
+}
+
+TEST(Config, ImageLayerErrorsNameTheirPath) {
+  auto err = [](const char* layers) { return error_of(with_disc_layers(layers)); };
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"kernel": 3}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.out: missing (the number of output channels is required)");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.kernel: missing (the kernel size is required)");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 0, "kernel": 3}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.out: expected a positive integer, got 0");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": 0}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.kernel: expected a positive integer or [h, w] of positive integers, "
+            "got 0");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": [3, 3, 3]}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.kernel: expected a positive integer or [h, w] of positive integers, "
+            "got [3,3,3]");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": 3, "stride": [1, 0]}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.stride: expected a positive integer or [h, w] of positive integers, "
+            "got [1,0]");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": 3, "padding": -1}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d.padding: expected a non-negative integer or [h, w] of non-negative "
+            "integers, got -1");
+  EXPECT_NE(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": 3, "strides": 2}}, {"linear": 1}])")
+                .find("discriminator.layers[1].conv2d.strides: unknown key"),
+            std::string::npos);
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"avgpool2d": {"kernel": 2, "padding": 2}}, {"linear": 1}])"),
+            "discriminator.layers[1].avgpool2d.padding: must be at most half the window 2x2, got 2");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"maxpool2d": {}}, {"linear": 1}])"),
+            "discriminator.layers[1].maxpool2d.kernel: missing (the window size is required)");
+  EXPECT_EQ(err(R"([{"reshape": [1, 28]}, {"linear": 1}])"),
+            "discriminator.layers[0].reshape: expected [C, H, W] of positive integers, got [1,28]");
+  EXPECT_EQ(err(R"([{"reshape": [1, 0, 28]}, {"linear": 1}])"),
+            "discriminator.layers[0].reshape: expected [C, H, W] of positive integers, got [1,0,28]");
+  // shapes: a conv needs an image, the kernel must fit, a reshape must keep the size
+  EXPECT_EQ(err(R"([{"linear": 16}, {"conv2d": {"out": 2, "kernel": 3}}, {"linear": 1}])"),
+            "discriminator.layers[1].conv2d: needs an image input (C, H, W) but gets 16 flat features; put a "
+            "reshape before it");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"linear": 8}, {"maxpool2d": {"kernel": 2}}, {"linear": 1}])"),
+            "discriminator.layers[2].maxpool2d: needs an image input (C, H, W) but gets 8 flat features; put a "
+            "reshape before it");
+  EXPECT_EQ(err(R"([{"reshape": [3, 4, 4]}, {"conv2d": {"out": 2, "kernel": [5, 3], "padding": [0, 1]}},
+                    {"linear": 1}])"),
+            "discriminator.layers[1].conv2d: kernel 5x3 is larger than its padded input 4x6 (input 3x4x4)");
+  EXPECT_EQ(err(R"([{"reshape": [1, 4, 4]}, {"conv2d": {"out": 2, "kernel": 3}}, {"avgpool2d": {"kernel": 3}},
+                    {"linear": 1}])"),
+            "discriminator.layers[2].avgpool2d: window 3x3 is larger than its padded input 2x2 (input 2x2x2)");
+  EXPECT_EQ(err(R"([{"linear": 10}, {"reshape": [1, 3, 3]}, {"linear": 1}])"),
+            "discriminator.layers[1].reshape: [1, 3, 3] holds 9 values but its input has 10");
+  EXPECT_EQ(err(R"([{"conv2d": {"out": 2, "kernel": 3}}, {"linear": 1}])"),
+            "discriminator.layers[0]: the first layer must be linear or reshape");
+}

@@ -1,0 +1,489 @@
+// CPU backend conv2d / pool2d tests: forward against a direct double-precision loop, every backward
+// against central finite differences of that loop (and, on shapes too big for finite differences,
+// against the loop's own adjoint), max-pool ties, and the argument checks.
+//
+// Inputs are fresh on every run: each test seeds its std::mt19937 from std::random_device (or from
+// CGAN_TEST_SEED to replay a failure); the seed is printed with every failure.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cgan/backend.hpp"
+#include "cgan/error.hpp"
+
+namespace cgan {
+namespace {
+
+using VecF = std::vector<float>;
+using VecD = std::vector<double>;
+
+uint32_t test_seed() {
+  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
+  return std::random_device{}();
+}
+
+class Conv : public ::testing::Test {
+ protected:
+  Conv() : seed_(test_seed()), rng_(seed_), trace_(__FILE__, __LINE__, cat("CGAN_TEST_SEED=", seed_)) {}
+
+  float uni(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng_); }
+  int randint(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+  VecF randv(size_t n, float lo, float hi) {
+    VecF v(n);
+    for (auto& x : v) x = uni(lo, hi);
+    return v;
+  }
+
+  // A random conv shape with small sizes (odd ones included), strides 1..3, padding, and
+  // non-square kernels; the kernel always fits the padded input.
+  ConvShape conv_shape(int max_hw = 9) {
+    ConvShape s;
+    s.N = randint(1, 3);
+    s.C = randint(1, 3);
+    s.K = randint(1, 3);
+    s.H = randint(1, max_hw);
+    s.W = randint(1, max_hw);
+    s.stride_h = randint(1, 3);
+    s.stride_w = randint(1, 3);
+    s.pad_h = randint(0, 2);
+    s.pad_w = randint(0, 2);
+    s.R = randint(1, std::min(4, s.H + 2 * s.pad_h));
+    s.S = randint(1, std::min(4, s.W + 2 * s.pad_w));
+    return s;
+  }
+  PoolShape pool_shape(int max_hw = 9) {
+    PoolShape s;
+    s.N = randint(1, 3);
+    s.C = randint(1, 3);
+    s.H = randint(1, max_hw);
+    s.W = randint(1, max_hw);
+    s.R = randint(1, std::min(4, s.H));
+    s.S = randint(1, std::min(4, s.W));
+    s.pad_h = randint(0, s.R / 2);
+    s.pad_w = randint(0, s.S / 2);
+    s.stride_h = randint(1, 3);
+    s.stride_w = randint(1, 3);
+    return s;
+  }
+
+  uint32_t seed_;
+  std::mt19937 rng_;
+  ::testing::ScopedTrace trace_;
+  std::unique_ptr<Backend> be_ = make_cpu_backend();
+};
+
+std::string str(const ConvShape& s) {
+  return cat("N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " R=", s.R, " S=", s.S, " stride=", s.stride_h,
+             "x", s.stride_w, " pad=", s.pad_h, "x", s.pad_w, " -> ", s.P(), "x", s.Q());
+}
+std::string str(const PoolShape& s) {
+  return cat("N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " window=", s.R, "x", s.S, " stride=", s.stride_h, "x",
+             s.stride_w, " pad=", s.pad_h, "x", s.pad_w, " -> ", s.P(), "x", s.Q());
+}
+
+// |got - ref| <= atol + rtol |ref|, elementwise, with the first few failures named.
+void expect_close(const VecF& got, const VecD& ref, double atol, double rtol, const std::string& what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - ref[i]);
+    if (!(err <= atol + rtol * std::fabs(ref[i]))) {
+      if (++bad <= 5)
+        ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", reference " << ref[i] << " (err " << err
+                      << ")";
+    }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements out of tolerance";
+}
+
+VecD numeric_grad(VecD& v, const std::function<double()>& L, double h = 1e-5) {
+  VecD g(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const double keep = v[i];
+    v[i] = keep + h;
+    const double lp = L();
+    v[i] = keep - h;
+    const double lm = L();
+    v[i] = keep;
+    g[i] = (lp - lm) / (2 * h);
+  }
+  return g;
+}
+
+VecD to_d(const VecF& v) { return VecD(v.begin(), v.end()); }
+VecF diff(const VecF& after, const VecF& before) {
+  VecF d(after.size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = after[i] - before[i];
+  return d;
+}
+double dot(const VecD& a, const VecD& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+size_t xsize(const ConvShape& s) { return size_t(s.N) * s.C * s.H * s.W; }
+size_t wsize(const ConvShape& s) { return size_t(s.K) * s.C * s.R * s.S; }
+size_t ysize(const ConvShape& s) { return size_t(s.N) * s.K * s.P() * s.Q(); }
+size_t xsize(const PoolShape& s) { return size_t(s.N) * s.C * s.H * s.W; }
+size_t ysize(const PoolShape& s) { return size_t(s.N) * s.C * s.P() * s.Q(); }
+
+// ---- references: the definitions as direct loops in double
+
+VecD conv_ref(const ConvShape& s, const VecD& x, const VecD& w, const VecD* b) {
+  const int P = s.P(), Q = s.Q();
+  VecD y(ysize(s));
+  for (int n = 0; n < s.N; ++n)
+    for (int k = 0; k < s.K; ++k)
+      for (int p = 0; p < P; ++p)
+        for (int q = 0; q < Q; ++q) {
+          double acc = b ? (*b)[k] : 0.0;
+          for (int c = 0; c < s.C; ++c)
+            for (int r = 0; r < s.R; ++r)
+              for (int t = 0; t < s.S; ++t) {
+                const int h = p * s.stride_h - s.pad_h + r, v = q * s.stride_w - s.pad_w + t;
+                if (h < 0 || h >= s.H || v < 0 || v >= s.W) continue;
+                acc += w[((size_t(k) * s.C + c) * s.R + r) * s.S + t] * x[((size_t(n) * s.C + c) * s.H + h) * s.W + v];
+              }
+          y[((size_t(n) * s.K + k) * P + p) * Q + q] = acc;
+        }
+  return y;
+}
+
+// The adjoints of conv_ref (for shapes too big for finite differences): gx, gw, gb of <gy, y>.
+void conv_ref_backward(const ConvShape& s, const VecD& x, const VecD& w, const VecD& gy, VecD& gx, VecD& gw,
+                       VecD& gb) {
+  const int P = s.P(), Q = s.Q();
+  gx.assign(xsize(s), 0.0);
+  gw.assign(wsize(s), 0.0);
+  gb.assign(s.K, 0.0);
+  for (int n = 0; n < s.N; ++n)
+    for (int k = 0; k < s.K; ++k)
+      for (int p = 0; p < P; ++p)
+        for (int q = 0; q < Q; ++q) {
+          const double g = gy[((size_t(n) * s.K + k) * P + p) * Q + q];
+          gb[k] += g;
+          for (int c = 0; c < s.C; ++c)
+            for (int r = 0; r < s.R; ++r)
+              for (int t = 0; t < s.S; ++t) {
+                const int h = p * s.stride_h - s.pad_h + r, v = q * s.stride_w - s.pad_w + t;
+                if (h < 0 || h >= s.H || v < 0 || v >= s.W) continue;
+                const size_t wi = ((size_t(k) * s.C + c) * s.R + r) * s.S + t;
+                const size_t xi = ((size_t(n) * s.C + c) * s.H + h) * s.W + v;
+                gx[xi] += g * w[wi];
+                gw[wi] += g * x[xi];
+              }
+        }
+}
+
+// avg: sum of the window's real cells / (R*S); max: max over the real cells.
+VecD pool_ref(Pool k, const PoolShape& s, const VecD& x) {
+  const int P = s.P(), Q = s.Q();
+  VecD y(ysize(s));
+  for (int nc = 0; nc < s.N * s.C; ++nc)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) {
+        double acc = k == Pool::avg ? 0.0 : -std::numeric_limits<double>::infinity();
+        for (int r = 0; r < s.R; ++r)
+          for (int t = 0; t < s.S; ++t) {
+            const int h = p * s.stride_h - s.pad_h + r, v = q * s.stride_w - s.pad_w + t;
+            if (h < 0 || h >= s.H || v < 0 || v >= s.W) continue;
+            const double xv = x[(size_t(nc) * s.H + h) * s.W + v];
+            acc = k == Pool::avg ? acc + xv : std::max(acc, xv);
+          }
+        y[(size_t(nc) * P + p) * Q + q] = k == Pool::avg ? acc / (s.R * s.S) : acc;
+      }
+  return y;
+}
+
+// Max pooling's gradient: each gy to the first maximum of its window in row-major order.
+VecD maxpool_ref_backward(const PoolShape& s, const VecD& x, const VecD& gy) {
+  const int P = s.P(), Q = s.Q();
+  VecD gx(xsize(s), 0.0);
+  for (int nc = 0; nc < s.N * s.C; ++nc)
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) {
+        double best = -std::numeric_limits<double>::infinity();
+        size_t at = SIZE_MAX;
+        for (int r = 0; r < s.R; ++r)
+          for (int t = 0; t < s.S; ++t) {
+            const int h = p * s.stride_h - s.pad_h + r, v = q * s.stride_w - s.pad_w + t;
+            if (h < 0 || h >= s.H || v < 0 || v >= s.W) continue;
+            const size_t i = (size_t(nc) * s.H + h) * s.W + v;
+            if (at == SIZE_MAX || x[i] > best) {
+              best = x[i];
+              at = i;
+            }
+          }
+        gx[at] += gy[(size_t(nc) * P + p) * Q + q];
+      }
+  return gx;
+}
+
+struct ConvRun {
+  VecF y, gx, gw, gb, gw0, gb0;
+};
+
+// Runs the three conv ops on the backend (host memory: the CPU backend), gw/gb starting from
+// random values to check that they accumulate.
+ConvRun run_conv(Backend& be, const ConvShape& s, const VecF& x, const VecF& w, const VecF& b, const VecF& gy,
+                 const VecF& gw0, const VecF& gb0) {
+  const size_t nws = be.conv2d_workspace(s);
+  VecF ws(std::max<size_t>(nws, 1), std::numeric_limits<float>::quiet_NaN());  // must not be read before written
+  ConvRun r;
+  r.y.assign(ysize(s), std::numeric_limits<float>::quiet_NaN());
+  be.conv2d_forward(s, x.data(), w.data(), b.data(), r.y.data(), ws.data());
+  r.gx.assign(xsize(s), std::numeric_limits<float>::quiet_NaN());  // overwritten
+  be.conv2d_backward_data(s, gy.data(), w.data(), r.gx.data(), ws.data());
+  r.gw = gw0;
+  r.gb = gb0;
+  be.conv2d_backward_filter(s, x.data(), gy.data(), r.gw.data(), r.gb.data(), ws.data());
+  r.gw0 = gw0;
+  r.gb0 = gb0;
+  return r;
+}
+
+// ------------------------------------------------------------------------------------------- conv
+
+TEST_F(Conv, ForwardMatchesDirectLoopAndBackwardMatchesFiniteDifferences) {
+  for (int trial = 0; trial < 25; ++trial) {
+    const ConvShape s = conv_shape();
+    SCOPED_TRACE(str(s));
+    const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), b = randv(s.K, -1, 1);
+    const VecF gy = randv(ysize(s), -1, 1), gw0 = randv(wsize(s), -1, 1), gb0 = randv(s.K, -1, 1);
+    const ConvRun r = run_conv(*be_, s, x, w, b, gy, gw0, gb0);
+    VecD xd = to_d(x), wd = to_d(w), bd = to_d(b), gyd = to_d(gy);
+    expect_close(r.y, conv_ref(s, xd, wd, &bd), 1e-5, 1e-5, "y");
+    auto L = [&] { return dot(gyd, conv_ref(s, xd, wd, &bd)); };
+    expect_close(r.gx, numeric_grad(xd, L), 5e-5, 1e-4, "gx");
+    expect_close(diff(r.gw, r.gw0), numeric_grad(wd, L), 1e-4, 1e-4, "gw");
+    expect_close(diff(r.gb, r.gb0), numeric_grad(bd, L), 1e-4, 1e-4, "gbias");
+  }
+}
+
+TEST_F(Conv, NullBiasAndNullGbias) {
+  const ConvShape s = conv_shape();
+  SCOPED_TRACE(str(s));
+  const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), gy = randv(ysize(s), -1, 1);
+  VecF ws(std::max<size_t>(be_->conv2d_workspace(s), 1)), y(ysize(s)), gw(wsize(s), 0.f);
+  be_->conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), ws.data());
+  const VecD xd = to_d(x), wd = to_d(w);
+  expect_close(y, conv_ref(s, xd, wd, nullptr), 1e-5, 1e-5, "y");
+  be_->conv2d_backward_filter(s, x.data(), gy.data(), gw.data(), nullptr, ws.data());
+  VecD gx, gwr, gb;
+  conv_ref_backward(s, xd, wd, to_d(gy), gx, gwr, gb);
+  expect_close(gw, gwr, 1e-4, 1e-4, "gw");
+}
+
+// Shapes whose im2col buffer is large enough that the backend splits the batch into chunks (a
+// multi-sample chunk followed by a single-sample one), and one where every chunk is one sample.
+// Checked against the reference's adjoint (validated by finite differences above).
+TEST_F(Conv, LargeShapesSplitIntoChunksMatchReference) {
+  ConvShape a;  // C*R*S * P*Q = 100 * 10000: two samples per chunk, N = 3
+  a.N = 3, a.C = 4, a.H = 100, a.W = 100, a.K = 3, a.R = 5, a.S = 5, a.pad_h = 2, a.pad_w = 2;
+  ConvShape b;  // 8*5*5 * 101*100 > 2M floats: one sample per chunk, stride 2 on H
+  b.N = 2, b.C = 8, b.H = 203, b.W = 100, b.K = 2, b.R = 5, b.S = 5, b.stride_h = 2, b.pad_h = 1, b.pad_w = 2;
+  for (const ConvShape& s : {a, b}) {
+    SCOPED_TRACE(str(s));
+    const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), bias = randv(s.K, -1, 1);
+    const VecF gy = randv(ysize(s), -1, 1), gw0(wsize(s), 0.f), gb0(s.K, 0.f);
+    const ConvRun r = run_conv(*be_, s, x, w, bias, gy, gw0, gb0);
+    const VecD xd = to_d(x), wd = to_d(w), bd = to_d(bias);
+    expect_close(r.y, conv_ref(s, xd, wd, &bd), 1e-4, 1e-4, "y");
+    VecD gx, gw, gb;
+    conv_ref_backward(s, xd, wd, to_d(gy), gx, gw, gb);
+    expect_close(r.gx, gx, 1e-4, 1e-4, "gx");
+    expect_close(r.gw, gw, 2e-3, 1e-4, "gw");  // sums of N*P*Q ~ 30000 terms
+    expect_close(r.gb, gb, 2e-3, 1e-4, "gbias");
+  }
+}
+
+TEST_F(Conv, MnistShapesMatchReference) {
+  ConvShape s;  // the second conv of a small MNIST CNN, batch 4
+  s.N = 4, s.C = 32, s.H = 14, s.W = 14, s.K = 64, s.R = 5, s.S = 5, s.pad_h = 2, s.pad_w = 2;
+  SCOPED_TRACE(str(s));
+  const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -0.05f, 0.05f), bias = randv(s.K, -1, 1);
+  const VecF gy = randv(ysize(s), -1, 1), gw0(wsize(s), 0.f), gb0(s.K, 0.f);
+  const ConvRun r = run_conv(*be_, s, x, w, bias, gy, gw0, gb0);
+  const VecD xd = to_d(x), wd = to_d(w), bd = to_d(bias);
+  expect_close(r.y, conv_ref(s, xd, wd, &bd), 1e-5, 1e-4, "y");
+  VecD gx, gw, gb;
+  conv_ref_backward(s, xd, wd, to_d(gy), gx, gw, gb);
+  expect_close(r.gx, gx, 1e-5, 1e-4, "gx");
+  expect_close(r.gw, gw, 5e-4, 1e-4, "gw");
+  expect_close(r.gb, gb, 5e-4, 1e-4, "gbias");
+}
+
+TEST_F(Conv, ArgumentErrorsThrow) {
+  VecF buf(4096, 0.f);
+  float* p = buf.data();
+  auto fwd = [&](const ConvShape& s) { be_->conv2d_forward(s, p, p, nullptr, p, p); };
+  ConvShape ok;
+  ok.N = 1, ok.C = 1, ok.H = 4, ok.W = 4, ok.K = 1, ok.R = 3, ok.S = 3;
+  EXPECT_NO_THROW(fwd(ok));
+  for (int field = 0; field < 7; ++field) {
+    ConvShape s = ok;
+    int* f[] = {&s.N, &s.C, &s.H, &s.W, &s.K, &s.R, &s.S};
+    *f[field] = field % 2 ? 0 : -1;
+    EXPECT_THROW(fwd(s), Error) << "field " << field;
+  }
+  ConvShape s = ok;
+  s.stride_w = 0;
+  EXPECT_THROW(fwd(s), Error);
+  s = ok;
+  s.pad_h = -1;
+  EXPECT_THROW(fwd(s), Error);
+  s = ok;
+  s.R = 5;  // larger than 4 + 2*0
+  try {
+    fwd(s);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than the padded input"), std::string::npos) << e.what();
+  }
+  s.pad_h = 1;  // 4 + 2 >= 5: fits now
+  EXPECT_NO_THROW(fwd(s));
+  s = ok;
+  s.S = 7, s.pad_w = 1;
+  EXPECT_THROW(be_->conv2d_backward_data(s, p, p, p, p), Error);
+  EXPECT_THROW(be_->conv2d_backward_filter(s, p, p, p, nullptr, p), Error);
+  EXPECT_THROW(be_->conv2d_forward(ok, nullptr, p, nullptr, p, p), Error);
+  EXPECT_THROW(be_->conv2d_backward_data(ok, p, nullptr, p, p), Error);
+  EXPECT_THROW(be_->conv2d_backward_filter(ok, p, p, nullptr, nullptr, p), Error);
+  EXPECT_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);  // the CPU backend needs a workspace
+  EXPECT_GT(be_->conv2d_workspace(ok), 0u);
+}
+
+// ------------------------------------------------------------------------------------------- pool
+
+TEST_F(Conv, AvgPoolForwardAndBackwardMatchFiniteDifferences) {
+  for (int trial = 0; trial < 25; ++trial) {
+    const PoolShape s = pool_shape();
+    SCOPED_TRACE(str(s));
+    const VecF x = randv(xsize(s), -1, 1), gy = randv(ysize(s), -1, 1);
+    VecF y(ysize(s)), gx(xsize(s), std::numeric_limits<float>::quiet_NaN());
+    be_->pool2d_forward(Pool::avg, s, x.data(), y.data());
+    VecD xd = to_d(x), gyd = to_d(gy);
+    expect_close(y, pool_ref(Pool::avg, s, xd), 1e-6, 1e-5, "y");
+    be_->pool2d_backward(Pool::avg, s, x.data(), y.data(), gy.data(), gx.data());
+    auto L = [&] { return dot(gyd, pool_ref(Pool::avg, s, xd)); };
+    expect_close(gx, numeric_grad(xd, L), 1e-5, 1e-4, "gx");
+  }
+}
+
+// Distinct values spaced 1e-2 apart (so finite differences never cross a tie), all negative so a
+// padded cell counted as 0 would win.
+TEST_F(Conv, MaxPoolForwardAndBackwardMatchFiniteDifferences) {
+  for (int trial = 0; trial < 25; ++trial) {
+    const PoolShape s = pool_shape();
+    SCOPED_TRACE(str(s));
+    VecF x(xsize(s));
+    std::vector<int> order(x.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng_);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = -1.f - 1e-2f * order[i];
+    const VecF gy = randv(ysize(s), -1, 1);
+    VecF y(ysize(s)), gx(xsize(s), std::numeric_limits<float>::quiet_NaN());
+    be_->pool2d_forward(Pool::max, s, x.data(), y.data());
+    VecD xd = to_d(x), gyd = to_d(gy);
+    expect_close(y, pool_ref(Pool::max, s, xd), 0, 0, "y");
+    be_->pool2d_backward(Pool::max, s, x.data(), y.data(), gy.data(), gx.data());
+    auto L = [&] { return dot(gyd, pool_ref(Pool::max, s, xd)); };
+    expect_close(gx, numeric_grad(xd, L, 1e-4), 1e-6, 1e-5, "gx");
+  }
+}
+
+TEST_F(Conv, MaxPoolTiesSendTheGradientToTheFirstMaximum) {
+  for (int trial = 0; trial < 25; ++trial) {
+    const PoolShape s = pool_shape();
+    SCOPED_TRACE(str(s));
+    VecF x(xsize(s));
+    for (auto& v : x) v = static_cast<float>(randint(-2, 0));  // many ties, padding would be 0
+    const VecF gy = randv(ysize(s), -1, 1);
+    VecF y(ysize(s)), gx(xsize(s), std::numeric_limits<float>::quiet_NaN());
+    be_->pool2d_forward(Pool::max, s, x.data(), y.data());
+    const VecD xd = to_d(x);
+    expect_close(y, pool_ref(Pool::max, s, xd), 0, 0, "y");
+    be_->pool2d_backward(Pool::max, s, x.data(), y.data(), gy.data(), gx.data());
+    expect_close(gx, maxpool_ref_backward(s, xd, to_d(gy)), 1e-6, 1e-6, "gx");
+  }
+  // a hand-checked case: one 2x2 window of equal values, the gradient goes to the top-left one
+  PoolShape s;
+  s.H = 2, s.W = 2;
+  const VecF x = {3.f, 3.f, 3.f, 3.f}, gy = {1.5f};
+  VecF y(1), gx(4);
+  be_->pool2d_forward(Pool::max, s, x.data(), y.data());
+  be_->pool2d_backward(Pool::max, s, x.data(), y.data(), gy.data(), gx.data());
+  EXPECT_EQ(y[0], 3.f);
+  EXPECT_EQ(gx, (VecF{1.5f, 0.f, 0.f, 0.f}));
+}
+
+// Window 2, stride 3 on 48x48: 16x16 outputs; every third row and column is in no window.
+TEST_F(Conv, AvgPoolKernelTwoStrideThreeOn48) {
+  PoolShape s;
+  s.N = 2, s.C = 3, s.H = 48, s.W = 48, s.R = 2, s.S = 2, s.stride_h = 3, s.stride_w = 3;
+  ASSERT_EQ(s.P(), 16);
+  ASSERT_EQ(s.Q(), 16);
+  for (Pool k : {Pool::avg, Pool::max}) {
+    SCOPED_TRACE(k == Pool::avg ? "avg" : "max");
+    const VecF x = randv(xsize(s), -1, 1), gy = randv(ysize(s), -1, 1);
+    VecF y(ysize(s)), gx(xsize(s));
+    be_->pool2d_forward(k, s, x.data(), y.data());
+    const VecD xd = to_d(x);
+    expect_close(y, pool_ref(k, s, xd), 1e-6, 1e-6, "y");
+    be_->pool2d_backward(k, s, x.data(), y.data(), gy.data(), gx.data());
+    VecD ref(xsize(s), 0.0);
+    if (k == Pool::max) {
+      ref = maxpool_ref_backward(s, xd, to_d(gy));
+    } else {
+      for (int nc = 0; nc < s.N * s.C; ++nc)
+        for (int h = 0; h < 48; ++h)
+          for (int w = 0; w < 48; ++w)
+            if (h % 3 != 2 && w % 3 != 2)
+              ref[(size_t(nc) * 48 + h) * 48 + w] = gy[(size_t(nc) * 16 + h / 3) * 16 + w / 3] / 4.0;
+    }
+    expect_close(gx, ref, 1e-7, 1e-6, "gx");
+    for (int nc = 0; nc < s.N * s.C; ++nc)
+      for (int i = 0; i < 48; ++i) {
+        ASSERT_EQ(gx[(size_t(nc) * 48 + 2) * 48 + i], 0.f);  // row 2 is in no window
+        ASSERT_EQ(gx[(size_t(nc) * 48 + i) * 48 + 47], 0.f);  // nor is column 47
+      }
+  }
+}
+
+TEST_F(Conv, PoolArgumentErrorsThrow) {
+  VecF buf(256, 0.f);
+  float* p = buf.data();
+  PoolShape ok;
+  ok.H = 4, ok.W = 4;
+  EXPECT_NO_THROW(be_->pool2d_forward(Pool::max, ok, p, p + 64));
+  PoolShape s = ok;
+  s.C = 0;
+  EXPECT_THROW(be_->pool2d_forward(Pool::avg, s, p, p + 64), Error);
+  s = ok;
+  s.R = 5;
+  EXPECT_THROW(be_->pool2d_forward(Pool::avg, s, p, p + 64), Error);
+  s.pad_h = 1;  // padded input 6 >= 5, but padding must be at most half the window: 2 <= 5, fine
+  EXPECT_NO_THROW(be_->pool2d_forward(Pool::avg, s, p, p + 64));
+  s = ok;
+  s.pad_w = 2;  // more than half of a 2-wide window
+  EXPECT_THROW(be_->pool2d_forward(Pool::max, s, p, p + 64), Error);
+  s = ok;
+  s.stride_h = 0;
+  EXPECT_THROW(be_->pool2d_backward(Pool::max, s, p, p, p, p), Error);
+  EXPECT_THROW(be_->pool2d_forward(static_cast<Pool>(7), ok, p, p + 64), Error);
+  EXPECT_THROW(be_->pool2d_backward(Pool::avg, ok, p, nullptr, p, p), Error);
+  EXPECT_THROW(be_->pool2d_forward(Pool::avg, ok, nullptr, p), Error);
+}
+
+}  // namespace
+}  // namespace cgan
