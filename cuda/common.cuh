@@ -76,13 +76,18 @@ enum StatusBit : unsigned {
   kStatusBadSlot = 8u,   // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
 };
 
+struct ConvCache;                                // conv.cpp: cuDNN descriptors and algorithms per ConvShape
+void destroy_conv_cache(ConvCache* c) noexcept;  // conv.cpp
+
 // Everything the backend owns on the device, created once (no global handles). All work goes to
 // `stream`; the scratch below is sized at construction so that ops do not allocate (which is also
-// what lets a training step be captured in a CUDA graph). The one exception is permutation()'s
-// sort buffer, which grows on demand: permutation runs once per epoch, outside any capture.
+// what lets a training step be captured in a CUDA graph). The exceptions are permutation()'s
+// sort buffer, which grows on demand (permutation runs once per epoch, outside any capture), and
+// the convolution state below, created for a shape the first time it is seen.
 struct Context {
   int device = 0;
   cudaStream_t stream = nullptr;
+  bool tf32 = false;  // CudaOptions::tf32: cuBLAS GEMMs and cuDNN convolutions may use TF32
   cublasHandle_t cublas = nullptr;
   void* cublas_workspace = nullptr;  // given to cuBLAS so that it never allocates during capture
   size_t cublas_workspace_bytes = 0;
@@ -103,7 +108,15 @@ struct Context {
   void* sort_buf = nullptr;
   size_t sort_bytes = 0;
 
-  Context(int device, bool tf32);
+  // conv.cpp: the cuDNN handle (bound to `stream`) and the per-shape descriptors and algorithms.
+  // Both are created on first use (conv2d_workspace, which the model calls when it is built), so
+  // models without convolutions never load cuDNN; like permutation()'s buffer, not capturable.
+#ifdef CGAN_HAVE_CUDNN
+  cudnnHandle_t cudnn = nullptr;
+#endif
+  ConvCache* conv_cache = nullptr;
+
+  Context(int device, bool tf32_math);
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

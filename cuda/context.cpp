@@ -9,7 +9,7 @@ namespace {
 constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 }  // namespace
 
-Context::Context(int dev, bool tf32) : device(dev) {
+Context::Context(int dev, bool tf32_math) : device(dev), tf32(tf32_math) {
   try {
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -43,6 +43,12 @@ Context::~Context() { release(); }
 // error, when the device may hold a sticky error that every call now returns).
 void Context::release() noexcept {
   if (stream) cudaStreamSynchronize(stream);
+  if (conv_cache) destroy_conv_cache(conv_cache);  // descriptors, before the handle
+#ifdef CGAN_HAVE_CUDNN
+  if (cudnn) cudnnDestroy(cudnn);
+  cudnn = nullptr;
+#endif
+  conv_cache = nullptr;
   if (sort_buf) cudaFree(sort_buf);
   if (reduce_ws) cudaFree(reduce_ws);
   if (loss_ticket) cudaFree(loss_ticket);

@@ -143,6 +143,41 @@ class CudaBackend final : public Backend {
                                     ggamma, gbeta);
   }
 
+  // ---- convolution (conv.cpp: cuDNN, descriptors and algorithms cached per shape) and pooling
+  size_t conv2d_workspace(const ConvShape& s) override {
+    CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
+                   s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0 &&
+                   s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S,
+               "conv2d_workspace: bad shape N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K,
+               " kernel ", s.R, "x", s.S, " stride ", s.stride_h, "x", s.stride_w, " pad ", s.pad_h,
+               "x", s.pad_w);
+    return cuda::conv_workspace(ctx_, s);
+  }
+
+  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
+                           float* y, float* ws) override {
+    cuda::conv_forward(ctx_, s, x, w, bias, y, ws);
+  }
+
+  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
+                                 float* ws) override {
+    cuda::conv_backward_data(ctx_, s, gy, w, gx, ws);
+  }
+
+  void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw,
+                                   float* gbias, float* ws) override {
+    cuda::conv_backward_filter(ctx_, s, x, gy, gw, gbias, ws);
+  }
+
+  void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
+    cuda::launch_pool_forward(ctx_, k, s, x, y);
+  }
+
+  void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y,
+                            const float* gy, float* gx) override {
+    cuda::launch_pool_backward(ctx_, k, s, x, y, gy, gx);
+  }
+
   // ---- label fusion
   void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out) override {

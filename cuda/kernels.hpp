@@ -71,6 +71,29 @@ void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const fl
                                const float* save_invstd, const float* gy, float* gx,
                                float* ggamma, float* gbeta);
 
+// conv.cpp (cuDNN, NCHW fp32). Descriptors and algorithms are cached per ConvShape in ctx (created
+// by the first call that sees a shape, normally conv_workspace). ws holds at least
+// conv_workspace(s) floats. Built without cuDNN, each throws a cgan::Error saying so.
+size_t conv_workspace(Context& ctx, const ConvShape& s);  // floats
+void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w,
+                  const float* bias, float* y, float* ws);
+void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w,
+                        float* gx, float* ws);
+void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, const float* gy,
+                          float* gw, float* gbias, float* ws);
+
+// conv_bias.cu: y [N, K, PQ] += bias[k]; gbias[k] += sum over n and PQ of gy (deterministic).
+void launch_conv_bias_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
+                              float* y);
+void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, const float* gy,
+                               float* gbias);
+
+// pooling.cu: backward overwrites gx, one thread per input element (a gather: no atomics).
+void launch_pool_forward(const Context& ctx, Pool k, const PoolShape& s, const float* x,
+                         float* y);
+void launch_pool_backward(const Context& ctx, Pool k, const PoolShape& s, const float* x,
+                          const float* y, const float* gy, float* gx);
+
 // sampling.cu
 void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, RngStream stream,
                     float* x, float* mask);
