@@ -118,7 +118,8 @@ class Obj {
   std::set<std::string> allowed_;
 };
 
-const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply"};
+const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply",
+                                                  "label_plane"};
 
 const char* const kLayerKinds =
     "linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape";
@@ -271,9 +272,12 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
     n.condition.mode = co.string("mode", "concat_onehot", kConditionModes);
     n.condition.embed_dim = static_cast<int>(co.integer("embed_dim", 0, 0, 1 << 20));
     co.finish();
-    if (n.condition.embed_dim != 0 && n.condition.mode != "embed_concat")
-      throw Error(cat(co.at("embed_dim"), ": only used with mode \"embed_concat\" (mode is \"",
+    const bool sized = n.condition.mode == "embed_concat" || n.condition.mode == "label_plane";
+    if (n.condition.embed_dim != 0 && !sized)
+      throw Error(cat(co.at("embed_dim"), ": only used with modes \"embed_concat\" and \"label_plane\" (mode is \"",
                       n.condition.mode, "\")"));
+    if (n.condition.mode == "label_plane" && n.condition.embed_dim == 0)
+      throw Error(cat(co.at("embed_dim"), ": mode \"label_plane\" needs the plane size H*W (e.g. 9216 for 96x96)"));
   }
   const json* layers = o.get("layers");
   if (!layers) throw Error(cat(o.at("layers"), ": missing (a list of layers is required)"));
@@ -330,7 +334,7 @@ json layer_to_json(const LayerSpec& l) {
 
 json net_to_json(const NetSpec& n) {
   json c = {{"mode", n.condition.mode}};
-  if (n.condition.mode == "embed_concat") c["embed_dim"] = n.condition.embed_dim;
+  if (n.condition.mode == "embed_concat" || n.condition.mode == "label_plane") c["embed_dim"] = n.condition.embed_dim;
   json layers = json::array();
   for (auto& l : n.layers) layers.push_back(layer_to_json(l));
   return {{"condition", c}, {"layers", layers}};

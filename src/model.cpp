@@ -96,6 +96,14 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     embed_dim_ = in_dim;
     fused_dim_ = in_dim;
     table_offset_ = add_param("cond.embedding", {num_classes, in_dim}, false, 'n');
+  } else if (mode == "label_plane") {
+    // seed 001's discriminator: Linear(tags -> H*W), viewed as one more image channel after x's
+    fusion_ = FusionKind::label_plane;
+    embed_dim_ = spec.condition.embed_dim;
+    CGAN_CHECK(embed_dim_ > 0, name, ".condition.embed_dim: label_plane needs the plane size H*W (e.g. 9216 for 96x96)");
+    fused_dim_ = in_dim + embed_dim_;
+    table_offset_ = add_param("cond.weight", {num_classes, embed_dim_}, false, 'u', num_classes);
+    plane_bias_offset_ = add_param("cond.bias", {embed_dim_}, false, 'u', num_classes);
   } else {
     throw Error(cat(name, ".condition.mode: unknown mode \"", mode, "\""));
   }
@@ -234,6 +242,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   const size_t B = static_cast<size_t>(batch_);
   size_t arena = 0;
   if (fusion_ != FusionKind::none) arena += B * fused_dim_;
+  if (fusion_ == FusionKind::label_plane) arena += B * embed_dim_;
   for (auto& L : layers_) {
     if (L->kind != LayerKind::reshape) arena += B * L->out;
     if (L->kind == LayerKind::dropout) arena += B * L->out;
@@ -248,6 +257,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     return p;
   };
   if (fusion_ != FusionKind::none) fused_ = take(B * fused_dim_);
+  if (fusion_ == FusionKind::label_plane) plane_ = take(B * embed_dim_);
   for (auto& L : layers_) {
     if (L->kind != LayerKind::reshape) L->y = take(B * L->out);
     if (L->kind == LayerKind::dropout) L->mask = take(B * L->out);
@@ -282,6 +292,7 @@ std::string Model::summary() const {
     case FusionKind::concat: os << " + one-hot/tags " << embed_dim_ << " (concat)"; break;
     case FusionKind::embed_concat: os << " + embedding " << num_classes_ << "x" << embed_dim_ << " (concat)"; break;
     case FusionKind::embed_multiply: os << " * embedding " << num_classes_ << "x" << embed_dim_; break;
+    case FusionKind::label_plane: os << " + label plane Linear(" << num_classes_ << " -> " << embed_dim_ << ")"; break;
   }
   os << " -> " << fused_dim_ << "\n";
   for (auto& L : layers_) {
@@ -333,6 +344,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
                             uint64_t seed, RngStream stream) {
   x_ = x;
   labels_ = labels;
+  cond_ = cond;
   const int B = batch_;
   const float* h = x;
   switch (fusion_) {
@@ -347,6 +359,13 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       break;
     case FusionKind::embed_multiply:
       be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      h = fused_;
+      break;
+    case FusionKind::label_plane:
+      CGAN_CHECK(cond, "model ", name_, ": label_plane needs the condition vectors");
+      be_.gemm(false, false, B, embed_dim_, num_classes_, 1.f, cond, params_ + table_offset_, 0.f, plane_);
+      be_.bias_act_forward(Act::none, 0.f, B, embed_dim_, params_ + plane_bias_offset_, plane_);
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, plane_, labels, nullptr, fused_);
       h = fused_;
       break;
   }
@@ -411,7 +430,8 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
   float* g = gout;
   auto other = [&](float* p) { return p == gbuf_a_ ? gbuf_b_ : gbuf_a_; };
   const bool need_input_grad = gx != nullptr || fusion_ == FusionKind::embed_concat ||
-                               fusion_ == FusionKind::embed_multiply;
+                               fusion_ == FusionKind::embed_multiply ||
+                               (fusion_ == FusionKind::label_plane && param_grads);
   for (size_t li = layers_.size(); li-- > 0;) {
     Layer& L = *layers_[li];
     const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
@@ -479,6 +499,15 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     case FusionKind::embed_multiply:
       be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g,
                         gx, param_grads ? grads_ + table_offset_ : nullptr);
+      break;
+    case FusionKind::label_plane:
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      if (param_grads) {  // the plane's share of g, back through the Linear (the tags get no gradient)
+        float* gplane = g == gbuf_a_ ? gbuf_b_ : gbuf_a_;
+        be_.copy_cols(B, fused_dim_, in_dim_, embed_dim_, g, gplane);
+        be_.bias_act_backward(Act::none, 0.f, B, embed_dim_, plane_, gplane, grads_ + plane_bias_offset_);
+        be_.gemm(true, false, num_classes_, embed_dim_, B, 1.f, cond_, gplane, 1.f, grads_ + table_offset_);
+      }
       break;
   }
 }

@@ -38,7 +38,8 @@ class Model {
   int out_dim() const { return out_dim_; }
   int num_classes() const { return num_classes_; }
   const std::string& name() const { return name_; }
-  bool uses_onehot() const { return fusion_ == FusionKind::concat; }
+  // Whether forward() reads `cond` (one-hot or multi-hot [batch, K]): concat_onehot, label_plane.
+  bool uses_onehot() const { return fusion_ == FusionKind::concat || fusion_ == FusionKind::label_plane; }
   std::string summary() const;  // one line per layer with shapes and parameter counts
 
   // Parameters initialised as PyTorch does (Linear: U(-1/sqrt(in), 1/sqrt(in)); Conv2d: weight
@@ -74,14 +75,14 @@ class Model {
   float* grad_out_buffer() const { return gout_buf_; }
 
  private:
-  enum class FusionKind { none, concat, embed_concat, embed_multiply };
+  enum class FusionKind { none, concat, embed_concat, embed_multiply, label_plane };
   struct Layer;
   Backend& be_;
   std::string name_;
   int batch_, in_dim_, num_classes_, out_dim_ = 0;
   FusionKind fusion_ = FusionKind::none;
   int embed_dim_ = 0, fused_dim_ = 0;
-  size_t table_offset_ = 0;
+  size_t table_offset_ = 0, plane_bias_offset_ = 0;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<ParamSlot> slots_;
   std::vector<std::pair<char, int>> init_;  // per slot: init rule and fan-in (see init_params)
@@ -96,6 +97,8 @@ class Model {
   // last forward's inputs (for backward)
   const float* x_ = nullptr;
   const int32_t* labels_ = nullptr;
+  const float* cond_ = nullptr;
+  float* plane_ = nullptr;  // label_plane: Linear(cond) [batch, embed_dim]
 };
 
 }  // namespace cgan

@@ -32,10 +32,12 @@ uint32_t test_seed() {
 }
 
 // A NetSpec from the config's JSON form of a network (parsed as a discriminator).
-NetSpec net(const json& layers, const std::string& mode = "none") {
+NetSpec net(const json& layers, const std::string& mode = "none", int embed_dim = 0) {
+  json cond = {{"mode", mode}};
+  if (embed_dim) cond["embed_dim"] = embed_dim;
   json cfg = {{"data", {{"kind", "mixture"}, {"count", 100}}},
-              {"generator", {{"noise_dim", 2}, {"condition", {{"mode", mode}}}, {"layers", {{{"linear", 2}}}}}},
-              {"discriminator", {{"condition", {{"mode", mode}}}, {"layers", layers}}}};
+              {"generator", {{"noise_dim", 2}, {"condition", {{"mode", "none"}}}, {"layers", {{{"linear", 2}}}}}},
+              {"discriminator", {{"condition", cond}, {"layers", layers}}}};
   return parse_config(cfg).discriminator;
 }
 
@@ -44,6 +46,7 @@ struct Case {
   json layers;
   std::string mode;
   int in_dim, classes, batch;
+  int embed_dim = 0;  // label_plane: plane size
 };
 
 // reshape -> conv2d -> batchnorm -> leaky_relu -> avgpool2d -> maxpool2d -> linear, and a conv with
@@ -63,6 +66,13 @@ std::vector<Case> cases() {
                                   {"conv2d": {"out": 2, "kernel": 1}},
                                   {"linear": 2}])"),
        "concat_onehot", 47, 3, 4},
+      // seed 001's discriminator in miniature: a 3x4x5 image plus a label plane (Linear from a
+      // multi-hot tag vector of 4 to 4*5) as the fourth channel
+      {"label_plane", json::parse(R"([{"reshape": [4, 4, 5]},
+                                        {"conv2d": {"out": 3, "kernel": 3, "padding": 1}}, {"leaky_relu": 0.2},
+                                        {"avgpool2d": {"kernel": 2, "stride": 3}},
+                                        {"linear": 1}])"),
+       "label_plane", 60, 4, 3, 20},
   };
 }
 
@@ -133,7 +143,7 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
   auto be = make_cpu_backend();
   for (const Case& c : cases()) {
     SCOPED_TRACE(c.what);
-    Model m(*be, net(c.layers, c.mode), c.in_dim, c.classes, c.batch, "d");
+    Model m(*be, net(c.layers, c.mode, c.embed_dim), c.in_dim, c.classes, c.batch, "d");
     m.init_params(rng());
     const int B = c.batch, O = m.out_dim();
     std::vector<float> x(size_t(B) * c.in_dim), r(size_t(B) * O), cond;
@@ -141,7 +151,10 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
     for (auto& v : r) v = uni(-1, 1);
     if (c.classes) {
       cond.assign(size_t(B) * c.classes, 0.f);
-      for (int b = 0; b < B; ++b) cond[size_t(b) * c.classes + b % c.classes] = 1.f;
+      for (int b = 0; b < B; ++b) {
+        cond[size_t(b) * c.classes + b % c.classes] = 1.f;
+        if (c.embed_dim) cond[size_t(b) * c.classes + (b + 2) % c.classes] = 1.f;  // multi-hot tags
+      }
     }
     float* xd = be->alloc(x.size());
     float* cd = be->alloc(std::max<size_t>(cond.size(), 1));
