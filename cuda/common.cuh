@@ -73,6 +73,7 @@ enum StatusBit : unsigned {
   kStatusBadLabel = 1u,  // fuse_*: negative label
   kStatusOneHot = 2u,    // one_hot: label outside [0, K)
   kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index
+  kStatusXentLabel = 8u, // softmax_xent: label outside [0, K)
 };
 
 // Everything the backend owns on the device, created once (no global handles). All work goes to
@@ -89,7 +90,8 @@ struct Context {
   unsigned* status = nullptr;       // device: StatusBit flags
   unsigned* status_host = nullptr;  // pinned host mirror, read after a stream sync
 
-  // losses.cu: per-block partial sums (3 per block) and the "last block done" ticket.
+  // losses.cu: per-block partial sums (3 per block; softmax_xent uses 2) and the "last block done"
+  // ticket.
   static constexpr int kLossMaxBlocks = 512;
   double* loss_partials = nullptr;
   unsigned* loss_ticket = nullptr;

@@ -45,6 +45,8 @@ void launch_one_hot(const Context& ctx, int B, int K, const int32_t* labels, flo
 // losses.cu
 void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, float target,
                        float weight, float* grad, float* acc);
+void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, const int32_t* labels,
+                         float weight, float* grad, float* acc);
 
 // adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t), computed by the caller as the CPU does.
 void launch_adam(const Context& ctx, size_t n, float* p, const float* g, float* m, float* v,

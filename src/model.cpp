@@ -12,6 +12,7 @@ namespace cgan {
 struct Model::Layer {
   LayerKind kind;
   int spec_index = 0;
+  int spec_last = 0;  // the last spec layer this one covers (spec_index + 1 for a fused linear)
   int in = 0, out = 0;
   Act act = Act::none;  // linear: fused activation; activation layers: their function
   float slope = 0.f, p = 0.f, momentum = 0.f, eps = 0.f;
@@ -130,11 +131,13 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         L->rvar = add_param(pre + "running_var", {width}, true, '1');
         break;
     }
+    L->spec_last = static_cast<int>(i);
     width = L->out;
     max_width = std::max(max_width, width);
     layers_.push_back(std::move(L));
   }
   out_dim_ = width;
+  spec_layers_ = static_cast<int>(spec.layers.size());
   n_params_ = np;
   n_state_ = ns;
 
@@ -362,6 +365,19 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
                         gx, param_grads ? grads_ + table_offset_ : nullptr);
       break;
   }
+}
+
+const float* Model::output_of(int layer_index, int* width) const {
+  for (auto& L : layers_) {
+    if (L->spec_last != layer_index) continue;
+    CGAN_CHECK(L->y_used, "model ", name_, ": output_of(", layer_index, ") before any forward");
+    if (width) *width = L->out;
+    return L->y_used;
+  }
+  CGAN_CHECK(layer_index >= 0 && layer_index < spec_layers_, "model ", name_, ": output_of(", layer_index,
+             "): no such layer (it has ", spec_layers_, ")");
+  throw Error(cat("model ", name_, ": output_of(", layer_index, "): the linear layer is fused with the activation "
+                  "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
 }
 
 void Model::set_params(const float* host_params, const float* host_state) {
