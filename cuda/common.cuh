@@ -74,6 +74,7 @@ enum StatusBit : unsigned {
   kStatusOneHot = 2u,    // one_hot: label outside [0, K)
   kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index or offset
   kStatusBadSlot = 8u,   // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
+  kStatusXentLabel = 16u, // softmax_xent: label outside [0, K)
 };
 
 struct ConvCache;                                // conv.cpp: cuDNN descriptors and algorithms per ConvShape
@@ -95,7 +96,8 @@ struct Context {
   unsigned* status = nullptr;       // device: StatusBit flags
   unsigned* status_host = nullptr;  // pinned host mirror, read after a stream sync
 
-  // losses.cu: per-block partial sums (3 per block) and the "last block done" ticket.
+  // losses.cu: per-block partial sums (3 per block; softmax_xent uses 2) and the "last block done"
+  // ticket.
   static constexpr int kLossMaxBlocks = 512;
   double* loss_partials = nullptr;
   unsigned* loss_ticket = nullptr;

@@ -198,6 +198,10 @@ class CudaBackend final : public Backend {
                   float* acc) override {
     cuda::launch_loss_fused(ctx_, k, n, x, target, weight, grad, acc);
   }
+  void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight,
+                         float* grad, float* acc) override {
+    cuda::launch_softmax_xent(ctx_, B, K, logits, labels, weight, grad, acc);
+  }
 
   // ---- Adam (scalar_math.hpp: adam_scalars and adam_update, both run by the kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
@@ -334,6 +338,7 @@ class CudaBackend final : public Backend {
     if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index or offset";
     if (s & cuda::kStatusBadSlot)
       what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
+    if (s & cuda::kStatusXentLabel) what += "; softmax_xent: label outside 0..K-1";
     throw Error(cat("cuda backend (seen at ", op, "): an earlier op got invalid input",
                     what.empty() ? std::string("") : what, " (its output was zeroed there)"));
   }

@@ -52,6 +52,8 @@ void launch_one_hot(const Context& ctx, int B, int K, const int32_t* labels, flo
 // losses.cu
 void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, float target,
                        float weight, float* grad, float* acc);
+void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, const int32_t* labels,
+                         float weight, float* grad, float* acc);
 
 // adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t) (adam_scalars, as the CPU does), with
 // t = t_base + (*t_counter) read by the kernel when t_counter is given.

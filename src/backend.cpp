@@ -210,6 +210,12 @@ void Backend::loss_fused(LossKind k, int n, const float* x, float target, float 
   CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
   loss_fused_impl(k, n, x, target, weight, grad, acc);
 }
+void Backend::softmax_xent(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
+                           float* acc) {
+  CGAN_CHECK(B > 0 && K > 0, "softmax_xent: bad shape B=", B, " K=", K);
+  CGAN_CHECK(logits && labels && grad && acc, "softmax_xent: null pointer");
+  softmax_xent_impl(B, K, logits, labels, weight, grad, acc);
+}
 void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps,
                    int t, const int32_t* t_counter) {
   if (t_counter)

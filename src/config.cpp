@@ -346,6 +346,9 @@ json adam_to_json(const AdamSpec& a) {
 
 }  // namespace
 
+NetSpec parse_net_spec(const json& j, const std::string& path) { return parse_net(j, path, nullptr); }
+json net_spec_to_json(const NetSpec& n) { return net_to_json(n); }
+
 const char* layer_kind_name(LayerKind k) {
   switch (k) {
     case LayerKind::linear: return "linear";
@@ -474,6 +477,21 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
     l.finish();
   }
+  // eval
+  {
+    const json empty = json::object();
+    const json* ej = o.get("eval");
+    Obj e(ej ? *ej : empty, "eval");
+    c.eval.every = e.integer("every", 0, 0);
+    const bool images = c.data.kind == "mnist" || c.data.kind == "fashion";
+    c.eval.classifier = e.string("classifier", images ? "classifiers/" + c.data.kind + ".safetensors" : "");
+    c.eval.count = static_cast<int>(e.integer("count", c.eval.count, 2, 100000));
+    c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
+    e.finish();
+    if (c.eval.every > 0 && (!images || c.generator.condition.mode == "none"))
+      throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
+                  "fashion, generator.condition.mode not \"none\")");
+  }
   o.finish();
 
   // cross-key rules
@@ -540,6 +558,7 @@ json Config::to_json() const {
         {"avg_window", log.avg_window},
         {"samples_per_label", log.samples_per_label},
         {"progress", log.progress}}},
+      {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
   };
 }
 

@@ -27,6 +27,7 @@ struct Model::Layer {
   PoolShape pool;       // avgpool2d / maxpool2d
   int bn_c = 0, bn_s = 1;  // batchnorm: channels and values per channel of one sample
   Act act = Act::none;  // linear / conv2d: fused activation; activation layers: their function
+  int spec_last = 0;     // the last spec layer this one covers (spec_index + 1 for a fused linear)
   float slope = 0.f, p = 0.f, momentum = 0.f, eps = 0.f;
   size_t w = 0, b = 0;           // params offsets (linear weight/bias, batch-norm gamma/beta)
   size_t rmean = 0, rvar = 0;    // state offsets (batch-norm running stats)
@@ -209,6 +210,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         L->rvar = add_param(pre + "running_var", {L->bn_c}, true, '1');
         break;
     }
+    L->spec_last = static_cast<int>(i);
     L->out_shape = sh;
     L->out = sh.width();
     max_width = std::max(max_width, L->out);
@@ -217,6 +219,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   out_dim_ = sh.width();
   first_compute_ = 0;
   while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == LayerKind::reshape) ++first_compute_;
+  spec_layers_ = static_cast<int>(spec.layers.size());
   n_params_ = np;
   n_state_ = ns;
 
@@ -510,6 +513,19 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       }
       break;
   }
+}
+
+const float* Model::output_of(int layer_index, int* width) const {
+  for (auto& L : layers_) {
+    if (L->spec_last != layer_index) continue;
+    CGAN_CHECK(L->y_used, "model ", name_, ": output_of(", layer_index, ") before any forward");
+    if (width) *width = L->out;
+    return L->y_used;
+  }
+  CGAN_CHECK(layer_index >= 0 && layer_index < spec_layers_, "model ", name_, ": output_of(", layer_index,
+             "): no such layer (it has ", spec_layers_, ")");
+  throw Error(cat("model ", name_, ": output_of(", layer_index, "): the linear layer is fused with the activation "
+                  "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
 }
 
 void Model::set_params(const float* host_params, const float* host_state) {

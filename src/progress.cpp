@@ -37,7 +37,12 @@ std::string Progress::line(int64_t step, int64_t epoch, const LossRow& r) const 
                 static_cast<long long>(step), static_cast<long long>(total_),
                 100.0 * static_cast<double>(step) / static_cast<double>(total_), static_cast<long long>(epoch), rate,
                 format_duration(eta).c_str(), r.d_loss, r.g_loss, r.d_real, r.d_fake, r.d_acc);
-  return buf;
+  std::string s = buf;
+  if (has_eval_) {
+    std::snprintf(buf, sizeof buf, " | cond acc %.3f", eval_acc_);
+    s += buf;
+  }
+  return s;
 }
 
 void Progress::tick(int64_t step, int64_t epoch, const LossRow& last) {

@@ -13,7 +13,9 @@
 #include <fstream>
 #include <limits>
 
+#include "cgan/classifier.hpp"
 #include "cgan/error.hpp"
+#include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
 #include "cgan/profile.hpp"
 #include "cgan/progress.hpp"
@@ -48,6 +50,14 @@ std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 }  // namespace
+
+// The evaluator's state during training (config "eval"): classifier, real test features, and a
+// generator view sharing G's parameters.
+struct Trainer::EvalState {
+  std::unique_ptr<Classifier> clf;
+  RealReference real;
+  ImageSource source;
+};
 
 HostDataset load_dataset(const DataSpec& d, bool train) {
   if (d.kind == "mnist" || d.kind == "fashion") {
@@ -133,7 +143,28 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   if (K > 0) be.one_hot(S, K, y_sample_, cond_sample_);
 }
 
+void Trainer::prepare_eval() {
+  if (cfg_.eval.every <= 0 || eval_) return;
+  auto e = std::make_unique<EvalState>();
+  try {
+    e->clf = load_classifier(be_, cfg_.eval.classifier);
+    check_classifier_matches(*e->clf, cfg_.data.kind, shape_, "this run's data");
+  } catch (const Error& err) {
+    throw Error(cat("eval.classifier: ", err.what()));
+  }
+  HostDataset test;
+  try {
+    test = load_mnist_dir(cfg_.data.dir, false, e->clf->shape().lo, e->clf->shape().hi);
+  } catch (const Error& err) {
+    throw Error(cat("data.dir: ", err.what(), " (the evaluator compares with the test set)"));
+  }
+  e->real = prepare_reference(*e->clf, test);
+  e->source = generator_source(be_, cfg_, *G_, shape_.num_classes, cfg_.eval.count, cfg_.eval.seed);
+  eval_ = std::move(e);
+}
+
 Trainer::~Trainer() {
+  eval_.reset();  // its generator view shares G's parameters
   if (graph_ready_) be_.graph_drop();
   for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
                                               cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_})
@@ -459,9 +490,12 @@ void Trainer::write_samples(const std::string& path) {
 // ---------------------------------------------------------------- the loop
 
 int Trainer::run(const std::string& out_dir) {
+  prepare_eval();
   RunDir rd(out_dir);
   rd.write_config(cfg_.to_json());
   LossLog losses(rd, cfg_.log.avg_window, step_);
+  std::unique_ptr<MetricsLog> metrics;
+  if (eval_) metrics = std::make_unique<MetricsLog>(rd.file("metrics.csv"), step_);
 
   g_stop_signal.store(0);
   auto old_int = std::signal(SIGINT, on_stop_signal);
@@ -504,6 +538,15 @@ int Trainer::run(const std::string& out_dir) {
     const bool log_now = step_ % cfg_.log.every == 0 || last_step;
     if (stats_used_ == stats_slots_ || log_now) flush();
     const int64_t epoch = epoch_ < 0 ? 1 : epoch_ + 1;  // shown 1-based
+    if (eval_ && (step_ % cfg_.eval.every == 0 || last_step)) {
+      EvalOptions o;
+      o.count = cfg_.eval.count;
+      o.gen_lo = shape_.lo;
+      o.gen_hi = shape_.hi;
+      const EvalResult r = evaluate(*eval_->clf, eval_->real, eval_->source, o);
+      metrics->append(step_, r);
+      progress.set_eval(r.cond_acc);
+    }
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
     if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0))

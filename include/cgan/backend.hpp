@@ -144,6 +144,13 @@ class Backend {
   void loss_fused(LossKind k, int n, const float* x, float target, float weight,
                   float* grad, float* acc);
 
+  // ---- softmax cross-entropy over logits [B, K] with integer labels: grad = weight * (softmax - onehot) / B
+  // (overwritten); acc[0] += weight * mean cross-entropy; acc[1] += count of rows whose argmax (first max) == label.
+  // acc is backend memory of 2 floats. A label outside [0, K) is an error (the CUDA backend zeroes that
+  // row's gradient, leaves it out of acc and reports it at the next synchronize/download).
+  void softmax_xent(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
+                    float* acc);
+
   // ---- Adam (bias-corrected) over n contiguous parameters, at step t + (*t_counter) >= 1
   // (t_counter: optional int32 in backend memory, read when the op runs).
   void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
@@ -235,6 +242,8 @@ class Backend {
   virtual void one_hot_impl(int B, int K, const int32_t* labels, float* out) = 0;
   virtual void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight,
                                float* grad, float* acc) = 0;
+  virtual void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight,
+                                 float* grad, float* acc) = 0;
   virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
                          float beta2, float eps, int t, const int32_t* t_counter) = 0;
   virtual void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,

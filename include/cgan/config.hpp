@@ -79,6 +79,14 @@ struct LogSpec {
   std::string progress = "auto";    // auto (redrawn on a terminal, plain lines otherwise) | plain | none
 };
 
+// Periodic evaluation during training (include/cgan/evaluate.hpp); off unless every > 0.
+struct EvalSpec {
+  int64_t every = 0;       // evaluate every this many steps (0 = never)
+  std::string classifier;  // classifier file (default classifiers/<data.kind>.safetensors)
+  int count = 500;         // generated images per label
+  uint64_t seed = 0;       // Philox seed of the evaluation noise
+};
+
 struct Config {
   std::string name;
   std::string description;
@@ -92,6 +100,7 @@ struct Config {
   AdamSpec g_optim, d_optim;
   TrainSpec train;
   LogSpec log;
+  EvalSpec eval;
 
   nlohmann::json to_json() const;  // the config in effect, every default filled in
 };
@@ -103,5 +112,10 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
 const char* layer_kind_name(LayerKind k);
+
+// A network object {"condition": {...}, "layers": [...]} (the syntax of "generator" and
+// "discriminator", without noise_dim), with errors naming `path` (e.g. "discriminator"); and back.
+NetSpec parse_net_spec(const nlohmann::json& j, const std::string& path);
+nlohmann::json net_spec_to_json(const NetSpec& n);
 
 }  // namespace cgan

@@ -52,6 +52,15 @@ class Model {
   // from stream.sub(64, i)). Returns the output [batch, out_dim], valid until the next forward.
   const float* forward(const float* x, const int32_t* labels, const float* cond, bool train,
                        uint64_t seed = 0, RngStream stream = 0);
+  // The output of spec layer `layer_index` (an index into NetSpec::layers) as the last forward left
+  // it, [batch, width] in backend memory, valid until the next forward; *width (if given) receives
+  // its width. A dropout layer in evaluation mode returns its input. A linear layer that is fused
+  // with the activation after it has no output of its own: ask for the activation's index (the
+  // activated output) instead; asking for the linear's index, an index out of range or calling this
+  // before any forward throws cgan::Error. Used to read a classifier's penultimate features.
+  const float* output_of(int layer_index, int* width = nullptr) const;
+  int layer_count() const { return spec_layers_; }  // NetSpec::layers.size()
+
   // Back-propagates dL/dout (consumed: overwritten) through the last forward; parameter gradients
   // are accumulated into grads(); dL/dx is written to gx when gx != null.
   // param_grads = false skips parameter gradients (the G step only needs dL/dx through D).
@@ -79,7 +88,7 @@ class Model {
   struct Layer;
   Backend& be_;
   std::string name_;
-  int batch_, in_dim_, num_classes_, out_dim_ = 0;
+  int batch_, in_dim_, num_classes_, out_dim_ = 0, spec_layers_ = 0;
   FusionKind fusion_ = FusionKind::none;
   int embed_dim_ = 0, fused_dim_ = 0;
   size_t table_offset_ = 0, plane_bias_offset_ = 0;

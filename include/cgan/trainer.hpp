@@ -58,6 +58,11 @@ class Trainer {
   // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
   std::vector<LossRow> take_rows();
 
+  // With "eval" in the config: loads the classifier and the real test images and prepares their
+  // features (a missing classifier is a one-line error saying how to create it). run() calls it;
+  // calling it first reports those errors before anything is written. No-op otherwise or when done.
+  void prepare_eval();
+
   Model& generator() { return *G_; }
   Model& discriminator() { return *D_; }
 
@@ -68,6 +73,8 @@ class Trainer {
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
 
+  struct EvalState;
+  std::unique_ptr<EvalState> eval_;
   Config cfg_;
   Backend& be_;
   DataShape shape_;

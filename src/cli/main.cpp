@@ -2,6 +2,7 @@
 // file, checkpoint, I/O; the message names it); 2 bad command line; 3 a loss became non-finite;
 // 130 stopped by SIGINT/SIGTERM after writing a checkpoint.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,9 +12,13 @@
 
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
+#include "cgan/classifier.hpp"
 #include "cgan/config.hpp"
 #include "cgan/error.hpp"
+#include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
+#include "cgan/io.hpp"
+#include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
 #include "cgan/trainer.hpp"
@@ -33,6 +38,8 @@ Usage:
   cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
   cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
   cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
+  cgan_gpu classifier --data mnist|fashion [--out FILE] [--steps N] [--config FILE]
+  cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
   cgan_gpu --help | --version
 
 Training options:
@@ -60,11 +67,23 @@ Bench options (prints one JSON line: median ms per training iteration):
   --repeats R          timed repeats after a warm-up of N iterations (default 5)
   --set KEY=VALUE      as for training
 
-Bench options (prints one JSON line: median ms per training iteration):
-  --steps N            iterations per timed repeat (default 200)
-  --batch B            batch size (default: the config's train.batch_size)
-  --repeats R          timed repeats after a warm-up of N iterations (default 5)
-  --set KEY=VALUE      as for training
+Classifier options (trains the evaluator's classifier on the real training set):
+  --data KIND          mnist | fashion (the spec's data.kind; default spec
+                       configs/classifier_KIND.json)
+  --config FILE        classifier spec (layers, steps, batch size, learning rate)
+  --steps N            override the spec's training steps
+  --out FILE           where to write it (default classifiers/KIND.safetensors)
+  --data-dir DIR       IDX folder (default data/KIND)
+  --device D           auto | cpu | cuda
+
+Eval options (scores a conditional generator; prints a table, writes metrics.json):
+  --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
+  --classifier FILE    default classifiers/<data kind>.safetensors
+  --count N            generated images per label (default 1000)
+  --seed S             noise seed (default 0)
+  --out DIR            where metrics.json goes (default: the checkpoint's run directory)
+  --data-dir DIR       IDX folder of the real test images (default: the checkpoint's data.dir)
+  --device D           auto | cpu | cuda
 
 Exit codes: 0 success, 1 bad input or failed run (the message says which file or key),
 2 bad command line, 3 a loss became NaN/inf (the last good checkpoint is kept),
@@ -126,6 +145,7 @@ int cmd_train(Args& a) {
   auto be = make_backend(cfg.device, {cfg.precision});
   HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
+  t.prepare_eval();  // a missing classifier fails here, before the run directory exists
   if (!resume.empty()) {
     t.restore(ck, resume);
     if (t.steps_done() >= cfg.train.steps)
@@ -240,6 +260,139 @@ int cmd_bench(Args& a) {
   return 0;
 }
 
+std::string check_device(const std::string& device) {
+  if (device != "auto" && device != "cpu" && device != "cuda")
+    throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+  return device;
+}
+
+void make_parent_dir(const std::string& file) {
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  if (parent.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) throw Error(cat(file, ": cannot create directory ", parent.string(), ": ", ec.message()));
+}
+
+HostDataset load_images(const std::string& dir, bool train, float lo, float hi, const std::string& key) {
+  try {
+    return load_mnist_dir(dir, train, lo, hi);
+  } catch (const Error& e) {
+    throw Error(cat(key, ": ", e.what()));
+  }
+}
+
+int cmd_classifier(Args& a) {
+  std::string kind, config_path, out, data_dir, device = "auto";
+  long long steps = 0;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--data") kind = a.value(f);
+    else if (f == "--config") config_path = a.value(f);
+    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000000);
+    else if (f == "--out") out = a.value(f);
+    else if (f == "--data-dir") data_dir = a.value(f);
+    else if (f == "--device") device = check_device(a.value(f));
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (kind.empty() && config_path.empty()) throw Usage("classifier: give --data mnist|fashion (or --config FILE)");
+  if (!kind.empty() && kind != "mnist" && kind != "fashion")
+    throw Usage(cat("--data: expected mnist or fashion, got '", kind, "'"));
+  ClassifierSpec spec = load_classifier_spec(config_path.empty() ? default_classifier_spec_path(kind) : config_path);
+  if (!kind.empty() && spec.data_kind != kind)
+    throw Error(cat(config_path, ": data.kind is \"", spec.data_kind, "\" but --data is ", kind));
+  kind = spec.data_kind;
+  if (steps > 0) spec.steps = steps;
+  if (out.empty()) out = default_classifier_path(kind);
+  if (data_dir.empty()) data_dir = "data/" + kind;
+  const HostDataset train = load_images(data_dir, true, spec.lo, spec.hi, "--data-dir");
+  const HostDataset test = load_images(data_dir, false, spec.lo, spec.hi, "--data-dir");
+  make_parent_dir(out);
+  auto be = make_backend(device);
+  std::fprintf(stderr, "cgan_gpu classifier: %s on %s, %d training images, %lld steps at batch %d\n", kind.c_str(),
+               be->name().c_str(), train.count, static_cast<long long>(spec.steps), spec.batch_size);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  double acc = 0;
+  SafeTensors st = train_classifier(
+      *be, spec, train, test, &acc,
+      [&](int64_t step, double loss, double train_acc) {
+        std::fprintf(stderr, "step %lld/%lld | loss %.4f | train acc %.4f | %s\n", static_cast<long long>(step),
+                     static_cast<long long>(spec.steps), loss, train_acc, format_duration(seconds()).c_str());
+      },
+      std::max<int64_t>(1, std::min<int64_t>(500, spec.steps / 4)));
+  st.metadata["train_seconds"] = cat(seconds());
+  write_safetensors(out, st);
+  std::printf("test accuracy %.4f (%d %s test images), %lld steps in %s; wrote %s\n", acc, test.count, kind.c_str(),
+              static_cast<long long>(spec.steps), format_duration(seconds()).c_str(), out.c_str());
+  return 0;
+}
+
+int cmd_eval(Args& a) {
+  std::string ckpt, clf_path, out_dir, data_dir, device = "auto";
+  long long count = 1000, seed = 0;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--checkpoint") ckpt = a.value(f);
+    else if (f == "--classifier") clf_path = a.value(f);
+    else if (f == "--count") count = parse_count(f, a.value(f), 2, 100000);
+    else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
+    else if (f == "--out") out_dir = a.value(f);
+    else if (f == "--data-dir") data_dir = a.value(f);
+    else if (f == "--device") device = check_device(a.value(f));
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (ckpt.empty()) throw Usage("eval: --checkpoint CKPT is required");
+  const SafeTensors ck = read_safetensors(ckpt);
+  const Config cfg = config_from_checkpoint(ck, ckpt);
+  const DataShape shape = data_shape_from_metadata(ck, ckpt);
+  if (cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
+    throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind, "\"; the evaluator scores image models (mnist, fashion)"));
+  if (cfg.generator.condition.mode == "none" || shape.num_classes == 0)
+    throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
+  if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);
+  auto be = make_backend(device, {cfg.precision});
+  std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path);
+  check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
+  const HostDataset real =
+      load_images(data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo, clf->shape().hi,
+                  data_dir.empty() ? "data.dir" : "--data-dir");
+  if (out_dir.empty()) {
+    const std::filesystem::path p = std::filesystem::absolute(ckpt).parent_path();
+    out_dir = (p.filename() == "checkpoints" ? p.parent_path() : p).string();
+  }
+  const std::string out = out_dir + "/metrics.json";
+  make_parent_dir(out);
+  const int n = static_cast<int>(count);
+  Model G(*be, cfg.generator, cfg.noise_dim, shape.num_classes, n, "generator");
+  if (G.out_dim() != shape.dim())
+    throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
+  load_model_params(G, ck, "generator.", ckpt);
+  const ImageSource src = generator_source(*be, cfg, G, shape.num_classes, n, static_cast<uint64_t>(seed));
+  const RealReference ref = prepare_reference(*clf, real);
+  EvalOptions o;
+  o.count = n;
+  o.gen_lo = shape.lo;
+  o.gen_hi = shape.hi;
+  const EvalResult r = evaluate(*clf, ref, src, o);
+  nlohmann::json j = r.to_json();
+  j["checkpoint"] = ckpt;
+  auto step = ck.metadata.find("step");
+  j["step"] = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
+  j["classifier"] = clf_path;
+  j["classifier_test_accuracy"] = clf->test_accuracy();
+  j["data_kind"] = cfg.data.kind;
+  j["real_images"] = real.count;
+  j["seed"] = seed;
+  write_file_atomic(out, j.dump(2) + "\n");
+  std::printf("%s (step %lld): %d generated images per label vs %d real test images; classifier %s (test accuracy "
+              "%.4f)\n%s",
+              ckpt.c_str(), static_cast<long long>(j["step"].get<long long>()), n, real.count, clf_path.c_str(),
+              clf->test_accuracy(), r.table().c_str());
+  std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -263,6 +416,14 @@ int main(int argc, char** argv) {
     if (first == "bench") {
       a.i = 1;
       return cmd_bench(a);
+    }
+    if (first == "classifier") {
+      a.i = 1;
+      return cmd_classifier(a);
+    }
+    if (first == "eval") {
+      a.i = 1;
+      return cmd_eval(a);
     }
     if (first == "train") a.i = 1;
     return cmd_train(a);

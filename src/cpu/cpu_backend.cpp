@@ -345,6 +345,35 @@ class CpuBackend final : public Backend {
     acc[2] += static_cast<float>(correct);
   }
 
+  // ---- softmax cross-entropy: per row, m = max, s = sum exp(x - m) (double), log-sum-exp = m + log s.
+  // The CUDA kernel computes the same expressions in the same precisions.
+  void softmax_xent_impl(int B, int K, const float* x, const int32_t* labels, float weight, float* grad,
+                         float* acc) override {
+    for (int b = 0; b < B; ++b)  // every label checked before anything is written
+      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "softmax_xent: label ", labels[b], " of row ", b,
+                 " is outside 0..", K - 1);
+    const double scale = static_cast<double>(weight) / B;
+    double loss = 0;
+    long long correct = 0;
+    for (int b = 0; b < B; ++b) {
+      const float* r = x + idx(b, K);
+      float* g = grad + idx(b, K);
+      int arg = 0;
+      for (int k = 1; k < K; ++k)
+        if (r[k] > r[arg]) arg = k;
+      const float m = r[arg];
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += std::exp(static_cast<double>(r[k]) - m);
+      const int l = labels[b];
+      for (int k = 0; k < K; ++k)
+        g[k] = static_cast<float>(scale * (std::exp(static_cast<double>(r[k]) - m) / s - (k == l ? 1.0 : 0.0)));
+      loss += static_cast<double>(m) + std::log(s) - r[l];
+      correct += arg == l ? 1 : 0;
+    }
+    acc[0] += static_cast<float>(loss * weight / B);
+    acc[1] += static_cast<float>(correct);
+  }
+
   // ---- Adam (scalar_math.hpp's adam_update, shared with the CUDA kernel)
   void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
                  float eps, int t, const int32_t* t_counter) override {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cgan/classifier.hpp"
 #include "cgan/config.hpp"
 #include "cgan/error.hpp"
 
@@ -37,8 +38,15 @@ TEST(Config, ShippedConfigsParseAndRoundTrip) {
   int n = 0;
   for (auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() != ".json") continue;
-    ++n;
     SCOPED_TRACE(e.path().string());
+    if (e.path().stem().string().rfind("classifier_", 0) == 0) {  // the evaluator's classifier specs
+      const cgan::ClassifierSpec s = cgan::load_classifier_spec(e.path().string());
+      EXPECT_EQ("classifier_" + s.data_kind, e.path().stem().string());
+      EXPECT_EQ(s.to_json(), cgan::parse_classifier_spec(s.to_json(), "dumped").to_json());
+      EXPECT_EQ(s.net.condition.mode, "none");
+      continue;
+    }
+    ++n;
     const Config c = cgan::load_config(e.path().string());
     EXPECT_EQ(c.name, e.path().stem().string());
     const json dumped = c.to_json();
@@ -127,7 +135,13 @@ TEST(Config, StructuralErrors) {
       << error_of(j);
   j = minimal();
   j["generator"]["condition"] = {{"mode", "concat_onehot"}, {"embed_dim", 4}};
-  EXPECT_NE(error_of(j).find("generator.condition.embed_dim: only used with mode \"embed_concat\""), std::string::npos);
+  EXPECT_NE(error_of(j).find("generator.condition.embed_dim: only used with modes \"embed_concat\" and \"label_plane\""),
+            std::string::npos)
+      << error_of(j);
+  j = minimal();
+  j["discriminator"]["condition"] = {{"mode", "label_plane"}};
+  EXPECT_EQ(error_of(j), "discriminator.condition.embed_dim: mode \"label_plane\" needs the plane size H*W (e.g. 9216 "
+                         "for 96x96)");
 }
 
 TEST(Config, OverridesReachAnyKey) {

@@ -613,6 +613,92 @@ TEST_F(Ops, LossAccumulatesProbabilityAndAccuracyStatistics) {
   }
 }
 
+// ---------------------------------------------------------------------------- softmax cross-entropy
+
+// Mean cross-entropy of logits [B, K] (double, log-sum-exp with the row max subtracted).
+double xent_ref(const VecD& x, const VecI& labels, int B, int K) {
+  double s = 0;
+  for (int b = 0; b < B; ++b) {
+    double m = x[static_cast<size_t>(b) * K];
+    for (int k = 1; k < K; ++k) m = std::max(m, x[static_cast<size_t>(b) * K + k]);
+    double e = 0;
+    for (int k = 0; k < K; ++k) e += std::exp(x[static_cast<size_t>(b) * K + k] - m);
+    s += m + std::log(e) - x[static_cast<size_t>(b) * K + labels[b]];
+  }
+  return s / B;
+}
+
+TEST_F(Ops, SoftmaxXentGradMatchesFiniteDifferencesAndValue) {
+  for (int rep = 0; rep < 4; ++rep) {
+    const int B = size(1, 33), K = size(1, 17);
+    const float weight = uni(0.2f, 2.f);
+    SCOPED_TRACE(cat("B=", B, " K=", K, " w=", weight));
+    const VecF x = randv(static_cast<size_t>(B) * K, -8, 8);
+    VecI labels(B);
+    for (auto& l : labels) l = randint(0, K - 1);
+    VecF grad(x.size(), std::numeric_limits<float>::quiet_NaN());
+    VecF acc = {0.5f, 2.f};
+    be_->softmax_xent(B, K, x.data(), labels.data(), weight, grad.data(), acc.data());
+    VecD xd = to_d(x);
+    auto L = [&] { return weight * xent_ref(xd, labels, B, K); };
+    const double l = L();
+    EXPECT_NEAR(acc[0], 0.5 + l, 1e-6 + 1e-5 * std::fabs(l));
+    int hits = 0;
+    for (int b = 0; b < B; ++b) {
+      const float* r = x.data() + static_cast<size_t>(b) * K;
+      hits += static_cast<int>(std::max_element(r, r + K) - r) == labels[b];  // first max
+    }
+    EXPECT_EQ(acc[1], 2.f + hits);
+    expect_close(grad, numeric_grad(xd, L), 1e-6, 1e-4, "grad");
+    // each row of the gradient sums to zero (softmax sums to one)
+    for (int b = 0; b < B; ++b) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) s += grad[static_cast<size_t>(b) * K + k];
+      EXPECT_NEAR(s, 0.0, 1e-6);
+    }
+  }
+}
+
+TEST_F(Ops, SoftmaxXentIsStableForHugeLogitsAndCountsTheFirstMax) {
+  // row 0: logits 1000 and 0, label 1 -> loss 1000, grad (w/B)(1, -1)
+  // row 1: a tie at the max: the argmax is the first, so label 1 is a miss and label 0 a hit
+  const VecF x = {1000.f, 0.f, 3.f, 3.f, -1000.f, 5.f};
+  const int B = 3, K = 2;
+  for (int32_t tie_label : {0, 1}) {
+    const VecI labels = {1, tie_label, 1};
+    VecF grad(6), acc = {0.f, 0.f};
+    be_->softmax_xent(B, K, x.data(), labels.data(), 1.f, grad.data(), acc.data());
+    ASSERT_TRUE(std::isfinite(acc[0]));
+    EXPECT_NEAR(acc[0], (1000.0 + std::log(2.0) + 0.0) / 3, 1e-3);
+    EXPECT_EQ(acc[1], tie_label == 0 ? 2.f : 1.f);
+    EXPECT_NEAR(grad[0], 1.0 / 3, 1e-7);
+    EXPECT_NEAR(grad[1], -1.0 / 3, 1e-7);
+    EXPECT_NEAR(grad[2 + tie_label], -0.5 / 3, 1e-7);
+    EXPECT_NEAR(grad[4], 0.0, 1e-7);
+    EXPECT_NEAR(grad[5], 0.0, 1e-7);
+  }
+}
+
+TEST_F(Ops, SoftmaxXentRejectsBadLabelsAndShapes) {
+  VecF x(6, 0.f), grad(6, 7.f), acc(2, 0.f);
+  for (int32_t bad : {-1, 3}) {
+    const VecI labels = {0, bad};
+    std::string msg;
+    try {
+      be_->softmax_xent(2, 3, x.data(), labels.data(), 1.f, grad.data(), acc.data());
+    } catch (const Error& e) {
+      msg = e.what();
+    }
+    EXPECT_NE(msg.find("softmax_xent: label"), std::string::npos) << msg;
+    EXPECT_EQ(grad, VecF(6, 7.f)) << "nothing written before the check";
+    EXPECT_EQ(acc, VecF(2, 0.f));
+  }
+  const VecI ok = {0, 1};
+  EXPECT_THROW(be_->softmax_xent(0, 3, x.data(), ok.data(), 1.f, grad.data(), acc.data()), Error);
+  EXPECT_THROW(be_->softmax_xent(2, 0, x.data(), ok.data(), 1.f, grad.data(), acc.data()), Error);
+  EXPECT_THROW(be_->softmax_xent(2, 3, x.data(), nullptr, 1.f, grad.data(), acc.data()), Error);
+}
+
 // -------------------------------------------------------------------------------------------- adam
 
 TEST_F(Ops, AdamTwoStepsMatchHandComputation) {

@@ -495,6 +495,54 @@ TEST_F(CudaOps, LossFused) {
         }
 }
 
+// ---------------------------------------------------------------- softmax cross-entropy
+
+TEST_F(CudaOps, SoftmaxXent) {
+  for (int B : {1, 7, 8, 9, 300, 5000})
+    for (int K : {1, 2, 10, 33, 100})
+      for (float weight : {1.f, 0.5f}) {
+        Floats x = normal(static_cast<size_t>(B) * K, 0.f, 4.f);
+        if (x.size() > 4) x[0] = 80.f, x[1] = -80.f, x[2] = 1e3f;
+        if (B > 1 && K > 1) x[static_cast<size_t>(K)] = x[static_cast<size_t>(K) + 1] = 50.f;  // a tie in row 1
+        const Ints y = ints(static_cast<size_t>(B), 0, K - 1);
+        const Floats acc0 = {0.25f, 3.f};
+        Twin xx(cpu(), gpu(), x), grad(cpu(), gpu(), Floats(x.size(), 9.f)), acc(cpu(), gpu(), acc0);
+        TwinInt labels(cpu(), gpu(), y);
+        for (int rep = 0; rep < 2; ++rep) {  // accumulates; the GPU's ticket resets
+          cpu().softmax_xent(B, K, xx.c, labels.c, weight, grad.c, acc.c);
+          gpu().softmax_xent(B, K, xx.g, labels.g, weight, grad.g, acc.g);
+        }
+        const std::string what = "softmax_xent " + shape({B, K}) + " w=" + std::to_string(weight);
+        const double scale = weight / static_cast<double>(B);
+        EXPECT_TRUE(close(grad.on_cpu(), grad.on_gpu(), 1e-6 * scale, 1e-5, "grad " + what));
+        const Floats ac = acc.on_cpu(), ag = acc.on_gpu();
+        EXPECT_NEAR(ac[0], ag[0], 1e-6 + 1e-5 * std::fabs(ac[0])) << "mean loss " << what;
+        EXPECT_EQ(ac[1], ag[1]) << "correct count " << what;
+        // deterministic: the same call gives the same bits
+        Twin acc2(cpu(), gpu(), acc0), grad2(cpu(), gpu(), Floats(x.size(), 9.f));
+        gpu().softmax_xent(B, K, xx.g, labels.g, weight, grad2.g, acc2.g);
+        Twin acc3(cpu(), gpu(), acc0);
+        gpu().softmax_xent(B, K, xx.g, labels.g, weight, grad2.g, acc3.g);
+        EXPECT_TRUE(identical(acc2.on_gpu(), acc3.on_gpu(), "repeatable acc " + what));
+      }
+}
+
+TEST_F(CudaOps, SoftmaxXentBadLabelIsReportedAtTheNextSync) {
+  TwinInt labels(cpu(), gpu(), Ints{0, 3, 1});
+  Twin x(cpu(), gpu(), Floats{1, 2, 3, 4, 5, 6, 7, 8, 9}), grad(cpu(), gpu(), Floats(9, 7.f)),
+      acc(cpu(), gpu(), Floats{0, 0});
+  EXPECT_THROW(cpu().softmax_xent(3, 3, x.c, labels.c, 1.f, grad.c, acc.c), Error);
+  gpu().softmax_xent(3, 3, x.g, labels.g, 1.f, grad.g, acc.g);
+  try {
+    gpu().synchronize();
+    ADD_FAILURE() << "a label outside 0..K-1 was not reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("softmax_xent"), std::string::npos) << e.what();
+  }
+  const Floats g = grad.on_gpu();
+  for (int k = 3; k < 6; ++k) EXPECT_EQ(g[k], 0.f) << "the bad row's gradient is zeroed";
+}
+
 // ---------------------------------------------------------------- Adam
 
 TEST_F(CudaOps, Adam) {

@@ -1,6 +1,7 @@
 // The command line as a user meets it: real binary, real files, exit codes and messages.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -255,4 +256,71 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
+  if (!has_mnist()) GTEST_SKIP() << "MNIST not found in data/mnist (tools/fetch_data.sh mnist)";
+  e2e::TempDir d("cli_eval");
+  const std::string clf = d / "clf.safetensors";
+  // a classifier in a few steps (the accuracy does not matter here)
+  auto r = e2e::run_cli("classifier --data mnist --steps 30 --device cpu --out " + clf, d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("test accuracy"), std::string::npos) << r.output;
+  const SafeTensors c = read_safetensors(clf);
+  EXPECT_EQ(c.metadata.at("format"), "cgan_gpu.classifier.v1");
+  EXPECT_EQ(c.metadata.at("steps"), "30");
+  EXPECT_EQ(c.metadata.at("data_kind"), "mnist");
+
+  // training with "eval" in the config: a missing classifier fails at start, saying how to make one
+  const std::string base = "--config configs/mnist_mlp.json --device cpu --set train.steps=20 --set log.every=10 "
+                           "--set log.progress=plain --set eval.every=10 --set eval.count=20 ";
+  r = e2e::run_cli(base + "--set eval.classifier=" + (d / "none.safetensors") + " --out " + (d / "bad"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("create it with: cgan_gpu classifier --data mnist"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "bad"));
+  // ... and with one, metrics.csv gets a row per evaluation and the progress line the accuracy
+  r = e2e::run_cli(base + "--set eval.classifier=" + clf + " --out " + (d / "run"), d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
+  const std::string csv = testutil::slurp(d / "run/metrics.csv");
+  EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min\n10,", 0), 0u) << csv;
+  EXPECT_EQ(lines_of(csv), 3) << csv;
+
+  // eval on the checkpoint: metrics.json in the run directory with every figure
+  const std::string ck = d / "run/checkpoints/step_20.safetensors";
+  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu", d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("label  cond_acc"), std::string::npos) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(testutil::slurp(d / "run/metrics.json"));
+  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "per_label", "step", "classifier",
+                        "classifier_test_accuracy", "count_per_label", "seed"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["per_label"].size(), 10u);
+  EXPECT_EQ(j["step"], 20);
+  EXPECT_EQ(j["count_per_label"], 20);
+  for (auto& row : j["per_label"]) {
+    EXPECT_GE(row["cond_acc"].get<double>(), 0.0);
+    EXPECT_TRUE(std::isfinite(row["fd"].get<double>()));
+  }
+  // reproducible: the same seed gives the same figures, into --out
+  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu --out " + (d / "again"),
+                   d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json j2 = nlohmann::json::parse(testutil::slurp(d / "again/metrics.json"));
+  EXPECT_EQ(j2["per_label"], j["per_label"]);
+
+  // bad classifier paths and files: one line, exit 1, no metrics.json
+  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + (d / "nope.safetensors") + " --out " + (d / "x"),
+                   d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("nope.safetensors: classifier file not found"), std::string::npos) << r.output;
+  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + ck + " --out " + (d / "x"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("not a cgan_gpu classifier"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "x/metrics.json"));
+  r = e2e::run_cli("eval --checkpoint " + ck + " --count 1", d / "log");
+  EXPECT_EQ(r.code, 2) << r.output;
 }

@@ -1,0 +1,98 @@
+// The evaluator: what a conditional generator learned, measured with a classifier (classifier.hpp)
+// trained on the real images.
+//
+//   conditional accuracy  share of generated images the classifier assigns to the requested label
+//                         (overall and per label)
+//   Fréchet distance      between Gaussians fitted to the classifier's penultimate features of real
+//                         TEST images and of generated images: overall, and per label (intra-class,
+//                         real images of label l vs images generated for label l)
+//   diversity             per label: mean pairwise feature distance of the generated images over
+//                         that of the real ones; about 1 when the spread matches, toward 0 when a
+//                         label collapses to one image
+//
+// The generator is anything that produces images for a label (ImageSource), so tests can score
+// fake generators; generator_source() wraps a Model.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cgan/backend.hpp"
+#include "cgan/classifier.hpp"
+#include "cgan/config.hpp"
+#include "cgan/data.hpp"
+#include "cgan/metrics.hpp"
+#include "cgan/model.hpp"
+
+namespace cgan {
+
+// Philox stream of evaluation noise: label l draws z from stream kEvalNoiseStream + l (counter = the
+// element index), so an evaluation is reproducible from (checkpoint, seed, count).
+constexpr uint64_t kEvalNoiseStream = 0x4556414cULL << 32;  // "EVAL"
+
+// n images of `label`: host, row-major [n, dim], values in the generator's data range.
+using ImageSource = std::function<std::vector<float>(int label, int n)>;
+
+// The real side, prepared once: features of the real (test) images per label.
+struct RealReference {
+  int num_classes = 0, feature_dim = 0;
+  int64_t count = 0;
+  double classifier_accuracy = 0;          // the classifier's accuracy on these images
+  GaussianStats all;                       // over every image
+  std::vector<GaussianStats> per_label;    // images of label l
+  std::vector<double> pairwise;            // mean pairwise feature distance of label l's images
+  std::vector<int64_t> label_count;
+};
+
+// `real` must be in the classifier's range with its shape (check_classifier_matches). The mean
+// pairwise distance uses at most `diversity_max` images per label (the first ones).
+RealReference prepare_reference(Classifier& clf, const HostDataset& real, int diversity_max = 1000);
+
+struct EvalOptions {
+  int count = 1000;          // generated images per label
+  int diversity_max = 1000;  // images per label entering the mean pairwise distance
+  float gen_lo = 0.f, gen_hi = 1.f;  // the generator's pixel range (mapped linearly to the classifier's)
+};
+
+struct LabelScore {
+  int label = 0;
+  double cond_acc = 0, fd = 0, diversity = 0;
+};
+
+struct EvalResult {
+  int count = 0;             // generated images per label
+  double cond_acc = 0;       // over all generated images
+  double fd = 0;             // all generated vs all real
+  double intra_fd = 0;       // mean of the per-label distances
+  double diversity = 0;      // mean of the per-label figures
+  double diversity_min = 0;  // the most collapsed label's figure
+  double classifier_accuracy = 0;  // on the real reference images
+  std::vector<LabelScore> labels;
+
+  nlohmann::json to_json() const;
+  std::string table() const;  // one row per label and an "all" row
+};
+
+EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSource& gen, const EvalOptions& o);
+
+// Images from a generator model in evaluation mode (sharing `G`'s parameters, which must outlive
+// the source): z ~ N(0, 1) from Philox(seed, kEvalNoiseStream + label); n may not exceed `batch`.
+ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, int num_classes, int batch,
+                             uint64_t seed);
+
+// metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min, one row per
+// evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.
+class MetricsLog {
+ public:
+  MetricsLog(const std::string& path, int64_t start_step);
+  void append(int64_t step, const EvalResult& r);
+
+ private:
+  std::string path_;
+};
+
+}  // namespace cgan

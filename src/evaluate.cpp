@@ -1,0 +1,191 @@
+#include "cgan/evaluate.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cgan/error.hpp"
+#include "cgan/io.hpp"
+
+namespace cgan {
+using json = nlohmann::json;
+
+RealReference prepare_reference(Classifier& clf, const HostDataset& real, int diversity_max) {
+  const int K = clf.num_classes(), F = clf.feature_dim(), P = clf.shape().dim();
+  CGAN_CHECK(real.dim() == P && real.num_classes == K, clf.path(), ": the real images (", real.name,
+             ") do not have the classifier's shape");
+  CGAN_CHECK(real.count > 0, "evaluator: no real images");
+  RealReference r;
+  r.num_classes = K;
+  r.feature_dim = F;
+  r.count = real.count;
+  std::vector<float> logits, feats;
+  clf.run(real.x.data(), real.count, &logits, &feats);
+  r.classifier_accuracy = accuracy_of(logits, real.y, K);
+  r.all = gaussian_stats(feats.data(), real.count, F);
+  std::vector<std::vector<float>> by(K);
+  for (int i = 0; i < real.count; ++i) {
+    const int l = real.y[i];
+    CGAN_CHECK(l >= 0 && l < K, "evaluator: real label ", l, " out of range");
+    by[l].insert(by[l].end(), feats.begin() + static_cast<ptrdiff_t>(i) * F,
+                 feats.begin() + static_cast<ptrdiff_t>(i + 1) * F);
+  }
+  for (int l = 0; l < K; ++l) {
+    const int64_t n = static_cast<int64_t>(by[l].size() / F);
+    if (n < 2) throw Error(cat("evaluator: the real set has ", n, " image(s) of label ", l, "; at least 2 are needed"));
+    r.label_count.push_back(n);
+    r.per_label.push_back(gaussian_stats(by[l].data(), n, F));
+    r.pairwise.push_back(mean_pairwise_distance(by[l].data(), std::min<int64_t>(n, diversity_max), F));
+  }
+  return r;
+}
+
+EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSource& gen, const EvalOptions& o) {
+  const int K = clf.num_classes(), F = clf.feature_dim(), P = clf.shape().dim();
+  CGAN_CHECK(real.num_classes == K && real.feature_dim == F, "evaluator: reference from another classifier");
+  CGAN_CHECK(o.count >= 2, "evaluator: count must be at least 2, got ", o.count);
+  const float clo = clf.shape().lo, chi = clf.shape().hi;
+  const bool rescale = o.gen_lo != clo || o.gen_hi != chi;
+  const float a = (chi - clo) / (o.gen_hi - o.gen_lo);
+  EvalResult res;
+  res.count = o.count;
+  res.classifier_accuracy = real.classifier_accuracy;
+  std::vector<float> all_feats;
+  all_feats.reserve(static_cast<size_t>(o.count) * K * F);
+  int64_t hits = 0;
+  std::vector<float> logits, feats;
+  for (int l = 0; l < K; ++l) {
+    std::vector<float> x = gen(l, o.count);
+    CGAN_CHECK(x.size() == static_cast<size_t>(o.count) * P, "evaluator: the generator returned ", x.size(),
+               " values for ", o.count, " images of ", P);
+    if (rescale)
+      for (float& v : x) v = clo + (v - o.gen_lo) * a;
+    clf.run(x.data(), o.count, &logits, &feats);
+    LabelScore s;
+    s.label = l;
+    const std::vector<int32_t> want(o.count, l);
+    s.cond_acc = accuracy_of(logits, want, K);
+    hits += static_cast<int64_t>(std::llround(s.cond_acc * o.count));
+    s.fd = frechet_distance(gaussian_stats(feats.data(), o.count, F), real.per_label[l]);
+    const double mpd = mean_pairwise_distance(feats.data(), std::min(o.count, o.diversity_max), F);
+    s.diversity = real.pairwise[l] > 0 ? mpd / real.pairwise[l] : 0.0;
+    all_feats.insert(all_feats.end(), feats.begin(), feats.end());
+    res.labels.push_back(s);
+  }
+  res.cond_acc = static_cast<double>(hits) / (static_cast<double>(o.count) * K);
+  res.fd = frechet_distance(gaussian_stats(all_feats.data(), static_cast<int64_t>(o.count) * K, F), real.all);
+  res.diversity_min = res.labels.empty() ? 0 : res.labels[0].diversity;
+  for (const LabelScore& s : res.labels) {
+    res.intra_fd += s.fd / K;
+    res.diversity += s.diversity / K;
+    res.diversity_min = std::min(res.diversity_min, s.diversity);
+  }
+  return res;
+}
+
+json EvalResult::to_json() const {
+  json per = json::array();
+  for (const LabelScore& s : labels)
+    per.push_back({{"label", s.label}, {"cond_acc", s.cond_acc}, {"fd", s.fd}, {"diversity", s.diversity}});
+  return {{"count_per_label", count},
+          {"cond_acc", cond_acc},
+          {"fd", fd},
+          {"intra_fd", intra_fd},
+          {"diversity", diversity},
+          {"diversity_min", diversity_min},
+          {"classifier_accuracy_on_real", classifier_accuracy},
+          {"per_label", per}};
+}
+
+std::string EvalResult::table() const {
+  std::string t = "label  cond_acc        FD  diversity\n";
+  char buf[128];
+  for (const LabelScore& s : labels) {
+    std::snprintf(buf, sizeof buf, "%5d  %8.4f  %8.3f  %9.3f\n", s.label, s.cond_acc, s.fd, s.diversity);
+    t += buf;
+  }
+  std::snprintf(buf, sizeof buf, "  all  %8.4f  %8.3f  %9.3f   (FD: all images; per-label FD mean %.3f; "
+                "diversity: mean, min %.3f)\n", cond_acc, fd, diversity, intra_fd, diversity_min);
+  t += buf;
+  return t;
+}
+
+ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, int num_classes, int batch,
+                             uint64_t seed) {
+  struct State {
+    explicit State(Backend& b) : be(b) {}
+    State(const State&) = delete;
+    State& operator=(const State&) = delete;
+    Backend& be;
+    std::unique_ptr<Model> S;
+    float *z = nullptr, *cond = nullptr;
+    int32_t* y = nullptr;
+    ~State() {
+      be.free(z), be.free(cond), be.free(y);
+    }
+  };
+  const int Kg = cfg.generator.condition.mode == "none" ? 0 : num_classes;
+  CGAN_CHECK(Kg > 0, "evaluator: the generator is unconditional; the evaluator scores conditional generators");
+  auto st = std::make_shared<State>(be);
+  st->S = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, Kg, batch, "generator", &G);
+  st->z = be.alloc(static_cast<size_t>(batch) * cfg.noise_dim);
+  st->y = be.alloc_int(batch);
+  st->cond = be.alloc(static_cast<size_t>(batch) * Kg);
+  const int noise = cfg.noise_dim;
+  return [st, batch, noise, seed, Kg](int label, int n) {
+    CGAN_CHECK(n > 0 && n <= batch, "evaluator: ", n, " images requested from a source of batch ", batch);
+    CGAN_CHECK(label >= 0 && label < Kg, "evaluator: label ", label, " out of range");
+    Backend& be = st->be;
+    be.rand_normal(static_cast<size_t>(batch) * noise, seed, kEvalNoiseStream + static_cast<uint64_t>(label), 0, 0.f,
+                   1.f, st->z);
+    const std::vector<int32_t> labels(batch, label);
+    be.upload_int(st->y, labels.data(), labels.size());
+    be.one_hot(batch, Kg, st->y, st->cond);
+    const float* out = st->S->forward(st->z, st->y, st->cond, false);
+    std::vector<float> h(static_cast<size_t>(n) * st->S->out_dim());
+    be.download(h.data(), out, h.size());
+    return h;
+  };
+}
+
+// ---------------------------------------------------------------- metrics.csv
+
+static const char* kMetricsHeader = "step,cond_acc,fd,intra_fd,diversity,diversity_min\n";
+
+MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
+  std::string text = kMetricsHeader;
+  if (start_step > 0) {
+    std::ifstream in(path);
+    std::string line;
+    bool first = true;
+    while (std::getline(in, line)) {
+      if (first) {
+        first = false;
+        continue;  // header
+      }
+      if (line.empty()) continue;
+      const long long step = std::strtoll(line.c_str(), nullptr, 10);
+      if (step > start_step) break;
+      text += line + "\n";
+    }
+  }
+  write_file_atomic(path_, text);
+}
+
+void MetricsLog::append(int64_t step, const EvalResult& r) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f\n", static_cast<long long>(step), r.cond_acc, r.fd,
+                r.intra_fd, r.diversity, r.diversity_min);
+  std::FILE* f = std::fopen(path_.c_str(), "ab");
+  if (!f) throw Error(cat(path_, ": cannot open for appending: ", std::strerror(errno)));
+  const size_t n = std::strlen(buf);
+  const bool ok = std::fwrite(buf, 1, n, f) == n;
+  if (std::fclose(f) != 0 || !ok) throw Error(cat(path_, ": write failed: ", std::strerror(errno)));
+}
+
+}  // namespace cgan

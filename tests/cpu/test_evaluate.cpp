@@ -1,0 +1,231 @@
+// The evaluator's sanity checks with a tiny classifier trained in a second on an MNIST subset: the
+// real test images scored as if generated, a generator that repeats one image per label, and images
+// with shuffled labels. Plus Model::output_of and the classifier file's round trip and errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "cgan/backend.hpp"
+#include "cgan/checkpoint.hpp"
+#include "cgan/classifier.hpp"
+#include "cgan/data.hpp"
+#include "cgan/evaluate.hpp"
+#include "cgan/model.hpp"
+#include "test_util.hpp"
+
+using namespace cgan;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string mnist_dir() { return std::string(CGAN_SOURCE_DIR) + "/data/mnist"; }
+bool has_mnist() {
+  return fs::exists(mnist_dir() + "/t10k-images-idx3-ubyte") || fs::exists(mnist_dir() + "/t10k-images-idx3-ubyte.gz");
+}
+
+HostDataset head(const HostDataset& d, int n) {
+  HostDataset h = d;
+  h.count = std::min(n, d.count);
+  h.x.resize(static_cast<size_t>(h.count) * d.dim());
+  h.y.resize(h.count);
+  return h;
+}
+
+// The first `per` test images of every label, grouped by label.
+HostDataset balanced(const HostDataset& d, int per) {
+  HostDataset b = d;
+  b.x.clear();
+  b.y.clear();
+  b.count = 0;
+  for (int l = 0; l < d.num_classes; ++l) {
+    int got = 0;
+    for (int i = 0; i < d.count && got < per; ++i)
+      if (d.y[i] == l) {
+        b.x.insert(b.x.end(), d.x.begin() + static_cast<ptrdiff_t>(i) * d.dim(),
+                   d.x.begin() + static_cast<ptrdiff_t>(i + 1) * d.dim());
+        b.y.push_back(l);
+        ++got, ++b.count;
+      }
+  }
+  return b;
+}
+
+constexpr int kPer = 100;  // real images per label
+
+class Evaluator : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!has_mnist()) return;
+    be_ = make_cpu_backend().release();
+    ClassifierSpec spec = parse_classifier_spec(
+        nlohmann::json::parse(R"({"data": {"kind": "mnist"},
+            "layers": [{"linear": 128}, {"relu": {}}, {"linear": 64}, {"relu": {}}, {"linear": 10}],
+            "train": {"steps": 400, "batch_size": 64, "lr": 0.002}})"),
+        "tiny");
+    const HostDataset train = head(load_mnist_dir(mnist_dir(), true, 0.f, 1.f), 6000);
+    real_ = new HostDataset(balanced(load_mnist_dir(mnist_dir(), false, 0.f, 1.f), kPer));
+    file_ = new SafeTensors(train_classifier(*be_, spec, train, *real_, &accuracy_));
+    clf_ = new Classifier(*be_, *file_, "tiny", 256);
+    ref_ = new RealReference(prepare_reference(*clf_, *real_));
+  }
+  static void TearDownTestSuite() {
+    delete ref_;
+    delete clf_;
+    delete file_;
+    delete real_;
+    delete be_;
+  }
+  void SetUp() override {
+    if (!has_mnist()) GTEST_SKIP() << "MNIST not found in data/mnist (tools/fetch_data.sh mnist)";
+  }
+  // Image i of label l in the balanced real set.
+  static const float* image(int l, int i) { return real_->x.data() + static_cast<size_t>(l * kPer + i) * 784; }
+
+  static Backend* be_;
+  static HostDataset* real_;
+  static SafeTensors* file_;
+  static Classifier* clf_;
+  static RealReference* ref_;
+  static double accuracy_;
+};
+Backend* Evaluator::be_ = nullptr;
+HostDataset* Evaluator::real_ = nullptr;
+SafeTensors* Evaluator::file_ = nullptr;
+Classifier* Evaluator::clf_ = nullptr;
+RealReference* Evaluator::ref_ = nullptr;
+double Evaluator::accuracy_ = 0;
+
+TEST_F(Evaluator, RealImagesScoredAsGeneratedMatchTheClassifierWithZeroDistance) {
+  EXPECT_GT(accuracy_, 0.8) << "the tiny classifier should learn something in 400 steps";
+  EXPECT_NEAR(ref_->classifier_accuracy, accuracy_, 1.5e-3);
+  ImageSource real = [](int l, int n) { return std::vector<float>(image(l, 0), image(l, 0) + static_cast<size_t>(n) * 784); };
+  EvalOptions o;
+  o.count = kPer;
+  const EvalResult r = evaluate(*clf_, *ref_, real, o);
+  // the same images, so the same decisions (up to a GEMM rounding that moves a near-tie: 1 in 1000)
+  EXPECT_NEAR(r.cond_acc, accuracy_, 1.5e-3);
+  EXPECT_NEAR(r.fd, 0.0, 1e-3);
+  for (const LabelScore& s : r.labels) {
+    EXPECT_NEAR(s.fd, 0.0, 1e-3) << "label " << s.label;
+    EXPECT_NEAR(s.diversity, 1.0, 1e-5) << "label " << s.label;
+  }
+  EXPECT_NEAR(r.diversity, 1.0, 1e-5);
+
+  // the same images in [-1, 1] from a generator of that range: mapped back, the same scores
+  ImageSource signed_real = [&](int l, int n) {
+    std::vector<float> x = real(l, n);
+    for (float& v : x) v = 2.f * v - 1.f;
+    return x;
+  };
+  o.gen_lo = -1.f;
+  const EvalResult s = evaluate(*clf_, *ref_, signed_real, o);
+  EXPECT_NEAR(s.cond_acc, r.cond_acc, 1.5e-3);
+  EXPECT_NEAR(s.fd, 0.0, 1e-3);
+
+  const nlohmann::json j = r.to_json();
+  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "per_label"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["per_label"].size(), 10u);
+  EXPECT_NE(r.table().find("  all "), std::string::npos);
+}
+
+TEST_F(Evaluator, OneImagePerLabelScoresZeroDiversity) {
+  ImageSource collapsed = [](int l, int n) {
+    std::vector<float> x;
+    for (int i = 0; i < n; ++i) x.insert(x.end(), image(l, 0), image(l, 0) + 784);
+    return x;
+  };
+  EvalOptions o;
+  o.count = 50;
+  const EvalResult r = evaluate(*clf_, *ref_, collapsed, o);
+  // identical images give features equal up to the GEMM's rounding at different batch rows
+  for (const LabelScore& s : r.labels) EXPECT_NEAR(s.diversity, 0.0, 1e-5) << "label " << s.label;
+  EXPECT_NEAR(r.diversity_min, 0.0, 1e-5);
+  EXPECT_GT(r.intra_fd, 1.0) << "one image is far from a whole class";
+}
+
+TEST_F(Evaluator, ShuffledLabelsScoreAboutOneInTen) {
+  std::mt19937 rng(7);
+  ImageSource shuffled = [&](int, int n) {
+    std::vector<float> x;
+    std::uniform_int_distribution<int> pick(0, real_->count - 1);
+    for (int i = 0; i < n; ++i) {
+      const float* p = real_->x.data() + static_cast<size_t>(pick(rng)) * 784;
+      x.insert(x.end(), p, p + 784);
+    }
+    return x;
+  };
+  EvalOptions o;
+  o.count = 200;
+  const EvalResult r = evaluate(*clf_, *ref_, shuffled, o);
+  EXPECT_GT(r.cond_acc, 0.05);
+  EXPECT_LT(r.cond_acc, 0.16);
+  EXPECT_LT(r.fd, r.intra_fd) << "all images together look real; per label they do not";
+}
+
+TEST_F(Evaluator, ClassifierFileRoundTripAndErrors) {
+  testutil::TempDir d("clf");
+  write_safetensors(d / "c.safetensors", *file_);
+  auto c = load_classifier(*be_, d / "c.safetensors");
+  EXPECT_EQ(c->data_kind(), "mnist");
+  EXPECT_EQ(c->feature_dim(), 64);
+  EXPECT_NEAR(c->test_accuracy(), accuracy_, 1e-6);
+  EXPECT_EQ(file_->metadata.at("format"), "cgan_gpu.classifier.v1");
+  for (const char* k : {"network", "spec", "data_kind", "data_shape", "data_range", "test_accuracy", "steps"})
+    EXPECT_TRUE(file_->metadata.count(k)) << k;
+
+  std::string msg = testutil::error_of([&] { load_classifier(*be_, d / "missing.safetensors"); });
+  EXPECT_NE(msg.find("cgan_gpu classifier --data mnist"), std::string::npos) << msg;
+  DataShape fashion = c->shape();
+  msg = testutil::error_of([&] { check_classifier_matches(*c, "fashion", fashion, "the checkpoint x"); });
+  EXPECT_NE(msg.find("does not match the checkpoint x"), std::string::npos) << msg;
+  DataShape small = c->shape();
+  small.height = 14;
+  EXPECT_THROW(check_classifier_matches(*c, "mnist", small, "x"), Error);
+  SafeTensors other = *file_;
+  other.metadata["format"] = "cgan_gpu.checkpoint.v1";
+  msg = testutil::error_of([&] { Classifier bad(*be_, other, "ck.safetensors"); });
+  EXPECT_EQ(msg.rfind("ck.safetensors: not a cgan_gpu classifier", 0), 0u) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
+}
+
+}  // namespace
+
+TEST(ModelOutputOf, ReturnsLayerOutputsAndRejectsFusedLinears) {
+  auto be = make_cpu_backend();
+  NetSpec net;
+  net.condition.mode = "none";
+  LayerSpec lin;
+  lin.out = 3;
+  LayerSpec relu;
+  relu.kind = LayerKind::relu;
+  LayerSpec drop;
+  drop.kind = LayerKind::dropout;
+  drop.p = 0.5f;
+  LayerSpec lin2;
+  lin2.out = 2;
+  net.layers = {lin, relu, drop, lin2};
+  Model m(*be, net, 4, 0, 2, "m");
+  m.init_params(3);
+  EXPECT_EQ(m.layer_count(), 4);
+  EXPECT_THROW(m.output_of(1), Error) << "before any forward";
+  const std::vector<float> x = {1, -2, 3, 0.5f, -1, 0, 2, 1};
+  float* xd = be->alloc(8);
+  be->upload(xd, x.data(), 8);
+  const float* out = m.forward(xd, nullptr, nullptr, false);
+  int w = 0;
+  const float* h = m.output_of(1, &w);  // linear 3 + relu (fused)
+  EXPECT_EQ(w, 3);
+  EXPECT_EQ(m.output_of(2, &w), h) << "dropout in evaluation mode passes its input through";
+  EXPECT_EQ(m.output_of(3, &w), out);
+  EXPECT_EQ(w, 2);
+  for (int i = 0; i < 6; ++i) EXPECT_GE(h[i], 0.f);
+  const std::string msg = testutil::error_of([&] { m.output_of(0); });
+  EXPECT_NE(msg.find("fused"), std::string::npos) << msg;
+  EXPECT_THROW(m.output_of(4), Error);
+  EXPECT_THROW(m.output_of(-1), Error);
+  be->free(xd);
+}
