@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "cgan/anime.hpp"  // the tag vocabulary
 #include "cgan/error.hpp"
 
 namespace cgan {
@@ -383,16 +384,52 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* dj = o.get("data");
     Obj d(dj ? *dj : empty, "data");
     DataSpec& ds = c.data;
-    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture"});
-    const bool images = ds.kind == "mnist" || ds.kind == "fashion";
-    if (images) {
-      ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images"});
+    const bool idx = ds.kind == "mnist" || ds.kind == "fashion";
+    const bool anime = ds.kind == "anime", folder = ds.kind == "images";
+    if (anime || folder) ds.lo = -1.f, ds.hi = 1.f;
+    if (idx || anime || folder) {
       if (const json* r = d.get("range")) {
         if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
             !((*r)[0].get<double>() < (*r)[1].get<double>()))
           throw Error(cat("data.range: expected [lo, hi] with lo < hi, got ", describe(*r)));
         ds.lo = (*r)[0].get<float>();
         ds.hi = (*r)[1].get<float>();
+      }
+    }
+    if (anime || folder) {
+      if (const json* v = d.get("size")) {
+        const int lo = anime ? 16 : 1, hi = anime ? 1024 : 4096;
+        if (!v->is_array() || v->size() != 2)
+          throw Error(cat("data.size: expected [height, width], got ", describe(*v)));
+        ds.height = static_cast<int>(Obj::as_integer((*v)[0], "data.size[0]", lo, hi));
+        ds.width = static_cast<int>(Obj::as_integer((*v)[1], "data.size[1]", lo, hi));
+      }
+    }
+    if (idx) {
+      ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+    } else if (folder) {
+      if (!d.has("dir")) throw Error("data.dir: missing (data.kind \"images\" needs the folder of images)");
+      ds.dir = d.string("dir", "");
+      if (ds.dir.empty()) throw Error("data.dir: expected the folder of images, got \"\"");
+      ds.tags = d.string("tags", "");
+      ds.strict = d.boolean("strict", false);
+      if (const json* v = d.get("vocabulary")) {
+        if (v->is_string()) {
+          ds.vocabulary_file = v->get<std::string>();
+          if (ds.vocabulary_file.empty())
+            throw Error("data.vocabulary: expected a list of tag phrases or a file name, got \"\"");
+        } else if (v->is_array()) {
+          std::vector<std::string> phrases;
+          for (size_t i = 0; i < v->size(); ++i) {
+            if (!(*v)[i].is_string())
+              throw Error(cat("data.vocabulary[", i, "]: expected a tag phrase (string), got ", describe((*v)[i])));
+            phrases.push_back((*v)[i].get<std::string>());
+          }
+          ds.vocabulary = check_vocabulary(phrases, "data.vocabulary");
+        } else {
+          throw Error(cat("data.vocabulary: expected a list of tag phrases or a file name, got ", describe(*v)));
+        }
       }
     } else {
       ds.count = static_cast<int>(d.integer("count", ds.count, 1, 1 << 26));
@@ -410,7 +447,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
         };
         pair("mean", ds.mean_x, ds.mean_y, false);
         pair("std", ds.std_x, ds.std_y, true);
-      } else {
+      } else if (ds.kind == "mixture") {
         ds.modes = static_cast<int>(d.integer("modes", ds.modes, 2, 1000));
         ds.radius = static_cast<float>(d.number("radius", ds.radius, 0.0, 1e6, true));
         ds.stddev = static_cast<float>(d.number("stddev", ds.stddev, 0.0, 1e6, true));
@@ -502,7 +539,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     if (np->condition.mode != "none" && !conditional_data)
       throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
   }
-  if (c.train.batch_size > c.data.count && points)
+  if (c.train.batch_size > c.data.count && (points || c.data.kind == "anime"))
     throw Error(cat("train.batch_size: ", c.train.batch_size, " is larger than data.count ", c.data.count));
   const LayerSpec* dlast = nullptr;
   for (auto& l : c.discriminator.layers)
@@ -518,6 +555,19 @@ json Config::to_json() const {
   json d = {{"kind", data.kind}};
   if (data.kind == "mnist" || data.kind == "fashion") {
     d["dir"] = data.dir;
+    d["range"] = {data.lo, data.hi};
+  } else if (data.kind == "images") {
+    d["dir"] = data.dir;
+    d["tags"] = data.tags;
+    d["size"] = {data.height, data.width};
+    d["range"] = {data.lo, data.hi};
+    d["strict"] = data.strict;
+    if (!data.vocabulary_file.empty()) d["vocabulary"] = data.vocabulary_file;
+    else d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
+  } else if (data.kind == "anime") {
+    d["count"] = data.count;
+    d["seed"] = data.seed;
+    d["size"] = {data.height, data.width};
     d["range"] = {data.lo, data.hi};
   } else {
     d["count"] = data.count;

@@ -11,8 +11,10 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <limits>
 
+#include "cgan/anime.hpp"
 #include "cgan/classifier.hpp"
 #include "cgan/error.hpp"
 #include "cgan/evaluate.hpp"
@@ -67,6 +69,27 @@ HostDataset load_dataset(const DataSpec& d, bool train) {
       throw Error(cat("data.dir: ", e.what()));  // the config key the bad or missing file came from
     }
   }
+  if (d.kind == "anime")
+    return make_anime_faces(d.count, d.height, d.width, d.seed + (train ? 0 : 1), d.lo, d.hi);
+  if (d.kind == "images") {  // one folder: the same set for train and test
+    ImageFolderSpec s;
+    s.dir = d.dir;
+    s.tags = d.tags;
+    s.height = d.height;
+    s.width = d.width;
+    s.lo = d.lo;
+    s.hi = d.hi;
+    s.strict = d.strict;
+    s.vocab = d.vocabulary;
+    if (!d.vocabulary_file.empty()) {
+      try {
+        s.vocab = read_vocabulary(d.vocabulary_file);
+      } catch (const Error& e) {
+        throw Error(cat("data.vocabulary: ", e.what()));
+      }
+    }
+    return load_image_folder(s, std::cerr);
+  }
   if (d.kind == "gaussian")
     return make_gaussian(d.count, d.mean_x, d.mean_y, d.std_x, d.std_y, d.seed + (train ? 0 : 1));
   return make_mixture(d.count, d.modes, d.radius, d.stddev, d.seed + (train ? 0 : 1));
@@ -78,7 +101,7 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec) {
   s.height = d.height;
   s.width = d.width;
   s.num_classes = d.num_classes;
-  const bool images = spec.kind == "mnist" || spec.kind == "fashion";
+  const bool images = spec.kind != "gaussian" && spec.kind != "mixture";
   s.lo = images ? spec.lo : 0.f;
   s.hi = images ? spec.hi : 1.f;
   return s;

@@ -44,10 +44,16 @@ struct AdamSpec {
 };
 
 struct DataSpec {
-  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture
-  std::string dir;             // IDX folder (default data/mnist or data/fashion)
-  float lo = 0.f, hi = 1.f;    // pixel range images are scaled to
-  // synthetic 2-D sets
+  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture | anime | images
+  std::string dir;             // IDX folder (default data/mnist or data/fashion); images: image folder
+  float lo = 0.f, hi = 1.f;    // pixel range images are scaled to (anime, images: default -1, 1)
+  // anime (procedural faces) and images (image folder)
+  int height = 96, width = 96;          // data.size [H, W]
+  std::string tags;                     // images: tags CSV ("" = <dir>/tags.csv, else <dir>/../tags.csv)
+  bool strict = false;                  // images: unreadable image / malformed CSV line is an error
+  std::vector<std::string> vocabulary;  // images: tag phrases (empty = default or vocabulary_file)
+  std::string vocabulary_file;          // images: file of tag phrases, one per line
+  // synthetic sets (2-D points, anime)
   int count = 20000;
   float mean_x = 4.f, mean_y = 4.f, std_x = 1.25f, std_y = 1.25f;  // gaussian
   int modes = 8;                                                   // mixture

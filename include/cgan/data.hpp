@@ -14,9 +14,17 @@ struct HostDataset {
   std::string name;
   int count = 0;
   int channels = 1, height = 1, width = 1;  // per-sample shape; 2-D points: 1x1x2
-  int num_classes = 0;                      // 0 = unconditional
-  std::vector<float> x;                     // count*dim, already scaled to the requested range
+  int num_classes = 0;                      // 0 = unconditional; else y lies in 0..num_classes-1
+  std::vector<float> x;                     // count*dim, already scaled to the requested range; images
+                                            // are NCHW (channels first, PyTorch's layout)
   std::vector<int32_t> y;                   // count labels (all 0 when unconditional)
+  // Multi-hot tags (anime sets; tag_dim 0 elsewhere): tags[i*tag_dim + k] is 1 when sample i carries
+  // the phrase vocab[k], else 0. For these sets y is the hair colour: the index, among the
+  // vocabulary's phrases ending in " hair", of the sample's first such phrase (see cgan/anime.hpp).
+  int tag_dim = 0;
+  std::vector<float> tags;         // count*tag_dim, 0/1
+  std::vector<std::string> vocab;  // tag_dim phrases; index = position in the tag vector
+  int skipped = 0;                 // image folders: files left out (unreadable, untagged, ...)
   int dim() const { return channels * height * width; }
 };
 

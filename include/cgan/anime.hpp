@@ -1,0 +1,145 @@
+// Anime-face data: tag vocabularies and tag CSVs, the image-folder loader, and the procedural
+// anime-face set with its colour probe. See docs/DECISIONS.md ("Anime data") for the choices.
+//
+// Tag phrases are compared after normalisation: ASCII lower case, '_' read as a space, runs of
+// whitespace collapsed to one space, no leading or trailing space ("Blue_Hair " -> "blue hair").
+#pragma once
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cgan/data.hpp"
+
+namespace cgan {
+
+// ------------------------------------------------------------------ vocabulary
+
+// The colour tags of the public anime-face sets: 12 hair colours, then 10 eye colours.
+const std::vector<std::string>& default_hair_tags();  // "orange hair" ... "blonde hair"
+const std::vector<std::string>& default_eye_tags();   // "black eyes" ... "blue eyes"
+std::vector<std::string> default_vocabulary();        // hair tags then eye tags (22 phrases)
+
+std::string normalize_tag(const std::string& phrase);
+
+// Checks and normalises a vocabulary: non-empty, every phrase non-empty after normalisation, without
+// ',', ':' or control characters, no duplicates. `who` prefixes the one-line errors.
+std::vector<std::string> check_vocabulary(const std::vector<std::string>& phrases, const std::string& who);
+
+// A vocabulary file: one phrase per line; blank lines and lines starting with '#' are ignored.
+// Errors name path:line (duplicate or invalid phrase) or the path (missing file, no phrase).
+std::vector<std::string> read_vocabulary(const std::string& path);
+// Writes the (normalised) phrases one per line, atomically; read_vocabulary reads them back in order.
+void write_vocabulary(const std::string& path, const std::vector<std::string>& vocab);
+
+// Tag text as `sample --tags` takes it: phrases separated by ',' or ';' ("blue hair, yellow eyes");
+// a piece that is not one phrase may be several in a row ("blue hair yellow eyes"). Returns the
+// multi-hot vector over `vocab` (1 for each phrase named). An empty text or an unknown phrase is a
+// one-line error; the latter lists the vocabulary.
+std::vector<float> tags_from_text(const std::string& text, const std::vector<std::string>& vocab);
+// The phrases of a multi-hot vector (entries > 0.5), joined by ", ".
+std::string tags_to_text(const float* tags, const std::vector<std::string>& vocab);
+
+// ------------------------------------------------------------------ tags CSV
+
+// One row per line, `id,<tags>`, the format detected per line:
+//   colour text   `7,blue hair yellow eyes`: the vocabulary phrases found in the text (matched on
+//                 word boundaries, longest phrase first; other words and the punctuation , ; . | /
+//                 are ignored, so "long blonde hair, red eyes" gives blonde hair + red eyes);
+//   Danbooru      `7,blue hair:1234<TAB>smile:99`: TAB-separated `tag:count` fields (the count after
+//                 the last ':', a non-negative integer, is checked and ignored); tags outside the
+//                 vocabulary are dropped. A line is Danbooru-style when its text holds ':' or a TAB.
+// A UTF-8 BOM, '\r' line ends, blank lines, and a first line whose id is "id" (a header) are
+// skipped; a tag text wrapped in double quotes is unquoted. Malformed lines - no comma, empty id,
+// a field that is not `tag:count`, a non-numeric count, an id already seen - are skipped with a
+// warning "path:line: ..." in `warnings` (the first occurrence of an id wins), or, when `strict`,
+// are a cgan::Error with that message. Ids are compared as id_key() gives them.
+struct TagTable {
+  std::vector<std::string> vocab;
+  std::vector<std::string> ids;                 // row order
+  std::vector<float> tags;                      // ids.size() * vocab.size(), 0/1
+  std::unordered_map<std::string, int> row_of;  // id_key(id) -> row
+  std::vector<std::string> warnings;            // one line per malformed line skipped
+  int malformed = 0;                            // lines skipped
+  int rows() const { return static_cast<int>(ids.size()); }
+  const float* row(int r) const { return tags.data() + static_cast<size_t>(r) * vocab.size(); }
+};
+TagTable parse_tags_csv(const std::string& text, const std::string& path, const std::vector<std::string>& vocab,
+                        bool strict = false);
+TagTable read_tags_csv(const std::string& path, const std::vector<std::string>& vocab, bool strict = false);
+
+// The key an id (a CSV id or an image's file stem) is matched by: trimmed, and an all-digit id
+// without leading zeros ("007" and "7" match).
+std::string id_key(const std::string& id);
+
+// The label (y) of a tag vector: the index, among the vocabulary's "hair" phrases (those ending in
+// " hair"; all phrases when none does), of the first one set; hair_phrase_count(vocab) when none is.
+int hair_phrase_count(const std::vector<std::string>& vocab);
+int label_of_tags(const float* tags, const std::vector<std::string>& vocab);
+
+// ------------------------------------------------------------------ image folder
+
+struct ImageFolderSpec {
+  std::string dir;                 // images: *.png, *.jpg, *.jpeg (any case), not recursive
+  std::string tags;                // tags CSV; "" = <dir>/tags.csv, else <dir>/../tags.csv
+  int height = 96, width = 96;     // every image is resized to this (area / bilinear)
+  float lo = -1.f, hi = 1.f;       // pixel p in 0..255 -> lo + (hi - lo) * p / 255
+  bool strict = false;             // unreadable image / malformed CSV line / untagged image: error
+  std::vector<std::string> vocab;  // empty = default_vocabulary()
+};
+
+// RGB (grey images are replicated), NCHW, files in name order; id = file stem, matched to the CSV
+// id. Skipped with one warning line each on `log` (errors when spec.strict): unreadable or corrupt
+// images, a second file with the same id, images without a tags row, malformed CSV lines. Images
+// whose row holds no vocabulary tag are left out too (counted, not warned per file). A summary line
+// with the counts goes to `log`; HostDataset::skipped counts every image file left out. Errors
+// (one line) name the config key: data.dir, data.tags.
+HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log);
+
+// ------------------------------------------------------------------ procedural anime faces
+
+// RGB colours 0..255. hair[k] draws default_hair_tags()[k], eye[k] default_eye_tags()[k].
+struct Rgb {
+  float r, g, b;
+};
+struct AnimePalette {
+  std::vector<Rgb> hair;        // 12
+  std::vector<Rgb> eye;         // 10
+  Rgb skin, sclera, mouth;
+  std::vector<Rgb> background;  // backgrounds the drawer picks from
+};
+const AnimePalette& default_anime_palette();
+
+// `count` faces of height x width (each at least 16), RGB NCHW scaled to [lo, hi]: a background
+// (one of the palette's, with a vertical gradient), hair behind the face in one of 4 styles (short,
+// long, twin tails, bun) and bangs over the forehead (straight, jagged or swept), a skin face
+// ellipse (chin shape varies), two eyes (white, iris in the eye colour, dark pupil), a mouth; face
+// position, size and proportions vary. Hair and eye colours are drawn uniformly and independently,
+// each with a small brightness jitter. tags: multi-hot over default_vocabulary() (one hair, one
+// eye); y = hair index, num_classes = 12. Deterministic per seed (Philox), any thread count.
+HostDataset make_anime_faces(int count, int height, int width, uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+// Reads the hair and eye colour back from one image (3 x height x width floats in [lo, hi], NCHW).
+// Pixels are classified by the nearest palette colour; the face is the largest 4-connected region
+// of skin pixels; eye votes come from non-skin pixels enclosed by that face (skin on both sides in
+// their row and column) in its upper 60 %, hair votes from the pixels not enclosed. Each attribute
+// is the palette entry with most votes, or -1 (unknown) when no face is found or too few pixels
+// vote.
+struct AnimeColours {
+  int hair = -1, eye = -1;
+};
+AnimeColours probe_anime_colours(const float* image, int height, int width, float lo, float hi,
+                                 const AnimePalette& palette = default_anime_palette());
+
+// Fraction of images whose probed hair (eye) colour is the one their tags name. `tags` are
+// count x tag_dim multi-hot vectors over default_vocabulary() (tag_dim 22): the hair tag is the set
+// entry among the first 12, the eye tag among the next 10. Unknown probes count as wrong.
+struct AttributeAccuracy {
+  double hair = 0, eye = 0, both = 0;
+  int hair_unknown = 0, eye_unknown = 0;
+};
+AttributeAccuracy attribute_accuracy(const float* images, int count, int height, int width, float lo, float hi,
+                                     const float* tags, int tag_dim);
+
+}  // namespace cgan
