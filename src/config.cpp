@@ -471,7 +471,10 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json empty = json::object();
     const json* lj = o.get("loss");
     Obj l(lj ? *lj : empty, "loss");
-    c.loss.kind = l.string("kind", "log", {"log", "squared"});
+    c.loss.kind = l.string("kind", "log", {"log", "squared", "three_term"});
+    if (l.has("mismatch") && c.loss.kind != "three_term")
+      throw Error(cat(l.at("mismatch"), ": only used with loss.kind \"three_term\""));
+    c.loss.mismatch = l.string("mismatch", "real_other_tags", {"real_other_tags", "fake_other_tags"});
     c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == "squared" ? 0.5 : 1.0, 0.0, 1e3, true));
     c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
     l.finish();
@@ -544,10 +547,14 @@ Config parse_config(const json& j, const std::string& name_hint) {
   const LayerSpec* dlast = nullptr;
   for (auto& l : c.discriminator.layers)
     if (l.kind != LayerKind::dropout) dlast = &l;
-  if (c.loss.kind == "log" && dlast && dlast->kind == LayerKind::sigmoid)
-    throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
-                    "]: loss.kind \"log\" applies the sigmoid itself (numerically stable BCE on the "
+  if (c.loss.kind != "squared" && dlast && dlast->kind == LayerKind::sigmoid)
+    throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
+                    "\" applies the sigmoid itself (numerically stable BCE on the "
                     "logit); end the discriminator with {\"linear\": 1}"));
+  if (c.loss.kind == "three_term" &&
+      (c.generator.condition.mode == "none" || c.discriminator.condition.mode == "none"))
+    throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
+                "discriminator must both be conditional");
   return c;
 }
 
@@ -592,7 +599,10 @@ json Config::to_json() const {
       {"data", d},
       {"generator", g},
       {"discriminator", net_to_json(discriminator)},
-      {"loss", {{"kind", loss.kind}, {"d_weight", loss.d_weight}, {"real_target", loss.real_target}}},
+      {"loss", loss.kind == "three_term"
+                   ? json{{"kind", loss.kind}, {"mismatch", loss.mismatch}, {"d_weight", loss.d_weight},
+                          {"real_target", loss.real_target}}
+                   : json{{"kind", loss.kind}, {"d_weight", loss.d_weight}, {"real_target", loss.real_target}}},
       {"optim", {{"generator", adam_to_json(g_optim)}, {"discriminator", adam_to_json(d_optim)}}},
       {"train",
        {{"steps", train.steps},

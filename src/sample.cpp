@@ -39,9 +39,11 @@ std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) 
 Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
   const Config cfg = config_from_checkpoint(ck, path);
   const DataShape shape = data_shape_from_metadata(ck, path);
-  const int Kg = cfg.generator.condition.mode == "none" ? 0 : shape.num_classes;
+  const int Kg = condition_width(cfg.generator, shape);
   const int n = Kg > 0 ? static_cast<int>(req.labels.size()) : req.count;
   if (n <= 0) throw Error("sample: nothing to generate (give --labels, --label or --count)");
+  if (shape.tag_dim > 0 && Kg > 0 && req.tags.size() != static_cast<size_t>(n) * shape.tag_dim)
+    throw Error("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
   for (int32_t l : req.labels)
     if (l < 0 || l >= std::max(shape.num_classes, 1))
       throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
@@ -58,7 +60,8 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   try {
     be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, 0, 0.f, 1.f, z);
     be.upload_int(y, labels.data(), labels.size());
-    if (Kg > 0) be.one_hot(n, Kg, y, cond);
+    if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot()) be.upload(cond, req.tags.data(), req.tags.size());
+    else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
     const float* out = G.forward(z, y, cond, false);
     be.download(h.data(), out, h.size());
   } catch (...) {

@@ -32,13 +32,14 @@ namespace {
 
 // Philox stream of one random draw: (step, sub-step, purpose) -> unique 64-bit stream id.
 enum Purpose : uint64_t {
-  kNoiseD = 1, kLabelsD, kDropGinD, kDropDReal, kDropDFake, kNoiseG, kLabelsG, kDropGinG, kDropDinG
+  kNoiseD = 1, kLabelsD, kDropGinD, kDropDReal, kDropDFake, kNoiseG, kLabelsG, kDropGinG, kDropDinG,
+  kOtherD, kNoiseMisD, kDropGinMisD, kDropDMis  // three_term's mismatched pair
 };
 uint64_t stream_of(int64_t step, int sub, Purpose p) {
   return (static_cast<uint64_t>(step) * 16 + static_cast<uint64_t>(sub)) * 16 + p;
 }
 constexpr uint64_t kPermStream = 0x5045524dULL << 32;    // + epoch
-constexpr int kStatsPerStep = 9;  // D real (loss, sum D, correct), D fake (...), G (...)
+constexpr int kStatsPerStep = 12;  // D real (loss, sum D, correct), D fake (...), G (...), D mismatched (...)
 
 // Device counters (ctr_[k]) the step's ops read when they run, so that one captured CUDA graph
 // serves every iteration: the Philox streams (step), the batch window of the permutation (pos),
@@ -104,7 +105,16 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec) {
   const bool images = spec.kind != "gaussian" && spec.kind != "mixture";
   s.lo = images ? spec.lo : 0.f;
   s.hi = images ? spec.hi : 1.f;
+  s.tag_dim = d.tag_dim;
+  s.vocab = d.vocab;
   return s;
+}
+
+int condition_width(const NetSpec& net, const DataShape& shape) {
+  const std::string& m = net.condition.mode;
+  if (m == "none") return 0;
+  if (m == "embed_concat" || m == "embed_multiply") return shape.num_classes;
+  return shape.cond_width();
 }
 
 Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_(cfg), be_(be) {
@@ -114,11 +124,14 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   if (B > count_)
     throw Error(cat("train.batch_size: ", B, " is larger than the dataset (", count_, " samples)"));
   const int K = shape_.num_classes;
+  const int T = shape_.cond_width();  // condition vector width (tags or one-hot)
   const int P = shape_.dim();
   const NetSpec& gs = cfg.generator;
   const NetSpec& ds = cfg.discriminator;
-  const int Kg = gs.condition.mode == "none" ? 0 : K;
-  const int Kd = ds.condition.mode == "none" ? 0 : K;
+  const int Kg = condition_width(gs, shape_);
+  const int Kd = condition_width(ds, shape_);
+  if (cfg.loss.kind == "three_term" && K == 0)
+    throw Error(cat("loss.kind: \"three_term\" needs labelled data; data.kind \"", cfg.data.kind, "\" has none"));
   G_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, B, "generator");
   D_ = std::make_unique<Model>(be, ds, P, Kd, B, "discriminator");
   if (G_->out_dim() != P)
@@ -126,7 +139,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
                     cfg.data.kind, "\" samples have ", P));
   if (D_->out_dim() != 1)
     throw Error(cat("discriminator.layers: the discriminator must end with 1 output, it produces ", D_->out_dim()));
-  const int rows = shape_.is_points() ? 1 : (K > 0 ? K : 10);
+  const int rows = shape_.is_points() ? 1 : (K > 0 ? sample_rows() : 10);
   const int cols = shape_.is_points() ? std::max(2000, K) : cfg.log.samples_per_label;
   G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator", G_.get());
 
@@ -142,8 +155,16 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   y_real_ = be.alloc_int(B);
   y_fake_ = be.alloc_int(B);
   z_ = be.alloc(static_cast<size_t>(B) * cfg.noise_dim);
-  cond_real_ = be.alloc(static_cast<size_t>(B) * std::max(K, 1));
-  cond_fake_ = be.alloc(static_cast<size_t>(B) * std::max(K, 1));
+  cond_real_ = be.alloc(static_cast<size_t>(B) * std::max(T, 1));
+  cond_fake_ = be.alloc(static_cast<size_t>(B) * std::max(T, 1));
+  cond_other_ = be.alloc(static_cast<size_t>(B) * std::max(T, 1));
+  idx_rand_ = be.alloc_int(B);
+  y_other_ = be.alloc_int(B);
+  if (shape_.tag_dim > 0) {
+    CGAN_CHECK(data.tags.size() == static_cast<size_t>(count_) * shape_.tag_dim, "dataset: tag table size mismatch");
+    tags_all_ = be.alloc(data.tags.size());
+    be.upload(tags_all_, data.tags.data(), data.tags.size());
+  }
   gx_ = be.alloc(static_cast<size_t>(B) * P);
   stats_slots_ = static_cast<int>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every));
   stats_ = be.alloc(static_cast<size_t>(stats_slots_) * kStatsPerStep);
@@ -162,8 +183,43 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   for (int i = 0; i < S; ++i) ys[i] = K > 0 ? (shape_.is_points() ? i % K : i / cols) : 0;
   y_sample_ = be.alloc_int(S);
   be.upload_int(y_sample_, ys.data(), S);
-  cond_sample_ = be.alloc(static_cast<size_t>(S) * std::max(K, 1));
-  if (K > 0) be.one_hot(S, K, y_sample_, cond_sample_);
+  cond_sample_ = be.alloc(static_cast<size_t>(S) * std::max(T, 1));
+  if (shape_.tag_dim > 0) {
+    const std::vector<float> c = sample_tags(ys);
+    be.upload(cond_sample_, c.data(), c.size());
+  } else if (K > 0) {
+    be.one_hot(S, K, y_sample_, cond_sample_);
+  }
+}
+
+// Tagged sets: grid row r shows the r-th hair phrase of the vocabulary (its label), paired with
+// the eye phrases in turn along the rows (row r: eye phrase r mod #eyes), so every tag appears.
+int Trainer::sample_rows() const {
+  if (shape_.tag_dim == 0) return shape_.num_classes;
+  return std::min(shape_.num_classes, hair_phrase_count(shape_.vocab));
+}
+std::vector<float> Trainer::sample_tags(const std::vector<int32_t>& rows_of) const {
+  const int T = shape_.tag_dim;
+  auto ends_with = [](const std::string& s, const char* suffix) {
+    const size_t n = std::char_traits<char>::length(suffix);
+    return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
+  };
+  std::vector<int> hairs, eyes;
+  for (int k = 0; k < T; ++k) {
+    if (ends_with(shape_.vocab[k], " hair")) hairs.push_back(k);
+    if (ends_with(shape_.vocab[k], " eyes")) eyes.push_back(k);
+  }
+  if (hairs.empty()) {  // no hair phrases: the labels run over the whole vocabulary
+    for (int k = 0; k < T; ++k) hairs.push_back(k);
+    eyes.clear();
+  }
+  std::vector<float> c(rows_of.size() * static_cast<size_t>(T), 0.f);
+  for (size_t i = 0; i < rows_of.size(); ++i) {
+    const size_t r = static_cast<size_t>(rows_of[i]);
+    c[i * T + static_cast<size_t>(hairs[r % hairs.size()])] = 1.f;
+    if (!eyes.empty()) c[i * T + static_cast<size_t>(eyes[r % eyes.size()])] = 1.f;
+  }
+  return c;
 }
 
 void Trainer::prepare_eval() {
@@ -190,7 +246,8 @@ Trainer::~Trainer() {
   eval_.reset();  // its generator view shares G's parameters
   if (graph_ready_) be_.graph_drop();
   for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
-                                              cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_})
+                                              cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_,
+                                              tags_all_, cond_other_, idx_rand_, y_other_})
     be_.free(p);
 }
 
@@ -260,9 +317,20 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   const uint64_t seed = cfg_.train.seed;
   const LossKind lk = cfg_.loss.kind == "squared" ? LossKind::squared : LossKind::log;
   const bool random_labels = cfg_.train.fake_labels == "random" && K > 0;
-  const bool onehot = G_->uses_onehot() || D_->uses_onehot();
+  const bool onehot = G_->uses_onehot() || D_->uses_onehot();  // the networks read condition vectors
+  const bool tags = tags_all_ != nullptr;
+  const int T = shape_.cond_width();
+  const bool three_term = cfg_.loss.kind == "three_term";
   // stream_of(step, sub, purpose) with the step read from the device counter
   auto rng = [&](int sub, Purpose p) { return RngStream(stream_of(0, sub, p), ctr_ + kCtrStep, 256); };
+  // the labels (and tag vectors) of B random training samples
+  auto draw_other = [&](RngStream s, int32_t* y_out, float* cond_out) {
+    be_.rand_below(B, seed, s, 0, count_, idx_rand_);
+    be_.gather_int(B, y_all_, idx_rand_, y_out);
+    if (!onehot) return;
+    if (tags) be_.gather_rows(B, T, tags_all_, idx_rand_, cond_out);
+    else be_.one_hot(B, K, y_out, cond_out);
+  };
   be_.fill(acc_step_, kStatsPerStep, 0.f);
 
   for (int sub = 0; sub < cfg_.train.d_steps; ++sub) {
@@ -274,10 +342,15 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       }
       be_.gather_rows(B, P, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
       be_.gather_int(B, y_all_, perm_, y_real_, ctr_ + kCtrPos);
-      if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
-      if (onehot && K > 0) {
-        be_.one_hot(B, K, y_real_, cond_real_);
-        if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
+      if (tags) {
+        if (onehot) be_.gather_rows(B, T, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
+        if (random_labels) draw_other(rng(sub, kLabelsD), y_fake_, cond_fake_);  // another sample's tags
+      } else {
+        if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
+        if (onehot && K > 0) {
+          be_.one_hot(B, K, y_real_, cond_real_);
+          if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
+        }
       }
       be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
     }
@@ -288,13 +361,29 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(sub, kDropGinD));
     // the log keeps the last D sub-step's statistics
     float* a = acc_step_;
-    if (sub > 0) be_.fill(a, 6, 0.f);
+    if (sub > 0) {
+      be_.fill(a, 6, 0.f);
+      be_.fill(a + 9, 3, 0.f);
+    }
     const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
     const float* out_f = D_->forward(fake, yf, cf, true, seed, rng(sub, kDropDFake));
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
+    if (three_term) {  // the mismatched pair -> 0
+      draw_other(rng(sub, kOtherD), y_other_, cond_other_);
+      const float* out_m = nullptr;
+      if (cfg_.loss.mismatch == "real_other_tags") {
+        out_m = D_->forward(x_real_, y_other_, cond_other_, true, seed, rng(sub, kDropDMis));
+      } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
+        be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
+        const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
+        out_m = D_->forward(fake2, y_real_, cond_real_, true, seed, rng(sub, kDropDMis));
+      }
+      be_.loss_fused(lk, B, out_m, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 9);
+      D_->backward(D_->grad_out_buffer(), nullptr);
+    }
     ProfileRange o("optimizer");
     const int32_t next_batch[kCtrCount] = {0, B, 0, 0, 1};  // pos += B, D's Adam step += 1
     be_.add_ints(kCtrCount, ctr_, next_batch);
@@ -305,7 +394,9 @@ void Trainer::enqueue_step(bool may_reshuffle) {
 
   {
     ProfileRange r("g_step");
-    if (random_labels) {
+    if (random_labels && tags) {
+      draw_other(rng(0, kLabelsG), y_fake_, cond_fake_);
+    } else if (random_labels) {
       be_.rand_below(B, seed, rng(0, kLabelsG), 0, K, y_fake_);
       if (onehot) be_.one_hot(B, K, y_fake_, cond_fake_);
     }
@@ -339,7 +430,7 @@ std::vector<LossRow> Trainer::take_rows() {
     const float* a = &h[static_cast<size_t>(i) * kStatsPerStep];
     LossRow r;
     r.step = step_ - stats_used_ + i + 1;
-    r.d_loss = a[0] + a[3];
+    r.d_loss = a[0] + a[3] + a[9];  // a[9]: three_term's mismatched pair (0 otherwise)
     r.g_loss = a[6];
     r.d_real = a[1] / B;
     r.d_fake = a[4] / B;
@@ -421,6 +512,12 @@ SafeTensors Trainer::snapshot() const {
   st.metadata["data_shape"] = cat(shape_.channels, ",", shape_.height, ",", shape_.width);
   st.metadata["num_classes"] = std::to_string(shape_.num_classes);
   st.metadata["data_range"] = cat(shape_.lo, ",", shape_.hi);
+  if (shape_.tag_dim > 0) {
+    std::string v;
+    for (auto& p : shape_.vocab) v += (v.empty() ? "" : "\n") + p;
+    st.metadata["tag_dim"] = std::to_string(shape_.tag_dim);
+    st.metadata["vocabulary"] = v;  // one phrase per line, as vocab.txt
+  }
   return st;
 }
 
@@ -477,6 +574,19 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
   s.num_classes = static_cast<int>(meta_int(ck, "num_classes", path));
   if (std::sscanf(get("data_range").c_str(), "%f,%f", &s.lo, &s.hi) != 2 || !(s.lo < s.hi))
     throw Error(cat(path, ": metadata 'data_range' is malformed"));
+  if (ck.metadata.count("tag_dim")) {  // tagged sets
+    s.tag_dim = static_cast<int>(meta_int(ck, "tag_dim", path));
+    const std::string& v = get("vocabulary");
+    size_t i = 0;
+    while (i <= v.size()) {
+      size_t j = v.find('\n', i);
+      if (j == std::string::npos) j = v.size();
+      s.vocab.push_back(v.substr(i, j - i));
+      i = j + 1;
+    }
+    if (s.tag_dim <= 0 || static_cast<int>(s.vocab.size()) != s.tag_dim)
+      throw Error(cat(path, ": metadata 'vocabulary' does not hold tag_dim (", s.tag_dim, ") phrases"));
+  }
   return s;
 }
 
@@ -506,7 +616,7 @@ void Trainer::write_samples(const std::string& path) {
   be_.download(h.data(), out, h.size());
   std::vector<int32_t> labels(S.batch());
   be_.download_int(labels.data(), y_sample_, labels.size());
-  const int rows = shape_.num_classes > 0 ? shape_.num_classes : 10;
+  const int rows = shape_.num_classes > 0 ? sample_rows() : 10;
   write_png(path, render_samples(h, labels, shape_, rows, cfg_.log.samples_per_label));
 }
 
@@ -516,6 +626,7 @@ int Trainer::run(const std::string& out_dir) {
   prepare_eval();
   RunDir rd(out_dir);
   rd.write_config(cfg_.to_json());
+  if (shape_.tag_dim > 0) write_vocabulary(rd.file("vocab.txt"), shape_.vocab);  // for `sample --tags`
   LossLog losses(rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;
   if (eval_) metrics = std::make_unique<MetricsLog>(rd.file("metrics.csv"), step_);

@@ -62,7 +62,10 @@ struct DataSpec {
 };
 
 struct LossSpec {
-  std::string kind = "log";  // log (BCE, non-saturating G) | squared (least squares)
+  // log (BCE, non-saturating G) | squared (least squares) | three_term (BCE with a third,
+  // mismatched pair for D: seed 001's matched/unmatched loss)
+  std::string kind = "log";
+  std::string mismatch = "real_other_tags";  // three_term: real_other_tags | fake_other_tags
   float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, 0.5 for squared)
   float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing)
 };

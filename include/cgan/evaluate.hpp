@@ -21,12 +21,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cgan/anime.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/classifier.hpp"
 #include "cgan/config.hpp"
 #include "cgan/data.hpp"
 #include "cgan/metrics.hpp"
 #include "cgan/model.hpp"
+#include "cgan/trainer.hpp"
 
 namespace cgan {
 
@@ -83,6 +85,27 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
 // the source): z ~ N(0, 1) from Philox(seed, kEvalNoiseStream + label); n may not exceed `batch`.
 ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, int num_classes, int batch,
                              uint64_t seed);
+
+// ---- models of the procedural anime faces (data.kind "anime"): attribute accuracy through the
+// colour probe (anime.hpp). For each hair colour h, `count` images are generated from the tags
+// {hair h, eye e} with e cycling through the eye colours (noise from Philox(seed,
+// kEvalNoiseStream + h)); images smaller or larger than 96x96 are resized to 96x96 (the probe's
+// size) first; the probe's hair and eye colours are compared with the requested ones. Chance is
+// 1/12 for hair and 1/10 for eyes.
+struct AnimeEvalResult {
+  int count = 0;                        // images per hair colour
+  AttributeAccuracy all;                // over every generated image
+  std::vector<double> hair_by_label;    // hair accuracy per requested hair colour
+  std::vector<std::string> hair_names;  // the vocabulary's hair phrases
+  nlohmann::json to_json() const;
+  std::string table() const;
+};
+// Images (count x 3 x H x W in shape's range) resized to the probe's 96x96 (a copy when already that size).
+constexpr int kProbeSize = 96;
+std::vector<float> probe_size_images(std::vector<float> images, int count, const DataShape& shape);
+// The checkpoint's generator (its vocabulary must be the procedural set's default 22 tags).
+AnimeEvalResult evaluate_anime(Backend& be, const Config& cfg, const DataShape& shape, Model& G, int count,
+                               uint64_t seed);
 
 // metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min, one row per
 // evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.

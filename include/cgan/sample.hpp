@@ -25,6 +25,7 @@ std::vector<int32_t> parse_label_list(const std::string& text, int num_classes);
 
 struct SampleRequest {
   std::vector<int32_t> labels;  // one per image (conditional models)
+  std::vector<float> tags;      // models of tagged sets: one multi-hot vector per image (labels.size() of them)
   int count = 0;                // unconditional models: how many
   int rows = 1, cols = 1;       // grid layout
   uint64_t seed = 1;            // noise seed

@@ -26,9 +26,18 @@ struct NonFiniteLoss : Error {
 struct DataShape {
   int channels = 1, height = 1, width = 1, num_classes = 0;
   float lo = 0.f, hi = 1.f;
+  int tag_dim = 0;                 // multi-hot tag sets (anime): tag vector width, else 0
+  std::vector<std::string> vocab;  // the tag phrases (tag_dim of them)
   int dim() const { return channels * height * width; }
+  // Width of the condition vector a concat_onehot / label_plane network reads: the tag vector for
+  // tagged sets, the one-hot label otherwise.
+  int cond_width() const { return tag_dim > 0 ? tag_dim : num_classes; }
   bool is_points() const { return channels == 1 && height == 1; }
 };
+
+// The `num_classes` a network of this spec is built with: 0 without conditioning, the number of
+// labels for the embedding modes, cond_width() for concat_onehot and label_plane.
+int condition_width(const NetSpec& net, const DataShape& shape);
 
 // Loads the dataset a config names (MNIST/Fashion IDX files or a synthetic 2-D set).
 HostDataset load_dataset(const DataSpec& d, bool train = true);
@@ -67,6 +76,8 @@ class Trainer {
   Model& discriminator() { return *D_; }
 
  private:
+  int sample_rows() const;
+  std::vector<float> sample_tags(const std::vector<int32_t>& rows_of) const;
   void reshuffle();
   void upload_counters();
   void enqueue_step(bool may_reshuffle);
@@ -86,6 +97,10 @@ class Trainer {
         *cond_sample_ = nullptr;
   int32_t *y_all_ = nullptr, *perm_ = nullptr, *y_real_ = nullptr,
           *y_fake_ = nullptr, *y_sample_ = nullptr;
+  // tagged sets: every sample's tag vector; random draws of other samples (random fake labels,
+  // the three_term loss's mismatched pairs) with their labels and tags
+  float *tags_all_ = nullptr, *cond_other_ = nullptr;
+  int32_t *idx_rand_ = nullptr, *y_other_ = nullptr;
   // Device counters read by the step's ops (see trainer.cpp: kCtr*) and their host mirror below,
   // which the host advances exactly as the enqueued add_ints do.
   int32_t* ctr_ = nullptr;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cgan/anime.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
 #include "cgan/classifier.hpp"
@@ -37,6 +38,7 @@ Usage:
   cgan_gpu [train] --resume CKPT [options]      continue a run exactly where a checkpoint left it
   cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
   cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
+  cgan_gpu sample --checkpoint CKPT --tags "blue hair, yellow eyes" --count 16
   cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
   cgan_gpu classifier --data mnist|fashion [--out FILE] [--steps N] [--config FILE]
   cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
@@ -56,6 +58,8 @@ Sample options:
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
   --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5)
   --label N --count C  a grid of C images of label N
+  --tags TEXT          models of tagged image sets (anime): a grid of --count C images (default 16)
+                       for the tag phrases named, separated by ',' (the run's vocab.txt lists them)
   --count C            unconditional models: C samples
   --seed S             noise seed (default 1)
   --out FILE           PNG to write (default result.png)
@@ -164,13 +168,14 @@ int cmd_train(Args& a) {
 }
 
 int cmd_sample(Args& a) {
-  std::string ckpt, labels, out = "result.png", device = "auto";
-  bool labels_given = false;
+  std::string ckpt, labels, tags, out = "result.png", device = "auto";
+  bool labels_given = false, tags_given = false;
   long long label = -1, count = -1, seed = 1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (f == "--checkpoint") ckpt = a.value(f);
     else if (f == "--labels") labels = a.value(f), labels_given = true;
+    else if (f == "--tags") tags = a.value(f), tags_given = true;
     else if (f == "--label") label = parse_count(f, a.value(f), 0, 1 << 20);
     else if (f == "--count") count = parse_count(f, a.value(f), 1, 10000);
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
@@ -186,7 +191,21 @@ int cmd_sample(Args& a) {
   const bool conditional = cfg.generator.condition.mode != "none" && shape.num_classes > 0;
   SampleRequest req;
   req.seed = static_cast<uint64_t>(seed);
-  if (conditional) {
+  const bool tagged = shape.tag_dim > 0 && conditional;
+  if (tags_given && !tagged)
+    throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
+  if (tagged) {
+    if (!tags_given) throw Usage("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
+    if (labels_given || label >= 0) throw Usage("sample: give --tags (and --count), not --labels/--label");
+    const std::vector<float> t = tags_from_text(tags, shape.vocab);
+    const int n = count > 0 ? static_cast<int>(count) : 16;
+    for (int i = 0; i < n; ++i) {
+      req.tags.insert(req.tags.end(), t.begin(), t.end());
+      req.labels.push_back(static_cast<int32_t>(label_of_tags(t.data(), shape.vocab)));
+    }
+    req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+    req.rows = (n + req.cols - 1) / req.cols;
+  } else if (conditional) {
     if (!labels_given && label < 0) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
     if (labels_given) {
       if (count >= 0) throw Usage("sample: --count goes with --label, not --labels");
@@ -328,6 +347,37 @@ int cmd_classifier(Args& a) {
   return 0;
 }
 
+std::string default_eval_dir(const std::string& ckpt) {
+  const std::filesystem::path p = std::filesystem::absolute(ckpt).parent_path();
+  return (p.filename() == "checkpoints" ? p.parent_path() : p).string();
+}
+
+// Procedural anime faces: attribute accuracy through the colour probe (no classifier).
+int eval_anime(const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
+               long long count, long long seed, std::string out_dir, const std::string& device) {
+  if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
+  const std::string out = out_dir + "/metrics.json";
+  make_parent_dir(out);
+  auto be = make_backend(device, {cfg.precision});
+  const int n = static_cast<int>(std::min<long long>(count, 2000));
+  Model G(*be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, shape), n, "generator");
+  if (G.out_dim() != shape.dim())
+    throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
+  load_model_params(G, ck, "generator.", ckpt);
+  const AnimeEvalResult r = evaluate_anime(*be, cfg, shape, G, n, static_cast<uint64_t>(seed));
+  nlohmann::json j = r.to_json();
+  j["checkpoint"] = ckpt;
+  auto step = ck.metadata.find("step");
+  j["step"] = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
+  j["data_kind"] = cfg.data.kind;
+  j["seed"] = seed;
+  write_file_atomic(out, j.dump(2) + "\n");
+  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s", ckpt.c_str(),
+              static_cast<long long>(j["step"].get<long long>()), n, r.table().c_str());
+  std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
+  return 0;
+}
+
 int cmd_eval(Args& a) {
   std::string ckpt, clf_path, out_dir, data_dir, device = "auto";
   long long count = 1000, seed = 0;
@@ -346,8 +396,10 @@ int cmd_eval(Args& a) {
   const SafeTensors ck = read_safetensors(ckpt);
   const Config cfg = config_from_checkpoint(ck, ckpt);
   const DataShape shape = data_shape_from_metadata(ck, ckpt);
+  if (cfg.data.kind == "anime") return eval_anime(ck, ckpt, cfg, shape, count, seed, out_dir, device);
   if (cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
-    throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind, "\"; the evaluator scores image models (mnist, fashion)"));
+    throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
+                    "\"; the evaluator scores image models (mnist, fashion, anime)"));
   if (cfg.generator.condition.mode == "none" || shape.num_classes == 0)
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
   if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);

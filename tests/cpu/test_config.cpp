@@ -98,7 +98,7 @@ TEST(Config, WrongTypeNamesItsPath) {
   EXPECT_EQ(error_of(j), "precision: expected one of \"fp32\", \"tf32\", got \"fp16\"");
   j = minimal();
   j["loss"] = {{"kind", "hinge"}};
-  EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", got \"hinge\"");
+  EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", \"three_term\", got \"hinge\"");
   j = minimal();
   j["generator"]["layers"][1] = {{"relu", 3}};
   EXPECT_EQ(error_of(j), "generator.layers[1].relu: expected {} (this layer takes no arguments), got 3");
@@ -138,6 +138,17 @@ TEST(Config, StructuralErrors) {
   EXPECT_NE(error_of(j).find("generator.condition.embed_dim: only used with modes \"embed_concat\" and \"label_plane\""),
             std::string::npos)
       << error_of(j);
+  j = minimal();
+  j["loss"] = {{"kind", "log"}, {"mismatch", "real_other_tags"}};
+  EXPECT_EQ(error_of(j), "loss.mismatch: only used with loss.kind \"three_term\"");
+  j = minimal();
+  j["loss"] = {{"kind", "three_term"}, {"mismatch", "fake_other_tags"}};
+  j["generator"]["condition"] = {{"mode", "none"}};
+  EXPECT_NE(error_of(j).find("loss.kind: \"three_term\" scores mismatched image/label pairs"), std::string::npos)
+      << error_of(j);
+  j = minimal();
+  j["loss"] = {{"kind", "three_term"}, {"mismatch", "other"}};
+  EXPECT_EQ(error_of(j), "loss.mismatch: expected one of \"real_other_tags\", \"fake_other_tags\", got \"other\"");
   j = minimal();
   j["discriminator"]["condition"] = {{"mode", "label_plane"}};
   EXPECT_EQ(error_of(j), "discriminator.condition.embed_dim: mode \"label_plane\" needs the plane size H*W (e.g. 9216 "
