@@ -324,3 +324,59 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   r = e2e::run_cli("eval --checkpoint " + ck + " --count 1", d / "log");
   EXPECT_EQ(r.code, 2) << r.output;
 }
+
+// anime_small end to end on the CPU (a small procedural set): finite losses, the tag vocabulary in
+// the run directory, a grid of one row per hair colour, `sample --tags`, the colour-probe
+// evaluation, and one-line errors for bad tag requests.
+TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
+  e2e::TempDir d("cli_anime");
+  auto r = e2e::run_cli("--config configs/anime_small.json --set data.count=300 --set train.batch_size=16 "
+                        "--set train.steps=12 --set log.every=6 --set log.sample_every=12 --set log.progress=plain "
+                        "--out " + (d / "run"),
+                        d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto rows = read_loss_csv(d / "run/losses.csv");
+  ASSERT_EQ(rows.size(), 12u);
+  for (auto& row : rows) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss)) << "step " << row.step;
+  std::ifstream vocab(d / "run/vocab.txt");
+  std::string first;
+  std::getline(vocab, first);
+  EXPECT_EQ(first, "orange hair");
+  const Image g = read_image(d / "run/samples/step_12.png");
+  const Image want = make_grid(std::vector<float>(12 * 8 * 3 * 32 * 32, 0.f).data(), 96, 3, 32, 32, 12, 8, -1.f, 1.f);
+  EXPECT_EQ(g.width, want.width);
+  EXPECT_EQ(g.height, want.height);
+  EXPECT_EQ(g.channels, 3);
+
+  const std::string ck = d / "run/checkpoints/step_12.safetensors";
+  auto s = e2e::run_cli("sample --checkpoint " + ck + " --tags 'blue hair, yellow eyes' --count 9 --out " +
+                            (d / "tags.png"),
+                        d / "log_s");
+  ASSERT_EQ(s.code, 0) << s.output;
+  const Image t = read_image(d / "tags.png");
+  const Image want_t = make_grid(std::vector<float>(9 * 3 * 32 * 32, 0.f).data(), 9, 3, 32, 32, 3, 3, -1.f, 1.f);
+  EXPECT_EQ(t.width, want_t.width);
+  EXPECT_EQ(t.height, want_t.height);
+  struct Bad { std::string args; int code; std::string msg; };
+  const std::vector<Bad> bad = {
+      {"--tags 'blue hair, purple nose'", 1, "unknown tag \"purple nose\""},
+      {"--tags ''", 1, ""},
+      {"--labels 1,2", 2, "this model is conditioned on tags"},
+      {"", 2, "this model is conditioned on tags"},
+  };
+  for (const Bad& b : bad) {
+    auto e = e2e::run_cli("sample --checkpoint " + ck + " " + b.args + " --out " + (d / "bad.png"), d / "log_e");
+    EXPECT_EQ(e.code, b.code) << b.args << ": " << e.output;
+    EXPECT_EQ(lines_of(e.output), 1) << e.output;
+    EXPECT_NE(e.output.find(b.msg), std::string::npos) << b.args << ": " << e.output;
+    EXPECT_FALSE(fs::exists(d / "bad.png"));
+  }
+  auto ev = e2e::run_cli("eval --checkpoint " + ck + " --count 24", d / "log_ev");
+  ASSERT_EQ(ev.code, 0) << ev.output;
+  std::ifstream mj(d / "run/metrics.json");
+  const nlohmann::json m = nlohmann::json::parse(mj);
+  EXPECT_EQ(m.at("images_per_hair_colour").get<int>(), 24);
+  EXPECT_EQ(m.at("per_hair_colour").size(), 12u);
+  EXPECT_GE(m.at("hair_acc").get<double>(), 0.0);
+  EXPECT_LE(m.at("hair_acc").get<double>(), 1.0);
+}

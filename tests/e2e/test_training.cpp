@@ -87,3 +87,34 @@ TEST(Training, ResumeIsExactWithBatchNormDropoutAndEmbeddings) {
                       R"(discriminator.condition={"mode":"embed_multiply"})",
                       R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
 }
+
+// The three_term loss adds the mismatched pair to D's loss: from the same weights and the same
+// draws, the first iteration's real and fake terms are those of the two-term loss, and d_loss
+// exceeds the two-term one by the (positive) mismatched-pair BCE.
+TEST(Training, ThreeTermAddsTheMismatchedPairToDLoss) {
+  auto be = make_cpu_backend();
+  auto first_row = [&](const std::vector<std::string>& sets) {
+    const Config cfg = load_config(e2e::source("configs/mixture_cond.json"), sets);
+    const HostDataset data = load_dataset(cfg.data);
+    Trainer t(cfg, *be, data);
+    t.init();
+    t.step();
+    return t.take_rows().at(0);
+  };
+  const LossRow two = first_row({"data.count=500"});
+  for (const char* mismatch : {"real_other_tags", "fake_other_tags"}) {
+    SCOPED_TRACE(mismatch);
+    const LossRow three = first_row({"data.count=500", "loss.kind=three_term", std::string("loss.mismatch=") + mismatch});
+    EXPECT_EQ(three.d_real, two.d_real);
+    EXPECT_EQ(three.d_fake, two.d_fake);
+    EXPECT_GT(three.d_loss - two.d_loss, 0.05f) << "three-term " << three.d_loss << " vs two-term " << two.d_loss;
+    EXPECT_TRUE(std::isfinite(three.g_loss));
+  }
+}
+
+TEST(Training, ResumeIsExactWithTheThreeTermLoss) {
+  for (const char* mismatch : {"real_other_tags", "fake_other_tags"})
+    e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json",
+                            {"data.count=700", "loss.kind=three_term", std::string("loss.mismatch=") + mismatch,
+                             "train.fake_labels=random"});
+}
