@@ -72,6 +72,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_.stream));
   }
   void synchronize() override { wait_and_check("synchronize"); }
+  double device_memory_mib() override {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return static_cast<double>(total_b - free_b) / (1024.0 * 1024.0);
+  }
   double time_ms(const std::function<void()>& work) override {
     struct Events {
       cudaEvent_t start = nullptr, stop = nullptr;

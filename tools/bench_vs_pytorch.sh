@@ -3,14 +3,18 @@
 # PyTorch peer's (../shared/bench/pytorch_reference.py) for the same model and batch sizes, and the
 # ratio. Run on the GPU machine after building (tools/build.sh or a carried build/):
 #
-#   tools/bench_vs_pytorch.sh [--model mlp] [--batches "64 8192"] [--bin build/cgan_gpu]
+#   tools/bench_vs_pytorch.sh [--model mlp|conv] [--batches "64 8192"] [--bin build/cgan_gpu]
+#
+# mlp: configs/mnist_mlp.json vs the peer eager and --compile (default batches 64 and 8192).
+# conv: configs/anime_conv.json (seed 001) vs the peer fp32 and --bf16 (default batch 64); cgan_gpu's
+# device memory in use (no allocation happens inside a step, so it is the peak) is printed too.
 #
 # Prints one JSON line per measurement and a Markdown table for docs/PERFORMANCE.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 model=mlp
-batches="64 8192"
+batches=""
 bin="${BUILD_DIR:-build}/cgan_gpu"
 peer="${PEER:-$root/../shared/bench/pytorch_reference.py}"
 while [ $# -gt 0 ]; do
@@ -22,8 +26,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$model" in
-  mlp) config=configs/mnist_mlp.json; peer_modes=("" "--compile") ;;
-  *) echo "bench_vs_pytorch.sh: model '$model' has no cgan_gpu config yet (mlp only)" >&2; exit 2 ;;
+  mlp) config=configs/mnist_mlp.json; peer_modes=("" "--compile"); steps=200; : "${batches:=64 8192}" ;;
+  conv) config=configs/anime_conv.json; peer_modes=("" "--bf16"); steps=20; : "${batches:=64}" ;;
+  *) echo "bench_vs_pytorch.sh: unknown model '$model' (mlp or conv)" >&2; exit 2 ;;
 esac
 [ -x "$bin" ] || { echo "bench_vs_pytorch.sh: $bin not built (run tools/build.sh)" >&2; exit 1; }
 [ -f "$peer" ] || { echo "bench_vs_pytorch.sh: PyTorch peer not found at $peer" >&2; exit 1; }
@@ -32,10 +37,11 @@ command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_vers
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 rows=()
 for b in $batches; do
-  ours=$("$bin" bench --config "$config" --batch "$b" --steps 200 --repeats 7 --device cuda)
+  ours=$("$bin" bench --config "$config" --batch "$b" --steps "$steps" --repeats 7 --device cuda)
   echo "$ours"
   ours_ms=$(echo "$ours" | field ms_per_iter)
-  ours_tf=$("$bin" bench --config "$config" --batch "$b" --steps 200 --repeats 7 --device cuda --set precision=tf32)
+  ours_mem=$(echo "$ours" | field device_mem_mib)
+  ours_tf=$("$bin" bench --config "$config" --batch "$b" --steps "$steps" --repeats 7 --device cuda --set precision=tf32)
   echo "$ours_tf"
   ours_tf_ms=$(echo "$ours_tf" | field ms_per_iter)
   for m in "${peer_modes[@]}"; do
@@ -44,10 +50,10 @@ for b in $batches; do
     theirs_ms=$(echo "$theirs" | field ms_per_iter)
     mode=${m:-eager}; mode=${mode#--}
     ratio=$(awk -v a="$theirs_ms" -v b="$ours_ms" 'BEGIN { printf "%.1f", a / b }')
-    rows+=("| $model | $b | $ours_ms | $ours_tf_ms | $mode | $theirs_ms | ${ratio}x |")
+    rows+=("| $model | $b | $ours_ms | $ours_tf_ms | $ours_mem | $mode | $theirs_ms | ${ratio}x |")
   done
 done
 echo
-echo "| model | batch | cgan_gpu fp32 ms | cgan_gpu tf32 ms | PyTorch mode | PyTorch ms | speed-up (fp32) |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| model | batch | cgan_gpu fp32 ms | cgan_gpu tf32 ms | cgan_gpu GPU MiB | PyTorch mode | PyTorch ms | speed-up (fp32) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"

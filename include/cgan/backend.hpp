@@ -74,6 +74,9 @@ class Backend {
   // Milliseconds `work` takes on this backend: a steady clock around it on the CPU, a pair of CUDA
   // events recorded on the backend's stream around it on the GPU (what `cgan_gpu bench` reports).
   virtual double time_ms(const std::function<void()>& work);
+  // Device memory in use now, MiB (the CUDA backend: total minus free as cudaMemGetInfo reports
+  // it, so the context, cuBLAS/cuDNN workspaces and every allocation count); -1 on the CPU.
+  virtual double device_memory_mib() { return -1; }
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]

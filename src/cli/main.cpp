@@ -272,10 +272,12 @@ int cmd_bench(Args& a) {
   std::vector<double> ms;
   for (long long r = 0; r < repeats; ++r) ms.push_back(be->time_ms(run) / static_cast<double>(steps));
   std::sort(ms.begin(), ms.end());
+  const double mem = be->device_memory_mib();  // nothing is allocated inside a step: this is the peak
   std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
-              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"cuda_graph\": %s}\n",
+              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"cuda_graph\": %s, "
+              "\"device_mem_mib\": %s}\n",
               cfg.name.c_str(), be->name().c_str(), cfg.train.batch_size, steps, repeats, ms[ms.size() / 2], ms.front(),
-              ms.back(), t.graph_active() ? "true" : "false");
+              ms.back(), t.graph_active() ? "true" : "false", mem < 0 ? "null" : cat(static_cast<long long>(mem)).c_str());
   return 0;
 }
 

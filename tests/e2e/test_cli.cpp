@@ -253,6 +253,8 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   EXPECT_GT(lo, 0.0);
   EXPECT_LE(lo, med);
   EXPECT_LE(med, hi);
+  EXPECT_EQ(j.at("cuda_graph"), false);      // the CPU backend has no graphs
+  EXPECT_TRUE(j.at("device_mem_mib").is_null());  // nor device memory
   auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
