@@ -180,6 +180,8 @@ TEST(CudaTraining, WholeIterationMatchesCpu) {
   }
   check_iteration_matches_cpu("configs/mixture_cond.json", {});
   check_iteration_matches_cpu("configs/mixture_cond.json", kLsganSets);
+  // the conv family: cuDNN convolutions, our pooling, the label plane, tags and the three-term loss
+  check_iteration_matches_cpu("configs/anime_small.json", {"data.count=200", "train.batch_size=16"});
 }
 
 // The CUDA backend is deterministic run to run (no float atomics), so resume is bit-exact there too.
@@ -239,6 +241,7 @@ TEST(CudaTraining, GraphReplayEqualsUncapturedPath) {
                                                          "train.fake_labels=random"}, 60);
   // d_steps 2, batch 32: 15 batches per epoch, so some epochs end between the two D sub-steps
   check_graph_equals_eager("configs/mixture_cond.json", kLsganSets, 60);
+  check_graph_equals_eager("configs/anime_small.json", {"data.count=200", "train.batch_size=16"}, 20);
 }
 
 TEST(CudaTraining, ShortMnistRunOnGpu) {
