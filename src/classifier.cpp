@@ -107,20 +107,8 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
 }
 
 ClassifierSpec load_classifier_spec(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(cat(path, ": is a directory, not a classifier spec"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(cat(path, ": cannot open classifier spec (run from the repository root or give --config FILE)"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json j;
-  try {
-    j = json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const auto p = what.find("parse error");
-    throw Error(cat(path, ": not valid JSON: ", p == std::string::npos ? what : what.substr(p)));
-  }
+  const json j =
+      read_json_file(path, "classifier spec", " (run from the repository root or give --config FILE)");
   return parse_classifier_spec(j, path);
 }
 

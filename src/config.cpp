@@ -668,21 +668,24 @@ void apply_override(json& j, const std::string& assignment) {
   *cur = value;
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(cat(path, ": is a directory, not a config file"));
+  if (std::filesystem::is_directory(path, ec)) throw Error(cat(path, ": is a directory, not a ", what));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(cat(path, ": cannot open config file"));
+  if (!in) throw Error(cat(path, ": cannot open ", what, open_hint));
   std::stringstream ss;
   ss << in.rdbuf();
-  json j;
   try {
-    j = json::parse(ss.str());
+    return json::parse(ss.str());
   } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    const auto p = what.find("parse error");
-    throw Error(cat(path, ": not valid JSON: ", p == std::string::npos ? what : what.substr(p)));
+    std::string msg = e.what();
+    const auto p = msg.find("parse error");
+    throw Error(cat(path, ": not valid JSON: ", p == std::string::npos ? msg : msg.substr(p)));
   }
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json j = read_json_file(path, "config file");
   for (auto& o : overrides) apply_override(j, o);
   std::string stem = path;
   if (auto s = stem.find_last_of('/'); s != std::string::npos) stem = stem.substr(s + 1);

@@ -117,6 +117,9 @@ struct Config {
 // Parses and validates. `name_hint` (e.g. the file's stem) is used when the file has no "name".
 Config parse_config(const nlohmann::json& j, const std::string& name_hint = "experiment");
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// A JSON file; one-line errors name it: a folder, unreadable ("cannot open <what><open_hint>"),
+// or not JSON (with the parser's position).
+nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint = "");
 // Applies one `a.b[2].c=value` override (value parsed as JSON, else taken as a string).
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
