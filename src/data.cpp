@@ -137,6 +137,18 @@ std::vector<float> pixel_table(float lo, float hi) {
   return t;
 }
 
+// An IDX file's magic (for `ndims` dimensions: 3 for images, 1 for labels), then its whole header
+// (the magic and one 4-byte size per dimension) present.
+void check_idx_header(const std::vector<uint8_t>& b, int ndims, const std::string& path) {
+  if (b.size() < 4)
+    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, too short for an IDX header"));
+  check_magic(be32(b.data()), ndims, path);
+  const size_t header = 4 + 4 * static_cast<size_t>(ndims);
+  if (b.size() < header)
+    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, less than the ", header, "-byte IDX ",
+                    ndims == 3 ? "images" : "labels", " header"));
+}
+
 void check_count(int count, const char* who) {
   if (count <= 0) throw Error(cat(who, ": count must be a positive integer, got ", count));
   if (static_cast<int64_t>(count) * 2 > std::numeric_limits<int32_t>::max())
@@ -167,12 +179,7 @@ std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
 }
 
 IdxImages parse_idx3_images(const std::vector<uint8_t>& b, const std::string& path) {
-  if (b.size() < 4)
-    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, too short for an IDX header"));
-  check_magic(be32(b.data()), 3, path);
-  if (b.size() < 16)
-    throw Error(cat(path, ": truncated: file has ", b.size(),
-                    " bytes, less than the 16-byte IDX images header"));
+  check_idx_header(b, 3, path);
   const uint32_t n = be32(b.data() + 4), rows = be32(b.data() + 8), cols = be32(b.data() + 12);
   const std::string dims = cat(n, "x", rows, "x", cols);
   if (n == 0) throw Error(cat(path, ": header says 0 images (", dims, "): the file holds no data"));
@@ -191,12 +198,7 @@ IdxImages parse_idx3_images(const std::vector<uint8_t>& b, const std::string& pa
 }
 
 std::vector<uint8_t> parse_idx1_labels(const std::vector<uint8_t>& b, const std::string& path) {
-  if (b.size() < 4)
-    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, too short for an IDX header"));
-  check_magic(be32(b.data()), 1, path);
-  if (b.size() < 8)
-    throw Error(cat(path, ": truncated: file has ", b.size(),
-                    " bytes, less than the 8-byte IDX labels header"));
+  check_idx_header(b, 1, path);
   const uint32_t n = be32(b.data() + 4);
   if (n == 0) throw Error(cat(path, ": header says 0 labels: the file holds no data"));
   if (n > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()))

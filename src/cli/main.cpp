@@ -463,23 +463,17 @@ int main(int argc, char** argv) {
       std::printf("cgan_gpu %s (backends: cpu%s)\n", CGAN_VERSION, cuda_compiled() ? ", cuda" : "");
       return 0;
     }
-    if (first == "sample") {
-      a.i = 1;
-      return cmd_sample(a);
-    }
-    if (first == "bench") {
-      a.i = 1;
-      return cmd_bench(a);
-    }
-    if (first == "classifier") {
-      a.i = 1;
-      return cmd_classifier(a);
-    }
-    if (first == "eval") {
-      a.i = 1;
-      return cmd_eval(a);
-    }
-    if (first == "train") a.i = 1;
+    // A command name is consumed; anything else (options, a config) goes to train, the default.
+    static const struct {
+      const char* name;
+      int (*run)(Args&);
+    } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
+                     {"eval", cmd_eval},     {"train", cmd_train}};
+    for (const auto& c : kCommands)
+      if (first == c.name) {
+        a.i = 1;
+        return c.run(a);
+      }
     return cmd_train(a);
   } catch (const Usage& e) {
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());

@@ -107,6 +107,52 @@ void check_ws(const char* op, const ConvShape& s, const float* ws) {
   CGAN_CHECK(ws, op, ": null workspace (this shape needs ", cpu_conv2d_workspace(s), " floats)");
 }
 
+// A chunk of the batch: samples [n0, n0 + nb), ld = nb*P*Q matrix columns, and the workspace
+// split into col [CRS, ld] and stage [K, ld] (the staging area for Y / GY when nb > 1).
+struct Chunk {
+  int n0, nb;
+  size_t ld;
+  float* col;
+  float* stage;
+};
+
+// fn(chunk) for each chunk of at most d.nb samples, in order.
+template <typename Fn>
+void for_each_chunk(const ConvShape& s, const Dims& d, float* ws, Fn&& fn) {
+  for (int n0 = 0; n0 < s.N; n0 += d.nb) {
+    Chunk c;
+    c.n0 = n0;
+    c.nb = std::min(d.nb, s.N - n0);
+    c.ld = c.nb * d.PQ;
+    c.col = ws;
+    c.stage = ws + d.CRS * d.nb * d.PQ;
+    fn(c);
+  }
+}
+
+// The chunk's samples of x [N, C, H, W] unfolded into its col.
+void im2col_chunk(const ConvShape& s, const Dims& d, const float* x, const Chunk& c) {
+  for (int i = 0; i < c.nb; ++i) im2col(s, d, x + (c.n0 + i) * d.CHW, c.col + i * d.PQ, c.ld);
+}
+
+// Copies the nb x K blocks of P*Q floats of a chunk between two layouts, block (i, k) at
+// src + i * src_i + k * src_k and dst + i * dst_i + k * dst_k: tensor [nb, K, P*Q] (strides KPQ, PQ)
+// to matrix [K, nb*P*Q] (strides PQ, ld) or back.
+void copy_blocks(const ConvShape& s, const Dims& d, int nb, const float* src, size_t src_i, size_t src_k,
+                 float* dst, size_t dst_i, size_t dst_k) {
+  for (int i = 0; i < nb; ++i)
+    for (int k = 0; k < s.K; ++k)
+      std::memcpy(dst + i * dst_i + k * dst_k, src + i * src_i + k * src_k, sizeof(float) * d.PQ);
+}
+
+// GY for a chunk as a [K, nb*P*Q] matrix: the tensor itself when nb == 1, else staged.
+const float* gy_matrix(const ConvShape& s, const Dims& d, const float* gy, const Chunk& c) {
+  const float* gyc = gy + c.n0 * d.KPQ;
+  if (c.nb == 1) return gyc;
+  copy_blocks(s, d, c.nb, gyc, d.KPQ, d.PQ, c.stage, d.PQ, c.ld);
+  return c.stage;
+}
+
 }  // namespace
 
 size_t cpu_conv2d_workspace(const ConvShape& s) {
@@ -119,70 +165,46 @@ void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x,
                         const float* bias, float* y, float* ws) {
   check_ws("conv2d_forward", s, ws);
   const Dims d = dims(s);
-  float* col = ws;
-  float* stage = ws + d.CRS * d.nb * d.PQ;
-  for (int n0 = 0; n0 < s.N; n0 += d.nb) {
-    const int nb = std::min(d.nb, s.N - n0);
-    const size_t ld = nb * d.PQ;
-    for (int i = 0; i < nb; ++i) im2col(s, d, x + (n0 + i) * d.CHW, col + i * d.PQ, ld);
-    float* yc = y + n0 * d.KPQ;
-    if (nb == 1) {
-      gemm(false, false, s.K, static_cast<int>(ld), static_cast<int>(d.CRS), 1.f, w, col, 0.f, yc);
+  for_each_chunk(s, d, ws, [&](const Chunk& c) {
+    im2col_chunk(s, d, x, c);
+    float* yc = y + c.n0 * d.KPQ;
+    if (c.nb == 1) {
+      gemm(false, false, s.K, static_cast<int>(c.ld), static_cast<int>(d.CRS), 1.f, w, c.col, 0.f, yc);
     } else {
-      gemm(false, false, s.K, static_cast<int>(ld), static_cast<int>(d.CRS), 1.f, w, col, 0.f, stage);
-      for (int i = 0; i < nb; ++i)
-        for (int k = 0; k < s.K; ++k)
-          std::memcpy(yc + i * d.KPQ + k * d.PQ, stage + k * ld + i * d.PQ, sizeof(float) * d.PQ);
+      gemm(false, false, s.K, static_cast<int>(c.ld), static_cast<int>(d.CRS), 1.f, w, c.col, 0.f, c.stage);
+      copy_blocks(s, d, c.nb, c.stage, d.PQ, c.ld, yc, d.KPQ, d.PQ);
     }
     if (bias)
-      for (int i = 0; i < nb; ++i)
+      for (int i = 0; i < c.nb; ++i)
         for (int k = 0; k < s.K; ++k) {
           float* o = yc + i * d.KPQ + k * d.PQ;
           const float b = bias[k];
           for (size_t j = 0; j < d.PQ; ++j) o[j] += b;
         }
-  }
-}
-
-// GY for a chunk as a [K, nb*P*Q] matrix: the tensor itself when nb == 1, else staged.
-static const float* gy_matrix(const ConvShape& s, const Dims& d, const float* gyc, int nb, float* stage) {
-  if (nb == 1) return gyc;
-  const size_t ld = nb * d.PQ;
-  for (int i = 0; i < nb; ++i)
-    for (int k = 0; k < s.K; ++k)
-      std::memcpy(stage + k * ld + i * d.PQ, gyc + i * d.KPQ + k * d.PQ, sizeof(float) * d.PQ);
-  return stage;
+  });
 }
 
 void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w,
                               float* gx, float* ws) {
   check_ws("conv2d_backward_data", s, ws);
   const Dims d = dims(s);
-  float* col = ws;
-  float* stage = ws + d.CRS * d.nb * d.PQ;
   std::fill(gx, gx + s.N * d.CHW, 0.f);
-  for (int n0 = 0; n0 < s.N; n0 += d.nb) {
-    const int nb = std::min(d.nb, s.N - n0);
-    const size_t ld = nb * d.PQ;
-    const float* g = gy_matrix(s, d, gy + n0 * d.KPQ, nb, stage);
-    gemm(true, false, static_cast<int>(d.CRS), static_cast<int>(ld), s.K, 1.f, w, g, 0.f, col);
-    for (int i = 0; i < nb; ++i) col2im(s, d, col + i * d.PQ, ld, gx + (n0 + i) * d.CHW);
-  }
+  for_each_chunk(s, d, ws, [&](const Chunk& c) {
+    const float* g = gy_matrix(s, d, gy, c);
+    gemm(true, false, static_cast<int>(d.CRS), static_cast<int>(c.ld), s.K, 1.f, w, g, 0.f, c.col);
+    for (int i = 0; i < c.nb; ++i) col2im(s, d, c.col + i * d.PQ, c.ld, gx + (c.n0 + i) * d.CHW);
+  });
 }
 
 void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* gy,
                                 float* gw, float* gbias, float* ws) {
   check_ws("conv2d_backward_filter", s, ws);
   const Dims d = dims(s);
-  float* col = ws;
-  float* stage = ws + d.CRS * d.nb * d.PQ;
-  for (int n0 = 0; n0 < s.N; n0 += d.nb) {
-    const int nb = std::min(d.nb, s.N - n0);
-    const size_t ld = nb * d.PQ;
-    for (int i = 0; i < nb; ++i) im2col(s, d, x + (n0 + i) * d.CHW, col + i * d.PQ, ld);
-    const float* g = gy_matrix(s, d, gy + n0 * d.KPQ, nb, stage);
-    gemm(false, true, s.K, static_cast<int>(d.CRS), static_cast<int>(ld), 1.f, g, col, 1.f, gw);
-  }
+  for_each_chunk(s, d, ws, [&](const Chunk& c) {
+    im2col_chunk(s, d, x, c);
+    const float* g = gy_matrix(s, d, gy, c);
+    gemm(false, true, s.K, static_cast<int>(d.CRS), static_cast<int>(c.ld), 1.f, g, c.col, 1.f, gw);
+  });
   if (gbias)
     for (int k = 0; k < s.K; ++k) {
       double acc = 0;
@@ -200,71 +222,70 @@ void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const f
 // count as zeros, PyTorch's count_include_pad), max never sees padded cells (at least one real
 // cell is in every window since the padding is at most half the window).
 
-void cpu_pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y) {
+namespace {
+
+// fn(plane, o, h0, h1, w0, w1) for every output cell o = p * Q + q of every (n, c) plane, in order,
+// with its window clipped to the input: rows [h0, h1), columns [w0, w1).
+template <typename Fn>
+void for_each_window(const PoolShape& s, Fn&& fn) {
   const int P = s.P(), Q = s.Q();
-  const size_t HW = static_cast<size_t>(s.H) * s.W, PQ = static_cast<size_t>(P) * Q;
-  const float inv = 1.f / static_cast<float>(s.R * s.S);
-  for (size_t plane = 0; plane < static_cast<size_t>(s.N) * s.C; ++plane) {
-    const float* xp = x + plane * HW;
-    float* yp = y + plane * PQ;
+  for (size_t plane = 0; plane < static_cast<size_t>(s.N) * s.C; ++plane)
     for (int p = 0; p < P; ++p) {
       const int hs = p * s.stride_h - s.pad_h;
       const int h0 = std::max(hs, 0), h1 = std::min(hs + s.R, s.H);
       for (int q = 0; q < Q; ++q) {
         const int ws = q * s.stride_w - s.pad_w;
         const int w0 = std::max(ws, 0), w1 = std::min(ws + s.S, s.W);
-        if (k == Pool::avg) {
-          float sum = 0.f;
-          for (int h = h0; h < h1; ++h)
-            for (int w = w0; w < w1; ++w) sum += xp[h * s.W + w];
-          yp[p * Q + q] = sum * inv;
-        } else {
-          float m = xp[h0 * s.W + w0];
-          for (int h = h0; h < h1; ++h)
-            for (int w = w0; w < w1; ++w) m = xp[h * s.W + w] > m ? xp[h * s.W + w] : m;
-          yp[p * Q + q] = m;
-        }
+        fn(plane, static_cast<size_t>(p) * Q + q, h0, h1, w0, w1);
       }
     }
-  }
+}
+
+}  // namespace
+
+void cpu_pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y) {
+  const size_t HW = static_cast<size_t>(s.H) * s.W, PQ = static_cast<size_t>(s.P()) * s.Q();
+  const float inv = 1.f / static_cast<float>(s.R * s.S);
+  for_each_window(s, [&](size_t plane, size_t o, int h0, int h1, int w0, int w1) {
+    const float* xp = x + plane * HW;
+    float* yp = y + plane * PQ;
+    if (k == Pool::avg) {
+      float sum = 0.f;
+      for (int h = h0; h < h1; ++h)
+        for (int w = w0; w < w1; ++w) sum += xp[h * s.W + w];
+      yp[o] = sum * inv;
+    } else {
+      float m = xp[h0 * s.W + w0];
+      for (int h = h0; h < h1; ++h)
+        for (int w = w0; w < w1; ++w) m = xp[h * s.W + w] > m ? xp[h * s.W + w] : m;
+      yp[o] = m;
+    }
+  });
 }
 
 void cpu_pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
                          float* gx) {
-  const int P = s.P(), Q = s.Q();
-  const size_t HW = static_cast<size_t>(s.H) * s.W, PQ = static_cast<size_t>(P) * Q;
+  const size_t HW = static_cast<size_t>(s.H) * s.W, PQ = static_cast<size_t>(s.P()) * s.Q();
   const float inv = 1.f / static_cast<float>(s.R * s.S);
   std::fill(gx, gx + static_cast<size_t>(s.N) * s.C * HW, 0.f);
-  for (size_t plane = 0; plane < static_cast<size_t>(s.N) * s.C; ++plane) {
+  for_each_window(s, [&](size_t plane, size_t o, int h0, int h1, int w0, int w1) {
     const float* xp = x + plane * HW;
-    const float* yp = y + plane * PQ;
-    const float* gp = gy + plane * PQ;
     float* gxp = gx + plane * HW;
-    for (int p = 0; p < P; ++p) {
-      const int hs = p * s.stride_h - s.pad_h;
-      const int h0 = std::max(hs, 0), h1 = std::min(hs + s.R, s.H);
-      for (int q = 0; q < Q; ++q) {
-        const int ws = q * s.stride_w - s.pad_w;
-        const int w0 = std::max(ws, 0), w1 = std::min(ws + s.S, s.W);
-        const float g = gp[p * Q + q];
-        if (k == Pool::avg) {
-          const float v = g * inv;
-          for (int h = h0; h < h1; ++h)
-            for (int w = w0; w < w1; ++w) gxp[h * s.W + w] += v;
-        } else {
-          const float m = yp[p * Q + q];
-          bool done = false;
-          for (int h = h0; h < h1 && !done; ++h)
-            for (int w = w0; w < w1; ++w)
-              if (xp[h * s.W + w] == m) {
-                gxp[h * s.W + w] += g;
-                done = true;
-                break;
-              }
-        }
-      }
+    const float g = gy[plane * PQ + o];
+    if (k == Pool::avg) {
+      const float v = g * inv;
+      for (int h = h0; h < h1; ++h)
+        for (int w = w0; w < w1; ++w) gxp[h * s.W + w] += v;
+    } else {
+      const float m = y[plane * PQ + o];
+      for (int h = h0; h < h1; ++h)
+        for (int w = w0; w < w1; ++w)
+          if (xp[h * s.W + w] == m) {
+            gxp[h * s.W + w] += g;
+            return;  // the first maximum in row-major order takes the gradient
+          }
     }
-  }
+  });
 }
 
 }  // namespace cgan

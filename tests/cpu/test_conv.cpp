@@ -19,30 +19,15 @@
 
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
+#include "ops_test_util.hpp"
 
 namespace cgan {
 namespace {
 
-using VecF = std::vector<float>;
-using VecD = std::vector<double>;
+using namespace opstest;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
-
-class Conv : public ::testing::Test {
+class Conv : public RandomCpuTest {
  protected:
-  Conv() : seed_(test_seed()), rng_(seed_), trace_(__FILE__, __LINE__, cat("CGAN_TEST_SEED=", seed_)) {}
-
-  float uni(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng_); }
-  int randint(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-  VecF randv(size_t n, float lo, float hi) {
-    VecF v(n);
-    for (auto& x : v) x = uni(lo, hi);
-    return v;
-  }
-
   // A random conv shape with small sizes (odd ones included), strides 1..3, padding, and
   // non-square kernels; the kernel always fits the padded input.
   ConvShape conv_shape(int max_hw = 9) {
@@ -74,11 +59,6 @@ class Conv : public ::testing::Test {
     s.stride_w = randint(1, 3);
     return s;
   }
-
-  uint32_t seed_;
-  std::mt19937 rng_;
-  ::testing::ScopedTrace trace_;
-  std::unique_ptr<Backend> be_ = make_cpu_backend();
 };
 
 std::string str(const ConvShape& s) {
@@ -88,47 +68,6 @@ std::string str(const ConvShape& s) {
 std::string str(const PoolShape& s) {
   return cat("N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " window=", s.R, "x", s.S, " stride=", s.stride_h, "x",
              s.stride_w, " pad=", s.pad_h, "x", s.pad_w, " -> ", s.P(), "x", s.Q());
-}
-
-// |got - ref| <= atol + rtol |ref|, elementwise, with the first few failures named.
-void expect_close(const VecF& got, const VecD& ref, double atol, double rtol, const std::string& what) {
-  ASSERT_EQ(got.size(), ref.size()) << what;
-  int bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double err = std::fabs(static_cast<double>(got[i]) - ref[i]);
-    if (!(err <= atol + rtol * std::fabs(ref[i]))) {
-      if (++bad <= 5)
-        ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", reference " << ref[i] << " (err " << err
-                      << ")";
-    }
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements out of tolerance";
-}
-
-VecD numeric_grad(VecD& v, const std::function<double()>& L, double h = 1e-5) {
-  VecD g(v.size());
-  for (size_t i = 0; i < v.size(); ++i) {
-    const double keep = v[i];
-    v[i] = keep + h;
-    const double lp = L();
-    v[i] = keep - h;
-    const double lm = L();
-    v[i] = keep;
-    g[i] = (lp - lm) / (2 * h);
-  }
-  return g;
-}
-
-VecD to_d(const VecF& v) { return VecD(v.begin(), v.end()); }
-VecF diff(const VecF& after, const VecF& before) {
-  VecF d(after.size());
-  for (size_t i = 0; i < d.size(); ++i) d[i] = after[i] - before[i];
-  return d;
-}
-double dot(const VecD& a, const VecD& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
 }
 
 size_t xsize(const ConvShape& s) { return size_t(s.N) * s.C * s.H * s.W; }
@@ -252,6 +191,22 @@ ConvRun run_conv(Backend& be, const ConvShape& s, const VecF& x, const VecF& w, 
   return r;
 }
 
+// Runs the three conv ops on the backend from zero gradients and checks them against the reference
+// (y) and its adjoint (gx, gw, gbias): y and gx within atol_x, gw and gbias (sums over N*P*Q terms)
+// within atol_w, all with rtol 1e-4.
+void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, const VecF& w, const VecF& bias,
+                              const VecF& gy, double atol_x, double atol_w) {
+  const VecF gw0(wsize(s), 0.f), gb0(s.K, 0.f);
+  const ConvRun r = run_conv(be, s, x, w, bias, gy, gw0, gb0);
+  const VecD xd = to_d(x), wd = to_d(w), bd = to_d(bias);
+  expect_close(r.y, conv_ref(s, xd, wd, &bd), atol_x, 1e-4, "y");
+  VecD gx, gw, gb;
+  conv_ref_backward(s, xd, wd, to_d(gy), gx, gw, gb);
+  expect_close(r.gx, gx, atol_x, 1e-4, "gx");
+  expect_close(r.gw, gw, atol_w, 1e-4, "gw");
+  expect_close(r.gb, gb, atol_w, 1e-4, "gbias");
+}
+
 // ------------------------------------------------------------------------------------------- conv
 
 TEST_F(Conv, ForwardMatchesDirectLoopAndBackwardMatchesFiniteDifferences) {
@@ -295,15 +250,8 @@ TEST_F(Conv, LargeShapesSplitIntoChunksMatchReference) {
   for (const ConvShape& s : {a, b}) {
     SCOPED_TRACE(str(s));
     const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), bias = randv(s.K, -1, 1);
-    const VecF gy = randv(ysize(s), -1, 1), gw0(wsize(s), 0.f), gb0(s.K, 0.f);
-    const ConvRun r = run_conv(*be_, s, x, w, bias, gy, gw0, gb0);
-    const VecD xd = to_d(x), wd = to_d(w), bd = to_d(bias);
-    expect_close(r.y, conv_ref(s, xd, wd, &bd), 1e-4, 1e-4, "y");
-    VecD gx, gw, gb;
-    conv_ref_backward(s, xd, wd, to_d(gy), gx, gw, gb);
-    expect_close(r.gx, gx, 1e-4, 1e-4, "gx");
-    expect_close(r.gw, gw, 2e-3, 1e-4, "gw");  // sums of N*P*Q ~ 30000 terms
-    expect_close(r.gb, gb, 2e-3, 1e-4, "gbias");
+    const VecF gy = randv(ysize(s), -1, 1);
+    expect_matches_reference(*be_, s, x, w, bias, gy, 1e-4, 2e-3);  // gw: sums of N*P*Q ~ 30000 terms
   }
 }
 
@@ -312,15 +260,8 @@ TEST_F(Conv, MnistShapesMatchReference) {
   s.N = 4, s.C = 32, s.H = 14, s.W = 14, s.K = 64, s.R = 5, s.S = 5, s.pad_h = 2, s.pad_w = 2;
   SCOPED_TRACE(str(s));
   const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -0.05f, 0.05f), bias = randv(s.K, -1, 1);
-  const VecF gy = randv(ysize(s), -1, 1), gw0(wsize(s), 0.f), gb0(s.K, 0.f);
-  const ConvRun r = run_conv(*be_, s, x, w, bias, gy, gw0, gb0);
-  const VecD xd = to_d(x), wd = to_d(w), bd = to_d(bias);
-  expect_close(r.y, conv_ref(s, xd, wd, &bd), 1e-5, 1e-4, "y");
-  VecD gx, gw, gb;
-  conv_ref_backward(s, xd, wd, to_d(gy), gx, gw, gb);
-  expect_close(r.gx, gx, 1e-5, 1e-4, "gx");
-  expect_close(r.gw, gw, 5e-4, 1e-4, "gw");
-  expect_close(r.gb, gb, 5e-4, 1e-4, "gbias");
+  const VecF gy = randv(ysize(s), -1, 1);
+  expect_matches_reference(*be_, s, x, w, bias, gy, 1e-5, 5e-4);
 }
 
 TEST_F(Conv, ArgumentErrorsThrow) {

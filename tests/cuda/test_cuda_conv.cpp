@@ -30,114 +30,17 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "cuda_backend.hpp"
+#include "cuda_test_util.hpp"
 
 namespace cgan {
 namespace {
 
-using Floats = std::vector<float>;
-
-uint64_t base_seed() {
-  static const uint64_t seed = []() -> uint64_t {
-    if (const char* e = std::getenv("CGAN_TEST_SEED")) return std::strtoull(e, nullptr, 10);
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }();
-  return seed;
-}
-
-// Backend memory of n floats (at least 1), freed with its backend.
-struct Buf {
-  Backend* b;
-  float* p;
-  Buf(Backend& be, size_t n) : b(&be), p(be.alloc(std::max<size_t>(n, 1))) {}
-  ~Buf() { b->free(p); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-};
-
-// The same float array on both backends.
-struct Twin {
-  Backend* cb;
-  Backend* gb;
-  size_t n;
-  float* c;
-  float* g;
-  Twin(Backend& cpu, Backend& gpu, const Floats& h)
-      : cb(&cpu), gb(&gpu), n(h.size()), c(cpu.alloc(h.size())), g(gpu.alloc(h.size())) {
-    cpu.upload(c, h.data(), n);
-    gpu.upload(g, h.data(), n);
-  }
-  ~Twin() {
-    cb->free(c);
-    gb->free(g);
-  }
-  Twin(const Twin&) = delete;
-  Twin& operator=(const Twin&) = delete;
-  Floats on_cpu() const {
-    Floats v(n);
-    cb->download(v.data(), c, n);
-    return v;
-  }
-  Floats on_gpu() const {
-    Floats v(n);
-    gb->download(v.data(), g, n);
-    return v;
-  }
-};
+using namespace cudatest;
 
 Floats abs_of(const Floats& v) {
   Floats a(v.size());
   for (size_t i = 0; i < v.size(); ++i) a[i] = std::fabs(v[i]);
   return a;
-}
-
-// |gpu - cpu| <= tol[i] everywhere (NaN and infinities must match exactly).
-::testing::AssertionResult within(const Floats& cpu, const Floats& gpu, const std::vector<double>& tol,
-                                  const std::string& what) {
-  if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ " << cpu.size() << " vs "
-                                         << gpu.size();
-  size_t bad = 0, first = 0;
-  double worst = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    const float r = cpu[i], g = gpu[i];
-    bool ok;
-    if (std::isnan(r) || std::isnan(g))
-      ok = std::isnan(r) && std::isnan(g);
-    else if (std::isinf(r) || std::isinf(g))
-      ok = r == g;
-    else {
-      const double err = std::fabs(static_cast<double>(r) - g);
-      ok = err <= tol[i];
-      if (!ok) worst = std::max(worst, err / tol[i]);
-    }
-    if (!ok && bad++ == 0) first = i;
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  std::ostringstream os;
-  os << std::setprecision(9) << what << ": " << bad << " of " << cpu.size()
-     << " elements differ (worst at " << worst << "x the tolerance); first [" << first
-     << "]: cpu " << cpu[first] << ", gpu " << gpu[first] << ", tolerance " << tol[first]
-     << " (CGAN_TEST_SEED=" << base_seed() << ")";
-  return ::testing::AssertionFailure() << os.str();
-}
-
-::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, double atol, double rtol,
-                                 const std::string& what) {
-  std::vector<double> tol(cpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i) tol[i] = atol + rtol * std::fabs(cpu[i]);
-  return within(cpu, gpu, tol, what);
-}
-
-// Bit for bit.
-::testing::AssertionResult identical(const Floats& a, const Floats& b, const std::string& what) {
-  if (a.size() != b.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
-  for (size_t i = 0; i < a.size(); ++i)
-    if (std::memcmp(&a[i], &b[i], sizeof(float)) != 0)
-      return ::testing::AssertionFailure()
-             << std::setprecision(9) << what << ": first difference at [" << i << "]: "
-             << a[i] << " vs " << b[i] << " (CGAN_TEST_SEED=" << base_seed() << ")";
-  return ::testing::AssertionSuccess();
 }
 
 // Convolution tolerance (see the top): 1e-5 + rel * sqrt(L) * mag[i] (+ extra[i], an exactly
@@ -180,28 +83,8 @@ PoolShape pool_shape(int N, int C, int H, int W, int R, int S, int sh, int sw, i
   return s;
 }
 
-class CudaConv : public ::testing::Test {
+class CudaConv : public CudaParityTest {
  protected:
-  void SetUp() override {
-    std::string why;
-    if (!cuda_available(&why)) GTEST_SKIP() << "no usable GPU: " << why;
-    cpu_ = make_cpu_backend();
-    gpu_ = make_cuda_backend();
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    rng_.seed(base_seed() ^ std::hash<std::string>{}(info->name()));
-  }
-
-  Backend& cpu() { return *cpu_; }
-  Backend& gpu() { return *gpu_; }
-
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
-    std::normal_distribution<float> d(mean, stddev);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
-
   // Every conv op of shape s on `g` (the CUDA backend under test) against the CPU backend.
   // rel: the tolerance factor (see conv_tol), per sqrt of the reduction length L or, when
   // per_sqrt_l is false, flat (rel * mag: TF32's input rounding does not grow with L).
@@ -305,9 +188,6 @@ class CudaConv : public ::testing::Test {
       EXPECT_TRUE(close(gx.on_cpu(), gx.on_gpu(), 1e-6, 4e-6, what + " backward"));
     }
   }
-
-  std::unique_ptr<Backend> cpu_, gpu_;
-  std::mt19937_64 rng_;
 };
 
 // ---------------------------------------------------------------- convolution

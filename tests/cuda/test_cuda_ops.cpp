@@ -24,181 +24,15 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "cuda_backend.hpp"
+#include "cuda_test_util.hpp"
 
 namespace cgan {
 namespace {
 
-using Floats = std::vector<float>;
-using Ints = std::vector<int32_t>;
+using namespace cudatest;
 
-uint64_t base_seed() {
-  static const uint64_t seed = []() -> uint64_t {
-    if (const char* e = std::getenv("CGAN_TEST_SEED")) return std::strtoull(e, nullptr, 10);
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }();
-  return seed;
-}
-
-// The same float array on both backends.
-struct Twin {
-  Backend* cb;
-  Backend* gb;
-  size_t n;
-  float* c;
-  float* g;
-  Twin(Backend& cpu, Backend& gpu, const Floats& h)
-      : cb(&cpu), gb(&gpu), n(h.size()), c(cpu.alloc(h.size())), g(gpu.alloc(h.size())) {
-    cpu.upload(c, h.data(), n);
-    gpu.upload(g, h.data(), n);
-  }
-  ~Twin() {
-    cb->free(c);
-    gb->free(g);
-  }
-  Twin(const Twin&) = delete;
-  Twin& operator=(const Twin&) = delete;
-  Floats on_cpu() const {
-    Floats v(n);
-    cb->download(v.data(), c, n);
-    return v;
-  }
-  Floats on_gpu() const {
-    Floats v(n);
-    gb->download(v.data(), g, n);
-    return v;
-  }
-};
-
-struct TwinInt {
-  Backend* cb;
-  Backend* gb;
-  size_t n;
-  int32_t* c;
-  int32_t* g;
-  TwinInt(Backend& cpu, Backend& gpu, const Ints& h)
-      : cb(&cpu), gb(&gpu), n(h.size()), c(cpu.alloc_int(h.size())), g(gpu.alloc_int(h.size())) {
-    cpu.upload_int(c, h.data(), n);
-    gpu.upload_int(g, h.data(), n);
-  }
-  ~TwinInt() {
-    cb->free(c);
-    gb->free(g);
-  }
-  TwinInt(const TwinInt&) = delete;
-  TwinInt& operator=(const TwinInt&) = delete;
-  Ints on_cpu() const {
-    Ints v(n);
-    cb->download_int(v.data(), c, n);
-    return v;
-  }
-  Ints on_gpu() const {
-    Ints v(n);
-    gb->download_int(v.data(), g, n);
-    return v;
-  }
-};
-
-// |gpu - cpu| <= tol[i] everywhere (NaN and infinities must match exactly).
-::testing::AssertionResult within(const Floats& cpu, const Floats& gpu, const std::vector<double>& tol,
-                                  const std::string& what) {
-  if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ " << cpu.size() << " vs "
-                                         << gpu.size();
-  size_t bad = 0, first = 0;
-  double worst = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    const float r = cpu[i], g = gpu[i];
-    bool ok;
-    if (std::isnan(r) || std::isnan(g))
-      ok = std::isnan(r) && std::isnan(g);
-    else if (std::isinf(r) || std::isinf(g))
-      ok = r == g;
-    else {
-      const double err = std::fabs(static_cast<double>(r) - g);
-      ok = err <= tol[i];
-      if (!ok) worst = std::max(worst, err / tol[i]);
-    }
-    if (!ok && bad++ == 0) first = i;
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  std::ostringstream os;
-  os << std::setprecision(9) << what << ": " << bad << " of " << cpu.size()
-     << " elements differ (worst at " << worst << "x the tolerance); first [" << first
-     << "]: cpu " << cpu[first] << ", gpu " << gpu[first] << ", tolerance " << tol[first]
-     << " (CGAN_TEST_SEED=" << base_seed() << ")";
-  return ::testing::AssertionFailure() << os.str();
-}
-
-::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, double atol, double rtol,
-                                 const std::string& what) {
-  std::vector<double> tol(cpu.size());
-  for (size_t i = 0; i < cpu.size(); ++i) tol[i] = atol + rtol * std::fabs(cpu[i]);
-  return within(cpu, gpu, tol, what);
-}
-
-::testing::AssertionResult identical(const Floats& cpu, const Floats& gpu, const std::string& what) {
-  if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ";
-  for (size_t i = 0; i < cpu.size(); ++i)
-    if (std::memcmp(&cpu[i], &gpu[i], sizeof(float)) != 0)
-      return ::testing::AssertionFailure()
-             << std::setprecision(9) << what << ": first difference at [" << i << "]: cpu "
-             << cpu[i] << ", gpu " << gpu[i] << " (CGAN_TEST_SEED=" << base_seed() << ")";
-  return ::testing::AssertionSuccess();
-}
-
-::testing::AssertionResult identical(const Ints& cpu, const Ints& gpu, const std::string& what) {
-  if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ";
-  for (size_t i = 0; i < cpu.size(); ++i)
-    if (cpu[i] != gpu[i])
-      return ::testing::AssertionFailure() << what << ": first difference at [" << i << "]: cpu "
-                                           << cpu[i] << ", gpu " << gpu[i]
-                                           << " (CGAN_TEST_SEED=" << base_seed() << ")";
-  return ::testing::AssertionSuccess();
-}
-
-std::string shape(std::initializer_list<long long> dims) {
-  std::string s;
-  for (long long d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
-  return s;
-}
-
-class CudaOps : public ::testing::Test {
+class CudaOps : public CudaParityTest {
  protected:
-  void SetUp() override {
-    std::string why;
-    if (!cuda_available(&why)) GTEST_SKIP() << "no usable GPU: " << why;
-    cpu_ = make_cpu_backend();
-    gpu_ = make_cuda_backend();
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    rng_.seed(base_seed() ^ std::hash<std::string>{}(info->name()));
-  }
-
-  Backend& cpu() { return *cpu_; }
-  Backend& gpu() { return *gpu_; }
-
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
-    std::normal_distribution<float> d(mean, stddev);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Floats uniform(size_t n, float lo, float hi) {
-    std::uniform_real_distribution<float> d(lo, hi);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Ints ints(size_t n, int32_t lo, int32_t hi) {  // inclusive
-    std::uniform_int_distribution<int32_t> d(lo, hi);
-    Ints v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  uint64_t u64() { return rng_(); }
-
   // Each result is within (K+2) u sum|a||b| of the exact product (u = 2^-24 for fp32), so they are
   // within twice that of each other: rel_per_k = 2u = 1.2e-7. TF32 adds its input rounding (rel).
   void check_gemm(Backend& gpu, bool ta, bool tb, int M, int N, int K, float alpha, float beta,
@@ -225,9 +59,6 @@ class CudaOps : public ::testing::Test {
                            shape({M, N, K}) + " alpha=" + std::to_string(alpha) +
                            " beta=" + std::to_string(beta)));
   }
-
-  std::unique_ptr<Backend> cpu_, gpu_;
-  std::mt19937_64 rng_;
 };
 
 // ---------------------------------------------------------------- availability (always runs)

@@ -22,18 +22,13 @@
 #include "cgan/model.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/trainer.hpp"
+#include "cuda_test_util.hpp"
 #include "e2e/e2e_util.hpp"
 
 namespace cgan {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define CGAN_SKIP_WITHOUT_GPU()                                          \
-  do {                                                                   \
-    std::string why_;                                                    \
-    if (!cuda_available(&why_)) GTEST_SKIP() << "no usable GPU: " << why_; \
-  } while (0)
 
 bool has_mnist() {
   return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
