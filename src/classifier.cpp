@@ -1,5 +1,7 @@
 #include "cgan/classifier.hpp"
 
+#include "cgan/anime.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -53,7 +55,9 @@ std::string meta(const SafeTensors& f, const std::string& key, const std::string
 json ClassifierSpec::to_json() const {
   json j = net_spec_to_json(net);
   return {{"description", description},
-          {"data", {{"kind", data_kind}, {"range", {lo, hi}}}},
+          {"data", data_kind == "anime" ? json{{"kind", data_kind}, {"range", {lo, hi}}, {"size", {height, width}},
+                                               {"count", count}}
+                                        : json{{"kind", data_kind}, {"range", {lo, hi}}}},
           {"layers", j["layers"]},
           {"train",
            {{"steps", steps},
@@ -74,11 +78,25 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
     }
     auto d = j.find("data");
     if (d == j.end()) throw Error("data: missing (e.g. {\"kind\": \"mnist\"})");
-    only_keys(*d, "data", {"kind", "range"});
     auto k = d->find("kind");
-    if (k == d->end() || !k->is_string() || (*k != "mnist" && *k != "fashion"))
-      throw Error(cat("data.kind: expected \"mnist\" or \"fashion\", got ", k == d->end() ? "nothing" : describe(*k)));
+    if (k == d->end() || !k->is_string() || (*k != "mnist" && *k != "fashion" && *k != "anime"))
+      throw Error(cat("data.kind: expected \"mnist\", \"fashion\" or \"anime\", got ",
+                      k == d->end() ? "nothing" : describe(*k)));
     s.data_kind = k->get<std::string>();
+    if (s.data_kind == "anime") {
+      only_keys(*d, "data", {"kind", "range", "size", "count"});
+      s.channels = 3, s.height = s.width = 96, s.lo = -1.f, s.hi = 1.f;
+      if (auto z = d->find("size"); z != d->end()) {
+        if (!z->is_array() || z->size() != 2 || !(*z)[0].is_number_integer() || !(*z)[1].is_number_integer() ||
+            (*z)[0].get<int>() < 16 || (*z)[1].get<int>() < 16 || (*z)[0].get<int>() > 1024 || (*z)[1].get<int>() > 1024)
+          throw Error(cat("data.size: expected [H, W] with sides 16..1024, got ", describe(*z)));
+        s.height = (*z)[0].get<int>();
+        s.width = (*z)[1].get<int>();
+      }
+      s.count = static_cast<int>(number(*d, "count", "data", s.count, 100, 1e6, true));
+    } else {
+      only_keys(*d, "data", {"kind", "range"});
+    }
     if (auto r = d->find("range"); r != d->end()) {
       if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
           !((*r)[0].get<double>() < (*r)[1].get<double>()))
@@ -88,7 +106,11 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
     }
     auto l = j.find("layers");
     if (l == j.end()) throw Error("layers: missing (a list of layers is required)");
-    s.net = parse_net_spec(json{{"condition", {{"mode", "none"}}}, {"layers", *l}}, "");
+    json layers = *l;
+    if (layers.is_array() && !layers.empty() && layers[0].is_object() &&
+        (layers[0].contains("conv2d") || layers[0].contains("avgpool2d") || layers[0].contains("maxpool2d")))
+      layers.insert(layers.begin(), json{{"reshape", {s.channels, s.height, s.width}}});  // the data's image shape
+    s.net = parse_net_spec(json{{"condition", {{"mode", "none"}}}, {"layers", layers}}, "");
     s.net.condition.mode = "none";
     feature_layer_of(s.net);  // throws when there is no feature layer
     if (auto t = j.find("train"); t != j.end()) {
@@ -113,7 +135,22 @@ ClassifierSpec load_classifier_spec(const std::string& path) {
 }
 
 std::string default_classifier_spec_path(const std::string& kind) { return "configs/classifier_" + kind + ".json"; }
-std::string default_classifier_path(const std::string& kind) { return "classifiers/" + kind + ".safetensors"; }
+std::string default_classifier_path(const std::string& kind, int height, int width) {
+  if (kind == "anime") return cat("classifiers/anime_", height, "x", width, ".safetensors");
+  return "classifiers/" + kind + ".safetensors";
+}
+
+HostDataset classifier_images(const std::string& kind, const std::string& dir, bool train, float lo, float hi,
+                              int height, int width, int count, const std::string& key) {
+  if (kind == "anime")  // test set: 5000 faces of another seed (fewer for a small training count)
+    return make_anime_faces(train ? count : std::max(1000, std::min(5000, count / 4)), height, width, train ? 0 : 1,
+                            lo, hi);
+  try {
+    return load_mnist_dir(dir, train, lo, hi);
+  } catch (const Error& e) {
+    throw Error(cat(key, ": ", e.what()));
+  }
+}
 
 int feature_layer_of(const NetSpec& net) {
   int last = -1;

@@ -117,7 +117,7 @@ std::string EvalResult::table() const {
   return t;
 }
 
-ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, int num_classes, int batch,
+ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, const DataShape& shape, int batch,
                              uint64_t seed) {
   struct State {
     explicit State(Backend& b) : be(b) {}
@@ -131,23 +131,34 @@ ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, int
       be.free(z), be.free(cond), be.free(y);
     }
   };
-  const int Kg = cfg.generator.condition.mode == "none" ? 0 : num_classes;
-  CGAN_CHECK(Kg > 0, "evaluator: the generator is unconditional; the evaluator scores conditional generators");
+  const int num_classes = shape.num_classes;
+  const int Kg = condition_width(cfg.generator, shape);
+  CGAN_CHECK(Kg > 0 && num_classes > 0,
+             "evaluator: the generator is unconditional; the evaluator scores conditional generators");
   auto st = std::make_shared<State>(be);
   st->S = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, Kg, batch, "generator", &G);
   st->z = be.alloc(static_cast<size_t>(batch) * cfg.noise_dim);
   st->y = be.alloc_int(batch);
   st->cond = be.alloc(static_cast<size_t>(batch) * Kg);
   const int noise = cfg.noise_dim;
-  return [st, batch, noise, seed, Kg](int label, int n) {
+  return [st, batch, noise, seed, Kg, num_classes, shape](int label, int n) {
     CGAN_CHECK(n > 0 && n <= batch, "evaluator: ", n, " images requested from a source of batch ", batch);
-    CGAN_CHECK(label >= 0 && label < Kg, "evaluator: label ", label, " out of range");
+    CGAN_CHECK(label >= 0 && label < num_classes, "evaluator: label ", label, " out of range");
     Backend& be = st->be;
     be.rand_normal(static_cast<size_t>(batch) * noise, seed, kEvalNoiseStream + static_cast<uint64_t>(label), 0, 0.f,
                    1.f, st->z);
     const std::vector<int32_t> labels(batch, label);
     be.upload_int(st->y, labels.data(), labels.size());
-    be.one_hot(batch, Kg, st->y, st->cond);
+    if (shape.tag_dim > 0) {
+      std::vector<float> tags;
+      for (int i = 0; i < batch; ++i) {
+        const std::vector<float> t = tags_for_label(shape, label, i);
+        tags.insert(tags.end(), t.begin(), t.end());
+      }
+      be.upload(st->cond, tags.data(), tags.size());
+    } else {
+      be.one_hot(batch, Kg, st->y, st->cond);
+    }
     const float* out = st->S->forward(st->z, st->y, st->cond, false);
     std::vector<float> h(static_cast<size_t>(n) * st->S->out_dim());
     be.download(h.data(), out, h.size());

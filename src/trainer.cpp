@@ -199,27 +199,33 @@ int Trainer::sample_rows() const {
   return std::min(shape_.num_classes, hair_phrase_count(shape_.vocab));
 }
 std::vector<float> Trainer::sample_tags(const std::vector<int32_t>& rows_of) const {
-  const int T = shape_.tag_dim;
+  std::vector<float> c;
+  for (int32_t r : rows_of) {
+    const std::vector<float> t = tags_for_label(shape_, r, r);  // row r: eye phrase r mod #eyes
+    c.insert(c.end(), t.begin(), t.end());
+  }
+  return c;
+}
+
+std::vector<float> tags_for_label(const DataShape& shape, int label, int k) {
+  const int T = shape.tag_dim;
   auto ends_with = [](const std::string& s, const char* suffix) {
     const size_t n = std::char_traits<char>::length(suffix);
     return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
   };
   std::vector<int> hairs, eyes;
-  for (int k = 0; k < T; ++k) {
-    if (ends_with(shape_.vocab[k], " hair")) hairs.push_back(k);
-    if (ends_with(shape_.vocab[k], " eyes")) eyes.push_back(k);
+  for (int i = 0; i < T; ++i) {
+    if (ends_with(shape.vocab[i], " hair")) hairs.push_back(i);
+    if (ends_with(shape.vocab[i], " eyes")) eyes.push_back(i);
   }
   if (hairs.empty()) {  // no hair phrases: the labels run over the whole vocabulary
-    for (int k = 0; k < T; ++k) hairs.push_back(k);
+    for (int i = 0; i < T; ++i) hairs.push_back(i);
     eyes.clear();
   }
-  std::vector<float> c(rows_of.size() * static_cast<size_t>(T), 0.f);
-  for (size_t i = 0; i < rows_of.size(); ++i) {
-    const size_t r = static_cast<size_t>(rows_of[i]);
-    c[i * T + static_cast<size_t>(hairs[r % hairs.size()])] = 1.f;
-    if (!eyes.empty()) c[i * T + static_cast<size_t>(eyes[r % eyes.size()])] = 1.f;
-  }
-  return c;
+  std::vector<float> t(static_cast<size_t>(T), 0.f);
+  t[static_cast<size_t>(hairs[static_cast<size_t>(label) % hairs.size()])] = 1.f;
+  if (!eyes.empty()) t[static_cast<size_t>(eyes[static_cast<size_t>(k) % eyes.size()])] = 1.f;
+  return t;
 }
 
 void Trainer::prepare_eval() {
@@ -238,7 +244,7 @@ void Trainer::prepare_eval() {
     throw Error(cat("data.dir: ", err.what(), " (the evaluator compares with the test set)"));
   }
   e->real = prepare_reference(*e->clf, test);
-  e->source = generator_source(be_, cfg_, *G_, shape_.num_classes, cfg_.eval.count, cfg_.eval.seed);
+  e->source = generator_source(be_, cfg_, *G_, shape_, cfg_.eval.count, cfg_.eval.seed);
   eval_ = std::move(e);
 }
 

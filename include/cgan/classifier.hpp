@@ -1,5 +1,6 @@
 // The evaluator's classifier: a network of the engine's own layers (Model) trained with softmax
-// cross-entropy on a labelled image set (MNIST, Fashion-MNIST), stored as safetensors with its
+// cross-entropy on a labelled image set (MNIST, Fashion-MNIST, the procedural anime faces' hair
+// colour), stored as safetensors with its
 // spec and test accuracy. Its architecture is data, not code: configs/classifier_<kind>.json holds
 // the default per dataset (`cgan_gpu classifier` loads it; --config overrides it):
 //
@@ -8,7 +9,10 @@
 //    "train": {"steps": 6000, "batch_size": 128, "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "seed": 1}}
 //
 // "layers" uses the generator/discriminator layer syntax (configs/README.md); the network gets no
-// label input. Its features (what the Fréchet distance and the diversity figure measure) are the
+// label input. A network that starts with a conv or pooling layer gets a {"reshape": [C, H, W]} of
+// the data's image shape put in front of it, so one spec serves every image size. Anime specs add
+// "data": {"kind": "anime", "size": [H, W], "count": N}: N procedural training faces (seed 0) and
+// test faces of seed 1 (see classifier_images), labelled with their hair colour (12 classes). Its features (what the Fréchet distance and the diversity figure measure) are the
 // input of its last linear layer: the output of the layer just before it.
 //
 // File: tensors "classifier.<slot>" (Model::slots()), metadata format "cgan_gpu.classifier.v1",
@@ -37,7 +41,9 @@ constexpr const char* kClassifierFormat = "cgan_gpu.classifier.v1";
 
 struct ClassifierSpec {
   std::string description;
-  std::string data_kind = "mnist";  // mnist | fashion
+  std::string data_kind = "mnist";  // mnist | fashion | anime
+  int height = 28, width = 28, channels = 1;  // image shape (anime: data.size, RGB)
+  int count = 20000;                          // anime: training faces
   float lo = 0.f, hi = 1.f;         // pixel range the classifier sees
   NetSpec net;                      // condition "none"
   int64_t steps = 6000;
@@ -53,8 +59,15 @@ ClassifierSpec parse_classifier_spec(const nlohmann::json& j, const std::string&
 ClassifierSpec load_classifier_spec(const std::string& path);
 // configs/classifier_<kind>.json (relative to the working directory).
 std::string default_classifier_spec_path(const std::string& data_kind);
-// classifiers/<kind>.safetensors (relative to the working directory).
-std::string default_classifier_path(const std::string& data_kind);
+// classifiers/<kind>.safetensors (relative to the working directory); anime classifiers are per
+// image size: classifiers/anime_<H>x<W>.safetensors.
+std::string default_classifier_path(const std::string& data_kind, int height = 28, int width = 28);
+// The real images a classifier of this kind trains on (train) or is tested on (!train): MNIST or
+// Fashion-MNIST IDX files from `dir`, or the procedural anime faces (dir unused; `count` training
+// faces of seed 0, test faces of seed 1: 5000, or count/4 but at least 1000 when that is fewer).
+// `key` names the source in errors.
+HostDataset classifier_images(const std::string& kind, const std::string& dir, bool train, float lo, float hi,
+                              int height, int width, int count, const std::string& key);
 // Index of the layer whose output is the feature vector: the one before the last linear layer.
 int feature_layer_of(const NetSpec& net);
 

@@ -305,10 +305,11 @@ HostDataset load_images(const std::string& dir, bool train, float lo, float hi, 
 
 int cmd_classifier(Args& a) {
   std::string kind, config_path, out, data_dir, device = "auto";
-  long long steps = 0;
+  long long steps = 0, size = 0;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (f == "--data") kind = a.value(f);
+    else if (f == "--size") size = parse_count(f, a.value(f), 16, 1024);
     else if (f == "--config") config_path = a.value(f);
     else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000000);
     else if (f == "--out") out = a.value(f);
@@ -316,18 +317,32 @@ int cmd_classifier(Args& a) {
     else if (f == "--device") device = check_device(a.value(f));
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
-  if (kind.empty() && config_path.empty()) throw Usage("classifier: give --data mnist|fashion (or --config FILE)");
-  if (!kind.empty() && kind != "mnist" && kind != "fashion")
-    throw Usage(cat("--data: expected mnist or fashion, got '", kind, "'"));
+  if (kind.empty() && config_path.empty()) throw Usage("classifier: give --data mnist|fashion|anime (or --config FILE)");
+  if (!kind.empty() && kind != "mnist" && kind != "fashion" && kind != "anime")
+    throw Usage(cat("--data: expected mnist, fashion or anime, got '", kind, "'"));
   ClassifierSpec spec = load_classifier_spec(config_path.empty() ? default_classifier_spec_path(kind) : config_path);
   if (!kind.empty() && spec.data_kind != kind)
     throw Error(cat(config_path, ": data.kind is \"", spec.data_kind, "\" but --data is ", kind));
   kind = spec.data_kind;
+  if (size > 0) {
+    if (kind != "anime") throw Usage("--size is for --data anime (MNIST-style images are 28x28)");
+    spec = parse_classifier_spec(
+        [&] {
+          nlohmann::json j = spec.to_json();
+          j["data"]["size"] = {size, size};
+          if (j["layers"][0].contains("reshape"))  // the input shape, redone for the new size
+            j["layers"].erase(j["layers"].begin());
+          return j;
+        }(),
+        "--size");
+  }
   if (steps > 0) spec.steps = steps;
-  if (out.empty()) out = default_classifier_path(kind);
+  if (out.empty()) out = default_classifier_path(kind, spec.height, spec.width);
   if (data_dir.empty()) data_dir = "data/" + kind;
-  const HostDataset train = load_images(data_dir, true, spec.lo, spec.hi, "--data-dir");
-  const HostDataset test = load_images(data_dir, false, spec.lo, spec.hi, "--data-dir");
+  const HostDataset train =
+      classifier_images(kind, data_dir, true, spec.lo, spec.hi, spec.height, spec.width, spec.count, "--data-dir");
+  const HostDataset test =
+      classifier_images(kind, data_dir, false, spec.lo, spec.hi, spec.height, spec.width, spec.count, "--data-dir");
   make_parent_dir(out);
   auto be = make_backend(device);
   std::fprintf(stderr, "cgan_gpu classifier: %s on %s, %d training images, %lld steps at batch %d\n", kind.c_str(),
@@ -354,9 +369,12 @@ std::string default_eval_dir(const std::string& ckpt) {
   return (p.filename() == "checkpoints" ? p.parent_path() : p).string();
 }
 
-// Procedural anime faces: attribute accuracy through the colour probe (no classifier).
+// Procedural anime faces: attribute accuracy through the colour probe and, when a hair-colour
+// classifier for the image size exists (cgan_gpu classifier --data anime --size N), the classifier
+// figures as for MNIST (conditional accuracy on the hair label, FD, diversity).
 int eval_anime(const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
-               long long count, long long seed, std::string out_dir, const std::string& device) {
+               long long count, long long seed, std::string out_dir, const std::string& device,
+               std::string clf_path) {
   if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
   const std::string out = out_dir + "/metrics.json";
   make_parent_dir(out);
@@ -366,16 +384,43 @@ int eval_anime(const SafeTensors& ck, const std::string& ckpt, const Config& cfg
   if (G.out_dim() != shape.dim())
     throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
   load_model_params(G, ck, "generator.", ckpt);
+  const bool clf_given = !clf_path.empty();
+  if (!clf_given) clf_path = default_classifier_path("anime", shape.height, shape.width);
+  std::unique_ptr<Classifier> clf;
+  if (clf_given || std::filesystem::exists(clf_path)) {  // checked before any image is generated
+    clf = load_classifier(*be, clf_path);
+    check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
+  }
   const AnimeEvalResult r = evaluate_anime(*be, cfg, shape, G, n, static_cast<uint64_t>(seed));
   nlohmann::json j = r.to_json();
+  std::string clf_table;
+  if (clf) {
+    const HostDataset real = classifier_images("anime", "", false, clf->shape().lo, clf->shape().hi, shape.height,
+                                               shape.width, 20000, "anime");
+    const RealReference ref = prepare_reference(*clf, real);
+    const ImageSource src = generator_source(*be, cfg, G, shape, n, static_cast<uint64_t>(seed));
+    EvalOptions o;
+    o.count = n;
+    o.gen_lo = shape.lo;
+    o.gen_hi = shape.hi;
+    const EvalResult e = evaluate(*clf, ref, src, o);
+    j["classifier_eval"] = e.to_json();
+    j["classifier"] = clf_path;
+    j["classifier_test_accuracy"] = clf->test_accuracy();
+    clf_table = cat("classifier ", clf_path, " (hair colour, test accuracy ", clf->test_accuracy(), ") on ",
+                    real.count, " real test faces:\n", e.table());
+  } else {
+    clf_table = cat("(no hair-colour classifier at ", clf_path, "; create one with: cgan_gpu classifier --data anime --size ",
+                    shape.height, ")\n");
+  }
   j["checkpoint"] = ckpt;
   auto step = ck.metadata.find("step");
   j["step"] = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
   j["data_kind"] = cfg.data.kind;
   j["seed"] = seed;
   write_file_atomic(out, j.dump(2) + "\n");
-  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s", ckpt.c_str(),
-              static_cast<long long>(j["step"].get<long long>()), n, r.table().c_str());
+  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s%s", ckpt.c_str(),
+              static_cast<long long>(j["step"].get<long long>()), n, r.table().c_str(), clf_table.c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }
@@ -398,7 +443,7 @@ int cmd_eval(Args& a) {
   const SafeTensors ck = read_safetensors(ckpt);
   const Config cfg = config_from_checkpoint(ck, ckpt);
   const DataShape shape = data_shape_from_metadata(ck, ckpt);
-  if (cfg.data.kind == "anime") return eval_anime(ck, ckpt, cfg, shape, count, seed, out_dir, device);
+  if (cfg.data.kind == "anime") return eval_anime(ck, ckpt, cfg, shape, count, seed, out_dir, device, clf_path);
   if (cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
     throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
                     "\"; the evaluator scores image models (mnist, fashion, anime)"));
@@ -422,7 +467,7 @@ int cmd_eval(Args& a) {
   if (G.out_dim() != shape.dim())
     throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
   load_model_params(G, ck, "generator.", ckpt);
-  const ImageSource src = generator_source(*be, cfg, G, shape.num_classes, n, static_cast<uint64_t>(seed));
+  const ImageSource src = generator_source(*be, cfg, G, shape, n, static_cast<uint64_t>(seed));
   const RealReference ref = prepare_reference(*clf, real);
   EvalOptions o;
   o.count = n;

@@ -256,3 +256,36 @@ TEST(AnimeEvaluator, RealFacesThroughTheProbeSizeReadBackAndShuffledTagsScoreCha
     EXPECT_LT(w.hair, 0.2);
   }
 }
+
+// Anime classifier specs: the image size and training count, the input reshape put in front of a
+// network that starts with a conv, and one-line errors for bad values.
+TEST(AnimeClassifierSpec, SizeCountAndTheInputShape) {
+  const auto spec = parse_classifier_spec(nlohmann::json::parse(R"({
+      "data": {"kind": "anime", "size": [32, 48], "count": 500},
+      "layers": [{"conv2d": {"out": 4, "kernel": 3}}, {"relu": {}}, {"linear": 12}]})"),
+                                          "spec");
+  EXPECT_EQ(spec.height, 32);
+  EXPECT_EQ(spec.width, 48);
+  EXPECT_EQ(spec.count, 500);
+  EXPECT_EQ(spec.lo, -1.f);
+  ASSERT_EQ(spec.net.layers.size(), 4u);
+  EXPECT_EQ(spec.net.layers[0].kind, LayerKind::reshape);
+  EXPECT_EQ(spec.net.layers[0].shape[0], 3);
+  EXPECT_EQ(spec.net.layers[0].shape[1], 32);
+  EXPECT_EQ(spec.net.layers[0].shape[2], 48);
+  EXPECT_EQ(default_classifier_path("anime", 32, 48), "classifiers/anime_32x48.safetensors");
+  EXPECT_EQ(default_classifier_path("mnist"), "classifiers/mnist.safetensors");
+  auto err = [](const std::string& text) {
+    return testutil::error_of([&] { parse_classifier_spec(nlohmann::json::parse(text), "spec.json"); });
+  };
+  EXPECT_NE(err(R"({"data": {"kind": "anime", "size": [8, 8]}, "layers": [{"linear": 12}]})").find("data.size"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"data": {"kind": "anime", "count": 5}, "layers": [{"linear": 12}]})").find("data.count"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"data": {"kind": "mnist", "size": [28, 28]}, "layers": [{"linear": 10}]})").find("size"),
+            std::string::npos);
+  // the shipped anime spec parses
+  const auto shipped = load_classifier_spec(std::string(CGAN_SOURCE_DIR) + "/configs/classifier_anime.json");
+  EXPECT_EQ(shipped.data_kind, "anime");
+  EXPECT_EQ(shipped.net.layers[0].kind, LayerKind::reshape);
+}

@@ -386,4 +386,34 @@ TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
   EXPECT_EQ(m.at("per_hair_colour").size(), 12u);
   EXPECT_GE(m.at("hair_acc").get<double>(), 0.0);
   EXPECT_LE(m.at("hair_acc").get<double>(), 1.0);
+
+  // a hair-colour classifier for 32x32 faces (a few steps: the accuracy does not matter here) adds
+  // the classifier figures; one for another image size is refused in one line
+  testutil::spit(d / "clf.json", R"({"data": {"kind": "anime", "count": 400},
+    "layers": [{"conv2d": {"out": 4, "kernel": 3, "padding": 1}}, {"relu": {}}, {"maxpool2d": {"kernel": 4}},
+               {"linear": 16}, {"relu": {}}, {"linear": 12}],
+    "train": {"steps": 20, "batch_size": 32}})");
+  auto c = e2e::run_cli("classifier --data anime --config " + (d / "clf.json") + " --size 32 --device cpu --out " +
+                            (d / "clf32.safetensors"),
+                        d / "log_c");
+  ASSERT_EQ(c.code, 0) << c.output;
+  EXPECT_NE(c.output.find("anime test images"), std::string::npos) << c.output;
+  ev = e2e::run_cli("eval --checkpoint " + ck + " --count 24 --classifier " + (d / "clf32.safetensors") + " --out " +
+                        (d / "ev"),
+                    d / "log_ev");
+  ASSERT_EQ(ev.code, 0) << ev.output;
+  const nlohmann::json m2 = nlohmann::json::parse(testutil::slurp(d / "ev/metrics.json"));
+  ASSERT_TRUE(m2.contains("classifier_eval")) << m2.dump();
+  EXPECT_EQ(m2["classifier_eval"]["per_label"].size(), 12u);
+  EXPECT_TRUE(std::isfinite(m2["classifier_eval"]["fd"].get<double>()));
+  c = e2e::run_cli("classifier --data anime --config " + (d / "clf.json") + " --size 16 --steps 5 --device cpu --out " +
+                       (d / "clf16.safetensors"),
+                   d / "log_c");
+  ASSERT_EQ(c.code, 0) << c.output;
+  ev = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + (d / "clf16.safetensors") + " --out " + (d / "ev16"),
+                    d / "log_ev");
+  EXPECT_EQ(ev.code, 1) << ev.output;
+  EXPECT_EQ(lines_of(ev.output), 1) << ev.output;
+  EXPECT_NE(ev.output.find("does not match"), std::string::npos) << ev.output;
+  EXPECT_FALSE(fs::exists(d / "ev16/metrics.json"));
 }
