@@ -189,6 +189,7 @@ TEST(CudaTraining, ResumeIsExactOnCuda) {
   CGAN_SKIP_WITHOUT_GPU();
   check_resume_exact_cuda("configs/mixture_cond.json", {"data.count=1000", "train.fake_labels=random"});
   check_resume_exact_cuda("configs/mixture_cond.json", kLsganSets);
+  check_resume_exact_cuda("configs/anime_small.json", {"data.count=120", "train.batch_size=8"});
 }
 
 // cuda_graphs on (captured once after the warm-up, then replayed) and off (every op launched from

@@ -118,3 +118,9 @@ TEST(Training, ResumeIsExactWithTheThreeTermLoss) {
                             {"data.count=700", "loss.kind=three_term", std::string("loss.mismatch=") + mismatch,
                              "train.fake_labels=random"});
 }
+
+TEST(Training, ResumeIsExactForTheConvAnimeModel) {
+  // conv layers, per-channel batch norm, the label plane, tag vectors and the fake_other_tags loss
+  e2e::check_resume_exact(*make_cpu_backend(), "configs/anime_small.json",
+                          {"data.count=120", "train.batch_size=8", "train.fake_labels=random"});
+}
