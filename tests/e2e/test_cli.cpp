@@ -17,6 +17,22 @@ namespace fs = std::filesystem;
 namespace {
 bool has_mnist() { return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) || fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz")); }
 int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// Bad sample requests: one line, the exit code (1 bad input, 2 bad command line), no file written.
+struct Bad {
+  std::string args;
+  int code;
+  std::string msg;
+};
+void expect_bad_samples(const std::string& ck, const std::vector<Bad>& bad, const e2e::TempDir& d) {
+  for (const Bad& b : bad) {
+    auto e = e2e::run_cli("sample --checkpoint " + ck + " " + b.args + " --out " + (d / "bad.png"), d / "log_e");
+    EXPECT_EQ(e.code, b.code) << b.args << ": " << e.output;
+    EXPECT_EQ(lines_of(e.output), 1) << e.output;
+    EXPECT_NE(e.output.find(b.msg), std::string::npos) << b.args << ": " << e.output;
+    EXPECT_FALSE(fs::exists(d / "bad.png"));
+  }
+}
 }  // namespace
 
 TEST(Cli, HelpVersionAndUsageErrors) {
@@ -203,7 +219,6 @@ TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
   EXPECT_EQ(grid.height, want_grid.height);
 
   // bad sample requests: one line, exit 1 (bad input) or 2 (bad command line), no file written
-  struct Bad { std::string args; int code; std::string msg; };
   const std::vector<Bad> bad = {
       {"--labels 3,x,4", 1, "'x' is not a label number"},
       {"--labels 3,10", 1, "label 10 is outside this model's classes 0..9"},
@@ -212,13 +227,7 @@ TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
       {"--label 12 --count 4", 1, "label 12 is outside"},
       {"", 2, "give --labels LIST or --label N"},
   };
-  for (const Bad& b : bad) {
-    auto e = e2e::run_cli("sample --checkpoint " + ck + " " + b.args + " --out " + (d / "bad.png"), d / "log_e");
-    EXPECT_EQ(e.code, b.code) << b.args << ": " << e.output;
-    EXPECT_EQ(lines_of(e.output), 1) << e.output;
-    EXPECT_NE(e.output.find(b.msg), std::string::npos) << b.args << ": " << e.output;
-    EXPECT_FALSE(fs::exists(d / "bad.png"));
-  }
+  expect_bad_samples(ck, bad, d);
   // a truncated checkpoint and a checkpoint of another architecture
   {
     std::ifstream in(ck, std::ios::binary);
@@ -364,20 +373,13 @@ TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
   const Image want_t = make_grid(std::vector<float>(9 * 3 * 32 * 32, 0.f).data(), 9, 3, 32, 32, 3, 3, -1.f, 1.f);
   EXPECT_EQ(t.width, want_t.width);
   EXPECT_EQ(t.height, want_t.height);
-  struct Bad { std::string args; int code; std::string msg; };
   const std::vector<Bad> bad = {
       {"--tags 'blue hair, purple nose'", 1, "unknown tag \"purple nose\""},
       {"--tags ''", 1, ""},
       {"--labels 1,2", 2, "this model is conditioned on tags"},
       {"", 2, "this model is conditioned on tags"},
   };
-  for (const Bad& b : bad) {
-    auto e = e2e::run_cli("sample --checkpoint " + ck + " " + b.args + " --out " + (d / "bad.png"), d / "log_e");
-    EXPECT_EQ(e.code, b.code) << b.args << ": " << e.output;
-    EXPECT_EQ(lines_of(e.output), 1) << e.output;
-    EXPECT_NE(e.output.find(b.msg), std::string::npos) << b.args << ": " << e.output;
-    EXPECT_FALSE(fs::exists(d / "bad.png"));
-  }
+  expect_bad_samples(ck, bad, d);
   auto ev = e2e::run_cli("eval --checkpoint " + ck + " --count 24", d / "log_ev");
   ASSERT_EQ(ev.code, 0) << ev.output;
   std::ifstream mj(d / "run/metrics.json");
