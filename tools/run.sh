@@ -12,11 +12,12 @@ for a in "$@"; do
   prev="$a"
 done
 if [ -n "$config" ] && [ -f "$config" ]; then
-  # data.kind decides what to fetch (only image sets need files; "kind" defaults to mnist)
+  # data.kind decides what to fetch (MNIST-style sets need files; the synthetic sets and the
+  # procedural anime faces none; an image folder is yours; "kind" defaults to mnist)
   if grep -Eq '"kind"[[:space:]]*:[[:space:]]*"fashion"' "$config"; then
     bash tools/fetch_data.sh fashion
   elif grep -Eq '"kind"[[:space:]]*:[[:space:]]*"mnist"' "$config" ||
-       ! grep -Eq '"kind"[[:space:]]*:[[:space:]]*"(gaussian|mixture)"' "$config"; then
+       ! grep -Eq '"kind"[[:space:]]*:[[:space:]]*"(gaussian|mixture|anime|images)"' "$config"; then
     bash tools/fetch_data.sh mnist
   fi
 fi
