@@ -268,11 +268,21 @@ class CudaBackend final : public Backend {
     CGAN_CHECK(capturing_, "graph_end: no capture in progress");
     capturing_ = false;
     cudaGraph_t g = nullptr;
-    CUDA_CHECK(cudaStreamEndCapture(ctx_.stream, &g));
+    // A failed call is also the runtime's "last error", which the next op's launch check
+    // (cudaGetLastError) would report as its own: clear it on both failure paths. The stream has
+    // left capture mode either way (an invalidated capture ends with a null graph).
+    const cudaError_t ec = cudaStreamEndCapture(ctx_.stream, &g);
+    if (ec != cudaSuccess) {
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      throw Error(cat("cudaStreamEndCapture failed (an op in the capture was not capturable?): ",
+                      cudaGetErrorName(ec), ": ", cudaGetErrorString(ec)));
+    }
     const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
     cudaGraphDestroy(g);
     if (e != cudaSuccess) {
       exec_ = nullptr;
+      cudaGetLastError();
       throw Error(cat("cudaGraphInstantiate failed: ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
     }
   }

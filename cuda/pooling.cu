@@ -1,8 +1,8 @@
 // 2-D pooling over NCHW (backend.hpp: Pool, PoolShape). Window (p, q) covers input rows
 // p*stride_h - pad_h .. + R-1 and columns q*stride_w - pad_w .. + S-1; cells outside the input are
 // padding.
-//  - avg: sum of the window's input cells (row-major, fp32) / (R*S): padding counts in the divisor
-//    (PyTorch's count_include_pad=True).
+//  - avg: sum of the window's input cells (row-major, fp32) times 1/(R*S) (the float reciprocal, as
+//    the CPU backend, so both round alike): padding counts in the divisor (count_include_pad=True).
 //  - max: the largest input cell; padding never wins. A NaN wins (first NaN in row-major order),
 //    so a diverging network shows NaN as PyTorch's max pooling does.
 // Forward: one thread per output. Backward overwrites gx as a gather, one thread per input element
@@ -44,7 +44,7 @@ __global__ void pool_forward_kernel(size_t total, Geo g, const float* x, float* 
       float sum = 0.f;
       for (int h = h_lo; h < h_hi; ++h)
         for (int w = w_lo; w < w_hi; ++w) sum += xi[static_cast<size_t>(h) * g.W + w];
-      y[o] = sum / static_cast<float>(g.R * g.S);
+      y[o] = sum * (1.f / static_cast<float>(g.R * g.S));  // as the CPU: sum * inv
     } else {
       float best = -INFINITY;
       bool nan = false;
@@ -75,7 +75,7 @@ template <Pool kKind>
 __global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const float* y,
                                      const float* gy, float* gx) {
   const size_t PQ = static_cast<size_t>(g.P) * g.Q, HW = static_cast<size_t>(g.H) * g.W;
-  const float div = static_cast<float>(g.R * g.S);
+  const float inv = 1.f / static_cast<float>(g.R * g.S);  // as the CPU: each window adds g * inv
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t nc = i / HW;
     const int hw = static_cast<int>(i - nc * HW);
@@ -87,7 +87,7 @@ __global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const 
     float acc = 0.f;
     if constexpr (kKind == Pool::avg) {
       for (int p = p_lo; p <= p_hi; ++p)
-        for (int q = q_lo; q <= q_hi; ++q) acc += gyi[static_cast<size_t>(p) * g.Q + q] / div;
+        for (int q = q_lo; q <= q_hi; ++q) acc += gyi[static_cast<size_t>(p) * g.Q + q] * inv;
     } else {
       const float* xi = x + nc * HW;
       const float* yi = y + nc * PQ;
