@@ -419,3 +419,42 @@ TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
   EXPECT_NE(ev.output.find("does not match"), std::string::npos) << ev.output;
   EXPECT_FALSE(fs::exists(d / "ev16/metrics.json"));
 }
+
+// Training on a folder of your own images: PNGs of mixed sizes (resized to data.size) with a
+// colour-text tags CSV; an unreadable image is skipped with a warning and counted.
+TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
+  e2e::TempDir d("cli_images");
+  fs::create_directories(d / "faces");
+  std::string csv;
+  const char* hairs[] = {"blue hair", "red hair", "green hair"};
+  const char* eyes[] = {"yellow eyes", "blue eyes"};
+  for (int i = 0; i < 20; ++i) {
+    Image im;
+    im.width = 36 + i, im.height = 30 + 2 * i, im.channels = 3;
+    im.pixels.assign(static_cast<size_t>(im.width) * im.height * 3, static_cast<uint8_t>(10 * i));
+    write_png(d / ("faces/" + std::to_string(i) + ".png"), im);
+    csv += std::to_string(i) + "," + hairs[i % 3] + " " + eyes[i % 2] + "\n";
+  }
+  csv += "20,blue hair yellow eyes\n";
+  testutil::spit(d / "faces/20.png", "this is not a PNG");
+  testutil::spit(d / "faces/tags.csv", csv);
+  auto r = e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" +
+                            (d / "faces") + "\",\"size\":[32,32]}' --set train.steps=4 --set train.batch_size=8 "
+                            "--set log.every=2 --set log.progress=plain --out " + (d / "run"),
+                        d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("20 images loaded"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("20.png"), std::string::npos) << r.output;  // the warning names the file
+  EXPECT_NE(r.output.find("1 unreadable"), std::string::npos) << r.output;
+  const auto rows = read_loss_csv(d / "run/losses.csv");
+  ASSERT_EQ(rows.size(), 4u);
+  for (auto& row : rows) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss));
+  EXPECT_TRUE(fs::exists(d / "run/vocab.txt"));
+  // data.strict turns the unreadable image into a one-line error naming it
+  r = e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" + (d / "faces") +
+                       "\",\"size\":[32,32],\"strict\":true}' --set train.steps=2 --out " + (d / "strict"),
+                   d / "log");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("20.png"), std::string::npos) << r.output;
+}
