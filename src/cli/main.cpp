@@ -40,7 +40,7 @@ Usage:
   cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
   cgan_gpu sample --checkpoint CKPT --tags "blue hair, yellow eyes" --count 16
   cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
-  cgan_gpu classifier --data mnist|fashion [--out FILE] [--steps N] [--config FILE]
+  cgan_gpu classifier --data mnist|fashion|anime [--size N] [--out FILE] [--steps N] [--config FILE]
   cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
   cgan_gpu --help | --version
 
@@ -72,17 +72,20 @@ Bench options (prints one JSON line: median ms per training iteration):
   --set KEY=VALUE      as for training
 
 Classifier options (trains the evaluator's classifier on the real training set):
-  --data KIND          mnist | fashion (the spec's data.kind; default spec
-                       configs/classifier_KIND.json)
+  --data KIND          mnist | fashion | anime (the spec's data.kind; default spec
+                       configs/classifier_KIND.json); anime: the procedural faces' hair colour
+  --size N             anime: image size N x N (default the spec's, 96)
   --config FILE        classifier spec (layers, steps, batch size, learning rate)
   --steps N            override the spec's training steps
-  --out FILE           where to write it (default classifiers/KIND.safetensors)
+  --out FILE           where to write it (default classifiers/KIND.safetensors; anime:
+                       classifiers/anime_NxN.safetensors)
   --data-dir DIR       IDX folder (default data/KIND)
   --device D           auto | cpu | cuda
 
-Eval options (scores a conditional generator; prints a table, writes metrics.json):
+Eval options (scores a conditional generator; prints a table, writes metrics.json; anime
+checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures when one exists):
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
-  --classifier FILE    default classifiers/<data kind>.safetensors
+  --classifier FILE    default classifiers/<data kind>.safetensors (anime: anime_HxW)
   --count N            generated images per label (default 1000)
   --seed S             noise seed (default 0)
   --out DIR            where metrics.json goes (default: the checkpoint's run directory)
