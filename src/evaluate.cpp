@@ -152,7 +152,7 @@ ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, con
     if (shape.tag_dim > 0) {
       std::vector<float> tags;
       for (int i = 0; i < batch; ++i) {
-        const std::vector<float> t = tags_for_label(shape, label, i);
+        const std::vector<float> t = tags_for_label(shape.vocab, label, i);
         tags.insert(tags.end(), t.begin(), t.end());
       }
       be.upload(st->cond, tags.data(), tags.size());

@@ -107,6 +107,9 @@ bool all_digits(const std::string& s) {
 bool is_hair_phrase(const std::string& p) {
   return p.size() >= 5 && p.compare(p.size() - 5, 5, " hair") == 0;
 }
+bool is_eye_phrase(const std::string& p) {
+  return p.size() >= 5 && p.compare(p.size() - 5, 5, " eyes") == 0;
+}
 
 std::string lower_ext(const fs::path& p) {
   std::string e = p.extension().string();
@@ -171,7 +174,11 @@ std::vector<std::string> check_vocabulary(const std::vector<std::string>& phrase
 }
 
 std::vector<std::string> read_vocabulary(const std::string& path) {
-  const std::vector<std::string> lines = split_lines(read_text(path, "vocabulary file"));
+  return vocabulary_from_text(read_text(path, "vocabulary file"), path);
+}
+
+std::vector<std::string> vocabulary_from_text(const std::string& text, const std::string& path) {
+  const std::vector<std::string> lines = split_lines(text);
   std::vector<std::string> raw;
   std::vector<size_t> line_of;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -197,10 +204,13 @@ std::vector<std::string> read_vocabulary(const std::string& path) {
 }
 
 void write_vocabulary(const std::string& path, const std::vector<std::string>& vocab) {
-  const std::vector<std::string> v = check_vocabulary(vocab, path);
+  write_file_atomic(path, vocabulary_text(check_vocabulary(vocab, path)));
+}
+
+std::string vocabulary_text(const std::vector<std::string>& vocab) {
   std::string text;
-  for (auto& p : v) text += p + "\n";
-  write_file_atomic(path, text);
+  for (auto& p : vocab) text += p + "\n";
+  return text;
 }
 
 std::vector<float> tags_from_text(const std::string& text, const std::vector<std::string>& vocab) {
@@ -360,6 +370,20 @@ int hair_phrase_count(const std::vector<std::string>& vocab) {
   int n = 0;
   for (auto& p : vocab) n += is_hair_phrase(p);
   return n ? n : static_cast<int>(vocab.size());
+}
+
+std::vector<float> tags_for_label(const std::vector<std::string>& vocab, int label, int k) {
+  const bool any_hair = std::any_of(vocab.begin(), vocab.end(), is_hair_phrase);
+  std::vector<size_t> labels, eyes;
+  for (size_t i = 0; i < vocab.size(); ++i) {
+    if (!any_hair || is_hair_phrase(vocab[i])) labels.push_back(i);
+    if (any_hair && is_eye_phrase(vocab[i])) eyes.push_back(i);
+  }
+  CGAN_CHECK(!labels.empty() && label >= 0 && k >= 0, "tags_for_label: empty vocabulary or negative index");
+  std::vector<float> t(vocab.size(), 0.f);
+  t[labels[static_cast<size_t>(label) % labels.size()]] = 1.f;
+  if (!eyes.empty()) t[eyes[static_cast<size_t>(k) % eyes.size()]] = 1.f;
+  return t;
 }
 
 int label_of_tags(const float* tags, const std::vector<std::string>& vocab) {

@@ -201,31 +201,10 @@ int Trainer::sample_rows() const {
 std::vector<float> Trainer::sample_tags(const std::vector<int32_t>& rows_of) const {
   std::vector<float> c;
   for (int32_t r : rows_of) {
-    const std::vector<float> t = tags_for_label(shape_, r, r);  // row r: eye phrase r mod #eyes
+    const std::vector<float> t = tags_for_label(shape_.vocab, r, r);  // row r: eye phrase r mod #eyes
     c.insert(c.end(), t.begin(), t.end());
   }
   return c;
-}
-
-std::vector<float> tags_for_label(const DataShape& shape, int label, int k) {
-  const int T = shape.tag_dim;
-  auto ends_with = [](const std::string& s, const char* suffix) {
-    const size_t n = std::char_traits<char>::length(suffix);
-    return s.size() > n && s.compare(s.size() - n, n, suffix) == 0;
-  };
-  std::vector<int> hairs, eyes;
-  for (int i = 0; i < T; ++i) {
-    if (ends_with(shape.vocab[i], " hair")) hairs.push_back(i);
-    if (ends_with(shape.vocab[i], " eyes")) eyes.push_back(i);
-  }
-  if (hairs.empty()) {  // no hair phrases: the labels run over the whole vocabulary
-    for (int i = 0; i < T; ++i) hairs.push_back(i);
-    eyes.clear();
-  }
-  std::vector<float> t(static_cast<size_t>(T), 0.f);
-  t[static_cast<size_t>(hairs[static_cast<size_t>(label) % hairs.size()])] = 1.f;
-  if (!eyes.empty()) t[static_cast<size_t>(eyes[static_cast<size_t>(k) % eyes.size()])] = 1.f;
-  return t;
 }
 
 void Trainer::prepare_eval() {
@@ -519,10 +498,8 @@ SafeTensors Trainer::snapshot() const {
   st.metadata["num_classes"] = std::to_string(shape_.num_classes);
   st.metadata["data_range"] = cat(shape_.lo, ",", shape_.hi);
   if (shape_.tag_dim > 0) {
-    std::string v;
-    for (auto& p : shape_.vocab) v += (v.empty() ? "" : "\n") + p;
     st.metadata["tag_dim"] = std::to_string(shape_.tag_dim);
-    st.metadata["vocabulary"] = v;  // one phrase per line, as vocab.txt
+    st.metadata["vocabulary"] = vocabulary_text(shape_.vocab);  // as vocab.txt
   }
   return st;
 }
@@ -582,14 +559,7 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
     throw Error(cat(path, ": metadata 'data_range' is malformed"));
   if (ck.metadata.count("tag_dim")) {  // tagged sets
     s.tag_dim = static_cast<int>(meta_int(ck, "tag_dim", path));
-    const std::string& v = get("vocabulary");
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t j = v.find('\n', i);
-      if (j == std::string::npos) j = v.size();
-      s.vocab.push_back(v.substr(i, j - i));
-      i = j + 1;
-    }
+    s.vocab = vocabulary_from_text(get("vocabulary"), cat(path, ": metadata 'vocabulary'"));
     if (s.tag_dim <= 0 || static_cast<int>(s.vocab.size()) != s.tag_dim)
       throw Error(cat(path, ": metadata 'vocabulary' does not hold tag_dim (", s.tag_dim, ") phrases"));
   }

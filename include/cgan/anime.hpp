@@ -32,6 +32,10 @@ std::vector<std::string> check_vocabulary(const std::vector<std::string>& phrase
 std::vector<std::string> read_vocabulary(const std::string& path);
 // Writes the (normalised) phrases one per line, atomically; read_vocabulary reads them back in order.
 void write_vocabulary(const std::string& path, const std::vector<std::string>& vocab);
+// The same format as text (checkpoints store it as metadata): vocabulary_text writes it,
+// vocabulary_from_text reads and checks it, `path` naming the source in errors.
+std::string vocabulary_text(const std::vector<std::string>& vocab);
+std::vector<std::string> vocabulary_from_text(const std::string& text, const std::string& path);
 
 // Tag text as `sample --tags` takes it: phrases separated by ',' or ';' ("blue hair, yellow eyes");
 // a piece that is not one phrase may be several in a row ("blue hair yellow eyes"). Returns the
@@ -77,6 +81,10 @@ std::string id_key(const std::string& id);
 // " hair"; all phrases when none does), of the first one set; hair_phrase_count(vocab) when none is.
 int hair_phrase_count(const std::vector<std::string>& vocab);
 int label_of_tags(const float* tags, const std::vector<std::string>& vocab);
+// The tag vector that stands for `label` (label_of_tags' inverse): its hair phrase set, and, when
+// the vocabulary has hair phrases, the k-th phrase ending in " eyes" (k mod their count) too, so
+// that images of one label cycle through the eye colours. Sample grids and the evaluator use it.
+std::vector<float> tags_for_label(const std::vector<std::string>& vocab, int label, int k);
 
 // ------------------------------------------------------------------ image folder
 

@@ -83,7 +83,7 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
 
 // Images from a generator model in evaluation mode (sharing `G`'s parameters, which must outlive
 // the source): z ~ N(0, 1) from Philox(seed, kEvalNoiseStream + label); n may not exceed `batch`.
-// Tagged sets (shape.tag_dim > 0): image i of label l is made from tags_for_label(shape, l, i).
+// Tagged sets (shape.tag_dim > 0): image i of label l is made from tags_for_label(shape.vocab, l, i).
 ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, const DataShape& shape, int batch,
                              uint64_t seed);
 

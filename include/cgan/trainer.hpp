@@ -35,10 +35,6 @@ struct DataShape {
   bool is_points() const { return channels == 1 && height == 1; }
 };
 
-// Tagged sets: the tag vector of label `label` (its hair phrase, or its phrase when the vocabulary
-// names no hair) with the k-th eye phrase (mod their count) when there are eye phrases.
-std::vector<float> tags_for_label(const DataShape& shape, int label, int k);
-
 // The `num_classes` a network of this spec is built with: 0 without conditioning, the number of
 // labels for the embedding modes, cond_width() for concat_onehot and label_plane.
 int condition_width(const NetSpec& net, const DataShape& shape);
