@@ -117,6 +117,14 @@ std::string EvalResult::table() const {
   return t;
 }
 
+EvalOptions eval_options(int count, const DataShape& shape) {
+  EvalOptions o;
+  o.count = count;
+  o.gen_lo = shape.lo;
+  o.gen_hi = shape.hi;
+  return o;
+}
+
 ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, const DataShape& shape, int batch,
                              uint64_t seed) {
   struct State {
@@ -186,49 +194,46 @@ std::vector<float> probe_size_images(std::vector<float> img, int count, const Da
   return out;
 }
 
-AnimeEvalResult evaluate_anime(Backend& be, const Config& cfg, const DataShape& shape, Model& G, int count,
-                               uint64_t seed) {
-  const std::vector<std::string> vocab = default_vocabulary();
-  if (shape.vocab != vocab)
+AnimeAttributeTally::AnimeAttributeTally(const DataShape& shape) : shape_(shape) {
+  if (shape.vocab != default_vocabulary())
     throw Error("evaluator: attribute accuracy needs the procedural anime set's vocabulary (12 hair + 10 eye colours)");
-  const int T = shape.tag_dim, H = static_cast<int>(default_hair_tags().size()),
-            E = static_cast<int>(default_eye_tags().size());
-  CGAN_CHECK(G.batch() == count, "evaluator: generator batch ", G.batch(), " != count ", count);
-  const int P = shape.dim();
-  float* z = be.alloc(static_cast<size_t>(count) * cfg.noise_dim);
-  float* cond = be.alloc(static_cast<size_t>(count) * T);
-  int32_t* y = be.alloc_int(count);
-  AnimeEvalResult r;
-  r.count = count;
-  r.hair_names = default_hair_tags();
-  std::vector<float> all_images, all_tags;
-  const int S = kProbeSize;
-  try {
-    for (int h = 0; h < H; ++h) {
-      std::vector<float> tags(static_cast<size_t>(count) * T, 0.f);
-      for (int i = 0; i < count; ++i) {
-        tags[static_cast<size_t>(i) * T + h] = 1.f;
-        tags[static_cast<size_t>(i) * T + H + i % E] = 1.f;
-      }
-      const std::vector<int32_t> labels(count, h);
-      be.rand_normal(static_cast<size_t>(count) * cfg.noise_dim, seed, kEvalNoiseStream + static_cast<uint64_t>(h), 0,
-                     0.f, 1.f, z);
-      be.upload(cond, tags.data(), tags.size());
-      be.upload_int(y, labels.data(), labels.size());
-      std::vector<float> img(static_cast<size_t>(count) * P);
-      be.download(img.data(), G.forward(z, y, cond, false), img.size());
-      std::vector<float> probe_in = probe_size_images(img, count, shape);
-      const AttributeAccuracy a = attribute_accuracy(probe_in.data(), count, S, S, shape.lo, shape.hi, tags.data(), T);
-      r.hair_by_label.push_back(a.hair);
-      all_images.insert(all_images.end(), probe_in.begin(), probe_in.end());
-      all_tags.insert(all_tags.end(), tags.begin(), tags.end());
-    }
-  } catch (...) {
-    be.free(z), be.free(cond), be.free(y);
-    throw;
+  hair_by_label_.assign(default_hair_tags().size(), 0.0);
+}
+
+void AnimeAttributeTally::add(int hair, const std::vector<float>& images) {
+  const int T = shape_.tag_dim;
+  const int n = static_cast<int>(images.size() / static_cast<size_t>(shape_.dim()));
+  CGAN_CHECK(hair >= 0 && hair < static_cast<int>(hair_by_label_.size()) && n > 0, "evaluator: bad hair colour ",
+             hair, " or no images");
+  std::vector<float> tags;
+  for (int i = 0; i < n; ++i) {
+    const std::vector<float> t = tags_for_label(shape_.vocab, hair, i);
+    tags.insert(tags.end(), t.begin(), t.end());
   }
-  be.free(z), be.free(cond), be.free(y);
-  r.all = attribute_accuracy(all_images.data(), count * H, S, S, shape.lo, shape.hi, all_tags.data(), T);
+  const std::vector<float> probe_in = probe_size_images(images, n, shape_);
+  const AttributeAccuracy a =
+      attribute_accuracy(probe_in.data(), n, kProbeSize, kProbeSize, shape_.lo, shape_.hi, tags.data(), T);
+  hair_by_label_[static_cast<size_t>(hair)] = a.hair;
+  count_ = n;
+  images_ += n;
+  hair_ok_ += std::llround(a.hair * n);  // the fractions are counts over n
+  eye_ok_ += std::llround(a.eye * n);
+  both_ok_ += std::llround(a.both * n);
+  hair_unknown_ += a.hair_unknown;
+  eye_unknown_ += a.eye_unknown;
+}
+
+AnimeEvalResult AnimeAttributeTally::result() const {
+  AnimeEvalResult r;
+  r.count = count_;
+  r.hair_names = default_hair_tags();
+  r.hair_by_label = hair_by_label_;
+  const double n = static_cast<double>(std::max<int64_t>(images_, 1));
+  r.all.hair = static_cast<double>(hair_ok_) / n;
+  r.all.eye = static_cast<double>(eye_ok_) / n;
+  r.all.both = static_cast<double>(both_ok_) / n;
+  r.all.hair_unknown = hair_unknown_;
+  r.all.eye_unknown = eye_unknown_;
   return r;
 }
 

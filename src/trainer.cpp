@@ -649,11 +649,7 @@ int Trainer::run(const std::string& out_dir) {
     if (stats_used_ == stats_slots_ || log_now) flush();
     const int64_t epoch = epoch_ < 0 ? 1 : epoch_ + 1;  // shown 1-based
     if (eval_ && (step_ % cfg_.eval.every == 0 || last_step)) {
-      EvalOptions o;
-      o.count = cfg_.eval.count;
-      o.gen_lo = shape_.lo;
-      o.gen_hi = shape_.hi;
-      const EvalResult r = evaluate(*eval_->clf, eval_->real, eval_->source, o);
+      const EvalResult r = evaluate(*eval_->clf, eval_->real, eval_->source, eval_options(cfg_.eval.count, shape_));
       metrics->append(step_, r);
       progress.set_eval(r.cond_acc);
     }

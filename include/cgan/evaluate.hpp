@@ -59,6 +59,8 @@ struct EvalOptions {
   int diversity_max = 1000;  // images per label entering the mean pairwise distance
   float gen_lo = 0.f, gen_hi = 1.f;  // the generator's pixel range (mapped linearly to the classifier's)
 };
+// `count` images per label from a generator of data shaped `shape` (its range).
+EvalOptions eval_options(int count, const DataShape& shape);
 
 struct LabelScore {
   int label = 0;
@@ -88,11 +90,10 @@ ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, con
                              uint64_t seed);
 
 // ---- models of the procedural anime faces (data.kind "anime"): attribute accuracy through the
-// colour probe (anime.hpp). For each hair colour h, `count` images are generated from the tags
-// {hair h, eye e} with e cycling through the eye colours (noise from Philox(seed,
-// kEvalNoiseStream + h)); images smaller or larger than 96x96 are resized to 96x96 (the probe's
-// size) first; the probe's hair and eye colours are compared with the requested ones. Chance is
-// 1/12 for hair and 1/10 for eyes.
+// colour probe (anime.hpp). The images of hair colour h are those generator_source() makes for
+// label h (tags {hair h, eye e} with e cycling through the eye colours); images smaller or larger
+// than 96x96 are resized to 96x96 (the probe's size) first; the probe's hair and eye colours are
+// compared with the requested ones. Chance is 1/12 for hair and 1/10 for eyes.
 struct AnimeEvalResult {
   int count = 0;                        // images per hair colour
   AttributeAccuracy all;                // over every generated image
@@ -104,9 +105,24 @@ struct AnimeEvalResult {
 // Images (count x 3 x H x W in shape's range) resized to the probe's 96x96 (a copy when already that size).
 constexpr int kProbeSize = 96;
 std::vector<float> probe_size_images(std::vector<float> images, int count, const DataShape& shape);
-// The checkpoint's generator (its vocabulary must be the procedural set's default 22 tags).
-AnimeEvalResult evaluate_anime(Backend& be, const Config& cfg, const DataShape& shape, Model& G, int count,
-                               uint64_t seed);
+// Counts the probe's verdicts on the images of each hair colour as they are generated, so the same
+// images can also feed the classifier's evaluate() (see `cgan_gpu eval`). The data's vocabulary
+// must be the procedural set's default 22 tags.
+class AnimeAttributeTally {
+ public:
+  explicit AnimeAttributeTally(const DataShape& shape);
+  // images: n x dim, in the data's range, made for hair colour `hair` (image i from
+  // tags_for_label(vocab, hair, i)).
+  void add(int hair, const std::vector<float>& images);
+  AnimeEvalResult result() const;
+
+ private:
+  DataShape shape_;
+  int count_ = 0;  // images per hair colour (the last add's)
+  int64_t images_ = 0, hair_ok_ = 0, eye_ok_ = 0, both_ok_ = 0;
+  int hair_unknown_ = 0, eye_unknown_ = 0;
+  std::vector<double> hair_by_label_;
+};
 
 // metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min, one row per
 // evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.

@@ -298,14 +298,6 @@ void make_parent_dir(const std::string& file) {
   if (ec) throw Error(cat(file, ": cannot create directory ", parent.string(), ": ", ec.message()));
 }
 
-HostDataset load_images(const std::string& dir, bool train, float lo, float hi, const std::string& key) {
-  try {
-    return load_mnist_dir(dir, train, lo, hi);
-  } catch (const Error& e) {
-    throw Error(cat(key, ": ", e.what()));
-  }
-}
-
 int cmd_classifier(Args& a) {
   std::string kind, config_path, out, data_dir, device = "auto";
   long long steps = 0, size = 0;
@@ -372,58 +364,73 @@ std::string default_eval_dir(const std::string& ckpt) {
   return (p.filename() == "checkpoints" ? p.parent_path() : p).string();
 }
 
+// The checkpoint's generator weights, in a model of batch 1: the evaluator's generator_source()
+// views them at its own batch.
+std::unique_ptr<Model> load_generator(Backend& be, const Config& cfg, const DataShape& shape, const SafeTensors& ck,
+                                      const std::string& ckpt) {
+  auto G = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, shape), 1,
+                                   "generator");
+  if (G->out_dim() != shape.dim())
+    throw Error(cat(ckpt, ": generator output ", G->out_dim(), " does not match the stored data shape"));
+  load_model_params(*G, ck, "generator.", ckpt);
+  return G;
+}
+
+// metrics.json with what every evaluation records about its inputs; returns the checkpoint's step.
+long long write_metrics(nlohmann::json j, const SafeTensors& ck, const std::string& ckpt, const Config& cfg,
+                        long long seed, const std::string& out) {
+  auto step = ck.metadata.find("step");
+  const long long s = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
+  j["checkpoint"] = ckpt;
+  j["step"] = s;
+  j["data_kind"] = cfg.data.kind;
+  j["seed"] = seed;
+  write_file_atomic(out, j.dump(2) + "\n");
+  return s;
+}
+
 // Procedural anime faces: attribute accuracy through the colour probe and, when a hair-colour
 // classifier for the image size exists (cgan_gpu classifier --data anime --size N), the classifier
-// figures as for MNIST (conditional accuracy on the hair label, FD, diversity).
-int eval_anime(const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
-               long long count, long long seed, std::string out_dir, const std::string& device,
-               std::string clf_path) {
-  if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
-  const std::string out = out_dir + "/metrics.json";
-  make_parent_dir(out);
-  auto be = make_backend(device, {cfg.precision});
+// figures as for MNIST (conditional accuracy on the hair label, FD, diversity) on the same images.
+int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
+               long long count, long long seed, const std::string& out, std::string clf_path) {
   const int n = static_cast<int>(std::min<long long>(count, 2000));
-  Model G(*be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, shape), n, "generator");
-  if (G.out_dim() != shape.dim())
-    throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
-  load_model_params(G, ck, "generator.", ckpt);
+  const std::unique_ptr<Model> G = load_generator(be, cfg, shape, ck, ckpt);
   const bool clf_given = !clf_path.empty();
   if (!clf_given) clf_path = default_classifier_path("anime", shape.height, shape.width);
   std::unique_ptr<Classifier> clf;
   if (clf_given || std::filesystem::exists(clf_path)) {  // checked before any image is generated
-    clf = load_classifier(*be, clf_path);
+    clf = load_classifier(be, clf_path);
     check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
   }
-  const AnimeEvalResult r = evaluate_anime(*be, cfg, shape, G, n, static_cast<uint64_t>(seed));
-  nlohmann::json j = r.to_json();
+  AnimeAttributeTally tally(shape);
+  const ImageSource src = generator_source(be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
+  const ImageSource probed = [&](int hair, int m) {  // every image goes through the probe once
+    std::vector<float> x = src(hair, m);
+    tally.add(hair, x);
+    return x;
+  };
+  nlohmann::json j;
   std::string clf_table;
   if (clf) {
     const HostDataset real = classifier_images("anime", "", false, clf->shape().lo, clf->shape().hi, shape.height,
                                                shape.width, 20000, "anime");
-    const RealReference ref = prepare_reference(*clf, real);
-    const ImageSource src = generator_source(*be, cfg, G, shape, n, static_cast<uint64_t>(seed));
-    EvalOptions o;
-    o.count = n;
-    o.gen_lo = shape.lo;
-    o.gen_hi = shape.hi;
-    const EvalResult e = evaluate(*clf, ref, src, o);
+    const EvalResult e = evaluate(*clf, prepare_reference(*clf, real), probed, eval_options(n, shape));
     j["classifier_eval"] = e.to_json();
     j["classifier"] = clf_path;
     j["classifier_test_accuracy"] = clf->test_accuracy();
     clf_table = cat("classifier ", clf_path, " (hair colour, test accuracy ", clf->test_accuracy(), ") on ",
                     real.count, " real test faces:\n", e.table());
   } else {
+    for (int h = 0; h < static_cast<int>(default_hair_tags().size()); ++h) probed(h, n);
     clf_table = cat("(no hair-colour classifier at ", clf_path, "; create one with: cgan_gpu classifier --data anime --size ",
                     shape.height, ")\n");
   }
-  j["checkpoint"] = ckpt;
-  auto step = ck.metadata.find("step");
-  j["step"] = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
-  j["data_kind"] = cfg.data.kind;
-  j["seed"] = seed;
-  write_file_atomic(out, j.dump(2) + "\n");
-  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s%s", ckpt.c_str(),
-              static_cast<long long>(j["step"].get<long long>()), n, r.table().c_str(), clf_table.c_str());
+  const AnimeEvalResult r = tally.result();
+  j.update(r.to_json());
+  const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
+  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s%s", ckpt.c_str(), step, n,
+              r.table().c_str(), clf_table.c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }
@@ -446,51 +453,39 @@ int cmd_eval(Args& a) {
   const SafeTensors ck = read_safetensors(ckpt);
   const Config cfg = config_from_checkpoint(ck, ckpt);
   const DataShape shape = data_shape_from_metadata(ck, ckpt);
-  if (cfg.data.kind == "anime") return eval_anime(ck, ckpt, cfg, shape, count, seed, out_dir, device, clf_path);
-  if (cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
+  const bool anime = cfg.data.kind == "anime";
+  if (!anime && cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
     throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
                     "\"; the evaluator scores image models (mnist, fashion, anime)"));
   if (cfg.generator.condition.mode == "none" || shape.num_classes == 0)
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
+  if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
+  const std::string out = out_dir + "/metrics.json";
+  if (anime) {
+    make_parent_dir(out);
+    auto be = make_backend(device, {cfg.precision});
+    return eval_anime(*be, ck, ckpt, cfg, shape, count, seed, out, clf_path);
+  }
   if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);
   auto be = make_backend(device, {cfg.precision});
   std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path);
   check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
   const HostDataset real =
-      load_images(data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo, clf->shape().hi,
-                  data_dir.empty() ? "data.dir" : "--data-dir");
-  if (out_dir.empty()) {
-    const std::filesystem::path p = std::filesystem::absolute(ckpt).parent_path();
-    out_dir = (p.filename() == "checkpoints" ? p.parent_path() : p).string();
-  }
-  const std::string out = out_dir + "/metrics.json";
+      classifier_images(cfg.data.kind, data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo,
+                        clf->shape().hi, 0, 0, 0, data_dir.empty() ? "data.dir" : "--data-dir");
   make_parent_dir(out);
   const int n = static_cast<int>(count);
-  Model G(*be, cfg.generator, cfg.noise_dim, shape.num_classes, n, "generator");
-  if (G.out_dim() != shape.dim())
-    throw Error(cat(ckpt, ": generator output ", G.out_dim(), " does not match the stored data shape"));
-  load_model_params(G, ck, "generator.", ckpt);
-  const ImageSource src = generator_source(*be, cfg, G, shape, n, static_cast<uint64_t>(seed));
-  const RealReference ref = prepare_reference(*clf, real);
-  EvalOptions o;
-  o.count = n;
-  o.gen_lo = shape.lo;
-  o.gen_hi = shape.hi;
-  const EvalResult r = evaluate(*clf, ref, src, o);
+  const std::unique_ptr<Model> G = load_generator(*be, cfg, shape, ck, ckpt);
+  const ImageSource src = generator_source(*be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
+  const EvalResult r = evaluate(*clf, prepare_reference(*clf, real), src, eval_options(n, shape));
   nlohmann::json j = r.to_json();
-  j["checkpoint"] = ckpt;
-  auto step = ck.metadata.find("step");
-  j["step"] = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
   j["classifier"] = clf_path;
   j["classifier_test_accuracy"] = clf->test_accuracy();
-  j["data_kind"] = cfg.data.kind;
   j["real_images"] = real.count;
-  j["seed"] = seed;
-  write_file_atomic(out, j.dump(2) + "\n");
+  const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
   std::printf("%s (step %lld): %d generated images per label vs %d real test images; classifier %s (test accuracy "
               "%.4f)\n%s",
-              ckpt.c_str(), static_cast<long long>(j["step"].get<long long>()), n, real.count, clf_path.c_str(),
-              clf->test_accuracy(), r.table().c_str());
+              ckpt.c_str(), step, n, real.count, clf_path.c_str(), clf->test_accuracy(), r.table().c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }
