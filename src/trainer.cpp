@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -253,6 +254,19 @@ void Trainer::upload_counters() {
   counters_dirty_ = false;
 }
 
+// What one D sub-step and the end of an iteration add to the counters (kCtr* order).
+static std::array<int32_t, kCtrCount> batch_delta(int B) { return {0, B, 0, 0, 1}; }  // pos += B, D's Adam step
+constexpr std::array<int32_t, kCtrCount> kStepDelta = {1, 0, 1, 1, 0};       // step, slot, G's Adam step
+
+void Trainer::advance_counters(const int32_t* delta, bool device) {
+  if (device) be_.add_ints(kCtrCount, ctr_, delta);
+  step_ += delta[kCtrStep];
+  pos_ += delta[kCtrPos];
+  stats_used_ += delta[kCtrSlot];
+  g_t_ += delta[kCtrGT];
+  d_t_ += delta[kCtrDT];
+}
+
 void Trainer::reshuffle() {  // a new epoch: reshuffle, start at its beginning (the last partial batch is dropped)
   ++epoch_;
   pos_ = 0;
@@ -273,11 +287,8 @@ void Trainer::step() {
   const bool graph = use_graphs_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
   if (graph && graph_ready_) {
     be_.graph_launch();
-    pos_ += static_cast<int64_t>(d) * B;  // what the graph's add_ints did on the device
-    d_t_ += d;
-    g_t_ += 1;
-    step_ += 1;
-    stats_used_ += 1;
+    for (int sub = 0; sub < d; ++sub) advance_counters(batch_delta(B).data(), false);  // what its add_ints do
+    advance_counters(kStepDelta.data(), false);
   } else if (graph) {
     be_.graph_begin();
     try {
@@ -370,10 +381,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       D_->backward(D_->grad_out_buffer(), nullptr);
     }
     ProfileRange o("optimizer");
-    const int32_t next_batch[kCtrCount] = {0, B, 0, 0, 1};  // pos += B, D's Adam step += 1
-    be_.add_ints(kCtrCount, ctr_, next_batch);
-    pos_ += B;
-    d_t_ += 1;
+    advance_counters(batch_delta(B).data(), true);
     D_->adam_step(cfg_.d_optim, 0, ctr_ + kCtrDT);
   }
 
@@ -396,11 +404,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     G_->backward(gx_, nullptr);
     be_.copy_to_slot(kStatsPerStep, acc_step_, stats_, ctr_ + kCtrSlot, stats_slots_);
     ProfileRange o("optimizer");
-    const int32_t next_step[kCtrCount] = {1, 0, 1, 1, 0};  // step, slot, G's Adam step += 1
-    be_.add_ints(kCtrCount, ctr_, next_step);
-    step_ += 1;
-    stats_used_ += 1;
-    g_t_ += 1;
+    advance_counters(kStepDelta.data(), true);
     G_->adam_step(cfg_.g_optim, 0, ctr_ + kCtrGT);
   }
 }

@@ -80,6 +80,9 @@ class Trainer {
   std::vector<float> sample_tags(const std::vector<int32_t>& rows_of) const;
   void reshuffle();
   void upload_counters();
+  // Adds delta (one entry per device counter) to the host mirror and, when `device`, enqueues the
+  // same add on the device counters.
+  void advance_counters(const int32_t* delta, bool device);
   void enqueue_step(bool may_reshuffle);
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
