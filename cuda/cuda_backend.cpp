@@ -149,15 +149,7 @@ class CudaBackend final : public Backend {
   }
 
   // ---- convolution (conv.cpp: cuDNN, descriptors and algorithms cached per shape) and pooling
-  size_t conv2d_workspace(const ConvShape& s) override {
-    CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
-                   s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0 &&
-                   s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S,
-               "conv2d_workspace: bad shape N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K,
-               " kernel ", s.R, "x", s.S, " stride ", s.stride_h, "x", s.stride_w, " pad ", s.pad_h,
-               "x", s.pad_w);
-    return cuda::conv_workspace(ctx_, s);
-  }
+  size_t conv2d_workspace_impl(const ConvShape& s) override { return cuda::conv_workspace(ctx_, s); }
 
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
                            float* y, float* ws) override {

@@ -129,6 +129,10 @@ static void check_conv(const char* op, const ConvShape& s) {
   CGAN_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S, op, ": kernel ", s.R, "x", s.S,
              " larger than the padded input ", s.H + 2 * s.pad_h, "x", s.W + 2 * s.pad_w);
 }
+size_t Backend::conv2d_workspace(const ConvShape& s) {
+  check_conv("conv2d_workspace", s);
+  return conv2d_workspace_impl(s);
+}
 void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                              float* ws) {
   check_conv("conv2d_forward", s);

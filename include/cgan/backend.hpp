@@ -116,7 +116,7 @@ class Backend {
   // bias [K] (may be null); y [N,K,P,Q]. ws: backend memory of at least conv2d_workspace(s)
   // floats (may be null when that is 0). The first call for a shape may choose algorithms and
   // cache them (the CUDA backend does it inside conv2d_workspace, called when a model is built).
-  virtual size_t conv2d_workspace(const ConvShape& s) = 0;
+  size_t conv2d_workspace(const ConvShape& s);
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias,
                       float* y, float* ws);
   // gx [N,C,H,W] = dL/dx (overwritten).
@@ -228,6 +228,7 @@ class Backend {
   virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
                                        const float* save_mean, const float* save_invstd,
                                        const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
+  virtual size_t conv2d_workspace_impl(const ConvShape& s) = 0;
   virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
                                    float* y, float* ws) = 0;
   virtual void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,

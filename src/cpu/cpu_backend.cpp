@@ -249,7 +249,7 @@ class CpuBackend final : public Backend {
   }
 
   // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
-  size_t conv2d_workspace(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
+  size_t conv2d_workspace_impl(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                            float* ws) override {
     cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);

@@ -20,6 +20,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "ops_test_util.hpp"
+#include "test_util.hpp"
 
 namespace cgan {
 namespace {
@@ -302,6 +303,10 @@ TEST_F(Conv, ArgumentErrorsThrow) {
   EXPECT_THROW(be_->conv2d_backward_filter(ok, p, p, nullptr, nullptr, p), Error);
   EXPECT_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);  // the CPU backend needs a workspace
   EXPECT_GT(be_->conv2d_workspace(ok), 0u);
+  s = ok;
+  s.S = 7, s.pad_w = 1;  // the workspace query checks the shape as the ops do
+  EXPECT_NE(testutil::error_of([&] { be_->conv2d_workspace(s); }).find("conv2d_workspace: kernel"),
+            std::string::npos);
 }
 
 // ------------------------------------------------------------------------------------------- pool
