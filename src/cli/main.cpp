@@ -315,21 +315,16 @@ int cmd_classifier(Args& a) {
   if (kind.empty() && config_path.empty()) throw Usage("classifier: give --data mnist|fashion|anime (or --config FILE)");
   if (!kind.empty() && kind != "mnist" && kind != "fashion" && kind != "anime")
     throw Usage(cat("--data: expected mnist, fashion or anime, got '", kind, "'"));
-  ClassifierSpec spec = load_classifier_spec(config_path.empty() ? default_classifier_spec_path(kind) : config_path);
+  if (config_path.empty()) config_path = default_classifier_spec_path(kind);
+  ClassifierSpec spec = load_classifier_spec(config_path);
   if (!kind.empty() && spec.data_kind != kind)
     throw Error(cat(config_path, ": data.kind is \"", spec.data_kind, "\" but --data is ", kind));
   kind = spec.data_kind;
-  if (size > 0) {
+  if (size > 0) {  // the spec again with data.size set, so its input shape follows
     if (kind != "anime") throw Usage("--size is for --data anime (MNIST-style images are 28x28)");
-    spec = parse_classifier_spec(
-        [&] {
-          nlohmann::json j = spec.to_json();
-          j["data"]["size"] = {size, size};
-          if (j["layers"][0].contains("reshape"))  // the input shape, redone for the new size
-            j["layers"].erase(j["layers"].begin());
-          return j;
-        }(),
-        "--size");
+    nlohmann::json j = read_json_file(config_path, "classifier spec");
+    j["data"]["size"] = {size, size};
+    spec = parse_classifier_spec(j, config_path);
   }
   if (steps > 0) spec.steps = steps;
   if (out.empty()) out = default_classifier_path(kind, spec.height, spec.width);
