@@ -232,7 +232,7 @@ TEST(ModelOutputOf, ReturnsLayerOutputsAndRejectsFusedLinears) {
 }
 
 // The anime evaluator's sanity figures: real procedural faces "generated" at the training sizes,
-// resized to the probe's 96x96 as evaluate_anime does, read back nearly perfectly; the same images
+// resized to the probe's 96x96 as AnimeAttributeTally does, read back nearly perfectly; the same images
 // paired with another image's tags score about chance.
 TEST(AnimeEvaluator, RealFacesThroughTheProbeSizeReadBackAndShuffledTagsScoreChance) {
   for (int size : {32, 48, 96}) {
