@@ -97,6 +97,9 @@ TEST(Config, WrongTypeNamesItsPath) {
   j["precision"] = "fp16";
   EXPECT_EQ(error_of(j), "precision: expected one of \"fp32\", \"tf32\", got \"fp16\"");
   j = minimal();
+  j["cuda_graphs"] = "yes";
+  EXPECT_EQ(error_of(j), "cuda_graphs: expected true or false, got \"yes\"");
+  j = minimal();
   j["loss"] = {{"kind", "hinge"}};
   EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", \"three_term\", got \"hinge\"");
   j = minimal();

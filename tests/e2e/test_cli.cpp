@@ -226,6 +226,7 @@ TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
       {"--labels 1,,2", 1, "'' is not a label number"},
       {"--label 12 --count 4", 1, "label 12 is outside"},
       {"", 2, "give --labels LIST or --label N"},
+      {"--tags 'blue hair'", 2, "--tags is for models trained on tagged image sets"},
   };
   expect_bad_samples(ck, bad, d);
   // a truncated checkpoint and a checkpoint of another architecture
@@ -450,6 +451,17 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   ASSERT_EQ(rows.size(), 4u);
   for (auto& row : rows) EXPECT_TRUE(std::isfinite(row.d_loss) && std::isfinite(row.g_loss));
   EXPECT_TRUE(fs::exists(d / "run/vocab.txt"));
+  // the evaluator scores the procedural set and MNIST-style data, not a folder of your images
+  r = e2e::run_cli("eval --checkpoint " + (d / "run/checkpoints/step_4.safetensors"), d / "log");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("the evaluator scores image models (mnist, fashion, anime)"), std::string::npos)
+      << r.output;
+  // --size is for the anime classifier only
+  r = e2e::run_cli("classifier --data mnist --size 32", d / "log");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--size is for --data anime"), std::string::npos) << r.output;
   // data.strict turns the unreadable image into a one-line error naming it
   r = e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" + (d / "faces") +
                        "\",\"size\":[32,32],\"strict\":true}' --set train.steps=2 --out " + (d / "strict"),
