@@ -1,159 +1,210 @@
-// Batch norm over [N, C, S] with per-channel statistics, the CPU backend's math: sums in double,
-// two-pass variance (no cancellation), y = a (x - mean) + b with a = gamma * invstd.
+// Batch norm over [N, C, S] with per-channel statistics: the CPU backend's math (src/cpu/
+// cpu_backend.cpp), as full-grid deterministic split reductions (channel_reduce.cuh).
 //
-// Training forward and backward are one kernel each: a block owns whole channels, reduces over
-// their N*S values (threads, then a fixed-order tree in shared memory), then writes that channel's
-// output; no scratch, no atomics, deterministic, and in-place use (y == x, gx == gy) is safe since
-// every element is read and written by the same thread after the reductions.
-//  - S == 1 (dense layers, x is [N, C]): blocks of 32 channels x 8 row lanes, coalesced rows.
-//  - S > 1: one channel per block, 512 lanes over its N*S values.
-// A channel per block leaves SMs idle when C is small and N*S large (conv feature maps); cuDNN's
-// batch norm or a split reduction is the later optimisation there.
+// Training forward, five launches: partial sums of x; mean = sum / count per channel (double);
+// partial sums of (x - mean)^2 (two-pass variance, no cancellation); per channel save_mean,
+// save_invstd, the running statistics and the affine coefficients a = gamma invstd and
+// b = beta - a lo, where lo = mean - save_mean is the float mean's rounding (the CPU's compensated
+// mean); then y = act(a (x - save_mean) + b) elementwise, the activation that follows the batch
+// norm fused into this pass.
+// Backward, three launches: partial sums of gy, gy (x - save_mean) and (x - save_mean) (the last
+// gives lo, so xhat is taken about the exact mean); per channel gbeta, ggamma and k, u, w; then
+// gx = k gy + u (x - save_mean) + w elementwise.
+// Eval: a = gamma / sqrt(run_var + eps) per channel, then y = act(a (x - run_mean) + beta).
+// Every sum is in double, combined in a fixed order: no atomics, the same result on every run. The
+// per-channel values and partials live in the context's chan_ws; in-place use (y == x, gx == gy)
+// is safe since the elementwise pass runs after the reductions and each element is read and
+// written by one thread.
+#include "channel_reduce.cuh"
 #include "device.cuh"
 #include "kernels.hpp"
 
 namespace cgan::cuda {
 namespace {
 
-template <bool kDense>
-struct BnShape {
-  static constexpr int kChannels = kDense ? 32 : 1;  // blockDim.x
-  static constexpr int kLanes = kDense ? 8 : 512;    // blockDim.y
+// chan_ws layout for C channels: mean [C] doubles, then coefficients (3C floats, in the room of
+// 2C doubles), then the partials.
+struct BnWs {
+  double* mean;
+  float* coef;  // a [C], b [C] (forward) or k [C], u [C], w [C] (backward)
+  double* partials;
+  size_t capacity;  // doubles for partials
 };
 
-// Offset of the j-th value (0 <= j < N*S) of channel c.
-template <bool kDense>
-__device__ __forceinline__ size_t bn_offset(long long j, int C, int S, int c) {
-  if constexpr (kDense) {
-    return static_cast<size_t>(j) * C + c;
-  } else {
-    const long long n = j / S;
-    const long long s = j - n * S;
-    return (static_cast<size_t>(n) * C + c) * S + static_cast<size_t>(s);
-  }
+BnWs bn_ws(const Context& ctx, int C, const char* op) {
+  const size_t head = 3 * static_cast<size_t>(C);
+  CGAN_CHECK(head < Context::kChanWsDoubles, op, ": ", C, " channels exceed the backend's scratch");
+  return {ctx.chan_ws, reinterpret_cast<float*>(ctx.chan_ws + C), ctx.chan_ws + head,
+          Context::kChanWsDoubles - head};
 }
 
-// Sum over threadIdx.y for each threadIdx.x, returned to every thread. All threads must call it.
-template <int CW, int LANES>
-__device__ double lane_sum(double v, double (&sh)[LANES][CW]) {
-  sh[threadIdx.y][threadIdx.x] = v;
-  __syncthreads();
-  for (int s = LANES / 2; s > 0; s >>= 1) {
-    if (threadIdx.y < static_cast<unsigned>(s)) sh[threadIdx.y][threadIdx.x] += sh[threadIdx.y + s][threadIdx.x];
-    __syncthreads();
+// ---- reduction ops (channel_reduce.cuh's Op: set_channel, add1, add4)
+struct SumOp {  // sum x
+  const float* x;
+  __device__ void set_channel(int) {}
+  __device__ void add1(size_t o, double* acc) const { acc[0] += x[o]; }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 v = load4(x, o);
+    acc[0] += v.x;
+    acc[0] += v.y;
+    acc[0] += v.z;
+    acc[0] += v.w;
   }
-  const double r = sh[0][threadIdx.x];
-  __syncthreads();
-  return r;
+};
+
+struct SqDevOp {  // sum (x - mean)^2, mean in double
+  const float* x;
+  const double* mean;
+  double m;
+  __device__ void set_channel(int c) { m = mean[c]; }
+  __device__ void one(float v, double* acc) const {
+    const double d = static_cast<double>(v) - m;
+    acc[0] += d * d;
+  }
+  __device__ void add1(size_t o, double* acc) const { one(x[o], acc); }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 v = load4(x, o);
+    one(v.x, acc), one(v.y, acc), one(v.z, acc), one(v.w, acc);
+  }
+};
+
+struct BwdOp {  // sum gy, sum gy (x - m), sum (x - m), m = save_mean (float) in double
+  const float* x;
+  const float* gy;
+  const float* save_mean;
+  double m;
+  __device__ void set_channel(int c) { m = save_mean[c]; }
+  __device__ void one(float xv, float gv, double* acc) const {
+    const double g = gv, d = static_cast<double>(xv) - m;
+    acc[0] += g;
+    acc[1] += g * d;
+    acc[2] += d;
+  }
+  __device__ void add1(size_t o, double* acc) const { one(x[o], gy[o], acc); }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 a = load4(x, o), g = load4(gy, o);
+    one(a.x, g.x, acc), one(a.y, g.y, acc), one(a.z, g.z, acc), one(a.w, g.w, acc);
+  }
+};
+
+// ---- per-channel finalisers (one thread per channel)
+__global__ void bn_mean_kernel(int C, int G, double cnt, const double* partials, double* mean) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < C) mean[c] = sum_partials(partials, c, G, 1, 0) / cnt;
 }
 
-template <bool kDense>
-__global__ void batchnorm_train_kernel(int N, int C, int S, float eps, float momentum,
-                                       const float* x, const float* gamma, const float* beta,
-                                       float* y, float* save_mean, float* save_invstd,
-                                       float* run_mean, float* run_var) {
-  constexpr int CW = BnShape<kDense>::kChannels, LANES = BnShape<kDense>::kLanes;
-  __shared__ double sh[LANES][CW];
-  const int c = blockIdx.x * CW + threadIdx.x;
-  const bool ok = c < C;
-  const long long cnt = static_cast<long long>(N) * S;
-  const double dcnt = static_cast<double>(cnt);
-
-  double s = 0.0;
-  if (ok)
-    for (long long j = threadIdx.y; j < cnt; j += LANES) s += x[bn_offset<kDense>(j, C, S, c)];
-  const double mean = lane_sum<CW, LANES>(s, sh) / dcnt;
-  double q = 0.0;
-  if (ok)
-    for (long long j = threadIdx.y; j < cnt; j += LANES) {
-      const double d = static_cast<double>(x[bn_offset<kDense>(j, C, S, c)]) - mean;
-      q += d * d;
-    }
-  const double m2 = lane_sum<CW, LANES>(q, sh);
-  if (!ok) return;  // after the last barrier
-
+__global__ void bn_forward_finalize_kernel(int C, int G, double cnt, float eps, float momentum,
+                                           const double* partials, const double* mean_d,
+                                           const float* gamma, const float* beta,
+                                           float* save_mean, float* save_invstd, float* run_mean,
+                                           float* run_var, float* a, float* b) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const double mean = mean_d[c];
+  const double m2 = sum_partials(partials, c, G, 1, 0);
+  const double var = m2 / cnt;
   const float fmean = static_cast<float>(mean);
-  const float invstd = static_cast<float>(1.0 / sqrt(m2 / dcnt + static_cast<double>(eps)));
-  if (threadIdx.y == 0) {
-    save_mean[c] = fmean;
-    save_invstd[c] = invstd;
-    if (run_mean) {
-      const double mom = momentum;
-      const double unbiased = m2 / (dcnt - 1.0);
-      run_mean[c] = static_cast<float>((1.0 - mom) * run_mean[c] + mom * mean);
-      run_var[c] = static_cast<float>((1.0 - mom) * run_var[c] + mom * unbiased);
-    }
+  save_mean[c] = fmean;
+  save_invstd[c] = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
+  if (run_mean) {
+    const double mom = momentum;
+    const double unbiased = m2 / (cnt - 1.0);
+    run_mean[c] = static_cast<float>((1.0 - mom) * run_mean[c] + mom * mean);
+    run_var[c] = static_cast<float>((1.0 - mom) * run_var[c] + mom * unbiased);
   }
-  const float a = gamma[c] * invstd, b = beta[c];
-  for (long long j = threadIdx.y; j < cnt; j += LANES) {
-    const size_t o = bn_offset<kDense>(j, C, S, c);
-    y[o] = a * (x[o] - fmean) + b;
-  }
+  const double ac = static_cast<double>(gamma[c]) / sqrt(m2 / cnt + static_cast<double>(eps));
+  a[c] = static_cast<float>(ac);
+  b[c] = static_cast<float>(static_cast<double>(beta[c]) - ac * (mean - static_cast<double>(fmean)));
 }
 
-// y = a (x - run_mean) + beta, a = gamma / sqrt(run_var + eps) (in double, then float, as the CPU).
-__global__ void batchnorm_eval_kernel(size_t total, int C, int S, float eps, const float* x,
-                                      const float* gamma, const float* beta,
-                                      const float* run_mean, const float* run_var, float* y) {
-  for (size_t i = global_index(); i < total; i += global_stride()) {
-    const int c = static_cast<int>((i / static_cast<size_t>(S)) % static_cast<size_t>(C));
-    const float a = static_cast<float>(
-        gamma[c] / sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
-    y[i] = a * (x[i] - run_mean[c]) + beta[c];
-  }
+__global__ void bn_eval_coef_kernel(int C, float eps, const float* gamma, const float* run_var,
+                                    float* a) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < C)
+    a[c] = static_cast<float>(gamma[c] / sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
 }
 
-// gx = k gy + u (x - mean) + w with k = gamma invstd, u = -k invstd mean(gy xhat), w = -k mean(gy);
-// gbeta += sum gy, ggamma += sum gy xhat.
-template <bool kDense>
-__global__ void batchnorm_backward_kernel(int N, int C, int S, const float* x, const float* gamma,
-                                          const float* save_mean, const float* save_invstd,
-                                          const float* gy, float* gx, float* ggamma,
-                                          float* gbeta) {
-  constexpr int CW = BnShape<kDense>::kChannels, LANES = BnShape<kDense>::kLanes;
-  __shared__ double sh[LANES][CW];
-  const int c = blockIdx.x * CW + threadIdx.x;
-  const bool ok = c < C;
-  const long long cnt = static_cast<long long>(N) * S;
-  const double dcnt = static_cast<double>(cnt);
-  const double m = ok ? static_cast<double>(save_mean[c]) : 0.0;
-
-  double sg = 0.0, sgx = 0.0;
-  if (ok)
-    for (long long j = threadIdx.y; j < cnt; j += LANES) {
-      const size_t o = bn_offset<kDense>(j, C, S, c);
-      const double g = gy[o];
-      sg += g;
-      sgx += g * (static_cast<double>(x[o]) - m);
-    }
-  sg = lane_sum<CW, LANES>(sg, sh);
-  sgx = lane_sum<CW, LANES>(sgx, sh);
-  if (!ok) return;
-
+__global__ void bn_backward_finalize_kernel(int C, int G, double cnt, const double* partials,
+                                            const float* gamma, const float* save_invstd,
+                                            float* ggamma, float* gbeta, float* k, float* u,
+                                            float* w) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const double sg = sum_partials(partials, c, G, 3, 0);
+  const double sgd = sum_partials(partials, c, G, 3, 1);
+  const double lo = sum_partials(partials, c, G, 3, 2) / cnt;
   const double invstd = save_invstd[c];
-  sgx *= invstd;  // sum gy xhat
-  if (threadIdx.y == 0) {
-    if (gbeta) gbeta[c] += static_cast<float>(sg);
-    if (ggamma) ggamma[c] += static_cast<float>(sgx);
-  }
+  const double sgx = invstd * (sgd - lo * sg);  // sum gy xhat
+  if (gbeta) gbeta[c] += static_cast<float>(sg);
+  if (ggamma) ggamma[c] += static_cast<float>(sgx);
   const double kc = static_cast<double>(gamma[c]) * invstd;
-  const float k = static_cast<float>(kc);
-  const float u = static_cast<float>(-kc * invstd * (sgx / dcnt));
-  const float w = static_cast<float>(-kc * (sg / dcnt));
-  const float fm = save_mean[c];
-  for (long long j = threadIdx.y; j < cnt; j += LANES) {
-    const size_t o = bn_offset<kDense>(j, C, S, c);
-    gx[o] = k * gy[o] + u * (x[o] - fm) + w;
-  }
+  const double uc = -kc * invstd * (sgx / cnt);
+  k[c] = static_cast<float>(kc);
+  u[c] = static_cast<float>(uc);
+  w[c] = static_cast<float>(-kc * (sg / cnt) - uc * lo);
 }
 
-template <bool kDense>
-dim3 bn_block() {
-  return dim3(BnShape<kDense>::kChannels, BnShape<kDense>::kLanes);
+unsigned per_channel_grid(int C) { return static_cast<unsigned>((C + kBlock - 1) / kBlock); }
+
+// ---- elementwise passes (ncs_apply_kernel functors; u is a unit of 1 or 4 floats)
+template <bool kVec>
+struct AffineApply {  // y = act(a[c] (x - m[c]) + b[c])
+  const float *x, *m, *a, *b;
+  float* y;
+  Act act;
+  float slope;
+  __device__ void operator()(long long u, int c) const {
+    const float mc = m[c], ac = a[c], bc = b[c];
+    if constexpr (kVec) {
+      const size_t o = static_cast<size_t>(u) * 4;
+      float4 v = load4(x, o);
+      v.x = act_forward(act, slope, ac * (v.x - mc) + bc);
+      v.y = act_forward(act, slope, ac * (v.y - mc) + bc);
+      v.z = act_forward(act, slope, ac * (v.z - mc) + bc);
+      v.w = act_forward(act, slope, ac * (v.w - mc) + bc);
+      store4(y, o, v);
+    } else {
+      y[u] = act_forward(act, slope, ac * (x[u] - mc) + bc);
+    }
+  }
+};
+
+template <bool kVec>
+struct BackwardApply {  // gx = k[c] gy + u[c] (x - m[c]) + w[c]
+  const float *x, *gy, *m, *k, *uu, *w;
+  float* gx;
+  __device__ void operator()(long long u, int c) const {
+    const float kc = k[c], uc = uu[c], wc = w[c], mc = m[c];
+    if constexpr (kVec) {
+      const size_t o = static_cast<size_t>(u) * 4;
+      const float4 a = load4(x, o), g = load4(gy, o);
+      float4 r;
+      r.x = kc * g.x + uc * (a.x - mc) + wc;
+      r.y = kc * g.y + uc * (a.y - mc) + wc;
+      r.z = kc * g.z + uc * (a.z - mc) + wc;
+      r.w = kc * g.w + uc * (a.w - mc) + wc;
+      store4(gx, o, r);
+    } else {
+      gx[u] = kc * gy[u] + uc * (x[u] - mc) + wc;
+    }
+  }
+};
+
+bool vec_ok(int S, std::initializer_list<const void*> ptrs) {
+  if (S == 1 || S % 4 != 0) return false;
+  for (const void* p : ptrs)
+    if (!aligned16(p)) return false;
+  return true;
 }
-template <bool kDense>
-unsigned bn_grid(int C) {
-  return static_cast<unsigned>((C + BnShape<kDense>::kChannels - 1) / BnShape<kDense>::kChannels);
+
+void affine(const Context& ctx, int N, int C, int S, const float* x, const float* m,
+            const float* a, const float* b, float* y, Act act, float slope) {
+  if (vec_ok(S, {x, y}))
+    launch_ncs_apply(ctx.stream, N, C, S, true, AffineApply<true>{x, m, a, b, y, act, slope},
+                     "bn affine<vec>");
+  else
+    launch_ncs_apply(ctx.stream, N, C, S, false, AffineApply<false>{x, m, a, b, y, act, slope},
+                     "bn affine");
 }
 
 }  // namespace
@@ -161,36 +212,55 @@ unsigned bn_grid(int C) {
 void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps,
                                     float momentum, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean,
-                                    float* save_invstd, float* run_mean, float* run_var) {
-  if (S == 1)
-    batchnorm_train_kernel<true><<<bn_grid<true>(C), bn_block<true>(), 0, ctx.stream>>>(
-        N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var);
-  else
-    batchnorm_train_kernel<false><<<bn_grid<false>(C), bn_block<false>(), 0, ctx.stream>>>(
-        N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var);
-  CUDA_CHECK_LAUNCH("batchnorm_train_kernel");
+                                    float* save_invstd, float* run_mean, float* run_var, Act act,
+                                    float slope) {
+  const BnWs ws = bn_ws(ctx, C, "batchnorm_forward_train");
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "batchnorm_forward_train");
+  const double cnt = static_cast<double>(N) * S;
+  float* a = ws.coef;
+  float* b = ws.coef + C;
+  launch_partials<1>(ctx.stream, sp, SumOp{x}, ws.partials, "bn sum partials");
+  bn_mean_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, cnt, ws.partials, ws.mean);
+  CUDA_CHECK_LAUNCH("bn_mean_kernel");
+  launch_partials<1>(ctx.stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "bn variance partials");
+  bn_forward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
+      C, sp.G, cnt, eps, momentum, ws.partials, ws.mean, gamma, beta, save_mean, save_invstd,
+      run_mean, run_var, a, b);
+  CUDA_CHECK_LAUNCH("bn_forward_finalize_kernel");
+  affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
 }
 
 void launch_batchnorm_forward_eval(const Context& ctx, int N, int C, int S, float eps,
                                    const float* x, const float* gamma, const float* beta,
-                                   const float* run_mean, const float* run_var, float* y) {
-  const size_t total = static_cast<size_t>(N) * C * S;
-  batchnorm_eval_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(total, C, S, eps, x, gamma,
-                                                                    beta, run_mean, run_var, y);
-  CUDA_CHECK_LAUNCH("batchnorm_eval_kernel");
+                                   const float* run_mean, const float* run_var, float* y, Act act,
+                                   float slope) {
+  const BnWs ws = bn_ws(ctx, C, "batchnorm_forward_eval");
+  bn_eval_coef_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, eps, gamma, run_var, ws.coef);
+  CUDA_CHECK_LAUNCH("bn_eval_coef_kernel");
+  affine(ctx, N, C, S, x, run_mean, ws.coef, beta, y, act, slope);
 }
 
 void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const float* x,
                                const float* gamma, const float* save_mean,
                                const float* save_invstd, const float* gy, float* gx,
                                float* ggamma, float* gbeta) {
-  if (S == 1)
-    batchnorm_backward_kernel<true><<<bn_grid<true>(C), bn_block<true>(), 0, ctx.stream>>>(
-        N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
+  const BnWs ws = bn_ws(ctx, C, "batchnorm_backward");
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity,
+                                  "batchnorm_backward");
+  const double cnt = static_cast<double>(N) * S;
+  float* k = ws.coef;
+  float* u = ws.coef + C;
+  float* w = ws.coef + 2 * static_cast<size_t>(C);
+  launch_partials<3>(ctx.stream, sp, BwdOp{x, gy, save_mean, 0.0}, ws.partials, "bn backward partials");
+  bn_backward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
+      C, sp.G, cnt, ws.partials, gamma, save_invstd, ggamma, gbeta, k, u, w);
+  CUDA_CHECK_LAUNCH("bn_backward_finalize_kernel");
+  if (vec_ok(S, {x, gy, gx}))
+    launch_ncs_apply(ctx.stream, N, C, S, true,
+                     BackwardApply<true>{x, gy, save_mean, k, u, w, gx}, "bn backward apply<vec>");
   else
-    batchnorm_backward_kernel<false><<<bn_grid<false>(C), bn_block<false>(), 0, ctx.stream>>>(
-        N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
-  CUDA_CHECK_LAUNCH("batchnorm_backward_kernel");
+    launch_ncs_apply(ctx.stream, N, C, S, false,
+                     BackwardApply<false>{x, gy, save_mean, k, u, w, gx}, "bn backward apply");
 }
 
 }  // namespace cgan::cuda

@@ -102,6 +102,15 @@ struct Context {
   double* loss_partials = nullptr;
   unsigned* loss_ticket = nullptr;
 
+  // channel_reduce.cuh (batchnorm.cu, conv_bias.cu): per-channel statistics and coefficients, then
+  // the per-block partials of the split reductions.
+  static constexpr size_t kChanWsDoubles = size_t{1} << 20;
+  double* chan_ws = nullptr;
+
+  // adam.cu: the step's bias-correction scalars (step, rc2, valid), written by a one-thread kernel
+  // before each update.
+  float* adam_step = nullptr;
+
   // activations.cu: per-row-chunk partial column sums of the bias gradient.
   static constexpr size_t kReduceFloats = size_t{1} << 20;
   float* reduce_ws = nullptr;

@@ -28,6 +28,8 @@ Context::Context(int dev, bool tf32_math) : device(dev), tf32(tf32_math) {
     CUDA_CHECK(cudaMalloc(&loss_partials, 3 * sizeof(double) * kLossMaxBlocks));
     CUDA_CHECK(cudaMalloc(&loss_ticket, sizeof(unsigned)));
     CUDA_CHECK(cudaMalloc(&reduce_ws, kReduceFloats * sizeof(float)));
+    CUDA_CHECK(cudaMalloc(&chan_ws, kChanWsDoubles * sizeof(double)));
+    CUDA_CHECK(cudaMalloc(&adam_step, 4 * sizeof(float)));
     CUDA_CHECK(cudaMemsetAsync(status, 0, sizeof(unsigned), stream));
     CUDA_CHECK(cudaMemsetAsync(loss_ticket, 0, sizeof(unsigned), stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -51,6 +53,8 @@ void Context::release() noexcept {
   conv_cache = nullptr;
   if (sort_buf) cudaFree(sort_buf);
   if (reduce_ws) cudaFree(reduce_ws);
+  if (chan_ws) cudaFree(chan_ws);
+  if (adam_step) cudaFree(adam_step);
   if (loss_ticket) cudaFree(loss_ticket);
   if (loss_partials) cudaFree(loss_partials);
   if (status_host) cudaFreeHost(status_host);
@@ -61,6 +65,8 @@ void Context::release() noexcept {
   sort_buf = nullptr;
   sort_bytes = 0;
   reduce_ws = nullptr;
+  chan_ws = nullptr;
+  adam_step = nullptr;
   loss_ticket = nullptr;
   loss_partials = nullptr;
   status_host = nullptr;

@@ -1,5 +1,5 @@
-// Convolution (cross-correlation, NCHW, fp32) through cuDNN's legacy API, plus our own bias kernels
-// (conv_bias.cu). One ConvPlan per ConvShape, cached in the Context: the tensor, filter and
+// Convolution (cross-correlation, NCHW, fp32 data) through cuDNN's legacy API, plus our own
+// epilogue (bias + the following activation) and bias-gradient kernels (conv_bias.cu). One ConvPlan per ConvShape, cached in the Context: the tensor, filter and
 // convolution descriptors and one algorithm per direction, chosen once, when the shape is first
 // seen (normally conv2d_workspace, called when the model is built).
 //
@@ -7,11 +7,11 @@
 // function of the shape, the GPU and the cuDNN version, the same every run): the first candidate,
 // in cuDNN's order of expected speed, that
 //  - is deterministic (CUDNN_DETERMINISTIC): the backend repeats a run bit for bit (resume);
-//  - runs in the requested math: fp32 sets CUDNN_FMA_MATH on the descriptor (CUDNN_DEFAULT_MATH
-//    would let cuDNN use TF32 tensor cores on Ampere and newer), so results agree with the CPU
-//    backend to fp32 tolerances; tf32 (CudaOptions::tf32) takes the candidate's own math type,
-//    tensor cores allowed, but never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may also round
-//    fp32 data to fp16;
+//  - runs in the requested math: tf32 (CudaOptions::tf32, the default precision, as PyTorch's
+//    default for cuDNN convolutions) takes the candidate's own math type, TF32 tensor cores
+//    allowed, but never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which may also round fp32 data to
+//    fp16; fp32 (opt-in) sets CUDNN_FMA_MATH on the descriptor (CUDNN_DEFAULT_MATH would let cuDNN
+//    use TF32 on Ampere and newer), so results agree with the CPU backend to fp32 tolerances;
 //  - is accepted with that math type by cudnnGet*WorkspaceSize and needs at most
 //    kWorkspaceLimitBytes of workspace (a fixed limit, so the choice does not depend on how much
 //    memory happens to be free).
@@ -251,14 +251,15 @@ size_t conv_workspace(Context& ctx, const ConvShape& s) {
 }
 
 void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w,
-                  const float* bias, float* y, float* ws) {
+                  const float* bias, float* y, float* ws, Act act, float slope) {
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_forward", p, kFwd, ws);
   const float one = 1.f, zero = 0.f;
   CUDNN_CHECK(cudnnConvolutionForward(handle(ctx), &one, p.x, x, p.w, w, p.conv[kFwd], p.fwd_algo,
                                       ws, p.bytes[kFwd], &zero, p.y, y));
-  if (bias)
-    launch_conv_bias_forward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), bias, y);
+  if (bias || act != Act::none)  // the epilogue: bias and activation in one pass
+    launch_conv_bias_act_forward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), bias, act,
+                                 slope, y);
 }
 
 void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w,
@@ -298,7 +299,7 @@ namespace {
 
 size_t conv_workspace(Context&, const ConvShape&) { no_cudnn("conv2d_workspace"); }
 void conv_forward(Context&, const ConvShape&, const float*, const float*, const float*, float*,
-                  float*) {
+                  float*, Act, float) {
   no_cudnn("conv2d_forward");
 }
 void conv_backward_data(Context&, const ConvShape&, const float*, const float*, float*, float*) {

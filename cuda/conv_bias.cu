@@ -1,50 +1,78 @@
-// The bias of a convolution over y [N, K, PQ] (conv.cpp runs the convolution itself in cuDNN):
-// forward adds bias[k] to every element of channel k; backward adds, per channel, the sum of gy
-// over n and PQ to gbias. The backward sum is one block per channel (double lanes, then the fixed
-// order block_sum), so it is deterministic and needs no atomics or scratch.
+// The epilogue of a convolution over y [N, K, PQ] (conv.cpp runs the convolution itself in
+// cuDNN): forward adds bias[k] to every element of channel k and applies the activation that
+// follows the conv in the same pass (float4 when PQ % 4 == 0, channel index kept by
+// channel_reduce.cuh's division-free cursor); backward adds, per channel, the sum of gy over n
+// and PQ to gbias as a full-grid split reduction (per-block partials in double, added in chunk
+// order by a per-channel finaliser): deterministic, no atomics.
+#include "channel_reduce.cuh"
 #include "device.cuh"
 #include "kernels.hpp"
 
 namespace cgan::cuda {
 namespace {
 
-constexpr int kBiasBlock = 256;
-
-__global__ void conv_bias_forward_kernel(size_t total, int K, size_t PQ, const float* bias,
-                                         float* y) {
-  for (size_t i = global_index(); i < total; i += global_stride())
-    y[i] += bias[(i / PQ) % static_cast<size_t>(K)];
-}
-
-// Block k: gbias[k] += sum over n < N, j < PQ of gy[(n K + k) PQ + j].
-__global__ void conv_bias_backward_kernel(int N, int K, size_t PQ, const float* gy,
-                                          float* gbias) {
-  __shared__ double smem[32];
-  const int k = blockIdx.x;
-  const size_t cnt = static_cast<size_t>(N) * PQ;
-  double s = 0.0;
-  for (size_t j = threadIdx.x; j < cnt; j += blockDim.x) {
-    const size_t n = j / PQ, q = j - n * PQ;
-    s += gy[(n * static_cast<size_t>(K) + static_cast<size_t>(k)) * PQ + q];
+// y = act(y + bias[c]); without a bias nothing is added (so -0 stays -0, as on the CPU).
+template <bool kVec>
+struct BiasAct {
+  const float* bias;
+  Act act;
+  float slope;
+  float* y;
+  __device__ float one(float v, float b) const {
+    return act_forward(act, slope, bias ? v + b : v);
   }
-  s = block_sum(s, smem);
-  if (threadIdx.x == 0) gbias[k] += static_cast<float>(s);
+  __device__ void operator()(long long u, int c) const {
+    const float b = bias ? bias[c] : 0.f;
+    if constexpr (kVec) {
+      const size_t o = static_cast<size_t>(u) * 4;
+      float4 v = load4(y, o);
+      v.x = one(v.x, b), v.y = one(v.y, b), v.z = one(v.z, b), v.w = one(v.w, b);
+      store4(y, o, v);
+    } else {
+      y[u] = one(y[u], b);
+    }
+  }
+};
+
+struct GySumOp {
+  const float* gy;
+  __device__ void set_channel(int) {}
+  __device__ void add1(size_t o, double* acc) const { acc[0] += gy[o]; }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 v = load4(gy, o);
+    acc[0] += v.x;
+    acc[0] += v.y;
+    acc[0] += v.z;
+    acc[0] += v.w;
+  }
+};
+
+__global__ void conv_bias_finalize_kernel(int K, int G, const double* partials, float* gbias) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k < K) gbias[k] += static_cast<float>(sum_partials(partials, k, G, 1, 0));
 }
 
 }  // namespace
 
-void launch_conv_bias_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
-                              float* y) {
-  const size_t total = static_cast<size_t>(N) * static_cast<size_t>(K) * PQ;
-  conv_bias_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(total, K, PQ, bias, y);
-  CUDA_CHECK_LAUNCH("conv_bias_forward_kernel");
+void launch_conv_bias_act_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
+                                  Act act, float slope, float* y) {
+  if (PQ % 4 == 0 && aligned16(y))
+    launch_ncs_apply(ctx.stream, N, K, PQ, true, BiasAct<true>{bias, act, slope, y},
+                     "conv_bias_act_forward<vec>");
+  else
+    launch_ncs_apply(ctx.stream, N, K, PQ, false, BiasAct<false>{bias, act, slope, y},
+                     "conv_bias_act_forward");
 }
 
 void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, const float* gy,
                                float* gbias) {
-  conv_bias_backward_kernel<<<static_cast<unsigned>(K), kBiasBlock, 0, ctx.stream>>>(N, K, PQ, gy,
-                                                                                    gbias);
-  CUDA_CHECK_LAUNCH("conv_bias_backward_kernel");
+  // PQ == 1 is the dense layout [N, K]: plan_split takes the row-chunk path for it.
+  const ChanSplit sp = plan_split(N, K, static_cast<long long>(PQ), aligned16(gy), 1,
+                                  Context::kChanWsDoubles, "conv2d_backward_filter (bias)");
+  launch_partials<1>(ctx.stream, sp, GySumOp{gy}, ctx.chan_ws, "conv bias partials");
+  conv_bias_finalize_kernel<<<static_cast<unsigned>((K + kBlock - 1) / kBlock), kBlock, 0,
+                              ctx.stream>>>(K, sp.G, ctx.chan_ws, gbias);
+  CUDA_CHECK_LAUNCH("conv_bias_finalize_kernel");
 }
 
 }  // namespace cgan::cuda

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "cgan/backend.hpp"
@@ -29,7 +30,10 @@ using cuda::Context;
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaOptions& o) : ctx_(o.device, o.tf32) {}
-  ~CudaBackend() override { graph_drop(); }
+  ~CudaBackend() override {
+    graph_abort();
+    for (auto& g : graphs_) cudaGraphExecDestroy(g.second);
+  }
 
   std::string name() const override { return "cuda"; }
 
@@ -130,15 +134,17 @@ class CudaBackend final : public Backend {
   // ---- batch norm
   void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
                                const float* gamma, const float* beta, float* y, float* save_mean,
-                               float* save_invstd, float* run_mean, float* run_var) override {
+                               float* save_invstd, float* run_mean, float* run_var, Act act,
+                               float slope) override {
     cuda::launch_batchnorm_forward_train(ctx_, N, C, S, eps, momentum, x, gamma, beta, y,
-                                         save_mean, save_invstd, run_mean, run_var);
+                                         save_mean, save_invstd, run_mean, run_var, act, slope);
   }
 
   void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
                               const float* beta, const float* run_mean, const float* run_var,
-                              float* y) override {
-    cuda::launch_batchnorm_forward_eval(ctx_, N, C, S, eps, x, gamma, beta, run_mean, run_var, y);
+                              float* y, Act act, float slope) override {
+    cuda::launch_batchnorm_forward_eval(ctx_, N, C, S, eps, x, gamma, beta, run_mean, run_var, y,
+                                        act, slope);
   }
 
   void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
@@ -152,8 +158,8 @@ class CudaBackend final : public Backend {
   size_t conv2d_workspace_impl(const ConvShape& s) override { return cuda::conv_workspace(ctx_, s); }
 
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
-                           float* y, float* ws) override {
-    cuda::conv_forward(ctx_, s, x, w, bias, y, ws);
+                           float* y, float* ws, Act act, float slope) override {
+    cuda::conv_forward(ctx_, s, x, w, bias, y, ws, act, slope);
   }
 
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
@@ -248,15 +254,16 @@ class CudaBackend final : public Backend {
 
   // ---- CUDA graphs: stream capture on the backend's one stream (thread-local mode: another
   // thread's unrelated CUDA calls do not break the capture), instantiated once, replayed with
-  // cudaGraphLaunch on the same stream, so replays stay ordered with every other op.
+  // cudaGraphLaunch on the same stream, so replays stay ordered with every other op. Each graph
+  // is kept under its own id, so two Trainers on one backend replay their own.
   bool graphs_supported() const override { return true; }
   void graph_begin() override {
-    graph_drop();
+    CGAN_CHECK(!capturing_, "graph_begin: a capture is already in progress");
     wait_and_check("graph_begin");  // earlier errors surface before, not inside, the capture
     CUDA_CHECK(cudaStreamBeginCapture(ctx_.stream, cudaStreamCaptureModeThreadLocal));
     capturing_ = true;
   }
-  void graph_end() override {
+  int graph_end() override {
     CGAN_CHECK(capturing_, "graph_end: no capture in progress");
     capturing_ = false;
     cudaGraph_t g = nullptr;
@@ -270,28 +277,36 @@ class CudaBackend final : public Backend {
       throw Error(cat("cudaStreamEndCapture failed (an op in the capture was not capturable?): ",
                       cudaGetErrorName(ec), ": ", cudaGetErrorString(ec)));
     }
-    const cudaError_t e = cudaGraphInstantiate(&exec_, g, 0);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
     if (e != cudaSuccess) {
-      exec_ = nullptr;
       cudaGetLastError();
       throw Error(cat("cudaGraphInstantiate failed: ", cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
     }
+    const int id = next_graph_++;
+    graphs_[id] = exec;
+    return id;
   }
-  void graph_launch() override {
-    CGAN_CHECK(exec_, "graph_launch: no graph was captured");
-    CUDA_CHECK(cudaGraphLaunch(exec_, ctx_.stream));
+  void graph_launch(int id) override {
+    const auto it = graphs_.find(id);
+    CGAN_CHECK(it != graphs_.end(), "graph_launch: no graph ", id, " was captured (or it was dropped)");
+    CUDA_CHECK(cudaGraphLaunch(it->second, ctx_.stream));
   }
-  void graph_drop() override {
-    if (capturing_) {  // an error inside a capture: end it so the stream is usable again
-      cudaGraph_t g = nullptr;
-      cudaStreamEndCapture(ctx_.stream, &g);
-      if (g) cudaGraphDestroy(g);
-      cudaGetLastError();
-      capturing_ = false;
-    }
-    if (exec_) cudaGraphExecDestroy(exec_);
-    exec_ = nullptr;
+  // Never throws (runs in destructors).
+  void graph_drop(int id) override {
+    const auto it = graphs_.find(id);
+    if (it == graphs_.end()) return;
+    cudaGraphExecDestroy(it->second);
+    graphs_.erase(it);
+  }
+  void graph_abort() override {
+    if (!capturing_) return;  // an error inside a capture: end it so the stream is usable again
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(ctx_.stream, &g);
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();
+    capturing_ = false;
   }
 
  private:
@@ -351,7 +366,8 @@ class CudaBackend final : public Backend {
   }
 
   Context ctx_;
-  cudaGraphExec_t exec_ = nullptr;
+  std::map<int, cudaGraphExec_t> graphs_;  // graph_end's ids
+  int next_graph_ = 1;
   bool capturing_ = false;
 };
 

@@ -9,10 +9,11 @@ namespace cgan {
 
 struct CudaOptions {
   int device = 0;  // CUDA device ordinal
-  // Let cuBLAS run fp32 GEMMs on TF32 tensor cores (CUBLAS_TF32_TENSOR_OP_MATH): much faster on
-  // A100/H100, products rounded to a 10-bit mantissa, so no longer comparable with the CPU backend
-  // to fp32 tolerances. Off by default (CUBLAS_DEFAULT_MATH: plain fp32).
-  bool tf32 = false;
+  // Let cuBLAS run fp32 GEMMs (CUBLAS_TF32_TENSOR_OP_MATH) and cuDNN convolutions (conv.cpp) on
+  // TF32 tensor cores: much faster on A100/H100, inputs rounded to a 10-bit mantissa, so no longer
+  // comparable with the CPU backend to fp32 tolerances. On by default, as the config's precision;
+  // false gives plain fp32 (CUBLAS_DEFAULT_MATH, CUDNN_FMA_MATH).
+  bool tf32 = true;
 };
 
 // Throws cgan::Error when no GPU is usable (the reason as cuda_available() gives it).

@@ -55,7 +55,8 @@ void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, fl
 void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, const int32_t* labels,
                          float weight, float* grad, float* acc);
 
-// adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t) (adam_scalars, as the CPU does), with
+// adam.cu: step = lr / (1 - b1^t), rc2 = 1 / sqrt(1 - b2^t) (adam_scalars, as the CPU does, once per
+// call into ctx.adam_step by a one-thread kernel), with
 // t = t_base + (*t_counter) read by the kernel when t_counter is given.
 void launch_adam(const Context& ctx, size_t n, float* p, const float* g, float* m, float* v,
                  float lr, float b1, float b2, float eps, int t_base, const int32_t* t_counter);
@@ -64,10 +65,12 @@ void launch_adam(const Context& ctx, size_t n, float* p, const float* g, float* 
 void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps,
                                     float momentum, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean,
-                                    float* save_invstd, float* run_mean, float* run_var);
+                                    float* save_invstd, float* run_mean, float* run_var, Act act,
+                                    float slope);
 void launch_batchnorm_forward_eval(const Context& ctx, int N, int C, int S, float eps,
                                    const float* x, const float* gamma, const float* beta,
-                                   const float* run_mean, const float* run_var, float* y);
+                                   const float* run_mean, const float* run_var, float* y, Act act,
+                                   float slope);
 void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const float* x,
                                const float* gamma, const float* save_mean,
                                const float* save_invstd, const float* gy, float* gx,
@@ -78,15 +81,16 @@ void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const fl
 // conv_workspace(s) floats. Built without cuDNN, each throws a cgan::Error saying so.
 size_t conv_workspace(Context& ctx, const ConvShape& s);  // floats
 void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w,
-                  const float* bias, float* y, float* ws);
+                  const float* bias, float* y, float* ws, Act act, float slope);
 void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w,
                         float* gx, float* ws);
 void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, const float* gy,
                           float* gw, float* gbias, float* ws);
 
-// conv_bias.cu: y [N, K, PQ] += bias[k]; gbias[k] += sum over n and PQ of gy (deterministic).
-void launch_conv_bias_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
-                              float* y);
+// conv_bias.cu: y [N, K, PQ] = act(y + bias[k]) (bias may be null); gbias[k] += sum over n and PQ
+// of gy (deterministic).
+void launch_conv_bias_act_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
+                                  Act act, float slope, float* y);
 void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, const float* gy,
                                float* gbias);
 

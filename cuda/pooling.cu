@@ -3,12 +3,13 @@
 // padding.
 //  - avg: sum of the window's input cells (row-major, fp32) times 1/(R*S) (the float reciprocal, as
 //    the CPU backend, so both round alike): padding counts in the divisor (count_include_pad=True).
-//  - max: the largest input cell; padding never wins. A NaN wins (first NaN in row-major order),
-//    so a diverging network shows NaN as PyTorch's max pooling does.
+//  - max: the CPU backend's rule, m = first cell, then m = v > m ? v : m in row-major order; padding
+//    never wins. So a NaN comes out only when it is the window's first cell (a later NaN never
+//    compares greater).
 // Forward: one thread per output. Backward overwrites gx as a gather, one thread per input element
 // summing, in (p, q) order, the windows that contain it: no atomics, deterministic. Max pooling sends
-// a window's gradient to its first maximum in row-major order, recomputed from x and y (the first
-// cell equal to y; NaN matches NaN).
+// a window's gradient to its first cell equal (==) to y in row-major order, recomputed from x and
+// y, as the CPU does: a NaN output equals no cell, so its gradient goes nowhere.
 #include <cmath>
 
 #include "device.cuh"
@@ -23,10 +24,6 @@ struct Geo {  // PoolShape plus its output size, by value into the kernels
 
 Geo geo_of(const PoolShape& s) {
   return {s.H, s.W, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.P(), s.Q()};
-}
-
-__device__ __forceinline__ bool same_value(float a, float b) {
-  return a == b || (a != a && b != b);
 }
 
 template <Pool kKind>
@@ -46,17 +43,11 @@ __global__ void pool_forward_kernel(size_t total, Geo g, const float* x, float* 
         for (int w = w_lo; w < w_hi; ++w) sum += xi[static_cast<size_t>(h) * g.W + w];
       y[o] = sum * (1.f / static_cast<float>(g.R * g.S));  // as the CPU: sum * inv
     } else {
-      float best = -INFINITY;
-      bool nan = false;
-      for (int h = h_lo; h < h_hi && !nan; ++h)
+      float best = xi[static_cast<size_t>(h_lo) * g.W + w_lo];
+      for (int h = h_lo; h < h_hi; ++h)
         for (int w = w_lo; w < w_hi; ++w) {
           const float v = xi[static_cast<size_t>(h) * g.W + w];
-          if (v != v) {
-            best = v;
-            nan = true;
-            break;
-          }
-          if (v > best) best = v;
+          best = v > best ? v : best;
         }
       y[o] = best;
     }
@@ -96,7 +87,7 @@ __global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const 
         for (int q = q_lo; q <= q_hi; ++q) {
           const size_t o = static_cast<size_t>(p) * g.Q + q;
           const float yv = yi[o];
-          if (!same_value(xv, yv)) continue;
+          if (!(xv == yv)) continue;
           // (h, w) wins window (p, q) unless an earlier cell (row-major) also equals y.
           const int h0 = max(p * g.sh - g.ph, 0), w0 = max(q * g.sw - g.pw, 0);
           const int w_end = min(q * g.sw - g.pw + g.S, g.W);
@@ -104,7 +95,7 @@ __global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const 
           for (int hh = h0; hh <= h && first; ++hh) {
             const int we = hh < h ? w_end : w;
             for (int ww = w0; ww < we; ++ww)
-              if (same_value(xi[static_cast<size_t>(hh) * g.W + ww], yv)) {
+              if (xi[static_cast<size_t>(hh) * g.W + ww] == yv) {
                 first = false;
                 break;
               }

@@ -96,7 +96,7 @@ void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream
 
 void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x,
                                       const float* gamma, const float* beta, float* y, float* save_mean,
-                                      float* save_invstd, float* run_mean, float* run_var) {
+                                      float* save_invstd, float* run_mean, float* run_var, Act act, float slope) {
   CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
   CGAN_CHECK(static_cast<long long>(N) * S > 1,
              "batchnorm (training): need more than one value per channel, got N*S=", static_cast<long long>(N) * S);
@@ -104,15 +104,17 @@ void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float mome
   CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd, "batchnorm_forward_train: null pointer");
   CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
              "batchnorm_forward_train: run_mean and run_var must both be given or both null");
-  batchnorm_forward_train_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var);
+  batchnorm_forward_train_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var,
+                               act, slope);
 }
 void Backend::batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
-                                     const float* beta, const float* run_mean, const float* run_var, float* y) {
+                                     const float* beta, const float* run_mean, const float* run_var, float* y,
+                                     Act act, float slope) {
   CGAN_CHECK(N >= 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
   CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
   if (N == 0) return;
   CGAN_CHECK(x && gamma && beta && run_mean && run_var && y, "batchnorm_forward_eval: null pointer");
-  batchnorm_forward_eval_impl(N, C, S, eps, x, gamma, beta, run_mean, run_var, y);
+  batchnorm_forward_eval_impl(N, C, S, eps, x, gamma, beta, run_mean, run_var, y, act, slope);
 }
 void Backend::batchnorm_backward(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
                                  const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta) {
@@ -134,10 +136,10 @@ size_t Backend::conv2d_workspace(const ConvShape& s) {
   return conv2d_workspace_impl(s);
 }
 void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
-                             float* ws) {
+                             float* ws, Act act, float slope) {
   check_conv("conv2d_forward", s);
   CGAN_CHECK(x && w && y, "conv2d_forward: null pointer");
-  conv2d_forward_impl(s, x, w, bias, y, ws);
+  conv2d_forward_impl(s, x, w, bias, y, ws, act, slope);
 }
 void Backend::conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) {
   check_conv("conv2d_backward_data", s);
@@ -292,8 +294,8 @@ void Backend::copy_to_slot(size_t n, const float* src, float* dst, const int32_t
 }
 
 void Backend::graph_begin() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
-void Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
-void Backend::graph_launch() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
+int Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
+void Backend::graph_launch(int) { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
   if (options.precision != "fp32" && options.precision != "tf32")

@@ -375,7 +375,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error(cat("name: expected a non-empty name without '/', got ", describe(c.name)));
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
-  c.precision = o.string("precision", "fp32", {"fp32", "tf32"});
+  c.precision = o.string("precision", "tf32", {"fp32", "tf32"});
   c.cuda_graphs = o.boolean("cuda_graphs", true);
 
   // data

@@ -9,6 +9,11 @@
 
 namespace cgan {
 
+namespace {
+constexpr size_t kAlignFloats = 64;  // 256 bytes: slots and arena slices start on this boundary
+size_t aligned(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+}  // namespace
+
 // The shape of one sample: an image (C, H, W) after a reshape or conv/pool, else `c` flat
 // features (h = w = 1).
 struct SampleShape {
@@ -64,12 +69,15 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     : be_(be), name_(name), batch_(batch), in_dim_(in_dim), num_classes_(num_classes) {
   CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
   size_t np = 0, ns = 0;
-  // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros
+  // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros.
+  // Every slot starts on a kAlignFloats boundary (256 bytes) of its buffer; the gaps stay zero
+  // (Adam keeps zeros at zero: its step is m / (sqrt(v) + eps) with m = 0).
   auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,
                        int fan_in = 1) {
     size_t count = 1;
     for (auto d : shape) count *= static_cast<size_t>(d);
     size_t& cursor = state ? ns : np;
+    cursor = aligned(cursor);
     ParamSlot s{n, std::move(shape), cursor, count, state};
     cursor += count;
     slots_.push_back(s);
@@ -109,8 +117,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     throw Error(cat(name, ".condition.mode: unknown mode \"", mode, "\""));
   }
 
-  // layers (a linear or conv2d followed by an activation applies it in the same layer: one
-  // bias+activation pass for linear, an in-place activation pass after the conv)
+  // layers (a linear, conv2d or batchnorm followed by an activation applies it in the same layer:
+  // one bias+activation pass after the linear's GEMM, the conv's bias+activation epilogue, the
+  // batch norm's output pass)
   SampleShape sh;
   sh.c = fused_dim_;
   int max_width = std::max(fused_dim_, in_dim);
@@ -208,6 +217,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         L->b = add_param(pre + "bias", {L->bn_c}, false, '0');
         L->rmean = add_param(pre + "running_mean", {L->bn_c}, true, '0');
         L->rvar = add_param(pre + "running_var", {L->bn_c}, true, '1');
+        fuse_next_act(*L, i);  // applied in the batch norm's output pass
         break;
     }
     L->spec_last = static_cast<int>(i);
@@ -220,7 +230,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   first_compute_ = 0;
   while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == LayerKind::reshape) ++first_compute_;
   spec_layers_ = static_cast<int>(spec.layers.size());
-  n_params_ = np;
+  n_params_ = np ? aligned(np) : 0;  // whole float4 groups for Adam
   n_state_ = ns;
 
   if (share) {
@@ -252,11 +262,15 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->bn_c);
   }
   arena += 2 * B * max_width + B * out_dim_;
+  // room for aligning every take() below: 2 for the conditioner, at most 3 per layer, 3 buffers
+  arena += (2 + 3 * layers_.size() + 3) * kAlignFloats;
   arena_ = be_.alloc(arena);
   float* cur = arena_;
+  // Each slice starts on a 256-byte boundary (alloc returns 256-byte aligned memory), so cuDNN and
+  // cuBLAS see aligned inputs, outputs and gradients and may use their vectorised kernels.
   auto take = [&](size_t n) {
     float* p = cur;
-    cur += n;
+    cur += aligned(n);
     return p;
   };
   if (fusion_ != FusionKind::none) fused_ = take(B * fused_dim_);
@@ -272,6 +286,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   gbuf_a_ = take(B * max_width);
   gbuf_b_ = take(B * max_width);
   gout_buf_ = take(B * out_dim_);
+  CGAN_CHECK(static_cast<size_t>(cur - arena_) <= arena, "model ", name, ": arena plan too small");
   if (conv_ws) conv_ws_ = be_.alloc(conv_ws);
 }
 
@@ -310,7 +325,8 @@ std::string Model::summary() const {
       if (ph || pw) os << ", padding " << ph << "x" << pw;
       os << ")";
     }
-    if ((L->kind == LayerKind::linear || L->kind == LayerKind::conv2d) && L->act != Act::none)
+    if ((L->kind == LayerKind::linear || L->kind == LayerKind::conv2d || L->kind == LayerKind::batchnorm) &&
+        L->act != Act::none)
       os << " + " << act_name(L->act) << " (fused)";
     if (L->kind == LayerKind::dropout) os << " p=" << L->p;
     os << "\n";
@@ -403,15 +419,14 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       case LayerKind::batchnorm:
         if (train)
           be_.batchnorm_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
-                                      L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar);
+                                      L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar, L.act, L.slope);
         else
           be_.batchnorm_forward_eval(B, L.bn_c, L.bn_s, L.eps, h, params_ + L.w, params_ + L.b, state_ + L.rmean,
-                                     state_ + L.rvar, L.y);
+                                     state_ + L.rvar, L.y, L.act, L.slope);
         L.y_used = L.y;
         break;
       case LayerKind::conv2d:
-        be_.conv2d_forward(L.conv, h, params_ + L.w, params_ + L.b, L.y, conv_ws_);
-        if (L.act != Act::none) be_.bias_act_forward(L.act, L.slope, B, L.out, nullptr, L.y);
+        be_.conv2d_forward(L.conv, h, params_ + L.w, params_ + L.b, L.y, conv_ws_, L.act, L.slope);
         L.y_used = L.y;
         break;
       case LayerKind::avgpool2d:
@@ -460,6 +475,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         break;
       case LayerKind::batchnorm: {
         CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
+        if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         float* gin = other(g);
         be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
                                grads_ + L.w, grads_ + L.b);
@@ -524,13 +540,42 @@ const float* Model::output_of(int layer_index, int* width) const {
   }
   CGAN_CHECK(layer_index >= 0 && layer_index < spec_layers_, "model ", name_, ": output_of(", layer_index,
              "): no such layer (it has ", spec_layers_, ")");
-  throw Error(cat("model ", name_, ": output_of(", layer_index, "): the linear layer is fused with the activation "
+  throw Error(cat("model ", name_, ": output_of(", layer_index, "): the layer is fused with the activation "
                   "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
 }
 
 void Model::set_params(const float* host_params, const float* host_state) {
   if (n_params_) be_.upload(params_, host_params, n_params_);
   if (n_state_) be_.upload(state_, host_state, n_state_);
+}
+
+size_t Model::packed_param_count() const {
+  size_t n = 0;
+  for (const ParamSlot& s : slots_)
+    if (!s.state) n += s.count;
+  return n;
+}
+
+std::vector<float> Model::pack_params(const std::vector<float>& buffer) const {
+  CGAN_CHECK(buffer.size() == n_params_, "pack_params: ", buffer.size(), " floats, expected ", n_params_);
+  std::vector<float> out;
+  out.reserve(packed_param_count());
+  for (const ParamSlot& s : slots_)
+    if (!s.state) out.insert(out.end(), buffer.begin() + s.offset, buffer.begin() + s.offset + s.count);
+  return out;
+}
+
+std::vector<float> Model::unpack_params(const std::vector<float>& packed) const {
+  CGAN_CHECK(packed.size() == packed_param_count(), "unpack_params: ", packed.size(), " floats, expected ",
+             packed_param_count());
+  std::vector<float> out(n_params_, 0.f);
+  size_t at = 0;
+  for (const ParamSlot& s : slots_)
+    if (!s.state) {
+      std::copy(packed.begin() + at, packed.begin() + at + s.count, out.begin() + s.offset);
+      at += s.count;
+    }
+  return out;
 }
 
 void Model::zero_grads() { be_.fill(grads_, std::max<size_t>(n_params_, 1), 0.f); }

@@ -230,7 +230,7 @@ void Trainer::prepare_eval() {
 
 Trainer::~Trainer() {
   eval_.reset();  // its generator view shares G's parameters
-  if (graph_ready_) be_.graph_drop();
+  if (graph_id_) be_.graph_drop(graph_id_);
   for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
                                               cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_,
                                               tags_all_, cond_other_, idx_rand_, y_other_})
@@ -285,8 +285,8 @@ void Trainer::step() {
   for (int sub = 1; sub < d; ++sub) mid_step_reshuffle |= pos_ + static_cast<int64_t>(sub + 1) * B > count_;
   if (counters_dirty_) upload_counters();
   const bool graph = use_graphs_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
-  if (graph && graph_ready_) {
-    be_.graph_launch();
+  if (graph && graph_id_) {
+    be_.graph_launch(graph_id_);
     for (int sub = 0; sub < d; ++sub) advance_counters(batch_delta(B).data(), false);  // what its add_ints do
     advance_counters(kStepDelta.data(), false);
   } else if (graph) {
@@ -294,12 +294,11 @@ void Trainer::step() {
     try {
       enqueue_step(false);  // advances the mirror once, as the launch below advances the counters
     } catch (...) {
-      be_.graph_drop();
+      be_.graph_abort();
       throw;
     }
-    be_.graph_end();
-    graph_ready_ = true;
-    be_.graph_launch();
+    graph_id_ = be_.graph_end();
+    be_.graph_launch(graph_id_);
   } else {
     enqueue_step(mid_step_reshuffle);
     ++eager_steps_;
@@ -433,16 +432,6 @@ std::vector<LossRow> Trainer::take_rows() {
 
 // ---------------------------------------------------------------- checkpoints
 
-static void put_buffer(SafeTensors& st, Backend& be, const std::string& name, const float* p, size_t n,
-                       std::vector<int64_t> shape) {
-  NamedTensor t;
-  t.name = name;
-  t.shape = std::move(shape);
-  t.data.resize(n);
-  if (n) be.download(t.data.data(), p, n);
-  st.tensors.push_back(std::move(t));
-}
-
 static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
   std::vector<float> p(m.param_count()), s(m.state_count());
   if (!p.empty()) be.download(p.data(), m.params(), p.size());
@@ -455,10 +444,17 @@ static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::s
     t.data.assign(src, src + sl.count);
     st.tensors.push_back(std::move(t));
   }
-  if (optim && m.param_count()) {
-    const int64_t n = static_cast<int64_t>(m.param_count());
-    put_buffer(st, be, prefix + "adam.m", m.adam_m(), m.param_count(), {n});
-    put_buffer(st, be, prefix + "adam.v", m.adam_v(), m.param_count(), {n});
+  if (optim && m.param_count()) {  // packed: the layout without alignment gaps (Model::pack_params)
+    const int64_t n = static_cast<int64_t>(m.packed_param_count());
+    for (const auto& [name, buf] : {std::pair<const char*, const float*>{"adam.m", m.adam_m()}, {"adam.v", m.adam_v()}}) {
+      std::vector<float> h(m.param_count());
+      be.download(h.data(), buf, h.size());
+      NamedTensor t;
+      t.name = prefix + name;
+      t.shape = {n};
+      t.data = m.pack_params(h);
+      st.tensors.push_back(std::move(t));
+    }
   }
 }
 
@@ -527,9 +523,9 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
   for (Model* m : {G_.get(), D_.get()}) {
     const std::string pre = m == G_.get() ? "generator." : "discriminator.";
     if (!m->param_count()) continue;
-    const int64_t n = static_cast<int64_t>(m->param_count());
-    be_.upload(m->adam_m(), need(ck, pre + "adam.m", {n}, path).data.data(), m->param_count());
-    be_.upload(m->adam_v(), need(ck, pre + "adam.v", {n}, path).data.data(), m->param_count());
+    const int64_t n = static_cast<int64_t>(m->packed_param_count());
+    be_.upload(m->adam_m(), m->unpack_params(need(ck, pre + "adam.m", {n}, path).data).data(), m->param_count());
+    be_.upload(m->adam_v(), m->unpack_params(need(ck, pre + "adam.v", {n}, path).data).data(), m->param_count());
     m->zero_grads();
   }
   step_ = meta_int(ck, "step", path);

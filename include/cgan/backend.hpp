@@ -100,13 +100,17 @@ class Backend {
   // ---- batch norm over x laid out [N, C, S] (dense layers: S = 1), statistics per channel C.
   // Training: batch mean/biased variance; saves mean and 1/sqrt(var+eps); updates running stats
   // with run = (1-momentum) run + momentum * batch (unbiased variance for run_var, as PyTorch).
+  // y = act(normalised x) (act: the activation that follows, applied in the same pass; backward
+  // takes dL/d(pre-activation), as bias_act_backward leaves it). y may be x.
   void batchnorm_forward_train(int N, int C, int S, float eps, float momentum,
                                const float* x, const float* gamma, const float* beta,
                                float* y, float* save_mean, float* save_invstd,
-                               float* run_mean, float* run_var);
+                               float* run_mean, float* run_var, Act act = Act::none,
+                               float slope = 0.f);
   void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x,
                               const float* gamma, const float* beta,
-                              const float* run_mean, const float* run_var, float* y);
+                              const float* run_mean, const float* run_var, float* y,
+                              Act act = Act::none, float slope = 0.f);
   // gx overwritten; ggamma, gbeta accumulated (+=).
   void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
                           const float* save_mean, const float* save_invstd,
@@ -116,9 +120,10 @@ class Backend {
   // bias [K] (may be null); y [N,K,P,Q]. ws: backend memory of at least conv2d_workspace(s)
   // floats (may be null when that is 0). The first call for a shape may choose algorithms and
   // cache them (the CUDA backend does it inside conv2d_workspace, called when a model is built).
+  // y = act(conv(x, w) + bias): the bias and the activation that follows are applied in one pass.
   size_t conv2d_workspace(const ConvShape& s);
   void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias,
-                      float* y, float* ws);
+                      float* y, float* ws, Act act = Act::none, float slope = 0.f);
   // gx [N,C,H,W] = dL/dx (overwritten).
   void conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx,
                             float* ws);
@@ -191,13 +196,16 @@ class Backend {
   void copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots);
 
   // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
-  // run; graph_launch() runs the captured work (again and again). One graph per backend;
-  // graph_begin() drops the previous one. Backends without graphs say so with graphs_supported().
+  // run; graph_end() returns the captured graph's id (> 0) and graph_launch(id) runs it (again and
+  // again). A backend holds any number of graphs (each Trainer on it has its own), each until
+  // graph_drop(id) or the backend's end. graph_abort() ends a capture in progress without keeping
+  // it (after an error inside it). Backends without graphs say so with graphs_supported().
   virtual bool graphs_supported() const { return false; }
   virtual void graph_begin();
-  virtual void graph_end();
-  virtual void graph_launch();
-  virtual void graph_drop() {}
+  virtual int graph_end();
+  virtual void graph_launch(int id);
+  virtual void graph_drop(int /*id*/) {}
+  virtual void graph_abort() {}
 
  protected:
   // What each backend implements. The public methods above have already checked sizes and
@@ -221,16 +229,17 @@ class Backend {
   virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum,
                                             const float* x, const float* gamma, const float* beta,
                                             float* y, float* save_mean, float* save_invstd,
-                                            float* run_mean, float* run_var) = 0;
+                                            float* run_mean, float* run_var, Act act, float slope) = 0;
   virtual void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x,
                                            const float* gamma, const float* beta,
-                                           const float* run_mean, const float* run_var, float* y) = 0;
+                                           const float* run_mean, const float* run_var, float* y,
+                                           Act act, float slope) = 0;
   virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
                                        const float* save_mean, const float* save_invstd,
                                        const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
   virtual size_t conv2d_workspace_impl(const ConvShape& s) = 0;
   virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
-                                   float* y, float* ws) = 0;
+                                   float* y, float* ws, Act act, float slope) = 0;
   virtual void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
                                          float* ws) = 0;
   virtual void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw,
@@ -268,14 +277,17 @@ class Backend {
 
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef CGAN_HAVE_CUDA
-// tf32: cuBLAS may run fp32 GEMMs on TF32 tensor cores. Throws cgan::Error when no GPU is usable.
-std::unique_ptr<Backend> make_cuda_backend(bool tf32 = false);
+// tf32: cuBLAS GEMMs and cuDNN convolutions may run on TF32 tensor cores; false: plain fp32 (what
+// tight parity tests against the CPU use). No default: callers say which. Throws cgan::Error when
+// no GPU is usable.
+std::unique_ptr<Backend> make_cuda_backend(bool tf32);
 #endif
 
-// The config's "precision": "fp32" (default) or "tf32" (CUDA GEMMs on TF32 tensor cores; the CPU
-// backend always computes in fp32).
+// The config's "precision": "tf32" (default, as Config's: CUDA GEMMs and convolutions on TF32
+// tensor cores, as PyTorch does for cuDNN convolutions) or "fp32" (plain fp32 throughout). The CPU
+// backend always computes in fp32.
 struct BackendOptions {
-  std::string precision = "fp32";
+  std::string precision = "tf32";
 };
 
 // "cpu", "cuda" or "auto" (CUDA when built with it and a GPU is present, else CPU).

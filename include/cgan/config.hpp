@@ -100,7 +100,7 @@ struct Config {
   std::string name;
   std::string description;
   std::string device = "auto";
-  std::string precision = "fp32";  // fp32 | tf32 (CUDA GEMMs on TF32 tensor cores)
+  std::string precision = "tf32";  // tf32 | fp32 (CUDA GEMMs and convolutions; the CPU is fp32)
   bool cuda_graphs = true;         // CUDA backend: replay each training iteration as a CUDA graph
   DataSpec data;
   int noise_dim = 100;

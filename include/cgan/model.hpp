@@ -18,7 +18,7 @@ namespace cgan {
 struct ParamSlot {
   std::string name;              // e.g. "layers.0.weight"
   std::vector<int64_t> shape;
-  size_t offset = 0, count = 0;  // in floats
+  size_t offset = 0, count = 0;  // in floats; offset is a multiple of 64 (256 bytes)
   bool state = false;            // true: non-trained state (batch-norm running stats)
 };
 
@@ -77,7 +77,14 @@ class Model {
   float* state() const { return state_; }
   float* adam_m() const { return m_; }
   float* adam_v() const { return v_; }
+  // Floats in the parameter (and gradient, Adam m, v) buffer: every slot starts on a 256-byte
+  // boundary, so this includes the zero gaps between slots.
   size_t param_count() const { return n_params_; }
+  // A parameter-sized buffer (Adam's m and v) in the checkpoint layout: the trainable slots
+  // concatenated without the alignment gaps, as checkpoints have always stored them.
+  size_t packed_param_count() const;
+  std::vector<float> pack_params(const std::vector<float>& buffer) const;
+  std::vector<float> unpack_params(const std::vector<float>& packed) const;
   size_t state_count() const { return n_state_; }
   const std::vector<ParamSlot>& slots() const { return slots_; }
   // A buffer of batch*out_dim floats owned by the model, for the caller's dL/dout.

@@ -62,7 +62,7 @@ class Trainer {
   // position, statistics slot and Adam steps it needs are read from device counters.
   void step();
   // Whether iterations are now replayed from a captured CUDA graph.
-  bool graph_active() const { return graph_ready_; }
+  bool graph_active() const { return graph_id_ != 0; }
   int64_t steps_done() const { return step_; }
   // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
   std::vector<LossRow> take_rows();
@@ -112,7 +112,8 @@ class Trainer {
   int64_t step_ = 0, epoch_ = -1, pos_ = 0;
   int g_t_ = 0, d_t_ = 0;
   bool counters_dirty_ = true;  // the device counters must be uploaded from the mirror
-  bool use_graphs_ = false, graph_ready_ = false;
+  bool use_graphs_ = false;
+  int graph_id_ = 0;  // this Trainer's captured iteration on the backend (Backend::graph_end), 0: none
   int eager_steps_ = 0;
 };
 

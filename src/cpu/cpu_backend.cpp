@@ -163,7 +163,8 @@ class CpuBackend final : public Backend {
   // ---- batch norm over [N, C, S]
   void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
                                const float* gamma, const float* beta, float* y, float* save_mean,
-                               float* save_invstd, float* run_mean, float* run_var) override {
+                               float* save_invstd, float* run_mean, float* run_var, Act act,
+                               float slope) override {
     double* mean = scratch_d(2 * static_cast<size_t>(C));
     double* m2 = mean + C;
     channel_sums(N, C, S, x, mean);
@@ -191,15 +192,17 @@ class CpuBackend final : public Backend {
       b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
     }
     affine(N, C, S, x, save_mean, a, b, y);
+    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
 
   void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
                               const float* beta, const float* run_mean, const float* run_var,
-                              float* y) override {
+                              float* y, Act act, float slope) override {
     float* a = scratch_f(static_cast<size_t>(C));
     for (int c = 0; c < C; ++c)
       a[c] = static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(run_var[c]) + eps));
     affine(N, C, S, x, run_mean, a, beta, y);
+    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
 
   void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
@@ -251,8 +254,9 @@ class CpuBackend final : public Backend {
   // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
   size_t conv2d_workspace_impl(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
-                           float* ws) override {
+                           float* ws, Act act, float slope) override {
     cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
+    if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
   }
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
                                  float* ws) override {

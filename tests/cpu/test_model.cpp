@@ -104,9 +104,13 @@ TEST(ConvModel, ShapesSlotsAndSummary) {
   be->download(p.data(), m.params(), p.size());
   const float bound = 1.f / std::sqrt(12.f);
   float big = 0;
-  for (size_t i = 0; i < 36 + 3; ++i) {
-    EXPECT_LE(std::fabs(p[i]), bound);
-    big = std::max(big, std::fabs(p[i]));
+  for (int k = 0; k < 2; ++k) {  // layers.1.weight (36) and layers.1.bias (3)
+    const ParamSlot& sl = m.slots()[k];
+    EXPECT_EQ(sl.offset % 64, 0u) << sl.name << ": slots start on 256-byte boundaries";
+    for (size_t i = sl.offset; i < sl.offset + sl.count; ++i) {
+      EXPECT_LE(std::fabs(p[i]), bound);
+      big = std::max(big, std::fabs(p[i]));
+    }
   }
   EXPECT_GT(big, 0.5f * bound);
 
@@ -265,10 +269,12 @@ TEST(ConvModel, LabelPlaneGradientsMatchClosedForms) {
   be->upload(cd, cond.data(), cond.size());
   std::vector<float> p(m.param_count());
   be->download(p.data(), m.params(), p.size());
-  const float* W = p.data();            // [K, E]
-  const float* c = W + K * E;           // [E]
-  const float* w = c + E;               // linear weight [in + E, 1]
-  const float w0 = w[in + E];
+  const size_t oW = m.slots()[0].offset, oc = m.slots()[1].offset, ow = m.slots()[2].offset,
+               ob = m.slots()[3].offset;
+  const float* W = p.data() + oW;  // [K, E]
+  const float* c = p.data() + oc;  // [E]
+  const float* w = p.data() + ow;  // linear weight [in + E, 1]
+  const float w0 = p[ob];
   std::vector<float> out(B);
   be->download(out.data(), m.forward(xd, nullptr, cd, true), B);
   for (int b = 0; b < B; ++b) {
@@ -291,12 +297,12 @@ TEST(ConvModel, LabelPlaneGradientsMatchClosedForms) {
     for (int e = 0; e < E; ++e) {
       double want = 0;
       for (int b = 0; b < B; ++b) want += double(cond[b * K + k]) * r[b] * w[in + e];
-      EXPECT_NEAR(g[k * E + e], want, 1e-5 * (1 + std::fabs(want))) << "cond.weight[" << k << "," << e << "]";
+      EXPECT_NEAR(g[oW + k * E + e], want, 1e-5 * (1 + std::fabs(want))) << "cond.weight[" << k << "," << e << "]";
     }
   for (int e = 0; e < E; ++e) {
     double want = 0;
     for (int b = 0; b < B; ++b) want += double(r[b]) * w[in + e];
-    EXPECT_NEAR(g[K * E + e], want, 1e-5 * (1 + std::fabs(want))) << "cond.bias[" << e << "]";
+    EXPECT_NEAR(g[oc + e], want, 1e-5 * (1 + std::fabs(want))) << "cond.bias[" << e << "]";
   }
   for (int b = 0; b < B; ++b)
     for (int i = 0; i < in; ++i)

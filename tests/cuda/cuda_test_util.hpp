@@ -165,13 +165,13 @@ inline std::string shape(std::initializer_list<long long> dims) {
 }
 
 // Fixture base: skips without a usable GPU; otherwise a CPU backend (the reference), a CUDA backend
-// (under test) and a generator seeded from base_seed() and the test's name.
+// in fp32 precision (under test; tests of tf32 make their own) and a generator seeded from base_seed() and the test's name.
 class CudaParityTest : public ::testing::Test {
  protected:
   void SetUp() override {
     CGAN_SKIP_WITHOUT_GPU();
     cpu_ = make_cpu_backend();
-    gpu_ = make_cuda_backend();
+    gpu_ = make_cuda_backend(false);  // fp32: the parity tests hold fp32 tolerances
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     rng_.seed(base_seed() ^ std::hash<std::string>{}(info->name()));
   }
@@ -198,6 +198,12 @@ class CudaParityTest : public ::testing::Test {
     return v;
   }
   int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }  // inclusive
+
+ public:  // normal() and uniform() for helpers outside the fixture
+  Floats normal_(size_t n, float mean = 0.f, float stddev = 1.f) { return normal(n, mean, stddev); }
+  Floats uniform_(size_t n, float lo, float hi) { return uniform(n, lo, hi); }
+
+ protected:
   uint64_t u64() { return rng_(); }
 
   std::unique_ptr<Backend> cpu_, gpu_;

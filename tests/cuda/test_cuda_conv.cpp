@@ -237,7 +237,7 @@ TEST_F(CudaConv, Conv2dWithoutWorkspaceQueryMatchesAndIsDeterministic) {
   Floats y[2], gx[2], gw[2];
   const size_t ws_floats = gpu().conv2d_workspace(s);
   for (int run = 0; run < 2; ++run) {
-    auto g = make_cuda_backend();  // a fresh backend: nothing cached
+    auto g = make_cuda_backend(false);  // a fresh fp32 backend: nothing cached
     Buf x(*g, nx), w(*g, nw), gy(*g, ny), yb(*g, ny), gxb(*g, nx), gwb(*g, nw), ws(*g, ws_floats);
     g->upload(x.p, xh.data(), nx);
     g->upload(w.p, wh.data(), nw);
@@ -270,7 +270,90 @@ TEST_F(CudaConv, Conv2dTf32IsClose) {
   }
 }
 
+// The real anime_conv shapes (configs/anime_conv.json, batch 64): the generator's 15 -> 50 -> 25
+// channels at 192x192 and its 2x2 / 2 output conv, the discriminator's 5x5 convs at 96x96 and
+// 48x48. cuDNN chooses its algorithms for these sizes (the heuristics and the workspace limit
+// differ from the small shapes above), so these are what training runs. fp32 at the fp32
+// tolerance; tf32 (the default precision) at its own, flat tolerance (see Conv2dTf32IsClose).
+const ConvShape kAnimeConvShapes[] = {
+    conv_shape(64, 15, 192, 192, 50, 3, 3, 1, 1, 1, 1),  // G conv 1
+    conv_shape(64, 50, 192, 192, 25, 3, 3, 1, 1, 1, 1),  // G conv 2
+    conv_shape(64, 25, 192, 192, 3, 2, 2, 2, 2, 0, 0),   // G output conv
+    conv_shape(64, 4, 96, 96, 32, 5, 5, 1, 1, 2, 2),     // D conv 1 (image + label plane)
+    conv_shape(64, 32, 48, 48, 64, 5, 5, 1, 1, 2, 2),    // D conv 2
+};
+
+TEST_F(CudaConv, Conv2dRealAnimeShapesFp32) {
+  for (const auto& s : kAnimeConvShapes) check_conv(gpu(), s, 2e-6);
+}
+
+TEST_F(CudaConv, Conv2dRealAnimeShapesTf32) {
+  auto tf32 = make_cuda_backend(true);
+  for (const auto& s : kAnimeConvShapes) check_conv(*tf32, s, 5e-3, /*per_sqrt_l=*/false);
+}
+
+// The conv epilogue: bias and the following activation in one pass (float4 when P*Q % 4 == 0,
+// scalar otherwise; with and without bias), against the CPU's conv then activation.
+TEST_F(CudaConv, Conv2dFusedBiasActivation) {
+  for (const auto& s : {conv_shape(2, 15, 16, 16, 25, 3, 3, 1, 1, 1, 1), conv_shape(3, 4, 19, 21, 12, 5, 3, 1, 2, 2, 1)}) {
+    const size_t nx = static_cast<size_t>(s.N) * s.C * s.H * s.W;
+    const size_t nw = static_cast<size_t>(s.K) * s.C * s.R * s.S;
+    const size_t ny = static_cast<size_t>(s.N) * s.K * s.P() * s.Q();
+    Buf wsc(cpu(), cpu().conv2d_workspace(s)), wsg(gpu(), gpu().conv2d_workspace(s));
+    Twin x(cpu(), gpu(), normal(nx)), w(cpu(), gpu(), normal(nw, 0.f, 0.3f)),
+        b(cpu(), gpu(), normal(static_cast<size_t>(s.K))), y(cpu(), gpu(), Floats(ny));
+    for (Act act : {Act::relu, Act::leaky_relu, Act::tanh, Act::sigmoid})
+      for (bool bias : {true, false}) {
+        const std::string what = text(s) + " act " + std::to_string(static_cast<int>(act)) + (bias ? " with bias" : "");
+        cpu().conv2d_forward(s, x.c, w.c, bias ? b.c : nullptr, y.c, wsc.p, act, 0.2f);
+        gpu().conv2d_forward(s, x.g, w.g, bias ? b.g : nullptr, y.g, wsg.p, act, 0.2f);
+        EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 1e-4, 1e-5, what));
+      }
+  }
+}
+
 // ---------------------------------------------------------------- pooling
+
+// The discriminator's pooling at batch 64 (after each conv), and a max pool of the same sizes.
+TEST_F(CudaConv, Pool2dRealAnimeShapes) {
+  const PoolShape shapes[] = {
+      pool_shape(64, 32, 96, 96, 2, 2, 2, 2, 0, 0),  // avgpool 2 / 2: 96 -> 48
+      pool_shape(64, 64, 48, 48, 2, 2, 3, 3, 0, 0),  // avgpool 2 / 3: 48 -> 16
+  };
+  for (const auto& s : shapes)
+    for (Pool k : {Pool::avg, Pool::max})
+      check_pool(k, s, normal(static_cast<size_t>(s.N) * s.C * s.H * s.W));
+}
+
+// NaN in max pooling follows the CPU's rule (m = first cell, then m = v > m ? v : m): a window
+// whose first cell is NaN gives NaN and passes no gradient; a NaN elsewhere in a window never
+// wins. Checked against the CPU on random inputs sprinkled with NaN, and on a known image.
+TEST_F(CudaConv, MaxPoolNanFollowsTheCpu) {
+  for (const auto& s : {pool_shape(2, 3, 17, 13, 3, 3, 2, 2, 1, 1), pool_shape(1, 4, 8, 8, 2, 2, 2, 2, 0, 0),
+                        pool_shape(2, 2, 9, 11, 3, 2, 1, 2, 1, 1)}) {
+    const size_t nx = static_cast<size_t>(s.N) * s.C * s.H * s.W;
+    Floats x = normal(nx);
+    for (size_t i = 0; i < nx; ++i)
+      if (pick(0, 6) == 0) x[i] = std::numeric_limits<float>::quiet_NaN();
+    check_pool(Pool::max, s, x);
+  }
+  const PoolShape s = pool_shape(1, 1, 2, 4, 2, 2, 2, 2, 0, 0);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const Floats xh = {nan, 1, 2, nan,  //
+                     3, 0, 1, 0};
+  Buf x(gpu(), 8), y(gpu(), 2), gy(gpu(), 2), gx(gpu(), 8);
+  gpu().upload(x.p, xh.data(), 8);
+  const Floats gyh = {10, 20};
+  gpu().upload(gy.p, gyh.data(), 2);
+  gpu().pool2d_forward(Pool::max, s, x.p, y.p);
+  Floats yh(2), gxh(8);
+  gpu().download(yh.data(), y.p, 2);
+  EXPECT_TRUE(std::isnan(yh[0])) << "a NaN first cell gives NaN";
+  EXPECT_EQ(yh[1], 2.f) << "a later NaN never wins";
+  gpu().pool2d_backward(Pool::max, s, x.p, y.p, gy.p, gx.p);
+  gpu().download(gxh.data(), gx.p, 8);
+  EXPECT_TRUE(identical(gxh, Floats{0, 0, 20, 0, 0, 0, 0, 0}, "maxpool NaN backward"));
+}
 
 TEST_F(CudaConv, Pool2dShapes) {
   const PoolShape shapes[] = {

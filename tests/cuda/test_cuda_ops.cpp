@@ -71,7 +71,8 @@ TEST(CudaAvailability, NoGpuGivesAClearError) {
     return;
   }
   EXPECT_FALSE(why.empty());
-  EXPECT_THROW(make_cuda_backend(), Error);
+  EXPECT_THROW(make_cuda_backend(true), Error);
+  EXPECT_THROW(make_cuda_backend(false), Error);
   EXPECT_THROW(make_backend("cuda"), Error);
   EXPECT_EQ(make_backend("auto")->name(), "cpu");
 }
@@ -454,6 +455,105 @@ TEST_F(CudaOps, BatchNorm) {
     }
 }
 
+// Batch norm at one shape: forward (train), backward from the CPU's saved statistics, against the
+// CPU at tolerances scaled by each output's largest magnitude (atol = tol * max|cpu|), and the GPU
+// run twice gives the same bits. `offset` shifts every tensor by that many floats in its buffer
+// (1: not 16-byte aligned, the scalar path of S % 4 == 0 shapes).
+void check_bn_at(Backend& cpu, Backend& gpu, CudaParityTest& t, int N, int C, int S, float eps,
+                 const Floats& xh, double tol, size_t offset = 0) {
+  const size_t n = static_cast<size_t>(N) * C * S, c = static_cast<size_t>(C);
+  const std::string what = "batchnorm " + shape({N, C, S}) + " offset " + std::to_string(offset);
+  SCOPED_TRACE(what);
+  Floats xo(offset, 0.f);
+  xo.insert(xo.end(), xh.begin(), xh.end());
+  Floats gyo(offset, 0.f);
+  const Floats gyh = t.normal_(n);
+  gyo.insert(gyo.end(), gyh.begin(), gyh.end());
+  Twin x(cpu, gpu, xo), gamma(cpu, gpu, t.uniform_(c, 0.5f, 1.5f)), beta(cpu, gpu, t.normal_(c)),
+      y(cpu, gpu, Floats(n + offset)), mean(cpu, gpu, Floats(c)), invstd(cpu, gpu, Floats(c)),
+      rmean(cpu, gpu, Floats(c, 0.f)), rvar(cpu, gpu, Floats(c, 1.f)), gy(cpu, gpu, gyo),
+      gx(cpu, gpu, Floats(n + offset)), gg(cpu, gpu, Floats(c)), gb(cpu, gpu, Floats(c));
+  const auto scaled = [&](const Floats& ref, const Floats& got, const std::string& name) {
+    double m = 0;
+    for (float v : ref) m = std::max(m, static_cast<double>(std::fabs(v)));
+    return close(ref, got, tol * m, tol, what + " " + name);
+  };
+  cpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.c + offset, gamma.c, beta.c, y.c + offset, mean.c,
+                              invstd.c, rmean.c, rvar.c);
+  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g,
+                              invstd.g, rmean.g, rvar.g);
+  const Floats yg = y.on_gpu();
+  EXPECT_TRUE(scaled(y.on_cpu(), yg, "train y"));
+  EXPECT_TRUE(close(mean.on_cpu(), mean.on_gpu(), 1e-6, 1e-6, what + " save_mean"));
+  EXPECT_TRUE(close(invstd.on_cpu(), invstd.on_gpu(), 1e-6, 1e-6, what + " save_invstd"));
+  EXPECT_TRUE(close(rmean.on_cpu(), rmean.on_gpu(), 1e-6, 1e-6, what + " run_mean"));
+  EXPECT_TRUE(close(rvar.on_cpu(), rvar.on_gpu(), 1e-6, 1e-6, what + " run_var"));
+  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g,
+                              invstd.g, nullptr, nullptr);
+  EXPECT_TRUE(identical(yg, y.on_gpu(), what + " train y run twice"));
+
+  const Floats sm = mean.on_cpu(), si = invstd.on_cpu();
+  Twin sm2(cpu, gpu, sm), si2(cpu, gpu, si);
+  cpu.batchnorm_backward(N, C, S, x.c + offset, gamma.c, sm2.c, si2.c, gy.c + offset, gx.c + offset, gg.c, gb.c);
+  gpu.batchnorm_backward(N, C, S, x.g + offset, gamma.g, sm2.g, si2.g, gy.g + offset, gx.g + offset, gg.g, gb.g);
+  const Floats gxg = gx.on_gpu(), ggg = gg.on_gpu();
+  EXPECT_TRUE(scaled(gx.on_cpu(), gxg, "gx"));
+  EXPECT_TRUE(scaled(gg.on_cpu(), ggg, "ggamma"));
+  EXPECT_TRUE(scaled(gb.on_cpu(), gb.on_gpu(), "gbeta"));
+  Twin gg3(cpu, gpu, Floats(c));
+  gpu.batchnorm_backward(N, C, S, x.g + offset, gamma.g, sm2.g, si2.g, gy.g + offset, gx.g + offset, gg3.g, nullptr);
+  EXPECT_TRUE(identical(gxg, gx.on_gpu(), what + " gx run twice"));
+  EXPECT_TRUE(identical(ggg, gg3.on_gpu(), what + " ggamma run twice"));
+}
+
+// The activation that follows a batch norm, applied in its output pass (train and eval, float4 and
+// scalar paths, dense), against the CPU's batch norm then activation.
+TEST_F(CudaOps, BatchNormFusedActivation) {
+  const int shapes[][3] = {{4, 3, 64}, {5, 7, 33}, {64, 40, 1}};
+  for (const auto& sh : shapes)
+    for (Act act : {Act::relu, Act::leaky_relu, Act::tanh, Act::sigmoid}) {
+      const int N = sh[0], C = sh[1], S = sh[2];
+      const size_t n = static_cast<size_t>(N) * C * S, c = static_cast<size_t>(C);
+      const std::string what = "batchnorm " + shape({N, C, S}) + " act " + std::to_string(static_cast<int>(act));
+      Twin x(cpu(), gpu(), normal(n, 1.f, 2.f)), gamma(cpu(), gpu(), uniform(c, 0.5f, 1.5f)),
+          beta(cpu(), gpu(), normal(c)), y(cpu(), gpu(), Floats(n)), mean(cpu(), gpu(), Floats(c)),
+          invstd(cpu(), gpu(), Floats(c)), rm(cpu(), gpu(), normal(c)), rv(cpu(), gpu(), uniform(c, 0.5f, 2.f));
+      cpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c, invstd.c, nullptr,
+                                    nullptr, act, 0.2f);
+      gpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g, invstd.g, nullptr,
+                                    nullptr, act, 0.2f);
+      EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " train"));
+      cpu().batchnorm_forward_eval(N, C, S, 1e-5f, x.c, gamma.c, beta.c, rm.c, rv.c, y.c, act, 0.2f);
+      gpu().batchnorm_forward_eval(N, C, S, 1e-5f, x.g, gamma.g, beta.g, rm.g, rv.g, y.g, act, 0.2f);
+      EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " eval"));
+    }
+}
+
+// A large mean (1000, float spacing 6e-5) and a tiny spread (0.006): the float save_mean is off the
+// true mean by up to 3e-5, which at invstd ~ 150 is visible, so the CPU's compensated mean (lo
+// terms, forward and backward) decides the result. Without them the outputs move by ~3e-3 of
+// their scale; the tolerance is 1e-4.
+TEST_F(CudaOps, BatchNormCompensatedMean) {
+  const int shapes[][3] = {{64, 3, 4099}, {64, 5, 4096}, {4096, 7, 1}, {33, 2, 257}};
+  for (const auto& sh : shapes) {
+    const size_t n = static_cast<size_t>(sh[0]) * sh[1] * sh[2];
+    Floats x = uniform(n, -0.01f, 0.01f);
+    for (auto& v : x) v += 1000.f;
+    check_bn_at(cpu(), gpu(), *this, sh[0], sh[1], sh[2], 1e-5f, x, 1e-4);
+  }
+}
+
+// The real anime_conv batch norms (batch 64, 15, 50 and 25 channels of 192x192), the same unaligned
+// (scalar path), and the dense path at batch 8192 (mnist_mlp's large-batch run).
+TEST_F(CudaOps, BatchNormRealSizes) {
+  const int S = 192 * 192;
+  for (int C : {15, 50, 25})
+    check_bn_at(cpu(), gpu(), *this, 64, C, S, 1e-5f, normal(static_cast<size_t>(64) * C * S, 0.5f, 2.f), 1e-5);
+  check_bn_at(cpu(), gpu(), *this, 64, 15, S, 1e-5f, normal(static_cast<size_t>(64) * 15 * S, 0.5f, 2.f), 1e-5, 1);
+  check_bn_at(cpu(), gpu(), *this, 8192, 1024, 1, 0.8f, normal(static_cast<size_t>(8192) * 1024, -1.f, 3.f), 1e-5);
+  check_bn_at(cpu(), gpu(), *this, 8191, 257, 1, 1e-5f, normal(static_cast<size_t>(8191) * 257), 1e-5);
+}
+
 // ---------------------------------------------------------------- randomness
 
 TEST_F(CudaOps, DropoutMasksIdentical) {
@@ -615,8 +715,8 @@ TEST_F(CudaOps, GraphReplayReadsTheCountersAtEachLaunch) {
   gpu().copy_to_slot(n, out.g, slots.g, step.g, 3);
   const Ints one = {1};
   gpu().add_ints(1, step.g, one.data());
-  gpu().graph_end();
-  for (int i = 0; i < 3; ++i) gpu().graph_launch();
+  const int id = gpu().graph_end();
+  for (int i = 0; i < 3; ++i) gpu().graph_launch(id);
   gpu().synchronize();
   EXPECT_TRUE(identical(Ints{3}, step.on_gpu(), "step counter after 3 replays"));
   const Floats got = slots.on_gpu();
@@ -626,8 +726,8 @@ TEST_F(CudaOps, GraphReplayReadsTheCountersAtEachLaunch) {
     EXPECT_TRUE(close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6,
                       "replay " + std::to_string(i)));
   }
-  gpu().graph_drop();
-  EXPECT_THROW(gpu().graph_launch(), Error);
+  gpu().graph_drop(id);
+  EXPECT_THROW(gpu().graph_launch(id), Error);
 }
 
 // ---------------------------------------------------------------- errors
