@@ -245,9 +245,11 @@ const char* fusion_name(Fusion f) {
 }
 
 TEST_F(CudaOps, FuseForwardBackward) {
-  // B, in, E, K (labels drawn from K values, so they repeat)
-  const int cases[][4] = {{1, 1, 1, 1}, {7, 3, 5, 3}, {64, 33, 10, 10}, {257, 100, 7, 3},
-                          {3, 0, 4, 2}, {1000, 2, 1, 7}};
+  // B, in, E, K (labels drawn from K values, so they repeat); batch 8192 with table rows of 36 and
+  // 300 floats (64- and 256-thread blocks, many row tiles), and one label for all rows
+  const int cases[][4] = {{1, 1, 1, 1},       {7, 3, 5, 3},        {64, 33, 10, 10}, {257, 100, 7, 3},
+                          {3, 0, 4, 2},       {1000, 2, 1, 7},     {8192, 20, 16, 10},
+                          {8192, 300, 5, 10}, {600, 7, 40, 1}};
   for (Fusion f : {Fusion::concat, Fusion::embed_concat, Fusion::embed_multiply})
     for (const auto& cs : cases) {
       const int B = cs[0], in = cs[1], K = cs[3];
