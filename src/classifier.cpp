@@ -20,10 +20,7 @@ namespace {
 constexpr uint64_t kClassifierPermStream = 0x434c5346ULL << 32;  // "CLSF" + epoch
 constexpr uint64_t kClassifierDropStream = 0x434c5344ULL << 32;  // "CLSD" + step
 
-std::string describe(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
+std::string describe(const json& v) { return describe_json(v); }
 
 void only_keys(const json& o, const std::string& where, const std::set<std::string>& keys) {
   if (!o.is_object()) throw Error(cat(where.empty() ? "classifier spec" : where, ": expected an object, got ", describe(o)));
