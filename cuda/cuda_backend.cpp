@@ -77,6 +77,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return static_cast<double>(total_b - free_b) / (1024.0 * 1024.0);
   }
+  uint64_t memory_capacity_bytes() override {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return total_b;
+  }
   double time_ms(const std::function<void()>& work) override {
     struct Events {
       cudaEvent_t start = nullptr, stop = nullptr;

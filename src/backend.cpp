@@ -2,6 +2,8 @@
 
 #include "cgan/error.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 
 namespace cgan {
@@ -20,6 +22,11 @@ bool cuda_available(std::string* why_not) {
   return false;
 }
 #endif
+
+uint64_t Backend::memory_capacity_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : uint64_t(1) << 40;
+}
 
 double Backend::time_ms(const std::function<void()>& work) {
   synchronize();

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cgan/error.hpp"
+#include "cgan/memory_plan.hpp"
 #include "cgan/philox.hpp"
 
 namespace cgan {
@@ -63,6 +64,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
              const std::string& name, const Model* share)
     : be_(be), name_(name), batch_(batch), in_dim_(in_dim), num_classes_(num_classes) {
   CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
+  // Every size bounded before anything is allocated (a one-line error naming the layer).
+  (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(), share != nullptr);
   size_t np = 0, ns = 0;
   // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros
   auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,

@@ -77,6 +77,9 @@ class Backend {
   // Device memory in use now, MiB (the CUDA backend: total minus free as cudaMemGetInfo reports
   // it, so the context, cuBLAS/cuDNN workspaces and every allocation count); -1 on the CPU.
   virtual double device_memory_mib() { return -1; }
+  // Bytes this backend can hold at most (the CPU: physical memory; CUDA: the device's total): every
+  // model is planned against it before anything is allocated (cgan/memory_plan.hpp).
+  virtual uint64_t memory_capacity_bytes();
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]
