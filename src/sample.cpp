@@ -37,8 +37,9 @@ std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) 
 }
 
 Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
-  const Config cfg = config_from_checkpoint(ck, path);
-  const DataShape shape = data_shape_from_metadata(ck, path);
+  const CheckpointInfo info = read_checkpoint_info(ck, path);
+  const Config& cfg = info.cfg;
+  const DataShape& shape = info.shape;
   const int Kg = condition_width(cfg.generator, shape);
   const int n = Kg > 0 ? static_cast<int>(req.labels.size()) : req.count;
   if (n <= 0) throw Error("sample: nothing to generate (give --labels, --label or --count)");
@@ -47,10 +48,8 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   for (int32_t l : req.labels)
     if (l < 0 || l >= std::max(shape.num_classes, 1))
       throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
-  Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator");
-  if (G.out_dim() != shape.dim())
-    throw Error(cat(path, ": generator output ", G.out_dim(), " does not match the stored data shape"));
-  load_model_params(G, ck, "generator.", path);
+  const std::unique_ptr<Model> G1 = load_generator(be, info, ck, path);
+  Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator", G1.get());
   float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
   int32_t* y = be.alloc_int(n);
   float* cond = be.alloc(static_cast<size_t>(n) * std::max(Kg, 1));

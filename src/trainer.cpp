@@ -24,6 +24,7 @@
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
+#include "cgan/stop.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -49,9 +50,6 @@ constexpr int kStatsPerStep = 12;  // D real (loss, sum D, correct), D fake (...
 // them otherwise (start, resume, a new epoch, statistics taken).
 enum : int { kCtrStep = 0, kCtrPos, kCtrSlot, kCtrGT, kCtrDT, kCtrCount };
 constexpr int kWarmupSteps = 2;  // eager iterations before the capture (cuBLAS/module set-up)
-
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 }  // namespace
 
@@ -522,6 +520,13 @@ static int64_t meta_int(const SafeTensors& ck, const std::string& key, const std
 }
 
 void Trainer::restore(const SafeTensors& ck, const std::string& path) {
+  const DataShape s = data_shape_from_metadata(ck, path);
+  if (s.channels != shape_.channels || s.height != shape_.height || s.width != shape_.width ||
+      s.num_classes != shape_.num_classes || s.tag_dim != shape_.tag_dim)
+    throw Error(cat(path, ": the checkpoint was trained on data of shape ", s.channels, "x", s.height, "x", s.width,
+                    " with ", s.num_classes, " classes", s.tag_dim ? cat(" and ", s.tag_dim, " tags") : std::string(),
+                    "; this run's data is ", shape_.channels, "x", shape_.height, "x", shape_.width, " with ",
+                    shape_.num_classes, " classes", shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
   load_model_params(*G_, ck, "generator.", path);
   load_model_params(*D_, ck, "discriminator.", path);
   for (Model* m : {G_.get(), D_.get()}) {
@@ -555,14 +560,21 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
     if (it == ck.metadata.end()) throw Error(cat(path, ": metadata '", k, "' is missing (not a cgan_gpu checkpoint?)"));
     return it->second;
   };
-  if (std::sscanf(get("data_shape").c_str(), "%d,%d,%d", &s.channels, &s.height, &s.width) != 3 ||
-      s.channels <= 0 || s.height <= 0 || s.width <= 0)
-    throw Error(cat(path, ": metadata 'data_shape' is malformed"));
-  s.num_classes = static_cast<int>(meta_int(ck, "num_classes", path));
+  const std::string& ds = get("data_shape");
+  char tail = 0;
+  if (std::sscanf(ds.c_str(), "%d,%d,%d%c", &s.channels, &s.height, &s.width, &tail) != 3 || s.channels <= 0 ||
+      s.height <= 0 || s.width <= 0 || s.channels > 4 || s.height > 65535 || s.width > 65535)
+    throw Error(cat(path, ": metadata 'data_shape' is malformed (expected C,H,W with C in 1..4 and H, W in 1..65535, got ",
+                    describe_json(ds), ")"));
+  const int64_t k = meta_int(ck, "num_classes", path);
+  if (k < 0 || k > 65536) throw Error(cat(path, ": metadata 'num_classes' is ", k, ", outside 0..65536"));
+  s.num_classes = static_cast<int>(k);
   if (std::sscanf(get("data_range").c_str(), "%f,%f", &s.lo, &s.hi) != 2 || !(s.lo < s.hi))
     throw Error(cat(path, ": metadata 'data_range' is malformed"));
   if (ck.metadata.count("tag_dim")) {  // tagged sets
-    s.tag_dim = static_cast<int>(meta_int(ck, "tag_dim", path));
+    const int64_t t = meta_int(ck, "tag_dim", path);
+    if (t <= 0 || t > 65536) throw Error(cat(path, ": metadata 'tag_dim' is ", t, ", outside 1..65536"));
+    s.tag_dim = static_cast<int>(t);
     s.vocab = vocabulary_from_text(get("vocabulary"), cat(path, ": metadata 'vocabulary'"));
     if (s.tag_dim <= 0 || static_cast<int>(s.vocab.size()) != s.tag_dim)
       throw Error(cat(path, ": metadata 'vocabulary' does not hold tag_dim (", s.tag_dim, ") phrases"));
@@ -570,14 +582,71 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
   return s;
 }
 
+// Every metadata field a reader relies on, checked against what the stored config's data.kind
+// produces (data_of_kind), so that no later stage (a scatter plot, a label table, a grid) meets a
+// shape that contradicts the tensors it was trained with. The tensors themselves are checked
+// against the models' own parameter slots where the models are built (load_model_params).
+CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& path,
+                                    const std::vector<std::string>& overrides) {
+  CheckpointInfo info;
+  info.cfg = config_from_checkpoint(ck, path, overrides);
+  info.shape = data_shape_from_metadata(ck, path);
+  const Config& cfg = info.cfg;
+  const DataShape& s = info.shape;
+  const DataSpec& d = cfg.data;
+  const std::string kind = cat("data.kind \"", d.kind, "\"");
+  auto bad = [&](const std::string& key, const std::string& have, const std::string& want) {
+    return Error(cat(path, ": metadata '", key, "' is ", have, " but the stored config's ", kind, " ", want));
+  };
+  const std::string shape_text = cat(s.channels, ",", s.height, ",", s.width);
+  const bool points = d.kind == "gaussian" || d.kind == "mixture";
+  if (points && !(s.channels == 1 && s.height == 1 && s.width == 2))
+    throw bad("data_shape", shape_text, "has 2-D points (1,1,2)");
+  if (!points && s.is_points()) throw bad("data_shape", shape_text, "has images (H > 1)");
+  if ((d.kind == "mnist" || d.kind == "fashion") && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
+  if ((d.kind == "anime" || d.kind == "images") && (s.channels != 3 || s.height != d.height || s.width != d.width))
+    throw bad("data_shape", shape_text, cat("has ", 3, "x", d.height, "x", d.width, " images (data.size)"));
+  const float lo = points ? 0.f : d.lo, hi = points ? 1.f : d.hi;
+  auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * std::max(1.f, std::fabs(b)); };
+  if (!near(s.lo, lo) || !near(s.hi, hi)) throw bad("data_range", cat(s.lo, ",", s.hi), cat("has ", lo, ",", hi));
+  const bool tagged = d.kind == "anime" || d.kind == "images";
+  if (tagged != (s.tag_dim > 0))
+    throw bad("tag_dim", ck.metadata.count("tag_dim") ? cat(s.tag_dim) : std::string("missing"),
+              tagged ? "has tags" : "has no tags");
+  int want_lo = 0, want_hi = 0;  // the class count the kind produces
+  if (d.kind == "gaussian") want_lo = want_hi = 0;
+  else if (d.kind == "mixture") want_lo = want_hi = d.modes;
+  else if (d.kind == "mnist" || d.kind == "fashion") want_lo = want_hi = 10;
+  else {  // hair colours; an image folder adds one class for faces without a hair phrase
+    want_lo = hair_phrase_count(s.vocab);
+    want_hi = want_lo + (d.kind == "images" ? 1 : 0);
+  }
+  if (s.num_classes < want_lo || s.num_classes > want_hi)
+    throw bad("num_classes", cat(s.num_classes),
+              want_lo == want_hi ? cat("has ", want_lo, " classes") : cat("has ", want_lo, " or ", want_hi, " classes"));
+  return info;
+}
+
+std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
+                                      const std::string& path) {
+  const Config& cfg = info.cfg;
+  auto G = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, info.shape), 1,
+                                   "generator");
+  if (G->out_dim() != info.shape.dim())
+    throw Error(cat(path, ": the generator produces ", G->out_dim(), " values per sample but metadata 'data_shape' (",
+                    info.shape.channels, ",", info.shape.height, ",", info.shape.width, ") holds ", info.shape.dim()));
+  load_model_params(*G, ck, "generator.", path);
+  return G;
+}
+
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path, const std::vector<std::string>& overrides) {
   auto it = ck.metadata.find("config");
   if (it == ck.metadata.end()) throw Error(cat(path, ": metadata 'config' is missing (not a cgan_gpu checkpoint?)"));
   json j;
   try {
-    j = json::parse(it->second);
-  } catch (const json::exception&) {
-    throw Error(cat(path, ": metadata 'config' is not valid JSON"));
+    j = parse_json_text(it->second, "metadata 'config'");
+  } catch (const Error& e) {
+    throw Error(cat(path, ": ", e.what()));
   }
   for (auto& o : overrides) apply_override(j, o);
   try {
@@ -602,25 +671,13 @@ void Trainer::write_samples(const std::string& path) {
 
 // ---------------------------------------------------------------- the loop
 
-int Trainer::run(const std::string& out_dir) {
+int Trainer::run(const RunDir& rd) {
   prepare_eval();
-  RunDir rd(out_dir);
   rd.write_config(cfg_.to_json());
   if (shape_.tag_dim > 0) write_vocabulary(rd.file("vocab.txt"), shape_.vocab);  // for `sample --tags`
   LossLog losses(rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;
   if (eval_) metrics = std::make_unique<MetricsLog>(rd.file("metrics.csv"), step_);
-
-  g_stop_signal.store(0);
-  auto old_int = std::signal(SIGINT, on_stop_signal);
-  auto old_term = std::signal(SIGTERM, on_stop_signal);
-  struct Restore {
-    decltype(old_int) i, t;
-    ~Restore() {
-      std::signal(SIGINT, i);
-      std::signal(SIGTERM, t);
-    }
-  } restore_signals{old_int, old_term};
 
   const int64_t total = cfg_.train.steps;
   Progress progress(cfg_.log.progress, total, step_);
@@ -662,11 +719,11 @@ int Trainer::run(const std::string& out_dir) {
     if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0))
       write_samples(rd.sample_path(step_));
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
-    if (const int sig = g_stop_signal.load()) {
+    if (const int sig = stop_requested()) {
       const std::string p = checkpoint();
       progress.finish();
       std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step_), p.c_str(), p.c_str());
+                   signal_name(sig).c_str(), static_cast<long long>(step_), p.c_str(), p.c_str());
       return 130;
     }
   }

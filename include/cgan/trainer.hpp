@@ -53,9 +53,10 @@ class Trainer {
   void restore(const SafeTensors& ck, const std::string& path);
   SafeTensors snapshot() const;
 
-  // Runs from the current step to cfg.train.steps, writing into out_dir. Returns the process exit
-  // code: 0 done, 130 interrupted by SIGINT/SIGTERM (a checkpoint was written).
-  int run(const std::string& out_dir);
+  // Runs from the current step to cfg.train.steps, writing into the claimed run directory. Returns
+  // the process exit code: 0 done, 130 stopped (stop_requested(), cgan/stop.hpp: SIGINT/SIGTERM
+  // while a StopSignals exists) after the step in which the stop came, a checkpoint written first.
+  int run(const RunDir& rd);
 
   // One iteration (D step(s) + G step). Exposed for tests. On a backend with CUDA graphs (and
   // cuda_graphs on), iterations after the warm-up replay one captured graph; the step, batch
@@ -121,6 +122,21 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec);
 DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& path);
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path,
                               const std::vector<std::string>& overrides = {});
+// A training checkpoint's stored config and data shape, every metadata field (data_shape,
+// num_classes, data_range, tag_dim, vocabulary) checked against what the config's data.kind
+// produces; errors name the checkpoint and the field. Use this, not the two helpers above, to read
+// a checkpoint written by training.
+struct CheckpointInfo {
+  Config cfg;
+  DataShape shape;
+};
+CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& path,
+                                    const std::vector<std::string>& overrides = {});
+// The checkpoint's generator at batch 1 (views at other batches share its parameters): every
+// parameter slot checked against the stored tensor of that name and shape, and its output width
+// against the data shape.
+std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
+                                      const std::string& path);
 // Copies a model's parameters (prefix "generator." or "discriminator.") out of / into a checkpoint;
 // a missing tensor or a shape mismatch is an error naming the checkpoint and the tensor.
 void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix,
