@@ -181,14 +181,14 @@ class CudaBackend final : public Backend {
   }
 
   // ---- label fusion
-  void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
+  void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out) override {
-    cuda::launch_fuse_forward(ctx_, f, B, in, E, x, cond, labels, table, out);
+    cuda::launch_fuse_forward(ctx_, f, B, in, E, K, x, cond, labels, table, out);
   }
 
-  void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+  void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
                      const float* table, const float* gout, float* gx, float* gtable) override {
-    cuda::launch_fuse_backward(ctx_, f, B, in, E, x, labels, table, gout, gx, gtable);
+    cuda::launch_fuse_backward(ctx_, f, B, in, E, K, x, labels, table, gout, gx, gtable);
   }
 
   void one_hot_impl(int B, int K, const int32_t* labels, float* out) override {
@@ -229,13 +229,13 @@ class CudaBackend final : public Backend {
   }
 
   // ---- data
-  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst,
+  void gather_rows_impl(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                         const int32_t* idx_offset) override {
-    cuda::launch_gather_rows(ctx_, B, cols, src, idx, dst, idx_offset);
+    cuda::launch_gather_rows(ctx_, B, cols, rows, src, idx, dst, idx_offset);
   }
-  void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+  void gather_int_impl(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
                        const int32_t* idx_offset) override {
-    cuda::launch_gather_int(ctx_, B, src, idx, dst, idx_offset);
+    cuda::launch_gather_int(ctx_, B, rows, src, idx, dst, idx_offset);
   }
 
   void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) override {
@@ -345,9 +345,9 @@ class CudaBackend final : public Backend {
     *ctx_.status_host = 0;
     CUDA_CHECK(cudaMemsetAsync(ctx_.status, 0, sizeof(unsigned), ctx_.stream));
     std::string what;
-    if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: negative label";
+    if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: label outside the table's rows";
     if (s & cuda::kStatusOneHot) what += "; one_hot: label outside 0..K-1";
-    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index or offset";
+    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: index outside the source rows, or negative offset";
     if (s & cuda::kStatusBadSlot)
       what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
     if (s & cuda::kStatusXentLabel) what += "; softmax_xent: label outside 0..K-1";

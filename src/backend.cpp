@@ -185,20 +185,22 @@ static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
   CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=", E, " in=", in);
 }
 
-void Backend::fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond, const int32_t* labels,
-                           const float* table, float* out) {
+void Backend::fuse_forward(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
+                           const int32_t* labels, const float* table, float* out) {
   check_fusion("fuse_forward", f, B, in, E);
+  CGAN_CHECK(f == Fusion::concat || K > 0, "fuse_forward: the table needs K > 0 rows, got ", K);
   if (B == 0) return;
   CGAN_CHECK(out && (x || in == 0), "fuse_forward: null x or out");
   if (f == Fusion::concat)
     CGAN_CHECK(cond || E == 0, "fuse_forward: concat needs cond");
   else
     CGAN_CHECK(labels && table, "fuse_forward: embedding modes need labels and table");
-  fuse_forward_impl(f, B, in, E, x, cond, labels, table, out);
+  fuse_forward_impl(f, B, in, E, K, x, cond, labels, table, out);
 }
-void Backend::fuse_backward(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+void Backend::fuse_backward(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
                             const float* table, const float* gout, float* gx, float* gtable) {
   check_fusion("fuse_backward", f, B, in, E);
+  CGAN_CHECK(f == Fusion::concat || K > 0, "fuse_backward: the table needs K > 0 rows, got ", K);
   if (B == 0) return;
   CGAN_CHECK(gout, "fuse_backward: null gout");
   if (f == Fusion::concat) gtable = nullptr;  // concat has no table
@@ -207,7 +209,7 @@ void Backend::fuse_backward(Fusion f, int B, int in, int E, const float* x, cons
     CGAN_CHECK(!gx || table, "fuse_backward: embed_multiply gx needs table");
     CGAN_CHECK(!gtable || x, "fuse_backward: embed_multiply gtable needs x");
   }
-  fuse_backward_impl(f, B, in, E, x, labels, table, gout, gx, gtable);
+  fuse_backward_impl(f, B, in, E, K, x, labels, table, gout, gx, gtable);
 }
 void Backend::one_hot(int B, int K, const int32_t* labels, float* out) {
   CGAN_CHECK(B >= 0 && K > 0, "one_hot: bad shape B=", B, " K=", K);
@@ -263,18 +265,19 @@ void Backend::permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) {
   permutation_impl(n, seed, stream, out);
 }
 
-void Backend::gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst,
+void Backend::gather_rows(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                           const int32_t* idx_offset) {
-  CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
+  CGAN_CHECK(B >= 0 && cols >= 0 && rows >= 0, "gather_rows: negative size");
   if (B == 0 || cols == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_rows: null pointer");
-  gather_rows_impl(B, cols, src, idx, dst, idx_offset);
+  gather_rows_impl(B, cols, rows, src, idx, dst, idx_offset);
 }
-void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst, const int32_t* idx_offset) {
-  CGAN_CHECK(B >= 0, "gather_int: negative size");
+void Backend::gather_int(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
+                         const int32_t* idx_offset) {
+  CGAN_CHECK(B >= 0 && rows >= 0, "gather_int: negative size");
   if (B == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_int: null pointer");
-  gather_int_impl(B, src, idx, dst, idx_offset);
+  gather_int_impl(B, rows, src, idx, dst, idx_offset);
 }
 
 void Backend::copy_cols(int B, int src_cols, int col0, int n, const float* src, float* dst) {

@@ -293,8 +293,8 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
       pos = 0;
       be.permutation(train.count, spec.seed, kClassifierPermStream + static_cast<uint64_t>(epoch), perm);
     }
-    be.gather_rows(B, P, x_all, perm + pos, xb);
-    be.gather_int(B, y_all, perm + pos, yb);
+    be.gather_rows(B, P, train.count, x_all, perm + pos, xb);
+    be.gather_int(B, train.count, y_all, perm + pos, yb);
     pos += B;
     m.zero_grads();
     const float* out = m.forward(xb, nullptr, nullptr, true, spec.seed, kClassifierDropStream + static_cast<uint64_t>(step));

@@ -356,22 +356,22 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
   switch (fusion_) {
     case FusionKind::none: break;
     case FusionKind::concat:
-      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, cond, labels, nullptr, fused_);
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, 0, x, cond, labels, nullptr, fused_);
       h = fused_;
       break;
     case FusionKind::embed_concat:
-      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::label_plane:
       CGAN_CHECK(cond, "model ", name_, ": label_plane needs the condition vectors");
       be_.gemm(false, false, B, embed_dim_, num_classes_, 1.f, cond, params_ + table_offset_, 0.f, plane_);
       be_.bias_act_forward(Act::none, 0.f, B, embed_dim_, params_ + plane_bias_offset_, plane_);
-      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, plane_, labels, nullptr, fused_);
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, 0, x, plane_, labels, nullptr, fused_);
       h = fused_;
       break;
   }
@@ -496,18 +496,18 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       if (gx) be_.copy(gx, g, static_cast<size_t>(B) * in_dim_);
       break;
     case FusionKind::concat:
-      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
       break;
     case FusionKind::embed_concat:
-      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g, gx,
+      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g, gx,
                         param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g,
+      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g,
                         gx, param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::label_plane:
-      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
       if (param_grads) {  // the plane's share of g, back through the Linear (the tags get no gradient)
         float* gplane = g == gbuf_a_ ? gbuf_b_ : gbuf_a_;
         be_.copy_cols(B, fused_dim_, in_dim_, embed_dim_, g, gplane);

@@ -320,9 +320,9 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   // the labels (and tag vectors) of B random training samples
   auto draw_other = [&](RngStream s, int32_t* y_out, float* cond_out) {
     be_.rand_below(B, seed, s, 0, count_, idx_rand_);
-    be_.gather_int(B, y_all_, idx_rand_, y_out);
+    be_.gather_int(B, count_, y_all_, idx_rand_, y_out);
     if (!onehot) return;
-    if (tags) be_.gather_rows(B, T, tags_all_, idx_rand_, cond_out);
+    if (tags) be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
     else be_.one_hot(B, K, y_out, cond_out);
   };
   be_.fill(acc_step_, kStatsPerStep, 0.f);
@@ -334,10 +334,10 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         reshuffle();
         upload_counters();
       }
-      be_.gather_rows(B, P, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
-      be_.gather_int(B, y_all_, perm_, y_real_, ctr_ + kCtrPos);
+      be_.gather_rows(B, P, count_, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
+      be_.gather_int(B, count_, y_all_, perm_, y_real_, ctr_ + kCtrPos);
       if (tags) {
-        if (onehot) be_.gather_rows(B, T, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
+        if (onehot) be_.gather_rows(B, T, count_, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
         if (random_labels) draw_other(rng(sub, kLabelsD), y_fake_, cond_fake_);  // another sample's tags
       } else {
         if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
