@@ -1,6 +1,9 @@
 // SIGINT/SIGTERM as a polled stop flag; see include/cgan/stop.hpp.
 #include "cgan/stop.hpp"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <csignal>
 
@@ -15,6 +18,13 @@ StopSignals::StopSignals() {
   g_stop.store(0);
   old_int_ = std::signal(SIGINT, on_stop_signal);
   old_term_ = std::signal(SIGTERM, on_stop_signal);
+  // A parent may have started us with the two blocked (the mask survives exec): unblock them, so
+  // that a stop requested at any moment (even one already pending) is seen.
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &s, nullptr);
 }
 
 StopSignals::~StopSignals() {

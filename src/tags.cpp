@@ -405,8 +405,9 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
   if (tags_path.empty()) {
     const fs::path inside = fs::path(spec.dir) / "tags.csv";
     const fs::path beside = fs::path(spec.dir) / ".." / "tags.csv";
-    if (fs::is_regular_file(inside, ec)) tags_path = inside.string();
-    else if (fs::is_regular_file(beside, ec)) tags_path = beside.string();
+    // exists, not is_regular_file: a FIFO or folder there is named as such by the reader
+    if (fs::exists(inside, ec)) tags_path = inside.string();
+    else if (fs::exists(beside, ec)) tags_path = beside.string();
     else
       throw Error(cat("data.tags: no tags CSV given and neither ", inside.string(), " nor ", beside.string(),
                       " exists"));

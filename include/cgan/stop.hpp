@@ -8,7 +8,8 @@
 namespace cgan {
 
 // While one exists, SIGINT and SIGTERM set the stop flag instead of killing the process; the
-// previous handlers come back when it is destroyed. Creating one clears the flag.
+// previous handlers come back when it is destroyed. Creating one clears the flag and unblocks the
+// two signals (a pending one is then seen at once).
 class StopSignals {
  public:
   StopSignals();

@@ -217,6 +217,8 @@ int cmd_train(Args& a) {
   std::error_code e1, e2;
   const bool in_place =
       !resume.empty() && fs::weakly_canonical(out_dir, e1) == fs::weakly_canonical(own_dir, e2) && !e1 && !e2;
+  if (in_place && overwrite)
+    throw Usage(cat("--overwrite: ", out_dir, " is the run being resumed; it would delete that run's history"));
   const RunDir rd(out_dir, overwrite ? RunDirMode::overwrite : in_place ? RunDirMode::resume : RunDirMode::fresh);
   std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
                be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),
