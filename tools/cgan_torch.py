@@ -29,7 +29,6 @@ otherwise the small reader below.
 import argparse
 import json
 import math
-import os
 import struct
 import sys
 import zlib
@@ -401,7 +400,10 @@ def main(argv):
         print(__doc__)
         return 0
     if argv[0] == "sample":
-        return cmd_sample(argv[1:])
+        try:
+            return cmd_sample(argv[1:])
+        except (ValueError, KeyError, OSError) as e:  # a bad file or argument: one line, no traceback
+            sys.exit(f"cgan_torch.py: {e}")
     sys.exit(f"cgan_torch.py: unknown command {argv[0]!r} (try --help)")
 
 

@@ -4,24 +4,29 @@
     test_parity.py --binary build/cgan_gpu --config configs/mnist_mlp.json --workdir DIR [--set K=V]...
 
 `cgan_gpu trace` trains --steps iterations on the CPU backend and writes what each one drew (real
-batch, labels, condition vectors, noise, mismatched pairs, dropout masks), its losses, and for the
-first iteration every gradient and every weight after the Adam updates. This script builds the same
-generator and discriminator with tools/cgan_torch.py from the engine's initial weights, replays the
-iterations in PyTorch in float64 with the same inputs (torch.optim.Adam, BCE-with-logits or squared
-loss, batch norm in training mode, the engine's dropout masks), and checks
+batch, labels, condition vectors, noise, mismatched pairs, dropout masks) and its losses, and for the
+first --full iterations every gradient and every weight and batch-norm statistic after the Adam
+updates. This script builds the same generator and discriminator with tools/cgan_torch.py from the
+engine's initial weights and replays the iterations in PyTorch, in float64, with the same inputs
+(torch.optim.Adam, BCE-with-logits or squared loss, batch norm in training mode, the engine's
+dropout masks). It checks
 
-  * iteration 1: each loss, each gradient (D's after its D step, G's after its G step) and each
-    weight and batch-norm statistic after the iteration, err = ||engine - torch|| / ||torch|| <= 1e-5;
-  * iterations 1..N: the loss trajectory, |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
+  * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
+    (D's after its D step, G's after its G step), every weight after Adam (against
+    torch.optim.Adam fed the engine's gradients) and every batch-norm statistic,
+    err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
+    |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
 
-The reference runs in float64, so the measured error is the engine's own float32 rounding (about
-1e-7..1e-6 relative); 1e-5 leaves headroom for the summation order of BLAS while any wrong formula
-(a slope, a transposed weight, a missing bias-correction term) moves a tensor by far more. Prints
-the largest errors; exits 1 when any bound is exceeded.
+The reference runs in float64, so the measured error is the engine's float32 rounding (about
+1e-7..2e-6 of a tensor's norm): 1e-5 leaves room for another BLAS's summation order while a wrong
+formula (a 0.1 % wrong leaky slope gives 2e-4..5e-4) fails. docs/DECISIONS.md explains the two
+exceptions (biases before batch norm, the trajectory's looser bound). Prints the largest errors;
+exits 1 when any bound is exceeded, keeping DIR for a look.
 """
 import argparse
-import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -264,6 +269,7 @@ def main():
             print("  " + f)
         return 1
     print("PASS")
+    shutil.rmtree(a.workdir, ignore_errors=True)  # kept on failure, for a look
     return 0
 
 

@@ -11,6 +11,7 @@ level (rounding of values that sit on a level boundary) and only rarely.
 """
 import argparse
 import os
+import shutil
 import shlex
 import subprocess
 import sys
@@ -69,6 +70,8 @@ def main():
     print(f"  PNG: max pixel difference {diff.max().item()}, {frac:.2e} of the values differ")
     ok = ok and diff.max().item() <= 1 and frac <= 1e-3
     print("PASS" if ok else "FAIL")
+    if ok:
+        shutil.rmtree(a.workdir, ignore_errors=True)  # kept on failure, for a look
     return 0 if ok else 1
 
 
