@@ -350,7 +350,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       }
       be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
     }
-    const std::string tp = cat("d", sub, ".");  // trace names of this D sub-step
+    const std::string tp = trace_ ? cat("d", sub, ".") : std::string();  // trace names of this D sub-step
     if (trace_) {
       trace_buf(tp + "x_real", x_real_, {B, P});
       trace_ints(tp + "y_real", y_real_, B);
