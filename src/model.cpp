@@ -531,6 +531,13 @@ const float* Model::output_of(int layer_index, int* width) const {
                   "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
 }
 
+const float* Model::dropout_mask(int layer_index) const {
+  for (auto& L : layers_)
+    if (L->spec_index == layer_index && L->kind == LayerKind::dropout)
+      return L->train && L->p > 0.f && L->y_used == L->y ? L->mask : nullptr;
+  return nullptr;
+}
+
 void Model::set_params(const float* host_params, const float* host_state) {
   if (n_params_) be_.upload(params_, host_params, n_params_);
   if (n_state_) be_.upload(state_, host_state, n_state_);

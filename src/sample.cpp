@@ -63,6 +63,24 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
     else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
     const float* out = G.forward(z, y, cond, false);
     be.download(h.data(), out, h.size());
+    if (!req.save_tensors.empty()) {
+      SafeTensors st;
+      NamedTensor tz{"noise", {n, cfg.noise_dim}, std::vector<float>(static_cast<size_t>(n) * cfg.noise_dim)};
+      be.download(tz.data.data(), z, tz.data.size());
+      st.tensors.push_back(std::move(tz));
+      st.tensors.push_back(NamedTensor{"labels", {n}, std::vector<float>(labels.begin(), labels.end())});
+      if (Kg > 0 && G.uses_onehot()) {
+        NamedTensor tc{"cond", {n, Kg}, std::vector<float>(static_cast<size_t>(n) * Kg)};
+        be.download(tc.data.data(), cond, tc.data.size());
+        st.tensors.push_back(std::move(tc));
+      }
+      st.tensors.push_back(NamedTensor{"samples", {n, G.out_dim()}, h});
+      st.metadata["format"] = "cgan_gpu.sample_inputs.v1";
+      st.metadata["checkpoint"] = path;
+      st.metadata["seed"] = std::to_string(req.seed);
+      st.metadata["grid"] = cat(req.rows, ",", req.cols);  // rows, columns of the picture
+      write_safetensors(req.save_tensors, st);
+    }
   } catch (...) {
     be.free(z), be.free(y), be.free(cond);
     throw;

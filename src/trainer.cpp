@@ -282,7 +282,7 @@ void Trainer::step() {
   bool mid_step_reshuffle = false;
   for (int sub = 1; sub < d; ++sub) mid_step_reshuffle |= pos_ + static_cast<int64_t>(sub + 1) * B > count_;
   if (counters_dirty_) upload_counters();
-  const bool graph = use_graphs_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
+  const bool graph = use_graphs_ && !trace_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
   if (graph && graph_ready_) {
     be_.graph_launch();
     for (int sub = 0; sub < d; ++sub) advance_counters(batch_delta(B).data(), false);  // what its add_ints do
@@ -348,11 +348,21 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       }
       be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
     }
+    const std::string tp = trace_ ? cat("d", sub, ".") : std::string();  // trace names of this D sub-step
+    if (trace_) {
+      trace_buf(tp + "x_real", x_real_, {B, P});
+      trace_ints(tp + "y_real", y_real_, B);
+      if (onehot) trace_buf(tp + "cond_real", cond_real_, {B, T});
+      if (random_labels) trace_ints(tp + "y_fake", y_fake_, B);
+      if (random_labels && onehot) trace_buf(tp + "cond_fake", cond_fake_, {B, T});
+      trace_buf(tp + "z", z_, {B, cfg_.noise_dim});
+    }
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
     ProfileRange r("d_step");
     D_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(sub, kDropGinD));
+    if (trace_) trace_masks(tp + "gen.", *G_, cfg_.generator);
     // the log keeps the last D sub-step's statistics
     float* a = acc_step_;
     if (sub > 0) {
@@ -360,27 +370,43 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       be_.fill(a + 9, 3, 0.f);
     }
     const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
+    if (trace_) trace_masks(tp + "real.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
     const float* out_f = D_->forward(fake, yf, cf, true, seed, rng(sub, kDropDFake));
+    if (trace_) trace_masks(tp + "fake.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
     if (three_term) {  // the mismatched pair -> 0
       draw_other(rng(sub, kOtherD), y_other_, cond_other_);
+      if (trace_) {
+        trace_ints(tp + "y_other", y_other_, B);
+        if (onehot) trace_buf(tp + "cond_other", cond_other_, {B, T});
+      }
       const float* out_m = nullptr;
       if (cfg_.loss.mismatch == "real_other_tags") {
         out_m = D_->forward(x_real_, y_other_, cond_other_, true, seed, rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
         be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
         const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
+        if (trace_) {
+          trace_buf(tp + "z_mis", z_, {B, cfg_.noise_dim});
+          trace_masks(tp + "gen_mis.", *G_, cfg_.generator);
+        }
         out_m = D_->forward(fake2, y_real_, cond_real_, true, seed, rng(sub, kDropDMis));
       }
+      if (trace_) trace_masks(tp + "mis.", *D_, cfg_.discriminator);
       be_.loss_fused(lk, B, out_m, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 9);
       D_->backward(D_->grad_out_buffer(), nullptr);
+    }
+    if (trace_) {
+      trace_buf(tp + "losses", acc_step_, {kStatsPerStep});  // [0] real, [3] fake, [9] mismatched
+      if (trace_weights_) trace_grads(tp + "grad.discriminator.", *D_);
     }
     ProfileRange o("optimizer");
     advance_counters(batch_delta(B).data(), true);
     D_->adam_step(cfg_.d_optim, 0, ctr_ + kCtrDT);
+    if (trace_ && trace_weights_) trace_params(tp + "after.discriminator.", *D_);
   }
 
   {
@@ -394,16 +420,31 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
     be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(0, kNoiseG), 0, 0.f, 1.f, z_);
+    if (trace_) {
+      if (random_labels) trace_ints("g.y_fake", y_fake_, B);
+      if (random_labels && onehot) trace_buf("g.cond_fake", cond_fake_, {B, T});
+      trace_buf("g.z", z_, {B, cfg_.noise_dim});
+    }
     G_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(0, kDropGinG));
+    if (trace_) trace_masks("g.gen.", *G_, cfg_.generator);
     const float* out = D_->forward(fake, yf, cf, true, seed, rng(0, kDropDinG));
+    if (trace_) trace_masks("g.disc.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
     G_->backward(gx_, nullptr);
+    if (trace_) {
+      trace_buf("g.losses", acc_step_, {kStatsPerStep});  // [6] the generator's loss
+      if (trace_weights_) trace_grads("g.grad.generator.", *G_);
+    }
     be_.copy_to_slot(kStatsPerStep, acc_step_, stats_, ctr_ + kCtrSlot, stats_slots_);
     ProfileRange o("optimizer");
     advance_counters(kStepDelta.data(), true);
     G_->adam_step(cfg_.g_optim, 0, ctr_ + kCtrGT);
+  }
+  if (trace_ && trace_weights_) {  // the iteration's end state (batch-norm statistics included)
+    trace_params("after.generator.", *G_);
+    trace_params("after.discriminator.", *D_);
   }
 }
 
@@ -441,11 +482,15 @@ static void put_buffer(SafeTensors& st, Backend& be, const std::string& name, co
   st.tensors.push_back(std::move(t));
 }
 
-static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  if (!p.empty()) be.download(p.data(), m.params(), p.size());
+// A model's tensors named by its slots: `params` is a parameter-shaped backend buffer (the
+// parameters, or their gradients); the state slots are written only when `with_state`.
+static void put_slots(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, const float* params,
+                      bool with_state) {
+  std::vector<float> p(m.param_count()), s(with_state ? m.state_count() : 0);
+  if (!p.empty()) be.download(p.data(), params, p.size());
   if (!s.empty()) be.download(s.data(), m.state(), s.size());
   for (auto& sl : m.slots()) {
+    if (sl.state && !with_state) continue;
     NamedTensor t;
     t.name = prefix + sl.name;
     t.shape = sl.shape;
@@ -453,12 +498,41 @@ static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::s
     t.data.assign(src, src + sl.count);
     st.tensors.push_back(std::move(t));
   }
+}
+
+static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
+  put_slots(st, be, m, prefix, m.params(), true);
   if (optim && m.param_count()) {
     const int64_t n = static_cast<int64_t>(m.param_count());
     put_buffer(st, be, prefix + "adam.m", m.adam_m(), m.param_count(), {n});
     put_buffer(st, be, prefix + "adam.v", m.adam_v(), m.param_count(), {n});
   }
 }
+
+void Trainer::trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape) {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  put_buffer(*trace_, be_, name, p, n, std::move(shape));
+}
+
+void Trainer::trace_ints(const std::string& name, const int32_t* p, int64_t n) {
+  std::vector<int32_t> h(static_cast<size_t>(n));
+  if (n) be_.download_int(h.data(), p, h.size());
+  trace_->tensors.push_back(NamedTensor{name, {n}, std::vector<float>(h.begin(), h.end())});
+}
+
+void Trainer::trace_masks(const std::string& prefix, const Model& m, const NetSpec& spec) {
+  for (int i = 0; i < m.layer_count(); ++i) {
+    if (spec.layers[static_cast<size_t>(i)].kind != LayerKind::dropout) continue;
+    int width = 0;
+    m.output_of(i, &width);  // the dropout's output width
+    if (const float* mask = m.dropout_mask(i)) trace_buf(cat(prefix, "mask.", i), mask, {m.batch(), width});
+  }
+}
+
+void Trainer::trace_grads(const std::string& prefix, const Model& m) { put_slots(*trace_, be_, m, prefix, m.grads(), false); }
+
+void Trainer::trace_params(const std::string& prefix, const Model& m) { put_slots(*trace_, be_, m, prefix, m.params(), true); }
 
 static const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
                                const std::string& path) {

@@ -68,6 +68,16 @@ class Trainer {
   // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
   std::vector<LossRow> take_rows();
 
+  // Test/debug facility (the hidden `cgan_gpu trace` command behind the PyTorch parity tests):
+  // while `trace` is set, step() runs eagerly (no CUDA graph) and appends to *trace what the
+  // iteration drew (real batch, labels, condition vectors, noise, mismatched pairs, every dropout
+  // mask), its losses and, when `weights`, each model's gradients before its Adam update and the
+  // parameters and state after it. Tensor names: docs/DECISIONS.md ("Step traces"). nullptr stops.
+  void set_trace(SafeTensors* trace, bool weights = true) {
+    trace_ = trace;
+    trace_weights_ = weights;
+  }
+
   // With "eval" in the config: loads the classifier and the real test images and prepares their
   // features (a missing classifier is a one-line error saying how to create it). run() calls it;
   // calling it first reports those errors before anything is written. No-op otherwise or when done.
@@ -87,6 +97,13 @@ class Trainer {
   void enqueue_step(bool may_reshuffle);
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
+  // step traces (set_trace): a backend buffer, an int buffer (stored as F32), the dropout masks of
+  // the last forward of `m`, a model's gradients (+ parameters and state after its update)
+  void trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape);
+  void trace_ints(const std::string& name, const int32_t* p, int64_t n);
+  void trace_masks(const std::string& prefix, const Model& m, const NetSpec& spec);
+  void trace_grads(const std::string& prefix, const Model& m);
+  void trace_params(const std::string& prefix, const Model& m);
 
   struct EvalState;
   std::unique_ptr<EvalState> eval_;
@@ -114,6 +131,8 @@ class Trainer {
   int g_t_ = 0, d_t_ = 0;
   bool counters_dirty_ = true;  // the device counters must be uploaded from the mirror
   bool use_graphs_ = false, graph_ready_ = false;
+  SafeTensors* trace_ = nullptr;
+  bool trace_weights_ = false;
   int eager_steps_ = 0;
 };
 

@@ -76,6 +76,8 @@ const CommandHelp kCommandHelp[] = {
   --count C            unconditional models: C samples (at most 10000)
   --seed S             noise seed (default 1)
   --out FILE           PNG to write (default result.png)
+  --save-tensors FILE  also write the noise, labels, condition vectors and generated values to a
+                       safetensors file (tools/cgan_torch.py sample --noise FILE replays them)
   --device D           auto | cpu | cuda
 )"},
     {"bench",
@@ -228,7 +230,7 @@ int cmd_train(Args& a) {
 }
 
 int cmd_sample(Args& a) {
-  std::string ckpt, labels, tags, out = "result.png", device = "auto";
+  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors;
   bool labels_given = false, tags_given = false;
   long long label = -1, count = -1, seed = 1;
   while (a.more()) {
@@ -246,6 +248,7 @@ int cmd_sample(Args& a) {
     else if (f == "--count") count = parse_count(f, a.value(f), 1, kMaxSampleImages);
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
     else if (f == "--out") out = a.value(f);
+    else if (f == "--save-tensors") save_tensors = a.value(f);
     else if (f == "--device") device = a.value(f);
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
@@ -258,6 +261,7 @@ int cmd_sample(Args& a) {
   const bool conditional = cfg.generator.condition.mode != "none" && shape.num_classes > 0;
   SampleRequest req;
   req.seed = static_cast<uint64_t>(seed);
+  req.save_tensors = save_tensors;
   const bool tagged = shape.tag_dim > 0 && conditional;
   if (tags_given && !tagged)
     throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
@@ -299,6 +303,55 @@ int cmd_sample(Args& a) {
   const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
   write_png(out, img);
   std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d)\n", out.c_str(), img.width, img.height);
+  return 0;
+}
+
+// Hidden (the PyTorch parity tests, debugging; docs/DECISIONS.md "Step traces"):
+//   cgan_gpu trace --config FILE --out DIR [--steps N] [--full K] [--set K=V]... [--device D]
+// initialises as training does, writes DIR/init.safetensors (the initial checkpoint), then runs N
+// iterations (default 1), writing DIR/step_<n>.safetensors after each: the inputs it drew, its
+// losses and, for the first K iterations (default all), the gradients and the weights after.
+int cmd_trace(Args& a) {
+  std::string config_path, out_dir, device;
+  std::vector<std::string> sets;
+  long long steps = 1, full = -1;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (f == "--config") config_path = a.value(f);
+    else if (f == "--set") sets.push_back(a.value(f));
+    else if (f == "--out") out_dir = a.value(f);
+    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
+    else if (f == "--full") full = parse_count(f, a.value(f), 0, 1000000);
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see the comment above cmd_trace)"));
+  }
+  if (config_path.empty() || out_dir.empty()) throw Usage("trace: --config FILE and --out DIR are required");
+  Config cfg = load_config(config_path, sets);
+  if (!device.empty()) {
+    if (device != "auto" && device != "cpu" && device != "cuda")
+      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+    cfg.device = device;
+  }
+  auto be = make_backend(cfg.device, {cfg.precision});
+  HostDataset data = load_dataset(cfg.data, true);
+  Trainer t(cfg, *be, data);
+  t.init();
+  std::filesystem::create_directories(out_dir);
+  const SafeTensors init = t.snapshot();
+  write_safetensors(out_dir + "/init.safetensors", init);
+  for (long long k = 1; k <= steps; ++k) {
+    SafeTensors st;
+    st.metadata["format"] = "cgan_gpu.trace.v1";
+    st.metadata["checkpoint_format"] = init.metadata.at("format");  // how the weights are laid out
+    st.metadata["step"] = std::to_string(k);
+    t.set_trace(&st, full < 0 || k <= full);
+    t.step();
+    t.set_trace(nullptr);
+    t.take_rows();
+    write_safetensors(cat(out_dir, "/step_", k, ".safetensors"), st);
+  }
+  std::fprintf(stderr, "cgan_gpu: traced %lld iterations of %s on %s into %s\n", steps, cfg.name.c_str(),
+               be->name().c_str(), out_dir.c_str());
   return 0;
 }
 
@@ -562,7 +615,8 @@ int main(int argc, char** argv) {
       const char* name;
       int (*run)(Args&);
     } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
-                     {"eval", cmd_eval},     {"train", cmd_train}};
+                     {"eval", cmd_eval},     {"train", cmd_train},
+                     {"trace", cmd_trace}};
     for (const auto& c : kCommands)
       if (first == c.name) {
         a.i = 1;
