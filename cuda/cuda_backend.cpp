@@ -20,6 +20,7 @@
 #include "cgan/error.hpp"
 #include "common.cuh"
 #include "kernels.hpp"
+#include "op_clock.hpp"
 
 namespace cgan {
 namespace {
@@ -100,6 +101,12 @@ class CudaBackend final : public Backend {
     float ms = 0.f;
     CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
     return static_cast<double>(ms);
+  }
+
+  // bench --per-op: op boundaries as events on the stream (eager mode; see op_clock.hpp)
+  std::unique_ptr<OpClock> make_op_clock() override {
+    CGAN_CHECK(!capturing_, "per-op timing cannot run inside a CUDA graph capture");
+    return cuda::make_event_op_clock(ctx_.stream);
   }
 
   // ---- dense algebra

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "cgan/error.hpp"
 #include "cgan/memory_plan.hpp"
 #include "cgan/philox.hpp"
+#include "cgan/profile.hpp"
 
 namespace cgan {
 
@@ -38,6 +40,7 @@ struct Model::Layer {
   const float* x = nullptr;      // input seen by the last forward
   const float* y_used = nullptr; // output produced by the last forward (may alias x)
   bool train = false;
+  std::string label;             // its ProfileRange name: the spec path, "+act" when fused
 };
 
 static Act act_of(LayerKind k) {
@@ -62,7 +65,8 @@ static const char* act_name(Act a) {
 
 Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
              const std::string& name, const Model* share)
-    : be_(be), name_(name), batch_(batch), in_dim_(in_dim), num_classes_(num_classes) {
+    : be_(be), name_(name), cond_label_(name + ".condition"), adam_label_(name + ".adam"), batch_(batch),
+      in_dim_(in_dim), num_classes_(num_classes) {
   CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
   // Every size bounded before anything is allocated (a one-line error naming the layer).
   (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(), share != nullptr);
@@ -214,6 +218,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         break;
     }
     L->spec_last = static_cast<int>(i);
+    L->label = L->act != Act::none && act_of(ls.kind) == Act::none ? cat(path, "+", act_name(L->act)) : path;
     L->out_shape = sh;
     L->out = sh.width();
     max_width = std::max(max_width, L->out);
@@ -353,6 +358,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
   cond_ = cond;
   const int B = batch_;
   const float* h = x;
+  std::optional<ProfileRange> cr(std::in_place, cond_label_.c_str());  // closed before the layers' ranges
   switch (fusion_) {
     case FusionKind::none: break;
     case FusionKind::concat:
@@ -375,8 +381,10 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       h = fused_;
       break;
   }
+  cr.reset();
   for (size_t li = 0; li < layers_.size(); ++li) {
     Layer& L = *layers_[li];
+    const ProfileRange lr(L.label.c_str());
     L.x = h;
     L.train = train;
     const size_t n = static_cast<size_t>(B) * L.out;
@@ -440,6 +448,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
                                (fusion_ == FusionKind::label_plane && param_grads);
   for (size_t li = layers_.size(); li-- > 0;) {
     Layer& L = *layers_[li];
+    const ProfileRange lr(L.label.c_str());
     const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
     switch (L.kind) {
       case LayerKind::linear: {
@@ -491,6 +500,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     }
   }
   // g is now dL/d(conditioner output)
+  const ProfileRange cr(cond_label_.c_str());
   switch (fusion_) {
     case FusionKind::none:
       if (gx) be_.copy(gx, g, static_cast<size_t>(B) * in_dim_);
@@ -546,6 +556,7 @@ void Model::set_params(const float* host_params, const float* host_state) {
 void Model::zero_grads() { be_.fill(grads_, std::max<size_t>(n_params_, 1), 0.f); }
 
 void Model::adam_step(const AdamSpec& a, int t, const int32_t* t_counter) {
+  const ProfileRange r(adam_label_.c_str());
   if (n_params_) be_.adam(n_params_, params_, grads_, m_, v_, a.lr, a.beta1, a.beta2, a.eps, t, t_counter);
 }
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cgan/profile.hpp"
 #include "cgan/scalar_math.hpp"
 
 namespace cgan {
@@ -205,6 +206,11 @@ class Backend {
   virtual void graph_launch();
   virtual void graph_drop() {}
 
+  // ---- per-op timing (profile.hpp's OpProfile; cgan_gpu bench --per-op): the clock an OpProfile
+  // marks op boundaries with. The default is the host's steady clock (ops are synchronous); the
+  // CUDA backend records events on its stream.
+  virtual std::unique_ptr<OpClock> make_op_clock() { return make_steady_op_clock(); }
+
  protected:
   // What each backend implements. The public methods above have already checked sizes and
   // pointers (throwing cgan::Error) and returned early on empty inputs, so an implementation
@@ -270,6 +276,10 @@ class Backend {
   virtual void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) = 0;
   virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
   virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
+
+ private:
+  friend class OpProfile;
+  OpProfile* op_profile_ = nullptr;  // set while an OpProfile is attached: the checked ops time themselves
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

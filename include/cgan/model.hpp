@@ -92,6 +92,7 @@ class Model {
   struct Layer;
   Backend& be_;
   std::string name_;
+  std::string cond_label_, adam_label_;  // ProfileRange names: "<name>.condition", "<name>.adam"
   int batch_, in_dim_, num_classes_, out_dim_ = 0, spec_layers_ = 0;
   FusionKind fusion_ = FusionKind::none;
   int embed_dim_ = 0, fused_dim_ = 0;

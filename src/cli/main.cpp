@@ -19,6 +19,7 @@
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
 #include "cgan/io.hpp"
+#include "cgan/profile.hpp"
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
@@ -81,13 +82,19 @@ const CommandHelp kCommandHelp[] = {
   --device D           auto | cpu | cuda
 )"},
     {"bench",
-     R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
+     R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D] [--per-op]
 )",
      R"(Bench options (prints one JSON line: median ms per training iteration):
   --steps N            iterations per timed repeat (default 200)
   --batch B            batch size (default: the config's train.batch_size)
   --repeats R          timed repeats after a warm-up of N iterations (default 5)
   --set KEY=VALUE      as for training
+  --per-op             eager mode (cuda_graphs off); after the timed repeats, one more repeat
+                       with every op timed (steady clock on the CPU, CUDA events on the GPU):
+                       Markdown tables of time per op kind, per layer and per phase with
+                       their shares, then the JSON line with them under "per_op"
+                       (docs/PROFILING.md)
+  --json FILE          also write the JSON line to FILE
 )"},
     {"classifier",
      R"(  cgan_gpu classifier --data mnist|fashion|anime [--size N] [--out FILE] [--steps N] [--config FILE]
@@ -355,14 +362,19 @@ int cmd_trace(Args& a) {
   return 0;
 }
 
+void make_parent_dir(const std::string& file);
+
 int cmd_bench(Args& a) {
-  std::string config_path, device;
+  std::string config_path, device, json_path;
   std::vector<std::string> sets;
   long long steps = 200, batch = 0, repeats = 5;
+  bool per_op = false;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("bench");
     if (f == "--config") config_path = a.value(f);
+    else if (f == "--per-op") per_op = true;
+    else if (f == "--json") json_path = a.value(f);
     else if (f == "--set") sets.push_back(a.value(f));
     else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
     else if (f == "--batch") batch = parse_count(f, a.value(f), 1, 1 << 20);
@@ -375,6 +387,7 @@ int cmd_bench(Args& a) {
   sets.push_back("train.steps=1000000000");
   sets.push_back(cat("log.flush_every=", std::min<long long>(steps, 100000)));
   sets.push_back(cat("log.every=", steps));
+  if (per_op) sets.push_back("cuda_graphs=false");  // ops inside a captured graph cannot be timed one by one
   Config cfg = load_config(config_path, sets);
   if (!device.empty()) {
     if (device != "auto" && device != "cpu" && device != "cuda")
@@ -394,11 +407,33 @@ int cmd_bench(Args& a) {
   for (long long r = 0; r < repeats; ++r) ms.push_back(be->time_ms(run) / static_cast<double>(steps));
   std::sort(ms.begin(), ms.end());
   const double mem = be->device_memory_mib();  // nothing is allocated inside a step: this is the peak
-  std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
-              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"cuda_graph\": %s, "
-              "\"device_mem_mib\": %s}\n",
-              cfg.name.c_str(), be->name().c_str(), cfg.train.batch_size, steps, repeats, ms[ms.size() / 2], ms.front(),
-              ms.back(), t.graph_active() ? "true" : "false", mem < 0 ? "null" : cat(static_cast<long long>(mem)).c_str());
+  std::string per_op_json;
+  if (per_op) {
+    OpProfile prof(*be);
+    run();  // a profiled warm-up: the event pool and the range names exist before the timed repeat
+    prof.reset();
+    const double wall = be->time_ms(run);
+    prof.collect();
+    std::printf("Per-op profile: %s on %s, batch %d, eager (no CUDA graph)\n\n%s\n", cfg.name.c_str(),
+                be->name().c_str(), cfg.train.batch_size, prof.table(steps, wall).c_str());
+    per_op_json = cat(", \"per_op\": ", prof.json(steps, wall));
+  }
+  auto ms4 = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4f", v);
+    return std::string(b);
+  };
+  const std::string json =
+      cat("{\"config\": \"", cfg.name, "\", \"device\": \"", be->name(), "\", \"batch\": ", cfg.train.batch_size,
+          ", \"steps\": ", steps, ", \"repeats\": ", repeats, ", \"ms_per_iter\": ", ms4(ms[ms.size() / 2]),
+          ", \"min_ms\": ", ms4(ms.front()), ", \"max_ms\": ", ms4(ms.back()),
+          ", \"cuda_graph\": ", t.graph_active() ? "true" : "false",
+          ", \"device_mem_mib\": ", mem < 0 ? std::string("null") : cat(static_cast<long long>(mem)), per_op_json, "}\n");
+  std::fputs(json.c_str(), stdout);
+  if (!json_path.empty()) {
+    make_parent_dir(json_path);
+    write_file_atomic(json_path, json);
+  }
   return 0;
 }
 

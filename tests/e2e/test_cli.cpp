@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -274,6 +275,66 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
+}
+
+// bench --per-op on a small conv GAN: the tables, and the JSON line (also written to --json) with
+// the op kinds of that model timed, shares summing to 100 %, the timed ops inside the profiled
+// iteration and near the plain bench's figure.
+TEST(Cli, BenchPerOpTimesTheModelsOpsByKindLayerAndPhase) {
+  e2e::TempDir d("cli_bench_per_op");
+  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
+                          "' bench --config configs/anime_small.json --set data.count=256 --batch 8 --steps 4 "
+                          "--repeats 3 --device cpu --per-op --json '" + (d / "sub/bench.json") + "' > '" +
+                          (d / "out") + "' 2> '" + (d / "err") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << testutil::slurp(d / "err");
+  const std::string out = testutil::slurp(d / "out");
+  EXPECT_NE(out.find("| op kind | calls/iter | ms/iter | share |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| layer (innermost range) |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| phase (outermost range) |"), std::string::npos) << out;
+  ASSERT_FALSE(out.empty());
+  const size_t last = out.rfind('\n', out.size() - 2);
+  const std::string line = out.substr(last == std::string::npos ? 0 : last + 1);
+  EXPECT_EQ(testutil::slurp(d / "sub/bench.json"), line);
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j.at("config"), "anime_small");
+  EXPECT_EQ(j.at("cuda_graph"), false);
+  const auto& p = j.at("per_op");
+  EXPECT_EQ(p.at("iterations"), 4);
+  auto names = [&](const char* table) {
+    std::map<std::string, nlohmann::json> m;
+    double share = 0;
+    for (const auto& r : p.at(table)) {
+      m[r.at("name").get<std::string>()] = r;
+      EXPECT_GT(r.at("calls_per_iter").get<double>(), 0.0) << table << " " << r;
+      share += r.at("share_pct").get<double>();
+    }
+    EXPECT_NEAR(share, 100.0, 0.01) << table;
+    return m;
+  };
+  const auto kinds = names("kinds"), layers = names("layers"), phases = names("phases");
+  for (const char* k : {"gemm", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bn_fwd", "bn_bwd", "act_fwd",
+                        "act_bwd", "pool_fwd", "pool_bwd", "fuse", "loss", "adam", "rng", "gather"})
+    EXPECT_TRUE(kinds.count(k)) << "no " << k << " in " << line;
+  EXPECT_FALSE(kinds.count("dropout")) << "the model has no dropout: " << line;
+  EXPECT_EQ(kinds.at("adam").at("calls_per_iter").get<double>(), 2.0);  // one update per model
+  EXPECT_EQ(kinds.at("loss").at("calls_per_iter").get<double>(), 4.0);  // real, fake, mismatched; G
+  for (const char* l : {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm",
+                        "generator.layers[10].conv2d+tanh", "discriminator.layers[1].conv2d+leaky_relu",
+                        "discriminator.layers[3].avgpool2d", "discriminator.condition", "generator.adam",
+                        "discriminator.adam"})
+    EXPECT_TRUE(layers.count(l)) << "no layer " << l << " in " << line;
+  for (const char* ph : {"data", "d_step", "g_step"}) EXPECT_TRUE(phases.count(ph)) << "no phase " << ph;
+  // on the CPU the ops are disjoint intervals inside the profiled iterations, and nearly all of them
+  const double timed = p.at("timed_ms_per_iter"), wall = p.at("wall_ms_per_iter"), plain = j.at("ms_per_iter");
+  EXPECT_GT(timed, 0.0);
+  EXPECT_LE(timed, wall * 1.0001) << line;
+  EXPECT_GE(timed, 0.5 * wall) << line;
+  EXPECT_GT(timed, 0.5 * plain) << line;
+  EXPECT_LT(timed, 2.0 * plain) << line;
+  auto r = e2e::run_cli("bench --config configs/anime_small.json --per-op --json", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--json: missing value"), std::string::npos) << r.output;
 }
 
 TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
