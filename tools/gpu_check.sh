@@ -6,7 +6,8 @@
 # (no network, no apt, no OpenBLAS or stb there), within 8 minutes, build included.
 #
 #   tools/gpu_check.sh --prepare DIR    on a machine with the Debian mirror: puts what the GPU
-#                                       machine's build lacks into DIR (Debian packages, MNIST .gz)
+#                                       machine's build lacks into DIR (Debian packages, MNIST .gz,
+#                                       a copy of the PyTorch peer)
 #   tools/gpu_check.sh [options] OUT_DIR
 #       --deps DIR      the prepared DIR (default: .gpu_deps in the repository, when present)
 #       --build-dir D   build folder (default $BUILD_DIR or build-gpu-check); an existing one is
@@ -110,6 +111,13 @@ prepare() {
     done
   else
     echo "gpu_check.sh --prepare: no data/mnist here (tools/fetch_data.sh mnist): the mnist_mlp parts will be skipped there"
+  fi
+  # the PyTorch peer, in case the GPU machine's copy of the tree has no ../shared
+  local peer="${PEER:-$root/../shared/bench/pytorch_reference.py}"
+  if [ -f "$peer" ]; then
+    cp "$peer" "$dir/pytorch_reference.py"
+  else
+    echo "gpu_check.sh --prepare: the PyTorch peer is not at $peer (set PEER): not copied"
   fi
   {
     echo "prepared by tools/gpu_check.sh --prepare on $(hostname) at $(date -u +%FT%TZ)"
@@ -252,6 +260,12 @@ if [ ! -e data/mnist ] && [ -n "$deps" ] && [ -d "$deps/data/mnist" ]; then
 fi
 have_mnist=0
 ls data/mnist/train-images-idx3-ubyte* >/dev/null 2>&1 && have_mnist=1
+# the PyTorch peer for bench_vs_pytorch.sh: $PEER, ../shared/bench/, shared/bench/ or the prepared copy
+for p in "${PEER:-}" "$root/../shared/bench/pytorch_reference.py" "$root/shared/bench/pytorch_reference.py" \
+         "${deps:+$deps/pytorch_reference.py}"; do
+  [ -n "$p" ] && [ -f "$p" ] && { export PEER="$p"; break; }
+done
+echo "peer: ${PEER:-not found}" >>"$logs/environment.log"
 
 # ------------------------------------------------------------------------------------------ build
 bin="$build_dir/cgan_gpu"
