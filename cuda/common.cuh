@@ -70,9 +70,9 @@ inline unsigned grid_for(size_t n, int block = kBlock) {
 // write out of bounds because of it). Checked, and reported as a cgan::Error, by the next
 // synchronize() or download: the kernels themselves cannot throw and must not synchronise.
 enum StatusBit : unsigned {
-  kStatusBadLabel = 1u,  // fuse_*: negative label
+  kStatusBadLabel = 1u,  // fuse_*: label outside the table's rows [0, K)
   kStatusOneHot = 2u,    // one_hot: label outside [0, K)
-  kStatusBadIndex = 4u,  // gather_rows / gather_int: negative index or offset
+  kStatusBadIndex = 4u,  // gather_rows / gather_int: index outside [0, rows), or negative offset
   kStatusBadSlot = 8u,   // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
   kStatusXentLabel = 16u, // softmax_xent: label outside [0, K)
 };

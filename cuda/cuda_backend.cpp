@@ -21,6 +21,7 @@
 #include "cgan/error.hpp"
 #include "common.cuh"
 #include "kernels.hpp"
+#include "op_clock.hpp"
 
 namespace cgan {
 namespace {
@@ -81,6 +82,11 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return static_cast<double>(total_b - free_b) / (1024.0 * 1024.0);
   }
+  uint64_t memory_capacity_bytes() override {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return total_b;
+  }
   double time_ms(const std::function<void()>& work) override {
     struct Events {
       cudaEvent_t start = nullptr, stop = nullptr;
@@ -99,6 +105,12 @@ class CudaBackend final : public Backend {
     float ms = 0.f;
     CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
     return static_cast<double>(ms);
+  }
+
+  // bench --per-op: op boundaries as events on the stream (eager mode; see op_clock.hpp)
+  std::unique_ptr<OpClock> make_op_clock() override {
+    CGAN_CHECK(!capturing_, "per-op timing cannot run inside a CUDA graph capture");
+    return cuda::make_event_op_clock(ctx_.stream);
   }
 
   // ---- dense algebra
@@ -182,14 +194,14 @@ class CudaBackend final : public Backend {
   }
 
   // ---- label fusion
-  void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
+  void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out) override {
-    cuda::launch_fuse_forward(ctx_, f, B, in, E, x, cond, labels, table, out);
+    cuda::launch_fuse_forward(ctx_, f, B, in, E, K, x, cond, labels, table, out);
   }
 
-  void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+  void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
                      const float* table, const float* gout, float* gx, float* gtable) override {
-    cuda::launch_fuse_backward(ctx_, f, B, in, E, x, labels, table, gout, gx, gtable);
+    cuda::launch_fuse_backward(ctx_, f, B, in, E, K, x, labels, table, gout, gx, gtable);
   }
 
   void one_hot_impl(int B, int K, const int32_t* labels, float* out) override {
@@ -230,13 +242,13 @@ class CudaBackend final : public Backend {
   }
 
   // ---- data
-  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst,
+  void gather_rows_impl(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                         const int32_t* idx_offset) override {
-    cuda::launch_gather_rows(ctx_, B, cols, src, idx, dst, idx_offset);
+    cuda::launch_gather_rows(ctx_, B, cols, rows, src, idx, dst, idx_offset);
   }
-  void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+  void gather_int_impl(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
                        const int32_t* idx_offset) override {
-    cuda::launch_gather_int(ctx_, B, src, idx, dst, idx_offset);
+    cuda::launch_gather_int(ctx_, B, rows, src, idx, dst, idx_offset);
   }
 
   void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) override {
@@ -355,9 +367,9 @@ class CudaBackend final : public Backend {
     *ctx_.status_host = 0;
     CUDA_CHECK(cudaMemsetAsync(ctx_.status, 0, sizeof(unsigned), ctx_.stream));
     std::string what;
-    if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: negative label";
+    if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: label outside the table's rows";
     if (s & cuda::kStatusOneHot) what += "; one_hot: label outside 0..K-1";
-    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: negative index or offset";
+    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: index outside the source rows, or negative offset";
     if (s & cuda::kStatusBadSlot)
       what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
     if (s & cuda::kStatusXentLabel) what += "; softmax_xent: label outside 0..K-1";

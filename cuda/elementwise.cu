@@ -21,7 +21,7 @@ __global__ void scale_kernel(float* x, size_t n, float beta) {
   for (size_t i = global_index(); i < n; i += global_stride()) x[i] *= beta;
 }
 
-// dst[b, c] = src[idx[b], c]; a negative index writes zeros and flags kStatusBadIndex.
+// dst[b, c] = src[idx[b], c]; an index outside [0, rows) writes zeros and flags kStatusBadIndex.
 // The batch's index window idx + *idx_offset (null: 0); a negative offset is flagged, read as 0.
 __device__ __forceinline__ const int32_t* offset_indices(const int32_t* idx, const int32_t* off,
                                                          unsigned* status) {
@@ -34,14 +34,14 @@ __device__ __forceinline__ const int32_t* offset_indices(const int32_t* idx, con
   return idx + o;
 }
 
-__global__ void gather_rows_kernel(int B, int cols, const float* src, const int32_t* idx,
+__global__ void gather_rows_kernel(int B, int cols, int rows, const float* src, const int32_t* idx,
                                    const int32_t* idx_offset, float* dst, unsigned* status) {
   idx = offset_indices(idx, idx_offset, status);
   const size_t total = static_cast<size_t>(B) * cols;
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t b = i / static_cast<size_t>(cols), c = i - b * static_cast<size_t>(cols);
     const int32_t r = idx[b];
-    if (r < 0) {
+    if (r < 0 || r >= rows) {
       if (c == 0) report_status(status, kStatusBadIndex);
       dst[i] = 0.f;
     } else {
@@ -50,12 +50,12 @@ __global__ void gather_rows_kernel(int B, int cols, const float* src, const int3
   }
 }
 
-__global__ void gather_int_kernel(int B, const int32_t* src, const int32_t* idx,
+__global__ void gather_int_kernel(int B, int rows, const int32_t* src, const int32_t* idx,
                                   const int32_t* idx_offset, int32_t* dst, unsigned* status) {
   idx = offset_indices(idx, idx_offset, status);
   for (size_t b = global_index(); b < static_cast<size_t>(B); b += global_stride()) {
     const int32_t r = idx[b];
-    if (r < 0) {
+    if (r < 0 || r >= rows) {
       report_status(status, kStatusBadIndex);
       dst[b] = 0;
     } else {
@@ -119,18 +119,18 @@ void launch_scale(const Context& ctx, float* x, size_t n, float beta) {
   CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
-void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, const int32_t* idx,
+void launch_gather_rows(const Context& ctx, int B, int cols, int rows, const float* src, const int32_t* idx,
                         float* dst, const int32_t* idx_offset) {
   const size_t total = static_cast<size_t>(B) * cols;
-  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, src, idx, idx_offset,
+  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, rows, src, idx, idx_offset,
                                                                   dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_rows_kernel");
 }
 
-void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
+void launch_gather_int(const Context& ctx, int B, int rows, const int32_t* src, const int32_t* idx,
                        int32_t* dst, const int32_t* idx_offset) {
   gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(
-      B, src, idx, idx_offset, dst, ctx.status);
+      B, rows, src, idx, idx_offset, dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_int_kernel");
 }
 

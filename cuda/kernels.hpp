@@ -17,9 +17,9 @@ void launch_fill(const Context& ctx, float* x, size_t n, float value);
 void launch_mul(const Context& ctx, size_t n, const float* a, float* b);
 void launch_scale(const Context& ctx, float* x, size_t n, float beta);  // beta == 0 writes zeros
 // idx_offset (may be null): device int32 added to idx when the kernel runs
-void launch_gather_rows(const Context& ctx, int B, int cols, const float* src, const int32_t* idx,
+void launch_gather_rows(const Context& ctx, int B, int cols, int rows, const float* src, const int32_t* idx,
                         float* dst, const int32_t* idx_offset);
-void launch_gather_int(const Context& ctx, int B, const int32_t* src, const int32_t* idx,
+void launch_gather_int(const Context& ctx, int B, int rows, const int32_t* src, const int32_t* idx,
                        int32_t* dst, const int32_t* idx_offset);
 void launch_copy_cols(const Context& ctx, int B, int src_cols, int col0, int n, const float* src,
                       float* dst);
@@ -41,10 +41,10 @@ void launch_bias_act_backward(const Context& ctx, Act act, float slope, int rows
                               const float* y, float* g, float* gbias);
 
 // label_fusion.cu
-void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, const float* x,
+void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
                          const float* cond, const int32_t* labels, const float* table,
                          float* out);
-void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, const float* x,
+void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
                           const int32_t* labels, const float* table, const float* gout,
                           float* gx, float* gtable);
 void launch_one_hot(const Context& ctx, int B, int K, const int32_t* labels, float* out);

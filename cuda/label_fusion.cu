@@ -8,9 +8,8 @@
 // order-preserving block compaction (warp ballots, then warp offsets) into shared memory, so each
 // column's serial chain is only that label's rows (about B / labels), not all B rows.
 //
-// Labels are not range-checked against the table (the backend does not know its row count);
-// negative labels are flagged (kStatusBadLabel, reported at the next synchronize/download) and
-// produce zeros instead of reading out of bounds.
+// Labels outside the table's rows [0, K) are flagged (kStatusBadLabel, reported at the next
+// synchronize/download) and produce zeros instead of reading or writing out of bounds.
 #include "device.cuh"
 #include "kernels.hpp"
 
@@ -18,7 +17,7 @@ namespace cgan::cuda {
 namespace {
 
 // concat / embed_concat: out[b, :] = [x[b, :] | cond[b, :] or table[label[b], :]]
-__global__ void fuse_concat_forward_kernel(int B, int in, int E, const float* x, const float* cond,
+__global__ void fuse_concat_forward_kernel(int B, int in, int E, int K, const float* x, const float* cond,
                                            const int32_t* labels, const float* table, float* out,
                                            unsigned* status) {
   const size_t W = static_cast<size_t>(in) + E;
@@ -32,7 +31,7 @@ __global__ void fuse_concat_forward_kernel(int B, int in, int E, const float* x,
       v = cond[b * E + (j - in)];
     } else {
       const int32_t l = labels[b];
-      if (l < 0) {
+      if (l < 0 || l >= K) {
         if (j == static_cast<size_t>(in)) report_status(status, kStatusBadLabel);
         v = 0.f;
       } else {
@@ -44,13 +43,13 @@ __global__ void fuse_concat_forward_kernel(int B, int in, int E, const float* x,
 }
 
 // embed_multiply: out[b, i] = x[b, i] * table[label[b], i]
-__global__ void fuse_multiply_forward_kernel(int B, int in, const float* x, const int32_t* labels,
+__global__ void fuse_multiply_forward_kernel(int B, int in, int K, const float* x, const int32_t* labels,
                                              const float* table, float* out, unsigned* status) {
   const size_t total = static_cast<size_t>(B) * in;
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t b = i / in, j = i - b * in;
     const int32_t l = labels[b];
-    if (l < 0) {
+    if (l < 0 || l >= K) {
       if (j == 0) report_status(status, kStatusBadLabel);
       out[i] = 0.f;
     } else {
@@ -63,7 +62,7 @@ __global__ void fuse_multiply_forward_kernel(int B, int in, const float* x, cons
 //  concat / embed_concat: the first `in` columns of gout (row width in + E);
 //  embed_multiply:        gout * table[label] (row width in; E unused).
 template <bool kMultiply>
-__global__ void fuse_backward_x_kernel(int B, int in, int E, const int32_t* labels,
+__global__ void fuse_backward_x_kernel(int B, int in, int E, int K, const int32_t* labels,
                                        const float* table, const float* gout, float* gx,
                                        unsigned* status) {
   const size_t W = kMultiply ? static_cast<size_t>(in) : static_cast<size_t>(in) + E;
@@ -72,7 +71,7 @@ __global__ void fuse_backward_x_kernel(int B, int in, int E, const int32_t* labe
     const size_t b = i / in, j = i - b * in;
     if constexpr (kMultiply) {
       const int32_t l = labels[b];
-      if (l < 0) {
+      if (l < 0 || l >= K) {
         if (j == 0) report_status(status, kStatusBadLabel);
         gx[i] = 0.f;
       } else {
@@ -94,7 +93,7 @@ constexpr int kTableThreads = 256;
 
 template <bool kMultiply>
 __global__ void __launch_bounds__(kTableThreads)
-    fuse_backward_table_kernel(int B, int in, int W, const int32_t* labels, const float* x,
+    fuse_backward_table_kernel(int B, int in, int W, int K, const int32_t* labels, const float* x,
                                const float* gout, float* gtable, unsigned* status) {
   __shared__ int rows[kTableThreads];  // this tile's rows with the owner's label, in batch order
   __shared__ int warp_hits[kTableThreads / 32];
@@ -104,7 +103,7 @@ __global__ void __launch_bounds__(kTableThreads)
   const size_t gw = kMultiply ? static_cast<size_t>(in) : static_cast<size_t>(in) + W;
   for (int b = blockIdx.y; b < B; b += gridDim.y) {  // every branch below is block-uniform
     const int32_t l = labels[b];
-    if (l < 0) {
+    if (l < 0 || l >= K) {
       if (blockIdx.x == 0 && threadIdx.x == 0) report_status(status, kStatusBadLabel);
       continue;
     }
@@ -157,13 +156,13 @@ __global__ void one_hot_kernel(int B, int K, const int32_t* labels, float* out,
 
 }  // namespace
 
-void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, const float* x,
+void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
                          const float* cond, const int32_t* labels, const float* table,
                          float* out) {
   if (f == Fusion::embed_multiply) {
     const size_t total = static_cast<size_t>(B) * in;
     if (total == 0) return;
-    fuse_multiply_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, in, x, labels,
+    fuse_multiply_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, in, K, x, labels,
                                                                              table, out,
                                                                              ctx.status);
     CUDA_CHECK_LAUNCH("fuse_multiply_forward_kernel");
@@ -172,20 +171,20 @@ void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, con
   const size_t total = static_cast<size_t>(B) * (static_cast<size_t>(in) + E);
   if (total == 0) return;
   fuse_concat_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(
-      B, in, E, x, f == Fusion::concat ? cond : nullptr, labels, table, out, ctx.status);
+      B, in, E, K, x, f == Fusion::concat ? cond : nullptr, labels, table, out, ctx.status);
   CUDA_CHECK_LAUNCH("fuse_concat_forward_kernel");
 }
 
-void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, const float* x,
+void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
                           const int32_t* labels, const float* table, const float* gout,
                           float* gx, float* gtable) {
   const size_t nx = static_cast<size_t>(B) * in;
   if (gx && nx > 0) {
     if (f == Fusion::embed_multiply)
-      fuse_backward_x_kernel<true><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, labels, table,
+      fuse_backward_x_kernel<true><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table,
                                                                             gout, gx, ctx.status);
     else
-      fuse_backward_x_kernel<false><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, labels, table,
+      fuse_backward_x_kernel<false><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table,
                                                                              gout, gx, ctx.status);
     CUDA_CHECK_LAUNCH("fuse_backward_x_kernel");
   }
@@ -195,10 +194,10 @@ void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, co
   const int threads = W >= kTableThreads ? kTableThreads : (W + 31) / 32 * 32;
   const dim3 grid((W + threads - 1) / threads, std::min(B, 65535));
   if (f == Fusion::embed_multiply) {
-    fuse_backward_table_kernel<true><<<grid, threads, 0, ctx.stream>>>(B, in, W, labels, x, gout,
+    fuse_backward_table_kernel<true><<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout,
                                                                        gtable, ctx.status);
   } else {
-    fuse_backward_table_kernel<false><<<grid, threads, 0, ctx.stream>>>(B, in, W, labels, x, gout,
+    fuse_backward_table_kernel<false><<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout,
                                                                         gtable, ctx.status);
   }
   CUDA_CHECK_LAUNCH("fuse_backward_table_kernel");

@@ -1,12 +1,12 @@
-// ProfileRange (include/cgan/profile.hpp) as an NVTX push/pop range. NVTX 3 is header-only and
-// costs next to nothing when no profiler is attached.
+// ProfileRange's NVTX side (include/cgan/profile.hpp; the rest is src/profile.cpp): an NVTX
+// push/pop range. NVTX 3 is header-only and costs next to nothing when no profiler is attached.
 #include <nvtx3/nvToolsExt.h>
 
-#include "cgan/profile.hpp"
-
 namespace cgan {
+namespace detail {
 
-ProfileRange::ProfileRange(const char* name) { nvtxRangePushA(name ? name : "?"); }
-ProfileRange::~ProfileRange() { nvtxRangePop(); }
+void range_push(const char* name) { nvtxRangePushA(name ? name : "?"); }
+void range_pop() { nvtxRangePop(); }
 
+}  // namespace detail
 }  // namespace cgan

@@ -2,6 +2,8 @@
 
 #include "cgan/error.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 
 namespace cgan {
@@ -21,6 +23,11 @@ bool cuda_available(std::string* why_not) {
 }
 #endif
 
+uint64_t Backend::memory_capacity_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : uint64_t(1) << 40;
+}
+
 double Backend::time_ms(const std::function<void()>& work) {
   synchronize();
   const auto t0 = std::chrono::steady_clock::now();
@@ -29,36 +36,60 @@ double Backend::time_ms(const std::function<void()>& work) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// ---- the checked public ops: validate, return early on empty input, then call the backend
+// ---- the checked public ops: validate, return early on empty input, then call the backend (timed
+// under the op's kind while an OpProfile is attached)
+
+namespace {
+class OpTimer {
+ public:
+  OpTimer(OpProfile* p, OpKind k) : p_(p) {
+    if (p_) p_->op_begin(k);
+  }
+  ~OpTimer() {
+    if (p_) p_->op_end();
+  }
+  OpTimer(const OpTimer&) = delete;
+  OpTimer& operator=(const OpTimer&) = delete;
+
+ private:
+  OpProfile* p_;
+};
+}  // namespace
 
 void Backend::upload(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   CGAN_CHECK(dst && src, "upload: null pointer");
+  const OpTimer timer(op_profile_, OpKind::transfer);
   upload_impl(dst, src, n);
 }
 void Backend::download(float* dst, const float* src, size_t n) {
   if (n == 0) return;
   CGAN_CHECK(dst && src, "download: null pointer");
+  const OpTimer timer(op_profile_, OpKind::transfer);
   download_impl(dst, src, n);
 }
 void Backend::upload_int(int32_t* dst, const int32_t* src, size_t n) {
   if (n == 0) return;
   CGAN_CHECK(dst && src, "upload_int: null pointer");
+  const OpTimer timer(op_profile_, OpKind::transfer);
   upload_int_impl(dst, src, n);
 }
 void Backend::download_int(int32_t* dst, const int32_t* src, size_t n) {
   if (n == 0) return;
   CGAN_CHECK(dst && src, "download_int: null pointer");
+  const OpTimer timer(op_profile_, OpKind::transfer);
   download_int_impl(dst, src, n);
 }
 void Backend::fill(float* x, size_t n, float v) {
   if (n == 0) return;
   CGAN_CHECK(x, "fill: null pointer");
+  const OpTimer timer(op_profile_, OpKind::copy);
   fill_impl(x, n, v);
 }
 void Backend::copy(float* dst, const float* src, size_t n) {
   if (n == 0 || dst == src) return;
   CGAN_CHECK(dst && src, "copy: null pointer");
+  const OpTimer timer(op_profile_, OpKind::copy);
   copy_impl(dst, src, n);
 }
 
@@ -68,29 +99,34 @@ void Backend::gemm(bool ta, bool tb, int M, int N, int K, float alpha, const flo
   if (M == 0 || N == 0) return;
   CGAN_CHECK(C, "gemm: null C");
   if (K > 0 && alpha != 0.f) CGAN_CHECK(A && B, "gemm: null A or B");
+  const OpTimer timer(op_profile_, OpKind::gemm);
   gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C);  // K == 0 or alpha == 0: C = beta * C (BLAS)
 }
 void Backend::bias_act_forward(Act act, float slope, int rows, int cols, const float* bias, float* y) {
   CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_forward: negative size");
   if (rows == 0 || cols == 0) return;
   CGAN_CHECK(y, "bias_act_forward: null y");
+  const OpTimer timer(op_profile_, OpKind::act_fwd);
   bias_act_forward_impl(act, slope, rows, cols, bias, y);
 }
 void Backend::bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g, float* gbias) {
   CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_backward: negative size");
   if (rows == 0 || cols == 0) return;
   CGAN_CHECK(g && (y || act == Act::none), "bias_act_backward: null y or g");
+  const OpTimer timer(op_profile_, OpKind::act_bwd);
   bias_act_backward_impl(act, slope, rows, cols, y, g, gbias);
 }
 void Backend::mul(size_t n, const float* a, float* b) {
   if (n == 0) return;
   CGAN_CHECK(a && b, "mul: null pointer");
+  const OpTimer timer(op_profile_, OpKind::dropout);
   mul_impl(n, a, b);
 }
 void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask) {
   CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
   if (n == 0) return;
   CGAN_CHECK(x && mask, "dropout_forward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::dropout);
   dropout_forward_impl(n, p, seed, stream, x, mask);
 }
 
@@ -104,6 +140,7 @@ void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float mome
   CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd, "batchnorm_forward_train: null pointer");
   CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
              "batchnorm_forward_train: run_mean and run_var must both be given or both null");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
   batchnorm_forward_train_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean, run_var,
                                act, slope);
 }
@@ -114,12 +151,14 @@ void Backend::batchnorm_forward_eval(int N, int C, int S, float eps, const float
   CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
   if (N == 0) return;
   CGAN_CHECK(x && gamma && beta && run_mean && run_var && y, "batchnorm_forward_eval: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
   batchnorm_forward_eval_impl(N, C, S, eps, x, gamma, beta, run_mean, run_var, y, act, slope);
 }
 void Backend::batchnorm_backward(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
                                  const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta) {
   CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
   CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx, "batchnorm_backward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_bwd);
   batchnorm_backward_impl(N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
 }
 
@@ -139,17 +178,20 @@ void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
                              float* ws, Act act, float slope) {
   check_conv("conv2d_forward", s);
   CGAN_CHECK(x && w && y, "conv2d_forward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::conv_fwd);
   conv2d_forward_impl(s, x, w, bias, y, ws, act, slope);
 }
 void Backend::conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) {
   check_conv("conv2d_backward_data", s);
   CGAN_CHECK(gy && w && gx, "conv2d_backward_data: null pointer");
+  const OpTimer timer(op_profile_, OpKind::conv_bwd_data);
   conv2d_backward_data_impl(s, gy, w, gx, ws);
 }
 void Backend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                      float* ws) {
   check_conv("conv2d_backward_filter", s);
   CGAN_CHECK(x && gy && gw, "conv2d_backward_filter: null pointer");
+  const OpTimer timer(op_profile_, OpKind::conv_bwd_filter);
   conv2d_backward_filter_impl(s, x, gy, gw, gbias, ws);
 }
 static void check_pool(const char* op, Pool k, const PoolShape& s) {
@@ -164,12 +206,14 @@ static void check_pool(const char* op, Pool k, const PoolShape& s) {
 void Backend::pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y) {
   check_pool("pool2d_forward", k, s);
   CGAN_CHECK(x && y, "pool2d_forward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::pool_fwd);
   pool2d_forward_impl(k, s, x, y);
 }
 void Backend::pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
                               float* gx) {
   check_pool("pool2d_backward", k, s);
   CGAN_CHECK(x && y && gy && gx, "pool2d_backward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::pool_bwd);
   pool2d_backward_impl(k, s, x, y, gy, gx);
 }
 
@@ -180,20 +224,23 @@ static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
   CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=", E, " in=", in);
 }
 
-void Backend::fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond, const int32_t* labels,
-                           const float* table, float* out) {
+void Backend::fuse_forward(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
+                           const int32_t* labels, const float* table, float* out) {
   check_fusion("fuse_forward", f, B, in, E);
+  CGAN_CHECK(f == Fusion::concat || K > 0, "fuse_forward: the table needs K > 0 rows, got ", K);
   if (B == 0) return;
   CGAN_CHECK(out && (x || in == 0), "fuse_forward: null x or out");
   if (f == Fusion::concat)
     CGAN_CHECK(cond || E == 0, "fuse_forward: concat needs cond");
   else
     CGAN_CHECK(labels && table, "fuse_forward: embedding modes need labels and table");
-  fuse_forward_impl(f, B, in, E, x, cond, labels, table, out);
+  const OpTimer timer(op_profile_, OpKind::fuse);
+  fuse_forward_impl(f, B, in, E, K, x, cond, labels, table, out);
 }
-void Backend::fuse_backward(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+void Backend::fuse_backward(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
                             const float* table, const float* gout, float* gx, float* gtable) {
   check_fusion("fuse_backward", f, B, in, E);
+  CGAN_CHECK(f == Fusion::concat || K > 0, "fuse_backward: the table needs K > 0 rows, got ", K);
   if (B == 0) return;
   CGAN_CHECK(gout, "fuse_backward: null gout");
   if (f == Fusion::concat) gtable = nullptr;  // concat has no table
@@ -202,24 +249,28 @@ void Backend::fuse_backward(Fusion f, int B, int in, int E, const float* x, cons
     CGAN_CHECK(!gx || table, "fuse_backward: embed_multiply gx needs table");
     CGAN_CHECK(!gtable || x, "fuse_backward: embed_multiply gtable needs x");
   }
-  fuse_backward_impl(f, B, in, E, x, labels, table, gout, gx, gtable);
+  const OpTimer timer(op_profile_, OpKind::fuse);
+  fuse_backward_impl(f, B, in, E, K, x, labels, table, gout, gx, gtable);
 }
 void Backend::one_hot(int B, int K, const int32_t* labels, float* out) {
   CGAN_CHECK(B >= 0 && K > 0, "one_hot: bad shape B=", B, " K=", K);
   if (B == 0) return;
   CGAN_CHECK(labels && out, "one_hot: null pointer");
+  const OpTimer timer(op_profile_, OpKind::fuse);
   one_hot_impl(B, K, labels, out);
 }
 
 void Backend::loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad, float* acc) {
   CGAN_CHECK(n > 0, "loss_fused: n must be positive, got ", n);
   CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
+  const OpTimer timer(op_profile_, OpKind::loss);
   loss_fused_impl(k, n, x, target, weight, grad, acc);
 }
 void Backend::softmax_xent(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
                            float* acc) {
   CGAN_CHECK(B > 0 && K > 0, "softmax_xent: bad shape B=", B, " K=", K);
   CGAN_CHECK(logits && labels && grad && acc, "softmax_xent: null pointer");
+  const OpTimer timer(op_profile_, OpKind::loss);
   softmax_xent_impl(B, K, logits, labels, weight, grad, acc);
 }
 void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps,
@@ -230,6 +281,7 @@ void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float
     CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
   if (n == 0) return;
   CGAN_CHECK(p && g && m && v, "adam: null pointer");
+  const OpTimer timer(op_profile_, OpKind::adam);
   adam_impl(n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
 }
 
@@ -237,39 +289,46 @@ void Backend::rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t of
                           float* out) {
   if (n == 0) return;
   CGAN_CHECK(out, "rand_normal: null out");
+  const OpTimer timer(op_profile_, OpKind::rng);
   rand_normal_impl(n, seed, stream, offset, mean, stddev, out);
 }
 void Backend::rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
                            float* out) {
   if (n == 0) return;
   CGAN_CHECK(out, "rand_uniform: null out");
+  const OpTimer timer(op_profile_, OpKind::rng);
   rand_uniform_impl(n, seed, stream, offset, lo, hi, out);
 }
 void Backend::rand_below(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K, int32_t* out) {
   CGAN_CHECK(K > 0, "rand_below: K must be positive, got ", K);
   if (n == 0) return;
   CGAN_CHECK(out, "rand_below: null out");
+  const OpTimer timer(op_profile_, OpKind::rng);
   rand_below_impl(n, seed, stream, offset, K, out);
 }
 void Backend::permutation(int n, uint64_t seed, uint64_t stream, int32_t* out) {
   CGAN_CHECK(n >= 0, "permutation: negative n");
   if (n == 0) return;
   CGAN_CHECK(out, "permutation: null out");
+  const OpTimer timer(op_profile_, OpKind::rng);
   permutation_impl(n, seed, stream, out);
 }
 
-void Backend::gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst,
+void Backend::gather_rows(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                           const int32_t* idx_offset) {
-  CGAN_CHECK(B >= 0 && cols >= 0, "gather_rows: negative size");
+  CGAN_CHECK(B >= 0 && cols >= 0 && rows >= 0, "gather_rows: negative size");
   if (B == 0 || cols == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_rows: null pointer");
-  gather_rows_impl(B, cols, src, idx, dst, idx_offset);
+  const OpTimer timer(op_profile_, OpKind::gather);
+  gather_rows_impl(B, cols, rows, src, idx, dst, idx_offset);
 }
-void Backend::gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst, const int32_t* idx_offset) {
-  CGAN_CHECK(B >= 0, "gather_int: negative size");
+void Backend::gather_int(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
+                         const int32_t* idx_offset) {
+  CGAN_CHECK(B >= 0 && rows >= 0, "gather_int: negative size");
   if (B == 0) return;
   CGAN_CHECK(src && idx && dst, "gather_int: null pointer");
-  gather_int_impl(B, src, idx, dst, idx_offset);
+  const OpTimer timer(op_profile_, OpKind::gather);
+  gather_int_impl(B, rows, src, idx, dst, idx_offset);
 }
 
 void Backend::copy_cols(int B, int src_cols, int col0, int n, const float* src, float* dst) {
@@ -277,6 +336,7 @@ void Backend::copy_cols(int B, int src_cols, int col0, int n, const float* src, 
              ") outside a row of ", src_cols);
   if (B == 0 || n == 0) return;
   CGAN_CHECK(src && dst, "copy_cols: null pointer");
+  const OpTimer timer(op_profile_, OpKind::gather);
   copy_cols_impl(B, src_cols, col0, n, src, dst);
 }
 
@@ -284,12 +344,14 @@ void Backend::add_ints(int n, int32_t* x, const int32_t* delta) {
   CGAN_CHECK(n >= 0 && n <= 8, "add_ints: n must be in [0, 8], got ", n);
   if (n == 0) return;
   CGAN_CHECK(x && delta, "add_ints: null pointer");
+  const OpTimer timer(op_profile_, OpKind::counters);
   add_ints_impl(n, x, delta);
 }
 void Backend::copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots) {
   CGAN_CHECK(slots > 0, "copy_to_slot: slots must be positive, got ", slots);
   if (n == 0) return;
   CGAN_CHECK(src && dst && slot, "copy_to_slot: null pointer");
+  const OpTimer timer(op_profile_, OpKind::counters);
   copy_to_slot_impl(n, src, dst, slot, slots);
 }
 

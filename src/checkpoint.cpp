@@ -145,12 +145,8 @@ void write_safetensors(const std::string& path, const SafeTensors& st) {
 
 SafeTensors read_safetensors(const std::string& path) {
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f.fd < 0) throw Error(cat(path, ": cannot open checkpoint: ", errno_text(errno)));
-  struct stat sb;
-  if (::fstat(f.fd, &sb) != 0) throw Error(cat(path, ": cannot stat checkpoint: ", errno_text(errno)));
-  if (!S_ISREG(sb.st_mode)) throw Error(cat(path, ": not a regular file"));
-  const uint64_t file_size = static_cast<uint64_t>(sb.st_size);
+  uint64_t file_size = 0;
+  f.fd = open_regular_file(path, "checkpoint", &file_size);
   auto bad = [&](const std::string& what) { return Error(cat(path, ": not a valid safetensors file: ", what)); };
   auto read_or_throw = [&](void* dst, size_t n, uint64_t at, const char* what) {
     if (!read_all(f.fd, dst, n, at)) {

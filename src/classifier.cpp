@@ -20,10 +20,7 @@ namespace {
 constexpr uint64_t kClassifierPermStream = 0x434c5346ULL << 32;  // "CLSF" + epoch
 constexpr uint64_t kClassifierDropStream = 0x434c5344ULL << 32;  // "CLSD" + step
 
-std::string describe(const json& v) {
-  std::string s = v.dump();
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
+std::string describe(const json& v) { return describe_json(v); }
 
 void only_keys(const json& o, const std::string& where, const std::set<std::string>& keys) {
   if (!o.is_object()) throw Error(cat(where.empty() ? "classifier spec" : where, ": expected an object, got ", describe(o)));
@@ -296,8 +293,8 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
       pos = 0;
       be.permutation(train.count, spec.seed, kClassifierPermStream + static_cast<uint64_t>(epoch), perm);
     }
-    be.gather_rows(B, P, x_all, perm + pos, xb);
-    be.gather_int(B, y_all, perm + pos, yb);
+    be.gather_rows(B, P, train.count, x_all, perm + pos, xb);
+    be.gather_int(B, train.count, y_all, perm + pos, yb);
     pos += B;
     m.zero_grads();
     const float* out = m.forward(xb, nullptr, nullptr, true, spec.seed, kClassifierDropStream + static_cast<uint64_t>(step));

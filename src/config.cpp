@@ -9,17 +9,40 @@
 
 #include "cgan/anime.hpp"  // the tag vocabulary
 #include "cgan/error.hpp"
+#include "cgan/io.hpp"
 
 namespace cgan {
 using json = nlohmann::json;
 
 namespace {
 
-std::string describe(const json& v) {
-  std::string s = v.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
+constexpr uint64_t kMaxJsonFileBytes = uint64_t(64) << 20;  // a config or spec is a few KB
+constexpr int kMaxJsonDepth = 64;                            // a config nests 5 deep
+
+// Appends v as compact JSON, stopping once `out` is past `limit` characters or `depth` levels:
+// the cost is bounded by the excerpt, not by the value (which may nest 100,000 deep).
+void excerpt_into(const json& v, std::string& out, size_t limit, int depth) {
+  if (out.size() > limit) return;
+  if (depth <= 0 && (v.is_object() || v.is_array()) && !v.empty()) {
+    out += v.is_object() ? "{...}" : "[...]";
+    return;
+  }
+  if (v.is_object() || v.is_array()) {
+    out += v.is_object() ? '{' : '[';
+    bool first = true;
+    for (auto it = v.begin(); it != v.end() && out.size() <= limit; ++it) {
+      if (!first) out += ',';
+      first = false;
+      if (v.is_object()) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ":";
+      excerpt_into(it.value(), out, limit, depth - 1);
+    }
+    out += v.is_object() ? '}' : ']';
+    return;
+  }
+  out += v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
+
+std::string describe(const json& v) { return describe_json(v); }
 
 std::string join_path(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
@@ -371,8 +394,9 @@ Config parse_config(const json& j, const std::string& name_hint) {
   Obj o(j, "");
   Config c;
   c.name = o.string("name", name_hint);
-  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..")
-    throw Error(cat("name: expected a non-empty name without '/', got ", describe(c.name)));
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == ".." ||
+      !valid_utf8(c.name))
+    throw Error(cat("name: expected a non-empty UTF-8 name without '/', got ", describe(c.name)));
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
   c.precision = o.string("precision", "tf32", {"fp32", "tf32"});
@@ -622,16 +646,83 @@ json Config::to_json() const {
   };
 }
 
+std::string describe_json(const json& v, size_t max_chars) {
+  std::string s;
+  excerpt_into(v, s, max_chars, 8);
+  if (s.size() > max_chars) s = s.substr(0, max_chars > 3 ? max_chars - 3 : 0) + "...";
+  return s;
+}
+
+namespace {
+// Thrown out of the parser callback: a duplicate key or absurd nesting (not a syntax error).
+struct JsonShapeProblem {
+  std::string what;
+};
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& where) {
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;  // object: the key whose value is being read
+    size_t index = 0;  // array: the element being read
+  };
+  std::vector<Frame> st;
+  auto key_path = [&](const std::string& last) {
+    std::string p;
+    for (size_t i = 0; i + 1 < st.size(); ++i)
+      p += st[i].object ? (p.empty() ? "" : ".") + st[i].key : cat("[", st[i].index, "]");
+    return p + (p.empty() ? "" : ".") + last;
+  };
+  auto element_done = [&] {
+    if (!st.empty() && !st.back().object) ++st.back().index;
+  };
+  try {
+    return json::parse(text, [&](int depth, json::parse_event_t ev, json& v) {
+      using E = json::parse_event_t;
+      if (depth > kMaxJsonDepth) throw JsonShapeProblem{cat("nests deeper than ", kMaxJsonDepth, " levels")};
+      switch (ev) {
+        case E::object_start: st.push_back({true, {}, {}, 0}); break;
+        case E::array_start: st.push_back({false, {}, {}, 0}); break;
+        case E::key: {
+          const std::string k = v.get<std::string>();
+          if (!st.back().keys.insert(k).second)
+            throw JsonShapeProblem{cat("key \"", key_path(k), "\" appears twice (keys must be unique)")};
+          st.back().key = k;
+          break;
+        }
+        case E::object_end:
+        case E::array_end:
+          st.pop_back();
+          element_done();
+          break;
+        case E::value: element_done(); break;
+      }
+      return true;
+    });
+  } catch (const JsonShapeProblem& p) {
+    throw JsonStructureError(cat(where, ": ", p.what));
+  } catch (const json::parse_error& e) {
+    std::string msg = e.what();
+    const auto at = msg.find("parse error");
+    throw Error(cat(where, ": not valid JSON: ", at == std::string::npos ? msg : msg.substr(at)));
+  }
+}
+
 void apply_override(json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    throw Error(cat("--set ", assignment, ": expected key.path=value"));
+    throw Error(cat("--set ", describe_json(json(assignment)), ": expected key.path=value"));
   const std::string path = assignment.substr(0, eq);
   const std::string text = assignment.substr(eq + 1);
+  if (!valid_utf8(path)) throw Error("--set: the key is not valid UTF-8");
+  if (!valid_utf8(text)) throw Error(cat("--set ", path, ": the value is not valid UTF-8"));
   json value;
   try {
-    value = json::parse(text);
-  } catch (const json::exception&) {
+    value = parse_json_text(text, cat("--set ", path));
+  } catch (const JsonStructureError&) {
+    throw;  // JSON, but nested too deep or with a repeated key
+  } catch (const Error&) {
     value = text;  // not JSON: a plain string
   }
   json* cur = &j;
@@ -644,6 +735,7 @@ void apply_override(json& j, const std::string& assignment) {
       const std::string num = path.substr(i + 1, close - i - 1);
       if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos)
         throw Error(cat("--set ", path, ": bad index [", num, "]"));
+      if (num.size() > 9) throw Error(cat("--set ", path, ": index [", num, "] is too large"));
       const size_t idx = std::stoul(num);
       if (!cur->is_array() || idx >= cur->size())
         throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " has no element [", idx, "]"));
@@ -670,18 +762,8 @@ void apply_override(json& j, const std::string& assignment) {
 
 json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(cat(path, ": is a directory, not a ", what));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(cat(path, ": cannot open ", what, open_hint));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    const auto p = msg.find("parse error");
-    throw Error(cat(path, ": not valid JSON: ", p == std::string::npos ? msg : msg.substr(p)));
-  }
+  if (!std::filesystem::exists(path, ec)) throw Error(cat(path, ": cannot open ", what, open_hint));
+  return parse_json_text(read_regular_file(path, what, kMaxJsonFileBytes), path);
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

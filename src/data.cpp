@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "cgan/error.hpp"
+#include "cgan/io.hpp"
 #include "cgan/philox.hpp"
 
 namespace cgan {
@@ -39,15 +40,26 @@ uint32_t be32(const uint8_t* p) {
          (static_cast<uint32_t>(p[2]) << 8) | static_cast<uint32_t>(p[3]);
 }
 
-std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path) {
+// Decompresses chunk by chunk. Once the output holds enough bytes for `expected` to answer, the
+// output may not grow past its answer (a header saying 64 images stops a bomb after 64 images).
+std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& path, const ExpectedSize& expected) {
   std::vector<uint8_t> out;
-  // The gzip trailer holds the size mod 2^32 of the last member: a good first guess.
-  if (in.size() >= 18) {
-    const uint8_t* t = in.data() + in.size() - 4;
-    const size_t hint = static_cast<size_t>(t[0]) | (static_cast<size_t>(t[1]) << 8) |
-                        (static_cast<size_t>(t[2]) << 16) | (static_cast<size_t>(t[3]) << 24);
-    out.reserve(std::min<size_t>(hint, size_t{1} << 28));
-  }
+  uint64_t cap = kMaxDecompressed;
+  bool cap_known = !expected;
+  auto learn_cap = [&] {
+    if (cap_known) return;
+    const std::optional<uint64_t> e = expected(out.data(), out.size());
+    if (!e) return;
+    cap_known = true;
+    cap = std::min<uint64_t>(*e, kMaxDecompressed);
+    // The gzip trailer holds the size mod 2^32 of the last member: a good first guess.
+    if (in.size() >= 18) {
+      const uint8_t* t = in.data() + in.size() - 4;
+      const uint64_t hint = static_cast<uint64_t>(t[0]) | (static_cast<uint64_t>(t[1]) << 8) |
+                            (static_cast<uint64_t>(t[2]) << 16) | (static_cast<uint64_t>(t[3]) << 24);
+      out.reserve(static_cast<size_t>(std::min(hint, cap)));
+    }
+  };
   z_stream zs;
   std::memset(&zs, 0, sizeof zs);
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK)
@@ -69,10 +81,14 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
         throw Error(cat(path, ": bad gzip data: ", why));
       }
       out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
-      if (out.size() > kMaxDecompressed) {
+      learn_cap();
+      if (out.size() > cap) {
         inflateEnd(&zs);
-        throw Error(cat(path, ": bad gzip data: decompresses to more than ", kMaxDecompressed >> 30,
-                        " GiB, larger than any dataset this reader accepts"));
+        if (cap == kMaxDecompressed)
+          throw Error(cat(path, ": bad gzip data: decompresses to more than ", kMaxDecompressed >> 30,
+                          " GiB, larger than any dataset this reader accepts"));
+        throw Error(cat(path, ": trailing bytes: decompresses to more than the ", cap,
+                        " bytes its header describes (stopped there)"));
       }
     } while (rc != Z_STREAM_END && zs.avail_out == 0);
     pos += chunk - zs.avail_in;
@@ -157,25 +173,27 @@ void check_count(int count, const char* who) {
 
 }  // namespace
 
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw Error(cat(path, ": is a folder, not a file"));
-  errno = 0;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    const int e = errno;
-    throw Error(cat(path, ": cannot open: ", e ? std::strerror(e) : "unknown error"));
-  }
-  std::vector<uint8_t> bytes;
-  f.seekg(0, std::ios::end);
-  const std::streamoff size = f.tellg();
-  if (size < 0) throw Error(cat(path, ": cannot read (cannot determine its size)"));
-  f.seekg(0, std::ios::beg);
-  bytes.resize(static_cast<size_t>(size));
-  if (size > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), size))
-    throw Error(cat(path, ": read error after ", f.gcount(), " of ", size, " bytes"));
-  if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path);
+std::vector<uint8_t> read_file_maybe_gz(const std::string& path, const ExpectedSize& expected) {
+  const std::string s = read_regular_file(path, "data file", kMaxDecompressed);
+  std::vector<uint8_t> bytes(s.begin(), s.end());
+  if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return gunzip(bytes, path, expected);
   return bytes;
+}
+
+std::optional<uint64_t> idx_expected_size(const uint8_t* p, size_t n) {
+  if (n < 4) return std::nullopt;
+  const uint32_t magic = be32(p);
+  const size_t dims = magic & 0xff;
+  if ((magic >> 16) != 0 || dims == 0 || dims > 4) return std::numeric_limits<uint64_t>::max();  // the parser says why
+  const size_t header = 4 + 4 * dims;
+  if (n < header) return std::nullopt;
+  uint64_t total = 1;  // saturates at the 8 GiB cap
+  for (size_t d = 0; d < dims; ++d) {
+    const uint64_t n_d = be32(p + 4 + 4 * d);
+    total = n_d != 0 && total > kMaxDecompressed / n_d ? kMaxDecompressed : total * n_d;
+  }
+  const uint64_t elem = ((magic >> 8) & 0xff) == 0x08 ? 1 : 8;  // other types are refused by the parser
+  return total * elem + header;
 }
 
 IdxImages parse_idx3_images(const std::vector<uint8_t>& b, const std::string& path) {
@@ -213,8 +231,9 @@ HostDataset load_idx_pair(const std::string& images_path, const std::string& lab
     throw Error(cat(labels_path, ": num_classes must be in 1..256 for byte labels, got ", num_classes));
   if (!std::isfinite(lo) || !std::isfinite(hi))
     throw Error(cat(images_path, ": pixel range [", lo, ", ", hi, "] is not finite"));
-  IdxImages im = parse_idx3_images(read_file_maybe_gz(images_path), images_path);
-  const std::vector<uint8_t> labels = parse_idx1_labels(read_file_maybe_gz(labels_path), labels_path);
+  IdxImages im = parse_idx3_images(read_file_maybe_gz(images_path, idx_expected_size), images_path);
+  const std::vector<uint8_t> labels =
+      parse_idx1_labels(read_file_maybe_gz(labels_path, idx_expected_size), labels_path);
   if (static_cast<size_t>(im.count) != labels.size())
     throw Error(cat(images_path, ": holds ", im.count, " images but ", labels_path, " holds ",
                     labels.size(), " labels: the counts must match"));

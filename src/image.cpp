@@ -59,6 +59,41 @@ uint8_t to_byte(float v, float lo, float scale) {
   return static_cast<uint8_t>(std::floor(t + 0.5f));
 }
 
+// The size a PNG or JPEG header claims, read by us before stb_image looks at the file (stb refuses
+// huge images itself with a misleading "unknown image type"). false: not PNG/JPEG or no size found.
+bool header_size(const std::vector<uint8_t>& b, int64_t* w, int64_t* h, int* channels) {
+  auto be16 = [&](size_t i) { return (int64_t(b[i]) << 8) | b[i + 1]; };
+  auto be32 = [&](size_t i) { return (be16(i) << 16) | be16(i + 2); };
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (b.size() >= 26 && std::equal(kPng, kPng + 8, b.begin()) && std::equal(b.begin() + 12, b.begin() + 16, "IHDR")) {
+    *w = be32(16), *h = be32(20);
+    *channels = (b[25] == 0 || b[25] == 4) ? 1 : 3;  // grey (+alpha) decodes to 1 channel, the rest to 3
+    return true;
+  }
+  if (b.size() >= 4 && b[0] == 0xff && b[1] == 0xd8) {  // JPEG: walk the markers to the first SOFn
+    size_t i = 2;
+    while (i + 4 <= b.size()) {
+      if (b[i] != 0xff) return false;
+      const uint8_t m = b[i + 1];
+      if (m == 0xff) {
+        ++i;
+        continue;
+      }
+      const size_t len = static_cast<size_t>(be16(i + 2));
+      const bool sof = m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
+      if (sof) {
+        if (i + 10 > b.size()) return false;
+        *h = be16(i + 5), *w = be16(i + 7);
+        *channels = b[i + 9] == 1 ? 1 : 3;
+        return true;
+      }
+      if (len < 2) return false;
+      i += 2 + len;
+    }
+  }
+  return false;
+}
+
 std::string stb_reason() {
   const char* r = stbi_failure_reason();
   return r ? std::string(r) : std::string("unknown error");
@@ -146,18 +181,15 @@ void write_png(const std::string& path, const Image& img) {
 }
 
 Image read_image(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(cat(path, ": cannot open image: ", std::strerror(errno)));
+  uint64_t file_size = 0;
+  const int fd = open_regular_file(path, "image file", &file_size);
   std::vector<uint8_t> buf;
   {
-    struct stat sb;
     std::string err;
-    if (::fstat(fd, &sb) != 0) err = cat("cannot stat image: ", std::strerror(errno));
-    else if (!S_ISREG(sb.st_mode)) err = "not a regular file";
-    else if (sb.st_size == 0) err = "empty file (0 bytes), not an image";
-    else if (static_cast<uint64_t>(sb.st_size) > kMaxFileBytes) err = cat("file of ", sb.st_size, " bytes is too large");
+    if (file_size == 0) err = "empty file (0 bytes), not an image";
+    else if (file_size > kMaxFileBytes) err = cat("file of ", file_size, " bytes is too large");
     else {
-      buf.resize(static_cast<size_t>(sb.st_size));
+      buf.resize(static_cast<size_t>(file_size));
       size_t got = 0;
       while (got < buf.size()) {
         const ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
@@ -175,6 +207,9 @@ Image read_image(const std::string& path) {
     ::close(fd);
     if (!err.empty()) throw Error(cat(path, ": ", err));
   }
+  int64_t hw = 0, hh = 0;
+  int hc = 0;
+  if (header_size(buf, &hw, &hh, &hc)) checked_bytes(cat(path, ": cannot read image"), hw, hh, hc);
   const int len = static_cast<int>(buf.size());
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(buf.data(), len, &w, &h, &comp))

@@ -1,4 +1,5 @@
-// Whole-file writes through a temporary name: readers never see half a file.
+// Checked reads of regular files, and whole-file writes through a temporary name (readers never
+// see half a file).
 #include "cgan/io.hpp"
 
 #include <fcntl.h>
@@ -90,6 +91,81 @@ void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chu
   }
 }
 
+
+static const char* file_kind(mode_t m) {
+  if (S_ISDIR(m)) return "directory";
+  if (S_ISFIFO(m)) return "FIFO";
+  if (S_ISSOCK(m)) return "socket";
+  if (S_ISCHR(m)) return "character device";
+  if (S_ISBLK(m)) return "block device";
+  return "special file";
+}
+
+static std::string with_article(const std::string& what) {
+  return (!what.empty() && std::strchr("aeiouAEIOU", what[0]) ? "an " : "a ") + what;
+}
+
+int open_regular_file(const std::string& path, const std::string& what, uint64_t* size) {
+  struct stat sb;
+  if (::stat(path.c_str(), &sb) != 0) throw Error(cat(path, ": cannot open ", what, ": ", errno_text(errno)));
+  if (!S_ISREG(sb.st_mode)) throw Error(cat(path, ": is a ", file_kind(sb.st_mode), ", not ", with_article(what)));
+  // O_NONBLOCK: should the path have become a FIFO since the stat, open must not wait for a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw Error(cat(path, ": cannot open ", what, ": ", errno_text(errno)));
+  if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    throw Error(cat(path, ": is not a regular file, not ", with_article(what)));
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  if (size) *size = static_cast<uint64_t>(sb.st_size);
+  return fd;
+}
+
+std::string read_regular_file(const std::string& path, const std::string& what, uint64_t max_bytes) {
+  uint64_t size = 0;
+  Fd f;
+  f.fd = open_regular_file(path, what, &size);
+  if (size > max_bytes)
+    throw Error(cat(path, ": ", what, " of ", size, " bytes is larger than the limit of ", max_bytes, " bytes"));
+  std::string s(static_cast<size_t>(size), '\0');
+  size_t got = 0;
+  while (got < s.size()) {
+    const ssize_t n = ::read(f.fd, &s[got], s.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(cat(path, ": read error: ", errno_text(errno)));
+    if (n == 0) break;  // the file shrank while being read: what is there
+    got += static_cast<size_t>(n);
+  }
+  s.resize(got);
+  return s;
+}
+
+bool valid_utf8(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = 0;
+    unsigned cp = 0, min = 0;
+    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
+    else return false;
+    if (i + static_cast<size_t>(len) > n) return false;
+    for (int k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += static_cast<size_t>(len);
+  }
+  return true;
+}
 
 void write_file_atomic(const std::string& path, const std::string& content) {
   write_file_atomic(path, {{content.data(), content.size()}});

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <sstream>
 
 #include "cgan/error.hpp"
+#include "cgan/memory_plan.hpp"
 #include "cgan/philox.hpp"
+#include "cgan/profile.hpp"
 
 namespace cgan {
 
@@ -42,6 +45,7 @@ struct Model::Layer {
   const float* x = nullptr;      // input seen by the last forward
   const float* y_used = nullptr; // output produced by the last forward (may alias x)
   bool train = false;
+  std::string label;             // its ProfileRange name: the spec path, "+act" when fused
 };
 
 static Act act_of(LayerKind k) {
@@ -66,8 +70,11 @@ static const char* act_name(Act a) {
 
 Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
              const std::string& name, const Model* share)
-    : be_(be), name_(name), batch_(batch), in_dim_(in_dim), num_classes_(num_classes) {
+    : be_(be), name_(name), cond_label_(name + ".condition"), adam_label_(name + ".adam"), batch_(batch),
+      in_dim_(in_dim), num_classes_(num_classes) {
   CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
+  // Every size bounded before anything is allocated (a one-line error naming the layer).
+  (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(), share != nullptr);
   size_t np = 0, ns = 0;
   // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros.
   // Every slot starts on a kAlignFloats boundary (256 bytes) of its buffer; the gaps stay zero
@@ -221,6 +228,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         break;
     }
     L->spec_last = static_cast<int>(i);
+    L->label = L->act != Act::none && act_of(ls.kind) == Act::none ? cat(path, "+", act_name(L->act)) : path;
     L->out_shape = sh;
     L->out = sh.width();
     max_width = std::max(max_width, L->out);
@@ -366,30 +374,33 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
   cond_ = cond;
   const int B = batch_;
   const float* h = x;
+  std::optional<ProfileRange> cr(std::in_place, cond_label_.c_str());  // closed before the layers' ranges
   switch (fusion_) {
     case FusionKind::none: break;
     case FusionKind::concat:
-      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, cond, labels, nullptr, fused_);
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, 0, x, cond, labels, nullptr, fused_);
       h = fused_;
       break;
     case FusionKind::embed_concat:
-      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::label_plane:
       CGAN_CHECK(cond, "model ", name_, ": label_plane needs the condition vectors");
       be_.gemm(false, false, B, embed_dim_, num_classes_, 1.f, cond, params_ + table_offset_, 0.f, plane_);
       be_.bias_act_forward(Act::none, 0.f, B, embed_dim_, params_ + plane_bias_offset_, plane_);
-      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, x, plane_, labels, nullptr, fused_);
+      be_.fuse_forward(Fusion::concat, B, in_dim_, embed_dim_, 0, x, plane_, labels, nullptr, fused_);
       h = fused_;
       break;
   }
+  cr.reset();
   for (size_t li = 0; li < layers_.size(); ++li) {
     Layer& L = *layers_[li];
+    const ProfileRange lr(L.label.c_str());
     L.x = h;
     L.train = train;
     const size_t n = static_cast<size_t>(B) * L.out;
@@ -452,6 +463,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
                                (fusion_ == FusionKind::label_plane && param_grads);
   for (size_t li = layers_.size(); li-- > 0;) {
     Layer& L = *layers_[li];
+    const ProfileRange lr(L.label.c_str());
     const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
     switch (L.kind) {
       case LayerKind::linear: {
@@ -504,23 +516,24 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     }
   }
   // g is now dL/d(conditioner output)
+  const ProfileRange cr(cond_label_.c_str());
   switch (fusion_) {
     case FusionKind::none:
       if (gx) be_.copy(gx, g, static_cast<size_t>(B) * in_dim_);
       break;
     case FusionKind::concat:
-      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
       break;
     case FusionKind::embed_concat:
-      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g, gx,
+      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g, gx,
                         param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, x_, labels_, params_ + table_offset_, g,
+      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g,
                         gx, param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::label_plane:
-      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, x_, labels_, nullptr, g, gx, nullptr);
+      if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
       if (param_grads) {  // the plane's share of g, back through the Linear (the tags get no gradient)
         float* gplane = g == gbuf_a_ ? gbuf_b_ : gbuf_a_;
         be_.copy_cols(B, fused_dim_, in_dim_, embed_dim_, g, gplane);
@@ -542,6 +555,13 @@ const float* Model::output_of(int layer_index, int* width) const {
              "): no such layer (it has ", spec_layers_, ")");
   throw Error(cat("model ", name_, ": output_of(", layer_index, "): the layer is fused with the activation "
                   "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
+}
+
+const float* Model::dropout_mask(int layer_index) const {
+  for (auto& L : layers_)
+    if (L->spec_index == layer_index && L->kind == LayerKind::dropout)
+      return L->train && L->p > 0.f && L->y_used == L->y ? L->mask : nullptr;
+  return nullptr;
 }
 
 void Model::set_params(const float* host_params, const float* host_state) {
@@ -581,6 +601,7 @@ std::vector<float> Model::unpack_params(const std::vector<float>& packed) const 
 void Model::zero_grads() { be_.fill(grads_, std::max<size_t>(n_params_, 1), 0.f); }
 
 void Model::adam_step(const AdamSpec& a, int t, const int32_t* t_counter) {
+  const ProfileRange r(adam_label_.c_str());
   if (n_params_) be_.adam(n_params_, params_, grads_, m_, v_, a.lr, a.beta1, a.beta2, a.eps, t, t_counter);
 }
 

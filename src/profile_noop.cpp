@@ -1,11 +1,12 @@
-// ProfileRange without CUDA: nothing to mark. (CUDA builds define it in cuda/profile_nvtx.cpp.)
-#include "cgan/profile.hpp"
-
+// ProfileRange's NVTX side without CUDA: nothing to mark. (CUDA builds define it in
+// cuda/profile_nvtx.cpp; the rest of ProfileRange is src/profile.cpp.)
 #ifndef CGAN_HAVE_CUDA
 namespace cgan {
+namespace detail {
 
-ProfileRange::ProfileRange(const char*) {}
-ProfileRange::~ProfileRange() {}
+void range_push(const char*) {}
+void range_pop() {}
 
+}  // namespace detail
 }  // namespace cgan
 #endif

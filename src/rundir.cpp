@@ -1,5 +1,7 @@
 #include "cgan/rundir.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,13 +17,98 @@
 namespace cgan {
 namespace fs = std::filesystem;
 
-RunDir::RunDir(std::string dir) : dir_(std::move(dir)) {
-  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
-  for (const std::string& d : {dir_, dir_ + "/samples", dir_ + "/checkpoints"}) {
-    std::error_code ec;
-    fs::create_directories(d, ec);
-    if (ec || !fs::is_directory(d)) throw Error(cat(d, ": cannot create run directory: ", ec ? ec.message() : "not a directory"));
+namespace {
+
+// What a run writes at the top of its directory (the checkpoints/ and samples/ folders count when
+// they hold anything).
+const char* const kRunFiles[] = {"config.json", "vocab.txt",   "losses.csv", "losses_avg.csv",
+                                 "metrics.csv", "metrics.json", "checkpoints", "samples"};
+
+void make_dir(const std::string& d) {
+  std::error_code ec;
+  fs::create_directories(d, ec);
+  if (ec || !fs::is_directory(d)) throw Error(cat(d, ": cannot create run directory: ", ec ? ec.message() : "not a directory"));
+}
+
+// The newest checkpoints/step_N.safetensors, or "".
+std::string latest_checkpoint(const std::string& dir) {
+  std::error_code ec;
+  long long best = -1;
+  std::string path;
+  for (fs::directory_iterator it(dir + "/checkpoints", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    long long step = -1;
+    char tail[16] = {0};
+    if (std::sscanf(n.c_str(), "step_%lld.%15s", &step, tail) == 2 && std::string(tail) == "safetensors" && step > best)
+      best = step, path = it->path().string();
   }
+  return path;
+}
+
+}  // namespace
+
+std::vector<std::string> run_files(const std::string& dir) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (const char* name : kRunFiles) {
+    const fs::path p = fs::path(dir) / name;
+    if (!fs::exists(fs::symlink_status(p, ec))) continue;
+    if (fs::is_directory(p, ec) && fs::is_empty(p, ec)) continue;
+    found.push_back(name);
+  }
+  return found;
+}
+
+RunDir::RunDir(std::string dir, RunDirMode mode) : dir_(std::move(dir)) {
+  while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
+  make_dir(dir_);
+  lock_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock_fd_ < 0) throw Error(cat(dir_, ": cannot open run directory: ", std::strerror(errno)));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    if (e == EWOULDBLOCK)
+      throw Error(cat(dir_, ": run directory is in use by another cgan_gpu process; wait for it to finish or "
+                            "choose another --out"));
+    throw Error(cat(dir_, ": cannot lock run directory: ", std::strerror(e)));
+  }
+  try {
+    const std::vector<std::string> old = run_files(dir_);
+    if (!old.empty() && mode == RunDirMode::fresh) {
+      std::string list;
+      for (const std::string& f : old) list += (list.empty() ? "" : ", ") + f;
+      const std::string ck = latest_checkpoint(dir_);
+      throw Error(cat(dir_, ": already holds a run (", list, "); ",
+                      ck.empty() ? std::string("it has no checkpoint to resume from: ")
+                                 : cat("continue it with --resume ", ck, ", "),
+                      "replace it with --overwrite, or choose another --out"));
+    }
+    if (!old.empty() && mode == RunDirMode::overwrite) {
+      // Moved aside first (renames: quick, and a stop in the middle leaves the old files together in
+      // one clearly named folder, never mixed with the new run's), then deleted.
+      const std::string aside = cat(dir_, "/.replaced-run-", static_cast<long>(::getpid()));
+      make_dir(aside);
+      for (const std::string& f : old) {
+        std::error_code ec;
+        fs::rename(fs::path(dir_) / f, fs::path(aside) / f, ec);
+        if (ec) throw Error(cat(dir_, "/", f, ": cannot move the old run's file aside: ", ec.message()));
+      }
+      std::error_code ec;
+      fs::remove_all(aside, ec);
+      if (ec) throw Error(cat(aside, ": cannot remove the old run's files: ", ec.message()));
+    }
+    make_dir(dir_ + "/samples");
+    make_dir(dir_ + "/checkpoints");
+  } catch (...) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    throw;
+  }
+}
+
+RunDir::~RunDir() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 std::string RunDir::checkpoint_path(int64_t step) const { return cat(dir_, "/checkpoints/step_", step, ".safetensors"); }

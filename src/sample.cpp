@@ -37,8 +37,9 @@ std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) 
 }
 
 Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
-  const Config cfg = config_from_checkpoint(ck, path);
-  const DataShape shape = data_shape_from_metadata(ck, path);
+  const CheckpointInfo info = read_checkpoint_info(ck, path);
+  const Config& cfg = info.cfg;
+  const DataShape& shape = info.shape;
   const int Kg = condition_width(cfg.generator, shape);
   const int n = Kg > 0 ? static_cast<int>(req.labels.size()) : req.count;
   if (n <= 0) throw Error("sample: nothing to generate (give --labels, --label or --count)");
@@ -47,10 +48,8 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   for (int32_t l : req.labels)
     if (l < 0 || l >= std::max(shape.num_classes, 1))
       throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
-  Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator");
-  if (G.out_dim() != shape.dim())
-    throw Error(cat(path, ": generator output ", G.out_dim(), " does not match the stored data shape"));
-  load_model_params(G, ck, "generator.", path);
+  const std::unique_ptr<Model> G1 = load_generator(be, info, ck, path);
+  Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator", G1.get());
   float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
   int32_t* y = be.alloc_int(n);
   float* cond = be.alloc(static_cast<size_t>(n) * std::max(Kg, 1));
@@ -64,6 +63,24 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
     else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
     const float* out = G.forward(z, y, cond, false);
     be.download(h.data(), out, h.size());
+    if (!req.save_tensors.empty()) {
+      SafeTensors st;
+      NamedTensor tz{"noise", {n, cfg.noise_dim}, std::vector<float>(static_cast<size_t>(n) * cfg.noise_dim)};
+      be.download(tz.data.data(), z, tz.data.size());
+      st.tensors.push_back(std::move(tz));
+      st.tensors.push_back(NamedTensor{"labels", {n}, std::vector<float>(labels.begin(), labels.end())});
+      if (Kg > 0 && G.uses_onehot()) {
+        NamedTensor tc{"cond", {n, Kg}, std::vector<float>(static_cast<size_t>(n) * Kg)};
+        be.download(tc.data.data(), cond, tc.data.size());
+        st.tensors.push_back(std::move(tc));
+      }
+      st.tensors.push_back(NamedTensor{"samples", {n, G.out_dim()}, h});
+      st.metadata["format"] = "cgan_gpu.sample_inputs.v1";
+      st.metadata["checkpoint"] = path;
+      st.metadata["seed"] = std::to_string(req.seed);
+      st.metadata["grid"] = cat(req.rows, ",", req.cols);  // rows, columns of the picture
+      write_safetensors(req.save_tensors, st);
+    }
   } catch (...) {
     be.free(z), be.free(y), be.free(cond);
     throw;

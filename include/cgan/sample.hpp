@@ -29,6 +29,8 @@ struct SampleRequest {
   int count = 0;                // unconditional models: how many
   int rows = 1, cols = 1;       // grid layout
   uint64_t seed = 1;            // noise seed
+  std::string save_tensors;     // when set: a safetensors file with the noise, labels, condition
+                                // vectors and generated samples (for tools/cgan_torch.py --noise)
 };
 
 // Loads the generator from a checkpoint (its stored config decides the architecture), generates

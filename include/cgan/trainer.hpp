@@ -53,9 +53,10 @@ class Trainer {
   void restore(const SafeTensors& ck, const std::string& path);
   SafeTensors snapshot() const;
 
-  // Runs from the current step to cfg.train.steps, writing into out_dir. Returns the process exit
-  // code: 0 done, 130 interrupted by SIGINT/SIGTERM (a checkpoint was written).
-  int run(const std::string& out_dir);
+  // Runs from the current step to cfg.train.steps, writing into the claimed run directory. Returns
+  // the process exit code: 0 done, 130 stopped (stop_requested(), cgan/stop.hpp: SIGINT/SIGTERM
+  // while a StopSignals exists) after the step in which the stop came, a checkpoint written first.
+  int run(const RunDir& rd);
 
   // One iteration (D step(s) + G step). Exposed for tests. On a backend with CUDA graphs (and
   // cuda_graphs on), iterations after the warm-up replay one captured graph; the step, batch
@@ -66,6 +67,16 @@ class Trainer {
   int64_t steps_done() const { return step_; }
   // Downloads the loss rows recorded since the last call (run() checks them for NaN/inf).
   std::vector<LossRow> take_rows();
+
+  // Test/debug facility (the hidden `cgan_gpu trace` command behind the PyTorch parity tests):
+  // while `trace` is set, step() runs eagerly (no CUDA graph) and appends to *trace what the
+  // iteration drew (real batch, labels, condition vectors, noise, mismatched pairs, every dropout
+  // mask), its losses and, when `weights`, each model's gradients before its Adam update and the
+  // parameters and state after it. Tensor names: docs/DECISIONS.md ("Step traces"). nullptr stops.
+  void set_trace(SafeTensors* trace, bool weights = true) {
+    trace_ = trace;
+    trace_weights_ = weights;
+  }
 
   // With "eval" in the config: loads the classifier and the real test images and prepares their
   // features (a missing classifier is a one-line error saying how to create it). run() calls it;
@@ -86,6 +97,13 @@ class Trainer {
   void enqueue_step(bool may_reshuffle);
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
+  // step traces (set_trace): a backend buffer, an int buffer (stored as F32), the dropout masks of
+  // the last forward of `m`, a model's gradients (+ parameters and state after its update)
+  void trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape);
+  void trace_ints(const std::string& name, const int32_t* p, int64_t n);
+  void trace_masks(const std::string& prefix, const Model& m, const NetSpec& spec);
+  void trace_grads(const std::string& prefix, const Model& m);
+  void trace_params(const std::string& prefix, const Model& m);
 
   struct EvalState;
   std::unique_ptr<EvalState> eval_;
@@ -114,6 +132,8 @@ class Trainer {
   bool counters_dirty_ = true;  // the device counters must be uploaded from the mirror
   bool use_graphs_ = false;
   int graph_id_ = 0;  // this Trainer's captured iteration on the backend (Backend::graph_end), 0: none
+  SafeTensors* trace_ = nullptr;
+  bool trace_weights_ = false;
   int eager_steps_ = 0;
 };
 
@@ -122,6 +142,21 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec);
 DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& path);
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path,
                               const std::vector<std::string>& overrides = {});
+// A training checkpoint's stored config and data shape, every metadata field (data_shape,
+// num_classes, data_range, tag_dim, vocabulary) checked against what the config's data.kind
+// produces; errors name the checkpoint and the field. Use this, not the two helpers above, to read
+// a checkpoint written by training.
+struct CheckpointInfo {
+  Config cfg;
+  DataShape shape;
+};
+CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& path,
+                                    const std::vector<std::string>& overrides = {});
+// The checkpoint's generator at batch 1 (views at other batches share its parameters): every
+// parameter slot checked against the stored tensor of that name and shape, and its output width
+// against the data shape.
+std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
+                                      const std::string& path);
 // Copies a model's parameters (prefix "generator." or "discriminator.") out of / into a checkpoint;
 // a missing tensor or a shape mismatch is an error naming the checkpoint and the tensor.
 void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix,

@@ -19,59 +19,87 @@
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
 #include "cgan/io.hpp"
+#include "cgan/profile.hpp"
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
+#include "cgan/stop.hpp"
 #include "cgan/trainer.hpp"
 
 namespace {
 using namespace cgan;
 
+namespace fs = std::filesystem;
+
 struct Usage : Error {
   explicit Usage(const std::string& m) : Error(m) {}
 };
 
-const char* kHelp = R"(cgan_gpu — train conditional GANs from JSON experiment configs
+constexpr long long kMaxSampleImages = 10000;  // --count and --labels: images in one sample picture
 
-Usage:
-  cgan_gpu [train] --config FILE [options]      train an experiment
+// The help text, one section per command: `cgan_gpu --help` prints them all, `cgan_gpu CMD --help`
+// the usage lines and options of CMD.
+const char* kHelpIntro = "cgan_gpu — train conditional GANs from JSON experiment configs\n\nUsage:\n";
+struct CommandHelp {
+  const char* name;
+  const char* usage;    // the "Usage:" lines
+  const char* options;  // its options section ("" for none)
+};
+const CommandHelp kCommandHelp[] = {
+    {"train",
+     R"(  cgan_gpu [train] --config FILE [options]      train an experiment
   cgan_gpu [train] --resume CKPT [options]      continue a run exactly where a checkpoint left it
-  cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
-  cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
-  cgan_gpu sample --checkpoint CKPT --tags "blue hair, yellow eyes" --count 16
-  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D]
-  cgan_gpu classifier --data mnist|fashion|anime [--size N] [--out FILE] [--steps N] [--config FILE]
-  cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
-  cgan_gpu --help | --version
-
-Training options:
+)",
+     R"(Training options:
   --config FILE        experiment file (configs/*.json; every key in configs/README.md)
   --set KEY=VALUE      override a config key, e.g. --set train.steps=2000 --set log.every=100
                        (VALUE is parsed as JSON, else taken as a string); repeatable
   --out DIR            run directory (default out/<config name>; with --resume, the run
-                       directory the checkpoint is in)
+                       directory the checkpoint is in). A fresh run refuses a directory that
+                       already holds a run; one process at a time uses a run directory
+  --overwrite          replace the run already in the run directory (its files are removed
+                       once every check has passed, just before training starts)
   --resume CKPT        restore weights, optimizer state, step and data position from a
                        checkpoint; the config stored in it is used unless --config is given
   --device D           auto | cpu | cuda (default: the config's "device", itself default auto)
-
-Sample options:
+)"},
+    {"sample",
+     R"(  cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
+  cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
+  cgan_gpu sample --checkpoint CKPT --tags "blue hair, yellow eyes" --count 16
+)",
+     R"(Sample options:
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
-  --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5)
+  --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5; at most 10000)
   --label N --count C  a grid of C images of label N
   --tags TEXT          models of tagged image sets (anime): a grid of --count C images (default 16)
                        for the tag phrases named, separated by ',' (the run's vocab.txt lists them)
-  --count C            unconditional models: C samples
+  --count C            unconditional models: C samples (at most 10000)
   --seed S             noise seed (default 1)
   --out FILE           PNG to write (default result.png)
+  --save-tensors FILE  also write the noise, labels, condition vectors and generated values to a
+                       safetensors file (tools/cgan_torch.py sample --noise FILE replays them)
   --device D           auto | cpu | cuda
-
-Bench options (prints one JSON line: median ms per training iteration):
+)"},
+    {"bench",
+     R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D] [--per-op]
+)",
+     R"(Bench options (prints one JSON line: median ms per training iteration):
   --steps N            iterations per timed repeat (default 200)
   --batch B            batch size (default: the config's train.batch_size)
   --repeats R          timed repeats after a warm-up of N iterations (default 5)
   --set KEY=VALUE      as for training
-
-Classifier options (trains the evaluator's classifier on the real training set):
+  --per-op             eager mode (cuda_graphs off); after the timed repeats, one more repeat
+                       with every op timed (steady clock on the CPU, CUDA events on the GPU):
+                       Markdown tables of time per op kind, per layer and per phase with
+                       their shares, then the JSON line with them under "per_op"
+                       (docs/PROFILING.md)
+  --json FILE          also write the JSON line to FILE
+)"},
+    {"classifier",
+     R"(  cgan_gpu classifier --data mnist|fashion|anime [--size N] [--out FILE] [--steps N] [--config FILE]
+)",
+     R"(Classifier options (trains the evaluator's classifier on the real training set):
   --data KIND          mnist | fashion | anime (the spec's data.kind; default spec
                        configs/classifier_KIND.json); anime: the procedural faces' hair colour
   --size N             anime: image size N x N (default the spec's, 96)
@@ -81,8 +109,11 @@ Classifier options (trains the evaluator's classifier on the real training set):
                        classifiers/anime_NxN.safetensors)
   --data-dir DIR       IDX folder (default data/KIND)
   --device D           auto | cpu | cuda
-
-Eval options (scores a conditional generator; prints a table, writes metrics.json; anime
+)"},
+    {"eval",
+     R"(  cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
+)",
+     R"(Eval options (scores a conditional generator; prints a table, writes metrics.json; anime
 checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures when one exists):
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
   --classifier FILE    default classifiers/<data kind>.safetensors (anime: anime_HxW)
@@ -91,11 +122,32 @@ checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures
   --out DIR            where metrics.json goes (default: the checkpoint's run directory)
   --data-dir DIR       IDX folder of the real test images (default: the checkpoint's data.dir)
   --device D           auto | cpu | cuda
-
-Exit codes: 0 success, 1 bad input or failed run (the message says which file or key),
+)"},
+};
+const char* kHelpExit = R"(Exit codes: 0 success, 1 bad input or failed run (the message says which file or key),
 2 bad command line, 3 a loss became NaN/inf (the last good checkpoint is kept),
-130 interrupted by Ctrl-C/SIGTERM (a checkpoint was written first).
+130 stopped by Ctrl-C/SIGTERM (during training: after a checkpoint of the last step; before
+training starts: with nothing written). Bad input and run directories: docs/RELIABILITY.md.
 )";
+
+std::string full_help() {
+  std::string s = kHelpIntro;
+  for (const CommandHelp& c : kCommandHelp) s += c.usage;
+  s += "  cgan_gpu --help | --version | CMD --help\n";
+  for (const CommandHelp& c : kCommandHelp) s += std::string("\n") + c.options;
+  return s + "\n" + kHelpExit;
+}
+
+// `cgan_gpu CMD --help`: that command's usage and options, exit 0.
+int print_command_help(const std::string& cmd) {
+  for (const CommandHelp& c : kCommandHelp)
+    if (cmd == c.name) {
+      std::printf("%s%s\n%s", kHelpIntro, c.usage, c.options);
+      return 0;
+    }
+  return 2;
+}
+bool is_help(const std::string& f) { return f == "--help" || f == "-h"; }
 
 struct Args {
   std::vector<std::string> v;
@@ -131,19 +183,24 @@ std::string default_run_dir(const Config& cfg, const std::string& resume) {
 int cmd_train(Args& a) {
   std::string config_path, out_dir, resume, device;
   std::vector<std::string> sets;
+  bool overwrite = false;
+  const StopSignals signals;  // SIGINT/SIGTERM from here on: exit 130, see docs/RELIABILITY.md
   while (a.more()) {
     const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("train");
     if (f == "--config") config_path = a.value(f);
     else if (f == "--set") sets.push_back(a.value(f));
     else if (f == "--out") out_dir = a.value(f);
     else if (f == "--resume") resume = a.value(f);
     else if (f == "--device") device = a.value(f);
+    else if (f == "--overwrite") overwrite = true;
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (config_path.empty() && resume.empty()) throw Usage("train: give --config FILE or --resume CKPT (see --help)");
   SafeTensors ck;
   if (!resume.empty()) ck = read_safetensors(resume);
-  Config cfg = !config_path.empty() ? load_config(config_path, sets) : config_from_checkpoint(ck, resume, sets);
+  Config cfg = !config_path.empty() ? load_config(config_path, sets) : read_checkpoint_info(ck, resume, sets).cfg;
+  if (!resume.empty() && !config_path.empty()) (void)read_checkpoint_info(ck, resume);  // its metadata, checked
   if (!device.empty()) {
     if (device != "auto" && device != "cpu" && device != "cuda")
       throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
@@ -161,39 +218,57 @@ int cmd_train(Args& a) {
   } else {
     t.init();
   }
-  if (out_dir.empty()) out_dir = default_run_dir(cfg, resume);
-  RunDir{out_dir};  // fail on an unusable run directory before printing anything
+  const std::string own_dir = default_run_dir(cfg, resume);  // a resumed run's own directory
+  if (out_dir.empty()) out_dir = own_dir;
+  // Every check that can fail before step 1 has passed: only now is the run directory claimed
+  // (locked; a fresh run refuses one holding a run unless --overwrite; a resume continues its own).
+  throw_if_stopped("before training started");
+  std::error_code e1, e2;
+  const bool in_place =
+      !resume.empty() && fs::weakly_canonical(out_dir, e1) == fs::weakly_canonical(own_dir, e2) && !e1 && !e2;
+  if (in_place && overwrite)
+    throw Usage(cat("--overwrite: ", out_dir, " is the run being resumed; it would delete that run's history"));
+  const RunDir rd(out_dir, overwrite ? RunDirMode::overwrite : in_place ? RunDirMode::resume : RunDirMode::fresh);
   std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
                be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),
                out_dir.c_str());
   std::fprintf(stderr, "%s\n%s\n", t.generator().summary().c_str(), t.discriminator().summary().c_str());
-  return t.run(out_dir);
+  return t.run(rd);
 }
 
 int cmd_sample(Args& a) {
-  std::string ckpt, labels, tags, out = "result.png", device = "auto";
+  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors;
   bool labels_given = false, tags_given = false;
   long long label = -1, count = -1, seed = 1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("sample");
     if (f == "--checkpoint") ckpt = a.value(f);
-    else if (f == "--labels") labels = a.value(f), labels_given = true;
+    else if (f == "--labels") {
+      labels = a.value(f), labels_given = true;
+      const size_t n = static_cast<size_t>(std::count(labels.begin(), labels.end(), ',')) + 1;
+      if (n > kMaxSampleImages)
+        throw Usage(cat("--labels: ", n, " labels given, at most ", kMaxSampleImages, " (one image each)"));
+    }
     else if (f == "--tags") tags = a.value(f), tags_given = true;
     else if (f == "--label") label = parse_count(f, a.value(f), 0, 1 << 20);
-    else if (f == "--count") count = parse_count(f, a.value(f), 1, 10000);
+    else if (f == "--count") count = parse_count(f, a.value(f), 1, kMaxSampleImages);
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
     else if (f == "--out") out = a.value(f);
+    else if (f == "--save-tensors") save_tensors = a.value(f);
     else if (f == "--device") device = a.value(f);
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (ckpt.empty()) throw Usage("sample: --checkpoint CKPT is required");
   if (labels_given && label >= 0) throw Usage("sample: give either --labels or --label, not both");
   const SafeTensors ck = read_safetensors(ckpt);
-  const DataShape shape = data_shape_from_metadata(ck, ckpt);
-  const Config cfg = config_from_checkpoint(ck, ckpt);
+  const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
+  const DataShape& shape = info.shape;
+  const Config& cfg = info.cfg;
   const bool conditional = cfg.generator.condition.mode != "none" && shape.num_classes > 0;
   SampleRequest req;
   req.seed = static_cast<uint64_t>(seed);
+  req.save_tensors = save_tensors;
   const bool tagged = shape.tag_dim > 0 && conditional;
   if (tags_given && !tagged)
     throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
@@ -238,13 +313,68 @@ int cmd_sample(Args& a) {
   return 0;
 }
 
-int cmd_bench(Args& a) {
-  std::string config_path, device;
+// Hidden (the PyTorch parity tests, debugging; docs/DECISIONS.md "Step traces"):
+//   cgan_gpu trace --config FILE --out DIR [--steps N] [--full K] [--set K=V]... [--device D]
+// initialises as training does, writes DIR/init.safetensors (the initial checkpoint), then runs N
+// iterations (default 1), writing DIR/step_<n>.safetensors after each: the inputs it drew, its
+// losses and, for the first K iterations (default all), the gradients and the weights after.
+int cmd_trace(Args& a) {
+  std::string config_path, out_dir, device;
   std::vector<std::string> sets;
-  long long steps = 200, batch = 0, repeats = 5;
+  long long steps = 1, full = -1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (f == "--config") config_path = a.value(f);
+    else if (f == "--set") sets.push_back(a.value(f));
+    else if (f == "--out") out_dir = a.value(f);
+    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
+    else if (f == "--full") full = parse_count(f, a.value(f), 0, 1000000);
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see the comment above cmd_trace)"));
+  }
+  if (config_path.empty() || out_dir.empty()) throw Usage("trace: --config FILE and --out DIR are required");
+  Config cfg = load_config(config_path, sets);
+  if (!device.empty()) {
+    if (device != "auto" && device != "cpu" && device != "cuda")
+      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
+    cfg.device = device;
+  }
+  auto be = make_backend(cfg.device, {cfg.precision});
+  HostDataset data = load_dataset(cfg.data, true);
+  Trainer t(cfg, *be, data);
+  t.init();
+  std::filesystem::create_directories(out_dir);
+  const SafeTensors init = t.snapshot();
+  write_safetensors(out_dir + "/init.safetensors", init);
+  for (long long k = 1; k <= steps; ++k) {
+    SafeTensors st;
+    st.metadata["format"] = "cgan_gpu.trace.v1";
+    st.metadata["checkpoint_format"] = init.metadata.at("format");  // how the weights are laid out
+    st.metadata["step"] = std::to_string(k);
+    t.set_trace(&st, full < 0 || k <= full);
+    t.step();
+    t.set_trace(nullptr);
+    t.take_rows();
+    write_safetensors(cat(out_dir, "/step_", k, ".safetensors"), st);
+  }
+  std::fprintf(stderr, "cgan_gpu: traced %lld iterations of %s on %s into %s\n", steps, cfg.name.c_str(),
+               be->name().c_str(), out_dir.c_str());
+  return 0;
+}
+
+void make_parent_dir(const std::string& file);
+
+int cmd_bench(Args& a) {
+  std::string config_path, device, json_path;
+  std::vector<std::string> sets;
+  long long steps = 200, batch = 0, repeats = 5;
+  bool per_op = false;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("bench");
+    if (f == "--config") config_path = a.value(f);
+    else if (f == "--per-op") per_op = true;
+    else if (f == "--json") json_path = a.value(f);
     else if (f == "--set") sets.push_back(a.value(f));
     else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
     else if (f == "--batch") batch = parse_count(f, a.value(f), 1, 1 << 20);
@@ -257,6 +387,7 @@ int cmd_bench(Args& a) {
   sets.push_back("train.steps=1000000000");
   sets.push_back(cat("log.flush_every=", std::min<long long>(steps, 100000)));
   sets.push_back(cat("log.every=", steps));
+  if (per_op) sets.push_back("cuda_graphs=false");  // ops inside a captured graph cannot be timed one by one
   Config cfg = load_config(config_path, sets);
   if (!device.empty()) {
     if (device != "auto" && device != "cpu" && device != "cuda")
@@ -276,11 +407,33 @@ int cmd_bench(Args& a) {
   for (long long r = 0; r < repeats; ++r) ms.push_back(be->time_ms(run) / static_cast<double>(steps));
   std::sort(ms.begin(), ms.end());
   const double mem = be->device_memory_mib();  // nothing is allocated inside a step: this is the peak
-  std::printf("{\"config\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"steps\": %lld, \"repeats\": %lld, "
-              "\"ms_per_iter\": %.4f, \"min_ms\": %.4f, \"max_ms\": %.4f, \"cuda_graph\": %s, "
-              "\"device_mem_mib\": %s}\n",
-              cfg.name.c_str(), be->name().c_str(), cfg.train.batch_size, steps, repeats, ms[ms.size() / 2], ms.front(),
-              ms.back(), t.graph_active() ? "true" : "false", mem < 0 ? "null" : cat(static_cast<long long>(mem)).c_str());
+  std::string per_op_json;
+  if (per_op) {
+    OpProfile prof(*be);
+    run();  // a profiled warm-up: the event pool and the range names exist before the timed repeat
+    prof.reset();
+    const double wall = be->time_ms(run);
+    prof.collect();
+    std::printf("Per-op profile: %s on %s, batch %d, eager (no CUDA graph)\n\n%s\n", cfg.name.c_str(),
+                be->name().c_str(), cfg.train.batch_size, prof.table(steps, wall).c_str());
+    per_op_json = cat(", \"per_op\": ", prof.json(steps, wall));
+  }
+  auto ms4 = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4f", v);
+    return std::string(b);
+  };
+  const std::string json =
+      cat("{\"config\": \"", cfg.name, "\", \"device\": \"", be->name(), "\", \"batch\": ", cfg.train.batch_size,
+          ", \"steps\": ", steps, ", \"repeats\": ", repeats, ", \"ms_per_iter\": ", ms4(ms[ms.size() / 2]),
+          ", \"min_ms\": ", ms4(ms.front()), ", \"max_ms\": ", ms4(ms.back()),
+          ", \"cuda_graph\": ", t.graph_active() ? "true" : "false",
+          ", \"device_mem_mib\": ", mem < 0 ? std::string("null") : cat(static_cast<long long>(mem)), per_op_json, "}\n");
+  std::fputs(json.c_str(), stdout);
+  if (!json_path.empty()) {
+    make_parent_dir(json_path);
+    write_file_atomic(json_path, json);
+  }
   return 0;
 }
 
@@ -303,6 +456,7 @@ int cmd_classifier(Args& a) {
   long long steps = 0, size = 0;
   while (a.more()) {
     const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("classifier");
     if (f == "--data") kind = a.value(f);
     else if (f == "--size") size = parse_count(f, a.value(f), 16, 1024);
     else if (f == "--config") config_path = a.value(f);
@@ -359,18 +513,6 @@ std::string default_eval_dir(const std::string& ckpt) {
   return (p.filename() == "checkpoints" ? p.parent_path() : p).string();
 }
 
-// The checkpoint's generator weights, in a model of batch 1: the evaluator's generator_source()
-// views them at its own batch.
-std::unique_ptr<Model> load_generator(Backend& be, const Config& cfg, const DataShape& shape, const SafeTensors& ck,
-                                      const std::string& ckpt) {
-  auto G = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, shape), 1,
-                                   "generator");
-  if (G->out_dim() != shape.dim())
-    throw Error(cat(ckpt, ": generator output ", G->out_dim(), " does not match the stored data shape"));
-  load_model_params(*G, ck, "generator.", ckpt);
-  return G;
-}
-
 // metrics.json with what every evaluation records about its inputs; returns the checkpoint's step.
 long long write_metrics(nlohmann::json j, const SafeTensors& ck, const std::string& ckpt, const Config& cfg,
                         long long seed, const std::string& out) {
@@ -390,7 +532,7 @@ long long write_metrics(nlohmann::json j, const SafeTensors& ck, const std::stri
 int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
                long long count, long long seed, const std::string& out, std::string clf_path) {
   const int n = static_cast<int>(std::min<long long>(count, 2000));
-  const std::unique_ptr<Model> G = load_generator(be, cfg, shape, ck, ckpt);
+  const std::unique_ptr<Model> G = load_generator(be, {cfg, shape}, ck, ckpt);
   const bool clf_given = !clf_path.empty();
   if (!clf_given) clf_path = default_classifier_path("anime", shape.height, shape.width);
   std::unique_ptr<Classifier> clf;
@@ -435,6 +577,7 @@ int cmd_eval(Args& a) {
   long long count = 1000, seed = 0;
   while (a.more()) {
     const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("eval");
     if (f == "--checkpoint") ckpt = a.value(f);
     else if (f == "--classifier") clf_path = a.value(f);
     else if (f == "--count") count = parse_count(f, a.value(f), 2, 100000);
@@ -446,8 +589,9 @@ int cmd_eval(Args& a) {
   }
   if (ckpt.empty()) throw Usage("eval: --checkpoint CKPT is required");
   const SafeTensors ck = read_safetensors(ckpt);
-  const Config cfg = config_from_checkpoint(ck, ckpt);
-  const DataShape shape = data_shape_from_metadata(ck, ckpt);
+  const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
+  const Config& cfg = info.cfg;
+  const DataShape& shape = info.shape;
   const bool anime = cfg.data.kind == "anime";
   if (!anime && cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
     throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
@@ -470,7 +614,7 @@ int cmd_eval(Args& a) {
                         clf->shape().hi, 0, 0, 0, data_dir.empty() ? "data.dir" : "--data-dir");
   make_parent_dir(out);
   const int n = static_cast<int>(count);
-  const std::unique_ptr<Model> G = load_generator(*be, cfg, shape, ck, ckpt);
+  const std::unique_ptr<Model> G = load_generator(*be, info, ck, ckpt);
   const ImageSource src = generator_source(*be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
   const EvalResult r = evaluate(*clf, prepare_reference(*clf, real), src, eval_options(n, shape));
   nlohmann::json j = r.to_json();
@@ -494,7 +638,7 @@ int main(int argc, char** argv) {
     if (a.v.empty()) throw Usage("no command (try cgan_gpu --help)");
     const std::string& first = a.v[0];
     if (first == "--help" || first == "-h" || first == "help") {
-      std::fputs(kHelp, stdout);
+      std::fputs(full_help().c_str(), stdout);
       return 0;
     }
     if (first == "--version") {
@@ -506,7 +650,8 @@ int main(int argc, char** argv) {
       const char* name;
       int (*run)(Args&);
     } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
-                     {"eval", cmd_eval},     {"train", cmd_train}};
+                     {"eval", cmd_eval},     {"train", cmd_train},
+                     {"trace", cmd_trace}};
     for (const auto& c : kCommands)
       if (first == c.name) {
         a.i = 1;
@@ -516,6 +661,9 @@ int main(int argc, char** argv) {
   } catch (const Usage& e) {
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 2;
+  } catch (const Stopped& e) {
+    std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+    return 130;
   } catch (const NonFiniteLoss& e) {
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 3;

@@ -275,9 +275,9 @@ class CpuBackend final : public Backend {
   }
 
   // ---- label fusion
-  void fuse_forward_impl(Fusion f, int B, int in, int E, const float* x, const float* cond,
+  void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                     const int32_t* labels, const float* table, float* out) override {
-    if (f != Fusion::concat) check_labels("fuse_forward", B, labels);
+    if (f != Fusion::concat) check_labels("fuse_forward", B, K, labels);
     for (int b = 0; b < B; ++b) {
       const float* xb = x + idx(b, in);
       if (f == Fusion::embed_multiply) {
@@ -293,9 +293,9 @@ class CpuBackend final : public Backend {
     }
   }
 
-  void fuse_backward_impl(Fusion f, int B, int in, int E, const float* x, const int32_t* labels,
+  void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
                      const float* table, const float* gout, float* gx, float* gtable) override {
-    if (gtable || (gx && f == Fusion::embed_multiply)) check_labels("fuse_backward", B, labels);
+    if (gtable || (gx && f == Fusion::embed_multiply)) check_labels("fuse_backward", B, K, labels);
     for (int b = 0; b < B; ++b) {
       if (f == Fusion::embed_multiply) {
         const float* g = gout + idx(b, in);
@@ -416,19 +416,19 @@ class CpuBackend final : public Backend {
   }
 
   // ---- data
-  void gather_rows_impl(int B, int cols, const float* src, const int32_t* idxs, float* dst,
+  void gather_rows_impl(int B, int cols, int rows, const float* src, const int32_t* idxs, float* dst,
                         const int32_t* idx_offset) override {
     idxs += offset_of(idx_offset, "gather_rows");
     for (int b = 0; b < B; ++b) {
-      CGAN_CHECK(idxs[b] >= 0, "gather_rows: negative index ", idxs[b]);
+      CGAN_CHECK(idxs[b] >= 0 && idxs[b] < rows, "gather_rows: index ", idxs[b], " outside the source rows 0..", rows - 1);
       std::memcpy(dst + idx(b, cols), src + idx(idxs[b], cols), sizeof(float) * cols);
     }
   }
-  void gather_int_impl(int B, const int32_t* src, const int32_t* idxs, int32_t* dst,
+  void gather_int_impl(int B, int rows, const int32_t* src, const int32_t* idxs, int32_t* dst,
                        const int32_t* idx_offset) override {
     idxs += offset_of(idx_offset, "gather_int");
     for (int b = 0; b < B; ++b) {
-      CGAN_CHECK(idxs[b] >= 0, "gather_int: negative index ", idxs[b]);
+      CGAN_CHECK(idxs[b] >= 0 && idxs[b] < rows, "gather_int: index ", idxs[b], " outside the source 0..", rows - 1);
       dst[b] = src[idxs[b]];
     }
   }
@@ -469,9 +469,10 @@ class CpuBackend final : public Backend {
     }
   }
 
-  static void check_labels(const char* op, int B, const int32_t* labels) {
+  static void check_labels(const char* op, int B, int K, const int32_t* labels) {
     CGAN_CHECK(labels, op, ": null labels");
-    for (int b = 0; b < B; ++b) CGAN_CHECK(labels[b] >= 0, op, ": negative label ", labels[b]);
+    for (int b = 0; b < B; ++b)
+      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, op, ": label ", labels[b], " outside the table's rows 0..", K - 1);
   }
 
   double* scratch_d(size_t n) {

@@ -323,7 +323,7 @@ TEST(DataIdx, MissingOrUnreadableFile) {
            {t / "nope", "cannot open", "No such file"});
   error_of([&] { cgan::read_file_maybe_gz(t / "nope.gz"); }, {t / "nope.gz", "cannot open"});
   fs::create_directory(t / "sub");
-  error_of([&] { cgan::read_file_maybe_gz(t / "sub"); }, {t / "sub", "folder"});
+  error_of([&] { cgan::read_file_maybe_gz(t / "sub"); }, {t / "sub", "is a directory, not a data file"});
 }
 
 // ---------------------------------------------------------------- MNIST-style folders

@@ -253,7 +253,7 @@ TEST(Image, RejectsMissingEmptyTextAndTruncatedFiles) {
   TempDir dir;
   auto rng = fresh_rng();
   expect_read_rejected(dir / "missing.png", "No such file");
-  expect_read_rejected(dir.path, "not a regular file");
+  expect_read_rejected(dir.path, "is a directory, not an image file");
 
   spit(dir / "zero.png", "");
   expect_read_rejected(dir / "zero.png", "empty file");

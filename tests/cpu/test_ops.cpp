@@ -148,9 +148,9 @@ TEST_F(Ops, ArgumentChecksThrow) {
   EXPECT_THROW(be_->one_hot(2, 3, lab, a.data()), Error);
   const int32_t neg[2] = {0, -1};
   VecF out(8);
-  EXPECT_THROW(be_->fuse_forward(Fusion::embed_concat, 2, 1, 1, a.data(), nullptr, neg, b.data(), out.data()),
+  EXPECT_THROW(be_->fuse_forward(Fusion::embed_concat, 2, 1, 1, 4, a.data(), nullptr, neg, b.data(), out.data()),
                Error);
-  EXPECT_THROW(be_->fuse_forward(Fusion::embed_multiply, 2, 2, 3, a.data(), nullptr, lab, b.data(), out.data()),
+  EXPECT_THROW(be_->fuse_forward(Fusion::embed_multiply, 2, 2, 3, 4, a.data(), nullptr, lab, b.data(), out.data()),
                Error);
   EXPECT_THROW(be_->batchnorm_forward_train(1, 2, 1, 1e-5f, 0.1f, a.data(), b.data(), b.data(), c.data(),
                                             out.data(), out.data() + 2, nullptr, nullptr),
@@ -353,7 +353,7 @@ TEST_F(Ops, FuseForwardAndBackwardMatchFiniteDifferences) {
         return out;
       };
       VecF out(static_cast<size_t>(B) * outw, std::numeric_limits<float>::quiet_NaN());
-      be_->fuse_forward(f, B, in, E, x.data(), cond.data(), labels.data(), table.data(), out.data());
+      be_->fuse_forward(f, B, in, E, K, x.data(), cond.data(), labels.data(), table.data(), out.data());
       expect_close(out, fwd(), 0, 1e-7, "out");
 
       const VecD wd = to_d(w);
@@ -361,7 +361,7 @@ TEST_F(Ops, FuseForwardAndBackwardMatchFiniteDifferences) {
       VecF gx(x.size(), std::numeric_limits<float>::quiet_NaN());  // overwritten
       const VecF gt0 = randv(table.size(), -1, 1);
       VecF gt = gt0;
-      be_->fuse_backward(f, B, in, E, x.data(), labels.data(), table.data(), w.data(), gx.data(), gt.data());
+      be_->fuse_backward(f, B, in, E, K, x.data(), labels.data(), table.data(), w.data(), gx.data(), gt.data());
       expect_close(gx, numeric_grad(xd, L), 1e-6, 1e-5, "gx");
       if (f == Fusion::concat)
         EXPECT_EQ(gt, gt0) << "concat has no table: gtable must be left alone";
@@ -370,9 +370,9 @@ TEST_F(Ops, FuseForwardAndBackwardMatchFiniteDifferences) {
 
       // gx and gtable are each optional
       VecF gx2(x.size(), 0.f), gt2 = gt0;
-      be_->fuse_backward(f, B, in, E, x.data(), labels.data(), table.data(), w.data(), nullptr, gt2.data());
+      be_->fuse_backward(f, B, in, E, K, x.data(), labels.data(), table.data(), w.data(), nullptr, gt2.data());
       EXPECT_EQ(gt2, gt);
-      be_->fuse_backward(f, B, in, E, x.data(), labels.data(), table.data(), w.data(), gx2.data(), nullptr);
+      be_->fuse_backward(f, B, in, E, K, x.data(), labels.data(), table.data(), w.data(), gx2.data(), nullptr);
       EXPECT_EQ(gx2, gx);
     }
   }
@@ -807,13 +807,54 @@ TEST_F(Ops, GatherRowsAndInts) {
   for (auto& v : idx) v = randint(0, rows - 1);  // repeats when B > rows
   VecF dst(static_cast<size_t>(B) * cols);
   VecI idst(B);
-  be_->gather_rows(B, cols, src.data(), idx.data(), dst.data());
-  be_->gather_int(B, isrc.data(), idx.data(), idst.data());
+  be_->gather_rows(B, cols, rows, src.data(), idx.data(), dst.data());
+  be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data());
   for (int b = 0; b < B; ++b) {
     for (int c = 0; c < cols; ++c)
       ASSERT_EQ(dst[static_cast<size_t>(b) * cols + c], src[static_cast<size_t>(idx[b]) * cols + c]);
     ASSERT_EQ(idst[b], isrc[idx[b]]);
   }
+}
+
+// Row bounds: an index past the source's rows, or a label past the table's, is a checked error
+// naming the op, never a read out of bounds.
+TEST_F(Ops, GatherAndEmbeddingFusionsRefuseRowsOutsideTheSource) {
+  const int rows = size(2, 20), cols = size(1, 9), B = size(1, 8);
+  const VecF src = randv(static_cast<size_t>(rows) * cols, -1, 1);
+  VecI isrc(rows, 7), idx(B, 0);
+  idx[randint(0, B - 1)] = rows;  // one past the end
+  VecF dst(static_cast<size_t>(B) * cols);
+  VecI idst(B);
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(message([&] { be_->gather_rows(B, cols, rows, src.data(), idx.data(), dst.data()); })
+                .find(cat("gather_rows: index ", rows, " outside the source rows 0..", rows - 1)),
+            std::string::npos);
+  EXPECT_NE(message([&] { be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data()); })
+                .find(cat("gather_int: index ", rows, " outside the source 0..", rows - 1)),
+            std::string::npos);
+  const int K = size(1, 6), in = size(1, 5);
+  VecI labels(B, 0);
+  labels[randint(0, B - 1)] = K;
+  const VecF x = randv(static_cast<size_t>(B) * in, -1, 1), table = randv(static_cast<size_t>(K) * in, -1, 1);
+  VecF out(static_cast<size_t>(B) * 2 * in), gt(table.size(), 0.f), g(out.size(), 1.f);
+  for (Fusion f : {Fusion::embed_concat, Fusion::embed_multiply}) {
+    SCOPED_TRACE(static_cast<int>(f));
+    EXPECT_NE(message([&] { be_->fuse_forward(f, B, in, in, K, x.data(), nullptr, labels.data(), table.data(), out.data()); })
+                  .find(cat("fuse_forward: label ", K, " outside the table's rows 0..", K - 1)),
+              std::string::npos);
+    EXPECT_NE(message([&] {
+                be_->fuse_backward(f, B, in, in, K, x.data(), labels.data(), table.data(), g.data(), nullptr, gt.data());
+              }).find(cat("fuse_backward: label ", K, " outside the table's rows 0..", K - 1)),
+              std::string::npos);
+  }
+  EXPECT_EQ(gt, VecF(table.size(), 0.f)) << "nothing accumulated into the table";
 }
 
 // ---- the device-counter forms of the ops a captured CUDA graph replays: each must equal the
@@ -828,14 +869,14 @@ TEST_F(Ops, GatherWithIndexOffsetReadsTheWindowAtTheCounter) {
   const VecI offset = {off};
   VecF dst(static_cast<size_t>(B) * cols), want(dst.size());
   VecI idst(B), iwant(B);
-  be_->gather_rows(B, cols, src.data(), idx.data(), dst.data(), offset.data());
-  be_->gather_rows(B, cols, src.data(), idx.data() + off, want.data());
-  be_->gather_int(B, isrc.data(), idx.data(), idst.data(), offset.data());
-  be_->gather_int(B, isrc.data(), idx.data() + off, iwant.data());
+  be_->gather_rows(B, cols, rows, src.data(), idx.data(), dst.data(), offset.data());
+  be_->gather_rows(B, cols, rows, src.data(), idx.data() + off, want.data());
+  be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data(), offset.data());
+  be_->gather_int(B, rows, isrc.data(), idx.data() + off, iwant.data());
   EXPECT_EQ(dst, want);
   EXPECT_EQ(idst, iwant);
   const VecI negative = {-1};
-  EXPECT_THROW(be_->gather_int(B, isrc.data(), idx.data(), idst.data(), negative.data()), Error);
+  EXPECT_THROW(be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data(), negative.data()), Error);
 }
 
 TEST_F(Ops, RngStreamWithCounterEqualsTheFixedStream) {

@@ -264,8 +264,8 @@ TEST_F(CudaOps, FuseForwardBackward) {
           table(cpu(), gpu(), normal(static_cast<size_t>(K) * E)),
           out(cpu(), gpu(), normal(static_cast<size_t>(B) * W));
       TwinInt labels(cpu(), gpu(), lab);
-      cpu().fuse_forward(f, B, in, E, x.c, cd.c, labels.c, table.c, out.c);
-      gpu().fuse_forward(f, B, in, E, x.g, cd.g, labels.g, table.g, out.g);
+      cpu().fuse_forward(f, B, in, E, K, x.c, cd.c, labels.c, table.c, out.c);
+      gpu().fuse_forward(f, B, in, E, K, x.g, cd.g, labels.g, table.g, out.g);
       EXPECT_TRUE(identical(out.on_cpu(), out.on_gpu(), "fuse_forward " + what));
 
       for (int variant = 0; variant < 3; ++variant) {  // gx and gtable, gx only, gtable only
@@ -273,9 +273,9 @@ TEST_F(CudaOps, FuseForwardBackward) {
         const Floats gt0 = normal(static_cast<size_t>(K) * E);
         Twin gout(cpu(), gpu(), normal(static_cast<size_t>(B) * W)),
             gx(cpu(), gpu(), normal(static_cast<size_t>(B) * in)), gt(cpu(), gpu(), gt0);
-        cpu().fuse_backward(f, B, in, E, x.c, labels.c, table.c, gout.c, want_gx ? gx.c : nullptr,
+        cpu().fuse_backward(f, B, in, E, K, x.c, labels.c, table.c, gout.c, want_gx ? gx.c : nullptr,
                             want_gt ? gt.c : nullptr);
-        gpu().fuse_backward(f, B, in, E, x.g, labels.g, table.g, gout.g, want_gx ? gx.g : nullptr,
+        gpu().fuse_backward(f, B, in, E, K, x.g, labels.g, table.g, gout.g, want_gx ? gx.g : nullptr,
                             want_gt ? gt.g : nullptr);
         const std::string v = " variant " + std::to_string(variant);
         EXPECT_TRUE(identical(gx.on_cpu(), gx.on_gpu(), "fuse_backward gx " + what + v));
@@ -620,15 +620,15 @@ TEST_F(CudaOps, Gather) {
       TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(B), 0, rows - 1));
       Twin src(cpu(), gpu(), normal(static_cast<size_t>(rows) * cols)),
           dst(cpu(), gpu(), Floats(static_cast<size_t>(B) * cols, 2.f));
-      cpu().gather_rows(B, cols, src.c, idx.c, dst.c);
-      gpu().gather_rows(B, cols, src.g, idx.g, dst.g);
+      cpu().gather_rows(B, cols, rows, src.c, idx.c, dst.c);
+      gpu().gather_rows(B, cols, rows, src.g, idx.g, dst.g);
       EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_rows " + shape({B, cols})));
     }
   for (int B : {1, 7, 257}) {
     TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(B), 0, 999)),
         src(cpu(), gpu(), ints(1000, -50, 50)), dst(cpu(), gpu(), Ints(static_cast<size_t>(B)));
-    cpu().gather_int(B, src.c, idx.c, dst.c);
-    gpu().gather_int(B, src.g, idx.g, dst.g);
+    cpu().gather_int(B, rows, src.c, idx.c, dst.c);
+    gpu().gather_int(B, rows, src.g, idx.g, dst.g);
     EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_int B=" + std::to_string(B)));
   }
 }
@@ -642,12 +642,12 @@ TEST_F(CudaOps, CounterFormsMatchTheCpu) {
     TwinInt idx(cpu(), gpu(), ints(static_cast<size_t>(off + B), 0, rows - 1)), o(cpu(), gpu(), Ints{off});
     Twin src(cpu(), gpu(), normal(static_cast<size_t>(rows) * cols)),
         dst(cpu(), gpu(), Floats(static_cast<size_t>(B) * cols, 2.f));
-    cpu().gather_rows(B, cols, src.c, idx.c, dst.c, o.c);
-    gpu().gather_rows(B, cols, src.g, idx.g, dst.g, o.g);
+    cpu().gather_rows(B, cols, rows, src.c, idx.c, dst.c, o.c);
+    gpu().gather_rows(B, cols, rows, src.g, idx.g, dst.g, o.g);
     EXPECT_TRUE(identical(dst.on_cpu(), dst.on_gpu(), "gather_rows with offset B=" + std::to_string(B)));
     TwinInt isrc(cpu(), gpu(), ints(static_cast<size_t>(rows), -50, 50)), idst(cpu(), gpu(), Ints(B));
-    cpu().gather_int(B, isrc.c, idx.c, idst.c, o.c);
-    gpu().gather_int(B, isrc.g, idx.g, idst.g, o.g);
+    cpu().gather_int(B, rows, isrc.c, idx.c, idst.c, o.c);
+    gpu().gather_int(B, rows, isrc.g, idx.g, idst.g, o.g);
     EXPECT_TRUE(identical(idst.on_cpu(), idst.on_gpu(), "gather_int with offset B=" + std::to_string(B)));
   }
   for (size_t n : {size_t{1}, size_t{1001}}) {
@@ -758,10 +758,41 @@ TEST_F(CudaOps, BadLabelsAreReportedAtTheNextSync) {
 
   TwinInt idx(cpu(), gpu(), Ints{1, -1});
   Twin src(cpu(), gpu(), Floats{1, 2, 3, 4}), dst(cpu(), gpu(), Floats(4, 9.f));
-  gpu().gather_rows(2, 2, src.g, idx.g, dst.g);
+  gpu().gather_rows(2, 2, 2, src.g, idx.g, dst.g);
   Floats h(4);
   EXPECT_THROW(gpu().download(h.data(), dst.g, 4), Error);
   EXPECT_TRUE(identical(Floats{3, 4, 0, 0}, dst.on_gpu(), "gather_rows with a negative index"));
+
+  // Row bounds: an index past the source's rows, a label past the table's rows.
+  TwinInt past(cpu(), gpu(), Ints{2, 0});
+  gpu().gather_rows(2, 2, 2, src.g, past.g, dst.g);
+  try {
+    gpu().synchronize();
+    ADD_FAILURE() << "gather_rows past the last row was not reported";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gather_rows/gather_int: index outside the source rows"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(identical(Floats{0, 0, 1, 2}, dst.on_gpu(), "gather_rows past the last row"));
+  TwinInt isrc(cpu(), gpu(), Ints{5, 6}), idst(cpu(), gpu(), Ints{9, 9});
+  gpu().gather_int(2, 2, isrc.g, past.g, idst.g);
+  EXPECT_THROW(gpu().synchronize(), Error);
+  TwinInt lab(cpu(), gpu(), Ints{1, 3});  // K = 3 rows: label 3 is one past
+  Twin x(cpu(), gpu(), Floats{1, 1, 1, 1}), table(cpu(), gpu(), Floats{1, 2, 3, 4, 5, 6}),
+      fused(cpu(), gpu(), Floats(8, 9.f)), gtable(cpu(), gpu(), Floats(6, 0.f)), gout(cpu(), gpu(), Floats(8, 1.f));
+  for (Fusion f : {Fusion::embed_concat, Fusion::embed_multiply}) {
+    gpu().fuse_forward(f, 2, 2, 2, 3, x.g, nullptr, lab.g, table.g, fused.g);
+    try {
+      gpu().synchronize();
+      ADD_FAILURE() << fusion_name(f) << ": a label past the table was not reported";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("label outside the table's rows"), std::string::npos) << e.what();
+    }
+    gpu().fuse_backward(f, 2, 2, 2, 3, x.g, lab.g, table.g, gout.g, nullptr, gtable.g);
+    EXPECT_THROW(gpu().synchronize(), Error) << fusion_name(f);
+  }
+  const Floats gt = gtable.on_gpu();
+  EXPECT_EQ(gt[0] + gt[1] + gt[4] + gt[5], 0.f) << "only row 1 (the valid label) is accumulated";
 }
 
 }  // namespace

@@ -1,8 +1,15 @@
 // The command line as a user meets it: real binary, real files, exit codes and messages.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -270,6 +277,66 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
 }
 
+// bench --per-op on a small conv GAN: the tables, and the JSON line (also written to --json) with
+// the op kinds of that model timed, shares summing to 100 %, the timed ops inside the profiled
+// iteration and near the plain bench's figure.
+TEST(Cli, BenchPerOpTimesTheModelsOpsByKindLayerAndPhase) {
+  e2e::TempDir d("cli_bench_per_op");
+  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
+                          "' bench --config configs/anime_small.json --set data.count=256 --batch 8 --steps 4 "
+                          "--repeats 3 --device cpu --per-op --json '" + (d / "sub/bench.json") + "' > '" +
+                          (d / "out") + "' 2> '" + (d / "err") + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << testutil::slurp(d / "err");
+  const std::string out = testutil::slurp(d / "out");
+  EXPECT_NE(out.find("| op kind | calls/iter | ms/iter | share |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| layer (innermost range) |"), std::string::npos) << out;
+  EXPECT_NE(out.find("| phase (outermost range) |"), std::string::npos) << out;
+  ASSERT_FALSE(out.empty());
+  const size_t last = out.rfind('\n', out.size() - 2);
+  const std::string line = out.substr(last == std::string::npos ? 0 : last + 1);
+  EXPECT_EQ(testutil::slurp(d / "sub/bench.json"), line);
+  const auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j.at("config"), "anime_small");
+  EXPECT_EQ(j.at("cuda_graph"), false);
+  const auto& p = j.at("per_op");
+  EXPECT_EQ(p.at("iterations"), 4);
+  auto names = [&](const char* table) {
+    std::map<std::string, nlohmann::json> m;
+    double share = 0;
+    for (const auto& r : p.at(table)) {
+      m[r.at("name").get<std::string>()] = r;
+      EXPECT_GT(r.at("calls_per_iter").get<double>(), 0.0) << table << " " << r;
+      share += r.at("share_pct").get<double>();
+    }
+    EXPECT_NEAR(share, 100.0, 0.01) << table;
+    return m;
+  };
+  const auto kinds = names("kinds"), layers = names("layers"), phases = names("phases");
+  for (const char* k : {"gemm", "conv_fwd", "conv_bwd_data", "conv_bwd_filter", "bn_fwd", "bn_bwd", "act_fwd",
+                        "act_bwd", "pool_fwd", "pool_bwd", "fuse", "loss", "adam", "rng", "gather"})
+    EXPECT_TRUE(kinds.count(k)) << "no " << k << " in " << line;
+  EXPECT_FALSE(kinds.count("dropout")) << "the model has no dropout: " << line;
+  EXPECT_EQ(kinds.at("adam").at("calls_per_iter").get<double>(), 2.0);  // one update per model
+  EXPECT_EQ(kinds.at("loss").at("calls_per_iter").get<double>(), 4.0);  // real, fake, mismatched; G
+  for (const char* l : {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm",
+                        "generator.layers[10].conv2d+tanh", "discriminator.layers[1].conv2d+leaky_relu",
+                        "discriminator.layers[3].avgpool2d", "discriminator.condition", "generator.adam",
+                        "discriminator.adam"})
+    EXPECT_TRUE(layers.count(l)) << "no layer " << l << " in " << line;
+  for (const char* ph : {"data", "d_step", "g_step"}) EXPECT_TRUE(phases.count(ph)) << "no phase " << ph;
+  // on the CPU the ops are disjoint intervals inside the profiled iterations, and nearly all of them
+  const double timed = p.at("timed_ms_per_iter"), wall = p.at("wall_ms_per_iter"), plain = j.at("ms_per_iter");
+  EXPECT_GT(timed, 0.0);
+  EXPECT_LE(timed, wall * 1.0001) << line;
+  EXPECT_GE(timed, 0.5 * wall) << line;
+  EXPECT_GT(timed, 0.5 * plain) << line;
+  EXPECT_LT(timed, 2.0 * plain) << line;
+  auto r = e2e::run_cli("bench --config configs/anime_small.json --per-op --json", d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--json: missing value"), std::string::npos) << r.output;
+}
+
 TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   if (!has_mnist()) GTEST_SKIP() << "MNIST not found in data/mnist (tools/fetch_data.sh mnist)";
   e2e::TempDir d("cli_eval");
@@ -469,4 +536,129 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
   EXPECT_NE(r.output.find("20.png"), std::string::npos) << r.output;
+}
+
+// ---------------------------------------------------------------- hostile input and run directories (issue 10)
+
+TEST(Cli, EveryCommandPrintsItsOwnHelp) {
+  e2e::TempDir d("cli_cmd_help");
+  const std::vector<std::pair<std::string, std::string>> cmds = {
+      {"train", "Training options:"}, {"sample", "Sample options:"}, {"bench", "Bench options"},
+      {"classifier", "Classifier options"}, {"eval", "Eval options"}};
+  for (const auto& [cmd, section] : cmds) {
+    auto r = e2e::run_cli(cmd + " --help", d / "log");
+    EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find(section), std::string::npos) << cmd << ": " << r.output;
+    for (const auto& [other, other_section] : cmds)
+      if (other != cmd) EXPECT_EQ(r.output.find(other_section), std::string::npos) << cmd << " shows " << other;
+  }
+  auto r = e2e::run_cli("--help", d / "log");
+  EXPECT_NE(r.output.find("--overwrite"), std::string::npos);
+}
+
+TEST(Cli, HostileCommandLinesAreOneLineErrorsLeavingNothingBehind) {
+  e2e::TempDir d("cli_hostile");
+  ASSERT_EQ(::mkfifo((d / "fifo").c_str(), 0600), 0);
+  auto r = e2e::run_cli("--config " + (d / "fifo") + " --out " + (d / "run"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: " + (d / "fifo") + ": is a FIFO, not a config file\n");
+  r = e2e::run_cli("--config configs/mixture_cond.json --set \"description=$(printf 'a\\377')\" --out " + (d / "run"), d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: --set description: the value is not valid UTF-8\n");
+  r = e2e::run_cli("--config configs/mixture_cond.json --set 'generator.layers[99999999999999999999].linear=5'",
+                   d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("index [99999999999999999999] is too large"), std::string::npos) << r.output;
+  r = e2e::run_cli("--config configs/mixture_cond.json --set generator.layers[0].linear=16777216 --set "
+                   "generator.layers[2].linear=16777216 --out " + (d / "run"),
+                   d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("generator.layers["), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find(".cpp"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(d / "run")) << "a failed start must not leave a run directory";
+  std::string many = "0";
+  for (int i = 0; i < 10000; ++i) many += ",1";
+  r = e2e::run_cli("sample --checkpoint " + (d / "none.safetensors") + " --labels " + many, d / "log");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.output, "cgan_gpu: --labels: 10001 labels given, at most 10000 (one image each)\n");
+}
+
+TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
+  e2e::TempDir d("cli_rundir");
+  const std::string base = "--config configs/mixture_cond.json --set data.count=500 --set log.progress=none "
+                           "--set log.sample_every=0 --out " + (d / "run") + " ";
+  auto r = e2e::run_cli(base + "--set train.steps=4 --set log.checkpoint_every=2", d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  testutil::spit(d / "run/notes.txt", "mine");
+  const std::string config = testutil::slurp(d / "run/config.json"), losses = testutil::slurp(d / "run/losses.csv");
+  // A fresh run into it: refused, nothing touched, --resume suggested.
+  r = e2e::run_cli(base + "--set train.steps=3", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
+                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples); continue it "
+                          "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
+                          ", replace it with --overwrite, or choose another --out\n");
+  EXPECT_EQ(testutil::slurp(d / "run/config.json"), config);
+  EXPECT_EQ(testutil::slurp(d / "run/losses.csv"), losses);
+  // A run directory in use (its lock held, as a running cgan_gpu holds it): fresh, resumed and
+  // overwriting runs are all kept out.
+  const int fd = ::open((d / "run").c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string in_use = "cgan_gpu: " + (d / "run") +
+                             ": run directory is in use by another cgan_gpu process; wait for it to finish or choose "
+                             "another --out\n";
+  r = e2e::run_cli(base + "--set train.steps=3 --overwrite", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, in_use);
+  r = e2e::run_cli("--resume " + (d / "run/checkpoints/step_4.safetensors") + " --set train.steps=6", d / "log");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, in_use);
+  ::close(fd);
+  EXPECT_EQ(testutil::slurp(d / "run/losses.csv"), losses);
+  // --overwrite: the old run's files go as a whole (no step_2/step_4 beside the new step_3), the
+  // user's own file stays.
+  r = e2e::run_cli(base + "--set train.steps=3 --overwrite", d / "log");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<std::string> cks;
+  for (const auto& e : fs::directory_iterator(d / "run/checkpoints")) cks.push_back(e.path().filename().string());
+  EXPECT_EQ(cks, std::vector<std::string>{"step_3.safetensors"});
+  EXPECT_EQ(read_loss_csv(d / "run/losses.csv").size(), 3u);
+  EXPECT_EQ(testutil::slurp(d / "run/notes.txt"), "mine");
+  std::vector<std::string> top;
+  for (const auto& e : fs::directory_iterator(d / "run")) top.push_back(e.path().filename().string());
+  std::sort(top.begin(), top.end());
+  EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses_avg.csv", "notes.txt",
+                                           "samples"}));
+}
+
+TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {
+  e2e::TempDir d("cli_sigterm_early");
+  // The child starts with SIGTERM blocked and already pending: it is seen as soon as train installs
+  // its handlers, before any data is loaded, so the timing is deterministic.
+  const std::string log = d / "log", run = d / "run";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigprocmask(SIG_BLOCK, &s, nullptr);
+    ::raise(SIGTERM);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    if (::chdir(CGAN_SOURCE_DIR) != 0) ::_exit(99);
+    ::execl(CGAN_BINARY, CGAN_BINARY, "--config", "configs/mixture_cond.json", "--out", run.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(98);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 130);
+  EXPECT_EQ(testutil::slurp(d / "log"), "cgan_gpu: stopped by SIGTERM before training started; nothing was written\n");
+  EXPECT_FALSE(fs::exists(d / "run"));
 }

@@ -124,3 +124,47 @@ TEST(Training, ResumeIsExactForTheConvAnimeModel) {
   e2e::check_resume_exact(*make_cpu_backend(), "configs/anime_small.json",
                           {"data.count=120", "train.batch_size=8", "train.fake_labels=random"});
 }
+
+// A step trace (Trainer::set_trace, behind `cgan_gpu trace` and the PyTorch parity tests) only
+// observes: the traced run ends with the same weights as an untraced one, and the trace holds each
+// D sub-step's draws, every dropout mask (values 0 or 1/(1-p)), gradients and weights.
+TEST(Training, StepTraceRecordsTheDrawsAndChangesNothing) {
+  auto be = make_cpu_backend();
+  const Config cfg = load_config(
+      e2e::source("configs/mixture_cond.json"),
+      {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2", "train.fake_labels=random",
+       R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
+       R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
+       R"(discriminator.condition={"mode":"embed_multiply"})",
+       R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
+  const HostDataset data = load_dataset(cfg.data);
+  Trainer plain(cfg, *be, data), traced(cfg, *be, data);
+  plain.init();
+  traced.init();
+  SafeTensors tr;
+  for (int i = 0; i < 3; ++i) {
+    plain.step(), plain.take_rows();
+    tr = SafeTensors{};
+    traced.set_trace(&tr, i < 2);
+    traced.step(), traced.take_rows();
+  }
+  traced.set_trace(nullptr);
+  e2e::expect_models_identical(*be, plain.generator(), traced.generator());
+  e2e::expect_models_identical(*be, plain.discriminator(), traced.discriminator());
+  // the last iteration was traced without weights
+  for (const char* name : {"d0.x_real", "d0.y_real", "d0.y_fake", "d0.z", "d1.z", "d0.losses", "d1.fake.mask.1",
+                           "g.y_fake", "g.z", "g.disc.mask.1", "g.losses"})
+    EXPECT_NE(tr.find(name), nullptr) << name;
+  EXPECT_EQ(tr.find("g.grad.generator.layers.0.weight"), nullptr);
+  EXPECT_EQ(tr.find("d0.gen.mask.1"), nullptr) << "the generator has no dropout";
+  const NamedTensor& m = tr.at("d0.real.mask.1");
+  ASSERT_EQ(m.shape, (std::vector<int64_t>{32, 32}));
+  int dropped = 0;
+  for (float v : m.data) {
+    EXPECT_TRUE(v == 0.f || v == 1.f / (1.f - 0.4f)) << v;
+    dropped += v == 0.f;
+  }
+  EXPECT_GT(dropped, 0.25 * 32 * 32);
+  EXPECT_LT(dropped, 0.55 * 32 * 32);
+  EXPECT_NE(tr.at("d0.real.mask.1").data, tr.at("d0.fake.mask.1").data) << "each forward draws its own mask";
+}

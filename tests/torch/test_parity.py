@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Training parity of the engine's CPU backend with PyTorch (issue 11), one config family per run.
+
+    test_parity.py --binary build/cgan_gpu --config configs/mnist_mlp.json --workdir DIR [--set K=V]...
+
+`cgan_gpu trace` trains --steps iterations on the CPU backend and writes what each one drew (real
+batch, labels, condition vectors, noise, mismatched pairs, dropout masks) and its losses, and for the
+first --full iterations every gradient and every weight and batch-norm statistic after the Adam
+updates. This script builds the same generator and discriminator with tools/cgan_torch.py from the
+engine's initial weights and replays the iterations in PyTorch, in float64, with the same inputs
+(torch.optim.Adam, BCE-with-logits or squared loss, batch norm in training mode, the engine's
+dropout masks). It checks
+
+  * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
+    (D's after its D step, G's after its G step), every weight after Adam (against
+    torch.optim.Adam fed the engine's gradients) and every batch-norm statistic,
+    err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
+    |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
+
+The reference runs in float64, so the measured error is the engine's float32 rounding (about
+1e-7..2e-6 of a tensor's norm): 1e-5 leaves room for another BLAS's summation order while a wrong
+formula (a 0.1 % wrong leaky slope gives 2e-4..5e-4) fails. docs/DECISIONS.md explains the two
+exceptions (biases before batch norm, the trajectory's looser bound). Prints the largest errors;
+exits 1 when any bound is exceeded, keeping DIR for a look.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import cgan_torch  # noqa: E402
+
+TOL = 1e-5
+DT = torch.float64  # the reference's precision (--dtype)
+
+
+def rel_err(a, b):
+    a, b = a.double().reshape(-1), b.double().reshape(-1)
+    nb = b.norm().item()
+    d = (a - b).norm().item()
+    return d / nb if nb > 0 else d
+
+
+class Checker:
+    def __init__(self):
+        self.worst = {}  # category -> (err, name)
+        self.failures = []
+
+    def check(self, category, name, engine, ref, tol=TOL, abs_err=False):
+        e = (engine - ref).abs().max().item() if abs_err else rel_err(engine, ref)
+        if category not in self.worst or e > self.worst[category][0]:
+            self.worst[category] = (e, name)
+        if not e <= tol:
+            self.failures.append(f"{name}: relative error {e:.3e} > {tol:g}")
+        return e
+
+
+def loss_fn(kind, out, target, weight):
+    out = out.reshape(-1)
+    t = torch.full_like(out, float(target))
+    if kind == "squared":
+        return weight * ((out - t) ** 2).mean()
+    return weight * F.binary_cross_entropy_with_logits(out, t)
+
+
+def masks(tr, prefix):
+    m = {}
+    for k, v in tr.items():
+        if k.startswith(prefix + "mask."):
+            m[int(k[len(prefix) + 5:])] = v.to(DT)
+    return m
+
+
+def net_tensors(tr, prefix, spec):
+    return cgan_torch.to_torch_names(cgan_torch.split_prefix(tr, prefix), spec)
+
+
+def zero_grad_biases(spec):
+    """Biases whose exact gradient is 0: a linear or conv2d directly followed by batch norm (the
+    norm removes any per-feature / per-channel shift). Their computed gradients are rounding noise
+    in any precision, so they are checked against the network's whole gradient instead."""
+    kinds = [cgan_torch._layer(e)[0] for e in spec["layers"]]
+    return {f"{i}.bias" for i in range(len(kinds) - 1) if kinds[i] in ("linear", "conv2d")
+            and kinds[i + 1] == "batchnorm"}
+
+
+def check_grads(chk, cat, prefix, net, spec, engine):
+    """Each parameter's gradient against autograd's, relative to its norm."""
+    zero = zero_grad_biases(spec)
+    total = torch.sqrt(sum((p.grad.double() ** 2).sum() for p in net.parameters())).item()
+    for name, prm in net.named_parameters():
+        if name in zero:  # both must be ~0 against the whole gradient
+            e = engine[name].double().norm().item() / total
+            chk.check(cat + " (exactly 0: bias before BN)", prefix + name, torch.tensor(e), torch.tensor(0.0),
+                      abs_err=True)
+        else:
+            chk.check(cat, prefix + name, engine[name], prm.grad)
+
+
+class ShadowAdam:
+    """torch.optim.Adam stepping a copy of the engine's weights with the engine's own gradients.
+
+    The engine's weights after each Adam step are compared with it rather than with the reference
+    model's own update: Adam's early steps move each weight by about lr * sign(g), so the rounding of
+    a near-zero gradient entry would otherwise become an lr-sized difference; the gradients are
+    compared on their own (check_grads). Valid while every iteration so far was traced in full."""
+
+    def __init__(self, net, opt_cfg):
+        self.p = {k: v.detach().clone().requires_grad_(True) for k, v in net.named_parameters()}
+        self.opt = torch.optim.Adam(list(self.p.values()), lr=opt_cfg["lr"], betas=(opt_cfg["beta1"], opt_cfg["beta2"]),
+                                    eps=opt_cfg["eps"])
+
+    def check(self, chk, cat, prefix, engine_grads, engine_after):
+        for k, v in self.p.items():
+            v.grad = engine_grads[k].to(DT).clone()
+        self.opt.step()
+        for k, v in self.p.items():
+            chk.check(cat, prefix + k, engine_after[k], v.detach())
+
+
+def load_state(net, sd):
+    """Parameters and batch-norm statistics from {state_dict key: tensor} (missing keys kept)."""
+    own = net.state_dict()
+    net.load_state_dict({k: sd[k].to(own[k].dtype) if k in sd else own[k] for k in own})
+
+
+def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
+    """One engine iteration replayed in PyTorch; returns [(name, engine loss, torch loss)].
+    full: check every gradient, update and statistic; G and D must then hold the engine's state
+    before the iteration, and D takes the engine's weights after each D step (each stage is
+    checked from the engine's own inputs, so a difference is never an echo of an earlier one)."""
+    lk = cfg["loss"]["kind"]
+    three = lk == "three_term"
+    w = float(cfg["loss"]["d_weight"])
+    real_t = float(cfg["loss"]["real_target"])
+    g64 = lambda k: tr[k].to(DT) if k in tr else None  # noqa: E731
+    lab = lambda k: tr[k].long() if k in tr else None  # noqa: E731
+    losses = []
+    for sub in range(int(cfg["train"]["d_steps"])):
+        p = f"d{sub}."
+        x_real, y_real, c_real = g64(p + "x_real"), lab(p + "y_real"), g64(p + "cond_real")
+        random = (p + "y_fake") in tr
+        yf = lab(p + "y_fake") if random else y_real
+        cf = g64(p + "cond_fake") if random else c_real
+        optD.zero_grad()
+        with torch.no_grad():
+            fake = G(g64(p + "z"), yf, cf, masks(tr, p + "gen."))
+        l_r = loss_fn(lk, D(x_real, y_real, c_real, masks(tr, p + "real.")), real_t, w)
+        l_f = loss_fn(lk, D(fake, yf, cf, masks(tr, p + "fake.")), 0.0, w)
+        total = l_r + l_f
+        eng = tr[p + "losses"].double()
+        losses += [(p + "loss_real", eng[0], l_r), (p + "loss_fake", eng[3], l_f)]
+        if three:
+            yo, co = lab(p + "y_other"), g64(p + "cond_other")
+            if cfg["loss"]["mismatch"] == "real_other_tags":
+                out_m = D(x_real, yo, co, masks(tr, p + "mis."))
+            else:
+                with torch.no_grad():
+                    fake2 = G(g64(p + "z_mis"), yo, co, masks(tr, p + "gen_mis."))
+                out_m = D(fake2, y_real, c_real, masks(tr, p + "mis."))
+            l_m = loss_fn(lk, out_m, 0.0, w)
+            total = total + l_m
+            losses.append((p + "loss_mis", eng[9], l_m))
+        total.backward()
+        if full:
+            grads = net_tensors(tr, p + "grad.discriminator.", cfg["discriminator"])
+            check_grads(chk, "grad D", f"{p}grad D.", D, cfg["discriminator"], grads)
+        optD.step()
+        if full:
+            after = net_tensors(tr, p + "after.discriminator.", cfg["discriminator"])
+            shadow["D"].check(chk, "weights D after Adam", f"{p}D.", grads, after)
+            load_state(D, after)  # the G step starts from the engine's D, as the next stage's check
+    # the generator step
+    random = "g.y_fake" in tr
+    yf = lab("g.y_fake") if random else y_real
+    cf = g64("g.cond_fake") if random else c_real
+    optG.zero_grad()
+    fake = G(g64("g.z"), yf, cf, masks(tr, "g.gen."))
+    l_g = loss_fn(lk, D(fake, yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
+    l_g.backward()
+    losses.append(("g.loss", tr["g.losses"].double()[6], l_g))
+    if full:
+        grads = net_tensors(tr, "g.grad.generator.", cfg["generator"])
+        check_grads(chk, "grad G", "grad G.", G, cfg["generator"], grads)
+    optG.step()
+    if full:
+        after = net_tensors(tr, "after.generator.", cfg["generator"])
+        shadow["G"].check(chk, "weights G after Adam", "G.", grads, after)
+        for net, key in ((G, "generator"), (D, "discriminator")):  # batch-norm running statistics
+            after = net_tensors(tr, f"after.{key}.", cfg[key])
+            for name, t in net.named_buffers():
+                if not name.endswith("num_batches_tracked"):
+                    chk.check("BN running stats (end)", f"after {key}.{name}", after[name], t)
+    return [(n, e.item(), t.item()) for n, e, t in losses]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--full", type=int, default=2, help="iterations checked tensor by tensor")
+    ap.add_argument("--traj-tol", type=float, default=2e-2)
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                    help="the reference's precision (float32: to measure PyTorch's own float32 drift)")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.time()
+    cmd = [a.binary, "trace", "--config", a.config, "--out", a.workdir, "--steps", str(a.steps), "--full", str(a.full),
+           "--device", "cpu"]
+    for s in a.sets:
+        cmd += ["--set", s]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, CGAN_CPU_THREADS="1"))
+    if r.returncode != 0:
+        print(r.stdout, r.stderr)
+        print("FAIL: cgan_gpu trace failed")
+        return 1
+    t1 = time.time()
+    ck = cgan_torch.load_checkpoint(os.path.join(a.workdir, "init.safetensors"))
+    cfg = ck.config
+    global DT
+    DT = torch.float64 if a.dtype == "float64" else torch.float32
+    G, D = ck.generator.to(DT).train(), ck.discriminator.to(DT).train()
+
+    def adam(net, o):
+        return torch.optim.Adam(net.parameters(), lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"])
+
+    optG, optD = adam(G, cfg["optim"]["generator"]), adam(D, cfg["optim"]["discriminator"])
+    chk = Checker()
+    shadow = {"G": ShadowAdam(G, cfg["optim"]["generator"]), "D": ShadowAdam(D, cfg["optim"]["discriminator"])}
+    engine_state = {"generator": G.state_dict(), "discriminator": D.state_dict()}  # before iteration 1
+    worst_traj = (0.0, "")
+    for k in range(1, a.steps + 1):
+        tr, _ = cgan_torch.read_safetensors(os.path.join(a.workdir, f"step_{k}.safetensors"))
+        if k <= a.full:  # tensor by tensor, from the engine's state before this iteration
+            Gc, Dc = (n.to(DT).train() for n in cgan_torch.build_models(cfg, ck.shape))
+            load_state(Gc, engine_state["generator"])
+            load_state(Dc, engine_state["discriminator"])
+            for name, e, t in iteration(cfg, Gc, Dc, adam(Gc, cfg["optim"]["generator"]),
+                                        adam(Dc, cfg["optim"]["discriminator"]), tr, True, chk, shadow):
+                chk.check(f"loss (iterations 1-{a.full})", f"iteration {k} {name}", torch.tensor(e), torch.tensor(t))
+            engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
+        # the loss trajectory: PyTorch trains on from its own weights
+        for name, e, t in iteration(cfg, G, D, optG, optD, tr, False, chk, None):
+            err = abs(e - t) / max(abs(t), 1e-3)
+            if err > worst_traj[0]:
+                worst_traj = (err, f"iteration {k} {name} (engine {e:.7g}, torch {t:.7g})")
+            if not err <= a.traj_tol:
+                chk.failures.append(f"iteration {k} {name}: engine {e:.7g} torch {t:.7g} (error {err:.3e} > "
+                                    f"{a.traj_tol:g})")
+    t2 = time.time()
+    print(f"{cfg['name']}: engine trace {t1 - t0:.2f} s, PyTorch replay {t2 - t1:.2f} s")
+    for cat in sorted(chk.worst):
+        e, name = chk.worst[cat]
+        print(f"  max relative error, {cat:28s} {e:.3e}  ({name})")
+    print(f"  max loss error over {a.steps} iterations {worst_traj[0]:.3e}  ({worst_traj[1]})")
+    if chk.failures:
+        print(f"FAIL: {len(chk.failures)} comparisons out of bounds:")
+        for f in chk.failures[:20]:
+            print("  " + f)
+        return 1
+    print("PASS")
+    shutil.rmtree(a.workdir, ignore_errors=True)  # kept on failure, for a look
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""cgan_torch: a cgan_gpu checkpoint's generator and discriminator as PyTorch modules.
+
+    import sys; sys.path.insert(0, "tools")
+    import cgan_torch
+    ck = cgan_torch.load_checkpoint("out/mnist_mlp/checkpoints/step_100000.safetensors")
+    G = ck.generator.eval()                                   # a torch.nn.Sequential subclass
+    images = G(torch.randn(3, ck.config["generator"]["noise_dim"]), labels=torch.tensor([3, 1, 4]))
+
+Command line:
+    python3 tools/cgan_torch.py sample CKPT --labels 3,1,4 --out result.png [--seed S]
+    python3 tools/cgan_torch.py sample CKPT --tags "blue hair, red eyes" --count 16 --out grid.png
+    python3 tools/cgan_torch.py sample CKPT --noise FILE --out result.png
+        (FILE: the noise and labels `cgan_gpu sample --save-tensors FILE` used; the images then
+        equal the engine's)
+
+Each network is a torch.nn.Sequential whose children are named "0", "1", ... after the index of the
+layer in the config's `layers` list (linear -> nn.Linear, conv2d -> nn.Conv2d, batchnorm ->
+nn.BatchNorm1d/2d, reshape -> nn.Unflatten, activations, dropout and pooling -> their nn modules),
+plus a child "condition" when the conditioner has parameters (embed_concat / embed_multiply ->
+nn.Embedding [K, E]; label_plane -> nn.Linear(K -> H*W)); forward() applies the conditioner first.
+A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>". Checkpoints of
+format cgan_gpu.checkpoint.v1 (names "layers.<i>.weight", linear weights [in, out], "cond.*") are
+converted on loading.
+
+Needs PyTorch and the standard library; the `safetensors` package is used when installed,
+otherwise the small reader below.
+"""
+import argparse
+import json
+import math
+import struct
+import sys
+import zlib
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+# ----------------------------------------------------------------------------- safetensors
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+def read_safetensors(path):
+    """Returns ({name: tensor}, {metadata key: string}) of a safetensors file."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 8:
+        raise ValueError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+    (n,) = struct.unpack("<Q", raw[:8])
+    if n > len(raw) - 8:
+        raise ValueError(f"{path}: header length {n} runs past the end of the file")
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", None) or {}
+    try:
+        from safetensors.torch import load as st_load  # the package, when installed
+        return st_load(raw), meta
+    except ImportError:
+        pass
+    data = memoryview(raw)[8 + n:]
+    out = {}
+    for name, info in header.items():
+        dt = _DTYPES.get(info["dtype"])
+        if dt is None:
+            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        b, e = info["data_offsets"]
+        if not 0 <= b <= e <= len(data):
+            raise ValueError(f"{path}: tensor {name!r} has data_offsets outside the buffer")
+        t = torch.frombuffer(bytearray(data[b:e]), dtype=dt) if e > b else torch.empty(0, dtype=dt)
+        out[name] = t.reshape(info["shape"])
+    return out, meta
+
+
+# ----------------------------------------------------------------------------- the networks
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _layer(entry):
+    """A config layer entry ({"linear": 128}, {"conv2d": {...}}, ...) -> (kind, value)."""
+    if len(entry) != 1:
+        raise ValueError(f"layer entry {entry!r}: expected one key")
+    return next(iter(entry.items()))
+
+
+class CganNet(nn.Sequential):
+    """One network of a config (a NetSpec): conditioner + layers, as the engine's Model builds it.
+
+    in_dim: width of x; num_classes: the condition width (labels for the embedding modes, the one-hot
+    or tag vector width for concat_onehot and label_plane, 0 without conditioning).
+    """
+
+    def __init__(self, spec, in_dim, num_classes):
+        super().__init__()
+        cond = spec.get("condition", {"mode": "none"})
+        self.mode = cond.get("mode", "none") if num_classes > 0 else "none"
+        self.in_dim, self.num_classes = in_dim, num_classes
+        mode = self.mode
+        if mode == "none":
+            fused = in_dim
+        elif mode == "concat_onehot":
+            fused = in_dim + num_classes
+        elif mode == "embed_concat":
+            e = cond.get("embed_dim", 0) or num_classes
+            fused = in_dim + e
+        elif mode == "embed_multiply":
+            fused = in_dim
+        elif mode == "label_plane":
+            fused = in_dim + cond["embed_dim"]
+        else:
+            raise ValueError(f"condition mode {mode!r} is not supported")
+        c, h, w, image = fused, 1, 1, False  # the shape of one sample
+        for i, entry in enumerate(spec["layers"]):
+            kind, v = _layer(entry)
+            width = c * h * w
+            if kind == "linear":
+                m = nn.Linear(width, int(v))
+                c, h, w, image = int(v), 1, 1, False
+            elif kind == "conv2d":
+                k, s, p = _pair(v["kernel"]), _pair(v.get("stride", 1)), _pair(v.get("padding", 0))
+                m = nn.Conv2d(c, int(v["out"]), k, stride=s, padding=p)
+                c, h = int(v["out"]), (h + 2 * p[0] - k[0]) // s[0] + 1
+                w = (w + 2 * p[1] - k[1]) // s[1] + 1
+            elif kind in ("avgpool2d", "maxpool2d"):
+                k, p = _pair(v["kernel"]), _pair(v.get("padding", 0))
+                s = _pair(v.get("stride", v["kernel"]))
+                m = (nn.AvgPool2d(k, s, p, count_include_pad=True) if kind == "avgpool2d"
+                     else nn.MaxPool2d(k, s, p))
+                h, w = (h + 2 * p[0] - k[0]) // s[0] + 1, (w + 2 * p[1] - k[1]) // s[1] + 1
+            elif kind == "reshape":
+                m = nn.Unflatten(1, tuple(int(d) for d in v))
+                c, h, w, image = int(v[0]), int(v[1]), int(v[2]), True
+            elif kind == "batchnorm":
+                bn = nn.BatchNorm2d if image else nn.BatchNorm1d
+                v = v if isinstance(v, dict) else {}  # the engine's defaults, as configs/README.md
+                m = bn(c if image else width, eps=float(v.get("eps", 1e-5)), momentum=float(v.get("momentum", 0.1)))
+            elif kind == "relu":
+                m = nn.ReLU()
+            elif kind == "leaky_relu":
+                m = nn.LeakyReLU(float(v))
+            elif kind == "sigmoid":
+                m = nn.Sigmoid()
+            elif kind == "tanh":
+                m = nn.Tanh()
+            elif kind == "dropout":
+                m = nn.Dropout(float(v))
+            else:
+                raise ValueError(f"layer {i}: kind {kind!r} is not supported")
+            self.add_module(str(i), m)
+        self.out_dim = c * h * w
+        # the conditioner's parameters: registered last so that iterating the layers stays simple
+        if mode in ("embed_concat", "embed_multiply"):
+            self.condition = nn.Embedding(num_classes, fused - in_dim if mode == "embed_concat" else in_dim)
+        elif mode == "label_plane":
+            self.condition = nn.Linear(num_classes, cond["embed_dim"])
+
+    def layers(self):
+        return [(name, m) for name, m in self.named_children() if name != "condition"]
+
+    def forward(self, x, labels=None, cond=None, masks=None):
+        """x: [B, in_dim]; labels: [B] ints (embedding modes, or one-hot built from them for
+        concat_onehot when `cond` is not given); cond: [B, K] one-hot or multi-hot tag vectors.
+        masks: optional {layer index: keep mask} replacing the dropout layers' own draws (the
+        engine's masks hold 0 or 1/(1-p), as the parity tests replay them). Returns [B, out_dim]
+        (images flattened in C, H, W order, as the engine's output)."""
+        h = x.reshape(x.shape[0], -1)
+        mode = self.mode
+        if mode in ("concat_onehot", "label_plane") and cond is None:
+            if labels is None:
+                raise ValueError("this network is conditional: give labels or cond")
+            cond = F.one_hot(torch.as_tensor(labels).long(), self.num_classes).to(h.dtype)
+        if mode == "concat_onehot":
+            h = torch.cat([h, cond.to(h.dtype)], 1)
+        elif mode == "embed_concat":
+            h = torch.cat([h, self.condition(torch.as_tensor(labels).long())], 1)
+        elif mode == "embed_multiply":
+            h = h * self.condition(torch.as_tensor(labels).long())
+        elif mode == "label_plane":
+            h = torch.cat([h, self.condition(cond.to(h.dtype))], 1)
+        for name, m in self.layers():
+            if isinstance(m, nn.Linear) and h.dim() > 2:
+                h = h.flatten(1)
+            if isinstance(m, nn.Dropout) and masks is not None and int(name) in masks:
+                h = h * masks[int(name)].reshape(h.shape).to(h.dtype) if self.training else h
+            else:
+                h = m(h)
+        return h.reshape(h.shape[0], -1)
+
+
+def data_shape(meta):
+    """The data shape a checkpoint's metadata records: dict(channels, height, width, num_classes,
+    lo, hi, tag_dim, vocab)."""
+    c, h, w = (int(v) for v in meta["data_shape"].split(","))
+    lo, hi = (float(v) for v in meta["data_range"].split(","))
+    tag_dim = int(meta.get("tag_dim", 0))
+    vocab = [l for l in meta.get("vocabulary", "").split("\n") if l] if tag_dim else []
+    return dict(channels=c, height=h, width=w, num_classes=int(meta["num_classes"]), lo=lo, hi=hi,
+                tag_dim=tag_dim, vocab=vocab)
+
+
+def condition_width(spec, shape):
+    mode = spec.get("condition", {}).get("mode", "none")
+    if mode == "none":
+        return 0
+    if mode in ("embed_concat", "embed_multiply"):
+        return shape["num_classes"]
+    return shape["tag_dim"] or shape["num_classes"]
+
+
+def build_models(config, shape):
+    """(generator, discriminator) of a config (the normalised form stored in checkpoints)."""
+    g, d = config["generator"], config["discriminator"]
+    dim = shape["channels"] * shape["height"] * shape["width"]
+    G = CganNet(g, g["noise_dim"], condition_width(g, shape))
+    D = CganNet(d, dim, condition_width(d, shape))
+    return G, D
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def is_v1_layout(names):
+    """Format cgan_gpu.checkpoint.v1 names its tensors "layers.<i>.*" and "cond.*"."""
+    return any(n.startswith("layers.") or n.startswith("cond.") for n in names)
+
+
+def to_torch_names(tensors, spec):
+    """{engine v1 name: tensor} of one network (prefix removed) -> {state_dict key: tensor}:
+    linear weights [in, out] -> [out, in]; "cond.embedding" -> "condition.weight"; label_plane's
+    "cond.weight" [K, H*W] -> "condition.weight" [H*W, K], "cond.bias" -> "condition.bias".
+    Names already in PyTorch's layout pass through. Also maps gradients (same names and layout)."""
+    if not is_v1_layout(tensors):
+        return dict(tensors)
+    out = {}
+    for name, t in tensors.items():
+        if name == "cond.embedding":
+            out["condition.weight"] = t
+        elif name == "cond.weight":
+            out["condition.weight"] = t.t().contiguous()
+        elif name == "cond.bias":
+            out["condition.bias"] = t
+        elif name.startswith("layers."):
+            _, i, field = name.split(".", 2)
+            kind, _ = _layer(spec["layers"][int(i)])
+            if kind == "linear" and field == "weight":
+                t = t.t().contiguous()
+            out[f"{i}.{field}"] = t
+        else:
+            out[name] = t
+    return out
+
+
+def split_prefix(tensors, prefix):
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def load_into(net, sd):
+    """Loads a converted state dict; a v1 checkpoint has no num_batches_tracked (kept at 0)."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"checkpoint lacks {missing}")
+    for k, v in sd.items():
+        if k not in own:
+            raise ValueError(f"checkpoint tensor {k!r} has no place in this network")
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise ValueError(f"checkpoint tensor {k!r} has shape {tuple(v.shape)}, the network needs "
+                             f"{tuple(own[k].shape)}")
+    net.load_state_dict({k: sd.get(k, own[k]).to(own[k].dtype) for k in own})
+    return net
+
+
+class Checkpoint:
+    """A loaded checkpoint: .config (dict), .shape (data_shape), .generator, .discriminator, .meta."""
+
+    def __init__(self, path):
+        tensors, self.meta = read_safetensors(path)
+        if "config" not in self.meta:
+            raise ValueError(f"{path}: no 'config' metadata (not a cgan_gpu checkpoint?)")
+        self.config = json.loads(self.meta["config"])
+        self.shape = data_shape(self.meta)
+        self.generator, self.discriminator = build_models(self.config, self.shape)
+        for net, key in ((self.generator, "generator"), (self.discriminator, "discriminator")):
+            part = {k: v for k, v in split_prefix(tensors, key + ".").items() if not k.startswith("adam.")}
+            load_into(net, to_torch_names(part, self.config[key]))
+
+
+def load_checkpoint(path):
+    return Checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def tags_vector(text, vocab):
+    """'blue hair, red eyes' -> multi-hot over the vocabulary (phrases matched whole, any case)."""
+    v = torch.zeros(len(vocab))
+    for piece in text.split(","):
+        p = " ".join(piece.lower().split())
+        if not p:
+            continue
+        if p not in vocab:
+            raise ValueError(f"--tags: {p!r} is not in this model's vocabulary ({', '.join(vocab)})")
+        v[vocab.index(p)] = 1
+    return v
+
+
+def make_grid(samples, shape, rows, cols, pad=2):
+    """As the engine's make_grid: grey (128) borders of `pad` pixels, values lo..hi -> 0..255."""
+    c, h, w = shape["channels"], shape["height"], shape["width"]
+    W, H = cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad
+    img = torch.full((H, W, c), 128, dtype=torch.uint8)
+    t = (samples.float().reshape(-1, c, h, w) - shape["lo"]) * (255.0 / (shape["hi"] - shape["lo"]))
+    b = torch.floor(t + 0.5).clamp(0, 255).nan_to_num(0).to(torch.uint8)
+    for cell in range(rows * cols):
+        x0, y0 = pad + (cell % cols) * (w + pad), pad + (cell // cols) * (h + pad)
+        img[y0:y0 + h, x0:x0 + w] = b[cell].permute(1, 2, 0) if cell < b.shape[0] else 0
+    return img
+
+
+def write_png(path, img):
+    """PNG of an [H, W, C] uint8 tensor (C 1 or 3), standard library only."""
+    H, W, C = img.shape
+    rows = b"".join(b"\x00" + bytes(img[y].reshape(-1).tolist()) for y in range(H))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xffffffff)
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 8, 0 if C == 1 else 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def generate(ck, noise, labels=None, cond=None):
+    G = ck.generator.eval()
+    with torch.no_grad():
+        return G(noise, labels=labels, cond=cond)
+
+
+def cmd_sample(argv):
+    ap = argparse.ArgumentParser(prog="cgan_torch.py sample")
+    ap.add_argument("checkpoint")
+    ap.add_argument("--labels", help="one image per listed label, e.g. 3,1,4")
+    ap.add_argument("--tags", help="tagged models: phrases of the vocabulary, e.g. 'blue hair, red eyes'")
+    ap.add_argument("--count", type=int, default=16, help="images for --tags or unconditional models")
+    ap.add_argument("--noise", help="a `cgan_gpu sample --save-tensors` file: its noise and labels")
+    ap.add_argument("--seed", type=int, default=1, help="torch.manual_seed for the noise (without --noise)")
+    ap.add_argument("--out", default="result.png")
+    a = ap.parse_args(argv)
+    ck = load_checkpoint(a.checkpoint)
+    nz = ck.config["generator"]["noise_dim"]
+    k = condition_width(ck.config["generator"], ck.shape)
+    labels = cond = None
+    if a.noise:
+        t, meta = read_safetensors(a.noise)
+        noise = t["noise"]
+        labels = t["labels"].long()
+        cond = t.get("cond")
+        n = noise.shape[0]
+        if "grid" in meta:
+            rows, cols = (int(v) for v in meta["grid"].split(","))
+    else:
+        torch.manual_seed(a.seed)
+        if k and ck.shape["tag_dim"]:
+            if not a.tags:
+                sys.exit("cgan_torch.py: this model is conditioned on tags: give --tags")
+            n = a.count
+            cond = tags_vector(a.tags, ck.shape["vocab"]).repeat(n, 1)
+            labels = torch.zeros(n, dtype=torch.long)
+        elif k:
+            if not a.labels:
+                sys.exit("cgan_torch.py: this model is conditional: give --labels 3,1,4")
+            labels = torch.tensor([int(v) for v in a.labels.split(",")])
+            if labels.min() < 0 or labels.max() >= ck.shape["num_classes"]:
+                sys.exit(f"cgan_torch.py: labels must be in 0..{ck.shape['num_classes'] - 1}")
+            n = len(labels)
+        else:
+            n = a.count
+        noise = torch.randn(n, nz)
+    out = generate(ck, noise, labels, cond)
+    if a.noise and "grid" in meta:
+        pass  # the engine's layout
+    elif a.labels:
+        rows, cols = 1, n  # one row, as `cgan_gpu sample --labels`
+    else:
+        cols = math.ceil(math.sqrt(n))
+        rows = (n + cols - 1) // cols
+    if ck.shape["channels"] == 1 and ck.shape["height"] == 1:
+        sys.exit("cgan_torch.py: point data (2-D) has no image; use generate() from Python")
+    write_png(a.out, make_grid(out, ck.shape, rows, cols))
+    print(f"cgan_torch.py: wrote {a.out} ({n} samples)", file=sys.stderr)
+    return 0
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if argv[0] == "sample":
+        try:
+            return cmd_sample(argv[1:])
+        except (ValueError, KeyError, OSError) as e:  # a bad file or argument: one line, no traceback
+            sys.exit(f"cgan_torch.py: {e}")
+    sys.exit(f"cgan_torch.py: unknown command {argv[0]!r} (try --help)")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
