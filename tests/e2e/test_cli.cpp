@@ -558,7 +558,9 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   ::close(fd);
   EXPECT_EQ(testutil::slurp(d / "run/losses.csv"), losses);
   // --overwrite: the old run's files go as a whole (no step_2/step_4 beside the new step_3), the
-  // user's own file stays.
+  // user's own file stays, and what an overwrite stopped half-way had moved aside is removed.
+  fs::create_directories(d / "run/.replaced-run-1/checkpoints");
+  testutil::spit(d / "run/.replaced-run-1/checkpoints/step_9.safetensors", "old");
   r = e2e::run_cli(base + "--set train.steps=3 --overwrite", d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   std::vector<std::string> cks;
