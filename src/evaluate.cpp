@@ -264,8 +264,9 @@ static const char* kMetricsHeader = "step,cond_acc,fd,intra_fd,diversity,diversi
 
 MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
   std::string text = kMetricsHeader;
-  if (start_step > 0) {
-    std::ifstream in(path);
+  std::error_code ec;
+  if (start_step > 0 && std::filesystem::exists(path, ec)) {  // what a resumed run continues
+    std::istringstream in(read_regular_file(path, "metrics log"));
     std::string line;
     bool first = true;
     while (std::getline(in, line)) {

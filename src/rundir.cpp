@@ -84,6 +84,14 @@ RunDir::RunDir(std::string dir, RunDirMode mode) : dir_(std::move(dir)) {
                                  : cat("continue it with --resume ", ck, ", "),
                       "replace it with --overwrite, or choose another --out"));
     }
+    if (mode == RunDirMode::overwrite) {  // an overwrite stopped half-way left its old files aside: finish it
+      std::error_code ec;
+      for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().rfind(".replaced-run-", 0) == 0) {
+          std::error_code rm;
+          fs::remove_all(it->path(), rm);
+        }
+    }
     if (!old.empty() && mode == RunDirMode::overwrite) {
       // Moved aside first (renames: quick, and a stop in the middle leaves the old files together in
       // one clearly named folder, never mixed with the new run's), then deleted.
@@ -129,8 +137,9 @@ static std::string row_text(const LossRow& r) {
 
 std::vector<LossRow> read_loss_csv(const std::string& path) {
   std::vector<LossRow> rows;
-  std::ifstream in(path);
-  if (!in) return rows;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return rows;
+  std::istringstream in(read_regular_file(path, "loss log"));
   std::string line;
   std::getline(in, line);  // header
   while (std::getline(in, line)) {

@@ -141,10 +141,15 @@ TEST(Cli, ResumeThroughTheCommandLineIsExact) {
 
 TEST(Cli, SigintWritesACheckpointAndExitsNonZero) {
   e2e::TempDir d("cli_sigint");
+  // SIGINT once training has started (the banner naming the run directory is printed then): a
+  // background job of a non-interactive shell starts with SIGINT ignored, so one sent before the
+  // binary installs its handler (a fixed sleep on a loaded machine) would be lost.
   const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && ('" + CGAN_BINARY +
                           "' --config configs/mixture_cond.json --set train.steps=100000000 --set log.progress=plain "
                           "--set log.every=1000 --out '" + (d / "run") + "' > '" + (d / "log") +
-                          "' 2>&1 & pid=$!; sleep 2; kill -INT $pid; wait $pid; echo $? > '" + (d / "code") + "')";
+                          "' 2>&1 & pid=$!; i=0; while [ $i -lt 600 ] && ! grep -q 'run directory' '" + (d / "log") +
+                          "'; do sleep 0.1; i=$((i+1)); done; sleep 1; kill -INT $pid; wait $pid; echo $? > '" +
+                          (d / "code") + "')";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   std::ifstream cf(d / "code");
   int code = -1;
@@ -619,7 +624,9 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   ::close(fd);
   EXPECT_EQ(testutil::slurp(d / "run/losses.csv"), losses);
   // --overwrite: the old run's files go as a whole (no step_2/step_4 beside the new step_3), the
-  // user's own file stays.
+  // user's own file stays, and what an overwrite stopped half-way had moved aside is removed.
+  fs::create_directories(d / "run/.replaced-run-1/checkpoints");
+  testutil::spit(d / "run/.replaced-run-1/checkpoints/step_9.safetensors", "old");
   r = e2e::run_cli(base + "--set train.steps=3 --overwrite", d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   std::vector<std::string> cks;
