@@ -5,6 +5,7 @@
 
 #include "cgan/error.hpp"
 #include "cgan/plot.hpp"
+#include "cgan/state_dict.hpp"
 
 namespace cgan {
 
@@ -50,7 +51,7 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator");
   if (G.out_dim() != shape.dim())
     throw Error(cat(path, ": generator output ", G.out_dim(), " does not match the stored data shape"));
-  load_model_params(G, ck, "generator.", path);
+  load_model_params(G, ck, "generator", path, checkpoint_layout(ck, path));
   float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
   int32_t* y = be.alloc_int(n);
   float* cond = be.alloc(static_cast<size_t>(n) * std::max(Kg, 1));

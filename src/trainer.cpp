@@ -24,6 +24,7 @@
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
+#include "cgan/state_dict.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -433,65 +434,22 @@ std::vector<LossRow> Trainer::take_rows() {
 
 // ---------------------------------------------------------------- checkpoints
 
-static void put_buffer(SafeTensors& st, Backend& be, const std::string& name, const float* p, size_t n,
-                       std::vector<int64_t> shape) {
-  NamedTensor t;
-  t.name = name;
-  t.shape = std::move(shape);
-  t.data.resize(n);
-  if (n) be.download(t.data.data(), p, n);
-  st.tensors.push_back(std::move(t));
-}
-
-static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  if (!p.empty()) be.download(p.data(), m.params(), p.size());
-  if (!s.empty()) be.download(s.data(), m.state(), s.size());
-  for (auto& sl : m.slots()) {
-    NamedTensor t;
-    t.name = prefix + sl.name;
-    t.shape = sl.shape;
-    const float* src = (sl.state ? s.data() : p.data()) + sl.offset;
-    t.data.assign(src, src + sl.count);
-    st.tensors.push_back(std::move(t));
-  }
-  if (optim && m.param_count()) {
-    const int64_t n = static_cast<int64_t>(m.param_count());
-    put_buffer(st, be, prefix + "adam.m", m.adam_m(), m.param_count(), {n});
-    put_buffer(st, be, prefix + "adam.v", m.adam_v(), m.param_count(), {n});
-  }
-}
-
-static const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
-                               const std::string& path) {
-  const NamedTensor* t = ck.find(name);
-  if (!t) throw Error(cat(path, ": tensor '", name, "' is missing (checkpoint from another architecture?)"));
-  if (t->shape != shape) {
-    auto str = [](const std::vector<int64_t>& s) {
-      std::string r = "[";
-      for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-      return r + "]";
-    };
-    throw Error(cat(path, ": tensor '", name, "' has shape ", str(t->shape), " but this model needs ", str(shape),
-                    " (checkpoint from another architecture)"));
-  }
-  return *t;
-}
-
-void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix, const std::string& path) {
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  for (auto& sl : m.slots()) {
-    const NamedTensor& t = need(ck, prefix + sl.name, sl.shape, path);
-    std::copy(t.data.begin(), t.data.end(), (sl.state ? s.data() : p.data()) + sl.offset);
-  }
-  m.set_params(p.data(), s.data());
+// Training-mode forwards of G (generator = true) or D in one iteration, as enqueue_step makes
+// them: PyTorch's batch norm counts each in num_batches_tracked.
+static int64_t train_forwards_per_step(const Config& cfg, bool generator) {
+  const bool three = cfg.loss.kind == "three_term";
+  const int64_t d = cfg.train.d_steps;
+  if (generator) return d * (1 + (three && cfg.loss.mismatch != "real_other_tags" ? 1 : 0)) + 1;
+  return d * (2 + (three ? 1 : 0)) + 1;
 }
 
 SafeTensors Trainer::snapshot() const {
   SafeTensors st;
-  put_model(st, be_, *G_, "generator.", true);
-  put_model(st, be_, *D_, "discriminator.", true);
-  st.metadata["format"] = "cgan_gpu.checkpoint.v1";
+  put_model_params(st, be_, *G_, "generator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, true));
+  put_model_params(st, be_, *D_, "discriminator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, false));
+  put_adam_state(st, be_, *G_, "generator");
+  put_adam_state(st, be_, *D_, "discriminator");
+  st.metadata["format"] = kCheckpointFormat;
   st.metadata["config"] = cfg_.to_json().dump();
   st.metadata["step"] = std::to_string(step_);
   st.metadata["epoch"] = std::to_string(epoch_);
@@ -522,15 +480,12 @@ static int64_t meta_int(const SafeTensors& ck, const std::string& key, const std
 }
 
 void Trainer::restore(const SafeTensors& ck, const std::string& path) {
-  load_model_params(*G_, ck, "generator.", path);
-  load_model_params(*D_, ck, "discriminator.", path);
+  const TensorLayout layout = checkpoint_layout(ck, path);  // v1 files still resume
   for (Model* m : {G_.get(), D_.get()}) {
-    const std::string pre = m == G_.get() ? "generator." : "discriminator.";
-    if (!m->param_count()) continue;
-    const int64_t n = static_cast<int64_t>(m->param_count());
-    be_.upload(m->adam_m(), need(ck, pre + "adam.m", {n}, path).data.data(), m->param_count());
-    be_.upload(m->adam_v(), need(ck, pre + "adam.v", {n}, path).data.data(), m->param_count());
-    m->zero_grads();
+    const std::string net = m == G_.get() ? "generator" : "discriminator";
+    load_model_params(*m, ck, net, path, layout);
+    load_adam_state(*m, be_, ck, net, path, layout);
+    if (m->param_count()) m->zero_grads();
   }
   step_ = meta_int(ck, "step", path);
   epoch_ = meta_int(ck, "epoch", path);

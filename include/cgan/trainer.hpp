@@ -121,9 +121,5 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec);
 DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& path);
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path,
                               const std::vector<std::string>& overrides = {});
-// Copies a model's parameters (prefix "generator." or "discriminator.") out of / into a checkpoint;
-// a missing tensor or a shape mismatch is an error naming the checkpoint and the tensor.
-void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix,
-                       const std::string& path);
 
 }  // namespace cgan

@@ -22,6 +22,7 @@
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
+#include "cgan/state_dict.hpp"
 #include "cgan/trainer.hpp"
 
 namespace {
@@ -367,7 +368,7 @@ std::unique_ptr<Model> load_generator(Backend& be, const Config& cfg, const Data
                                    "generator");
   if (G->out_dim() != shape.dim())
     throw Error(cat(ckpt, ": generator output ", G->out_dim(), " does not match the stored data shape"));
-  load_model_params(*G, ck, "generator.", ckpt);
+  load_model_params(*G, ck, "generator", ckpt, checkpoint_layout(ck, ckpt));
   return G;
 }
 
