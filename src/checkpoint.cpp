@@ -126,10 +126,12 @@ void write_safetensors(const std::string& path, const SafeTensors& st) {
       if (mul_overflows(n, static_cast<uint64_t>(d), &n))
         throw Error(cat(path, ": tensor ", quoted(t.name), " has a shape whose size overflows"));
     }
-    if (n != t.data.size())
-      throw Error(cat(path, ": tensor ", quoted(t.name), " has ", t.data.size(), " values but its shape holds ", n));
-    const uint64_t bytes = n * sizeof(float);  // n == data.size(), so this cannot overflow
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    const bool i64 = t.dtype == DType::i64;
+    const size_t have = i64 ? t.ints.size() : t.data.size();
+    if (n != have || (i64 ? !t.data.empty() : !t.ints.empty()))
+      throw Error(cat(path, ": tensor ", quoted(t.name), " has ", have, " values but its shape holds ", n));
+    const uint64_t bytes = n * (i64 ? sizeof(int64_t) : sizeof(float));  // n == have: cannot overflow
+    header[t.name] = {{"dtype", i64 ? "I64" : "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string h = header.dump();
@@ -137,7 +139,10 @@ void write_safetensors(const std::string& path, const SafeTensors& st) {
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(h.size()) >> (8 * i));
   std::vector<ByteSpan> chunks{{len, 8}, {h.data(), h.size()}};
-  for (const NamedTensor& t : st.tensors) chunks.push_back({t.data.data(), t.data.size() * sizeof(float)});
+  for (const NamedTensor& t : st.tensors) {
+    if (t.dtype == DType::i64) chunks.push_back({t.ints.data(), t.ints.size() * sizeof(int64_t)});
+    else chunks.push_back({t.data.data(), t.data.size() * sizeof(float)});
+  }
   write_file_atomic(path, chunks);
 }
 
@@ -217,13 +222,16 @@ SafeTensors read_safetensors(const std::string& path) {
     auto dt = v.find("dtype");
     if (dt == v.end()) throw bad(cat(tn, " has no \"dtype\""));
     if (!dt->is_string()) throw bad(cat(tn, ": \"dtype\" is not a string"));
-    if (dt->get<std::string>() != "F32")
-      throw bad(cat(tn, " has dtype ", quoted(dt->get<std::string>()), "; only F32 is supported"));
+    const std::string dtype = dt->get<std::string>();
+    if (dtype != "F32" && dtype != "I64")
+      throw bad(cat(tn, " has dtype ", quoted(dtype), "; only F32 and I64 are supported"));
     auto sh = v.find("shape");
     if (sh == v.end()) throw bad(cat(tn, " has no \"shape\""));
     if (!sh->is_array()) throw bad(cat(tn, ": \"shape\" is not an array"));
     Entry e;
     e.t.name = key;
+    e.t.dtype = dtype == "I64" ? DType::i64 : DType::f32;
+    const uint64_t elem = dtype == "I64" ? sizeof(int64_t) : sizeof(float);
     uint64_t count = 1;
     bool overflow = false;
     for (const nlohmann::json& d : *sh) {
@@ -235,7 +243,7 @@ SafeTensors read_safetensors(const std::string& path) {
       overflow = overflow || mul_overflows(count, u, &count);
     }
     uint64_t bytes = 0;
-    if (overflow || mul_overflows(count, sizeof(float), &bytes))
+    if (overflow || mul_overflows(count, elem, &bytes))
       throw bad(cat(tn, ": the shape's size overflows"));
     auto off = v.find("data_offsets");
     if (off == v.end()) throw bad(cat(tn, " has no \"data_offsets\""));
@@ -245,7 +253,7 @@ SafeTensors read_safetensors(const std::string& path) {
     e.end = (*off)[1].get<uint64_t>();
     if (e.end < e.begin) throw bad(cat(tn, ": data_offsets [", e.begin, ", ", e.end, "] end before they begin"));
     if (e.end - e.begin != bytes)
-      throw bad(cat(tn, ": shape holds ", count, " F32 values (", bytes, " bytes) but data_offsets span ",
+      throw bad(cat(tn, ": shape holds ", count, " ", dtype, " values (", bytes, " bytes) but data_offsets span ",
                     e.end - e.begin, " bytes"));
     entries.push_back(std::move(e));
   }
@@ -272,9 +280,15 @@ SafeTensors read_safetensors(const std::string& path) {
 
   st.tensors.reserve(entries.size());
   for (Entry& e : entries) {
-    e.t.data.resize(static_cast<size_t>((e.end - e.begin) / sizeof(float)));
-    if (!e.t.data.empty())
-      read_or_throw(e.t.data.data(), static_cast<size_t>(e.end - e.begin), 8 + n + e.begin, "tensor data");
+    void* dst = nullptr;
+    if (e.t.dtype == DType::i64) {
+      e.t.ints.resize(static_cast<size_t>((e.end - e.begin) / sizeof(int64_t)));
+      dst = e.t.ints.data();
+    } else {
+      e.t.data.resize(static_cast<size_t>((e.end - e.begin) / sizeof(float)));
+      dst = e.t.data.data();
+    }
+    if (e.end > e.begin) read_or_throw(dst, static_cast<size_t>(e.end - e.begin), 8 + n + e.begin, "tensor data");
     st.tensors.push_back(std::move(e.t));
   }
   return st;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cgan/error.hpp"
+#include "cgan/state_dict.hpp"
 
 namespace cgan {
 using json = nlohmann::json;
@@ -189,7 +190,7 @@ Classifier::Classifier(Backend& be, const SafeTensors& f, const std::string& pat
   if (model_->out_dim() != shape_.num_classes)
     throw Error(cat(path, ": the network ends with ", model_->out_dim(), " outputs but the data has ",
                     shape_.num_classes, " labels"));
-  load_model_params(*model_, f, "classifier.", path);
+  load_model_params(*model_, f, "classifier", path, TensorLayout::v1);
   x_ = be.alloc(static_cast<size_t>(batch) * shape_.dim());
   // the feature width, from the spec (a forward would tell too)
   int w = shape_.dim();
@@ -312,17 +313,7 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
   }
 
   SafeTensors st;
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  if (!p.empty()) be.download(p.data(), m.params(), p.size());
-  if (!s.empty()) be.download(s.data(), m.state(), s.size());
-  for (auto& sl : m.slots()) {
-    NamedTensor t;
-    t.name = "classifier." + sl.name;
-    t.shape = sl.shape;
-    const float* src = (sl.state ? s.data() : p.data()) + sl.offset;
-    t.data.assign(src, src + sl.count);
-    st.tensors.push_back(std::move(t));
-  }
+  put_model_params(st, be, m, "classifier", TensorLayout::v1);
   st.metadata["format"] = kClassifierFormat;
   st.metadata["network"] = net_spec_to_json(spec.net).dump();
   st.metadata["spec"] = spec.to_json().dump();

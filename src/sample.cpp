@@ -5,6 +5,7 @@
 
 #include "cgan/error.hpp"
 #include "cgan/plot.hpp"
+#include "cgan/state_dict.hpp"
 
 namespace cgan {
 

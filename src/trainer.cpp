@@ -25,6 +25,7 @@
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
 #include "cgan/stop.hpp"
+#include "cgan/state_dict.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -499,22 +500,6 @@ static void put_slots(SafeTensors& st, Backend& be, const Model& m, const std::s
   }
 }
 
-static void put_model(SafeTensors& st, Backend& be, const Model& m, const std::string& prefix, bool optim) {
-  put_slots(st, be, m, prefix, m.params(), true);
-  if (optim && m.param_count()) {  // packed: the layout without alignment gaps (Model::pack_params)
-    const int64_t n = static_cast<int64_t>(m.packed_param_count());
-    for (const auto& [name, buf] : {std::pair<const char*, const float*>{"adam.m", m.adam_m()}, {"adam.v", m.adam_v()}}) {
-      std::vector<float> h(m.param_count());
-      be.download(h.data(), buf, h.size());
-      NamedTensor t;
-      t.name = prefix + name;
-      t.shape = {n};
-      t.data = m.pack_params(h);
-      st.tensors.push_back(std::move(t));
-    }
-  }
-}
-
 void Trainer::trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape) {
   size_t n = 1;
   for (int64_t d : shape) n *= static_cast<size_t>(d);
@@ -540,36 +525,22 @@ void Trainer::trace_grads(const std::string& prefix, const Model& m) { put_slots
 
 void Trainer::trace_params(const std::string& prefix, const Model& m) { put_slots(*trace_, be_, m, prefix, m.params(), true); }
 
-static const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
-                               const std::string& path) {
-  const NamedTensor* t = ck.find(name);
-  if (!t) throw Error(cat(path, ": tensor '", name, "' is missing (checkpoint from another architecture?)"));
-  if (t->shape != shape) {
-    auto str = [](const std::vector<int64_t>& s) {
-      std::string r = "[";
-      for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-      return r + "]";
-    };
-    throw Error(cat(path, ": tensor '", name, "' has shape ", str(t->shape), " but this model needs ", str(shape),
-                    " (checkpoint from another architecture)"));
-  }
-  return *t;
-}
-
-void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix, const std::string& path) {
-  std::vector<float> p(m.param_count()), s(m.state_count());
-  for (auto& sl : m.slots()) {
-    const NamedTensor& t = need(ck, prefix + sl.name, sl.shape, path);
-    std::copy(t.data.begin(), t.data.end(), (sl.state ? s.data() : p.data()) + sl.offset);
-  }
-  m.set_params(p.data(), s.data());
+// Training-mode forwards of G (generator = true) or D in one iteration, as enqueue_step makes
+// them: PyTorch's batch norm counts each in num_batches_tracked.
+static int64_t train_forwards_per_step(const Config& cfg, bool generator) {
+  const bool three = cfg.loss.kind == "three_term";
+  const int64_t d = cfg.train.d_steps;
+  if (generator) return d * (1 + (three && cfg.loss.mismatch != "real_other_tags" ? 1 : 0)) + 1;
+  return d * (2 + (three ? 1 : 0)) + 1;
 }
 
 SafeTensors Trainer::snapshot() const {
   SafeTensors st;
-  put_model(st, be_, *G_, "generator.", true);
-  put_model(st, be_, *D_, "discriminator.", true);
-  st.metadata["format"] = "cgan_gpu.checkpoint.v1";
+  put_model_params(st, be_, *G_, "generator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, true));
+  put_model_params(st, be_, *D_, "discriminator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, false));
+  put_adam_state(st, be_, *G_, "generator");
+  put_adam_state(st, be_, *D_, "discriminator");
+  st.metadata["format"] = kCheckpointFormat;
   st.metadata["config"] = cfg_.to_json().dump();
   st.metadata["step"] = std::to_string(step_);
   st.metadata["epoch"] = std::to_string(epoch_);
@@ -607,15 +578,12 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
                     " with ", s.num_classes, " classes", s.tag_dim ? cat(" and ", s.tag_dim, " tags") : std::string(),
                     "; this run's data is ", shape_.channels, "x", shape_.height, "x", shape_.width, " with ",
                     shape_.num_classes, " classes", shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
-  load_model_params(*G_, ck, "generator.", path);
-  load_model_params(*D_, ck, "discriminator.", path);
+  const TensorLayout layout = checkpoint_layout(ck, path);  // v1 files still resume
   for (Model* m : {G_.get(), D_.get()}) {
-    const std::string pre = m == G_.get() ? "generator." : "discriminator.";
-    if (!m->param_count()) continue;
-    const int64_t n = static_cast<int64_t>(m->packed_param_count());
-    be_.upload(m->adam_m(), m->unpack_params(need(ck, pre + "adam.m", {n}, path).data).data(), m->param_count());
-    be_.upload(m->adam_v(), m->unpack_params(need(ck, pre + "adam.v", {n}, path).data).data(), m->param_count());
-    m->zero_grads();
+    const std::string net = m == G_.get() ? "generator" : "discriminator";
+    load_model_params(*m, ck, net, path, layout);
+    load_adam_state(*m, be_, ck, net, path, layout);
+    if (m->param_count()) m->zero_grads();
   }
   step_ = meta_int(ck, "step", path);
   epoch_ = meta_int(ck, "epoch", path);
@@ -715,7 +683,7 @@ std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, c
   if (G->out_dim() != info.shape.dim())
     throw Error(cat(path, ": the generator produces ", G->out_dim(), " values per sample but metadata 'data_shape' (",
                     info.shape.channels, ",", info.shape.height, ",", info.shape.width, ") holds ", info.shape.dim()));
-  load_model_params(*G, ck, "generator.", path);
+  load_model_params(*G, ck, "generator", path, checkpoint_layout(ck, path));
   return G;
 }
 

@@ -22,7 +22,11 @@ packages=(
   "cmake:cmake"
   "ninja-build:ninja"
   "nlohmann-json3-dev:-"   # config parsing (find_package(nlohmann_json))
-  "libopenblas-dev:-"      # CPU backend GEMM (cblas.h, libopenblas)
+  "libopenblas-dev:-"      # LAPACK (dsyev) and the CPU GEMMs without oneDNN (cblas.h, libopenblas)
+  "libdnnl-dev:-"          # CPU backend GEMMs (oneDNN's dnnl_sgemm)
+  "python3-torch:-"        # tests/torch and tools/bench_cpu_pytorch.py: PyTorch for the CPU
+  "python3-numpy:-"        # with python3-torch
+  "python3-pil:-"          # with python3-torch (images)
   "libstb-dev:-"           # PNG writing / image loading (stb_image*.h)
   "libgtest-dev:-"         # GoogleTest (find_package(GTest))
   "zlib1g-dev:-"           # gzip-compressed IDX files

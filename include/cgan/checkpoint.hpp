@@ -5,7 +5,7 @@
 //             "__metadata__": {"<key>": "<string>", ...}}, padded with spaces to a multiple of 8
 //   rest      the byte buffer; tensor data at [b, e) relative to its start, little-endian
 //
-// Only F32 tensors are written and read (another dtype is rejected with a clear error). The writer
+// F32 and I64 tensors are written and read (another dtype is rejected with a clear error). The writer
 // lays tensors out in the order of SafeTensors::tensors; the reader returns them in buffer order
 // (which is that order for files this writer made). Every failure is a cgan::Error whose one-line
 // message starts with the file's path.
@@ -18,10 +18,14 @@
 
 namespace cgan {
 
+enum class DType { f32, i64 };
+
 struct NamedTensor {
   std::string name;
   std::vector<int64_t> shape;  // [] is a scalar (one element)
-  std::vector<float> data;     // row-major, size == product(shape)
+  std::vector<float> data;     // F32: row-major, size == product(shape); empty for I64
+  DType dtype = DType::f32;
+  std::vector<int64_t> ints{};  // I64: row-major, size == product(shape); empty for F32
 };
 
 struct SafeTensors {

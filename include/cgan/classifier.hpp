@@ -15,7 +15,7 @@
 // test faces of seed 1 (see classifier_images), labelled with their hair colour (12 classes). Its features (what the Fréchet distance and the diversity figure measure) are the
 // input of its last linear layer: the output of the layer just before it.
 //
-// File: tensors "classifier.<slot>" (Model::slots()), metadata format "cgan_gpu.classifier.v1",
+// File: tensors "classifier.<slot>" (Model::slots(): the v1 layout of state_dict.hpp), metadata format "cgan_gpu.classifier.v1",
 // "network" (the NetSpec JSON), "spec" (the whole classifier spec JSON), "data_kind",
 // "data_shape" "C,H,W", "num_classes", "data_range" "lo,hi", "test_accuracy", "steps",
 // "feature_layer".

@@ -157,9 +157,5 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
 // against the data shape.
 std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
                                       const std::string& path);
-// Copies a model's parameters (prefix "generator." or "discriminator.") out of / into a checkpoint;
-// a missing tensor or a shape mismatch is an error naming the checkpoint and the tensor.
-void load_model_params(Model& m, const SafeTensors& ck, const std::string& prefix,
-                       const std::string& path);
 
 }  // namespace cgan

@@ -24,6 +24,7 @@
 #include "cgan/rundir.hpp"
 #include "cgan/sample.hpp"
 #include "cgan/stop.hpp"
+#include "cgan/state_dict.hpp"
 #include "cgan/trainer.hpp"
 
 namespace {
@@ -349,7 +350,7 @@ int cmd_trace(Args& a) {
   for (long long k = 1; k <= steps; ++k) {
     SafeTensors st;
     st.metadata["format"] = "cgan_gpu.trace.v1";
-    st.metadata["checkpoint_format"] = init.metadata.at("format");  // how the weights are laid out
+    st.metadata["checkpoint_format"] = kCheckpointFormatV1;  // the trace's weights and gradients: the engine's own layout
     st.metadata["step"] = std::to_string(k);
     t.set_trace(&st, full < 0 || k <= full);
     t.step();

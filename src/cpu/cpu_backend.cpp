@@ -1,19 +1,29 @@
 // CpuBackend: the reference implementation of every Backend op (backend.hpp holds the contracts).
-// GEMM through OpenBLAS; plain loops for the rest with contiguous inner loops; the scalar math comes
-// from scalar_math.hpp and philox.hpp, shared verbatim with the CUDA kernels.
+// GEMM through oneDNN's dnnl_sgemm when the build found it (CGAN_HAVE_DNNL), else OpenBLAS's
+// cblas_sgemm; plain loops for the rest with contiguous inner loops; the scalar math comes from
+// scalar_math.hpp and philox.hpp, shared verbatim with the CUDA kernels. oneDNN chooses its kernels
+// from the CPU's instruction-set flags, so an AVX-512 machine gets AVX-512 kernels whatever its model
+// (Debian's OpenBLAS 0.3.21 picks its kernels by CPU model and falls back to SSE3 or AVX2 kernels on
+// newer processors); docs/DECISIONS.md has the measurements.
 //
-// Threads: OpenBLAS runs GEMMs smaller than kParallelMacs multiply-adds on one thread (measured on
-// the 2-core dev machine: the MNIST-MLP shapes, ~6.5M MACs, are as fast or faster single-threaded
-// and much steadier when the cores are shared) and larger ones on up to max_threads_ threads
-// (CGAN_CPU_THREADS if set, else OpenBLAS's own default, i.e. OPENBLAS_NUM_THREADS or the core
-// count); the conv ops' GEMMs (cpu_conv.cpp) go through the same rule. Every other op is
-// single-threaded.
+// Threads: GEMMs smaller than kParallelMacs multiply-adds run on one thread (measured on the 2-core
+// dev machine: the MNIST-MLP shapes, ~6.5M MACs, are as fast or faster single-threaded and much
+// steadier when the cores are shared) and larger ones on up to max_threads_ threads
+// (CGAN_CPU_THREADS if set, else the GEMM library's own default: OMP_NUM_THREADS for oneDNN,
+// OPENBLAS_NUM_THREADS for OpenBLAS, or the core count); the conv ops' GEMMs (cpu_conv.cpp) go
+// through the same rule. Every other op is single-threaded. For a given machine and thread count
+// the results are deterministic.
 //
 // No allocation in ops: the two ops that need scratch (batch norm's per-channel sums, the
 // permutation's sort keys) keep it in member buffers that only grow, so a training step that
 // repeats the same shapes allocates nothing after its first call. The conv ops use the caller's
 // workspace (conv2d_workspace floats).
+#if CGAN_HAVE_DNNL
+#include <dnnl.h>
+#include <omp.h>
+#else
 #include <cblas.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -31,6 +41,18 @@ namespace {
 
 constexpr double kParallelMacs = 16.0 * 1024 * 1024;  // M*N*K at which GEMMs go multi-threaded
 
+// Adam over n elements, compiled also for AVX-512 and AVX2 (the loader picks the widest this CPU
+// runs). Every lane performs adam_update's IEEE-754 operations in the same order (sqrt and division
+// are correctly rounded in SIMD too; the file is compiled with -ffp-contract=off, so no FMA fusing),
+// so each width gives the same bits as the scalar loop and as the CUDA kernel.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size_t n, float* __restrict p,
+                                                                          const float* __restrict g,
+                                                                          float* __restrict m, float* __restrict v,
+                                                                          AdamScalars s, float b1, float b2,
+                                                                          float eps) {
+  for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
+}
+
 template <typename T>
 T* aligned_zeroed(size_t n) {
   CGAN_CHECK(n <= (SIZE_MAX - 63) / sizeof(T), "cpu alloc: size ", n, " overflows");
@@ -46,7 +68,11 @@ inline size_t idx(size_t a, size_t b) { return a * b; }
 class CpuBackend final : public Backend {
  public:
   CpuBackend() {
+#if CGAN_HAVE_DNNL
+    int t = omp_get_max_threads();
+#else
     int t = openblas_get_num_threads();
+#endif
     if (const char* env = std::getenv("CGAN_CPU_THREADS")) {
       char* end = nullptr;
       const long v = std::strtol(env, &end, 10);
@@ -90,8 +116,14 @@ class CpuBackend final : public Backend {
     }
     const double macs = static_cast<double>(M) * N * K;
     set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+#if CGAN_HAVE_DNNL
+    const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N,
+                                        beta, C, N);
+    CGAN_CHECK(st == dnnl_success, "dnnl_sgemm(", M, "x", N, "x", K, ") failed with status ", static_cast<int>(st));
+#else
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
                 N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+#endif
   }
 
   void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias,
@@ -384,7 +416,7 @@ class CpuBackend final : public Backend {
     if (t_counter) t += *t_counter;
     CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
     const AdamScalars s = adam_scalars(lr, b1, b2, t);
-    for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
+    adam_loop(n, p, g, m, v, s, b1, b2, eps);
   }
 
   // ---- counter-based RNG
@@ -464,7 +496,11 @@ class CpuBackend final : public Backend {
 
   void set_threads(int t) {
     if (t != cur_threads_) {
+#if CGAN_HAVE_DNNL
+      omp_set_num_threads(t);
+#else
       openblas_set_num_threads(t);
+#endif
       cur_threads_ = t;
     }
   }

@@ -309,11 +309,68 @@ TEST(Checkpoint, RejectsCorruptHeaders) {
 
 TEST(Checkpoint, RejectsWrongDtype) {
   TempDir dir;
-  for (const char* dt : {"F16", "BF16", "F64", "I64", "I32", "U8", "BOOL", "f32", ""}) {
+  for (const char* dt : {"F16", "BF16", "F64", "I32", "U8", "BOOL", "f32", "i64", ""}) {
     SCOPED_TRACE(dt);
     const std::string hdr = std::string(R"({"w":{"dtype":")") + dt + R"(","shape":[1],"data_offsets":[0,4]}})";
-    expect_rejected(dir, "dtype.safetensors", raw(hdr, floats({1.f})), "only F32 is supported");
+    expect_rejected(dir, "dtype.safetensors", raw(hdr, floats({1.f})), "only F32 and I64 are supported");
   }
+  // I64 spans 8 bytes a value
+  expect_rejected(dir, "i64_short.safetensors", raw(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,4]}})", floats({1.f})),
+                  "shape holds 1 I64 values (8 bytes) but data_offsets span 4 bytes");
+}
+
+// I64 tensors (batch norm's num_batches_tracked, a 0-dim scalar in PyTorch) round-trip next to F32
+// ones, and the header says "I64" with 8 bytes a value.
+TEST(Checkpoint, I64TensorsRoundTrip) {
+  TempDir dir;
+  auto rng = fresh_rng();
+  SafeTensors st;
+  st.tensors.push_back(random_tensor(rng, "w", {2, 3}));
+  NamedTensor n;
+  n.name = "bn.num_batches_tracked";
+  n.dtype = cgan::DType::i64;
+  n.ints = {(int64_t(1) << 40) + 7};  // needs all 8 bytes
+  st.tensors.push_back(n);
+  NamedTensor v = n;
+  v.name = "counts";
+  v.shape = {3};
+  v.ints = {-1, 0, std::numeric_limits<int64_t>::max()};
+  st.tensors.push_back(v);
+  st.tensors.push_back(random_tensor(rng, "b", {3}));
+  const std::string p = dir / "i64.safetensors";
+  cgan::write_safetensors(p, st);
+  const SafeTensors back = cgan::read_safetensors(p);
+  ASSERT_EQ(back.tensors.size(), 4u);
+  EXPECT_EQ(back.at("w").data, st.tensors[0].data);
+  EXPECT_EQ(back.at("b").data, st.tensors[3].data);
+  const NamedTensor& bn = back.at("bn.num_batches_tracked");
+  EXPECT_EQ(bn.dtype, cgan::DType::i64);
+  EXPECT_TRUE(bn.shape.empty());
+  EXPECT_TRUE(bn.data.empty());
+  EXPECT_EQ(bn.ints, n.ints);
+  EXPECT_EQ(back.at("counts").ints, v.ints);
+  EXPECT_EQ(back.at("counts").shape, (std::vector<int64_t>{3}));
+  const std::string bytes = slurp(p);
+  uint64_t len = 0;
+  std::memcpy(&len, bytes.data(), 8);
+  const nlohmann::json h = nlohmann::json::parse(bytes.substr(8, len));
+  EXPECT_EQ(h.at("bn.num_batches_tracked").at("dtype"), "I64");
+  EXPECT_EQ(h.at("bn.num_batches_tracked").at("shape"), nlohmann::json::array());
+  const uint64_t b0 = h.at("bn.num_batches_tracked").at("data_offsets")[0];
+  EXPECT_EQ(h.at("bn.num_batches_tracked").at("data_offsets")[1].get<uint64_t>(), b0 + 8);
+  int64_t raw_value = 0;
+  std::memcpy(&raw_value, bytes.data() + 8 + len + b0, 8);
+  EXPECT_EQ(raw_value, n.ints[0]);
+  // a value count that does not match the shape, or values in the other dtype's vector, are refused
+  SafeTensors bad;
+  NamedTensor m = n;
+  m.ints = {1, 2};
+  bad.tensors = {m};
+  EXPECT_THROW(cgan::write_safetensors(dir / "bad.safetensors", bad), cgan::Error);
+  m.ints = {1};
+  m.data = {1.f};
+  bad.tensors = {m};
+  EXPECT_THROW(cgan::write_safetensors(dir / "bad.safetensors", bad), cgan::Error);
 }
 
 TEST(Checkpoint, RejectsShapeSizeMismatch) {

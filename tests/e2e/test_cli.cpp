@@ -323,7 +323,7 @@ TEST(Cli, BenchPerOpTimesTheModelsOpsByKindLayerAndPhase) {
   EXPECT_FALSE(kinds.count("dropout")) << "the model has no dropout: " << line;
   EXPECT_EQ(kinds.at("adam").at("calls_per_iter").get<double>(), 2.0);  // one update per model
   EXPECT_EQ(kinds.at("loss").at("calls_per_iter").get<double>(), 4.0);  // real, fake, mismatched; G
-  for (const char* l : {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm",
+  for (const char* l : {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm+relu",
                         "generator.layers[10].conv2d+tanh", "discriminator.layers[1].conv2d+leaky_relu",
                         "discriminator.layers[3].avgpool2d", "discriminator.condition", "generator.adam",
                         "discriminator.adam"})

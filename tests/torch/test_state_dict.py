@@ -1,0 +1,113 @@
+"""The checkpoint layout is PyTorch's: a fresh checkpoint's "generator." and "discriminator." tensors
+load with strict load_state_dict into torch.nn.Sequential networks built by hand from the config
+stored in the checkpoint (children named by their index in the config's layers, plus "condition").
+
+usage: test_state_dict.py CGAN_GPU_BINARY SOURCE_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from torch import nn
+
+DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {}) or {}
+    buf = raw[8 + n:]
+    tensors = {}
+    for name, info in header.items():
+        b, e = info["data_offsets"]
+        tensors[name] = np.frombuffer(buf[b:e], DTYPES[info["dtype"]]).reshape(info["shape"])
+    return tensors, meta
+
+
+def pair(v):
+    return tuple(v) if isinstance(v, list) else (v, v)
+
+
+def build(net, width, cond_in):
+    """nn.Sequential for one network (parameters and shapes only: enough for load_state_dict);
+    width: the input width after the conditioner; cond_in: the label / tag-vector width."""
+    seq, shape = nn.Sequential(), (width,)
+    for i, layer in enumerate(net["layers"]):
+        (kind, arg), = layer.items()
+        if kind == "linear":
+            m, shape = nn.Linear(int(np.prod(shape)), arg), (arg,)
+        elif kind == "conv2d":
+            k, s, p = pair(arg["kernel"]), pair(arg.get("stride", 1)), pair(arg.get("padding", 0))
+            m = nn.Conv2d(shape[0], arg["out"], k, s, p)
+            shape = (arg["out"], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
+        elif kind == "batchnorm":
+            bn = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+            m = bn(shape[0], eps=arg.get("eps", 1e-5), momentum=arg.get("momentum", 0.1))
+        elif kind == "reshape":
+            m, shape = nn.Unflatten(1, tuple(arg)), tuple(arg)
+        elif kind in ("avgpool2d", "maxpool2d"):
+            k, s = pair(arg["kernel"]), pair(arg.get("stride", arg["kernel"]))
+            p = pair(arg.get("padding", 0))
+            m = nn.Identity()  # no parameters; only the shape matters here
+            shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
+        else:  # activations and dropout hold no parameters
+            m = nn.Identity()
+        seq.add_module(str(i), m)
+    mode, emb = net["condition"]["mode"], net["condition"].get("embed_dim")
+    if mode in ("embed_concat", "embed_multiply"):
+        seq.add_module("condition", nn.Embedding(cond_in, emb or cond_in))
+    elif mode == "label_plane":
+        seq.add_module("condition", nn.Linear(cond_in, emb))
+    return seq
+
+
+def cond_width(net, k):
+    mode, emb = net["condition"]["mode"], net["condition"].get("embed_dim")
+    return {"none": 0, "concat_onehot": k, "embed_concat": emb or k, "embed_multiply": 0, "label_plane": emb}[mode]
+
+
+def check(binary, source, config, sets, tmp):
+    name = os.path.splitext(os.path.basename(config))[0]
+    out = os.path.join(tmp, name)
+    args = [binary, "--config", config, "--out", out]
+    for s in ["train.steps=2"] + sets:
+        args += ["--set", s]
+    r = subprocess.run(args, cwd=source, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    tensors, meta = read_safetensors(os.path.join(out, "checkpoints", "step_2.safetensors"))
+    assert meta["format"] == "cgan_gpu.checkpoint.v2", meta["format"]
+    cfg = json.loads(meta["config"])
+    c, h, w = map(int, meta["data_shape"].split(","))
+    k = int(meta.get("tag_dim", meta["num_classes"]))
+    for net, width in (("generator", cfg["generator"]["noise_dim"]), ("discriminator", c * h * w)):
+        seq = build(cfg[net], width + cond_width(cfg[net], k), k)
+        sd = {n[len(net) + 1:]: torch.from_numpy(v.copy()) for n, v in tensors.items() if n.startswith(net + ".")}
+        seq.load_state_dict(sd, strict=True)  # raises on a missing, unexpected or misshapen tensor
+        for n, v in seq.state_dict().items():
+            assert torch.equal(v, sd[n]), (net, n)
+            if n.endswith("num_batches_tracked"):
+                assert v.dtype == torch.int64 and v.dim() == 0 and int(v) > 0, (net, n, v)
+        for n, p in seq.named_parameters():  # Adam's moments, one per parameter, in its layout
+            for which in "mv":
+                assert tensors[f"optim.{net}.{which}.{n}"].shape == tuple(p.shape), (net, which, n)
+        print(f"{name}: {net} loads strictly ({len(sd)} tensors)")
+
+
+def main():
+    binary, source = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        check(binary, source, "configs/mnist_gan.json", ["train.batch_size=8"], tmp)
+        check(binary, source, "configs/mnist_lsgan_embed.json", ["train.batch_size=8"], tmp)
+        check(binary, source, "configs/anime_small.json", ["train.batch_size=4", "data.count=64"], tmp)
+
+
+if __name__ == "__main__":
+    main()
