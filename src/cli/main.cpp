@@ -36,7 +36,8 @@ struct Usage : Error {
   explicit Usage(const std::string& m) : Error(m) {}
 };
 
-constexpr long long kMaxSampleImages = 10000;  // --count and --labels: images in one sample picture
+constexpr long long kMaxSampleImages = 10000;
+std::string check_device(const std::string& device);  // "auto" | "cpu" | "cuda", else a Usage error  // --count and --labels: images in one sample picture
 
 // The help text, one section per command: `cgan_gpu --help` prints them all, `cgan_gpu CMD --help`
 // the usage lines and options of CMD.
@@ -202,11 +203,7 @@ int cmd_train(Args& a) {
   if (!resume.empty()) ck = read_safetensors(resume);
   Config cfg = !config_path.empty() ? load_config(config_path, sets) : read_checkpoint_info(ck, resume, sets).cfg;
   if (!resume.empty() && !config_path.empty()) (void)read_checkpoint_info(ck, resume);  // its metadata, checked
-  if (!device.empty()) {
-    if (device != "auto" && device != "cpu" && device != "cuda")
-      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
-    cfg.device = device;
-  }
+  if (!device.empty()) cfg.device = check_device(device);
   auto be = make_backend(cfg.device, {cfg.precision});
   HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
@@ -305,9 +302,7 @@ int cmd_sample(Args& a) {
     req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.count))));
     req.rows = (req.count + req.cols - 1) / req.cols;
   }
-  if (device != "auto" && device != "cpu" && device != "cuda")
-    throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
-  auto be = make_backend(device, {cfg.precision});
+  auto be = make_backend(check_device(device), {cfg.precision});
   const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
   write_png(out, img);
   std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d)\n", out.c_str(), img.width, img.height);
@@ -335,11 +330,7 @@ int cmd_trace(Args& a) {
   }
   if (config_path.empty() || out_dir.empty()) throw Usage("trace: --config FILE and --out DIR are required");
   Config cfg = load_config(config_path, sets);
-  if (!device.empty()) {
-    if (device != "auto" && device != "cpu" && device != "cuda")
-      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
-    cfg.device = device;
-  }
+  if (!device.empty()) cfg.device = check_device(device);
   auto be = make_backend(cfg.device, {cfg.precision});
   HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
@@ -390,11 +381,7 @@ int cmd_bench(Args& a) {
   sets.push_back(cat("log.every=", steps));
   if (per_op) sets.push_back("cuda_graphs=false");  // ops inside a captured graph cannot be timed one by one
   Config cfg = load_config(config_path, sets);
-  if (!device.empty()) {
-    if (device != "auto" && device != "cpu" && device != "cuda")
-      throw Usage(cat("--device: expected auto, cpu or cuda, got '", device, "'"));
-    cfg.device = device;
-  }
+  if (!device.empty()) cfg.device = check_device(device);
   auto be = make_backend(cfg.device, {cfg.precision});
   const HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data);
