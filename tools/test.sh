@@ -4,6 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+bash tools/setup.sh --tests  # the build's packages and PyTorch for tests/torch
 bash tools/build.sh
 bash tools/fetch_data.sh mnist
 cd "${BUILD_DIR:-build}"
