@@ -39,19 +39,6 @@ BnWs bn_ws(const Context& ctx, int C, const char* op) {
 }
 
 // ---- reduction ops (channel_reduce.cuh's Op: set_channel, add1, add4)
-struct SumOp {  // sum x
-  const float* x;
-  __device__ void set_channel(int) {}
-  __device__ void add1(size_t o, double* acc) const { acc[0] += x[o]; }
-  __device__ void add4(size_t o, double* acc) const {
-    const float4 v = load4(x, o);
-    acc[0] += v.x;
-    acc[0] += v.y;
-    acc[0] += v.z;
-    acc[0] += v.w;
-  }
-};
-
 struct SqDevOp {  // sum (x - mean)^2, mean in double
   const float* x;
   const double* mean;

@@ -184,4 +184,19 @@ __device__ __forceinline__ void store4(float* p, size_t off, float4 v) {
   *reinterpret_cast<float4*>(p + off) = v;
 }
 
+// The plain per-channel sum of x (batch norm's mean, the conv bias gradient): a reduction Op for
+// launch_partials with one sum per channel.
+struct SumOp {
+  const float* x;
+  __device__ void set_channel(int) {}
+  __device__ void add1(size_t o, double* acc) const { acc[0] += x[o]; }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 v = load4(x, o);
+    acc[0] += v.x;
+    acc[0] += v.y;
+    acc[0] += v.z;
+    acc[0] += v.w;
+  }
+};
+
 }  // namespace cgan::cuda

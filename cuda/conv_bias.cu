@@ -34,19 +34,6 @@ struct BiasAct {
   }
 };
 
-struct GySumOp {
-  const float* gy;
-  __device__ void set_channel(int) {}
-  __device__ void add1(size_t o, double* acc) const { acc[0] += gy[o]; }
-  __device__ void add4(size_t o, double* acc) const {
-    const float4 v = load4(gy, o);
-    acc[0] += v.x;
-    acc[0] += v.y;
-    acc[0] += v.z;
-    acc[0] += v.w;
-  }
-};
-
 __global__ void conv_bias_finalize_kernel(int K, int G, const double* partials, float* gbias) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k < K) gbias[k] += static_cast<float>(sum_partials(partials, k, G, 1, 0));
@@ -69,7 +56,7 @@ void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, cons
   // PQ == 1 is the dense layout [N, K]: plan_split takes the row-chunk path for it.
   const ChanSplit sp = plan_split(N, K, static_cast<long long>(PQ), aligned16(gy), 1,
                                   Context::kChanWsDoubles, "conv2d_backward_filter (bias)");
-  launch_partials<1>(ctx.stream, sp, GySumOp{gy}, ctx.chan_ws, "conv bias partials");
+  launch_partials<1>(ctx.stream, sp, SumOp{gy}, ctx.chan_ws, "conv bias partials");
   conv_bias_finalize_kernel<<<static_cast<unsigned>((K + kBlock - 1) / kBlock), kBlock, 0,
                               ctx.stream>>>(K, sp.G, ctx.chan_ws, gbias);
   CUDA_CHECK_LAUNCH("conv_bias_finalize_kernel");

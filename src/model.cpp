@@ -576,15 +576,6 @@ size_t Model::packed_param_count() const {
   return n;
 }
 
-std::vector<float> Model::pack_params(const std::vector<float>& buffer) const {
-  CGAN_CHECK(buffer.size() == n_params_, "pack_params: ", buffer.size(), " floats, expected ", n_params_);
-  std::vector<float> out;
-  out.reserve(packed_param_count());
-  for (const ParamSlot& s : slots_)
-    if (!s.state) out.insert(out.end(), buffer.begin() + s.offset, buffer.begin() + s.offset + s.count);
-  return out;
-}
-
 std::vector<float> Model::unpack_params(const std::vector<float>& packed) const {
   CGAN_CHECK(packed.size() == packed_param_count(), "unpack_params: ", packed.size(), " floats, expected ",
              packed_param_count());

@@ -84,10 +84,9 @@ class Model {
   // Floats in the parameter (and gradient, Adam m, v) buffer: every slot starts on a 256-byte
   // boundary, so this includes the zero gaps between slots.
   size_t param_count() const { return n_params_; }
-  // A parameter-sized buffer (Adam's m and v) in the checkpoint layout: the trainable slots
-  // concatenated without the alignment gaps, as checkpoints have always stored them.
+  // v1 checkpoints' Adam m and v: the trainable slots concatenated without the alignment gaps
+  // (packed_param_count floats), spread back to their aligned offsets by unpack_params.
   size_t packed_param_count() const;
-  std::vector<float> pack_params(const std::vector<float>& buffer) const;
   std::vector<float> unpack_params(const std::vector<float>& packed) const;
   size_t state_count() const { return n_state_; }
   const std::vector<ParamSlot>& slots() const { return slots_; }

