@@ -38,23 +38,7 @@ BnWs bn_ws(const Context& ctx, int C, const char* op) {
           Context::kChanWsDoubles - head};
 }
 
-// ---- reduction ops (channel_reduce.cuh's Op: set_channel, add1, add4)
-struct SqDevOp {  // sum (x - mean)^2, mean in double
-  const float* x;
-  const double* mean;
-  double m;
-  __device__ void set_channel(int c) { m = mean[c]; }
-  __device__ void one(float v, double* acc) const {
-    const double d = static_cast<double>(v) - m;
-    acc[0] += d * d;
-  }
-  __device__ void add1(size_t o, double* acc) const { one(x[o], acc); }
-  __device__ void add4(size_t o, double* acc) const {
-    const float4 v = load4(x, o);
-    one(v.x, acc), one(v.y, acc), one(v.z, acc), one(v.w, acc);
-  }
-};
-
+// ---- reduction ops (channel_reduce.cuh's Op: set_channel, add1, add4; SumOp and SqDevOp live there)
 struct BwdOp {  // sum gy, sum gy (x - m), sum (x - m), m = save_mean (float) in double
   const float* x;
   const float* gy;

@@ -199,4 +199,22 @@ struct SumOp {
   }
 };
 
+// Sum of (x - mean)^2 per channel, mean [C] in double (the two-pass variance of batch norm and
+// conditional batch norm).
+struct SqDevOp {
+  const float* x;
+  const double* mean;
+  double m;
+  __device__ void set_channel(int c) { m = mean[c]; }
+  __device__ void one(float v, double* acc) const {
+    const double d = static_cast<double>(v) - m;
+    acc[0] += d * d;
+  }
+  __device__ void add1(size_t o, double* acc) const { one(x[o], acc); }
+  __device__ void add4(size_t o, double* acc) const {
+    const float4 v = load4(x, o);
+    one(v.x, acc), one(v.y, acc), one(v.z, acc), one(v.w, acc);
+  }
+};
+
 }  // namespace cgan::cuda

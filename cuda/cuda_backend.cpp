@@ -166,6 +166,30 @@ class CudaBackend final : public Backend {
                                     ggamma, gbeta);
   }
 
+  // ---- conditional family (conditional.cu)
+  void projection_forward_impl(int B, int F, const float* phi, const float* e, float* out) override {
+    cuda::launch_projection_forward(ctx_, B, F, phi, e, out);
+  }
+  void projection_backward_impl(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
+                                float* ge) override {
+    cuda::launch_projection_backward(ctx_, B, F, phi, e, g, gphi, ge);
+  }
+  void cbn_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,
+                              const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                              float* run_var, Act act, float slope) override {
+    cuda::launch_cbn_forward_train(ctx_, N, C, S, eps, momentum, x, dgain, dbias, y, save_mean, save_invstd, run_mean,
+                                   run_var, act, slope);
+  }
+  void cbn_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
+                             const float* run_mean, const float* run_var, float* y, Act act, float slope) override {
+    cuda::launch_cbn_forward_eval(ctx_, N, C, S, eps, x, dgain, dbias, run_mean, run_var, y, act, slope);
+  }
+  void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
+                         const float* save_invstd, const float* gy, float* gx, float* gdgain,
+                         float* gdbias) override {
+    cuda::launch_cbn_backward(ctx_, N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias);
+  }
+
   // ---- convolution (conv.cpp: cuDNN, descriptors and algorithms cached per shape) and pooling
   size_t conv2d_workspace_impl(const ConvShape& s) override { return cuda::conv_workspace(ctx_, s); }
 

@@ -76,6 +76,20 @@ void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const fl
                                const float* save_invstd, const float* gy, float* gx,
                                float* ggamma, float* gbeta);
 
+// conditional.cu (backend.hpp's conditional family)
+void launch_projection_forward(const Context& ctx, int B, int F, const float* phi, const float* e, float* out);
+void launch_projection_backward(const Context& ctx, int B, int F, const float* phi, const float* e, const float* g,
+                                float* gphi, float* ge);
+void launch_cbn_forward_train(const Context& ctx, int N, int C, int S, float eps, float momentum, const float* x,
+                              const float* dgain, const float* dbias, float* y, float* save_mean,
+                              float* save_invstd, float* run_mean, float* run_var, Act act, float slope);
+void launch_cbn_forward_eval(const Context& ctx, int N, int C, int S, float eps, const float* x, const float* dgain,
+                             const float* dbias, const float* run_mean, const float* run_var, float* y, Act act,
+                             float slope);
+void launch_cbn_backward(const Context& ctx, int N, int C, int S, const float* x, const float* dgain,
+                         const float* save_mean, const float* save_invstd, const float* gy, float* gx, float* gdgain,
+                         float* gdbias);
+
 // conv.cpp (cuDNN, NCHW fp32). Descriptors and algorithms are cached per ConvShape in ctx (created
 // by the first call that sees a shape, normally conv_workspace). ws holds at least
 // conv_workspace(s) floats. Built without cuDNN, each throws a cgan::Error saying so.

@@ -355,6 +355,53 @@ void Backend::copy_to_slot(size_t n, const float* src, float* dst, const int32_t
   copy_to_slot_impl(n, src, dst, slot, slots);
 }
 
+// ---- conditional family
+void Backend::projection_forward(int B, int F, const float* phi, const float* e, float* out) {
+  CGAN_CHECK(B >= 0 && F > 0, "projection_forward: bad shape B=", B, " F=", F);
+  if (B == 0) return;
+  CGAN_CHECK(phi && e && out, "projection_forward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::fuse);
+  projection_forward_impl(B, F, phi, e, out);
+}
+void Backend::projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
+                                  float* ge) {
+  CGAN_CHECK(B >= 0 && F > 0, "projection_backward: bad shape B=", B, " F=", F);
+  if (B == 0 || (!gphi && !ge)) return;
+  CGAN_CHECK(g && (!gphi || e) && (!ge || phi), "projection_backward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::fuse);
+  projection_backward_impl(B, F, phi, e, g, gphi, ge);
+}
+void Backend::cbn_forward_train(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,
+                                const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                                float* run_var, Act act, float slope) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "cbn_forward_train: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(static_cast<long long>(N) * S > 1,
+             "cbn_forward_train: need more than one value per channel, got N*S=", static_cast<long long>(N) * S);
+  CGAN_CHECK(eps > 0.f, "cbn_forward_train: eps must be positive");
+  CGAN_CHECK(x && dgain && dbias && y && save_mean && save_invstd, "cbn_forward_train: null pointer");
+  CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
+             "cbn_forward_train: run_mean and run_var must both be given or both null");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
+  cbn_forward_train_impl(N, C, S, eps, momentum, x, dgain, dbias, y, save_mean, save_invstd, run_mean, run_var, act,
+                         slope);
+}
+void Backend::cbn_forward_eval(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
+                               const float* run_mean, const float* run_var, float* y, Act act, float slope) {
+  CGAN_CHECK(N >= 0 && C > 0 && S > 0, "cbn_forward_eval: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(eps > 0.f, "cbn_forward_eval: eps must be positive");
+  if (N == 0) return;
+  CGAN_CHECK(x && dgain && dbias && run_mean && run_var && y, "cbn_forward_eval: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
+  cbn_forward_eval_impl(N, C, S, eps, x, dgain, dbias, run_mean, run_var, y, act, slope);
+}
+void Backend::cbn_backward(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
+                           const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "cbn_backward: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(x && dgain && save_mean && save_invstd && gy && gx && gdgain && gdbias, "cbn_backward: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_bwd);
+  cbn_backward_impl(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias);
+}
+
 void Backend::graph_begin() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 int Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 void Backend::graph_launch(int) { throw Error(cat("backend ", name(), " has no CUDA graphs")); }

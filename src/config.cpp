@@ -143,7 +143,7 @@ class Obj {
 };
 
 const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply",
-                                                  "label_plane"};
+                                                  "label_plane", "projection"};
 
 const char* const kLayerKinds =
     "linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape";
@@ -199,6 +199,7 @@ LayerSpec parse_layer(const json& j, const std::string& p) {
     Obj o(v, vp);
     l.momentum = static_cast<float>(o.number("momentum", 0.1, 0.0, 1.0, true, false));
     l.eps = static_cast<float>(o.number("eps", 1e-5, 0.0, 1.0, true, false));
+    l.conditional = o.boolean("conditional", false);
     o.finish();
   } else if (type == "conv2d") {
     l.kind = LayerKind::conv2d;
@@ -338,7 +339,11 @@ json layer_to_json(const LayerSpec& l) {
     case LayerKind::tanh: return {{"tanh", json::object()}};
     case LayerKind::leaky_relu: return {{"leaky_relu", l.slope}};
     case LayerKind::dropout: return {{"dropout", l.p}};
-    case LayerKind::batchnorm: return {{"batchnorm", {{"momentum", l.momentum}, {"eps", l.eps}}}};
+    case LayerKind::batchnorm: {
+      json b = {{"momentum", l.momentum}, {"eps", l.eps}};
+      if (l.conditional) b["conditional"] = true;
+      return {{"batchnorm", b}};
+    }
     case LayerKind::conv2d:
       return {{"conv2d",
                {{"out", l.out},
@@ -552,7 +557,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.eval.count = static_cast<int>(e.integer("count", c.eval.count, 2, 100000));
     c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
     e.finish();
-    if (c.eval.every > 0 && (!images || c.generator.condition.mode == "none"))
+    if (c.eval.every > 0 && (!images || !net_is_conditional(c.generator)))
       throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
                   "fashion, generator.condition.mode not \"none\")");
   }
@@ -575,12 +580,32 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
                     "\" applies the sigmoid itself (numerically stable BCE on the "
                     "logit); end the discriminator with {\"linear\": 1}"));
-  if (c.loss.kind == "three_term" &&
-      (c.generator.condition.mode == "none" || c.discriminator.condition.mode == "none"))
+  if (c.loss.kind == "three_term" && (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
     throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
+  // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
+  if (c.generator.condition.mode == "projection")
+    throw Error("generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
+                "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
+                "{\"batchnorm\": {\"conditional\": true}} layers");
+  if (c.discriminator.condition.mode == "projection") {
+    const LayerSpec& last = c.discriminator.layers.back();
+    if (last.kind != LayerKind::linear || last.out != 1)
+      throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
+                      "]: condition.mode \"projection\" needs the discriminator to end with {\"linear\": 1} (psi; "
+                      "its input is phi(x), which the label's embedding is projected on), got ",
+                      describe(layer_to_json(last))));
+  }
   return c;
 }
+
+bool has_conditional_bn(const NetSpec& n) {
+  for (const LayerSpec& l : n.layers)
+    if (l.kind == LayerKind::batchnorm && l.conditional) return true;
+  return false;
+}
+
+bool net_is_conditional(const NetSpec& n) { return n.condition.mode != "none" || has_conditional_bn(n); }
 
 json Config::to_json() const {
   json d = {{"kind", data.kind}};

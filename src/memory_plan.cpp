@@ -51,7 +51,7 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   const uint64_t K = static_cast<uint64_t>(std::max(num_classes, 0));
   uint64_t fused = static_cast<uint64_t>(in_dim), embed = 0;
   const std::string cpath = cat(name, ".condition");
-  if (mode != "none" && K > 0) {
+  if (mode != "none" && mode != "projection" && K > 0) {
     if (mode == "concat_onehot") fused += K;
     if (mode == "embed_concat") embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
     if (mode == "embed_multiply") embed = static_cast<uint64_t>(in_dim);
@@ -69,10 +69,12 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   // layers
   uint64_t c = fused, h = 1, w = 1, max_width = std::max<uint64_t>(fused, static_cast<uint64_t>(in_dim));
   bool image = false;
+  uint64_t cbn_c = 0, last_in = 0;  // the widest conditional batch norm; the last layer's input width
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
     const std::string path = cat(name, ".layers[", i, "].", layer_kind_name(l.kind));
     const uint64_t width = mul(mul(c, h), w);
+    last_in = width;
     switch (l.kind) {
       case LayerKind::linear:
         fits_int(path, mul(width, l.out), cat("the weight ", width, "x", l.out));
@@ -105,9 +107,16 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
         break;
       case LayerKind::batchnorm: {
         const uint64_t ch = image ? c : width;
-        p.params = add(p.params, 2 * ch);
         p.state = add(p.state, 2 * ch);
         p.activations = add(p.activations, 2 * ch);
+        if (l.conditional) {  // gain and bias maps [K, C], their outputs [B, C] (and the shared gradients)
+          fits_int(path, mul(K, ch), cat("the gain map ", K, "x", ch));
+          p.params = add(p.params, mul(2 * K, ch));
+          p.activations = add(p.activations, mul(2 * B, ch));
+          cbn_c = std::max(cbn_c, ch);
+        } else {
+          p.params = add(p.params, 2 * ch);
+        }
         what = cat(ch, " channels");
         break;
       }
@@ -125,6 +134,12 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
     check_total(path);
   }
   p.activations = add(p.activations, add(mul(2 * B, max_width), mul(B, mul(mul(c, h), w))));  // gradient buffers
+  p.activations = add(p.activations, mul(2 * B, cbn_c));  // conditional batch norm's gain/bias gradients
+  if (mode == "projection" && K > 0) {  // the embedding E [K, F] and e = cond . E with its gradient [B, F]
+    fits_int(cpath, mul(K, last_in), cat("the projection's embedding ", K, "x", last_in));
+    p.params = add(p.params, mul(K, last_in));
+    p.activations = add(p.activations, mul(2 * B, last_in));
+  }
   what = "its gradient buffers";
   check_total(cat(name, ".layers"));
   return p;

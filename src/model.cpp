@@ -39,6 +39,9 @@ struct Model::Layer {
   float slope = 0.f, p = 0.f, momentum = 0.f, eps = 0.f;
   size_t w = 0, b = 0;           // params offsets (linear weight/bias, batch-norm gamma/beta)
   size_t rmean = 0, rvar = 0;    // state offsets (batch-norm running stats)
+  bool cond_bn = false;          // conditional batch norm: gain/bias maps at params offsets gain, bias [K, C]
+  size_t gain = 0, bias = 0;
+  float *dgain = nullptr, *dbias = nullptr;  // cond . W_gain, cond . W_bias [batch, C] of the last forward
   float* y = nullptr;            // output [batch, out] (arena)
   float* mask = nullptr;         // dropout mask
   float *save_mean = nullptr, *save_invstd = nullptr;
@@ -76,7 +79,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   // Every size bounded before anything is allocated (a one-line error naming the layer).
   (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(), share != nullptr);
   size_t np = 0, ns = 0;
-  // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros.
+  // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros,
+  // 'x' = Glorot uniform U(-sqrt(6/fan), sqrt(6/fan)) with fan = fan_in + fan_out passed as fan_in.
   // Every slot starts on a kAlignFloats boundary (256 bytes) of its buffer; the gaps stay zero
   // (Adam keeps zeros at zero: its step is m / (sqrt(v) + eps) with m = 0).
   auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,
@@ -120,6 +124,13 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.weight", {num_classes, embed_dim_}, false, 'u', num_classes);
     plane_bias_offset_ = add_param("cond.bias", {embed_dim_}, false, 'u', num_classes);
+  } else if (mode == "projection") {
+    // x enters unconditioned; the label's embedding is projected on the last linear's input (below)
+    fusion_ = FusionKind::projection;
+    fused_dim_ = in_dim;
+    const LayerSpec& last = spec.layers.back();
+    CGAN_CHECK(last.kind == LayerKind::linear && last.out == 1, name, ".layers[", spec.layers.size() - 1,
+               "]: condition.mode \"projection\" needs the network to end with {\"linear\": 1}");
   } else {
     throw Error(cat(name, ".condition.mode: unknown mode \"", mode, "\""));
   }
@@ -220,8 +231,16 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         L->bn_s = sh.image ? sh.h * sh.w : 1;
         L->momentum = ls.momentum;
         L->eps = ls.eps;
-        L->w = add_param(pre + "weight", {L->bn_c}, false, '1');
-        L->b = add_param(pre + "bias", {L->bn_c}, false, '0');
+        if (ls.conditional) {  // gain = 1 + cond . W_gain, bias = cond . W_bias, per sample (no affine of its own)
+          require(num_classes > 0, path, ".conditional: conditional batch norm needs labelled data (labels or tags)");
+          L->cond_bn = true;
+          has_cbn_ = true;
+          L->gain = add_param(pre + "gain.weight", {num_classes, L->bn_c}, false, '0');
+          L->bias = add_param(pre + "bias.weight", {num_classes, L->bn_c}, false, '0');
+        } else {
+          L->w = add_param(pre + "weight", {L->bn_c}, false, '1');
+          L->b = add_param(pre + "bias", {L->bn_c}, false, '0');
+        }
         L->rmean = add_param(pre + "running_mean", {L->bn_c}, true, '0');
         L->rvar = add_param(pre + "running_var", {L->bn_c}, true, '1');
         fuse_next_act(*L, i);  // applied in the batch norm's output pass
@@ -235,6 +254,10 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     layers_.push_back(std::move(L));
   }
   out_dim_ = sh.width();
+  if (fusion_ == FusionKind::projection) {  // E [K, F], F = the width of phi(x), the last linear's input
+    proj_dim_ = layers_.back()->in;
+    proj_offset_ = add_param("embed.weight", {num_classes, proj_dim_}, false, 'x', num_classes + proj_dim_);
+  }
   first_compute_ = 0;
   while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == LayerKind::reshape) ++first_compute_;
   spec_layers_ = static_cast<int>(spec.layers.size());
@@ -262,16 +285,21 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   // activation arena
   const size_t B = static_cast<size_t>(batch_);
   size_t arena = 0;
-  if (fusion_ != FusionKind::none) arena += B * fused_dim_;
+  if (fusion_ != FusionKind::none && fusion_ != FusionKind::projection) arena += B * fused_dim_;
   if (fusion_ == FusionKind::label_plane) arena += B * embed_dim_;
+  if (fusion_ == FusionKind::projection) arena += 2 * B * proj_dim_;
+  size_t cbn_c = 0;  // the widest conditional batch norm: its gradient buffers are shared
   for (auto& L : layers_) {
     if (L->kind != LayerKind::reshape) arena += B * L->out;
     if (L->kind == LayerKind::dropout) arena += B * L->out;
     if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->bn_c);
+    if (L->cond_bn) arena += 2 * B * L->bn_c, cbn_c = std::max<size_t>(cbn_c, L->bn_c);
   }
+  arena += 2 * B * cbn_c;
   arena += 2 * B * max_width + B * out_dim_;
-  // room for aligning every take() below: 2 for the conditioner, at most 3 per layer, 3 buffers
-  arena += (2 + 3 * layers_.size() + 3) * kAlignFloats;
+  // room for aligning every take() below: 2 for the conditioner and 2 for the projection, at most 5
+  // per layer, 5 buffers
+  arena += (4 + 5 * layers_.size() + 5) * kAlignFloats;
   arena_ = be_.alloc(arena);
   float* cur = arena_;
   // Each slice starts on a 256-byte boundary (alloc returns 256-byte aligned memory), so cuDNN and
@@ -281,8 +309,12 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     cur += aligned(n);
     return p;
   };
-  if (fusion_ != FusionKind::none) fused_ = take(B * fused_dim_);
+  if (fusion_ != FusionKind::none && fusion_ != FusionKind::projection) fused_ = take(B * fused_dim_);
   if (fusion_ == FusionKind::label_plane) plane_ = take(B * embed_dim_);
+  if (fusion_ == FusionKind::projection) {
+    proj_e_ = take(B * proj_dim_);
+    proj_ge_ = take(B * proj_dim_);
+  }
   for (auto& L : layers_) {
     if (L->kind != LayerKind::reshape) L->y = take(B * L->out);
     if (L->kind == LayerKind::dropout) L->mask = take(B * L->out);
@@ -290,6 +322,14 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
       L->save_mean = take(L->bn_c);
       L->save_invstd = take(L->bn_c);
     }
+    if (L->cond_bn) {
+      L->dgain = take(B * L->bn_c);
+      L->dbias = take(B * L->bn_c);
+    }
+  }
+  if (cbn_c) {
+    cbn_gdgain_ = take(B * cbn_c);
+    cbn_gdbias_ = take(B * cbn_c);
   }
   gbuf_a_ = take(B * max_width);
   gbuf_b_ = take(B * max_width);
@@ -319,6 +359,7 @@ std::string Model::summary() const {
     case FusionKind::embed_concat: os << " + embedding " << num_classes_ << "x" << embed_dim_ << " (concat)"; break;
     case FusionKind::embed_multiply: os << " * embedding " << num_classes_ << "x" << embed_dim_; break;
     case FusionKind::label_plane: os << " + label plane Linear(" << num_classes_ << " -> " << embed_dim_ << ")"; break;
+    case FusionKind::projection: break;
   }
   os << " -> " << fused_dim_ << "\n";
   for (auto& L : layers_) {
@@ -337,8 +378,12 @@ std::string Model::summary() const {
         L->act != Act::none)
       os << " + " << act_name(L->act) << " (fused)";
     if (L->kind == LayerKind::dropout) os << " p=" << L->p;
+    if (L->cond_bn) os << " conditional (gain, bias " << num_classes_ << "x" << L->bn_c << ")";
     os << "\n";
   }
+  if (fusion_ == FusionKind::projection)
+    os << "  + projection <embedding " << num_classes_ << "x" << proj_dim_ << " of the condition, input of ["
+       << layers_.back()->spec_index << "]>\n";
   os << "  parameters: " << n_params_;
   return os.str();
 }
@@ -356,6 +401,7 @@ void Model::init_params(uint64_t seed) {
         case 'u': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * bound; break;
         case 'n': dst[i] = philox_normal(seed, stream, i); break;
         case '1': dst[i] = 1.f; break;
+        case 'x': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * std::sqrt(6.f / static_cast<float>(fan_in)); break;
         default: dst[i] = 0.f;
       }
     }
@@ -389,6 +435,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
       h = fused_;
       break;
+    case FusionKind::projection: break;  // applied at the last layer
     case FusionKind::label_plane:
       CGAN_CHECK(cond, "model ", name_, ": label_plane needs the condition vectors");
       be_.gemm(false, false, B, embed_dim_, num_classes_, 1.f, cond, params_ + table_offset_, 0.f, plane_);
@@ -428,7 +475,17 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
         }
         break;
       case LayerKind::batchnorm:
-        if (train)
+        if (L.cond_bn) {
+          CGAN_CHECK(cond, "model ", name_, ": conditional batch norm needs the condition vectors");
+          be_.gemm(false, false, B, L.bn_c, num_classes_, 1.f, cond, params_ + L.gain, 0.f, L.dgain);
+          be_.gemm(false, false, B, L.bn_c, num_classes_, 1.f, cond, params_ + L.bias, 0.f, L.dbias);
+          if (train)
+            be_.cbn_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, L.dgain, L.dbias, L.y, L.save_mean,
+                                  L.save_invstd, state_ + L.rmean, state_ + L.rvar, L.act, L.slope);
+          else
+            be_.cbn_forward_eval(B, L.bn_c, L.bn_s, L.eps, h, L.dgain, L.dbias, state_ + L.rmean, state_ + L.rvar, L.y,
+                                 L.act, L.slope);
+        } else if (train)
           be_.batchnorm_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
                                       L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar, L.act, L.slope);
         else
@@ -451,6 +508,13 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
     }
     h = L.y_used;
   }
+  if (fusion_ == FusionKind::projection) {  // out += <cond . E, phi(x)>, phi(x): the last linear's input
+    CGAN_CHECK(cond, "model ", name_, ": projection needs the condition vectors");
+    const ProfileRange pr(cond_label_.c_str());
+    Layer& L = *layers_.back();
+    be_.gemm(false, false, B, proj_dim_, num_classes_, 1.f, cond, params_ + proj_offset_, 0.f, proj_e_);
+    be_.projection_forward(B, proj_dim_, L.x, proj_e_, L.y);
+  }
   return h;
 }
 
@@ -469,10 +533,18 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       case LayerKind::linear: {
         be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, param_grads ? grads_ + L.b : nullptr);
         if (param_grads) be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 1.f, grads_ + L.w);
+        float* gy = g;  // dL/dout
         if (!first || need_input_grad) {
           float* gin = other(g);
           be_.gemm(false, true, B, L.in, L.out, 1.f, g, params_ + L.w, 0.f, gin);
           g = gin;
+        }
+        if (fusion_ == FusionKind::projection && li + 1 == layers_.size()) {
+          const ProfileRange pr(cond_label_.c_str());
+          be_.projection_backward(B, proj_dim_, L.x, proj_e_, gy, g != gy ? g : nullptr,
+                                  param_grads ? proj_ge_ : nullptr);
+          if (param_grads)
+            be_.gemm(true, false, num_classes_, proj_dim_, B, 1.f, cond_, proj_ge_, 1.f, grads_ + proj_offset_);
         }
         break;
       }
@@ -489,8 +561,17 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
         if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         float* gin = other(g);
-        be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
-                               grads_ + L.w, grads_ + L.b);
+        if (L.cond_bn) {
+          be_.cbn_backward(B, L.bn_c, L.bn_s, L.x, L.dgain, L.save_mean, L.save_invstd, g, gin, cbn_gdgain_,
+                           cbn_gdbias_);
+          if (param_grads) {
+            be_.gemm(true, false, num_classes_, L.bn_c, B, 1.f, cond_, cbn_gdgain_, 1.f, grads_ + L.gain);
+            be_.gemm(true, false, num_classes_, L.bn_c, B, 1.f, cond_, cbn_gdbias_, 1.f, grads_ + L.bias);
+          }
+        } else {
+          be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+                                 grads_ + L.w, grads_ + L.b);
+        }
         g = gin;
         break;
       }
@@ -519,6 +600,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
   const ProfileRange cr(cond_label_.c_str());
   switch (fusion_) {
     case FusionKind::none:
+    case FusionKind::projection:  // x entered unconditioned
       if (gx) be_.copy(gx, g, static_cast<size_t>(B) * in_dim_);
       break;
     case FusionKind::concat:

@@ -34,9 +34,12 @@ TorchSlot torch_slot(const ParamSlot& sl) {
     t.transpose = true;
   } else if (sl.name == "cond.bias") {
     t.name = "condition.bias";
+  } else if (sl.name == "embed.weight") {  // projection: the label embedding, nn.Embedding [K, F]
+    t.name = "embed.weight";
   } else if (sl.name.rfind("layers.", 0) == 0) {
     t.name = sl.name.substr(7);  // "<i>.<field>"
-    t.transpose = sl.shape.size() == 2 && ends_with(".weight");  // linear
+    // linear, and conditional batch norm's gain/bias maps (nn.Linear(K, C, bias=False), [C, K])
+    t.transpose = sl.shape.size() == 2 && ends_with(".weight");
     t.batchnorm_last = ends_with(".running_var");
   } else {
     throw Error(cat("internal: parameter slot '", sl.name, "' has no name in the PyTorch layout"));

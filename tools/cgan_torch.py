@@ -19,6 +19,9 @@ layer in the config's `layers` list (linear -> nn.Linear, conv2d -> nn.Conv2d, b
 nn.BatchNorm1d/2d, reshape -> nn.Unflatten, activations, dropout and pooling -> their nn modules),
 plus a child "condition" when the conditioner has parameters (embed_concat / embed_multiply ->
 nn.Embedding [K, E]; label_plane -> nn.Linear(K -> H*W)); forward() applies the conditioner first.
+A conditional batch norm ({"batchnorm": {"conditional": true}}) is a CondBatchNorm (children "gain" and
+"bias", nn.Linear(K, C, bias=False), and the running statistics); condition mode "projection" adds
+a child "embed" (nn.Embedding [K, F]) and D(x, y) = last linear(phi) + <cond @ embed.weight, phi>.
 A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>". Checkpoints of
 format cgan_gpu.checkpoint.v1 (names "layers.<i>.weight", linear weights [in, out], "cond.*") are
 converted on loading.
@@ -87,6 +90,37 @@ def _layer(entry):
     return next(iter(entry.items()))
 
 
+class CondBatchNorm(nn.Module):
+    """Conditional batch norm: batch norm without an affine of its own, then per sample
+    y = (1 + gain(cond)) * xhat + bias(cond), cond one-hot or multi-hot [B, K] (one formulation for
+    labels and tags; for one-hot rows gain.weight[:, k] is class k's gain offset). gain and bias start
+    at 0 (every class at gain 1, bias 0, as SNGAN-projection's categorical batch norm)."""
+
+    def __init__(self, channels, num_classes, image, eps=1e-5, momentum=0.1):
+        super().__init__()
+        self.image, self.eps, self.momentum = image, eps, momentum
+        self.gain = nn.Linear(num_classes, channels, bias=False)
+        self.bias = nn.Linear(num_classes, channels, bias=False)
+        nn.init.zeros_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def forward(self, h, cond):
+        if self.training:
+            self.num_batches_tracked += 1
+        xhat = F.batch_norm(h, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
+        cond = cond.to(h.dtype)
+        shape = (h.shape[0], -1, 1, 1) if self.image else (h.shape[0], -1)
+        return (1 + self.gain(cond)).reshape(shape) * xhat + self.bias(cond).reshape(shape)
+
+
+def has_conditional_bn(spec):
+    return any(_layer(e)[0] == "batchnorm" and isinstance(_layer(e)[1], dict) and _layer(e)[1].get("conditional")
+               for e in spec["layers"])
+
+
 class CganNet(nn.Sequential):
     """One network of a config (a NetSpec): conditioner + layers, as the engine's Model builds it.
 
@@ -111,6 +145,8 @@ class CganNet(nn.Sequential):
             fused = in_dim
         elif mode == "label_plane":
             fused = in_dim + cond["embed_dim"]
+        elif mode == "projection":
+            fused = in_dim  # x enters unconditioned
         else:
             raise ValueError(f"condition mode {mode!r} is not supported")
         c, h, w, image = fused, 1, 1, False  # the shape of one sample
@@ -137,7 +173,12 @@ class CganNet(nn.Sequential):
             elif kind == "batchnorm":
                 bn = nn.BatchNorm2d if image else nn.BatchNorm1d
                 v = v if isinstance(v, dict) else {}  # the engine's defaults, as configs/README.md
-                m = bn(c if image else width, eps=float(v.get("eps", 1e-5)), momentum=float(v.get("momentum", 0.1)))
+                if v.get("conditional"):
+                    m = CondBatchNorm(c if image else width, num_classes, image, eps=float(v.get("eps", 1e-5)),
+                                      momentum=float(v.get("momentum", 0.1)))
+                else:
+                    m = bn(c if image else width, eps=float(v.get("eps", 1e-5)),
+                           momentum=float(v.get("momentum", 0.1)))
             elif kind == "relu":
                 m = nn.ReLU()
             elif kind == "leaky_relu":
@@ -157,9 +198,14 @@ class CganNet(nn.Sequential):
             self.condition = nn.Embedding(num_classes, fused - in_dim if mode == "embed_concat" else in_dim)
         elif mode == "label_plane":
             self.condition = nn.Linear(num_classes, cond["embed_dim"])
+        elif mode == "projection":  # Glorot uniform, as SNGAN-projection's embedding (the engine's init)
+            self.embed = nn.Embedding(num_classes, width)
+            nn.init.xavier_uniform_(self.embed.weight)
+        self.needs_cond = num_classes > 0 and (mode in ("concat_onehot", "label_plane", "projection")
+                                               or has_conditional_bn(spec))
 
     def layers(self):
-        return [(name, m) for name, m in self.named_children() if name != "condition"]
+        return [(name, m) for name, m in self.named_children() if name not in ("condition", "embed")]
 
     def forward(self, x, labels=None, cond=None, masks=None):
         """x: [B, in_dim]; labels: [B] ints (embedding modes, or one-hot built from them for
@@ -169,7 +215,7 @@ class CganNet(nn.Sequential):
         (images flattened in C, H, W order, as the engine's output)."""
         h = x.reshape(x.shape[0], -1)
         mode = self.mode
-        if mode in ("concat_onehot", "label_plane") and cond is None:
+        if self.needs_cond and cond is None:
             if labels is None:
                 raise ValueError("this network is conditional: give labels or cond")
             cond = F.one_hot(torch.as_tensor(labels).long(), self.num_classes).to(h.dtype)
@@ -181,13 +227,19 @@ class CganNet(nn.Sequential):
             h = h * self.condition(torch.as_tensor(labels).long())
         elif mode == "label_plane":
             h = torch.cat([h, self.condition(cond.to(h.dtype))], 1)
+        phi = None
         for name, m in self.layers():
             if isinstance(m, nn.Linear) and h.dim() > 2:
                 h = h.flatten(1)
+            phi = h
             if isinstance(m, nn.Dropout) and masks is not None and int(name) in masks:
                 h = h * masks[int(name)].reshape(h.shape).to(h.dtype) if self.training else h
+            elif isinstance(m, CondBatchNorm):
+                h = m(h, cond)
             else:
                 h = m(h)
+        if mode == "projection":  # phi: the last linear's input
+            h = h + (cond.to(h.dtype) @ self.embed.weight * phi).sum(1, keepdim=True)
         return h.reshape(h.shape[0], -1)
 
 
@@ -205,7 +257,7 @@ def data_shape(meta):
 def condition_width(spec, shape):
     mode = spec.get("condition", {}).get("mode", "none")
     if mode == "none":
-        return 0
+        return (shape["tag_dim"] or shape["num_classes"]) if has_conditional_bn(spec) else 0
     if mode in ("embed_concat", "embed_multiply"):
         return shape["num_classes"]
     return shape["tag_dim"] or shape["num_classes"]
@@ -245,7 +297,7 @@ def to_torch_names(tensors, spec):
         elif name.startswith("layers."):
             _, i, field = name.split(".", 2)
             kind, _ = _layer(spec["layers"][int(i)])
-            if kind == "linear" and field == "weight":
+            if (kind == "linear" and field == "weight") or field in ("gain.weight", "bias.weight"):
                 t = t.t().contiguous()
             out[f"{i}.{field}"] = t
         else:

@@ -202,6 +202,32 @@ class Backend {
   // must lie in [0, slots) (the CUDA backend reports a bad slot at the next sync).
   void copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots);
 
+  // ---- conditional family (src/cpu/cpu_conditional.cpp, cuda/conditional.cu; docs/DECISIONS.md
+  // "Projection discriminator and conditional batch norm").
+  // Projection discriminator (Miyato & Koyama 2018): out[b] += sum_j phi[b, j] e[b, j] for b < B
+  // (phi: the input of D's last linear layer [B, F]; e = cond . E, the condition's embedding [B, F];
+  // out [B], the last linear's output). Sums in double.
+  void projection_forward(int B, int F, const float* phi, const float* e, float* out);
+  // Its backward with g = dL/dout [B]: gphi[b, j] += g[b] e[b, j] (accumulated onto the linear's
+  // input gradient); ge[b, j] = g[b] phi[b, j] (overwritten; may be null: no embedding gradient).
+  void projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
+                           float* ge);
+  // Conditional batch norm over x [N, C, S]: batch statistics per channel as batchnorm_forward_train
+  // (same saved mean/invstd and running statistics), then per sample and channel
+  //   y = act((1 + dgain[n, c]) xhat + dbias[n, c]),  dgain, dbias [N, C] (= cond . W_gain, cond . W_bias).
+  // y may be x.
+  void cbn_forward_train(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,
+                         const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                         float* run_var, Act act = Act::none, float slope = 0.f);
+  // Evaluation: xhat from the running statistics.
+  void cbn_forward_eval(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
+                        const float* run_mean, const float* run_var, float* y, Act act = Act::none,
+                        float slope = 0.f);
+  // gy: dL/d(pre-activation). gx [N, C, S] overwritten (may be gy); gdgain[n, c] = sum_s gy xhat and
+  // gdbias[n, c] = sum_s gy, [N, C], overwritten (the caller maps them to the tables with a GEMM).
+  void cbn_backward(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
+                    const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias);
+
   // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
   // run; graph_end() returns the captured graph's id (> 0) and graph_launch(id) runs it (again and
   // again). A backend holds any number of graphs (each Trainer on it has its own), each until
@@ -285,6 +311,18 @@ class Backend {
   virtual void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) = 0;
   virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
   virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
+  virtual void projection_forward_impl(int B, int F, const float* phi, const float* e, float* out) = 0;
+  virtual void projection_backward_impl(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
+                                        float* ge) = 0;
+  virtual void cbn_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
+                                      const float* dgain, const float* dbias, float* y, float* save_mean,
+                                      float* save_invstd, float* run_mean, float* run_var, Act act, float slope) = 0;
+  virtual void cbn_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* dgain,
+                                     const float* dbias, const float* run_mean, const float* run_var, float* y,
+                                     Act act, float slope) = 0;
+  virtual void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
+                                 const float* save_invstd, const float* gy, float* gx, float* gdgain,
+                                 float* gdbias) = 0;
 
  private:
   friend class OpProfile;

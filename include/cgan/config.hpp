@@ -28,9 +28,11 @@ struct LayerSpec {
   float p = 0.5f;          // dropout: drop probability
   float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)
   float eps = 1e-5f;       // batchnorm: variance epsilon
+  bool conditional = false;  // batchnorm: per-sample gain and bias from the condition (docs/DECISIONS.md)
 };
 
-// How the label enters the network: none | concat_onehot | embed_concat | embed_multiply.
+// How the label enters the network: none | concat_onehot | embed_concat | embed_multiply |
+// label_plane | projection (discriminator only: D(x, y) = psi(phi(x)) + <cond . E, phi(x)>).
 struct ConditionSpec {
   std::string mode = "concat_onehot";
   int embed_dim = 0;  // embed_concat: embedding width (default: number of classes)
@@ -137,6 +139,11 @@ std::string describe_json(const nlohmann::json& v, size_t max_chars = 60);
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
 const char* layer_kind_name(LayerKind k);
+
+// Whether a network has a conditional batch norm layer, and whether it reads the label at all
+// (a condition mode other than "none", or a conditional batch norm).
+bool has_conditional_bn(const NetSpec& n);
+bool net_is_conditional(const NetSpec& n);
 
 // A network object {"condition": {...}, "layers": [...]} (the syntax of "generator" and
 // "discriminator", without noise_dim), with errors naming `path` (e.g. "discriminator"); and back.

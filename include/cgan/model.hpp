@@ -38,13 +38,19 @@ class Model {
   int out_dim() const { return out_dim_; }
   int num_classes() const { return num_classes_; }
   const std::string& name() const { return name_; }
-  // Whether forward() reads `cond` (one-hot or multi-hot [batch, K]): concat_onehot, label_plane.
-  bool uses_onehot() const { return fusion_ == FusionKind::concat || fusion_ == FusionKind::label_plane; }
+  // Whether forward() reads `cond` (one-hot or multi-hot [batch, K]): concat_onehot, label_plane,
+  // projection, and any network with a conditional batch norm.
+  bool uses_onehot() const {
+    return fusion_ == FusionKind::concat || fusion_ == FusionKind::label_plane || fusion_ == FusionKind::projection ||
+           has_cbn_;
+  }
   std::string summary() const;  // one line per layer with shapes and parameter counts
 
   // Parameters initialised as PyTorch does (Linear: U(-1/sqrt(in), 1/sqrt(in)); Conv2d: weight
   // [K, C, R, S] and bias [K] U(-1/sqrt(C*R*S), 1/sqrt(C*R*S)); Embedding: N(0,1); batch norm:
-  // gamma 1, beta 0, running mean 0, var 1), from Philox with `seed`.
+  // gamma 1, beta 0, running mean 0, var 1), from Philox with `seed`. The projection's embedding:
+  // Glorot uniform U(-a, a), a = sqrt(6 / (K + F)), as SNGAN-projection's; conditional batch norm's
+  // gain and bias maps: 0 (every class starts at gain 1, bias 0, as SNGAN-projection's).
   void init_params(uint64_t seed);
 
   // x: [batch, in_dim]; labels: [batch] (embed modes); cond: [batch, K] (concat mode, one-hot or
@@ -94,7 +100,7 @@ class Model {
   float* grad_out_buffer() const { return gout_buf_; }
 
  private:
-  enum class FusionKind { none, concat, embed_concat, embed_multiply, label_plane };
+  enum class FusionKind { none, concat, embed_concat, embed_multiply, label_plane, projection };
   struct Layer;
   Backend& be_;
   std::string name_;
@@ -119,6 +125,13 @@ class Model {
   const int32_t* labels_ = nullptr;
   const float* cond_ = nullptr;
   float* plane_ = nullptr;  // label_plane: Linear(cond) [batch, embed_dim]
+  // projection: e = cond . E [batch, proj_dim_] and its gradient; E at params_ + proj_offset_ [K, proj_dim_]
+  int proj_dim_ = 0;
+  size_t proj_offset_ = 0;
+  float *proj_e_ = nullptr, *proj_ge_ = nullptr;
+  // conditional batch norm: the gain/bias gradients [batch, C] of the layer being back-propagated
+  bool has_cbn_ = false;
+  float *cbn_gdgain_ = nullptr, *cbn_gdbias_ = nullptr;
 };
 
 }  // namespace cgan

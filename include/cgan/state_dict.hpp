@@ -22,6 +22,9 @@ constexpr const char* kCheckpointFormatV1 = "cgan_gpu.checkpoint.v1";
 //     <net>.<i>.weight, <net>.<i>.bias      linear [out, in] and [out]; conv2d [K, C, R, S] and [K]
 //     <net>.<i>.weight, .bias, .running_mean, .running_var (F32 [C]), .num_batches_tracked (I64 [])
 //                                           batch norm
+//     <net>.<i>.gain.weight, .bias.weight, .running_mean, .running_var, .num_batches_tracked
+//                                           conditional batch norm: nn.Linear(K, C, bias=False) [C, K] each
+//     <net>.embed.weight                    projection: nn.Embedding [K, F]
 //     <net>.condition.weight                embed_concat / embed_multiply: nn.Embedding [K, E]
 //     <net>.condition.weight, .bias         label_plane: nn.Linear(K -> H*W), [H*W, K] and [H*W]
 //   Adam's moments, per trained parameter in its parameter's layout, as optim.<net>.m.<name> and

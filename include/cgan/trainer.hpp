@@ -36,7 +36,8 @@ struct DataShape {
 };
 
 // The `num_classes` a network of this spec is built with: 0 without conditioning, the number of
-// labels for the embedding modes, cond_width() for concat_onehot and label_plane.
+// labels for the embedding modes, cond_width() for concat_onehot, label_plane and projection, and
+// for a network with conditional batch norm (an error with an embedding mode on tagged data).
 int condition_width(const NetSpec& net, const DataShape& shape);
 
 // Loads the dataset a config names (MNIST/Fashion IDX files or a synthetic 2-D set).

@@ -263,7 +263,7 @@ int cmd_sample(Args& a) {
   const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
   const DataShape& shape = info.shape;
   const Config& cfg = info.cfg;
-  const bool conditional = cfg.generator.condition.mode != "none" && shape.num_classes > 0;
+  const bool conditional = net_is_conditional(cfg.generator) && shape.num_classes > 0;
   SampleRequest req;
   req.seed = static_cast<uint64_t>(seed);
   req.save_tensors = save_tensors;
@@ -584,7 +584,7 @@ int cmd_eval(Args& a) {
   if (!anime && cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
     throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
                     "\"; the evaluator scores image models (mnist, fashion, anime)"));
-  if (cfg.generator.condition.mode == "none" || shape.num_classes == 0)
+  if (!net_is_conditional(cfg.generator) || shape.num_classes == 0)
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
   if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
   const std::string out = out_dir + "/metrics.json";

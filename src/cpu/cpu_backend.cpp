@@ -34,6 +34,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
+#include "cpu_conditional.hpp"
 #include "cpu_conv.hpp"
 
 namespace cgan {
@@ -190,6 +191,30 @@ class CpuBackend final : public Backend {
       mask[i] = m;
       x[i] *= m;
     }
+  }
+
+  // ---- conditional family (cpu_conditional.cpp)
+  void projection_forward_impl(int B, int F, const float* phi, const float* e, float* out) override {
+    cpu_projection_forward(B, F, phi, e, out);
+  }
+  void projection_backward_impl(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
+                                float* ge) override {
+    cpu_projection_backward(B, F, phi, e, g, gphi, ge);
+  }
+  void cbn_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,
+                              const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                              float* run_var, Act act, float slope) override {
+    cpu_cbn_forward_train(N, C, S, eps, momentum, x, dgain, dbias, y, save_mean, save_invstd, run_mean, run_var, act,
+                          slope, scratch_d_);
+  }
+  void cbn_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
+                             const float* run_mean, const float* run_var, float* y, Act act, float slope) override {
+    cpu_cbn_forward_eval(N, C, S, eps, x, dgain, dbias, run_mean, run_var, y, act, slope);
+  }
+  void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
+                         const float* save_invstd, const float* gy, float* gx, float* gdgain,
+                         float* gdbias) override {
+    cpu_cbn_backward(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias, scratch_d_);
   }
 
   // ---- batch norm over [N, C, S]
