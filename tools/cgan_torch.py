@@ -229,7 +229,7 @@ class CganNet(nn.Sequential):
             h = torch.cat([h, self.condition(cond.to(h.dtype))], 1)
         phi = None
         for name, m in self.layers():
-            if isinstance(m, nn.Linear) and h.dim() > 2:
+            if isinstance(m, (nn.Linear, nn.Unflatten)) and h.dim() > 2:  # a reshape reads the flat values
                 h = h.flatten(1)
             phi = h
             if isinstance(m, nn.Dropout) and masks is not None and int(name) in masks:

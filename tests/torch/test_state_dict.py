@@ -35,18 +35,33 @@ def pair(v):
     return tuple(v) if isinstance(v, list) else (v, v)
 
 
+class CondBN(nn.Module):
+    """Conditional batch norm's tensors: gain and bias nn.Linear(K, C, bias=False) and the statistics."""
+
+    def __init__(self, c, k):
+        super().__init__()
+        self.gain, self.bias = nn.Linear(k, c, bias=False), nn.Linear(k, c, bias=False)
+        self.register_buffer("running_mean", torch.zeros(c))
+        self.register_buffer("running_var", torch.ones(c))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+
 def build(net, width, cond_in):
     """nn.Sequential for one network (parameters and shapes only: enough for load_state_dict);
     width: the input width after the conditioner; cond_in: the label / tag-vector width."""
     seq, shape = nn.Sequential(), (width,)
+    last_in = width
     for i, layer in enumerate(net["layers"]):
         (kind, arg), = layer.items()
+        last_in = int(np.prod(shape))
         if kind == "linear":
             m, shape = nn.Linear(int(np.prod(shape)), arg), (arg,)
         elif kind == "conv2d":
             k, s, p = pair(arg["kernel"]), pair(arg.get("stride", 1)), pair(arg.get("padding", 0))
             m = nn.Conv2d(shape[0], arg["out"], k, s, p)
             shape = (arg["out"], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
+        elif kind == "batchnorm" and arg.get("conditional"):
+            m = CondBN(shape[0], cond_in)
         elif kind == "batchnorm":
             bn = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
             m = bn(shape[0], eps=arg.get("eps", 1e-5), momentum=arg.get("momentum", 0.1))
@@ -65,12 +80,15 @@ def build(net, width, cond_in):
         seq.add_module("condition", nn.Embedding(cond_in, emb or cond_in))
     elif mode == "label_plane":
         seq.add_module("condition", nn.Linear(cond_in, emb))
+    elif mode == "projection":  # the label embedding, as wide as the last linear's input
+        seq.add_module("embed", nn.Embedding(cond_in, last_in))
     return seq
 
 
 def cond_width(net, k):
     mode, emb = net["condition"]["mode"], net["condition"].get("embed_dim")
-    return {"none": 0, "concat_onehot": k, "embed_concat": emb or k, "embed_multiply": 0, "label_plane": emb}[mode]
+    return {"none": 0, "concat_onehot": k, "embed_concat": emb or k, "embed_multiply": 0, "label_plane": emb,
+            "projection": 0}[mode]
 
 
 def check(binary, source, config, sets, tmp):
@@ -107,6 +125,9 @@ def main():
         check(binary, source, "configs/mnist_gan.json", ["train.batch_size=8"], tmp)
         check(binary, source, "configs/mnist_lsgan_embed.json", ["train.batch_size=8"], tmp)
         check(binary, source, "configs/anime_small.json", ["train.batch_size=4", "data.count=64"], tmp)
+        # a projection discriminator and conditional batch norm (dense with labels, conv with tags)
+        check(binary, source, "tests/torch/configs/anime_projection_cbn.json", ["train.batch_size=4"], tmp)
+        check(binary, source, "tests/torch/configs/mnist_projection_cbn.json", ["train.batch_size=8"], tmp)
 
 
 if __name__ == "__main__":
