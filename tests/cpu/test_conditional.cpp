@@ -20,6 +20,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/config.hpp"
 #include "cgan/error.hpp"
+#include "cgan/memory_plan.hpp"
 #include "cgan/model.hpp"
 #include "cgan/trainer.hpp"
 #include "test_util.hpp"
@@ -378,6 +379,42 @@ TEST(ConditionalModel, ProjectionAddsTheEmbeddingInnerProduct) {
   be->free(xd);
   be->free(cd);
   be->free(zd);
+}
+
+// The memory plan (memory_plan.cpp, checked before a model allocates) counts the new tensors: its
+// parameters and state are exactly the model's slots, and its activations cover the arena's new
+// buffers (the projection's e and ge, the batch norms' gain/bias outputs and their gradients).
+TEST(ConditionalModel, MemoryPlanCountsTheNewTensors) {
+  auto be = make_cpu_backend();
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.what);
+    const NetSpec spec = spec_of(c.layers, c.mode);
+    Model m(*be, spec, c.in_dim, c.classes, c.batch, "net");
+    const MemoryPlan p = plan_model_memory(spec, c.in_dim, c.classes, c.batch, "net", uint64_t(1) << 40, "cpu");
+    size_t state = 0;
+    for (const ParamSlot& sl : m.slots()) state += sl.state ? sl.count : 0;
+    EXPECT_EQ(p.params, m.packed_param_count());
+    EXPECT_EQ(p.state, state);
+    // the same spec without its conditioning: the difference in activations is the new buffers
+    NetSpec plain = spec;
+    uint64_t extra = 0, widest = 0;
+    for (LayerSpec& l : plain.layers)
+      if (l.kind == LayerKind::batchnorm && l.conditional) l.conditional = false;
+    if (c.mode == "projection") {
+      plain.condition.mode = "none";
+      extra += 2 * uint64_t(c.batch) * m.slots().back().shape[1];  // e and ge [B, F]
+    }
+    const MemoryPlan q = plan_model_memory(plain, c.in_dim, c.mode == "projection" ? 0 : c.classes, c.batch, "net",
+                                           uint64_t(1) << 40, "cpu");
+    for (const ParamSlot& sl : m.slots())
+      if (sl.name.find("gain.weight") != std::string::npos) {
+        const uint64_t C = uint64_t(sl.shape[1]);
+        extra += 2 * uint64_t(c.batch) * C;  // dgain, dbias [B, C]
+        widest = std::max(widest, C);
+      }
+    extra += 2 * uint64_t(c.batch) * widest;  // the shared gdgain, gdbias
+    EXPECT_EQ(p.activations - q.activations, extra);
+  }
 }
 
 // ------------------------------------------------------------------------------------ errors
