@@ -19,7 +19,10 @@ layer in the config's `layers` list (linear -> nn.Linear, conv2d -> nn.Conv2d, b
 nn.BatchNorm1d/2d, reshape -> nn.Unflatten, activations, dropout and pooling -> their nn modules),
 plus a child "condition" when the conditioner has parameters (embed_concat / embed_multiply ->
 nn.Embedding [K, E]; label_plane -> nn.Linear(K -> H*W)); forward() applies the conditioner first.
-A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>". Checkpoints of
+A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>" (and, for a run with
+train.ema, the generator's weight average as "generator_ema.<key>": Checkpoint.generator_ema, which
+generate() and `sample` use by default, as `cgan_gpu sample` does; --no-ema for the raw one). loss_term()
+is a config's loss in PyTorch (log, squared, hinge). Checkpoints of
 format cgan_gpu.checkpoint.v1 (names "layers.<i>.weight", linear weights [in, out], "cond.*") are
 converted on loading.
 

@@ -8,13 +8,15 @@ batch, labels, condition vectors, noise, mismatched pairs, dropout masks) and it
 first --full iterations every gradient and every weight and batch-norm statistic after the Adam
 updates. This script builds the same generator and discriminator with tools/cgan_torch.py from the
 engine's initial weights and replays the iterations in PyTorch, in float64, with the same inputs
-(torch.optim.Adam, BCE-with-logits or squared loss, batch norm in training mode, the engine's
-dropout masks). It checks
+(torch.optim.Adam, BCE-with-logits, squared or hinge loss (cgan_torch.loss_term), batch norm in training
+mode, the engine's dropout masks). It checks
 
   * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
     (D's after its D step, G's after its G step), every weight after Adam (against
     torch.optim.Adam fed the engine's gradients) and every batch-norm statistic,
     err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * with train.ema, the engine's average of G after each of those iterations against the same average
+    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w);
   * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
     |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
 
