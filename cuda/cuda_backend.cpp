@@ -247,6 +247,10 @@ class CudaBackend final : public Backend {
             float eps, int t, const int32_t* t_counter) override {
     cuda::launch_adam(ctx_, n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
   }
+  void ema_update_impl(size_t n, float* avg, const float* p, float decay, int start, int t,
+                       const int32_t* t_counter) override {
+    cuda::launch_ema_update(ctx_, n, avg, p, decay, start, t, t_counter);
+  }
 
   // ---- counter-based RNG
   void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,

@@ -61,6 +61,11 @@ void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, 
 void launch_adam(const Context& ctx, size_t n, float* p, const float* g, float* m, float* v,
                  float lr, float b1, float b2, float eps, int t_base, const int32_t* t_counter);
 
+// ema.cu: avg = p while t_base + (*t_counter) <= start, else avg = ema_point(avg, p, 1 - decay); the step
+// is read by the kernel when it runs (graph replay safe).
+void launch_ema_update(const Context& ctx, size_t n, float* avg, const float* p, float decay, int start,
+                       int t_base, const int32_t* t_counter);
+
 // batchnorm.cu
 void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps,
                                     float momentum, const float* x, const float* gamma,

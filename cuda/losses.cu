@@ -22,7 +22,7 @@ __global__ void loss_fused_kernel(int n, const float* x, float target, float sca
     grad[i] = p.grad * scale;
     loss += p.loss;
     prob += p.prob;
-    correct += ((p.prob > 0.5f) == pos) ? 1.0 : 0.0;
+    correct += (p.says_real == pos) ? 1.0 : 0.0;
   }
   loss = block_sum(loss, smem);
   prob = block_sum(prob, smem);
@@ -140,6 +140,14 @@ void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, fl
       break;
     case LossKind::squared:
       loss_fused_kernel<LossKind::squared><<<blocks, kBlock, 0, ctx.stream>>>(
+          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      break;
+    case LossKind::hinge:
+      loss_fused_kernel<LossKind::hinge><<<blocks, kBlock, 0, ctx.stream>>>(
+          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      break;
+    case LossKind::linear:
+      loss_fused_kernel<LossKind::linear><<<blocks, kBlock, 0, ctx.stream>>>(
           n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
       break;
     default: throw Error(cat("loss_fused: unknown loss kind ", static_cast<int>(k)));

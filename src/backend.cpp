@@ -263,6 +263,8 @@ void Backend::one_hot(int B, int K, const int32_t* labels, float* out) {
 void Backend::loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad, float* acc) {
   CGAN_CHECK(n > 0, "loss_fused: n must be positive, got ", n);
   CGAN_CHECK(x && grad && acc, "loss_fused: null pointer");
+  CGAN_CHECK(static_cast<int>(k) >= 0 && static_cast<int>(k) <= static_cast<int>(LossKind::linear),
+             "loss_fused: unknown loss kind ", static_cast<int>(k));
   const OpTimer timer(op_profile_, OpKind::loss);
   loss_fused_impl(k, n, x, target, weight, grad, acc);
 }
@@ -283,6 +285,15 @@ void Backend::adam(size_t n, float* p, const float* g, float* m, float* v, float
   CGAN_CHECK(p && g && m && v, "adam: null pointer");
   const OpTimer timer(op_profile_, OpKind::adam);
   adam_impl(n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
+}
+void Backend::ema_update(size_t n, float* avg, const float* p, float decay, int start, int t,
+                         const int32_t* t_counter) {
+  CGAN_CHECK(decay >= 0.f && decay <= 1.f, "ema_update: decay must be in [0, 1], got ", decay);
+  CGAN_CHECK(start >= 0 && t >= 0, "ema_update: negative start ", start, " or step ", t);
+  if (n == 0) return;
+  CGAN_CHECK(avg && p, "ema_update: null pointer");
+  const OpTimer timer(op_profile_, OpKind::ema);
+  ema_update_impl(n, avg, p, decay, start, t, t_counter);
 }
 
 void Backend::rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean, float stddev,

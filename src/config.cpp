@@ -500,12 +500,17 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json empty = json::object();
     const json* lj = o.get("loss");
     Obj l(lj ? *lj : empty, "loss");
-    c.loss.kind = l.string("kind", "log", {"log", "squared", "three_term"});
-    if (l.has("mismatch") && c.loss.kind != "three_term")
-      throw Error(cat(l.at("mismatch"), ": only used with loss.kind \"three_term\""));
-    c.loss.mismatch = l.string("mismatch", "real_other_tags", {"real_other_tags", "fake_other_tags"});
+    c.loss.kind = l.string("kind", "log", {"log", "squared", "hinge", "three_term"});
+    const bool three = c.loss.kind == "three_term";
+    c.loss.mismatch = l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
+    if (three && c.loss.mismatch == "none")
+      throw Error(cat(l.at("mismatch"), ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
+                                        "for no mismatched pair use loss.kind \"log\""));
     c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == "squared" ? 0.5 : 1.0, 0.0, 1e3, true));
     c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
+    if (c.loss.kind == "hinge" && c.loss.real_target != 1.f)
+      throw Error(cat(l.at("real_target"), ": loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); "
+                                            "real_target is for log and squared"));
     l.finish();
   }
 
@@ -529,6 +534,17 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.train.seed = static_cast<uint64_t>(t.integer("seed", 1, 0));
     c.train.d_steps = static_cast<int>(t.integer("d_steps", 1, 1, 100));
     c.train.fake_labels = t.string("fake_labels", "data", {"data", "random"});
+    if (const json* ej = t.get("ema"); ej && !(ej->is_boolean() && !ej->get<bool>())) {
+      if (!ej->is_object() && !ej->is_boolean())
+        throw Error(cat(t.at("ema"), ": expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
+                        "defaults) or false, got ", describe(*ej)));
+      const json none = json::object();
+      Obj e(ej->is_object() ? *ej : none, t.at("ema"));
+      c.train.ema.enabled = true;
+      c.train.ema.decay = static_cast<float>(e.number("decay", c.train.ema.decay, 0.0, 1.0, true, true));
+      c.train.ema.start = e.integer("start", c.train.ema.start, 0, std::numeric_limits<int32_t>::max());
+      e.finish();
+    }
     t.finish();
   }
 
@@ -578,10 +594,16 @@ Config parse_config(const json& j, const std::string& name_hint) {
     if (l.kind != LayerKind::dropout) dlast = &l;
   if (c.loss.kind != "squared" && dlast && dlast->kind == LayerKind::sigmoid)
     throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
-                    "\" applies the sigmoid itself (numerically stable BCE on the "
-                    "logit); end the discriminator with {\"linear\": 1}"));
-  if (c.loss.kind == "three_term" && (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
+                    c.loss.kind == "hinge" ? "\" scores D's raw output (a critic with margins at -1 and +1)"
+                                           : "\" applies the sigmoid itself (numerically stable BCE on the logit)",
+                    "; end the discriminator with {\"linear\": 1}"));
+  if (c.loss.kind == "three_term" &&
+      (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
     throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
+                "discriminator must both be conditional");
+  if (c.loss.kind != "three_term" && c.loss.mismatched_pair() &&
+      (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
+    throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
   // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
   if (c.generator.condition.mode == "projection")
@@ -606,6 +628,26 @@ bool has_conditional_bn(const NetSpec& n) {
 }
 
 bool net_is_conditional(const NetSpec& n) { return n.condition.mode != "none" || has_conditional_bn(n); }
+
+// "mismatch" only when there is a mismatched pair and "real_target" not for hinge (which refuses it),
+// so configs without them read as they were written.
+static json loss_to_json(const LossSpec& loss) {
+  json j = {{"kind", loss.kind}};
+  if (loss.mismatched_pair()) j["mismatch"] = loss.mismatch;
+  j["d_weight"] = loss.d_weight;
+  if (loss.kind != "hinge") j["real_target"] = loss.real_target;
+  return j;
+}
+
+static json train_to_json(const TrainSpec& train) {
+  json j = {{"steps", train.steps},
+            {"batch_size", train.batch_size},
+            {"seed", train.seed},
+            {"d_steps", train.d_steps},
+            {"fake_labels", train.fake_labels}};
+  if (train.ema.enabled) j["ema"] = {{"decay", train.ema.decay}, {"start", train.ema.start}};
+  return j;
+}
 
 json Config::to_json() const {
   json d = {{"kind", data.kind}};
@@ -648,17 +690,9 @@ json Config::to_json() const {
       {"data", d},
       {"generator", g},
       {"discriminator", net_to_json(discriminator)},
-      {"loss", loss.kind == "three_term"
-                   ? json{{"kind", loss.kind}, {"mismatch", loss.mismatch}, {"d_weight", loss.d_weight},
-                          {"real_target", loss.real_target}}
-                   : json{{"kind", loss.kind}, {"d_weight", loss.d_weight}, {"real_target", loss.real_target}}},
+      {"loss", loss_to_json(loss)},
       {"optim", {{"generator", adam_to_json(g_optim)}, {"discriminator", adam_to_json(d_optim)}}},
-      {"train",
-       {{"steps", train.steps},
-        {"batch_size", train.batch_size},
-        {"seed", train.seed},
-        {"d_steps", train.d_steps},
-        {"fake_labels", train.fake_labels}}},
+      {"train", train_to_json(train)},
       {"log",
        {{"every", log.every},
         {"flush_every", log.flush_every},

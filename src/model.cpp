@@ -338,6 +338,15 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   if (conv_ws) conv_ws_ = be_.alloc(conv_ws);
 }
 
+Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch, const std::string& name,
+             const Model& share, float* params, float* state)
+    : Model(be, spec, in_dim, num_classes, batch, name, &share) {
+  CGAN_CHECK(params && (state || n_state_ == 0), "model ", name, ": a view needs parameter and state buffers");
+  params_ = params;
+  state_ = n_state_ ? state : share.state_;
+  grads_ = m_ = v_ = nullptr;
+}
+
 Model::~Model() {
   be_.free(arena_);
   be_.free(conv_ws_);

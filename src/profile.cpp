@@ -61,6 +61,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::fuse: return "fuse";
     case OpKind::loss: return "loss";
     case OpKind::adam: return "adam";
+    case OpKind::ema: return "ema";
     case OpKind::rng: return "rng";
     case OpKind::gather: return "gather";
     case OpKind::copy: return "copy";

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "cgan/ema.hpp"
 #include "cgan/error.hpp"
 #include "cgan/plot.hpp"
 #include "cgan/state_dict.hpp"
@@ -49,7 +50,7 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   for (int32_t l : req.labels)
     if (l < 0 || l >= std::max(shape.num_classes, 1))
       throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
-  const std::unique_ptr<Model> G1 = load_generator(be, info, ck, path);
+  const std::unique_ptr<Model> G1 = load_generator(be, info, ck, path, req.ema);
   Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator", G1.get());
   float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
   int32_t* y = be.alloc_int(n);
@@ -80,6 +81,7 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
       st.metadata["checkpoint"] = path;
       st.metadata["seed"] = std::to_string(req.seed);
       st.metadata["grid"] = cat(req.rows, ",", req.cols);  // rows, columns of the picture
+      st.metadata["generator"] = req.ema && checkpoint_has_ema(ck) ? kEmaNet : "generator";  // whose weights
       write_safetensors(req.save_tensors, st);
     }
   } catch (...) {

@@ -17,6 +17,7 @@
 
 #include "cgan/anime.hpp"
 #include "cgan/classifier.hpp"
+#include "cgan/ema.hpp"
 #include "cgan/error.hpp"
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
@@ -137,8 +138,9 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   const NetSpec& ds = cfg.discriminator;
   const int Kg = condition_width(gs, shape_);
   const int Kd = condition_width(ds, shape_);
-  if (cfg.loss.kind == "three_term" && K == 0)
-    throw Error(cat("loss.kind: \"three_term\" needs labelled data; data.kind \"", cfg.data.kind, "\" has none"));
+  if (cfg.loss.mismatched_pair() && K == 0)
+    throw Error(cat(cfg.loss.kind == "three_term" ? "loss.kind: \"three_term\"" : "loss.mismatch",
+                    " needs labelled data; data.kind \"", cfg.data.kind, "\" has none"));
   G_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, B, "generator");
   D_ = std::make_unique<Model>(be, ds, P, Kd, B, "discriminator");
   if (G_->out_dim() != P)
@@ -148,7 +150,10 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
     throw Error(cat("discriminator.layers: the discriminator must end with 1 output, it produces ", D_->out_dim()));
   const int rows = shape_.is_points() ? 1 : (K > 0 ? sample_rows() : 10);
   const int cols = shape_.is_points() ? std::max(2000, K) : cfg.log.samples_per_label;
-  G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator", G_.get());
+  if (cfg.train.ema.enabled) ema_ = std::make_unique<WeightAverage>(be, *G_, gs, cfg.noise_dim, Kg, cfg.train.ema);
+  // sample grids (and evaluation) show the averaged generator when there is one
+  G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator",
+                                      ema_ ? &ema_->model() : G_.get());
 
   // the dataset lives in backend memory; batches are gathered there
   x_all_ = be.alloc(static_cast<size_t>(count_) * P);
@@ -230,7 +235,7 @@ void Trainer::prepare_eval() {
     throw Error(cat("data.dir: ", err.what(), " (the evaluator compares with the test set)"));
   }
   e->real = prepare_reference(*e->clf, test);
-  e->source = generator_source(be_, cfg_, *G_, shape_, cfg_.eval.count, cfg_.eval.seed);
+  e->source = generator_source(be_, cfg_, ema_ ? ema_->model() : *G_, shape_, cfg_.eval.count, cfg_.eval.seed);
   eval_ = std::move(e);
 }
 
@@ -246,6 +251,7 @@ Trainer::~Trainer() {
 void Trainer::init() {
   G_->init_params(cfg_.train.seed * 2 + 1);
   D_->init_params(cfg_.train.seed * 2 + 2);
+  if (ema_) ema_->copy_from_source();
   step_ = 0;
   epoch_ = -1;
   pos_ = 0;
@@ -316,12 +322,14 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   const int K = shape_.num_classes;
   const int P = shape_.dim();
   const uint64_t seed = cfg_.train.seed;
-  const LossKind lk = cfg_.loss.kind == "squared" ? LossKind::squared : LossKind::log;
+  const std::string base_loss = cfg_.loss.base_kind();
+  const LossKind lk = base_loss == "squared" ? LossKind::squared : base_loss == "hinge" ? LossKind::hinge : LossKind::log;
+  const LossKind lk_g = base_loss == "hinge" ? LossKind::linear : lk;  // G's term: hinge's is -D(G(z))
   const bool random_labels = cfg_.train.fake_labels == "random" && K > 0;
   const bool onehot = G_->uses_onehot() || D_->uses_onehot();  // the networks read condition vectors
   const bool tags = tags_all_ != nullptr;
   const int T = shape_.cond_width();
-  const bool three_term = cfg_.loss.kind == "three_term";
+  const bool three_term = cfg_.loss.mismatched_pair();  // three_term, or any loss with loss.mismatch
   // stream_of(step, sub, purpose) with the step read from the device counter
   auto rng = [&](int sub, Purpose p) { return RngStream(stream_of(0, sub, p), ctr_ + kCtrStep, 256); };
   // the labels (and tag vectors) of B random training samples
@@ -391,7 +399,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         if (onehot) trace_buf(tp + "cond_other", cond_other_, {B, T});
       }
       const float* out_m = nullptr;
-      if (cfg_.loss.mismatch == "real_other_tags") {
+      if (cfg_.loss.mismatch != "fake_other_tags") {  // real_other_tags (three_term's default)
         out_m = D_->forward(x_real_, y_other_, cond_other_, true, seed, rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
         be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
@@ -437,7 +445,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     if (trace_) trace_masks("g.gen.", *G_, cfg_.generator);
     const float* out = D_->forward(fake, yf, cf, true, seed, rng(0, kDropDinG));
     if (trace_) trace_masks("g.disc.", *D_, cfg_.discriminator);
-    be_.loss_fused(lk, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
+    be_.loss_fused(lk_g, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
     G_->backward(gx_, nullptr);
     if (trace_) {
@@ -448,10 +456,12 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     ProfileRange o("optimizer");
     advance_counters(kStepDelta.data(), true);
     G_->adam_step(cfg_.g_optim, 0, ctr_ + kCtrGT);
+    if (ema_) ema_->update(0, ctr_ + kCtrGT);  // after G's step g_t (the counter just advanced)
   }
   if (trace_ && trace_weights_) {  // the iteration's end state (batch-norm statistics included)
     trace_params("after.generator.", *G_);
     trace_params("after.discriminator.", *D_);
+    if (ema_) trace_params("after.generator_ema.", ema_->model());
   }
 }
 
@@ -535,9 +545,9 @@ void Trainer::trace_params(const std::string& prefix, const Model& m) { put_slot
 // Training-mode forwards of G (generator = true) or D in one iteration, as enqueue_step makes
 // them: PyTorch's batch norm counts each in num_batches_tracked.
 static int64_t train_forwards_per_step(const Config& cfg, bool generator) {
-  const bool three = cfg.loss.kind == "three_term";
+  const bool three = cfg.loss.mismatched_pair();
   const int64_t d = cfg.train.d_steps;
-  if (generator) return d * (1 + (three && cfg.loss.mismatch != "real_other_tags" ? 1 : 0)) + 1;
+  if (generator) return d * (1 + (three && cfg.loss.mismatch == "fake_other_tags" ? 1 : 0)) + 1;
   return d * (2 + (three ? 1 : 0)) + 1;
 }
 
@@ -545,6 +555,7 @@ SafeTensors Trainer::snapshot() const {
   SafeTensors st;
   put_model_params(st, be_, *G_, "generator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, true));
   put_model_params(st, be_, *D_, "discriminator", TensorLayout::torch, step_ * train_forwards_per_step(cfg_, false));
+  if (ema_) ema_->put(st, step_ * train_forwards_per_step(cfg_, true));
   put_adam_state(st, be_, *G_, "generator");
   put_adam_state(st, be_, *D_, "discriminator");
   st.metadata["format"] = kCheckpointFormat;
@@ -591,6 +602,13 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
     load_model_params(*m, ck, net, path, layout);
     load_adam_state(*m, be_, ck, net, path, layout);
     if (m->param_count()) m->zero_grads();
+  }
+  if (ema_ && checkpoint_has_ema(ck)) {
+    ema_->load(ck, path);
+  } else if (ema_) {  // a checkpoint of a run without train.ema (or of format v1): the average starts here
+    ema_->copy_from_source();
+    std::fprintf(stderr, "cgan_gpu: note: %s holds no averaged generator; train.ema starts from its generator\n",
+                 path.c_str());
   }
   step_ = meta_int(ck, "step", path);
   epoch_ = meta_int(ck, "epoch", path);
@@ -683,14 +701,15 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
 }
 
 std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
-                                      const std::string& path) {
+                                      const std::string& path, bool use_ema) {
   const Config& cfg = info.cfg;
   auto G = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, info.shape), 1,
                                    "generator");
   if (G->out_dim() != info.shape.dim())
     throw Error(cat(path, ": the generator produces ", G->out_dim(), " values per sample but metadata 'data_shape' (",
                     info.shape.channels, ",", info.shape.height, ",", info.shape.width, ") holds ", info.shape.dim()));
-  load_model_params(*G, ck, "generator", path, checkpoint_layout(ck, path));
+  const bool ema = use_ema && checkpoint_has_ema(ck);  // train.ema's average, when the checkpoint has one
+  load_model_params(*G, ck, ema ? kEmaNet : "generator", path, checkpoint_layout(ck, path));
   return G;
 }
 

@@ -22,7 +22,10 @@ nn.Embedding [K, E]; label_plane -> nn.Linear(K -> H*W)); forward() applies the 
 A conditional batch norm ({"batchnorm": {"conditional": true}}) is a CondBatchNorm (children "gain" and
 "bias", nn.Linear(K, C, bias=False), and the running statistics); condition mode "projection" adds
 a child "embed" (nn.Embedding [K, F]) and D(x, y) = last linear(phi) + <cond @ embed.weight, phi>.
-A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>". Checkpoints of
+A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>" (and, for a run with
+train.ema, the generator's weight average as "generator_ema.<key>": Checkpoint.generator_ema, which
+generate() and `sample` use by default, as `cgan_gpu sample` does; --no-ema for the raw one). loss_term()
+is a config's loss in PyTorch (log, squared, hinge). Checkpoints of
 format cgan_gpu.checkpoint.v1 (names "layers.<i>.weight", linear weights [in, out], "cond.*") are
 converted on loading.
 
@@ -326,7 +329,9 @@ def load_into(net, sd):
 
 
 class Checkpoint:
-    """A loaded checkpoint: .config (dict), .shape (data_shape), .generator, .discriminator, .meta."""
+    """A loaded checkpoint: .config (dict), .shape (data_shape), .generator, .discriminator, .meta, and
+    .generator_ema: the weight average of a run with train.ema ("generator_ema.<key>", the generator's
+    state_dict layout), None when the checkpoint has none."""
 
     def __init__(self, path):
         tensors, self.meta = read_safetensors(path)
@@ -338,10 +343,44 @@ class Checkpoint:
         for net, key in ((self.generator, "generator"), (self.discriminator, "discriminator")):
             part = {k: v for k, v in split_prefix(tensors, key + ".").items() if not k.startswith("adam.")}
             load_into(net, to_torch_names(part, self.config[key]))
+        self.generator_ema = None
+        ema = split_prefix(tensors, "generator_ema.")
+        if ema:
+            self.generator_ema = build_models(self.config, self.shape)[0]
+            load_into(self.generator_ema, ema)
 
 
 def load_checkpoint(path):
     return Checkpoint(path)
+
+
+# ----------------------------------------------------------------------------- losses
+
+def loss_term(kind, out, target, weight=1.0):
+    """One term of a config's loss as the engine computes it (a batch mean times `weight`) from D's raw
+    outputs `out`: kind "log" (and "three_term") BCE with logits against `target`; "squared"
+    (out - target)^2; "hinge" relu(1 - y out) with y = 2 target - 1 (D's terms: target 1 for real pairs,
+    0 for fakes and the mismatched pair); "linear" -y out (G's hinge loss -D(G(z)), target 1)."""
+    out = out.reshape(-1)
+    if kind in ("log", "three_term"):
+        return weight * F.binary_cross_entropy_with_logits(out, torch.full_like(out, float(target)))
+    if kind == "squared":
+        return weight * ((out - float(target)) ** 2).mean()
+    y = 2.0 * float(target) - 1.0
+    if kind == "hinge":
+        return weight * F.relu(1.0 - y * out).mean()
+    if kind == "linear":
+        return weight * (-(y * out)).mean()
+    raise ValueError(f"unknown loss kind {kind!r}")
+
+
+def loss_kinds(loss_cfg):
+    """(D's kind, G's kind, mismatched pair or None) of a config's "loss" section: hinge trains G with
+    -D(G(z)); three_term is log with the real_other_tags pair unless "mismatch" says otherwise."""
+    kind = loss_cfg["kind"]
+    base = "log" if kind == "three_term" else kind
+    mismatch = loss_cfg.get("mismatch", "real_other_tags" if kind == "three_term" else "none")
+    return base, ("linear" if base == "hinge" else base), (None if mismatch == "none" else mismatch)
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -386,8 +425,10 @@ def write_png(path, img):
         f.write(png)
 
 
-def generate(ck, noise, labels=None, cond=None):
-    G = ck.generator.eval()
+def generate(ck, noise, labels=None, cond=None, ema=True):
+    """Samples in evaluation mode from the averaged generator when the checkpoint has one (as
+    `cgan_gpu sample` does), else (or with ema=False) from the raw one."""
+    G = (ck.generator_ema if ema and ck.generator_ema is not None else ck.generator).eval()
     with torch.no_grad():
         return G(noise, labels=labels, cond=cond)
 
@@ -401,7 +442,9 @@ def cmd_sample(argv):
     ap.add_argument("--noise", help="a `cgan_gpu sample --save-tensors` file: its noise and labels")
     ap.add_argument("--seed", type=int, default=1, help="torch.manual_seed for the noise (without --noise)")
     ap.add_argument("--out", default="result.png")
+    ap.add_argument("--no-ema", action="store_true", help="the raw generator, not train.ema's average")
     a = ap.parse_args(argv)
+    use_ema = not a.no_ema
     ck = load_checkpoint(a.checkpoint)
     nz = ck.config["generator"]["noise_dim"]
     k = condition_width(ck.config["generator"], ck.shape)
@@ -412,6 +455,7 @@ def cmd_sample(argv):
         labels = t["labels"].long()
         cond = t.get("cond")
         n = noise.shape[0]
+        use_ema = use_ema and meta.get("generator", "generator_ema") == "generator_ema"  # what the engine used
         if "grid" in meta:
             rows, cols = (int(v) for v in meta["grid"].split(","))
     else:
@@ -432,7 +476,7 @@ def cmd_sample(argv):
         else:
             n = a.count
         noise = torch.randn(n, nz)
-    out = generate(ck, noise, labels, cond)
+    out = generate(ck, noise, labels, cond, ema=use_ema)
     if a.noise and "grid" in meta:
         pass  # the engine's layout
     elif a.labels:

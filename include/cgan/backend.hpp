@@ -170,6 +170,13 @@ class Backend {
   void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
             float beta2, float eps, int t, const int32_t* t_counter = nullptr);
 
+  // ---- exponential moving average of n parameters (cgan/ema.hpp), after optimiser step
+  // s = t + (*t_counter) (t_counter: optional int32 in backend memory, read when the op runs, as adam's):
+  // avg[i] = p[i] while s <= start, else avg[i] = avg[i] - (1 - decay) (avg[i] - p[i]) (scalar_math.hpp's
+  // ema_point). decay in [0, 1], start >= 0.
+  void ema_update(size_t n, float* avg, const float* p, float decay, int start, int t,
+                  const int32_t* t_counter = nullptr);
+
   // ---- counter-based RNG (philox.hpp): element i uses index offset + i.
   void rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                    float stddev, float* out);
@@ -297,6 +304,8 @@ class Backend {
                                  float* grad, float* acc) = 0;
   virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
                          float beta2, float eps, int t, const int32_t* t_counter) = 0;
+  virtual void ema_update_impl(size_t n, float* avg, const float* p, float decay, int start, int t,
+                               const int32_t* t_counter) = 0;
   virtual void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                                 float stddev, float* out) = 0;
   virtual void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo,

@@ -66,12 +66,25 @@ struct DataSpec {
 };
 
 struct LossSpec {
-  // log (BCE, non-saturating G) | squared (least squares) | three_term (BCE with a third,
-  // mismatched pair for D: seed 001's matched/unmatched loss)
+  // log (BCE, non-saturating G) | squared (least squares) | hinge (D: relu(1 - D(x)) + relu(1 + D(G(z))),
+  // G: -D(G(z))) | three_term (= log with the mismatched pair: seed 001's matched/unmatched loss)
   std::string kind = "log";
-  std::string mismatch = "real_other_tags";  // three_term: real_other_tags | fake_other_tags
-  float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, 0.5 for squared)
-  float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing)
+  // The mismatched pair as a third term of D's loss, scored as a fake: none | real_other_tags |
+  // fake_other_tags (default real_other_tags for three_term, none for the others).
+  std::string mismatch = "none";
+  float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, hinge, 0.5 for squared)
+  float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing; log, squared)
+  // The loss every term is computed with: log | squared | hinge (three_term is log).
+  std::string base_kind() const { return kind == "three_term" ? "log" : kind; }
+  // Whether D's loss has the mismatched pair (three_term, or any kind with a mismatch).
+  bool mismatched_pair() const { return kind == "three_term" || mismatch != "none"; }
+};
+
+// train.ema: an exponential moving average of the generator's weights (include/cgan/ema.hpp).
+struct EmaSpec {
+  bool enabled = false;  // "train.ema" present (and not false)
+  float decay = 0.999f;  // avg <- decay * avg + (1 - decay) * weights after each G step
+  int64_t start = 1000;  // the average is a copy of the weights up to and including this G step
 };
 
 struct TrainSpec {
@@ -80,6 +93,7 @@ struct TrainSpec {
   uint64_t seed = 1;
   int d_steps = 1;                   // D steps per G step
   std::string fake_labels = "data";  // labels fakes are made from: data (the batch's) | random
+  EmaSpec ema;                       // the generator's weight average (off unless given)
 };
 
 struct LogSpec {

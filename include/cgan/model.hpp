@@ -29,6 +29,12 @@ class Model {
   // sampling view with another batch size); it must outlive this one.
   Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
         const std::string& name, const Model* share = nullptr);
+  // A forward-only view of `share`'s architecture on other parameter and state buffers of its
+  // layout (`params`: param_count() floats, `state`: state_count(); owned by the caller, e.g. the
+  // weight average of cgan/ema.hpp). It has no gradients or Adam moments: never call backward(),
+  // zero_grads() or adam_step() on it. Views of this view (`share` = this) use the same buffers.
+  Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch, const std::string& name,
+        const Model& share, float* params, float* state);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -54,6 +54,7 @@ enum class OpKind : uint8_t {
   fuse,             // fuse_forward / fuse_backward, one_hot (label fusion)
   loss,             // loss_fused, softmax_xent
   adam,             // adam
+  ema,              // ema_update (the generator's weight average)
   rng,              // rand_normal, rand_uniform, rand_below, permutation
   gather,           // gather_rows, gather_int, copy_cols
   copy,             // copy, fill

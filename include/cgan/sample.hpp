@@ -31,6 +31,7 @@ struct SampleRequest {
   uint64_t seed = 1;            // noise seed
   std::string save_tensors;     // when set: a safetensors file with the noise, labels, condition
                                 // vectors and generated samples (for tools/cgan_torch.py --noise)
+  bool ema = true;              // the averaged generator (train.ema) when the checkpoint has one; false: the raw one
 };
 
 // Loads the generator from a checkpoint (its stored config decides the architecture), generates

@@ -43,6 +43,8 @@ int condition_width(const NetSpec& net, const DataShape& shape);
 // Loads the dataset a config names (MNIST/Fashion IDX files or a synthetic 2-D set).
 HostDataset load_dataset(const DataSpec& d, bool train = true);
 
+class WeightAverage;  // cgan/ema.hpp
+
 class Trainer {
  public:
   Trainer(const Config& cfg, Backend& be, const HostDataset& data);
@@ -86,6 +88,8 @@ class Trainer {
 
   Model& generator() { return *G_; }
   Model& discriminator() { return *D_; }
+  // train.ema's average of the generator's weights (nullptr without train.ema).
+  WeightAverage* weight_average() { return ema_.get(); }
 
  private:
   int sample_rows() const;
@@ -112,7 +116,9 @@ class Trainer {
   Backend& be_;
   DataShape shape_;
   int count_ = 0;
-  std::unique_ptr<Model> G_, D_, G_sample_;
+  std::unique_ptr<Model> G_, D_;
+  std::unique_ptr<WeightAverage> ema_;  // train.ema (before G_sample_, which may be a view of it)
+  std::unique_ptr<Model> G_sample_;
   // backend buffers
   float *x_all_ = nullptr, *x_real_ = nullptr, *z_ = nullptr, *cond_real_ = nullptr,
         *cond_fake_ = nullptr, *gx_ = nullptr, *stats_ = nullptr, *z_sample_ = nullptr,
@@ -155,8 +161,9 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
                                     const std::vector<std::string>& overrides = {});
 // The checkpoint's generator at batch 1 (views at other batches share its parameters): every
 // parameter slot checked against the stored tensor of that name and shape, and its output width
-// against the data shape.
+// against the data shape. use_ema: the averaged generator (train.ema, "generator_ema.*") when the
+// checkpoint holds one, else the raw one; false: always the raw one (`--no-ema`).
 std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
-                                      const std::string& path);
+                                      const std::string& path, bool use_ema = true);
 
 }  // namespace cgan

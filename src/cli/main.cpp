@@ -13,6 +13,7 @@
 #include "cgan/anime.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
+#include "cgan/ema.hpp"
 #include "cgan/classifier.hpp"
 #include "cgan/config.hpp"
 #include "cgan/error.hpp"
@@ -81,6 +82,8 @@ const CommandHelp kCommandHelp[] = {
   --out FILE           PNG to write (default result.png)
   --save-tensors FILE  also write the noise, labels, condition vectors and generated values to a
                        safetensors file (tools/cgan_torch.py sample --noise FILE replays them)
+  --no-ema             the raw generator, not the weight average a run with train.ema stores
+                       (which is used by default)
   --device D           auto | cpu | cuda
 )"},
     {"bench",
@@ -123,6 +126,8 @@ checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures
   --seed S             noise seed (default 0)
   --out DIR            where metrics.json goes (default: the checkpoint's run directory)
   --data-dir DIR       IDX folder of the real test images (default: the checkpoint's data.dir)
+  --no-ema             score the raw generator, not the weight average a run with train.ema
+                       stores (which is used by default)
   --device D           auto | cpu | cuda
 )"},
 };
@@ -234,9 +239,23 @@ int cmd_train(Args& a) {
   return t.run(rd);
 }
 
+// Which generator sample and eval use: the weight average (train.ema) unless --no-ema, when the
+// checkpoint holds one. --no-ema on a checkpoint without an average changes nothing: a note, not an
+// error, so one command line serves checkpoints with and without it.
+const char* generator_kind(bool use_ema, const SafeTensors& ck) {
+  return use_ema && checkpoint_has_ema(ck) ? "averaged (train.ema)" : "raw";
+}
+void note_no_ema(bool no_ema, const SafeTensors& ck, const std::string& ckpt) {
+  if (no_ema && !checkpoint_has_ema(ck))
+    std::fprintf(stderr,
+                 "cgan_gpu: note: %s holds no averaged generator (trained without train.ema); --no-ema changes "
+                 "nothing\n",
+                 ckpt.c_str());
+}
+
 int cmd_sample(Args& a) {
   std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors;
-  bool labels_given = false, tags_given = false;
+  bool labels_given = false, tags_given = false, no_ema = false;
   long long label = -1, count = -1, seed = 1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
@@ -254,6 +273,7 @@ int cmd_sample(Args& a) {
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
     else if (f == "--out") out = a.value(f);
     else if (f == "--save-tensors") save_tensors = a.value(f);
+    else if (f == "--no-ema") no_ema = true;
     else if (f == "--device") device = a.value(f);
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
@@ -267,6 +287,8 @@ int cmd_sample(Args& a) {
   SampleRequest req;
   req.seed = static_cast<uint64_t>(seed);
   req.save_tensors = save_tensors;
+  req.ema = !no_ema;
+  note_no_ema(no_ema, ck, ckpt);
   const bool tagged = shape.tag_dim > 0 && conditional;
   if (tags_given && !tagged)
     throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
@@ -305,7 +327,8 @@ int cmd_sample(Args& a) {
   auto be = make_backend(check_device(device), {cfg.precision});
   const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
   write_png(out, img);
-  std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d)\n", out.c_str(), img.width, img.height);
+  std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d, %s generator)\n", out.c_str(), img.width, img.height,
+               generator_kind(!no_ema, ck));
   return 0;
 }
 
@@ -518,9 +541,9 @@ long long write_metrics(nlohmann::json j, const SafeTensors& ck, const std::stri
 // classifier for the image size exists (cgan_gpu classifier --data anime --size N), the classifier
 // figures as for MNIST (conditional accuracy on the hair label, FD, diversity) on the same images.
 int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, const Config& cfg, const DataShape& shape,
-               long long count, long long seed, const std::string& out, std::string clf_path) {
+               long long count, long long seed, const std::string& out, std::string clf_path, bool use_ema) {
   const int n = static_cast<int>(std::min<long long>(count, 2000));
-  const std::unique_ptr<Model> G = load_generator(be, {cfg, shape}, ck, ckpt);
+  const std::unique_ptr<Model> G = load_generator(be, {cfg, shape}, ck, ckpt, use_ema);
   const bool clf_given = !clf_path.empty();
   if (!clf_given) clf_path = default_classifier_path("anime", shape.height, shape.width);
   std::unique_ptr<Classifier> clf;
@@ -553,9 +576,10 @@ int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, cons
   }
   const AnimeEvalResult r = tally.result();
   j.update(r.to_json());
+  j["generator"] = use_ema && checkpoint_has_ema(ck) ? "ema" : "raw";
   const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
-  std::printf("%s (step %lld): %d generated images per hair colour, colour probe\n%s%s", ckpt.c_str(), step, n,
-              r.table().c_str(), clf_table.c_str());
+  std::printf("%s (step %lld, %s generator): %d generated images per hair colour, colour probe\n%s%s", ckpt.c_str(),
+              step, generator_kind(use_ema, ck), n, r.table().c_str(), clf_table.c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }
@@ -563,6 +587,7 @@ int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, cons
 int cmd_eval(Args& a) {
   std::string ckpt, clf_path, out_dir, data_dir, device = "auto";
   long long count = 1000, seed = 0;
+  bool no_ema = false;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("eval");
@@ -572,6 +597,7 @@ int cmd_eval(Args& a) {
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
     else if (f == "--out") out_dir = a.value(f);
     else if (f == "--data-dir") data_dir = a.value(f);
+    else if (f == "--no-ema") no_ema = true;
     else if (f == "--device") device = check_device(a.value(f));
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
@@ -588,10 +614,11 @@ int cmd_eval(Args& a) {
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
   if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
   const std::string out = out_dir + "/metrics.json";
+  note_no_ema(no_ema, ck, ckpt);
   if (anime) {
     make_parent_dir(out);
     auto be = make_backend(device, {cfg.precision});
-    return eval_anime(*be, ck, ckpt, cfg, shape, count, seed, out, clf_path);
+    return eval_anime(*be, ck, ckpt, cfg, shape, count, seed, out, clf_path, !no_ema);
   }
   if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);
   auto be = make_backend(device, {cfg.precision});
@@ -602,17 +629,19 @@ int cmd_eval(Args& a) {
                         clf->shape().hi, 0, 0, 0, data_dir.empty() ? "data.dir" : "--data-dir");
   make_parent_dir(out);
   const int n = static_cast<int>(count);
-  const std::unique_ptr<Model> G = load_generator(*be, info, ck, ckpt);
+  const std::unique_ptr<Model> G = load_generator(*be, info, ck, ckpt, !no_ema);
   const ImageSource src = generator_source(*be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
   const EvalResult r = evaluate(*clf, prepare_reference(*clf, real), src, eval_options(n, shape));
   nlohmann::json j = r.to_json();
+  j["generator"] = !no_ema && checkpoint_has_ema(ck) ? "ema" : "raw";
   j["classifier"] = clf_path;
   j["classifier_test_accuracy"] = clf->test_accuracy();
   j["real_images"] = real.count;
   const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
-  std::printf("%s (step %lld): %d generated images per label vs %d real test images; classifier %s (test accuracy "
-              "%.4f)\n%s",
-              ckpt.c_str(), step, n, real.count, clf_path.c_str(), clf->test_accuracy(), r.table().c_str());
+  std::printf("%s (step %lld, %s generator): %d generated images per label vs %d real test images; classifier %s "
+              "(test accuracy %.4f)\n%s",
+              ckpt.c_str(), step, generator_kind(!no_ema, ck), n, real.count, clf_path.c_str(), clf->test_accuracy(),
+              r.table().c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }

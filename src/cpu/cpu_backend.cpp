@@ -399,7 +399,7 @@ class CpuBackend final : public Backend {
       grad[i] = p.grad * scale;
       loss += p.loss;
       prob += p.prob;
-      correct += (p.prob > 0.5f) == pos ? 1 : 0;
+      correct += p.says_real == pos ? 1 : 0;
     }
     acc[0] += static_cast<float>(loss * weight / n);
     acc[1] += static_cast<float>(prob);
@@ -442,6 +442,18 @@ class CpuBackend final : public Backend {
     CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
     const AdamScalars s = adam_scalars(lr, b1, b2, t);
     adam_loop(n, p, g, m, v, s, b1, b2, eps);
+  }
+
+  // ---- exponential moving average (scalar_math.hpp's ema_point, shared with cuda/ema.cu)
+  void ema_update_impl(size_t n, float* avg, const float* p, float decay, int start, int t,
+                       const int32_t* t_counter) override {
+    if (t_counter) t += *t_counter;
+    if (t <= start) {
+      std::copy(p, p + n, avg);
+      return;
+    }
+    const float omd = 1.f - decay;
+    for (size_t i = 0; i < n; ++i) avg[i] = ema_point(avg[i], p[i], omd);
   }
 
   // ---- counter-based RNG

@@ -100,8 +100,8 @@ TEST(Config, WrongTypeNamesItsPath) {
   j["cuda_graphs"] = "yes";
   EXPECT_EQ(error_of(j), "cuda_graphs: expected true or false, got \"yes\"");
   j = minimal();
-  j["loss"] = {{"kind", "hinge"}};
-  EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", \"three_term\", got \"hinge\"");
+  j["loss"] = {{"kind", "wgan"}};  // (hinge is a kind since issue 12)
+  EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", \"hinge\", \"three_term\", got \"wgan\"");
   j = minimal();
   j["generator"]["layers"][1] = {{"relu", 3}};
   EXPECT_EQ(error_of(j), "generator.layers[1].relu: expected {} (this layer takes no arguments), got 3");
@@ -142,8 +142,11 @@ TEST(Config, StructuralErrors) {
             std::string::npos)
       << error_of(j);
   j = minimal();
+  // (issue 12: loss.mismatch adds the mismatched pair to any loss; "log" with it used to be refused)
   j["loss"] = {{"kind", "log"}, {"mismatch", "real_other_tags"}};
-  EXPECT_EQ(error_of(j), "loss.mismatch: only used with loss.kind \"three_term\"");
+  j["generator"]["condition"] = {{"mode", "none"}};
+  EXPECT_EQ(error_of(j), "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
+                         "discriminator must both be conditional");
   j = minimal();
   j["loss"] = {{"kind", "three_term"}, {"mismatch", "fake_other_tags"}};
   j["generator"]["condition"] = {{"mode", "none"}};
@@ -151,7 +154,8 @@ TEST(Config, StructuralErrors) {
       << error_of(j);
   j = minimal();
   j["loss"] = {{"kind", "three_term"}, {"mismatch", "other"}};
-  EXPECT_EQ(error_of(j), "loss.mismatch: expected one of \"real_other_tags\", \"fake_other_tags\", got \"other\"");
+  EXPECT_EQ(error_of(j),
+            "loss.mismatch: expected one of \"none\", \"real_other_tags\", \"fake_other_tags\", got \"other\"");
   j = minimal();
   j["discriminator"]["condition"] = {{"mode", "label_plane"}};
   EXPECT_EQ(error_of(j), "discriminator.condition.embed_dim: mode \"label_plane\" needs the plane size H*W (e.g. 9216 "

@@ -14,6 +14,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
 #include "cgan/config.hpp"
+#include "cgan/ema.hpp"
 #include "cgan/model.hpp"
 #include "cgan/trainer.hpp"
 
@@ -107,6 +108,9 @@ inline void check_resume_exact(cgan::Backend& be, const std::string& config, con
   EXPECT_EQ(c.steps_done(), N + M);
   expect_models_identical(be, a.generator(), c.generator());
   expect_models_identical(be, a.discriminator(), c.discriminator());
+  ASSERT_EQ(a.weight_average() != nullptr, c.weight_average() != nullptr);
+  if (a.weight_average())  // train.ema's average (weights and batch-norm statistics) too
+    expect_models_identical(be, a.weight_average()->model(), c.weight_average()->model());
 }
 
 }  // namespace e2e

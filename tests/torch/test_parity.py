@@ -8,13 +8,15 @@ batch, labels, condition vectors, noise, mismatched pairs, dropout masks) and it
 first --full iterations every gradient and every weight and batch-norm statistic after the Adam
 updates. This script builds the same generator and discriminator with tools/cgan_torch.py from the
 engine's initial weights and replays the iterations in PyTorch, in float64, with the same inputs
-(torch.optim.Adam, BCE-with-logits or squared loss, batch norm in training mode, the engine's
-dropout masks). It checks
+(torch.optim.Adam, BCE-with-logits, squared or hinge loss (cgan_torch.loss_term), batch norm in training
+mode, the engine's dropout masks). It checks
 
   * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
     (D's after its D step, G's after its G step), every weight after Adam (against
     torch.optim.Adam fed the engine's gradients) and every batch-norm statistic,
     err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * with train.ema, the engine's average of G after each of those iterations against the same average
+    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w);
   * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
     |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
 
@@ -32,7 +34,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import cgan_torch  # noqa: E402
@@ -63,11 +64,7 @@ class Checker:
 
 
 def loss_fn(kind, out, target, weight):
-    out = out.reshape(-1)
-    t = torch.full_like(out, float(target))
-    if kind == "squared":
-        return weight * ((out - t) ** 2).mean()
-    return weight * F.binary_cross_entropy_with_logits(out, t)
+    return cgan_torch.loss_term(kind, out, target, weight)
 
 
 def masks(tr, prefix):
@@ -136,10 +133,10 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
     full: check every gradient, update and statistic; G and D must then hold the engine's state
     before the iteration, and D takes the engine's weights after each D step (each stage is
     checked from the engine's own inputs, so a difference is never an echo of an earlier one)."""
-    lk = cfg["loss"]["kind"]
-    three = lk == "three_term"
+    lk, lk_g, mismatch = cgan_torch.loss_kinds(cfg["loss"])  # hinge: G's term is -D(G(z)) ("linear")
+    three = mismatch is not None
     w = float(cfg["loss"]["d_weight"])
-    real_t = float(cfg["loss"]["real_target"])
+    real_t = float(cfg["loss"].get("real_target", 1.0))  # hinge has none
     g64 = lambda k: tr[k].to(DT) if k in tr else None  # noqa: E731
     lab = lambda k: tr[k].long() if k in tr else None  # noqa: E731
     losses = []
@@ -159,7 +156,7 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
         losses += [(p + "loss_real", eng[0], l_r), (p + "loss_fake", eng[3], l_f)]
         if three:
             yo, co = lab(p + "y_other"), g64(p + "cond_other")
-            if cfg["loss"]["mismatch"] == "real_other_tags":
+            if mismatch == "real_other_tags":
                 out_m = D(x_real, yo, co, masks(tr, p + "mis."))
             else:
                 with torch.no_grad():
@@ -183,7 +180,7 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
     cf = g64("g.cond_fake") if random else c_real
     optG.zero_grad()
     fake = G(g64("g.z"), yf, cf, masks(tr, "g.gen."))
-    l_g = loss_fn(lk, D(fake, yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
+    l_g = loss_fn(lk_g, D(fake, yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
     l_g.backward()
     losses.append(("g.loss", tr["g.losses"].double()[6], l_g))
     if full:
@@ -238,6 +235,11 @@ def main():
     chk = Checker()
     shadow = {"G": ShadowAdam(G, cfg["optim"]["generator"]), "D": ShadowAdam(D, cfg["optim"]["discriminator"])}
     engine_state = {"generator": G.state_dict(), "discriminator": D.state_dict()}  # before iteration 1
+    # train.ema: the average of G's weights and batch-norm statistics after each G step, in PyTorch from the
+    # engine's G after each fully checked iteration (a copy up to step `start`, then decay avg + (1 - decay) w)
+    ema_cfg = cfg["train"].get("ema")
+    ema_ref = ({k: v.to(DT).clone() for k, v in engine_state["generator"].items() if not k.endswith("num_batches_tracked")}
+               if ema_cfg else None)
     worst_traj = (0.0, "")
     for k in range(1, a.steps + 1):
         tr, _ = cgan_torch.read_safetensors(os.path.join(a.workdir, f"step_{k}.safetensors"))
@@ -249,6 +251,13 @@ def main():
                                         adam(Dc, cfg["optim"]["discriminator"]), tr, True, chk, shadow):
                 chk.check(f"loss (iterations 1-{a.full})", f"iteration {k} {name}", torch.tensor(e), torch.tensor(t))
             engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
+            if ema_cfg:
+                d = float(ema_cfg["decay"])
+                eng = net_tensors(tr, "after.generator_ema.", cfg["generator"])
+                for name in ema_ref:
+                    w = engine_state["generator"][name].to(DT)
+                    ema_ref[name] = w.clone() if k <= int(ema_cfg["start"]) else d * ema_ref[name] + (1 - d) * w
+                    chk.check("EMA of G (end)", f"iteration {k} generator_ema.{name}", eng[name], ema_ref[name])
         # the loss trajectory: PyTorch trains on from its own weights
         for name, e, t in iteration(cfg, G, D, optG, optD, tr, False, chk, None):
             err = abs(e - t) / max(abs(t), 1e-3)

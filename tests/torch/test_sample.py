@@ -59,6 +59,11 @@ def main():
     err = (out - t["samples"]).abs().max().item()
     print(f"{ck.config['name']}: {out.shape[0]} samples, max |torch - engine| = {err:.3e}")
     ok = err <= 1e-5
+    if ck.generator_ema is not None:  # train.ema: the engine sampled the average, which is not the raw generator
+        raw = cgan_torch.generate(ck, t["noise"], t["labels"].long(), t.get("cond"), ema=False)
+        gap = (raw - t["samples"]).abs().max().item()
+        print(f"  averaged generator (train.ema); the raw one differs by {gap:.3e}")
+        ok = ok and gap > 1e-3
     run([sys.executable, os.path.join(tools, "cgan_torch.py"), "sample", ckpt, "--noise", inputs, "--out", png_torch])
     a_img = torch.tensor(list(Image.open(png_engine).getdata()), dtype=torch.int32)
     b_img = torch.tensor(list(Image.open(png_torch).getdata()), dtype=torch.int32)

@@ -91,8 +91,8 @@ def cond_width(net, k):
             "projection": 0}[mode]
 
 
-def check(binary, source, config, sets, tmp):
-    name = os.path.splitext(os.path.basename(config))[0]
+def check(binary, source, config, sets, tmp, tag=""):
+    name = os.path.splitext(os.path.basename(config))[0] + tag
     out = os.path.join(tmp, name)
     args = [binary, "--config", config, "--out", out]
     for s in ["train.steps=2"] + sets:
@@ -117,6 +117,14 @@ def check(binary, source, config, sets, tmp):
             for which in "mv":
                 assert tensors[f"optim.{net}.{which}.{n}"].shape == tuple(p.shape), (net, which, n)
         print(f"{name}: {net} loads strictly ({len(sd)} tensors)")
+    # train.ema's average: "generator_ema." + the generator's state_dict keys, loading strictly into the same network
+    ema = {n[len("generator_ema."):]: torch.from_numpy(v.copy()) for n, v in tensors.items()
+           if n.startswith("generator_ema.")}
+    assert bool(ema) == ("ema" in cfg["train"]), (name, "generator_ema tensors iff train.ema")
+    if ema:
+        seq = build(cfg["generator"], cfg["generator"]["noise_dim"] + cond_width(cfg["generator"], k), k)
+        seq.load_state_dict(ema, strict=True)
+        print(f"{name}: generator_ema loads strictly ({len(ema)} tensors)")
 
 
 def main():
@@ -128,6 +136,7 @@ def main():
         # a projection discriminator and conditional batch norm (dense with labels, conv with tags)
         check(binary, source, "tests/torch/configs/anime_projection_cbn.json", ["train.batch_size=4"], tmp)
         check(binary, source, "tests/torch/configs/mnist_projection_cbn.json", ["train.batch_size=8"], tmp)
+        check(binary, source, "configs/mnist_lsgan_embed.json", ["train.batch_size=8", "train.ema={}"], tmp, "_ema")
 
 
 if __name__ == "__main__":
