@@ -36,7 +36,7 @@ TorchSlot torch_slot(const ParamSlot& sl) {
     t.name = "condition.bias";
   } else if (sl.name.rfind("layers.", 0) == 0) {
     t.name = sl.name.substr(7);  // "<i>.<field>"
-    t.transpose = sl.shape.size() == 2 && ends_with(".weight");  // linear
+    t.transpose = sl.shape.size() == 2 && (ends_with(".weight") || ends_with(".weight_orig"));  // linear
     t.batchnorm_last = ends_with(".running_var");
   } else {
     throw Error(cat("internal: parameter slot '", sl.name, "' has no name in the PyTorch layout"));

@@ -202,6 +202,18 @@ class Backend {
   // must lie in [0, slots) (the CUDA backend reports a bad slot at the next sync).
   void copy_to_slot(size_t n, const float* src, float* dst, const int32_t* slot, int slots);
 
+  // ---- spectral normalization (cgan/spectral_norm.hpp); every scalar stays in backend memory.
+  // normalize: u[i] = t[i] / max(||t||, eps) over n values (||t|| summed in double, then rounded
+  // to float). sigma (one float, may be null): *sigma = sum_i u[i] t[i] (in double), with the new u
+  // when normalize, else with u as given (read only).
+  void spectral_norm_vec(int n, const float* t, bool normalize, float eps, float* u, float* sigma);
+  // w_sn[i] = w[i] / *sigma
+  void spectral_norm_scale(size_t n, const float* w, const float* sigma, float* w_sn);
+  // gw[r, c] += (g[r, c] - (*dot) * left[r] * right[c]) / *sigma over [rows, cols], in float in
+  // that order (the gradient through W / sigma(W) with the power-iteration vectors held constant).
+  void spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
+                          const float* right, const float* sigma, float* gw);
+
   // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
   // run; graph_end() returns the captured graph's id (> 0) and graph_launch(id) runs it (again and
   // again). A backend holds any number of graphs (each Trainer on it has its own), each until
@@ -285,6 +297,11 @@ class Backend {
   virtual void copy_cols_impl(int B, int src_cols, int col0, int n, const float* src, float* dst) = 0;
   virtual void add_ints_impl(int n, int32_t* x, const int32_t* delta) = 0;
   virtual void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) = 0;
+  virtual void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u,
+                                      float* sigma) = 0;
+  virtual void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) = 0;
+  virtual void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
+                                       const float* right, const float* sigma, float* gw) = 0;
 
  private:
   friend class OpProfile;

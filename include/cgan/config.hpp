@@ -28,6 +28,9 @@ struct LayerSpec {
   float p = 0.5f;          // dropout: drop probability
   float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)
   float eps = 1e-5f;       // batchnorm: variance epsilon
+  // linear / conv2d: spectral normalization of the weight (cgan/spectral_norm.hpp); the layer's
+  // own "spectral_norm" key, else the network's
+  bool spectral_norm = false;
 };
 
 // How the label enters the network: none | concat_onehot | embed_concat | embed_multiply.
