@@ -1,6 +1,7 @@
 """The checkpoint layout is PyTorch's: a fresh checkpoint's "generator." and "discriminator." tensors
 load with strict load_state_dict into torch.nn.Sequential networks built by hand from the config
-stored in the checkpoint (children named by their index in the config's layers, plus "condition").
+stored in the checkpoint (children named by their index in the config's layers, plus "condition";
+spectrally normalised layers wrapped with torch.nn.utils.spectral_norm).
 
 usage: test_state_dict.py CGAN_GPU_BINARY SOURCE_DIR
 """
@@ -40,7 +41,8 @@ def build(net, width, cond_in):
     width: the input width after the conditioner; cond_in: the label / tag-vector width."""
     seq, shape = nn.Sequential(), (width,)
     for i, layer in enumerate(net["layers"]):
-        (kind, arg), = layer.items()
+        kind = next(k for k in layer if k != "spectral_norm")  # the config in effect says it beside the type
+        arg = layer[kind]
         if kind == "linear":
             m, shape = nn.Linear(int(np.prod(shape)), arg), (arg,)
         elif kind == "conv2d":
@@ -59,6 +61,8 @@ def build(net, width, cond_in):
             shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
         else:  # activations and dropout hold no parameters
             m = nn.Identity()
+        if layer.get("spectral_norm"):  # weight_orig, weight_u, weight_v
+            m = nn.utils.spectral_norm(m)
         seq.add_module(str(i), m)
     mode, emb = net["condition"]["mode"], net["condition"].get("embed_dim")
     if mode in ("embed_concat", "embed_multiply"):
@@ -73,8 +77,8 @@ def cond_width(net, k):
     return {"none": 0, "concat_onehot": k, "embed_concat": emb or k, "embed_multiply": 0, "label_plane": emb}[mode]
 
 
-def check(binary, source, config, sets, tmp):
-    name = os.path.splitext(os.path.basename(config))[0]
+def check(binary, source, config, sets, tmp, name=None):
+    name = name or os.path.splitext(os.path.basename(config))[0]
     out = os.path.join(tmp, name)
     args = [binary, "--config", config, "--out", out]
     for s in ["train.steps=2"] + sets:
@@ -107,6 +111,9 @@ def main():
         check(binary, source, "configs/mnist_gan.json", ["train.batch_size=8"], tmp)
         check(binary, source, "configs/mnist_lsgan_embed.json", ["train.batch_size=8"], tmp)
         check(binary, source, "configs/anime_small.json", ["train.batch_size=4", "data.count=64"], tmp)
+        check(binary, source, "configs/anime_small.json", ["train.batch_size=4", "data.count=64",
+                                                           "generator.spectral_norm=true",
+                                                           "discriminator.spectral_norm=true"], tmp, "anime_small_sn")
 
 
 if __name__ == "__main__":
