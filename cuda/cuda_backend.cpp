@@ -292,6 +292,20 @@ class CudaBackend final : public Backend {
     cuda::launch_copy_to_slot(ctx_, n, src, dst, slot, slots);
   }
 
+  // ---- spectral normalization (spectral_norm.cu)
+  void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u,
+                              float* sigma) override {
+    cuda::launch_spectral_norm_vec(ctx_, n, t, normalize, eps, u, sigma);
+  }
+  void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) override {
+    cuda::launch_spectral_norm_scale(ctx_, n, w, sigma, w_sn);
+  }
+  void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot,
+                               const float* left, const float* right, const float* sigma,
+                               float* gw) override {
+    cuda::launch_spectral_norm_grad(ctx_, rows, cols, g, dot, left, right, sigma, gw);
+  }
+
   // ---- CUDA graphs: stream capture on the backend's one stream (thread-local mode: another
   // thread's unrelated CUDA calls do not break the capture), instantiated once, replayed with
   // cudaGraphLaunch on the same stream, so replays stay ordered with every other op. Each graph

@@ -132,4 +132,14 @@ void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, RngStream st
 // permutation.cu (may grow ctx's sort buffer: not capturable, see Context)
 void launch_permutation(Context& ctx, int n, uint64_t seed, uint64_t stream, int32_t* out);
 
+// spectral_norm.cu: the normalisation / sigma (one block), W / sigma, and the gradient's rank-one
+// correction; sigma and <G, W_sn> are read from device memory when the kernels run.
+void launch_spectral_norm_vec(const Context& ctx, int n, const float* t, bool normalize, float eps,
+                              float* u, float* sigma);
+void launch_spectral_norm_scale(const Context& ctx, size_t n, const float* w, const float* sigma,
+                                float* w_sn);
+void launch_spectral_norm_grad(const Context& ctx, int rows, int cols, const float* g,
+                               const float* dot, const float* left, const float* right,
+                               const float* sigma, float* gw);
+
 }  // namespace cgan::cuda

@@ -412,6 +412,27 @@ void Backend::cbn_backward(int N, int C, int S, const float* x, const float* dga
   const OpTimer timer(op_profile_, OpKind::bn_bwd);
   cbn_backward_impl(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias);
 }
+void Backend::spectral_norm_vec(int n, const float* t, bool normalize, float eps, float* u, float* sigma) {
+  CGAN_CHECK(n > 0, "spectral_norm_vec: n must be positive, got ", n);
+  CGAN_CHECK(eps > 0.f, "spectral_norm_vec: eps must be positive, got ", eps);
+  CGAN_CHECK(t && u, "spectral_norm_vec: null pointer");
+  CGAN_CHECK(normalize || sigma, "spectral_norm_vec: nothing to do (no normalisation, no sigma)");
+  const OpTimer timer(op_profile_, OpKind::spectral_norm);
+  spectral_norm_vec_impl(n, t, normalize, eps, u, sigma);
+}
+void Backend::spectral_norm_scale(size_t n, const float* w, const float* sigma, float* w_sn) {
+  if (n == 0) return;
+  CGAN_CHECK(w && sigma && w_sn, "spectral_norm_scale: null pointer");
+  const OpTimer timer(op_profile_, OpKind::spectral_norm);
+  spectral_norm_scale_impl(n, w, sigma, w_sn);
+}
+void Backend::spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
+                                 const float* right, const float* sigma, float* gw) {
+  CGAN_CHECK(rows > 0 && cols > 0, "spectral_norm_grad: bad shape ", rows, "x", cols);
+  CGAN_CHECK(g && dot && left && right && sigma && gw, "spectral_norm_grad: null pointer");
+  const OpTimer timer(op_profile_, OpKind::spectral_norm);
+  spectral_norm_grad_impl(rows, cols, g, dot, left, right, sigma, gw);
+}
 
 void Backend::graph_begin() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 int Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }

@@ -166,14 +166,24 @@ void int_pair(const json& v, const std::string& p, int64_t lo, int& a, int& b) {
   }
 }
 
-LayerSpec parse_layer(const json& j, const std::string& p) {
-  if (!j.is_object() || j.size() != 1)
-    throw Error(cat(p, ": expected an object with one key naming the layer (", kLayerKinds, "), got ",
-                    describe(j)));
-  const std::string type = j.begin().key();
-  const json& v = j.begin().value();
+// A layer: one key naming its type; a linear or conv2d may add "spectral_norm": true/false beside
+// it (default: the network's `spectral_norm`, sn_default), a conv2d also inside its object.
+LayerSpec parse_layer(const json& j, const std::string& p, bool sn_default) {
+  const bool sn_key = j.is_object() && j.size() == 2 && j.contains("spectral_norm");
+  if (!j.is_object() || (j.size() != 1 && !sn_key))
+    throw Error(cat(p, ": expected an object with one key naming the layer (", kLayerKinds,
+                    ") and, for linear and conv2d, optionally \"spectral_norm\", got ", describe(j)));
+  auto first = j.begin();
+  if (sn_key && first.key() == "spectral_norm") ++first;
+  const std::string type = first.key();
+  const json& v = first.value();
   const std::string vp = p + "." + type;
   LayerSpec l;
+  l.spectral_norm = sn_default && (type == "linear" || type == "conv2d");
+  const json* sn = sn_key ? &j.at("spectral_norm") : nullptr;
+  if (sn && type != "linear" && type != "conv2d")
+    throw Error(cat(p, ".spectral_norm: only linear and conv2d layers take spectral normalization (this is a ", type,
+                    ")"));
   auto no_args = [&](LayerKind k) {
     if (!(v.is_object() && v.empty()) && !(v.is_boolean() && v.get<bool>()))
       throw Error(cat(vp, ": expected {} (this layer takes no arguments), got ", describe(v)));
@@ -212,6 +222,10 @@ LayerSpec parse_layer(const json& j, const std::string& p) {
     int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
     if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
     if (const json* pd = o.get("padding")) int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
+    if (const json* s = o.get("spectral_norm")) {
+      if (sn) throw Error(cat(o.at("spectral_norm"), ": given twice (also beside \"conv2d\"); keep one"));
+      sn = s;
+    }
     o.finish();
   } else if (type == "avgpool2d" || type == "maxpool2d") {
     l.kind = type == "avgpool2d" ? LayerKind::avgpool2d : LayerKind::maxpool2d;
@@ -240,6 +254,11 @@ LayerSpec parse_layer(const json& j, const std::string& p) {
     }
   } else {
     throw Error(cat(p, ": unknown layer type \"", type, "\" (expected one of ", kLayerKinds, ")"));
+  }
+  if (sn) {
+    const std::string sp = j.contains("spectral_norm") ? p + ".spectral_norm" : vp + ".spectral_norm";
+    if (!sn->is_boolean()) throw Error(cat(sp, ": expected true or false, got ", describe(*sn)));
+    l.spectral_norm = sn->get<bool>();
   }
   return l;
 }
@@ -308,8 +327,9 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
   if (!layers) throw Error(cat(o.at("layers"), ": missing (a list of layers is required)"));
   if (!layers->is_array() || layers->empty())
     throw Error(cat(o.at("layers"), ": expected a non-empty list of layers, got ", describe(*layers)));
+  const bool sn_all = o.boolean("spectral_norm", false);  // every linear / conv2d unless it says otherwise
   for (size_t i = 0; i < layers->size(); ++i)
-    n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]")));
+    n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]"), sn_all));
   if (n.layers.front().kind != LayerKind::linear && n.layers.front().kind != LayerKind::reshape)
     throw Error(cat(o.at("layers"), "[0]: the first layer must be linear or reshape"));
   check_shapes(n.layers, o.at("layers"));
@@ -331,7 +351,15 @@ AdamSpec parse_adam(const json* j, const std::string& p) {
 
 json pair_to_json(int a, int b) { return a == b ? json(a) : json::array({a, b}); }
 
+json layer_to_json_plain(const LayerSpec& l);
+// A layer in the config's syntax; a spectrally normalised linear / conv2d says so beside its type.
 json layer_to_json(const LayerSpec& l) {
+  json j = layer_to_json_plain(l);
+  if (l.spectral_norm && (l.kind == LayerKind::linear || l.kind == LayerKind::conv2d)) j["spectral_norm"] = true;
+  return j;
+}
+
+json layer_to_json_plain(const LayerSpec& l) {
   switch (l.kind) {
     case LayerKind::linear: return {{"linear", l.out}};
     case LayerKind::relu: return {{"relu", json::object()}};

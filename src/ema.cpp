@@ -30,12 +30,25 @@ void WeightAverage::copy_from_source() {
   if (source_.state_count()) be_.copy(state_, source_.state(), source_.state_count());
 }
 
+static bool is_power_iteration_vector(const std::string& name) {
+  auto ends = [&](const char* suffix) {
+    const std::string x(suffix);
+    return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+  };
+  return ends("weight_u") || ends("weight_v");
+}
+
 void WeightAverage::update(int t, const int32_t* t_counter) {
   const int start = static_cast<int>(spec_.start);
   if (source_.param_count())
     be_.ema_update(source_.param_count(), params_, source_.params(), spec_.decay, start, t, t_counter);
   if (source_.state_count())
     be_.ema_update(source_.state_count(), state_, source_.state(), spec_.decay, start, t, t_counter);
+  // A spectral norm's power-iteration vectors are unit vectors the evaluation forward reads as they
+  // are: the average's are the generator's own (copied), not an average of unit vectors.
+  for (const ParamSlot& s : source_.slots())
+    if (s.state && is_power_iteration_vector(s.name))
+      be_.copy(state_ + s.offset, source_.state() + s.offset, s.count);
 }
 
 void WeightAverage::put(SafeTensors& st, int64_t bn_batches) const {

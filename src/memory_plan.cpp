@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cgan/error.hpp"
+#include "cgan/spectral_norm.hpp"
 
 namespace cgan {
 
@@ -18,7 +19,7 @@ uint64_t add(uint64_t a, uint64_t b) { return std::min(kHuge, a + b); }
 }  // namespace
 
 uint64_t MemoryPlan::bytes(bool shares_params) const {
-  const uint64_t floats = add(shares_params ? 0 : add(mul(4, params), state), activations);
+  const uint64_t floats = add(add(shares_params ? 0 : add(mul(4, params), state), activations), spectral_norm);
   return mul(floats, sizeof(float));
 }
 
@@ -45,6 +46,14 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
     if (need > capacity_bytes)
       throw Error(cat(path, ": ", what, " need ", format_bytes(need), " of parameters and activations at batch ", batch,
                       ", more than the ", format_bytes(capacity_bytes), " the ", device, " backend has"));
+  };
+  // a spectrally normalised weight W [rows, cols]: u and v as state, the layer's buffers
+  // (spectral_norm_buffer_floats); sizes past 32 bits are refused by the weight's check first
+  auto add_spectral_norm = [&](uint64_t rows, uint64_t cols) {
+    if (rows > kMaxInt || cols > kMaxInt || mul(rows, cols) > kMaxInt) return;
+    p.state = add(p.state, rows + cols);
+    p.spectral_norm = add(p.spectral_norm, spectral_norm_buffer_floats(SpectralNormShape{
+                                               static_cast<int>(rows), static_cast<int>(cols), false}));
   };
   // conditioner
   const std::string& mode = spec.condition.mode;
@@ -79,6 +88,7 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
       case LayerKind::linear:
         fits_int(path, mul(width, l.out), cat("the weight ", width, "x", l.out));
         p.params = add(p.params, add(mul(width, l.out), l.out));
+        if (l.spectral_norm) add_spectral_norm(static_cast<uint64_t>(l.out), width);
         c = l.out, h = w = 1, image = false;
         what = cat(l.out, " units");
         break;
@@ -94,6 +104,7 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
           const uint64_t wn = mul(mul(mul(static_cast<uint64_t>(l.out), c), l.kernel_h), l.kernel_w);
           fits_int(path, wn, cat("the weight ", l.out, "x", c, "x", l.kernel_h, "x", l.kernel_w));
           p.params = add(p.params, add(wn, l.out));
+          if (l.spectral_norm) add_spectral_norm(static_cast<uint64_t>(l.out), mul(mul(c, l.kernel_h), l.kernel_w));
           c = l.out;
         }
         fits_int(path, mul(mul(c, oh), ow), cat("the output ", c, "x", oh, "x", ow));

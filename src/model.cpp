@@ -9,6 +9,7 @@
 #include "cgan/memory_plan.hpp"
 #include "cgan/philox.hpp"
 #include "cgan/profile.hpp"
+#include "cgan/spectral_norm.hpp"
 
 namespace cgan {
 
@@ -49,6 +50,11 @@ struct Model::Layer {
   const float* y_used = nullptr; // output produced by the last forward (may alias x)
   bool train = false;
   std::string label;             // its ProfileRange name: the spec path, "+act" when fused
+  // spectral norm (linear / conv2d): W_sn replaces the weight w in forward and backward; u and v
+  // are state slots (weight_u, weight_v)
+  std::unique_ptr<SpectralNorm> sn;
+  size_t sn_u = 0, sn_v = 0;
+  const float* weight(const float* params) const { return sn ? sn->weight_sn() : params + w; }
 };
 
 static Act act_of(LayerKind k) {
@@ -81,6 +87,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   size_t np = 0, ns = 0;
   // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros,
   // 'x' = Glorot uniform U(-sqrt(6/fan), sqrt(6/fan)) with fan = fan_in + fan_out passed as fan_in.
+  // 'r' = a random unit vector (a spectral norm's u, v).
   // Every slot starts on a kAlignFloats boundary (256 bytes) of its buffer; the gaps stay zero
   // (Adam keeps zeros at zero: its step is m / (sqrt(v) + eps) with m = 0).
   auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,
@@ -153,6 +160,16 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   auto require = [](bool ok, const auto&... parts) {
     if (!ok) throw Error(cat(parts...));
   };
+  // a spectrally normalised weight is the trained "<pre>weight_orig"; u and v are state
+  auto weight_name = [](const LayerSpec& ls, const std::string& pre) {
+    return pre + (ls.spectral_norm ? "weight_orig" : "weight");
+  };
+  auto add_spectral_norm = [&](Layer& L, const LayerSpec& ls, const std::string& pre, SpectralNormShape s) {
+    if (!ls.spectral_norm) return;
+    L.sn_u = add_param(pre + "weight_u", {s.rows}, true, 'r');
+    L.sn_v = add_param(pre + "weight_v", {s.cols}, true, 'r');
+    L.sn = std::make_unique<SpectralNorm>(be_, s);
+  };
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
     auto L = std::make_unique<Layer>();
@@ -172,8 +189,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     };
     switch (ls.kind) {
       case LayerKind::linear:
-        L->w = add_param(pre + "weight", {width, ls.out}, false, 'u', width);
+        L->w = add_param(weight_name(ls, pre), {width, ls.out}, false, 'u', width);
         L->b = add_param(pre + "bias", {ls.out}, false, 'u', width);
+        add_spectral_norm(*L, ls, pre, SpectralNormShape{ls.out, width, true});  // W = weight^T
         sh = SampleShape{ls.out, 1, 1, false};
         fuse_next_act(*L, i);
         break;
@@ -187,8 +205,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         cs.K = ls.out, cs.R = ls.kernel_h, cs.S = ls.kernel_w;
         cs.stride_h = ls.stride_h, cs.stride_w = ls.stride_w, cs.pad_h = ls.pad_h, cs.pad_w = ls.pad_w;
         const int fan_in = cs.C * cs.R * cs.S;
-        L->w = add_param(pre + "weight", {cs.K, cs.C, cs.R, cs.S}, false, 'u', fan_in);
+        L->w = add_param(weight_name(ls, pre), {cs.K, cs.C, cs.R, cs.S}, false, 'u', fan_in);
         L->b = add_param(pre + "bias", {cs.K}, false, 'u', fan_in);
+        add_spectral_norm(*L, ls, pre, SpectralNormShape{cs.K, fan_in, false});
         sh = SampleShape{cs.K, cs.P(), cs.Q(), true};
         conv_ws = std::max(conv_ws, be_.conv2d_workspace(cs));
         fuse_next_act(*L, i);
@@ -388,6 +407,7 @@ std::string Model::summary() const {
       os << " + " << act_name(L->act) << " (fused)";
     if (L->kind == LayerKind::dropout) os << " p=" << L->p;
     if (L->cond_bn) os << " conditional (gain, bias " << num_classes_ << "x" << L->bn_c << ")";
+    if (L->sn) os << " + spectral norm";
     os << "\n";
   }
   if (fusion_ == FusionKind::projection)
@@ -405,6 +425,10 @@ void Model::init_params(uint64_t seed) {
     float* dst = sl.state ? s.data() + sl.offset : p.data() + sl.offset;
     const auto [init, fan_in] = init_[si];
     const float bound = 1.f / std::sqrt(static_cast<float>(fan_in));
+    if (init == 'r') {  // a spectral norm's u or v: a random unit vector
+      SpectralNorm::init_vector(dst, static_cast<int>(sl.count), seed, stream);
+      continue;
+    }
     for (size_t i = 0; i < sl.count; ++i) {
       switch (init) {
         case 'u': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * bound; break;
@@ -462,7 +486,8 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
     const size_t n = static_cast<size_t>(B) * L.out;
     switch (L.kind) {
       case LayerKind::linear:
-        be_.gemm(false, false, B, L.out, L.in, 1.f, h, params_ + L.w, 0.f, L.y);
+        if (L.sn) L.sn->forward(params_ + L.w, state_ + L.sn_u, state_ + L.sn_v, train);
+        be_.gemm(false, false, B, L.out, L.in, 1.f, h, L.weight(params_), 0.f, L.y);
         be_.bias_act_forward(L.act, L.slope, B, L.out, params_ + L.b, L.y);
         L.y_used = L.y;
         break;
@@ -503,7 +528,8 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
         L.y_used = L.y;
         break;
       case LayerKind::conv2d:
-        be_.conv2d_forward(L.conv, h, params_ + L.w, params_ + L.b, L.y, conv_ws_, L.act, L.slope);
+        if (L.sn) L.sn->forward(params_ + L.w, state_ + L.sn_u, state_ + L.sn_v, train);
+        be_.conv2d_forward(L.conv, h, L.weight(params_), params_ + L.b, L.y, conv_ws_, L.act, L.slope);
         L.y_used = L.y;
         break;
       case LayerKind::avgpool2d:
@@ -541,11 +567,16 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     switch (L.kind) {
       case LayerKind::linear: {
         be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, param_grads ? grads_ + L.b : nullptr);
-        if (param_grads) be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 1.f, grads_ + L.w);
+        if (param_grads && L.sn) {  // dL/dW_sn, then through W_sn = W / sigma into the weight's gradient
+          be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 0.f, L.sn->grad_sn());
+          L.sn->backward(state_ + L.sn_u, state_ + L.sn_v, grads_ + L.w);
+        } else if (param_grads) {
+          be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 1.f, grads_ + L.w);
+        }
         float* gy = g;  // dL/dout
         if (!first || need_input_grad) {
           float* gin = other(g);
-          be_.gemm(false, true, B, L.in, L.out, 1.f, g, params_ + L.w, 0.f, gin);
+          be_.gemm(false, true, B, L.in, L.out, 1.f, g, L.weight(params_), 0.f, gin);
           g = gin;
         }
         if (fusion_ == FusionKind::projection && li + 1 == layers_.size()) {
@@ -586,10 +617,16 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       }
       case LayerKind::conv2d: {
         if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
-        if (param_grads) be_.conv2d_backward_filter(L.conv, L.x, g, grads_ + L.w, grads_ + L.b, conv_ws_);
+        if (param_grads && L.sn) {  // as the linear's
+          be_.fill(L.sn->grad_sn(), L.sn->shape().count(), 0.f);
+          be_.conv2d_backward_filter(L.conv, L.x, g, L.sn->grad_sn(), grads_ + L.b, conv_ws_);
+          L.sn->backward(state_ + L.sn_u, state_ + L.sn_v, grads_ + L.w);
+        } else if (param_grads) {
+          be_.conv2d_backward_filter(L.conv, L.x, g, grads_ + L.w, grads_ + L.b, conv_ws_);
+        }
         if (!first || need_input_grad) {
           float* gin = other(g);
-          be_.conv2d_backward_data(L.conv, g, params_ + L.w, gin, conv_ws_);
+          be_.conv2d_backward_data(L.conv, g, L.weight(params_), gin, conv_ws_);
           g = gin;
         }
         break;

@@ -67,6 +67,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::copy: return "copy";
     case OpKind::counters: return "counters";
     case OpKind::transfer: return "transfer";
+    case OpKind::spectral_norm: return "spectral_norm";
     case OpKind::count_: break;
   }
   return "?";

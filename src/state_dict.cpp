@@ -38,8 +38,9 @@ TorchSlot torch_slot(const ParamSlot& sl) {
     t.name = "embed.weight";
   } else if (sl.name.rfind("layers.", 0) == 0) {
     t.name = sl.name.substr(7);  // "<i>.<field>"
-    // linear, and conditional batch norm's gain/bias maps (nn.Linear(K, C, bias=False), [C, K])
-    t.transpose = sl.shape.size() == 2 && ends_with(".weight");
+    // linear (plain or spectrally normalised), and conditional batch norm's gain/bias maps
+    // (nn.Linear(K, C, bias=False), [C, K])
+    t.transpose = sl.shape.size() == 2 && (ends_with(".weight") || ends_with(".weight_orig"));
     t.batchnorm_last = ends_with(".running_var");
   } else {
     throw Error(cat("internal: parameter slot '", sl.name, "' has no name in the PyTorch layout"));

@@ -22,6 +22,9 @@ nn.Embedding [K, E]; label_plane -> nn.Linear(K -> H*W)); forward() applies the 
 A conditional batch norm ({"batchnorm": {"conditional": true}}) is a CondBatchNorm (children "gain" and
 "bias", nn.Linear(K, C, bias=False), and the running statistics); condition mode "projection" adds
 a child "embed" (nn.Embedding [K, F]) and D(x, y) = last linear(phi) + <cond @ embed.weight, phi>.
+A spectrally normalised linear / conv2d ("spectral_norm": true) is wrapped with
+torch.nn.utils.spectral_norm (one power iteration per training forward, eps 1e-12): its state is
+weight_orig, weight_u and weight_v, as the engine stores it.
 A checkpoint stores the state_dicts as "generator.<key>" / "discriminator.<key>" (and, for a run with
 train.ema, the generator's weight average as "generator_ema.<key>": Checkpoint.generator_ema, which
 generate() and `sample` use by default, as `cgan_gpu sample` does; --no-ema for the raw one). loss_term()
@@ -87,10 +90,25 @@ def _pair(v):
 
 
 def _layer(entry):
-    """A config layer entry ({"linear": 128}, {"conv2d": {...}}, ...) -> (kind, value)."""
-    if len(entry) != 1:
-        raise ValueError(f"layer entry {entry!r}: expected one key")
-    return next(iter(entry.items()))
+    """A config layer entry ({"linear": 128}, {"conv2d": {...}}, {"linear": 64, "spectral_norm": true},
+    ...) -> (kind, value)."""
+    keys = [k for k in entry if k != "spectral_norm"]
+    if len(keys) != 1:
+        raise ValueError(f"layer entry {entry!r}: expected one key naming the layer")
+    return keys[0], entry[keys[0]]
+
+
+def _spectral_norm(entry, spec):
+    """Whether a linear / conv2d entry is spectrally normalised: its own "spectral_norm" (beside the
+    type, or inside a conv2d's object), else the network's (the engine's rule, configs/README.md)."""
+    kind, v = _layer(entry)
+    if kind not in ("linear", "conv2d"):
+        return False
+    if "spectral_norm" in entry:
+        return bool(entry["spectral_norm"])
+    if kind == "conv2d" and "spectral_norm" in v:
+        return bool(v["spectral_norm"])
+    return bool(spec.get("spectral_norm", False))
 
 
 class CondBatchNorm(nn.Module):
@@ -194,6 +212,8 @@ class CganNet(nn.Sequential):
                 m = nn.Dropout(float(v))
             else:
                 raise ValueError(f"layer {i}: kind {kind!r} is not supported")
+            if _spectral_norm(entry, spec):  # weight_orig, weight_u, weight_v, as the engine's checkpoints
+                m = nn.utils.spectral_norm(m, n_power_iterations=1, eps=1e-12)
             self.add_module(str(i), m)
         self.out_dim = c * h * w
         # the conditioner's parameters: registered last so that iterating the layers stays simple
@@ -300,7 +320,7 @@ def to_torch_names(tensors, spec):
         elif name.startswith("layers."):
             _, i, field = name.split(".", 2)
             kind, _ = _layer(spec["layers"][int(i)])
-            if (kind == "linear" and field == "weight") or field in ("gain.weight", "bias.weight"):
+            if (kind == "linear" and field in ("weight", "weight_orig")) or field in ("gain.weight", "bias.weight"):
                 t = t.t().contiguous()
             out[f"{i}.{field}"] = t
         else:

@@ -234,6 +234,17 @@ class Backend {
   // gdbias[n, c] = sum_s gy, [N, C], overwritten (the caller maps them to the tables with a GEMM).
   void cbn_backward(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
                     const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias);
+  // ---- spectral normalization (cgan/spectral_norm.hpp); every scalar stays in backend memory.
+  // normalize: u[i] = t[i] / max(||t||, eps) over n values (||t|| summed in double, then rounded
+  // to float). sigma (one float, may be null): *sigma = sum_i u[i] t[i] (in double), with the new u
+  // when normalize, else with u as given (read only).
+  void spectral_norm_vec(int n, const float* t, bool normalize, float eps, float* u, float* sigma);
+  // w_sn[i] = w[i] / *sigma
+  void spectral_norm_scale(size_t n, const float* w, const float* sigma, float* w_sn);
+  // gw[r, c] += (g[r, c] - (*dot) * left[r] * right[c]) / *sigma over [rows, cols], in float in
+  // that order (the gradient through W / sigma(W) with the power-iteration vectors held constant).
+  void spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
+                          const float* right, const float* sigma, float* gw);
 
   // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
   // run; graph_end() returns the captured graph's id (> 0) and graph_launch(id) runs it (again and
@@ -332,6 +343,11 @@ class Backend {
   virtual void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
                                  const float* save_invstd, const float* gy, float* gx, float* gdgain,
                                  float* gdbias) = 0;
+  virtual void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u,
+                                      float* sigma) = 0;
+  virtual void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) = 0;
+  virtual void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
+                                       const float* right, const float* sigma, float* gw) = 0;
 
  private:
   friend class OpProfile;

@@ -29,6 +29,9 @@ struct LayerSpec {
   float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)
   float eps = 1e-5f;       // batchnorm: variance epsilon
   bool conditional = false;  // batchnorm: per-sample gain and bias from the condition (docs/DECISIONS.md)
+  // linear / conv2d: spectral normalization of the weight (cgan/spectral_norm.hpp); the layer's
+  // own "spectral_norm" key, else the network's
+  bool spectral_norm = false;
 };
 
 // How the label enters the network: none | concat_onehot | embed_concat | embed_multiply |

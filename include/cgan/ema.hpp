@@ -2,7 +2,8 @@
 // as BigGAN and PyTorch-StudioGAN keep it): after each G Adam step t,
 //   avg = weights                                    while t <= start
 //   avg = avg - (1 - decay) (avg - weights)          after   (= decay avg + (1 - decay) weights)
-// for the parameters and for the batch-norm running statistics alike (docs/DECISIONS.md says why).
+// for the parameters and for the batch-norm running statistics alike (docs/DECISIONS.md says why);
+// a spectral norm's u and v (unit vectors) are copied from the generator, not averaged.
 // The update is one Backend op (ema_update) per buffer that reads t from the trainer's device
 // counter, so it runs inside the captured CUDA graph. Sampling and evaluation use the average by
 // default; checkpoints keep it beside the raw weights as "generator_ema.<name>" in the PyTorch

@@ -60,6 +60,7 @@ enum class OpKind : uint8_t {
   copy,             // copy, fill
   counters,         // add_ints, copy_to_slot (step counters, loss statistics)
   transfer,         // upload*, download* (host <-> backend memory)
+  spectral_norm,    // spectral_norm_vec / _scale / _grad (its GEMVs count as gemm)
   count_
 };
 const char* op_kind_name(OpKind k);

@@ -25,6 +25,10 @@ constexpr const char* kCheckpointFormatV1 = "cgan_gpu.checkpoint.v1";
 //     <net>.<i>.gain.weight, .bias.weight, .running_mean, .running_var, .num_batches_tracked
 //                                           conditional batch norm: nn.Linear(K, C, bias=False) [C, K] each
 //     <net>.embed.weight                    projection: nn.Embedding [K, F]
+//     <net>.<i>.weight_orig, .weight_u, .weight_v, .bias
+//                                           a spectrally normalised linear / conv2d, as
+//                                           torch.nn.utils.spectral_norm's module (W [out, in] or
+//                                           [K, C, R, S], u [out] or [K], v [in] or [C*R*S])
 //     <net>.condition.weight                embed_concat / embed_multiply: nn.Embedding [K, E]
 //     <net>.condition.weight, .bias         label_plane: nn.Linear(K -> H*W), [H*W, K] and [H*W]
 //   Adam's moments, per trained parameter in its parameter's layout, as optim.<net>.m.<name> and

@@ -36,6 +36,7 @@
 #include "cgan/philox.hpp"
 #include "cpu_conditional.hpp"
 #include "cpu_conv.hpp"
+#include "cpu_spectral_norm.hpp"
 
 namespace cgan {
 namespace {
@@ -514,6 +515,19 @@ class CpuBackend final : public Backend {
     CGAN_CHECK(*slot >= 0 && *slot < slots, "copy_to_slot: slot ", *slot, " outside [0, ", slots, ")");
     std::memcpy(dst + static_cast<size_t>(*slot) * n, src, sizeof(float) * n);
   }
+
+  // ---- spectral normalization (cpu_spectral_norm.cpp)
+  void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u, float* sigma) override {
+    cpu_spectral_norm_vec(n, t, normalize, eps, u, sigma);
+  }
+  void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) override {
+    cpu_spectral_norm_scale(n, w, sigma, w_sn);
+  }
+  void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
+                               const float* right, const float* sigma, float* gw) override {
+    cpu_spectral_norm_grad(rows, cols, g, dot, left, right, sigma, gw);
+  }
+
 
  private:
   static uint64_t resolve(const RngStream& s) {

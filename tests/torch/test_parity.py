@@ -13,7 +13,8 @@ mode, the engine's dropout masks). It checks
 
   * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
     (D's after its D step, G's after its G step), every weight after Adam (against
-    torch.optim.Adam fed the engine's gradients) and every batch-norm statistic,
+    torch.optim.Adam fed the engine's gradients) and every batch-norm statistic and spectral-norm
+    vector u, v (torch.nn.utils.spectral_norm: one power iteration per training forward),
     err = ||engine - torch|| / ||torch|| <= 1e-5;
   * with train.ema, the engine's average of G after each of those iterations against the same average
     taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w);
@@ -190,11 +191,11 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
     if full:
         after = net_tensors(tr, "after.generator.", cfg["generator"])
         shadow["G"].check(chk, "weights G after Adam", "G.", grads, after)
-        for net, key in ((G, "generator"), (D, "discriminator")):  # batch-norm running statistics
+        for net, key in ((G, "generator"), (D, "discriminator")):  # BN running statistics, SN u and v
             after = net_tensors(tr, f"after.{key}.", cfg[key])
             for name, t in net.named_buffers():
                 if not name.endswith("num_batches_tracked"):
-                    chk.check("BN running stats (end)", f"after {key}.{name}", after[name], t)
+                    chk.check("BN stats, SN u/v (end)", f"after {key}.{name}", after[name], t)
     return [(n, e.item(), t.item()) for n, e, t in losses]
 
 

@@ -1,6 +1,7 @@
 """The checkpoint layout is PyTorch's: a fresh checkpoint's "generator." and "discriminator." tensors
 load with strict load_state_dict into torch.nn.Sequential networks built by hand from the config
-stored in the checkpoint (children named by their index in the config's layers, plus "condition").
+stored in the checkpoint (children named by their index in the config's layers, plus "condition";
+spectrally normalised layers wrapped with torch.nn.utils.spectral_norm).
 
 usage: test_state_dict.py CGAN_GPU_BINARY SOURCE_DIR
 """
@@ -52,7 +53,8 @@ def build(net, width, cond_in):
     seq, shape = nn.Sequential(), (width,)
     last_in = width
     for i, layer in enumerate(net["layers"]):
-        (kind, arg), = layer.items()
+        kind = next(k for k in layer if k != "spectral_norm")  # the config in effect says it beside the type
+        arg = layer[kind]
         last_in = int(np.prod(shape))
         if kind == "linear":
             m, shape = nn.Linear(int(np.prod(shape)), arg), (arg,)
@@ -74,6 +76,8 @@ def build(net, width, cond_in):
             shape = (shape[0], (shape[1] + 2 * p[0] - k[0]) // s[0] + 1, (shape[2] + 2 * p[1] - k[1]) // s[1] + 1)
         else:  # activations and dropout hold no parameters
             m = nn.Identity()
+        if layer.get("spectral_norm"):  # weight_orig, weight_u, weight_v
+            m = nn.utils.spectral_norm(m)
         seq.add_module(str(i), m)
     mode, emb = net["condition"]["mode"], net["condition"].get("embed_dim")
     if mode in ("embed_concat", "embed_multiply"):
@@ -137,6 +141,9 @@ def main():
         check(binary, source, "tests/torch/configs/anime_projection_cbn.json", ["train.batch_size=4"], tmp)
         check(binary, source, "tests/torch/configs/mnist_projection_cbn.json", ["train.batch_size=8"], tmp)
         check(binary, source, "configs/mnist_lsgan_embed.json", ["train.batch_size=8", "train.ema={}"], tmp, "_ema")
+        check(binary, source, "configs/anime_small.json", ["train.batch_size=4", "data.count=64",
+                                                           "generator.spectral_norm=true",
+                                                           "discriminator.spectral_norm=true"], tmp, "_sn")
 
 
 if __name__ == "__main__":
