@@ -66,6 +66,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::copy: return "copy";
     case OpKind::counters: return "counters";
     case OpKind::transfer: return "transfer";
+    case OpKind::augment: return "augment";
     case OpKind::count_: break;
   }
   return "?";

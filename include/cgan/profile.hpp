@@ -59,6 +59,7 @@ enum class OpKind : uint8_t {
   copy,             // copy, fill
   counters,         // add_ints, copy_to_slot (step counters, loss statistics)
   transfer,         // upload*, download* (host <-> backend memory)
+  augment,          // augment_forward, augment_backward (DiffAugment)
   count_
 };
 const char* op_kind_name(OpKind k);

@@ -34,6 +34,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
+#include "cpu_augment.hpp"
 #include "cpu_conv.hpp"
 
 namespace cgan {
@@ -476,6 +477,15 @@ class CpuBackend final : public Backend {
   void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) override {
     CGAN_CHECK(*slot >= 0 && *slot < slots, "copy_to_slot: slot ", *slot, " outside [0, ", slots, ")");
     std::memcpy(dst + static_cast<size_t>(*slot) * n, src, sizeof(float) * n);
+  }
+
+  // ---- DiffAugment (cpu_augment.cpp)
+  void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                            const float* x, float* y, float* params) override {
+    cpu_augment_forward(a, B, seed, resolve(stream), offset, x, y, params);
+  }
+  void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx) override {
+    cpu_augment_backward(a, B, params, gy, gx);
   }
 
  private:
