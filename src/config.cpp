@@ -696,7 +696,7 @@ json Config::to_json() const {
   }
   json g = net_to_json(generator);
   g["noise_dim"] = noise_dim;
-  return {
+  json out = {
       {"name", name},
       {"description", description},
       {"device", device},
@@ -715,8 +715,7 @@ json Config::to_json() const {
         {"batch_size", train.batch_size},
         {"seed", train.seed},
         {"d_steps", train.d_steps},
-        {"fake_labels", train.fake_labels},
-        {"augment", augment_to_json(train.augment)}}},
+        {"fake_labels", train.fake_labels}}},
       {"log",
        {{"every", log.every},
         {"flush_every", log.flush_every},
@@ -727,6 +726,9 @@ json Config::to_json() const {
         {"progress", log.progress}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
   };
+  // train.augment only when on: a run without it stores the config text it stored before the key
+  if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
+  return out;
 }
 
 std::string describe_json(const json& v, size_t max_chars) {

@@ -347,7 +347,7 @@ std::string augment_error(const json& augment, const std::string& kind = "mnist"
 TEST(AugmentConfig, FormsParseAndRoundTrip) {
   json j = mnist_config();
   EXPECT_FALSE(parse_config(j).train.augment.any());
-  EXPECT_EQ(parse_config(j).to_json()["train"]["augment"], json({{"policy", ""}}));
+  EXPECT_FALSE(parse_config(j).to_json()["train"].contains("augment")) << "off: the config text of old runs";
   for (const json& form : {json("color, translation,cutout"), json({"color", "translation", "cutout"}),
                            json({{"policy", "color,translation,cutout"}})}) {
     j["train"]["augment"] = form;
