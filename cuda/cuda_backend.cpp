@@ -17,6 +17,7 @@
 #include <map>
 #include <string>
 
+#include "cgan/augment.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/error.hpp"
 #include "common.cuh"
@@ -253,6 +254,16 @@ class CudaBackend final : public Backend {
   }
 
   // ---- counter-based RNG
+  // ---- DiffAugment (augment.cu)
+  void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                            const float* x, float* y, float* params) override {
+    cuda::launch_augment_forward(ctx_, a, B, seed, stream, offset, x, y, params);
+  }
+  void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy,
+                             float* gx) override {
+    cuda::launch_augment_backward(ctx_, a, B, params, gy, gx);
+  }
+
   void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
                    float stddev, float* out) override {
     cuda::launch_rand_normal(ctx_, n, seed, stream, offset, mean, stddev, out);

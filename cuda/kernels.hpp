@@ -129,6 +129,12 @@ void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, RngStream 
 void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                        uint64_t offset, int32_t K, int32_t* out);
 
+// augment.cu (DiffAugment, cgan/augment.hpp): one block per sample in each direction
+void launch_augment_forward(const Context& ctx, const AugmentSpec& a, int B, uint64_t seed, RngStream stream,
+                            uint64_t offset, const float* x, float* y, float* params);
+void launch_augment_backward(const Context& ctx, const AugmentSpec& a, int B, const float* params,
+                             const float* gy, float* gx);
+
 // permutation.cu (may grow ctx's sort buffer: not capturable, see Context)
 void launch_permutation(Context& ctx, int n, uint64_t seed, uint64_t stream, int32_t* out);
 

@@ -1,10 +1,13 @@
 #include "cgan/backend.hpp"
 
+#include "cgan/augment.hpp"
 #include "cgan/error.hpp"
 
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 
 namespace cgan {
 
@@ -432,6 +435,44 @@ void Backend::spectral_norm_grad(int rows, int cols, const float* g, const float
   CGAN_CHECK(g && dot && left && right && sigma && gw, "spectral_norm_grad: null pointer");
   const OpTimer timer(op_profile_, OpKind::spectral_norm);
   spectral_norm_grad_impl(rows, cols, g, dot, left, right, sigma, gw);
+}
+namespace {
+// The checks both augment ops share; returns C*H*W.
+size_t check_augment(const AugmentSpec& a, int B, const char* op) {
+  CGAN_CHECK(B >= 0, op, ": negative batch ", B);
+  CGAN_CHECK(a.C > 0 && a.H > 0 && a.W > 0, op, ": bad image shape C=", a.C, " H=", a.H, " W=", a.W);
+  const size_t n = static_cast<size_t>(a.C) * a.H * a.W;
+  CGAN_CHECK(n <= static_cast<size_t>(INT32_MAX), op, ": image of ", n, " values is too large");
+  CGAN_CHECK(a.translation_ratio >= 0.f && a.translation_ratio <= 1.f && a.cutout_ratio >= 0.f &&
+                 a.cutout_ratio <= 1.f,
+             op, ": translation and cutout ratios must lie in [0, 1], got ", a.translation_ratio, " and ",
+             a.cutout_ratio);
+  CGAN_CHECK(std::isfinite(a.center) && std::isfinite(a.half) && a.half > 0.f, op,
+             ": bad data range (center ", a.center, ", half width ", a.half, ")");
+  return n;
+}
+bool overlap(const float* a, size_t na, const float* b, size_t nb) { return a < b + nb && b < a + na; }
+}  // namespace
+
+void Backend::augment_forward(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                              const float* x, float* y, float* params) {
+  const size_t n = check_augment(a, B, "augment_forward");
+  if (B == 0) return;
+  CGAN_CHECK(x && y && params, "augment_forward: null pointer");
+  const size_t total = n * static_cast<size_t>(B);
+  const size_t np = static_cast<size_t>(B) * kAugmentParams;
+  CGAN_CHECK(!overlap(x, total, y, total), "augment_forward: x and y overlap (the op is not in place)");
+  CGAN_CHECK(!overlap(params, np, x, total) && !overlap(params, np, y, total), "augment_forward: params overlaps x or y");
+  const OpTimer timer(op_profile_, OpKind::augment);
+  augment_forward_impl(a, B, seed, stream, offset, x, y, params);
+}
+void Backend::augment_backward(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx) {
+  const size_t n = check_augment(a, B, "augment_backward");
+  if (B == 0) return;
+  CGAN_CHECK(params && gy && gx, "augment_backward: null pointer");
+  CGAN_CHECK(!overlap(gy, n * static_cast<size_t>(B), gx, n * static_cast<size_t>(B)), "augment_backward: gy and gx overlap (the op is not in place)");
+  const OpTimer timer(op_profile_, OpKind::augment);
+  augment_backward_impl(a, B, params, gy, gx);
 }
 
 void Backend::graph_begin() { throw Error(cat("backend ", name(), " has no CUDA graphs")); }

@@ -4,8 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "cgan/anime.hpp"  // the tag vocabulary
 #include "cgan/error.hpp"
@@ -349,6 +351,76 @@ AdamSpec parse_adam(const json* j, const std::string& p) {
   return a;
 }
 
+// train.augment: a policy string ("color,translation,cutout"), a list of the transforms' names, or an
+// object {"policy": one of those, "translation": ratio, "cutout": ratio}.
+AugmentPolicy parse_augment(const json* j, const std::string& p) {
+  AugmentPolicy a;
+  if (!j) return a;
+  const json* pol = j;
+  std::string where = p;
+  std::unique_ptr<Obj> o;
+  if (j->is_object()) {
+    o = std::make_unique<Obj>(*j, p);
+    pol = o->get("policy");
+    where = o->at("policy");
+    if (!pol) throw Error(cat(where, ": missing (e.g. \"color,translation,cutout\")"));
+  }
+  static const char* const kOrder[] = {"color", "translation", "cutout"};
+  const std::string want = "a policy such as \"color,translation,cutout\" (a string, or a list of names)";
+  std::vector<std::string> names;
+  if (pol->is_string()) {
+    const std::string text = pol->get<std::string>();
+    std::string item;
+    std::istringstream in(text);
+    while (std::getline(in, item, ',')) {
+      const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+      names.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
+    }
+    if (!text.empty() && text.back() == ',') names.push_back("");
+    if (text.find_first_not_of(" \t") == std::string::npos) names.clear();  // "" or blanks: off
+  } else if (pol->is_array()) {
+    for (size_t i = 0; i < pol->size(); ++i) {
+      if (!(*pol)[i].is_string())
+        throw Error(cat(where, "[", i, "]: expected \"color\", \"translation\" or \"cutout\", got ", describe((*pol)[i])));
+      names.push_back((*pol)[i].get<std::string>());
+    }
+  } else {
+    throw Error(cat(where, ": expected ", want, ", got ", describe(*pol)));
+  }
+  bool* flag[] = {&a.color, &a.translation, &a.cutout};
+  int last = -1;
+  for (const std::string& name : names) {
+    int k = -1;
+    for (int i = 0; i < 3; ++i)
+      if (name == kOrder[i]) k = i;
+    if (k < 0)
+      throw Error(cat(where, ": unknown transform ", describe(json(name)),
+                      " (known: \"color\", \"translation\", \"cutout\")"));
+    if (*flag[k]) throw Error(cat(where, ": \"", name, "\" appears twice"));
+    if (k < last)
+      throw Error(cat(where, ": \"", name, "\" after \"", kOrder[last],
+                      "\": DiffAugment applies color, translation, cutout in this order; list them so"));
+    *flag[k] = true;
+    last = k;
+  }
+  if (o) {
+    for (int k = 1; k < 3; ++k)
+      if (o->has(kOrder[k]) && !*flag[k])
+        throw Error(cat(o->at(kOrder[k]), ": only used when the policy has \"", kOrder[k], "\""));
+    a.translation_ratio = static_cast<float>(o->number("translation", a.translation_ratio, 0.0, 1.0, true));
+    a.cutout_ratio = static_cast<float>(o->number("cutout", a.cutout_ratio, 0.0, 1.0, true));
+    o->finish();
+  }
+  return a;
+}
+
+json augment_to_json(const AugmentPolicy& a) {
+  json j = {{"policy", a.policy()}};
+  if (a.translation) j["translation"] = a.translation_ratio;
+  if (a.cutout) j["cutout"] = a.cutout_ratio;
+  return j;
+}
+
 json pair_to_json(int a, int b) { return a == b ? json(a) : json::array({a, b}); }
 
 json layer_to_json_plain(const LayerSpec& l);
@@ -402,6 +474,13 @@ json adam_to_json(const AdamSpec& a) {
 }
 
 }  // namespace
+
+std::string AugmentPolicy::policy() const {
+  std::string s;
+  for (const auto& [on, name] : {std::pair<bool, const char*>{color, "color"}, {translation, "translation"}, {cutout, "cutout"}})
+    if (on) s += (s.empty() ? "" : ",") + std::string(name);
+  return s;
+}
 
 NetSpec parse_net_spec(const json& j, const std::string& path) { return parse_net(j, path, nullptr); }
 json net_spec_to_json(const NetSpec& n) { return net_to_json(n); }
@@ -573,6 +652,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
       c.train.ema.start = e.integer("start", c.train.ema.start, 0, std::numeric_limits<int32_t>::max());
       e.finish();
     }
+    c.train.augment = parse_augment(t.get("augment"), t.at("augment"));
     t.finish();
   }
 
@@ -615,6 +695,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     if (np->condition.mode != "none" && !conditional_data)
       throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
   }
+  if (c.train.augment.any() && points)
+    throw Error(cat("train.augment: DiffAugment transforms images; data.kind \"", c.data.kind, "\" has 2-D points"));
   if (c.train.batch_size > c.data.count && (points || c.data.kind == "anime"))
     throw Error(cat("train.batch_size: ", c.train.batch_size, " is larger than data.count ", c.data.count));
   const LayerSpec* dlast = nullptr;
@@ -709,7 +791,7 @@ json Config::to_json() const {
   }
   json g = net_to_json(generator);
   g["noise_dim"] = noise_dim;
-  return {
+  json out = {
       {"name", name},
       {"description", description},
       {"device", device},
@@ -731,6 +813,9 @@ json Config::to_json() const {
         {"progress", log.progress}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
   };
+  // train.augment only when on: a run without it stores the config text it stored before the key
+  if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
+  return out;
 }
 
 std::string describe_json(const json& v, size_t max_chars) {

@@ -68,6 +68,7 @@ const char* op_kind_name(OpKind k) {
     case OpKind::counters: return "counters";
     case OpKind::transfer: return "transfer";
     case OpKind::spectral_norm: return "spectral_norm";
+    case OpKind::augment: return "augment";
     case OpKind::count_: break;
   }
   return "?";

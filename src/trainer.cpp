@@ -43,6 +43,10 @@ uint64_t stream_of(int64_t step, int sub, Purpose p) {
   return (static_cast<uint64_t>(step) * 16 + static_cast<uint64_t>(sub)) * 16 + p;
 }
 constexpr uint64_t kPermStream = 0x5045524dULL << 32;    // + epoch
+// DiffAugment's draws: a stream space of their own, kAugStream + stream_of(step, sub, which), kept
+// apart from the purposes above (and from their dropout sub-streams) by its high bits.
+constexpr uint64_t kAugStream = 0x4155474dULL << 32;  // "AUGM"
+enum AugWhich : uint64_t { kAugReal = 1, kAugFake, kAugMis, kAugG };  // D's real, fake, mismatched input; G step
 constexpr int kStatsPerStep = 12;  // D real (loss, sum D, correct), D fake (...), G (...), D mismatched (...)
 
 // Device counters (ctr_[k]) the step's ops read when they run, so that one captured CUDA graph
@@ -178,6 +182,14 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
     be.upload(tags_all_, data.tags.data(), data.tags.size());
   }
   gx_ = be.alloc(static_cast<size_t>(B) * P);
+  if (cfg.train.augment.any()) {
+    if (shape_.is_points())
+      throw Error(cat("train.augment: DiffAugment transforms images; data.kind \"", cfg.data.kind, "\" has 2-D points"));
+    aug_ = make_augment_spec(cfg.train.augment, shape_.channels, shape_.height, shape_.width, shape_.lo, shape_.hi);
+    aug_x_ = be.alloc(static_cast<size_t>(B) * P);
+    aug_g_ = be.alloc(static_cast<size_t>(B) * P);
+    aug_params_ = be.alloc(static_cast<size_t>(B) * kAugmentParams);
+  }
   stats_slots_ = static_cast<int>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every));
   stats_ = be.alloc(static_cast<size_t>(stats_slots_) * kStatsPerStep);
   acc_step_ = be.alloc(kStatsPerStep);
@@ -244,7 +256,7 @@ Trainer::~Trainer() {
   if (graph_id_) be_.graph_drop(graph_id_);
   for (void* p : std::initializer_list<void*>{x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_,
                                               cond_sample_, y_all_, perm_, y_real_, y_fake_, y_sample_, acc_step_, ctr_,
-                                              tags_all_, cond_other_, idx_rand_, y_other_})
+                                              tags_all_, cond_other_, idx_rand_, y_other_, aug_x_, aug_g_, aug_params_})
     be_.free(p);
 }
 
@@ -340,6 +352,21 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     if (tags) be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
     else be_.one_hot(B, K, y_out, cond_out);
   };
+  // train.augment: what D sees of image x (D's input `which` of D sub-step `sub`), drawn per sample
+  // from (seed, step, sub, which, sample index). The index offset is 0: this process's batch is the
+  // whole batch (under data parallelism it would be the first sample's global index).
+  const bool augment = aug_x_ != nullptr;
+  auto aug = [&](const float* x, int sub, AugWhich which, const std::string& trace_name) -> const float* {
+    if (!augment) return x;
+    be_.augment_forward(aug_, B, seed, RngStream(kAugStream + stream_of(0, sub, static_cast<Purpose>(which)),
+                                                 ctr_ + kCtrStep, 256),
+                        0, x, aug_x_, aug_params_);
+    if (trace_) {
+      trace_buf(trace_name, aug_x_, {B, P});
+      trace_buf(trace_name + ".params", aug_params_, {B, kAugmentParams});
+    }
+    return aug_x_;
+  };
   be_.fill(acc_step_, kStatsPerStep, 0.f);
 
   for (int sub = 0; sub < cfg_.train.d_steps; ++sub) {
@@ -384,11 +411,12 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       be_.fill(a, 6, 0.f);
       be_.fill(a + 9, 3, 0.f);
     }
-    const float* out_r = D_->forward(x_real_, y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
+    const float* out_r =
+        D_->forward(aug(x_real_, sub, kAugReal, tp + "aug.real"), y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
     if (trace_) trace_masks(tp + "real.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
-    const float* out_f = D_->forward(fake, yf, cf, true, seed, rng(sub, kDropDFake));
+    const float* out_f = D_->forward(aug(fake, sub, kAugFake, tp + "aug.fake"), yf, cf, true, seed, rng(sub, kDropDFake));
     if (trace_) trace_masks(tp + "fake.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
@@ -399,8 +427,9 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         if (onehot) trace_buf(tp + "cond_other", cond_other_, {B, T});
       }
       const float* out_m = nullptr;
-      if (cfg_.loss.mismatch != "fake_other_tags") {  // real_other_tags (three_term's default)
-        out_m = D_->forward(x_real_, y_other_, cond_other_, true, seed, rng(sub, kDropDMis));
+      if (cfg_.loss.mismatch == "real_other_tags") {
+        out_m = D_->forward(aug(x_real_, sub, kAugMis, tp + "aug.mis"), y_other_, cond_other_, true, seed,
+                            rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
         be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
         const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
@@ -408,7 +437,8 @@ void Trainer::enqueue_step(bool may_reshuffle) {
           trace_buf(tp + "z_mis", z_, {B, cfg_.noise_dim});
           trace_masks(tp + "gen_mis.", *G_, cfg_.generator);
         }
-        out_m = D_->forward(fake2, y_real_, cond_real_, true, seed, rng(sub, kDropDMis));
+        out_m = D_->forward(aug(fake2, sub, kAugMis, tp + "aug.mis"), y_real_, cond_real_, true, seed,
+                            rng(sub, kDropDMis));
       }
       if (trace_) trace_masks(tp + "mis.", *D_, cfg_.discriminator);
       be_.loss_fused(lk, B, out_m, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 9);
@@ -443,11 +473,15 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     G_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(0, kDropGinG));
     if (trace_) trace_masks("g.gen.", *G_, cfg_.generator);
-    const float* out = D_->forward(fake, yf, cf, true, seed, rng(0, kDropDinG));
+    const float* out = D_->forward(aug(fake, 0, kAugG, "g.aug.fake"), yf, cf, true, seed, rng(0, kDropDinG));
     if (trace_) trace_masks("g.disc.", *D_, cfg_.discriminator);
     be_.loss_fused(lk_g, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);
-    G_->backward(gx_, nullptr);
+    if (augment) {  // dL/d(fake) through the augmentation
+      be_.augment_backward(aug_, B, aug_params_, gx_, aug_g_);
+      if (trace_) trace_buf("g.aug.grad", aug_g_, {B, P});
+    }
+    G_->backward(augment ? aug_g_ : gx_, nullptr);
     if (trace_) {
       trace_buf("g.losses", acc_step_, {kStatsPerStep});  // [6] the generator's loss
       if (trace_weights_) trace_grads("g.grad.generator.", *G_);

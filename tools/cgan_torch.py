@@ -295,6 +295,52 @@ def build_models(config, shape):
     return G, D
 
 
+# ----------------------------------------------------------------------------- DiffAugment
+
+def diff_augment(x, params, config, shape):
+    """train.augment as the authors' DiffAugment_pytorch.py computes it (Zhao et al. 2020), on flat
+    images x [B, C*H*W], with the engine's draws instead of torch.rand / torch.randint: params
+    [B, 8] as the step trace records them (brightness, saturation, contrast, translation rows and
+    columns, cutout first row and column, -). The fill is the data range's centre (the reference's
+    0 on [-1, 1]; include/cgan/augment.hpp) and the brightness draw is already scaled to the range.
+    Differentiable: autograd carries D's gradient back to x."""
+    aug = config["train"].get("augment", {"policy": ""})
+    policy = [p for p in aug["policy"].split(",") if p]
+    if not policy:
+        return x
+    B = x.shape[0]
+    C, H, W = shape["channels"], shape["height"], shape["width"]
+    fill = 0.5 * (shape["lo"] + shape["hi"])
+    p = params.to(x.dtype)
+    x = x.reshape(B, C, H, W)
+    one = lambda v: v.reshape(B, 1, 1, 1)  # noqa: E731
+    if "color" in policy:
+        x = x + one(p[:, 0])                                      # rand_brightness
+        m = x.mean(dim=1, keepdim=True)                           # rand_saturation
+        x = (x - m) * one(p[:, 1]) + m
+        m = x.mean(dim=[1, 2, 3], keepdim=True)                   # rand_contrast
+        x = (x - m) * one(p[:, 2]) + m
+    if "translation" in policy:                                   # rand_translation
+        tx, ty = p[:, 3].long().reshape(B, 1, 1), p[:, 4].long().reshape(B, 1, 1)
+        gb, gx, gy = torch.meshgrid(torch.arange(B), torch.arange(H), torch.arange(W), indexing="ij")
+        gx = torch.clamp(gx + tx + 1, 0, H + 1)
+        gy = torch.clamp(gy + ty + 1, 0, W + 1)
+        x_pad = F.pad(x, [1, 1, 1, 1, 0, 0, 0, 0], value=fill)
+        x = x_pad.permute(0, 2, 3, 1).contiguous()[gb, gx, gy].permute(0, 3, 1, 2)
+    if "cutout" in policy:                                        # rand_cutout
+        ratio = float(aug.get("cutout", 0.5))
+        cs = int(H * ratio + 0.5), int(W * ratio + 0.5)
+        off_x = (p[:, 5].long() + cs[0] // 2).reshape(B, 1, 1)  # the reference's offset (the centre)
+        off_y = (p[:, 6].long() + cs[1] // 2).reshape(B, 1, 1)
+        gb, gx, gy = torch.meshgrid(torch.arange(B), torch.arange(cs[0]), torch.arange(cs[1]), indexing="ij")
+        gx = torch.clamp(gx + off_x - cs[0] // 2, min=0, max=H - 1)
+        gy = torch.clamp(gy + off_y - cs[1] // 2, min=0, max=W - 1)
+        mask = torch.ones(B, H, W, dtype=x.dtype)
+        mask[gb, gx, gy] = 0
+        x = (x - fill) * mask.unsqueeze(1) + fill
+    return x.reshape(B, -1)
+
+
 # ----------------------------------------------------------------------------- checkpoints
 
 def is_v1_layout(names):

@@ -15,6 +15,8 @@
 
 namespace cgan {
 
+struct AugmentSpec;  // cgan/augment.hpp
+
 // How a label (or tag vector) enters a network.
 //  concat:          out[B, in+E] = [x | cond]            (cond: float [B, E], one-hot or multi-hot)
 //  embed_concat:    out[B, in+E] = [x | table[label]]    (table: float [K, E])
@@ -245,6 +247,15 @@ class Backend {
   // that order (the gradient through W / sigma(W) with the power-iteration vectors held constant).
   void spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
                           const float* right, const float* sigma, float* gw);
+  // ---- DiffAugment (cgan/augment.hpp): y [B, C*H*W] = the augmentation of x [B, C*H*W], sample b
+  // with the draws augment_draw(a, seed, stream id, offset + b) (offset: the first sample's global
+  // index, so a sample's draws do not depend on how a batch is split); params [B, kAugmentParams]
+  // receives each sample's draws (what augment_backward reads). x and y must not overlap.
+  void augment_forward(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                       const float* x, float* y, float* params);
+  // gx [B, C*H*W] = dL/dx (overwritten) from gy = dL/dy and the params augment_forward wrote; gy and gx
+  // must not overlap.
+  void augment_backward(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx);
 
   // ---- CUDA graphs: the ops enqueued between graph_begin() and graph_end() are captured, not
   // run; graph_end() returns the captured graph's id (> 0) and graph_launch(id) runs it (again and
@@ -348,6 +359,10 @@ class Backend {
   virtual void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) = 0;
   virtual void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
                                        const float* right, const float* sigma, float* gw) = 0;
+  virtual void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                                    const float* x, float* y, float* params) = 0;
+  virtual void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy,
+                                     float* gx) = 0;
 
  private:
   friend class OpProfile;

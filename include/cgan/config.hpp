@@ -90,6 +90,15 @@ struct EmaSpec {
   int64_t start = 1000;  // the average is a copy of the weights up to and including this G step
 };
 
+// train.augment: DiffAugment of every image D sees (include/cgan/augment.hpp), off by default.
+struct AugmentPolicy {
+  bool color = false, translation = false, cutout = false;
+  float translation_ratio = 0.125f;  // largest shift as a fraction of the image size
+  float cutout_ratio = 0.5f;         // cutout side as a fraction of the image size
+  bool any() const { return color || translation || cutout; }
+  std::string policy() const;  // "color,translation,cutout" (the ones on, in that order; "" when off)
+};
+
 struct TrainSpec {
   int64_t steps = 10000;
   int batch_size = 64;
@@ -97,6 +106,7 @@ struct TrainSpec {
   int d_steps = 1;                   // D steps per G step
   std::string fake_labels = "data";  // labels fakes are made from: data (the batch's) | random
   EmaSpec ema;                       // the generator's weight average (off unless given)
+  AugmentPolicy augment;             // DiffAugment before D (off by default)
 };
 
 struct LogSpec {

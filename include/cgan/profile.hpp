@@ -61,6 +61,7 @@ enum class OpKind : uint8_t {
   counters,         // add_ints, copy_to_slot (step counters, loss statistics)
   transfer,         // upload*, download* (host <-> backend memory)
   spectral_norm,    // spectral_norm_vec / _scale / _grad (its GEMVs count as gemm)
+  augment,          // augment_forward, augment_backward (DiffAugment)
   count_
 };
 const char* op_kind_name(OpKind k);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cgan/augment.hpp"
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
 #include "cgan/config.hpp"
@@ -129,6 +130,10 @@ class Trainer {
   // the three_term loss's mismatched pairs) with their labels and tags
   float *tags_all_ = nullptr, *cond_other_ = nullptr;
   int32_t *idx_rand_ = nullptr, *y_other_ = nullptr;
+  // train.augment (DiffAugment): the op's spec, the augmented D input, dL/d(G's output) through the
+  // augmentation, and the draws of the last augment_forward (what its backward reads)
+  AugmentSpec aug_;
+  float *aug_x_ = nullptr, *aug_g_ = nullptr, *aug_params_ = nullptr;
   // Device counters read by the step's ops (see trainer.cpp: kCtr*) and their host mirror below,
   // which the host advances exactly as the enqueued add_ints do.
   int32_t* ctr_ = nullptr;

@@ -35,6 +35,7 @@
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
 #include "cpu_conditional.hpp"
+#include "cpu_augment.hpp"
 #include "cpu_conv.hpp"
 #include "cpu_spectral_norm.hpp"
 
@@ -528,6 +529,15 @@ class CpuBackend final : public Backend {
     cpu_spectral_norm_grad(rows, cols, g, dot, left, right, sigma, gw);
   }
 
+
+  // ---- DiffAugment (cpu_augment.cpp)
+  void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
+                            const float* x, float* y, float* params) override {
+    cpu_augment_forward(a, B, seed, resolve(stream), offset, x, y, params);
+  }
+  void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx) override {
+    cpu_augment_backward(a, B, params, gy, gx);
+  }
 
  private:
   static uint64_t resolve(const RngStream& s) {

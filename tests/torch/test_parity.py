@@ -129,7 +129,7 @@ def load_state(net, sd):
     net.load_state_dict({k: sd[k].to(own[k].dtype) if k in sd else own[k] for k in own})
 
 
-def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
+def iteration(cfg, shape, G, D, optG, optD, tr, full, chk, shadow):
     """One engine iteration replayed in PyTorch; returns [(name, engine loss, torch loss)].
     full: check every gradient, update and statistic; G and D must then hold the engine's state
     before the iteration, and D takes the engine's weights after each D step (each stage is
@@ -141,6 +141,17 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
     g64 = lambda k: tr[k].to(DT) if k in tr else None  # noqa: E731
     lab = lambda k: tr[k].long() if k in tr else None  # noqa: E731
     losses = []
+
+    def aug(x, name):
+        """train.augment: D's input `name` through DiffAugment with the engine's draws, checked
+        against the augmented image the engine traced (in full mode: both from the same state)."""
+        if name + ".params" not in tr:
+            return x
+        y = cgan_torch.diff_augment(x, tr[name + ".params"], cfg, shape)
+        if full:
+            chk.check("augmented D inputs", name, tr[name], y.detach())
+        return y
+
     for sub in range(int(cfg["train"]["d_steps"])):
         p = f"d{sub}."
         x_real, y_real, c_real = g64(p + "x_real"), lab(p + "y_real"), g64(p + "cond_real")
@@ -150,19 +161,19 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
         optD.zero_grad()
         with torch.no_grad():
             fake = G(g64(p + "z"), yf, cf, masks(tr, p + "gen."))
-        l_r = loss_fn(lk, D(x_real, y_real, c_real, masks(tr, p + "real.")), real_t, w)
-        l_f = loss_fn(lk, D(fake, yf, cf, masks(tr, p + "fake.")), 0.0, w)
+        l_r = loss_fn(lk, D(aug(x_real, p + "aug.real"), y_real, c_real, masks(tr, p + "real.")), real_t, w)
+        l_f = loss_fn(lk, D(aug(fake, p + "aug.fake"), yf, cf, masks(tr, p + "fake.")), 0.0, w)
         total = l_r + l_f
         eng = tr[p + "losses"].double()
         losses += [(p + "loss_real", eng[0], l_r), (p + "loss_fake", eng[3], l_f)]
         if three:
             yo, co = lab(p + "y_other"), g64(p + "cond_other")
             if mismatch == "real_other_tags":
-                out_m = D(x_real, yo, co, masks(tr, p + "mis."))
+                out_m = D(aug(x_real, p + "aug.mis"), yo, co, masks(tr, p + "mis."))
             else:
                 with torch.no_grad():
                     fake2 = G(g64(p + "z_mis"), yo, co, masks(tr, p + "gen_mis."))
-                out_m = D(fake2, y_real, c_real, masks(tr, p + "mis."))
+                out_m = D(aug(fake2, p + "aug.mis"), y_real, c_real, masks(tr, p + "mis."))
             l_m = loss_fn(lk, out_m, 0.0, w)
             total = total + l_m
             losses.append((p + "loss_mis", eng[9], l_m))
@@ -181,7 +192,7 @@ def iteration(cfg, G, D, optG, optD, tr, full, chk, shadow):
     cf = g64("g.cond_fake") if random else c_real
     optG.zero_grad()
     fake = G(g64("g.z"), yf, cf, masks(tr, "g.gen."))
-    l_g = loss_fn(lk_g, D(fake, yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
+    l_g = loss_fn(lk_g, D(aug(fake, "g.aug.fake"), yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
     l_g.backward()
     losses.append(("g.loss", tr["g.losses"].double()[6], l_g))
     if full:
@@ -248,7 +259,7 @@ def main():
             Gc, Dc = (n.to(DT).train() for n in cgan_torch.build_models(cfg, ck.shape))
             load_state(Gc, engine_state["generator"])
             load_state(Dc, engine_state["discriminator"])
-            for name, e, t in iteration(cfg, Gc, Dc, adam(Gc, cfg["optim"]["generator"]),
+            for name, e, t in iteration(cfg, ck.shape, Gc, Dc, adam(Gc, cfg["optim"]["generator"]),
                                         adam(Dc, cfg["optim"]["discriminator"]), tr, True, chk, shadow):
                 chk.check(f"loss (iterations 1-{a.full})", f"iteration {k} {name}", torch.tensor(e), torch.tensor(t))
             engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
@@ -260,7 +271,7 @@ def main():
                     ema_ref[name] = w.clone() if k <= int(ema_cfg["start"]) else d * ema_ref[name] + (1 - d) * w
                     chk.check("EMA of G (end)", f"iteration {k} generator_ema.{name}", eng[name], ema_ref[name])
         # the loss trajectory: PyTorch trains on from its own weights
-        for name, e, t in iteration(cfg, G, D, optG, optD, tr, False, chk, None):
+        for name, e, t in iteration(cfg, ck.shape, G, D, optG, optD, tr, False, chk, None):
             err = abs(e - t) / max(abs(t), 1e-3)
             if err > worst_traj[0]:
                 worst_traj = (err, f"iteration {k} {name} (engine {e:.7g}, torch {t:.7g})")
