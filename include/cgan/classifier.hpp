@@ -81,6 +81,7 @@ class Classifier {
   Classifier& operator=(const Classifier&) = delete;
 
   const std::string& path() const { return path_; }
+  Backend& backend() const { return be_; }
   const std::string& data_kind() const { return data_kind_; }
   const DataShape& shape() const { return shape_; }  // lo/hi: the range it expects
   double test_accuracy() const { return test_accuracy_; }
