@@ -607,7 +607,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   r = e2e::run_cli(base + "--set train.steps=3", d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
-                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples); continue it "
+                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png); "
+                          "continue it "
                           "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
                           ", replace it with --overwrite, or choose another --out\n");
   EXPECT_EQ(testutil::slurp(d / "run/config.json"), config);
@@ -642,8 +643,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   std::vector<std::string> top;
   for (const auto& e : fs::directory_iterator(d / "run")) top.push_back(e.path().filename().string());
   std::sort(top.begin(), top.end());
-  EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses_avg.csv", "notes.txt",
-                                           "samples"}));
+  EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses.png", "losses_avg.csv",
+                                           "notes.txt", "samples"}));
 }
 
 TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {
