@@ -3,6 +3,7 @@
 #include "cgan/anime.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -11,7 +12,9 @@
 #include <sstream>
 
 #include "cgan/error.hpp"
+#include "cgan/progress.hpp"
 #include "cgan/state_dict.hpp"
+#include "cgan/stop.hpp"
 
 namespace cgan {
 using json = nlohmann::json;
@@ -297,6 +300,7 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
     be.gather_rows(B, P, train.count, x_all, perm + pos, xb);
     be.gather_int(B, train.count, y_all, perm + pos, yb);
     pos += B;
+    throw_if_stopped("while training the classifier");
     m.zero_grads();
     const float* out = m.forward(xb, nullptr, nullptr, true, spec.seed, kClassifierDropStream + static_cast<uint64_t>(step));
     be.softmax_xent(B, K, out, yb, 1.f, m.grad_out_buffer(), acc);
@@ -336,6 +340,63 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
   st.metadata["test_count"] = std::to_string(test.count);
   if (test_accuracy) *test_accuracy = a;
   return st;
+}
+
+// ---------------------------------------------------------------- a classifier file, trained
+
+ClassifierTrained train_classifier_file(Backend& be, const ClassifierSpec& spec, const std::string& data_dir,
+                                        const std::string& dir_key, const std::string& out) {
+  const std::string& kind = spec.data_kind;
+  const HostDataset train =
+      classifier_images(kind, data_dir, true, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
+  const HostDataset test =
+      classifier_images(kind, data_dir, false, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
+  const std::filesystem::path parent = std::filesystem::path(out).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) throw Error(cat(out, ": cannot create directory ", parent.string(), ": ", ec.message()));
+  }
+  std::fprintf(stderr, "cgan_gpu classifier: %s on %s, %d training images, %lld steps at batch %d\n", kind.c_str(),
+               be.name().c_str(), train.count, static_cast<long long>(spec.steps), spec.batch_size);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  ClassifierTrained r;
+  SafeTensors st = train_classifier(
+      be, spec, train, test, &r.test_accuracy,
+      [&](int64_t step, double loss, double train_acc) {
+        std::fprintf(stderr, "step %lld/%lld | loss %.4f | train acc %.4f | %s\n", static_cast<long long>(step),
+                     static_cast<long long>(spec.steps), loss, train_acc, format_duration(seconds()).c_str());
+      },
+      std::max<int64_t>(1, std::min<int64_t>(500, spec.steps / 4)));
+  r.seconds = seconds();
+  r.test_count = test.count;
+  st.metadata["train_seconds"] = cat(r.seconds);
+  write_safetensors(out, st);  // a temporary name, then renamed
+  return r;
+}
+
+bool train_missing_default_classifier(Backend& be, const std::string& kind, const std::string& path,
+                                      const std::string& data_dir) {
+  std::error_code ec;
+  if (path != default_classifier_path(kind) || std::filesystem::exists(path, ec)) return false;
+  const std::string spec_path = default_classifier_spec_path(kind);
+  if (!std::filesystem::exists(spec_path, ec))
+    throw Error(cat(path, ": classifier file not found, and ", spec_path,
+                    ", the spec to train it from, is missing (run from the repository root, or create it with: "
+                    "cgan_gpu classifier --data ", kind, " --config SPEC --out ", path, ")"));
+  const ClassifierSpec spec = load_classifier_spec(spec_path);
+  if (spec.data_kind != kind)
+    throw Error(cat(spec_path, ": data.kind is \"", spec.data_kind, "\", expected \"", kind, "\""));
+  std::fprintf(stderr,
+               "cgan_gpu: the evaluator's classifier %s does not exist yet: training it first from %s (%lld steps; "
+               "once: later runs reuse it; --set eval.every=0 trains without evaluation)\n",
+               path.c_str(), spec_path.c_str(), static_cast<long long>(spec.steps));
+  const ClassifierTrained r = train_classifier_file(be, spec, data_dir, "data.dir", path);
+  std::fprintf(stderr, "cgan_gpu: classifier test accuracy %.4f (%d %s test images), %lld steps in %s; wrote %s\n",
+               r.test_accuracy, r.test_count, kind.c_str(), static_cast<long long>(spec.steps),
+               format_duration(r.seconds).c_str(), path.c_str());
+  return true;
 }
 
 }  // namespace cgan

@@ -13,6 +13,7 @@
 
 #include "cgan/error.hpp"
 #include "cgan/io.hpp"
+#include "cgan/precision_recall.hpp"
 
 namespace cgan {
 using json = nlohmann::json;
@@ -41,9 +42,25 @@ RealReference prepare_reference(Classifier& clf, const HostDataset& real, int di
     const int64_t n = static_cast<int64_t>(by[l].size() / F);
     if (n < 2) throw Error(cat("evaluator: the real set has ", n, " image(s) of label ", l, "; at least 2 are needed"));
     r.label_count.push_back(n);
+    r.label_features.push_back(by[l]);
     r.per_label.push_back(gaussian_stats(by[l].data(), n, F));
     r.pairwise.push_back(mean_pairwise_distance(by[l].data(), std::min<int64_t>(n, diversity_max), F));
   }
+  return r;
+}
+
+// The real side of precision/recall for per-label subset sizes `sizes`.
+static std::shared_ptr<RealReference::PrRadii> real_pr_radii(Backend& be, const RealReference& real,
+                                                             const std::vector<int64_t>& sizes) {
+  const int F = real.feature_dim;
+  auto r = std::make_shared<RealReference::PrRadii>();
+  r->sizes = sizes;
+  for (size_t l = 0; l < sizes.size(); ++l) {
+    const float* f = real.label_features[l].data();
+    r->label_radii.push_back(knn_radii_sq(be, f, sizes[l], F));
+    r->all.insert(r->all.end(), f, f + sizes[l] * F);
+  }
+  r->all_radii = knn_radii_sq(be, r->all.data(), static_cast<int64_t>(r->all.size() / F), F);
   return r;
 }
 
@@ -61,6 +78,15 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
   all_feats.reserve(static_cast<size_t>(o.count) * K * F);
   int64_t hits = 0;
   std::vector<float> logits, feats;
+  // precision/recall: per label the first n_l = min(count, real images of l) of each side
+  CGAN_CHECK(real.label_features.size() == static_cast<size_t>(K), "evaluator: reference without per-label features");
+  std::vector<int64_t> pr_sizes(static_cast<size_t>(K));
+  for (int l = 0; l < K; ++l) pr_sizes[l] = std::min<int64_t>(o.count, real.label_count[l]);
+  if (!real.pr_radii || real.pr_radii->sizes != pr_sizes) real.pr_radii = real_pr_radii(clf.backend(), real, pr_sizes);
+  const RealReference::PrRadii& rr = *real.pr_radii;
+  Backend& be = clf.backend();
+  std::vector<float> pr_gen;  // the generated subsets, concatenated in label order
+  pr_gen.reserve(rr.all.size());
   for (int l = 0; l < K; ++l) {
     std::vector<float> x = gen(l, o.count);
     CGAN_CHECK(x.size() == static_cast<size_t>(o.count) * P, "evaluator: the generator returned ", x.size(),
@@ -76,13 +102,27 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
     s.fd = frechet_distance(gaussian_stats(feats.data(), o.count, F), real.per_label[l]);
     const double mpd = mean_pairwise_distance(feats.data(), std::min(o.count, o.diversity_max), F);
     s.diversity = real.pairwise[l] > 0 ? mpd / real.pairwise[l] : 0.0;
+    const int64_t n = pr_sizes[l];
+    const PrecisionRecall pr = precision_recall(be, real.label_features[l].data(), rr.label_radii[l], n, feats.data(),
+                                                knn_radii_sq(be, feats.data(), n, F), n, F);
+    s.precision = pr.precision;
+    s.recall = pr.recall;
+    s.pr_count = n;
+    pr_gen.insert(pr_gen.end(), feats.begin(), feats.begin() + static_cast<ptrdiff_t>(n) * F);
     all_feats.insert(all_feats.end(), feats.begin(), feats.end());
     res.labels.push_back(s);
   }
   res.cond_acc = static_cast<double>(hits) / (static_cast<double>(o.count) * K);
   res.fd = frechet_distance(gaussian_stats(all_feats.data(), static_cast<int64_t>(o.count) * K, F), real.all);
+  const int64_t n_pr = static_cast<int64_t>(pr_gen.size() / F);
+  const PrecisionRecall pr = precision_recall(be, rr.all.data(), rr.all_radii, n_pr, pr_gen.data(),
+                                              knn_radii_sq(be, pr_gen.data(), n_pr, F), n_pr, F);
+  res.precision = pr.precision;
+  res.recall = pr.recall;
   res.diversity_min = res.labels.empty() ? 0 : res.labels[0].diversity;
   for (const LabelScore& s : res.labels) {
+    res.intra_precision += s.precision / K;
+    res.intra_recall += s.recall / K;
     res.intra_fd += s.fd / K;
     res.diversity += s.diversity / K;
     res.diversity_min = std::min(res.diversity_min, s.diversity);
@@ -93,26 +133,40 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
 json EvalResult::to_json() const {
   json per = json::array();
   for (const LabelScore& s : labels)
-    per.push_back({{"label", s.label}, {"cond_acc", s.cond_acc}, {"fd", s.fd}, {"diversity", s.diversity}});
+    per.push_back({{"label", s.label},
+                   {"cond_acc", s.cond_acc},
+                   {"fd", s.fd},
+                   {"diversity", s.diversity},
+                   {"precision", s.precision},
+                   {"recall", s.recall},
+                   {"pr_count", s.pr_count}});
   return {{"count_per_label", count},
           {"cond_acc", cond_acc},
           {"fd", fd},
           {"intra_fd", intra_fd},
           {"diversity", diversity},
           {"diversity_min", diversity_min},
+          {"precision", precision},
+          {"recall", recall},
+          {"intra_precision", intra_precision},
+          {"intra_recall", intra_recall},
+          {"pr_k", kPrNeighbours},
           {"classifier_accuracy_on_real", classifier_accuracy},
           {"per_label", per}};
 }
 
 std::string EvalResult::table() const {
-  std::string t = "label  cond_acc        FD  diversity\n";
-  char buf[128];
+  std::string t = "label  cond_acc        FD  diversity  precision  recall\n";
+  char buf[320];
   for (const LabelScore& s : labels) {
-    std::snprintf(buf, sizeof buf, "%5d  %8.4f  %8.3f  %9.3f\n", s.label, s.cond_acc, s.fd, s.diversity);
+    std::snprintf(buf, sizeof buf, "%5d  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f\n", s.label, s.cond_acc, s.fd, s.diversity,
+                  s.precision, s.recall);
     t += buf;
   }
-  std::snprintf(buf, sizeof buf, "  all  %8.4f  %8.3f  %9.3f   (FD: all images; per-label FD mean %.3f; "
-                "diversity: mean, min %.3f)\n", cond_acc, fd, diversity, intra_fd, diversity_min);
+  std::snprintf(buf, sizeof buf, "  all  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f   (FD, precision, recall: all images "
+                "together; per-label means: FD %.3f, precision %.4f, recall %.4f; diversity: mean, min %.3f; "
+                "k = %d)\n", cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall,
+                diversity_min, kPrNeighbours);
   t += buf;
   return t;
 }
@@ -260,7 +314,8 @@ std::string AnimeEvalResult::table() const {
 
 // ---------------------------------------------------------------- metrics.csv
 
-static const char* kMetricsHeader = "step,cond_acc,fd,intra_fd,diversity,diversity_min\n";
+static const char* kMetricsHeader =
+    "step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,intra_recall\n";
 
 MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
   std::string text = kMetricsHeader;
@@ -284,9 +339,10 @@ MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path
 }
 
 void MetricsLog::append(int64_t step, const EvalResult& r) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f\n", static_cast<long long>(step), r.cond_acc, r.fd,
-                r.intra_fd, r.diversity, r.diversity_min);
+  char buf[384];
+  std::snprintf(buf, sizeof buf, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", static_cast<long long>(step),
+                r.cond_acc, r.fd, r.intra_fd, r.diversity, r.diversity_min, r.precision, r.recall, r.intra_precision,
+                r.intra_recall);
   std::FILE* f = std::fopen(path_.c_str(), "ab");
   if (!f) throw Error(cat(path_, ": cannot open for appending: ", std::strerror(errno)));
   const size_t n = std::strlen(buf);

@@ -21,6 +21,7 @@
 #include "cgan/error.hpp"
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
+#include "cgan/plot.hpp"
 #include "cgan/profile.hpp"
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
@@ -235,8 +236,12 @@ void Trainer::prepare_eval() {
   if (cfg_.eval.every <= 0 || eval_) return;
   auto e = std::make_unique<EvalState>();
   try {
+    // the default classifier, when missing, is trained first (from configs/classifier_<kind>.json)
+    train_missing_default_classifier(be_, cfg_.data.kind, cfg_.eval.classifier, cfg_.data.dir);
     e->clf = load_classifier(be_, cfg_.eval.classifier);
     check_classifier_matches(*e->clf, cfg_.data.kind, shape_, "this run's data");
+  } catch (const Stopped&) {
+    throw;  // Ctrl-C while the classifier trained: exit 130, nothing written
   } catch (const Error& err) {
     throw Error(cat("eval.classifier: ", err.what()));
   }
@@ -810,6 +815,18 @@ int Trainer::run(const RunDir& rd) {
     write_checkpoint(p);
     return p;
   };
+  // losses.png and metrics.png, redrawn from the CSVs with every sample grid and at a stop; a
+  // picture that cannot be drawn is a warning (once), not the end of the run
+  bool plot_warned = false;
+  auto plots = [&]() {
+    flush();
+    try {
+      write_run_plots(rd.path());
+    } catch (const Error& e) {
+      if (!plot_warned) std::fprintf(stderr, "cgan_gpu: warning: curves not drawn: %s\n", e.what());
+      plot_warned = true;
+    }
+  };
 
   while (step_ < total) {
     step();
@@ -824,11 +841,14 @@ int Trainer::run(const RunDir& rd) {
     }
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
-    if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0))
+    if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0)) {
       write_samples(rd.sample_path(step_));
+      plots();
+    }
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
     if (const int sig = stop_requested()) {
       const std::string p = checkpoint();
+      plots();
       progress.finish();
       std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
                    signal_name(sig).c_str(), static_cast<long long>(step_), p.c_str(), p.c_str());

@@ -81,6 +81,7 @@ class Classifier {
   Classifier& operator=(const Classifier&) = delete;
 
   const std::string& path() const { return path_; }
+  Backend& backend() const { return be_; }
   const std::string& data_kind() const { return data_kind_; }
   const DataShape& shape() const { return shape_; }  // lo/hi: the range it expects
   double test_accuracy() const { return test_accuracy_; }
@@ -121,5 +122,28 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
                              const HostDataset& test, double* test_accuracy,
                              const std::function<void(int64_t, double, double)>& progress = {},
                              int64_t report_every = 500);
+
+// Trains the classifier `spec` describes on its kind's training images (classifier_images: IDX
+// files from `data_dir`, or the procedural faces; `dir_key` names the folder in errors), printing
+// a header and the progress line "step N/M | loss L | train acc A | elapsed" to stderr every
+// min(500, steps / 4) steps, and writes the file atomically to `out` (its folder created). A stop
+// request (stop.hpp) ends it with Stopped before anything is written.
+struct ClassifierTrained {
+  double test_accuracy = 0;
+  int test_count = 0;
+  double seconds = 0;
+};
+ClassifierTrained train_classifier_file(Backend& be, const ClassifierSpec& spec, const std::string& data_dir,
+                                        const std::string& dir_key, const std::string& out);
+
+// What training with evaluation does when its classifier is missing. When `path` is the default
+// classifier of `kind` (default_classifier_path) and does not exist, it is trained first, from
+// the shipped spec default_classifier_spec_path(kind) on the IDX files in `data_dir`, saying so
+// on stderr (then the progress lines, then the test accuracy and the file written); returns true.
+// Otherwise (the file exists, or the user named another path, whose absence load_classifier
+// reports) does nothing and returns false. A missing spec file is a one-line error saying how to
+// make the classifier by hand.
+bool train_missing_default_classifier(Backend& be, const std::string& kind, const std::string& path,
+                                      const std::string& data_dir);
 
 }  // namespace cgan

@@ -9,6 +9,12 @@
 //   diversity             per label: mean pairwise feature distance of the generated images over
 //                         that of the real ones; about 1 when the spread matches, toward 0 when a
 //                         label collapses to one image
+//   precision, recall     improved precision and recall (Kynkäänniemi et al. 2019, k = 3) in the
+//                         same feature space (precision_recall.hpp): overall (all labels together)
+//                         and per label (real images of label l vs images generated for l; for the
+//                         tagged anime faces a label is the requested hair colour, eye colours
+//                         pooled), on equal numbers of real and generated images: per label the
+//                         first min(count, real images of l) of each
 //
 // The generator is anything that produces images for a label (ImageSource), so tests can score
 // fake generators; generator_source() wraps a Model.
@@ -48,6 +54,17 @@ struct RealReference {
   std::vector<GaussianStats> per_label;    // images of label l
   std::vector<double> pairwise;            // mean pairwise feature distance of label l's images
   std::vector<int64_t> label_count;
+  std::vector<std::vector<float>> label_features;  // label l's features [label_count[l], feature_dim]
+  // The k-NN radii of the real subsets precision/recall compare with (the first n_l images of each
+  // label), computed by the first evaluate() that needs these n_l and kept: training evaluates
+  // with one count, so the 10,000 x 10,000 real distances are computed once per run.
+  struct PrRadii {
+    std::vector<int64_t> sizes;                     // n_l per label
+    std::vector<std::vector<double>> label_radii;   // squared, per label
+    std::vector<float> all;                         // the subsets, concatenated in label order
+    std::vector<double> all_radii;                  // squared, over `all`
+  };
+  mutable std::shared_ptr<PrRadii> pr_radii;
 };
 
 // `real` must be in the classifier's range with its shape (check_classifier_matches). The mean
@@ -65,6 +82,8 @@ EvalOptions eval_options(int count, const DataShape& shape);
 struct LabelScore {
   int label = 0;
   double cond_acc = 0, fd = 0, diversity = 0;
+  double precision = 0, recall = 0;  // against label l's real images
+  int64_t pr_count = 0;              // real and generated images entering them
 };
 
 struct EvalResult {
@@ -75,6 +94,8 @@ struct EvalResult {
   double diversity = 0;      // mean of the per-label figures
   double diversity_min = 0;  // the most collapsed label's figure
   double classifier_accuracy = 0;  // on the real reference images
+  double precision = 0, recall = 0;              // all labels together
+  double intra_precision = 0, intra_recall = 0;  // means of the per-label figures
   std::vector<LabelScore> labels;
 
   nlohmann::json to_json() const;
@@ -124,8 +145,8 @@ class AnimeAttributeTally {
   std::vector<double> hair_by_label_;
 };
 
-// metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min, one row per
-// evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.
+// metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,
+// recall,intra_precision,intra_recall, one row per evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.
 class MetricsLog {
  public:
   MetricsLog(const std::string& path, int64_t start_step);

@@ -20,6 +20,7 @@
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
 #include "cgan/io.hpp"
+#include "cgan/plot.hpp"
 #include "cgan/profile.hpp"
 #include "cgan/progress.hpp"
 #include "cgan/rundir.hpp"
@@ -129,6 +130,13 @@ checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures
   --no-ema             score the raw generator, not the weight average a run with train.ema
                        stores (which is used by default)
   --device D           auto | cpu | cuda
+)"},
+    {"plot",
+     R"(  cgan_gpu plot RUN_DIR
+)",
+     R"(Plot (redraws a run directory's curves from its CSVs; training does it with every sample grid):
+  RUN_DIR              writes RUN_DIR/losses.png from losses.csv and losses_avg.csv, and
+                       RUN_DIR/metrics.png from metrics.csv when it has rows
 )"},
 };
 const char* kHelpExit = R"(Exit codes: 0 success, 1 bad input or failed run (the message says which file or key),
@@ -494,28 +502,10 @@ int cmd_classifier(Args& a) {
   if (steps > 0) spec.steps = steps;
   if (out.empty()) out = default_classifier_path(kind, spec.height, spec.width);
   if (data_dir.empty()) data_dir = "data/" + kind;
-  const HostDataset train =
-      classifier_images(kind, data_dir, true, spec.lo, spec.hi, spec.height, spec.width, spec.count, "--data-dir");
-  const HostDataset test =
-      classifier_images(kind, data_dir, false, spec.lo, spec.hi, spec.height, spec.width, spec.count, "--data-dir");
-  make_parent_dir(out);
   auto be = make_backend(device);
-  std::fprintf(stderr, "cgan_gpu classifier: %s on %s, %d training images, %lld steps at batch %d\n", kind.c_str(),
-               be->name().c_str(), train.count, static_cast<long long>(spec.steps), spec.batch_size);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  double acc = 0;
-  SafeTensors st = train_classifier(
-      *be, spec, train, test, &acc,
-      [&](int64_t step, double loss, double train_acc) {
-        std::fprintf(stderr, "step %lld/%lld | loss %.4f | train acc %.4f | %s\n", static_cast<long long>(step),
-                     static_cast<long long>(spec.steps), loss, train_acc, format_duration(seconds()).c_str());
-      },
-      std::max<int64_t>(1, std::min<int64_t>(500, spec.steps / 4)));
-  st.metadata["train_seconds"] = cat(seconds());
-  write_safetensors(out, st);
-  std::printf("test accuracy %.4f (%d %s test images), %lld steps in %s; wrote %s\n", acc, test.count, kind.c_str(),
-              static_cast<long long>(spec.steps), format_duration(seconds()).c_str(), out.c_str());
+  const ClassifierTrained r = train_classifier_file(*be, spec, data_dir, "--data-dir", out);
+  std::printf("test accuracy %.4f (%d %s test images), %lld steps in %s; wrote %s\n", r.test_accuracy, r.test_count,
+              kind.c_str(), static_cast<long long>(spec.steps), format_duration(r.seconds).c_str(), out.c_str());
   return 0;
 }
 
@@ -646,6 +636,24 @@ int cmd_eval(Args& a) {
   return 0;
 }
 
+int cmd_plot(Args& a) {
+  std::string dir;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("plot");
+    if (!f.empty() && f[0] == '-') throw Usage(cat("unknown option '", f, "' (see cgan_gpu plot --help)"));
+    if (!dir.empty()) throw Usage(cat("plot: one run directory, got '", dir, "' and '", f, "'"));
+    dir = f;
+  }
+  if (dir.empty()) throw Usage("plot: give a run directory (cgan_gpu plot RUN_DIR)");
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (!std::filesystem::is_directory(dir)) throw Error(cat(dir, ": not a run directory (no such directory)"));
+  const std::vector<std::string> written = write_run_plots(dir);
+  if (written.empty()) throw Error(cat(dir, ": nothing to plot (no rows in losses.csv or metrics.csv)"));
+  for (const std::string& w : written) std::printf("wrote %s\n", w.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -668,7 +676,7 @@ int main(int argc, char** argv) {
       int (*run)(Args&);
     } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
                      {"eval", cmd_eval},     {"train", cmd_train},
-                     {"trace", cmd_trace}};
+                     {"trace", cmd_trace},  {"plot", cmd_plot}};
     for (const auto& c : kCommands)
       if (first == c.name) {
         a.i = 1;

@@ -114,6 +114,12 @@ TEST_F(Evaluator, RealImagesScoredAsGeneratedMatchTheClassifierWithZeroDistance)
     EXPECT_NEAR(s.diversity, 1.0, 1e-5) << "label " << s.label;
   }
   EXPECT_NEAR(r.diversity, 1.0, 1e-5);
+  // the same images: every generated point is a real one and vice versa
+  EXPECT_EQ(r.precision, 1.0);
+  EXPECT_EQ(r.recall, 1.0);
+  EXPECT_NEAR(r.intra_precision, 1.0, 1e-12);  // a mean of ten 1s
+  EXPECT_NEAR(r.intra_recall, 1.0, 1e-12);
+  for (const LabelScore& s : r.labels) EXPECT_EQ(s.pr_count, kPer) << "label " << s.label;
 
   // the same images in [-1, 1] from a generator of that range: mapped back, the same scores
   ImageSource signed_real = [&](int l, int n) {
@@ -127,7 +133,8 @@ TEST_F(Evaluator, RealImagesScoredAsGeneratedMatchTheClassifierWithZeroDistance)
   EXPECT_NEAR(s.fd, 0.0, 1e-3);
 
   const nlohmann::json j = r.to_json();
-  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "per_label"})
+  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "precision", "recall",
+                        "intra_precision", "intra_recall", "per_label"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["per_label"].size(), 10u);
   EXPECT_NE(r.table().find("  all "), std::string::npos);
@@ -146,6 +153,14 @@ TEST_F(Evaluator, OneImagePerLabelScoresZeroDiversity) {
   for (const LabelScore& s : r.labels) EXPECT_NEAR(s.diversity, 0.0, 1e-5) << "label " << s.label;
   EXPECT_NEAR(r.diversity_min, 0.0, 1e-5);
   EXPECT_GT(r.intra_fd, 1.0) << "one image is far from a whole class";
+  // the one image is a real one (precision 1), and it covers next to nothing of its label: the
+  // generated balls have radius 0, so at most that image itself is covered
+  for (const LabelScore& s : r.labels) {
+    EXPECT_EQ(s.pr_count, 50) << "label " << s.label;
+    EXPECT_EQ(s.precision, 1.0) << "label " << s.label;
+    EXPECT_LE(s.recall, 1.0 / 50) << "label " << s.label;
+  }
+  EXPECT_LE(r.recall, 1.0 / 50);
 }
 
 TEST_F(Evaluator, ShuffledLabelsScoreAboutOneInTen) {
@@ -165,6 +180,9 @@ TEST_F(Evaluator, ShuffledLabelsScoreAboutOneInTen) {
   EXPECT_GT(r.cond_acc, 0.05);
   EXPECT_LT(r.cond_acc, 0.16);
   EXPECT_LT(r.fd, r.intra_fd) << "all images together look real; per label they do not";
+  // the same with precision: overall every image is a real one, per label most are another digit
+  EXPECT_GT(r.precision, 0.95);
+  EXPECT_LT(r.intra_precision, 0.5);
 }
 
 TEST_F(Evaluator, ClassifierFileRoundTripAndErrors) {

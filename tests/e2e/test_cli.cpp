@@ -373,7 +373,8 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
   const std::string csv = testutil::slurp(d / "run/metrics.csv");
-  EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min\n10,", 0), 0u) << csv;
+  EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,"
+                      "intra_recall\n10,", 0), 0u) << csv;
   EXPECT_EQ(lines_of(csv), 3) << csv;
 
   // eval on the checkpoint: metrics.json in the run directory with every figure
@@ -382,7 +383,8 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("label  cond_acc"), std::string::npos) << r.output;
   const nlohmann::json j = nlohmann::json::parse(testutil::slurp(d / "run/metrics.json"));
-  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "per_label", "step", "classifier",
+  for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "precision", "recall",
+                        "intra_precision", "intra_recall", "per_label", "step", "classifier",
                         "classifier_test_accuracy", "count_per_label", "seed"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["per_label"].size(), 10u);
@@ -390,6 +392,9 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   EXPECT_EQ(j["count_per_label"], 20);
   for (auto& row : j["per_label"]) {
     EXPECT_GE(row["cond_acc"].get<double>(), 0.0);
+    EXPECT_GE(row["precision"].get<double>(), 0.0);
+    EXPECT_LE(row["recall"].get<double>(), 1.0);
+    EXPECT_EQ(row["pr_count"], 20);
     EXPECT_TRUE(std::isfinite(row["fd"].get<double>()));
   }
   // reproducible: the same seed gives the same figures, into --out
@@ -602,7 +607,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   r = e2e::run_cli(base + "--set train.steps=3", d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
-                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples); continue it "
+                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png); "
+                          "continue it "
                           "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
                           ", replace it with --overwrite, or choose another --out\n");
   EXPECT_EQ(testutil::slurp(d / "run/config.json"), config);
@@ -637,8 +643,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   std::vector<std::string> top;
   for (const auto& e : fs::directory_iterator(d / "run")) top.push_back(e.path().filename().string());
   std::sort(top.begin(), top.end());
-  EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses_avg.csv", "notes.txt",
-                                           "samples"}));
+  EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses.png", "losses_avg.csv",
+                                           "notes.txt", "samples"}));
 }
 
 TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {
