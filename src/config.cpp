@@ -556,6 +556,14 @@ Config parse_config(const json& j, const std::string& name_hint) {
       throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
                   "fashion, generator.condition.mode not \"none\")");
   }
+  // distributed (data-parallel training under mpirun, docs/DISTRIBUTED.md)
+  {
+    const json empty = json::object();
+    const json* dj = o.get("distributed");
+    Obj d(dj ? *dj : empty, "distributed");
+    c.distributed.sync_batchnorm = d.boolean("sync_batchnorm", false);
+    d.finish();
+  }
   o.finish();
 
   // cross-key rules
@@ -643,6 +651,7 @@ json Config::to_json() const {
         {"samples_per_label", log.samples_per_label},
         {"progress", log.progress}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
+      {"distributed", {{"sync_batchnorm", distributed.sync_batchnorm}}},
   };
 }
 

@@ -421,14 +421,18 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       case LayerKind::dropout:
         if (train && L.p > 0.f) {
           be_.copy(L.y, h, n);
-          be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask);
+          be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask, sample_offset_ * L.out);
           L.y_used = L.y;
         } else {
           L.y_used = h;  // identity at evaluation
         }
         break;
       case LayerKind::batchnorm:
-        if (train)
+        if (train && bn_sync_)
+          be_.batchnorm_forward_train_sync(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b,
+                                           L.y, L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar,
+                                           *bn_sync_, L.act, L.slope);
+        else if (train)
           be_.batchnorm_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
                                       L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar, L.act, L.slope);
         else
@@ -489,8 +493,12 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
         if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         float* gin = other(g);
-        be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
-                               grads_ + L.w, grads_ + L.b);
+        if (bn_sync_)
+          be_.batchnorm_backward_sync(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+                                      grads_ + L.w, grads_ + L.b, *bn_sync_);
+        else
+          be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+                                 grads_ + L.w, grads_ + L.b);
         g = gin;
         break;
       }
