@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cgan/config.hpp"
 #include "cgan/distributed.hpp"
 #include "ops_test_util.hpp"
 
@@ -136,6 +137,31 @@ class ThreadReduce final : public RankReduce {
   ThreadGroup& g_;
   int rank_;
 };
+
+TEST(DistributedConfig, SyncBatchNormKeyIsCheckedAndRoundTrips) {
+  nlohmann::json j = nlohmann::json::parse(R"({"data": {"kind": "gaussian"},
+      "generator": {"condition": {"mode": "none"}, "layers": [{"linear": 2}]},
+      "discriminator": {"condition": {"mode": "none"}, "layers": [{"linear": 1}]}})");
+  EXPECT_FALSE(parse_config(j).distributed.sync_batchnorm);
+  j["distributed"] = {{"sync_batchnorm", true}};
+  const Config c = parse_config(j);
+  EXPECT_TRUE(c.distributed.sync_batchnorm);
+  EXPECT_TRUE(parse_config(c.to_json()).distributed.sync_batchnorm);
+  j["distributed"] = {{"sync_batchnorm", 3}};
+  try {
+    parse_config(j);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "distributed.sync_batchnorm: expected true or false, got 3");
+  }
+  j["distributed"] = {{"sync_bn", true}};
+  try {
+    parse_config(j);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("distributed.sync_bn"), std::string::npos) << e.what();
+  }
+}
 
 class SyncBatchNorm : public RandomCpuTest {};
 
