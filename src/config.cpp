@@ -622,7 +622,7 @@ json Config::to_json() const {
   }
   json g = net_to_json(generator);
   g["noise_dim"] = noise_dim;
-  return {
+  json out = {
       {"name", name},
       {"description", description},
       {"device", device},
@@ -651,8 +651,11 @@ json Config::to_json() const {
         {"samples_per_label", log.samples_per_label},
         {"progress", log.progress}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
-      {"distributed", {{"sync_batchnorm", distributed.sync_batchnorm}}},
   };
+  // only when set: the config of a single-process run (and of every checkpoint written before the
+  // key existed) reads as before
+  if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
+  return out;
 }
 
 std::string describe_json(const json& v, size_t max_chars) {
