@@ -115,6 +115,36 @@ __global__ void bn_backward_finalize_kernel(int C, int G, double cnt, const doub
   w[c] = static_cast<float>(-kc * (sg / cnt) - uc * lo);
 }
 
+// Synchronized batch norm: per channel, the NS sums of its G partials in chunk order, written in
+// the G = 1 layout (out[c * NS + k]) that the finalisers above read, ready for the cross-rank sum.
+template <int NS>
+__global__ void bn_collapse_kernel(int C, int G, const double* partials, double* out) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  for (int k = 0; k < NS; ++k) out[static_cast<size_t>(c) * NS + k] = sum_partials(partials, c, G, NS, k);
+}
+
+// bn_backward_finalize_kernel with the sums of every rank (all: sg, sgd, sd per channel) for gx
+// and this rank's own (loc) for ggamma and gbeta.
+__global__ void bn_backward_finalize_sync_kernel(int C, double cnt, const double* all, const double* loc,
+                                                 const float* gamma, const float* save_invstd,
+                                                 float* ggamma, float* gbeta, float* k, float* u,
+                                                 float* w) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const double sg = all[3 * c], sgd = all[3 * c + 1];
+  const double lo = all[3 * c + 2] / cnt;
+  const double invstd = save_invstd[c];
+  const double sgx = invstd * (sgd - lo * sg);
+  if (gbeta) gbeta[c] += static_cast<float>(loc[3 * c]);
+  if (ggamma) ggamma[c] += static_cast<float>(invstd * (loc[3 * c + 1] - lo * loc[3 * c]));
+  const double kc = static_cast<double>(gamma[c]) * invstd;
+  const double uc = -kc * invstd * (sgx / cnt);
+  k[c] = static_cast<float>(kc);
+  u[c] = static_cast<float>(uc);
+  w[c] = static_cast<float>(-kc * (sg / cnt) - uc * lo);
+}
+
 unsigned per_channel_grid(int C) { return static_cast<unsigned>((C + kBlock - 1) / kBlock); }
 
 // ---- elementwise passes (ncs_apply_kernel functors; u is a unit of 1 or 4 floats)
@@ -226,6 +256,85 @@ void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const fl
   bn_backward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
       C, sp.G, cnt, ws.partials, gamma, save_invstd, ggamma, gbeta, k, u, w);
   CUDA_CHECK_LAUNCH("bn_backward_finalize_kernel");
+  if (vec_ok(S, {x, gy, gx}))
+    launch_ncs_apply(ctx.stream, N, C, S, true,
+                     BackwardApply<true>{x, gy, save_mean, k, u, w, gx}, "bn backward apply<vec>");
+  else
+    launch_ncs_apply(ctx.stream, N, C, S, false,
+                     BackwardApply<false>{x, gy, save_mean, k, u, w, gx}, "bn backward apply");
+}
+
+// Synchronized batch norm. chan_ws: mean [C], coefficients (room of 2C doubles), then 6C doubles
+// of per-channel sums (forward: m2 [C]; backward: every rank's [3C] and this rank's [3C]), then the
+// partials. The per-channel sums are collapsed from the partials in chunk order before the
+// cross-rank sum, so with one rank every value is the plain op's.
+namespace {
+struct BnSyncWs {
+  BnWs base;
+  double* red;  // 6C doubles
+};
+BnSyncWs bn_sync_ws(const Context& ctx, int C, const char* op) {
+  const size_t head = 9 * static_cast<size_t>(C);
+  CGAN_CHECK(head < Context::kChanWsDoubles, op, ": ", C, " channels exceed the backend's scratch");
+  BnSyncWs w;
+  w.base = {ctx.chan_ws, reinterpret_cast<float*>(ctx.chan_ws + C), ctx.chan_ws + head,
+            Context::kChanWsDoubles - head};
+  w.red = ctx.chan_ws + 3 * static_cast<size_t>(C);
+  return w;
+}
+}  // namespace
+
+void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S, float eps,
+                                         float momentum, const float* x, const float* gamma,
+                                         const float* beta, float* y, float* save_mean,
+                                         float* save_invstd, float* run_mean, float* run_var,
+                                         RankReduce& sync, Act act, float slope) {
+  const BnSyncWs sw = bn_sync_ws(ctx, C, "batchnorm_forward_train_sync");
+  const BnWs& ws = sw.base;
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "batchnorm_forward_train_sync");
+  const double cnt = static_cast<double>(N) * S * sync.ranks();
+  float* a = ws.coef;
+  float* b = ws.coef + C;
+  launch_partials<1>(ctx.stream, sp, SumOp{x}, ws.partials, "bn sum partials");
+  bn_collapse_kernel<1><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, ws.mean);
+  CUDA_CHECK_LAUNCH("bn_collapse_kernel<1>");
+  sync.sum(ws.mean, static_cast<size_t>(C));
+  bn_mean_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, 1, cnt, ws.mean, ws.mean);
+  CUDA_CHECK_LAUNCH("bn_mean_kernel");
+  launch_partials<1>(ctx.stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "bn variance partials");
+  bn_collapse_kernel<1><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, sw.red);
+  CUDA_CHECK_LAUNCH("bn_collapse_kernel<1>");
+  sync.sum(sw.red, static_cast<size_t>(C));
+  bn_forward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
+      C, 1, cnt, eps, momentum, sw.red, ws.mean, gamma, beta, save_mean, save_invstd, run_mean,
+      run_var, a, b);
+  CUDA_CHECK_LAUNCH("bn_forward_finalize_kernel");
+  affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
+}
+
+void launch_batchnorm_backward_sync(const Context& ctx, int N, int C, int S, const float* x,
+                                    const float* gamma, const float* save_mean,
+                                    const float* save_invstd, const float* gy, float* gx,
+                                    float* ggamma, float* gbeta, RankReduce& sync) {
+  const BnSyncWs sw = bn_sync_ws(ctx, C, "batchnorm_backward_sync");
+  const BnWs& ws = sw.base;
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity,
+                                  "batchnorm_backward_sync");
+  const double cnt = static_cast<double>(N) * S * sync.ranks();
+  float* k = ws.coef;
+  float* u = ws.coef + C;
+  float* w = ws.coef + 2 * static_cast<size_t>(C);
+  double* all = sw.red;
+  double* loc = sw.red + 3 * static_cast<size_t>(C);
+  launch_partials<3>(ctx.stream, sp, BwdOp{x, gy, save_mean, 0.0}, ws.partials, "bn backward partials");
+  bn_collapse_kernel<3><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, loc);
+  CUDA_CHECK_LAUNCH("bn_collapse_kernel<3>");
+  CUDA_CHECK(cudaMemcpyAsync(all, loc, 3 * static_cast<size_t>(C) * sizeof(double), cudaMemcpyDeviceToDevice,
+                             ctx.stream));
+  sync.sum(all, 3 * static_cast<size_t>(C));
+  bn_backward_finalize_sync_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
+      C, cnt, all, loc, gamma, save_invstd, ggamma, gbeta, k, u, w);
+  CUDA_CHECK_LAUNCH("bn_backward_finalize_sync_kernel");
   if (vec_ok(S, {x, gy, gx}))
     launch_ncs_apply(ctx.stream, N, C, S, true,
                      BackwardApply<true>{x, gy, save_mean, k, u, w, gx}, "bn backward apply<vec>");

@@ -86,6 +86,26 @@ if(CGAN_WITH_CUDNN)
   endif()
 endif()
 
+# NCCL (in the CUDA toolkit, or NCCL_ROOT): the CUDA backend's gradient all-reduce under mpirun
+# (cuda/nccl_reduce.cpp, defines CGAN_HAVE_NCCL). Optional: without it a CUDA job under mpirun is
+# refused with a one-line error; single-process runs do not need it.
+option(CGAN_WITH_NCCL "Link NCCL into the CUDA backend when it is found" ON)
+set(NCCL_ROOT "$ENV{NCCL_ROOT}" CACHE PATH "NCCL folder (with include/ and lib/)")
+set(CGAN_HAVE_NCCL OFF)
+if(CGAN_WITH_NCCL)
+  find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${NCCL_ROOT} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
+               HINTS ${NCCL_ROOT} ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}
+               PATH_SUFFIXES lib lib64)
+  if(NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+    set(CGAN_HAVE_NCCL ON)
+    target_include_directories(cgan_cuda PRIVATE ${NCCL_INCLUDE_DIR})
+    target_link_libraries(cgan_cuda PUBLIC ${NCCL_LIBRARY})
+    target_compile_definitions(cgan_cuda PUBLIC CGAN_HAVE_NCCL)
+  endif()
+endif()
+message(STATUS "cgan_gpu: NCCL ${CGAN_HAVE_NCCL} ${NCCL_LIBRARY}")
+
 target_link_libraries(cgan_core PUBLIC cgan_cuda)
 target_compile_definitions(cgan_core PUBLIC CGAN_HAVE_CUDA)
 message(STATUS "cgan_gpu: CUDA architectures ${CMAKE_CUDA_ARCHITECTURES}")

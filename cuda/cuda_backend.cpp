@@ -140,8 +140,8 @@ class CudaBackend final : public Backend {
 
   // ---- dropout
   void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                       float* mask) override {
-    cuda::launch_dropout(ctx_, n, p, seed, stream, x, mask);
+                       float* mask, uint64_t offset) override {
+    cuda::launch_dropout(ctx_, n, p, seed, stream, x, mask, offset);
   }
 
   // ---- batch norm
@@ -189,6 +189,21 @@ class CudaBackend final : public Backend {
                          const float* save_invstd, const float* gy, float* gx, float* gdgain,
                          float* gdbias) override {
     cuda::launch_cbn_backward(ctx_, N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias);
+  }
+
+  void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum, const float* x,
+                                         const float* gamma, const float* beta, float* y, float* save_mean,
+                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
+                                         Act act, float slope) override {
+    cuda::launch_batchnorm_forward_train_sync(ctx_, N, C, S, eps, momentum, x, gamma, beta, y, save_mean,
+                                              save_invstd, run_mean, run_var, sync, act, slope);
+  }
+
+  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
+                                    const float* save_mean, const float* save_invstd, const float* gy, float* gx,
+                                    float* ggamma, float* gbeta, RankReduce& sync) override {
+    cuda::launch_batchnorm_backward_sync(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta,
+                                         sync);
   }
 
   // ---- convolution (conv.cpp: cuDNN, descriptors and algorithms cached per shape) and pooling
@@ -374,6 +389,8 @@ class CudaBackend final : public Backend {
     capturing_ = false;
   }
 
+  void* stream() const { return ctx_.stream; }  // cuda_stream_of
+
  private:
   void* alloc_bytes(size_t n, size_t elem) {
     CGAN_CHECK(n <= (SIZE_MAX - 255) / elem, "cuda alloc: size ", n, " overflows");
@@ -473,6 +490,12 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
   CGAN_CHECK(options.device >= 0 && options.device < count, "cuda backend: device ",
              options.device, " does not exist (", count, " found)");
   return std::make_unique<CudaBackend>(options);
+}
+
+void* cuda_stream_of(Backend& be) {
+  auto* c = dynamic_cast<CudaBackend*>(&be);
+  CGAN_CHECK(c, "cuda_stream_of: the ", be.name(), " backend has no CUDA stream");
+  return c->stream();
 }
 
 std::unique_ptr<Backend> make_cuda_backend(bool tf32) {

@@ -19,4 +19,8 @@ struct CudaOptions {
 // Throws cgan::Error when no GPU is usable (the reason as cuda_available() gives it).
 std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options);
 
+// The cudaStream_t every op of `be` (a CUDA backend) is enqueued on, for work outside the backend
+// that must be ordered with its ops (NCCL all-reduces, cuda/nccl_reduce.cpp). Throws for another backend.
+void* cuda_stream_of(Backend& be);
+
 }  // namespace cgan

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cgan/backend.hpp"
+#include "cgan/distributed.hpp"
 #include "common.cuh"
 
 namespace cgan::cuda {
@@ -119,9 +120,21 @@ void launch_pool_forward(const Context& ctx, Pool k, const PoolShape& s, const f
 void launch_pool_backward(const Context& ctx, Pool k, const PoolShape& s, const float* x,
                           const float* y, const float* gy, float* gx);
 
+// batchnorm.cu: synchronized batch norm (Backend::batchnorm_*_sync): `sync` sums device buffers
+// across ranks on ctx's stream (NCCL) between the passes.
+void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S, float eps,
+                                         float momentum, const float* x, const float* gamma,
+                                         const float* beta, float* y, float* save_mean,
+                                         float* save_invstd, float* run_mean, float* run_var,
+                                         RankReduce& sync, Act act, float slope);
+void launch_batchnorm_backward_sync(const Context& ctx, int N, int C, int S, const float* x,
+                                    const float* gamma, const float* save_mean,
+                                    const float* save_invstd, const float* gy, float* gx,
+                                    float* ggamma, float* gbeta, RankReduce& sync);
+
 // sampling.cu
 void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, RngStream stream,
-                    float* x, float* mask);
+                    float* x, float* mask, uint64_t offset);
 void launch_rand_normal(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                         uint64_t offset, float mean, float stddev, float* out);
 void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, RngStream stream,

@@ -12,10 +12,10 @@ namespace {
 // mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, i); x[i] *= mask[i].
 // Every kernel reads its stream id from an RngStream (a device step counter when captured in a graph).
 __global__ void dropout_kernel(size_t n, float p, float keep, uint64_t seed, RngStream rs,
-                               float* x, float* mask, unsigned* status) {
+                               uint64_t offset, float* x, float* mask, unsigned* status) {
   const uint64_t stream = stream_id(rs, status);
   for (size_t i = global_index(); i < n; i += global_stride()) {
-    const float m = philox_uniform(seed, stream, i) >= p ? keep : 0.f;
+    const float m = philox_uniform(seed, stream, offset + i) >= p ? keep : 0.f;
     mask[i] = m;
     x[i] *= m;
   }
@@ -45,9 +45,9 @@ __global__ void rand_below_kernel(size_t n, uint64_t seed, RngStream rs, uint64_
 }  // namespace
 
 void launch_dropout(const Context& ctx, size_t n, float p, uint64_t seed, RngStream rs,
-                    float* x, float* mask) {
+                    float* x, float* mask, uint64_t offset) {
   const float keep = 1.f / (1.f - p);  // as the CPU backend
-  dropout_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, p, keep, seed, rs, x, mask,
+  dropout_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, p, keep, seed, rs, offset, x, mask,
                                                             ctx.status);
   CUDA_CHECK_LAUNCH("dropout_kernel");
 }

@@ -1,7 +1,11 @@
 #include "cgan/backend.hpp"
 
 #include "cgan/augment.hpp"
+#include "cgan/distributed.hpp"
 #include "cgan/error.hpp"
+#ifdef CGAN_HAVE_CUDA
+#include "cuda_backend.hpp"
+#endif
 
 #include <unistd.h>
 
@@ -125,12 +129,13 @@ void Backend::mul(size_t n, const float* a, float* b) {
   const OpTimer timer(op_profile_, OpKind::dropout);
   mul_impl(n, a, b);
 }
-void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask) {
+void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,
+                              uint64_t offset) {
   CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);
   if (n == 0) return;
   CGAN_CHECK(x && mask, "dropout_forward: null pointer");
   const OpTimer timer(op_profile_, OpKind::dropout);
-  dropout_forward_impl(n, p, seed, stream, x, mask);
+  dropout_forward_impl(n, p, seed, stream, x, mask, offset);
 }
 
 void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x,
@@ -163,6 +168,33 @@ void Backend::batchnorm_backward(int N, int C, int S, const float* x, const floa
   CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx, "batchnorm_backward: null pointer");
   const OpTimer timer(op_profile_, OpKind::bn_bwd);
   batchnorm_backward_impl(N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
+}
+
+void Backend::batchnorm_forward_train_sync(int N, int C, int S, float eps, float momentum, const float* x,
+                                           const float* gamma, const float* beta, float* y, float* save_mean,
+                                           float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
+                                           Act act, float slope) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm_sync: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(sync.ranks() >= 1, "batchnorm_sync: bad rank count ", sync.ranks());
+  CGAN_CHECK(static_cast<long long>(N) * S * sync.ranks() > 1,
+             "batchnorm (training): need more than one value per channel, got N*S*ranks=",
+             static_cast<long long>(N) * S * sync.ranks());
+  CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
+  CGAN_CHECK(x && gamma && beta && y && save_mean && save_invstd, "batchnorm_forward_train_sync: null pointer");
+  CGAN_CHECK((run_mean == nullptr) == (run_var == nullptr),
+             "batchnorm_forward_train_sync: run_mean and run_var must both be given or both null");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
+  batchnorm_forward_train_sync_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean,
+                                    run_var, sync, act, slope);
+}
+void Backend::batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma,
+                                      const float* save_mean, const float* save_invstd, const float* gy, float* gx,
+                                      float* ggamma, float* gbeta, RankReduce& sync) {
+  CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm_sync: bad shape N=", N, " C=", C, " S=", S);
+  CGAN_CHECK(sync.ranks() >= 1, "batchnorm_sync: bad rank count ", sync.ranks());
+  CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx, "batchnorm_backward_sync: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_bwd);
+  batchnorm_backward_sync_impl(N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta, sync);
 }
 
 static void check_conv(const char* op, const ConvShape& s) {
@@ -487,7 +519,10 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOp
     std::string why;
     if (cuda_available(&why)) {
 #ifdef CGAN_HAVE_CUDA
-      return make_cuda_backend(options.precision == "tf32");
+      CudaOptions o;
+      o.tf32 = options.precision == "tf32";
+      o.device = options.cuda_device;
+      return make_cuda_backend(o);
 #endif
     }
     if (device == "auto") return make_cpu_backend();

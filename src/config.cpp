@@ -685,6 +685,18 @@ Config parse_config(const json& j, const std::string& name_hint) {
       throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
                   "fashion, generator.condition.mode not \"none\")");
   }
+  // distributed (data-parallel training under mpirun, docs/DISTRIBUTED.md)
+  {
+    const json empty = json::object();
+    const json* dj = o.get("distributed");
+    Obj d(dj ? *dj : empty, "distributed");
+    c.distributed.sync_batchnorm = d.boolean("sync_batchnorm", false);
+    d.finish();
+    if (c.distributed.sync_batchnorm && has_conditional_bn(c.generator))
+      throw Error("distributed.sync_batchnorm: synchronized statistics are not implemented for conditional batch "
+                  "norm ({\"batchnorm\": {\"conditional\": true}} in the generator); leave it false (per-rank "
+                  "statistics)");
+  }
   o.finish();
 
   // cross-key rules
@@ -815,6 +827,9 @@ json Config::to_json() const {
   };
   // train.augment only when on: a run without it stores the config text it stored before the key
   if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
+  // only when set: the config of a single-process run (and of every checkpoint written before the
+  // key existed) reads as before
+  if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
   return out;
 }
 

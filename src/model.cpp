@@ -502,7 +502,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       case LayerKind::dropout:
         if (train && L.p > 0.f) {
           be_.copy(L.y, h, n);
-          be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask);
+          be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask, sample_offset_ * L.out);
           L.y_used = L.y;
         } else {
           L.y_used = h;  // identity at evaluation
@@ -519,7 +519,11 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
           else
             be_.cbn_forward_eval(B, L.bn_c, L.bn_s, L.eps, h, L.dgain, L.dbias, state_ + L.rmean, state_ + L.rvar, L.y,
                                  L.act, L.slope);
-        } else if (train)
+        } else if (train && bn_sync_)
+          be_.batchnorm_forward_train_sync(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b,
+                                           L.y, L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar,
+                                           *bn_sync_, L.act, L.slope);
+        else if (train)
           be_.batchnorm_forward_train(B, L.bn_c, L.bn_s, L.eps, L.momentum, h, params_ + L.w, params_ + L.b, L.y,
                                       L.save_mean, L.save_invstd, state_ + L.rmean, state_ + L.rvar, L.act, L.slope);
         else
@@ -608,6 +612,9 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
             be_.gemm(true, false, num_classes_, L.bn_c, B, 1.f, cond_, cbn_gdgain_, 1.f, grads_ + L.gain);
             be_.gemm(true, false, num_classes_, L.bn_c, B, 1.f, cond_, cbn_gdbias_, 1.f, grads_ + L.bias);
           }
+        } else if (bn_sync_) {
+          be_.batchnorm_backward_sync(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
+                                      grads_ + L.w, grads_ + L.b, *bn_sync_);
         } else {
           be_.batchnorm_backward(B, L.bn_c, L.bn_s, L.x, params_ + L.w, L.save_mean, L.save_invstd, g, gin,
                                  grads_ + L.w, grads_ + L.b);

@@ -130,12 +130,14 @@ int condition_width(const NetSpec& net, const DataShape& shape) {
   return shape.cond_width();
 }
 
-Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_(cfg), be_(be) {
+Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data, Communicator* comm)
+    : cfg_(cfg), be_(be), comm_(comm) {
   shape_ = data_shape_of(data, cfg.data);
   count_ = data.count;
-  const int B = cfg.train.batch_size;
-  if (B > count_)
-    throw Error(cat("train.batch_size: ", B, " is larger than the dataset (", count_, " samples)"));
+  if (cfg.train.batch_size > count_)
+    throw Error(cat("train.batch_size: ", cfg.train.batch_size, " is larger than the dataset (", count_, " samples)"));
+  shard_ = make_shard(cfg.train.batch_size, comm ? comm->rank() : 0, comm ? comm->size() : 1);
+  const int B = shard_.batch;  // this rank's share of the global batch (all of it in one process)
   const int K = shape_.num_classes;
   const int T = shape_.cond_width();  // condition vector width (tags or one-hot)
   const int P = shape_.dim();
@@ -159,6 +161,12 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data) : cfg_
   // sample grids (and evaluation) show the averaged generator when there is one
   G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator",
                                       ema_ ? &ema_->model() : G_.get());
+  if (comm) {  // this rank's samples: dropout masks by global index; optionally batch norm over all ranks
+    reduce_ = &comm->reducer(be);
+    RankReduce* bn = cfg.distributed.sync_batchnorm ? reduce_ : nullptr;
+    G_->set_shard(static_cast<uint64_t>(shard_.offset), bn);
+    D_->set_shard(static_cast<uint64_t>(shard_.offset), bn);
+  }
 
   // the dataset lives in backend memory; batches are gathered there
   x_all_ = be.alloc(static_cast<size_t>(count_) * P);
@@ -233,7 +241,7 @@ std::vector<float> Trainer::sample_tags(const std::vector<int32_t>& rows_of) con
 }
 
 void Trainer::prepare_eval() {
-  if (cfg_.eval.every <= 0 || eval_) return;
+  if (cfg_.eval.every <= 0 || eval_ || shard_.rank != 0) return;  // rank 0 evaluates (and writes metrics)
   auto e = std::make_unique<EvalState>();
   try {
     // the default classifier, when missing, is trained first (from configs/classifier_<kind>.json)
@@ -335,7 +343,8 @@ void Trainer::step() {
 }
 
 void Trainer::enqueue_step(bool may_reshuffle) {
-  const int B = cfg_.train.batch_size;
+  const int B = shard_.batch;  // this rank's samples: [s0, s0 + B) of the global batch
+  const uint64_t s0 = static_cast<uint64_t>(shard_.offset);  // every draw below is keyed by global index
   const int K = shape_.num_classes;
   const int P = shape_.dim();
   const uint64_t seed = cfg_.train.seed;
@@ -351,21 +360,20 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   auto rng = [&](int sub, Purpose p) { return RngStream(stream_of(0, sub, p), ctr_ + kCtrStep, 256); };
   // the labels (and tag vectors) of B random training samples
   auto draw_other = [&](RngStream s, int32_t* y_out, float* cond_out) {
-    be_.rand_below(B, seed, s, 0, count_, idx_rand_);
+    be_.rand_below(B, seed, s, s0, count_, idx_rand_);
     be_.gather_int(B, count_, y_all_, idx_rand_, y_out);
     if (!onehot) return;
     if (tags) be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
     else be_.one_hot(B, K, y_out, cond_out);
   };
   // train.augment: what D sees of image x (D's input `which` of D sub-step `sub`), drawn per sample
-  // from (seed, step, sub, which, sample index). The index offset is 0: this process's batch is the
-  // whole batch (under data parallelism it would be the first sample's global index).
+  // from (seed, step, sub, which, sample index), the index global (s0: this rank's first sample).
   const bool augment = aug_x_ != nullptr;
   auto aug = [&](const float* x, int sub, AugWhich which, const std::string& trace_name) -> const float* {
     if (!augment) return x;
     be_.augment_forward(aug_, B, seed, RngStream(kAugStream + stream_of(0, sub, static_cast<Purpose>(which)),
                                                  ctr_ + kCtrStep, 256),
-                        0, x, aug_x_, aug_params_);
+                        s0, x, aug_x_, aug_params_);
     if (trace_) {
       trace_buf(trace_name, aug_x_, {B, P});
       trace_buf(trace_name + ".params", aug_params_, {B, kAugmentParams});
@@ -381,19 +389,19 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         reshuffle();
         upload_counters();
       }
-      be_.gather_rows(B, P, count_, x_all_, perm_, x_real_, ctr_ + kCtrPos);  // perm[pos, pos + B)
-      be_.gather_int(B, count_, y_all_, perm_, y_real_, ctr_ + kCtrPos);
+      be_.gather_rows(B, P, count_, x_all_, perm_ + s0, x_real_, ctr_ + kCtrPos);  // perm[pos + s0, pos + s0 + B)
+      be_.gather_int(B, count_, y_all_, perm_ + s0, y_real_, ctr_ + kCtrPos);
       if (tags) {
-        if (onehot) be_.gather_rows(B, T, count_, tags_all_, perm_, cond_real_, ctr_ + kCtrPos);
+        if (onehot) be_.gather_rows(B, T, count_, tags_all_, perm_ + s0, cond_real_, ctr_ + kCtrPos);
         if (random_labels) draw_other(rng(sub, kLabelsD), y_fake_, cond_fake_);  // another sample's tags
       } else {
-        if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), 0, K, y_fake_);
+        if (random_labels) be_.rand_below(B, seed, rng(sub, kLabelsD), s0, K, y_fake_);
         if (onehot && K > 0) {
           be_.one_hot(B, K, y_real_, cond_real_);
           if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
         }
       }
-      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), 0, 0.f, 1.f, z_);
+      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), s0 * cfg_.noise_dim, 0.f, 1.f, z_);
     }
     const std::string tp = trace_ ? cat("d", sub, ".") : std::string();  // trace names of this D sub-step
     if (trace_) {
@@ -436,7 +444,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
         out_m = D_->forward(aug(x_real_, sub, kAugMis, tp + "aug.mis"), y_other_, cond_other_, true, seed,
                             rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
-        be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), 0, 0.f, 1.f, z_);
+        be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), s0 * cfg_.noise_dim, 0.f, 1.f, z_);
         const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
         if (trace_) {
           trace_buf(tp + "z_mis", z_, {B, cfg_.noise_dim});
@@ -449,12 +457,13 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       be_.loss_fused(lk, B, out_m, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 9);
       D_->backward(D_->grad_out_buffer(), nullptr);
     }
+    if (reduce_) reduce_->mean(D_->grads(), D_->param_count());  // one all-reduce: the global batch's gradient
     if (trace_) {
       trace_buf(tp + "losses", acc_step_, {kStatsPerStep});  // [0] real, [3] fake, [9] mismatched
       if (trace_weights_) trace_grads(tp + "grad.discriminator.", *D_);
     }
     ProfileRange o("optimizer");
-    advance_counters(batch_delta(B).data(), true);
+    advance_counters(batch_delta(shard_.global_batch).data(), true);
     D_->adam_step(cfg_.d_optim, 0, ctr_ + kCtrDT);
     if (trace_ && trace_weights_) trace_params(tp + "after.discriminator.", *D_);
   }
@@ -464,12 +473,12 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     if (random_labels && tags) {
       draw_other(rng(0, kLabelsG), y_fake_, cond_fake_);
     } else if (random_labels) {
-      be_.rand_below(B, seed, rng(0, kLabelsG), 0, K, y_fake_);
+      be_.rand_below(B, seed, rng(0, kLabelsG), s0, K, y_fake_);
       if (onehot) be_.one_hot(B, K, y_fake_, cond_fake_);
     }
     const int32_t* yf = random_labels ? y_fake_ : y_real_;
     const float* cf = random_labels ? cond_fake_ : cond_real_;
-    be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(0, kNoiseG), 0, 0.f, 1.f, z_);
+    be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(0, kNoiseG), s0 * cfg_.noise_dim, 0.f, 1.f, z_);
     if (trace_) {
       if (random_labels) trace_ints("g.y_fake", y_fake_, B);
       if (random_labels && onehot) trace_buf("g.cond_fake", cond_fake_, {B, T});
@@ -487,6 +496,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       if (trace_) trace_buf("g.aug.grad", aug_g_, {B, P});
     }
     G_->backward(augment ? aug_g_ : gx_, nullptr);
+    if (reduce_) reduce_->mean(G_->grads(), G_->param_count());
     if (trace_) {
       trace_buf("g.losses", acc_step_, {kStatsPerStep});  // [6] the generator's loss
       if (trace_weights_) trace_grads("g.grad.generator.", *G_);
@@ -509,6 +519,15 @@ std::vector<LossRow> Trainer::take_rows() {
   if (stats_used_ == 0) return rows;
   std::vector<float> h(static_cast<size_t>(stats_used_) * kStatsPerStep);
   be_.download(h.data(), stats_, h.size());
+  if (comm_ && comm_->size() > 1) {  // every rank's statistics: sums add up, the mean losses average
+    std::vector<double> d(h.begin(), h.end());
+    comm_->sum_host(d.data(), d.size());
+    for (size_t i = 0; i < d.size(); ++i) {
+      const size_t k = i % kStatsPerStep;
+      const bool loss = k == 0 || k == 3 || k == 6 || k == 9;
+      h[i] = static_cast<float>(loss ? d[i] / comm_->size() : d[i]);
+    }
+  }
   const float B = static_cast<float>(cfg_.train.batch_size);
   for (int i = 0; i < stats_used_; ++i) {
     const float* a = &h[static_cast<size_t>(i) * kStatsPerStep];
@@ -784,16 +803,20 @@ void Trainer::write_samples(const std::string& path) {
 
 // ---------------------------------------------------------------- the loop
 
-int Trainer::run(const RunDir& rd) {
+int Trainer::run(const RunDir& rd) { return run(&rd); }
+
+// Under mpirun every rank runs this loop; rd is given to rank 0 alone, which writes everything.
+int Trainer::run(const RunDir* rd) {
   prepare_eval();
-  rd.write_config(cfg_.to_json());
-  if (shape_.tag_dim > 0) write_vocabulary(rd.file("vocab.txt"), shape_.vocab);  // for `sample --tags`
-  LossLog losses(rd, cfg_.log.avg_window, step_);
+  if (rd) rd->write_config(cfg_.to_json());
+  if (rd && shape_.tag_dim > 0) write_vocabulary(rd->file("vocab.txt"), shape_.vocab);  // for `sample --tags`
+  std::unique_ptr<LossLog> losses;
+  if (rd) losses = std::make_unique<LossLog>(*rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;
-  if (eval_) metrics = std::make_unique<MetricsLog>(rd.file("metrics.csv"), step_);
+  if (eval_ && rd) metrics = std::make_unique<MetricsLog>(rd->file("metrics.csv"), step_);
 
   const int64_t total = cfg_.train.steps;
-  Progress progress(cfg_.log.progress, total, step_);
+  Progress progress(rd ? cfg_.log.progress : std::string("none"), total, step_);
   LossRow last;
   auto flush = [&]() {
     auto rows = take_rows();
@@ -801,27 +824,42 @@ int Trainer::run(const RunDir& rd) {
       const LossRow& r = rows[i];
       if (std::isfinite(r.d_loss) && std::isfinite(r.g_loss)) continue;
       rows.resize(i + 1);  // the history up to and including the step that failed
-      losses.append(rows);
+      if (losses) losses->append(rows);
       progress.finish();
       throw NonFiniteLoss(cat("step ", r.step, ": loss is not finite (d_loss ", r.d_loss, ", g_loss ", r.g_loss,
                               "); stopped, the last checkpoint written before it is kept"));
     }
     if (!rows.empty()) last = rows.back();
-    losses.append(rows);
+    if (losses) losses->append(rows);
   };
   auto checkpoint = [&]() {
     flush();
-    const std::string p = rd.checkpoint_path(step_);
+    if (comm_ && comm_->size() > 1) {  // the ranks must hold the same weights (rank 0's are written)
+      uint64_t h = 1469598103934665603ULL;  // FNV-1a over the parameter bytes of G and D
+      for (const Model* m : {G_.get(), D_.get()}) {
+        std::vector<float> p(m->param_count());
+        if (!p.empty()) be_.download(p.data(), m->params(), p.size());
+        const auto* b = reinterpret_cast<const unsigned char*>(p.data());
+        for (size_t i = 0; i < p.size() * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+      }
+      if (!comm_->all_equal(h))
+        throw Error(cat("step ", step_, ": the ranks' weights differ (rank ", comm_->rank(),
+                        "'s parameter hash is not every rank's); the all-reduce did not give every rank the same "
+                        "gradients"));
+    }
+    if (!rd) return std::string();
+    const std::string p = rd->checkpoint_path(step_);
     write_checkpoint(p);
     return p;
   };
   // losses.png and metrics.png, redrawn from the CSVs with every sample grid and at a stop; a
   // picture that cannot be drawn is a warning (once), not the end of the run
   bool plot_warned = false;
+  // (the caller has flushed the loss rows: under mpirun that is a collective every rank joins)
   auto plots = [&]() {
-    flush();
+    if (!rd) return;
     try {
-      write_run_plots(rd.path());
+      write_run_plots(rd->path());
     } catch (const Error& e) {
       if (!plot_warned) std::fprintf(stderr, "cgan_gpu: warning: curves not drawn: %s\n", e.what());
       plot_warned = true;
@@ -834,24 +872,29 @@ int Trainer::run(const RunDir& rd) {
     const bool log_now = step_ % cfg_.log.every == 0 || last_step;
     if (stats_used_ == stats_slots_ || log_now) flush();
     const int64_t epoch = epoch_ < 0 ? 1 : epoch_ + 1;  // shown 1-based
-    if (eval_ && (step_ % cfg_.eval.every == 0 || last_step)) {
+    if (eval_ && metrics && (step_ % cfg_.eval.every == 0 || last_step)) {
       const EvalResult r = evaluate(*eval_->clf, eval_->real, eval_->source, eval_options(cfg_.eval.count, shape_));
       metrics->append(step_, r);
       progress.set_eval(r.cond_acc);
     }
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
-    if (last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0)) {
-      write_samples(rd.sample_path(step_));
+    const bool sample_now = last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0);
+    if (sample_now) flush();  // every rank: the curves are drawn from complete CSVs
+    if (rd && sample_now) {
+      write_samples(rd->sample_path(step_));
       plots();
     }
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();
-    if (const int sig = stop_requested()) {
+    int sig = stop_requested();
+    if (comm_ && comm_->size() > 1) sig = comm_->max_host(sig);  // every rank stops after the same step
+    if (sig) {
       const std::string p = checkpoint();
       plots();
       progress.finish();
-      std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
-                   signal_name(sig).c_str(), static_cast<long long>(step_), p.c_str(), p.c_str());
+      if (rd)
+        std::fprintf(stderr, "cgan_gpu: stopped by %s after step %lld; checkpoint %s (resume with --resume %s)\n",
+                     signal_name(sig).c_str(), static_cast<long long>(step_), p.c_str(), p.c_str());
       return 130;
     }
   }

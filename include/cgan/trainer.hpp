@@ -12,6 +12,7 @@
 #include "cgan/checkpoint.hpp"
 #include "cgan/config.hpp"
 #include "cgan/data.hpp"
+#include "cgan/distributed.hpp"
 #include "cgan/error.hpp"
 #include "cgan/model.hpp"
 #include "cgan/rundir.hpp"
@@ -48,7 +49,12 @@ class WeightAverage;  // cgan/ema.hpp
 
 class Trainer {
  public:
-  Trainer(const Config& cfg, Backend& be, const HostDataset& data);
+  // comm: the process group of a job started by mpirun (cgan/distributed.hpp), or nullptr for a
+  // single process. With one, the models are built for this rank's share of train.batch_size
+  // (make_shard: an indivisible size is an error naming train.batch_size), each draw of an
+  // iteration takes the numbers of this rank's global sample indices, and the gradients of G and D
+  // are averaged across ranks before each Adam step.
+  Trainer(const Config& cfg, Backend& be, const HostDataset& data, Communicator* comm = nullptr);
   ~Trainer();
 
   // Fresh weights from train.seed.
@@ -61,6 +67,10 @@ class Trainer {
   // the process exit code: 0 done, 130 stopped (stop_requested(), cgan/stop.hpp: SIGINT/SIGTERM
   // while a StopSignals exists) after the step in which the stop came, a checkpoint written first.
   int run(const RunDir& rd);
+  // The same on every rank of a job: only the rank given a run directory (rank 0) writes (CSVs,
+  // samples, checkpoints, metrics); the others pass nullptr. Every rank stops after the same step
+  // (the stop flag is agreed each step), and a checkpoint first checks that the ranks' weights agree.
+  int run(const RunDir* rd);
 
   // One iteration (D step(s) + G step). Exposed for tests. On a backend with CUDA graphs (and
   // cuda_graphs on), iterations after the warm-up replay one captured graph; the step, batch
@@ -147,6 +157,10 @@ class Trainer {
   SafeTensors* trace_ = nullptr;
   bool trace_weights_ = false;
   int eager_steps_ = 0;
+  // data parallelism (cgan/distributed.hpp): none in a single process (shard_ = the whole batch)
+  Communicator* comm_ = nullptr;
+  RankReduce* reduce_ = nullptr;  // the gradient mean (and synchronized batch norm)
+  Shard shard_;
 };
 
 // Metadata helpers shared by training and sampling.

@@ -16,6 +16,7 @@
 #include "cgan/ema.hpp"
 #include "cgan/classifier.hpp"
 #include "cgan/config.hpp"
+#include "cgan/distributed.hpp"
 #include "cgan/error.hpp"
 #include "cgan/evaluate.hpp"
 #include "cgan/image.hpp"
@@ -37,6 +38,9 @@ namespace fs = std::filesystem;
 struct Usage : Error {
   explicit Usage(const std::string& m) : Error(m) {}
 };
+
+// The process group when started by mpirun with more than one rank (docs/DISTRIBUTED.md), else null.
+std::unique_ptr<Communicator> g_comm;
 
 constexpr long long kMaxSampleImages = 10000;
 std::string check_device(const std::string& device);  // "auto" | "cpu" | "cuda", else a Usage error  // --count and --labels: images in one sample picture
@@ -212,14 +216,28 @@ int cmd_train(Args& a) {
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (config_path.empty() && resume.empty()) throw Usage("train: give --config FILE or --resume CKPT (see --help)");
+  // Under mpirun every rank runs the setup below (every rank resumes from the same checkpoint) and
+  // the ranks agree on its outcome: an error on any rank ends every rank with one message. Only
+  // rank 0 claims and writes the run directory.
+  Communicator* comm = g_comm.get();
+  const bool writer = !comm || comm->rank() == 0;
   SafeTensors ck;
+  Config cfg;
+  std::unique_ptr<Backend> be;
+  HostDataset data;
+  std::unique_ptr<Trainer> tp;
+  std::unique_ptr<RunDir> rd;
+  auto setup = [&] {
   if (!resume.empty()) ck = read_safetensors(resume);
-  Config cfg = !config_path.empty() ? load_config(config_path, sets) : read_checkpoint_info(ck, resume, sets).cfg;
+  cfg = !config_path.empty() ? load_config(config_path, sets) : read_checkpoint_info(ck, resume, sets).cfg;
   if (!resume.empty() && !config_path.empty()) (void)read_checkpoint_info(ck, resume);  // its metadata, checked
   if (!device.empty()) cfg.device = check_device(device);
-  auto be = make_backend(cfg.device, {cfg.precision});
-  HostDataset data = load_dataset(cfg.data, true);
-  Trainer t(cfg, *be, data);
+  BackendOptions bo{cfg.precision};
+  if (comm) bo.cuda_device = comm->local_rank();  // one GPU per rank on each machine
+  be = make_backend(cfg.device, bo);
+  data = load_dataset(cfg.data, true);
+  tp = std::make_unique<Trainer>(cfg, *be, data, comm);
+  Trainer& t = *tp;
   t.prepare_eval();  // a missing classifier fails here, before the run directory exists
   if (!resume.empty()) {
     t.restore(ck, resume);
@@ -239,12 +257,42 @@ int cmd_train(Args& a) {
       !resume.empty() && fs::weakly_canonical(out_dir, e1) == fs::weakly_canonical(own_dir, e2) && !e1 && !e2;
   if (in_place && overwrite)
     throw Usage(cat("--overwrite: ", out_dir, " is the run being resumed; it would delete that run's history"));
-  const RunDir rd(out_dir, overwrite ? RunDirMode::overwrite : in_place ? RunDirMode::resume : RunDirMode::fresh);
-  std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
-               be->name().c_str(), data.count, resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(),
-               out_dir.c_str());
-  std::fprintf(stderr, "%s\n%s\n", t.generator().summary().c_str(), t.discriminator().summary().c_str());
-  return t.run(rd);
+  if (writer)
+    rd = std::make_unique<RunDir>(out_dir, overwrite ? RunDirMode::overwrite
+                                           : in_place ? RunDirMode::resume
+                                                      : RunDirMode::fresh);
+  };
+  if (!comm) {
+    setup();
+  } else {
+    std::string err;
+    int code = 0;
+    try {
+      setup();
+    } catch (const Usage& e) {
+      err = e.what(), code = 2;
+    } catch (const Stopped& e) {
+      err = e.what(), code = 130;
+    } catch (const Error& e) {
+      err = e.what(), code = 1;
+    } catch (const std::bad_alloc&) {
+      err = "out of memory", code = 1;
+    }
+    comm->agree(err, code);
+  }
+  Trainer& t = *tp;
+  if (writer) {
+    std::fprintf(stderr, "cgan_gpu %s: %s on %s, %d samples, %s, run directory %s\n", CGAN_VERSION, cfg.name.c_str(),
+                 be->name().c_str(), data.count,
+                 resume.empty() ? "fresh start" : cat("resumed at step ", t.steps_done()).c_str(), out_dir.c_str());
+    if (comm)
+      std::fprintf(stderr, "data parallel: %d ranks x %d samples = batch %d; gradients averaged over %s%s\n",
+                   comm->size(), cfg.train.batch_size / comm->size(), cfg.train.batch_size,
+                   be->name() == "cpu" ? "MPI" : "NCCL",
+                   cfg.distributed.sync_batchnorm ? "; batch norm synchronized" : "");
+    std::fprintf(stderr, "%s\n%s\n", t.generator().summary().c_str(), t.discriminator().summary().c_str());
+  }
+  return t.run(rd.get());
 }
 
 // Which generator sample and eval use: the weight average (train.ema) unless --no-ema, when the
@@ -415,7 +463,7 @@ int cmd_bench(Args& a) {
   if (!device.empty()) cfg.device = check_device(device);
   auto be = make_backend(cfg.device, {cfg.precision});
   const HostDataset data = load_dataset(cfg.data, true);
-  Trainer t(cfg, *be, data);
+  Trainer t(cfg, *be, data, g_comm.get());  // under mpirun: the ranks share the batch, as in training
   t.init();
   auto run = [&] {
     for (long long i = 0; i < steps; ++i) t.step();
@@ -448,6 +496,7 @@ int cmd_bench(Args& a) {
           ", \"min_ms\": ", ms4(ms.front()), ", \"max_ms\": ", ms4(ms.back()),
           ", \"cuda_graph\": ", t.graph_active() ? "true" : "false",
           ", \"device_mem_mib\": ", mem < 0 ? std::string("null") : cat(static_cast<long long>(mem)), per_op_json, "}\n");
+  if (g_comm && g_comm->rank() != 0) return 0;  // rank 0 reports
   std::fputs(json.c_str(), stdout);
   if (!json_path.empty()) {
     make_parent_dir(json_path);
@@ -670,6 +719,9 @@ int main(int argc, char** argv) {
       std::printf("cgan_gpu %s (backends: cpu%s)\n", CGAN_VERSION, cuda_compiled() ? ", cuda" : "");
       return 0;
     }
+    // Started by mpirun (or another MPI launcher) with several ranks: data-parallel training.
+    const LaunchInfo launch = detect_launch();
+    if (launch.launched && launch.size > 1) g_comm = make_communicator(launch);
     // A command name is consumed; anything else (options, a config) goes to train, the default.
     static const struct {
       const char* name;
@@ -679,26 +731,37 @@ int main(int argc, char** argv) {
                      {"trace", cmd_trace},  {"plot", cmd_plot}};
     for (const auto& c : kCommands)
       if (first == c.name) {
+        if (g_comm && first != "train" && first != "bench")
+          throw Usage(cat(first, ": runs in one process; start it without mpirun (only train and bench run on several ranks)"));
         a.i = 1;
         return c.run(a);
       }
     return cmd_train(a);
+  } catch (const JobError& e) {  // agreed by every rank of an mpirun job: said once, by rank 0
+    if (!g_comm || g_comm->rank() == 0) std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+    return e.code;
   } catch (const Usage& e) {
+    if (g_comm && g_comm->rank() != 0) return 2;  // every rank parsed the same command line: said once
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 2;
   } catch (const Stopped& e) {
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 130;
-  } catch (const NonFiniteLoss& e) {
-    std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
+  } catch (const NonFiniteLoss& e) {  // under mpirun every rank sees the same (reduced) losses: said once
+    if (!g_comm || g_comm->rank() == 0) std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 3;
   } catch (const Error& e) {
+    // Under mpirun one rank failed on its own (the others wait in the next all-reduce): it names
+    // itself and ends the job (MPI_Abort), so no rank hangs.
+    if (g_comm) g_comm->abort(e.what(), 1);
     std::fprintf(stderr, "cgan_gpu: %s\n", e.what());
     return 1;
   } catch (const std::bad_alloc&) {
+    if (g_comm) g_comm->abort("out of memory", 1);
     std::fprintf(stderr, "cgan_gpu: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
+    if (g_comm) g_comm->abort(cat("internal error: ", e.what()), 1);
     std::fprintf(stderr, "cgan_gpu: internal error: %s\n", e.what());
     return 1;
   }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "cgan/backend.hpp"
+#include "cgan/distributed.hpp"
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
 #include "cpu_conditional.hpp"
@@ -185,11 +186,11 @@ class CpuBackend final : public Backend {
 
   // ---- dropout
   void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream rs, float* x,
-                       float* mask) override {
+                       float* mask, uint64_t offset) override {
     const uint64_t stream = resolve(rs);
     const float keep = 1.f / (1.f - p);
     for (size_t i = 0; i < n; ++i) {
-      const float m = philox_uniform(seed, stream, i) >= p ? keep : 0.f;
+      const float m = philox_uniform(seed, stream, offset + i) >= p ? keep : 0.f;
       mask[i] = m;
       x[i] *= m;
     }
@@ -293,6 +294,81 @@ class CpuBackend final : public Backend {
       k[c] = static_cast<float>(kc);
       u[c] = static_cast<float>(uc);
       w[c] = static_cast<float>(-kc * (sg[c] / cnt) - uc * lo[c]);
+    }
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const size_t o = idx(n, C);
+        for (int c = 0; c < C; ++c)
+          gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - save_mean[c]) + w[c];
+      }
+    } else {
+      for (int n = 0; n < N; ++n)
+        for (int c = 0; c < C; ++c) {
+          const size_t o = (idx(n, C) + c) * S;
+          const float kc = k[c], uc = u[c], wc = w[c], mc = save_mean[c];
+          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
+        }
+    }
+  }
+
+  // ---- synchronized batch norm: the two ops above with every sum taken across the ranks (sync)
+  // and the global count; the same arithmetic, so one rank gives the plain ops' bits.
+  void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum, const float* x,
+                                         const float* gamma, const float* beta, float* y, float* save_mean,
+                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
+                                         Act act, float slope) override {
+    double* mean = scratch_d(2 * static_cast<size_t>(C));
+    double* m2 = mean + C;
+    channel_sums(N, C, S, x, mean);
+    sync.sum(mean, static_cast<size_t>(C));
+    const double cnt = static_cast<double>(N) * S * sync.ranks();
+    for (int c = 0; c < C; ++c) mean[c] /= cnt;
+    channel_sq_dev(N, C, S, x, mean, m2);
+    sync.sum(m2, static_cast<size_t>(C));
+    float* a = scratch_f(2 * static_cast<size_t>(C));
+    float* b = a + C;
+    for (int c = 0; c < C; ++c) {
+      const double var = m2[c] / cnt;
+      save_mean[c] = static_cast<float>(mean[c]);
+      save_invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+      if (run_mean) {
+        const double unbiased = m2[c] / (cnt - 1.0);
+        run_mean[c] = static_cast<float>((1.0 - momentum) * run_mean[c] + momentum * mean[c]);
+        run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
+      }
+      const double ac = static_cast<double>(gamma[c]) / std::sqrt(m2[c] / cnt + eps);
+      a[c] = static_cast<float>(ac);
+      b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
+    }
+    affine(N, C, S, x, save_mean, a, b, y);
+    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
+  }
+
+  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
+                                    const float* save_mean, const float* save_invstd, const float* gy, float* gx,
+                                    float* ggamma, float* gbeta, RankReduce& sync) override {
+    // [sg | sgd | sd] of this rank, then of all ranks (one all-reduce of 3C); the parameter
+    // gradients take this rank's sg and sgd about the global mean offset lo.
+    double* loc = scratch_d(6 * static_cast<size_t>(C));
+    double* all = loc + 3 * static_cast<size_t>(C);
+    bn_backward_sums(N, C, S, x, save_mean, gy, loc, loc + C, loc + 2 * C);
+    std::copy(loc, loc + 3 * static_cast<size_t>(C), all);
+    sync.sum(all, 3 * static_cast<size_t>(C));
+    const double cnt = static_cast<double>(N) * S * sync.ranks();
+    float* k = scratch_f(3 * static_cast<size_t>(C));
+    float* u = k + C;
+    float* w = u + C;
+    for (int c = 0; c < C; ++c) {
+      const double lo = all[2 * C + c] / cnt;
+      const double invstd = save_invstd[c];
+      if (gbeta) gbeta[c] += static_cast<float>(loc[c]);
+      if (ggamma) ggamma[c] += static_cast<float>(invstd * (loc[C + c] - lo * loc[c]));
+      const double sgx = invstd * (all[C + c] - lo * all[c]);  // sum gy xhat over every rank
+      const double kc = static_cast<double>(gamma[c]) * invstd;
+      const double uc = -kc * invstd * (sgx / cnt);
+      k[c] = static_cast<float>(kc);
+      u[c] = static_cast<float>(uc);
+      w[c] = static_cast<float>(-kc * (all[c] / cnt) - uc * lo);
     }
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
