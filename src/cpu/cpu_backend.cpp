@@ -295,20 +295,7 @@ class CpuBackend final : public Backend {
       u[c] = static_cast<float>(uc);
       w[c] = static_cast<float>(-kc * (sg[c] / cnt) - uc * lo[c]);
     }
-    if (S == 1) {
-      for (int n = 0; n < N; ++n) {
-        const size_t o = idx(n, C);
-        for (int c = 0; c < C; ++c)
-          gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - save_mean[c]) + w[c];
-      }
-    } else {
-      for (int n = 0; n < N; ++n)
-        for (int c = 0; c < C; ++c) {
-          const size_t o = (idx(n, C) + c) * S;
-          const float kc = k[c], uc = u[c], wc = w[c], mc = save_mean[c];
-          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
-        }
-    }
+    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
   }
 
   // ---- synchronized batch norm: the two ops above with every sum taken across the ranks (sync)
@@ -370,20 +357,7 @@ class CpuBackend final : public Backend {
       u[c] = static_cast<float>(uc);
       w[c] = static_cast<float>(-kc * (all[c] / cnt) - uc * lo);
     }
-    if (S == 1) {
-      for (int n = 0; n < N; ++n) {
-        const size_t o = idx(n, C);
-        for (int c = 0; c < C; ++c)
-          gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - save_mean[c]) + w[c];
-      }
-    } else {
-      for (int n = 0; n < N; ++n)
-        for (int c = 0; c < C; ++c) {
-          const size_t o = (idx(n, C) + c) * S;
-          const float kc = k[c], uc = u[c], wc = w[c], mc = save_mean[c];
-          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
-        }
-    }
+    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
   }
 
   // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
@@ -739,6 +713,25 @@ class CpuBackend final : public Backend {
   }
 
   // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
+  // Batch norm's input gradient from its per-channel coefficients (plain and synchronized backward):
+  // gx = k gy + u (x - m) + w.
+  static void bn_input_grad(int N, int C, int S, const float* x, const float* m, const float* gy,
+                            const float* k, const float* u, const float* w, float* gx) {
+    if (S == 1) {
+      for (int n = 0; n < N; ++n) {
+        const size_t o = idx(n, C);
+        for (int c = 0; c < C; ++c) gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - m[c]) + w[c];
+      }
+    } else {
+      for (int n = 0; n < N; ++n)
+        for (int c = 0; c < C; ++c) {
+          const size_t o = (idx(n, C) + c) * S;
+          const float kc = k[c], uc = u[c], wc = w[c], mc = m[c];
+          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
+        }
+    }
+  }
+
   static void affine(int N, int C, int S, const float* x, const float* m, const float* a,
                      const float* b, float* y) {
     if (S == 1) {
