@@ -15,11 +15,18 @@
 //  - is accepted with that math type by cudnnGet*WorkspaceSize and needs at most
 //    kWorkspaceLimitBytes of workspace (a fixed limit, so the choice does not depend on how much
 //    memory happens to be free).
-// Should no deterministic candidate qualify, the fastest qualifying non-deterministic one is taken.
+// Should no deterministic candidate qualify in tf32 math, the deterministic candidates are tried
+// again in fp32 (CUDNN_FMA_MATH) math: a slower convolution that repeats bit for bit is preferred
+// to a faster one that does not. Only when none of those qualifies either is the fastest
+// qualifying non-deterministic candidate taken.
+// CGAN_CUDNN_LOG=1 in the environment prints each choice (shape, direction, algorithm, math,
+// determinism, workspace) to stderr when the plan is made.
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
@@ -115,22 +122,35 @@ cudnnStatus_t workspace_of(cudnnHandle_t h, const ConvPlan& p, Dir d, Algo algo,
   return st;
 }
 
+bool log_choices() {
+  static const bool on = [] {
+    const char* e = std::getenv("CGAN_CUDNN_LOG");
+    return e && *e && std::string(e) != "0";
+  }();
+  return on;
+}
+
 // Picks the algorithm of direction d from the heuristic's candidates (see the top of the file),
 // leaves the matching math type on p.conv[d] and records the workspace.
 template <typename Perf, typename Algo>
 void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, int count,
             Algo* algo, const char* dir_name, const ConvShape& s) {
   std::string why = "no candidates";
-  for (int pass = 0; pass < 2; ++pass) {  // deterministic first, then any
+  // pass 0: deterministic, requested math; pass 1 (tf32 only): deterministic, fp32 math;
+  // pass 2: any determinism, requested math
+  static const char* const kPassName[3] = {"deterministic", "deterministic, fp32 math fallback",
+                                           "NON-DETERMINISTIC fallback"};
+  for (int pass = 0; pass < 3; ++pass) {
+    if (pass == 1 && !tf32) continue;
     for (int i = 0; i < count; ++i) {
       const Perf& c = perf[i];
       if (c.status != CUDNN_STATUS_SUCCESS) {
         why = cat("candidate ", static_cast<int>(c.algo), ": ", cudnnGetErrorString(c.status));
         continue;
       }
-      if (pass == 0 && c.determinism != CUDNN_DETERMINISTIC) continue;
-      cudnnMathType_t math{};
-      if (!math_for(tf32, c.mathType, &math)) {
+      if (pass < 2 && c.determinism != CUDNN_DETERMINISTIC) continue;
+      cudnnMathType_t math = CUDNN_FMA_MATH;  // pass 1: the algorithm, run without tensor ops
+      if (pass != 1 && !math_for(tf32, c.mathType, &math)) {
         why = cat("candidate ", static_cast<int>(c.algo), ": math ", math_name(c.mathType));
         continue;
       }
@@ -147,6 +167,10 @@ void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, in
       }
       *algo = c.algo;
       p.bytes[d] = bytes;
+      if (log_choices())
+        std::fprintf(stderr, "cgan_gpu: cuDNN %s %s: algorithm %d, math %s, %s, workspace %zu bytes (candidate %d of %d)\n",
+                     dir_name, shape_text(s).c_str(), static_cast<int>(c.algo), math_name(math),
+                     kPassName[pass], bytes, i + 1, count);
       return;
     }
   }
