@@ -13,6 +13,7 @@
 #                                       and packs them into DIR/prebuilt (~12 MB), so that the check
 #                                       there skips its build (minutes of device time); it is used
 #                                       only when the tree there is the one it was built from
+#   tools/gpu_check.sh --tree-hash      prints the tree's hash as --prebuild records it
 #   tools/gpu_check.sh [options] OUT_DIR
 #       --deps DIR      the prepared DIR (default: .gpu_deps in the repository, when present)
 #       --build-dir D   build folder (default $BUILD_DIR or build-gpu-check); an existing one is
@@ -188,6 +189,7 @@ while [ $# -gt 0 ]; do
     --prebuild)
       [ $# -eq 2 ] || die_usage "--prebuild takes exactly one argument, the folder to fill"
       prebuild "$2"; exit $? ;;
+    --tree-hash) [ $# -eq 1 ] || die_usage "--tree-hash takes no other argument"; tree_hash; exit 0 ;;
     --no-build) no_build=1; shift ;;
     --no-prebuilt) no_prebuilt=1; shift ;;
     --no-gpu) no_gpu=1; shift ;;

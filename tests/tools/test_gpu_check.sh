@@ -28,6 +28,8 @@ bad "--budget: expected seconds >= 60, got '5'" --budget 5 "$tmp/o"
 bad "--budget: missing value" --budget
 bad "--deps: '$tmp/none' is not a folder" --deps "$tmp/none" "$tmp/o"
 bad "--prepare takes exactly one argument" --prepare
+bad "--prebuild takes exactly one argument" --prebuild
+bad "--tree-hash takes no other argument" --tree-hash "$tmp/o"
 [ -e "$tmp/o" ] && fail "a bad command line created OUT_DIR"
 
 # no GPU, existing build: exit 0, says so, and writes both reports
@@ -52,6 +54,22 @@ PY
 rc=$?
 [ "$rc" = 1 ] || fail "missing binary: exit $rc, expected 1: $(cat "$tmp/out")"
 grep -q '^- failed parts: binary' "$tmp/rep2/report.md" || fail "report.md does not name the failed part: $(cat "$tmp/rep2/report.md")"
+
+# a build packed by --prebuild (here: this build's cgan_gpu standing in for both binaries): used
+# instead of building when it was made from this tree, its build folder linked to it
+mkdir -p "$tmp/deps/prebuilt/tests"
+cp "$build/cgan_gpu" "$tmp/deps/prebuilt/cgan_gpu"
+cp "$build/cgan_gpu" "$tmp/deps/prebuilt/tests/cgan_cuda_tests"
+hash=$("$script" --tree-hash)
+[[ "$hash" =~ ^[0-9a-f]{16}$ ]] || fail "--tree-hash printed '$hash'"
+printf 'build_dir=%s\nsource_dir=%s\ntree=%s\nmade=test\n' "$tmp/pb_build" "$src" "$hash" >"$tmp/deps/prebuilt/PATHS"
+"$script" --no-gpu --deps "$tmp/deps" "$tmp/rep3" >"$tmp/out" 2>&1
+rc=$?
+[ "$rc" = 0 ] || fail "prebuilt: exit $rc: $(cat "$tmp/out")"
+grep -q "^| build | skipped | 0 | prebuilt by --prebuild (test), tree $hash: $tmp/deps/prebuilt |" "$tmp/rep3/report.md" ||
+  fail "prebuilt: report.md does not say the prebuilt binaries were used: $(cat "$tmp/rep3/report.md")"
+[ "$(readlink "$tmp/pb_build")" = "$tmp/deps/prebuilt" ] || fail "prebuilt: $tmp/pb_build is not a link to the packed build"
+grep -q "$tmp/pb_build/cgan_gpu is built" "$tmp/out" || fail "prebuilt: the check does not use the packed binary: $(cat "$tmp/out")"
 
 [ "$fails" = 0 ] && echo "gpu_check.sh: all checks passed"
 exit $((fails > 0))
