@@ -55,6 +55,31 @@ struct Result {
   std::string worst_slot;
   bool size_mismatch = false;
   bool pass(double tol) const { return !size_mismatch && worst <= tol; }
+  // Slot by slot: rel <= max(tol, factor * scale's rel for the same slot), where `scale` compares
+  // the same reference with a run whose only change is a known perturbation (the CPU's TF32
+  // emulation): a difference is accepted up to `factor` times what that perturbation alone causes.
+  // Fills *why with the first slot over its bound.
+  bool pass_scaled(const Result& scale, double factor, double tol, std::string* why) const {
+    if (size_mismatch || scale.size_mismatch || scale.slots.size() != slots.size()) {
+      if (why) *why = "gradient sizes differ";
+      return false;
+    }
+    for (size_t i = 0; i < slots.size(); ++i) {
+      const SlotResult &s = slots[i], &k = scale.slots[i];
+      if (s.skipped) continue;
+      const double bound = std::max(tol, factor * k.rel);
+      if (s.name != k.name || !(s.rel <= bound)) {
+        if (why) {
+          std::ostringstream os;
+          os << std::setprecision(4) << s.name << ": " << s.rel << " over its bound " << bound
+             << " (max(" << tol << ", " << factor << " x " << k.rel << "))";
+          *why = os.str();
+        }
+        return false;
+      }
+    }
+    return true;
+  }
   std::string describe(const std::string& what) const {
     std::ostringstream os;
     os << std::setprecision(4) << what << ": ";

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "cgan/backend.hpp"
+#include "cgan/tf32.hpp"
 #include "cgan/distributed.hpp"
 #include "cgan/error.hpp"
 #include "cgan/philox.hpp"
@@ -71,7 +72,7 @@ inline size_t idx(size_t a, size_t b) { return a * b; }
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() {
+  explicit CpuBackend(bool emulate_tf32) : emulate_tf32_(emulate_tf32) {
 #if CGAN_HAVE_DNNL
     int t = omp_get_max_threads();
 #else
@@ -120,6 +121,15 @@ class CpuBackend final : public Backend {
     }
     const double macs = static_cast<double>(M) * N * K;
     set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    if (emulate_tf32_) {  // both operands rounded, as TF32 tensor cores take them
+      const size_t na = idx(M, K), nb = idx(K, N);
+      if (tf32_a_.size() < na) tf32_a_.resize(na);
+      if (tf32_b_.size() < nb) tf32_b_.resize(nb);
+      for (size_t i = 0; i < na; ++i) tf32_a_[i] = round_to_tf32(A[i]);
+      for (size_t i = 0; i < nb; ++i) tf32_b_[i] = round_to_tf32(B[i]);
+      A = tf32_a_.data();
+      B = tf32_b_.data();
+    }
 #if CGAN_HAVE_DNNL
     const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N,
                                         beta, C, N);
@@ -749,6 +759,8 @@ class CpuBackend final : public Backend {
       }
   }
 
+  bool emulate_tf32_ = false;
+  std::vector<float> tf32_a_, tf32_b_;  // the rounded operands (emulate_tf32_)
   int max_threads_ = 1;
   int cur_threads_ = -1;
   std::vector<double> scratch_d_;
@@ -758,6 +770,6 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(bool emulate_tf32) { return std::make_unique<CpuBackend>(emulate_tf32); }
 
 }  // namespace cgan

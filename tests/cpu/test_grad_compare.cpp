@@ -1,7 +1,8 @@
 // The whole-iteration gradient comparison (tests/grad_compare.hpp), which the CUDA parity test
 // (tests/cuda/test_cuda_training.cpp) uses against the CPU backend, checked here on two CPU runs:
 // identical runs pass, planted defects (a wrong leaky slope, a perturbed gradient) are flagged, and
-// the slots it leaves out are exactly those whose true gradient is zero.
+// the slots it leaves out are exactly those whose true gradient is zero; and the tf32 bound scaled
+// by the CPU's TF32 emulation.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -36,12 +37,12 @@ std::vector<float> grads_of(Backend& be, const Model& m) {
 }
 
 struct CpuRun {
-  std::unique_ptr<Backend> be = make_cpu_backend();
+  std::unique_ptr<Backend> be;
   Config cfg;
   HostDataset data;
   std::unique_ptr<Trainer> t;
-  CpuRun(const std::string& config, const std::vector<std::string>& sets)
-      : cfg(load_config(e2e::source(config), sets)), data(load_dataset(cfg.data)) {
+  CpuRun(const std::string& config, const std::vector<std::string>& sets, bool emulate_tf32 = false)
+      : be(make_cpu_backend(emulate_tf32)), cfg(load_config(e2e::source(config), sets)), data(load_dataset(cfg.data)) {
     t = std::make_unique<Trainer>(cfg, *be, data);
     t->init();
     t->step();
@@ -155,6 +156,43 @@ TEST(GradCompare, FlagsPlantedDefects) {
   for (size_t i = b0.offset; i < b0.offset + b0.count; ++i) g[i] = -g[i] + 1e-3f;
   EXPECT_TRUE(gradcheck::compare(gs, a.g(), g, gzero).pass(gradcheck::kTolFp32));
   EXPECT_FALSE(gradcheck::compare(gs, a.g(), g, {}).pass(gradcheck::kTolFp32));
+}
+
+// The tf32 bound of the CUDA whole-iteration check: per slot, max(kTolTf32, 2 x what the CPU's TF32
+// emulation alone moves that slot). A run with TF32-rounded operands is within it; the planted
+// wrong leaky slope, in a run that also rounds, is not.
+TEST(GradCompare, ScaledBoundAcceptsTf32RoundingAndFlagsAWrongSlope) {
+  CpuRun a("configs/mixture_cond.json", kLsganSets), e("configs/mixture_cond.json", kLsganSets, true);
+  const auto& gs = a.t->generator().slots();
+  const auto& ds = a.t->discriminator().slots();
+  const std::set<std::string> gzero = gradcheck::structurally_zero(a.cfg.generator);
+  const std::set<std::string> dzero = gradcheck::structurally_zero(a.cfg.discriminator);
+  const auto sens_g = gradcheck::compare(gs, a.g(), e.g(), gzero);
+  const auto sens_d = gradcheck::compare(ds, a.d(), e.d(), dzero);
+  std::printf("TF32 emulation alone: %s\n", sens_g.describe("generator").c_str());
+  std::printf("TF32 emulation alone: %s\n", sens_d.describe("discriminator").c_str());
+  EXPECT_GT(sens_g.worst, 1e-5) << "the emulation changed nothing";
+  EXPECT_GT(sens_d.worst, 1e-5) << "the emulation changed nothing";
+  std::string why;
+  EXPECT_TRUE(sens_g.pass_scaled(sens_g, 2.0, gradcheck::kTolTf32, &why)) << why;
+  EXPECT_TRUE(sens_d.pass_scaled(sens_d, 2.0, gradcheck::kTolTf32, &why)) << why;
+
+  std::vector<std::string> wrong = kLsganSets;
+  wrong.back() =
+      R"(discriminator.layers=[{"linear":32},{"leaky_relu":0.21},{"linear":32},{"leaky_relu":0.21},{"linear":1}])";
+  CpuRun w("configs/mixture_cond.json", wrong, true);
+  const auto slope_d = gradcheck::compare(ds, a.d(), w.d(), dzero);
+  const auto slope_g = gradcheck::compare(gs, a.g(), w.g(), gzero);
+  EXPECT_FALSE(slope_d.pass_scaled(sens_d, 2.0, gradcheck::kTolTf32, &why)) << slope_d.describe("discriminator");
+  std::printf("planted wrong leaky slope, rounded run: %s\n", why.c_str());
+  EXPECT_FALSE(slope_g.pass_scaled(sens_g, 2.0, gradcheck::kTolTf32, &why)) << slope_g.describe("generator");
+  std::printf("planted wrong leaky slope, rounded run: %s\n", why.c_str());
+
+  // slots that do not line up are refused
+  gradcheck::Result other = sens_g;
+  other.slots.pop_back();
+  EXPECT_FALSE(sens_g.pass_scaled(other, 2.0, gradcheck::kTolTf32, &why));
+  EXPECT_EQ(why, "gradient sizes differ");
 }
 
 }  // namespace

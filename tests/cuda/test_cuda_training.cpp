@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -145,7 +146,13 @@ void expect_rows_close(const std::vector<LossRow>& cpu, const std::vector<LossRo
 // differently (by 2 lr), a small effect on the norm. Left out: the biases that feed a
 // training-mode batch norm, whose true gradient is exactly zero (their computed value is noise).
 // Then 20 more iterations, with a norm-scaled drift bound on the compared parameters (fp32 only).
-// precision: "fp32" (tolerance gradcheck::kTolFp32) or "tf32" (gradcheck::kTolTf32).
+// precision: "fp32" (tolerance gradcheck::kTolFp32) or "tf32": each slot within max(kTolTf32, 2 x
+// what the CPU backend's TF32 emulation alone moves it, same weights and draws). A flat bound
+// cannot hold in tf32: G's gradient runs through D's backward and D's gradient is a difference of
+// real and fake terms, so operand rounding of 2^-11 grows by the cancellation. On the H200
+// (2026-11-30) the GPU's tf32 gradients differed from the CPU's by 1.44e-2 (mnist_mlp G
+// layers.0.weight) and 5.2e-2 (anime_small G layers.2.weight); the emulation alone moves them by
+// 1.44e-2 and 0.197: the GPU's tf32 error is TF32 rounding, not a kernel's.
 void check_iteration_matches_cpu(const std::string& config, const std::vector<std::string>& sets,
                                  const std::string& precision) {
   SCOPED_TRACE(config + " in " + precision);
@@ -166,19 +173,37 @@ void check_iteration_matches_cpu(const std::string& config, const std::vector<st
   tc.step();
   tg.step();
   expect_rows_close(tc.take_rows(), tg.take_rows(), fp32 ? 1e-4 : 1e-2);
+  std::unique_ptr<Backend> emu;  // tf32: the CPU with TF32-rounded GEMM and conv operands
+  std::unique_ptr<Trainer> te;
+  if (!fp32) {
+    emu = make_cpu_backend(true);
+    te = std::make_unique<Trainer>(cfg, *emu, data);
+    te->init();
+    te->step();
+    te->take_rows();
+  }
   const struct {
     Model &c, &g;
+    Model* e;
     const NetSpec& spec;
-  } models[] = {{tc.generator(), tg.generator(), cfg.generator},
-                {tc.discriminator(), tg.discriminator(), cfg.discriminator}};
+  } models[] = {{tc.generator(), tg.generator(), te ? &te->generator() : nullptr, cfg.generator},
+                {tc.discriminator(), tg.discriminator(), te ? &te->discriminator() : nullptr, cfg.discriminator}};
   for (const auto& m : models) {
+    const std::vector<float> ref = fetch(*cpu, m.c.grads(), m.c.param_count());
+    const std::set<std::string> zero = gradcheck::structurally_zero(m.spec);
     const gradcheck::Result r =
-        gradcheck::compare(m.c.slots(), fetch(*cpu, m.c.grads(), m.c.param_count()),
-                           fetch(*gpu, m.g.grads(), m.g.param_count()),
-                           gradcheck::structurally_zero(m.spec));
+        gradcheck::compare(m.c.slots(), ref, fetch(*gpu, m.g.grads(), m.g.param_count()), zero);
     const std::string what = config + " " + precision + " " + m.c.name() + " gradients after 1 step";
     std::printf("%s\n", r.describe(what).c_str());
-    EXPECT_TRUE(r.pass(tol)) << r.describe(what) << " (tolerance " << tol << ")";
+    if (fp32) {
+      EXPECT_TRUE(r.pass(tol)) << r.describe(what) << " (tolerance " << tol << ")";
+    } else {
+      const gradcheck::Result sens =
+          gradcheck::compare(m.c.slots(), ref, fetch(*emu, m.e->grads(), m.e->param_count()), zero);
+      std::printf("%s\n", sens.describe(config + " CPU TF32 emulation " + m.c.name() + " gradients after 1 step").c_str());
+      std::string why;
+      EXPECT_TRUE(r.pass_scaled(sens, 2.0, tol, &why)) << r.describe(what) << ": " << why;
+    }
   }
 
   for (int i = 0; i < 20; ++i) tc.step(), tg.step(), tc.take_rows(), tg.take_rows();
