@@ -49,6 +49,13 @@ struct CpuRun {
   }
   std::vector<float> g() { return grads_of(*be, t->generator()); }
   std::vector<float> d() { return grads_of(*be, t->discriminator()); }
+  // this run's gradients as the reference, `test` compared with them (structural zeros left out)
+  gradcheck::Result cmp_g(const std::vector<float>& test) {
+    return gradcheck::compare(t->generator().slots(), g(), test, gradcheck::structurally_zero(cfg.generator));
+  }
+  gradcheck::Result cmp_d(const std::vector<float>& test) {
+    return gradcheck::compare(t->discriminator().slots(), d(), test, gradcheck::structurally_zero(cfg.discriminator));
+  }
 };
 
 double norm_of(const std::vector<float>& g, const ParamSlot& s) {
@@ -118,11 +125,8 @@ TEST(GradCompare, LeftOutSlotsAreExactlyTheZeroGradients) {
 TEST(GradCompare, FlagsPlantedDefects) {
   CpuRun a("configs/mixture_cond.json", kLsganSets), b("configs/mixture_cond.json", kLsganSets);
   const auto& gs = a.t->generator().slots();
-  const auto& ds = a.t->discriminator().slots();
-  const std::set<std::string> gzero = gradcheck::structurally_zero(a.cfg.generator);
-  const std::set<std::string> dzero = gradcheck::structurally_zero(a.cfg.discriminator);
-  const auto same_g = gradcheck::compare(gs, a.g(), b.g(), gzero);
-  const auto same_d = gradcheck::compare(ds, a.d(), b.d(), dzero);
+  const auto same_g = a.cmp_g(b.g());
+  const auto same_d = a.cmp_d(b.d());
   EXPECT_EQ(same_g.worst, 0.0) << same_g.describe("identical runs, generator");
   EXPECT_EQ(same_d.worst, 0.0) << same_d.describe("identical runs, discriminator");
 
@@ -131,8 +135,8 @@ TEST(GradCompare, FlagsPlantedDefects) {
   wrong.back() =
       R"(discriminator.layers=[{"linear":32},{"leaky_relu":0.21},{"linear":32},{"leaky_relu":0.21},{"linear":1}])";
   CpuRun w("configs/mixture_cond.json", wrong);
-  const auto slope_d = gradcheck::compare(ds, a.d(), w.d(), dzero);
-  const auto slope_g = gradcheck::compare(gs, a.g(), w.g(), gzero);
+  const auto slope_d = a.cmp_d(w.d());
+  const auto slope_g = a.cmp_g(w.g());
   std::printf("planted wrong leaky slope: %s\n", slope_d.describe("discriminator").c_str());
   std::printf("planted wrong leaky slope: %s\n", slope_g.describe("generator").c_str());
   EXPECT_FALSE(slope_d.pass(gradcheck::kTolFp32)) << slope_d.describe("discriminator");
@@ -144,7 +148,7 @@ TEST(GradCompare, FlagsPlantedDefects) {
   std::vector<float> g = a.g();
   const ParamSlot& w0 = slot(a.t->generator(), "layers.0.weight");
   g[w0.offset + w0.count / 2] += static_cast<float>(0.01 * norm_of(g, w0));
-  const auto bumped = gradcheck::compare(gs, a.g(), g, gzero);
+  const auto bumped = a.cmp_g(g);
   std::printf("planted perturbed gradient: %s\n", bumped.describe("generator").c_str());
   EXPECT_FALSE(bumped.pass(gradcheck::kTolFp32)) << bumped.describe("generator");
   EXPECT_EQ(bumped.worst_slot, "layers.0.weight");
@@ -154,7 +158,7 @@ TEST(GradCompare, FlagsPlantedDefects) {
   g = a.g();
   const ParamSlot& b0 = slot(a.t->generator(), "layers.0.bias");
   for (size_t i = b0.offset; i < b0.offset + b0.count; ++i) g[i] = -g[i] + 1e-3f;
-  EXPECT_TRUE(gradcheck::compare(gs, a.g(), g, gzero).pass(gradcheck::kTolFp32));
+  EXPECT_TRUE(a.cmp_g(g).pass(gradcheck::kTolFp32));
   EXPECT_FALSE(gradcheck::compare(gs, a.g(), g, {}).pass(gradcheck::kTolFp32));
 }
 
@@ -163,12 +167,8 @@ TEST(GradCompare, FlagsPlantedDefects) {
 // wrong leaky slope, in a run that also rounds, is not.
 TEST(GradCompare, ScaledBoundAcceptsTf32RoundingAndFlagsAWrongSlope) {
   CpuRun a("configs/mixture_cond.json", kLsganSets), e("configs/mixture_cond.json", kLsganSets, true);
-  const auto& gs = a.t->generator().slots();
-  const auto& ds = a.t->discriminator().slots();
-  const std::set<std::string> gzero = gradcheck::structurally_zero(a.cfg.generator);
-  const std::set<std::string> dzero = gradcheck::structurally_zero(a.cfg.discriminator);
-  const auto sens_g = gradcheck::compare(gs, a.g(), e.g(), gzero);
-  const auto sens_d = gradcheck::compare(ds, a.d(), e.d(), dzero);
+  const auto sens_g = a.cmp_g(e.g());
+  const auto sens_d = a.cmp_d(e.d());
   std::printf("TF32 emulation alone: %s\n", sens_g.describe("generator").c_str());
   std::printf("TF32 emulation alone: %s\n", sens_d.describe("discriminator").c_str());
   EXPECT_GT(sens_g.worst, 1e-5) << "the emulation changed nothing";
@@ -181,8 +181,8 @@ TEST(GradCompare, ScaledBoundAcceptsTf32RoundingAndFlagsAWrongSlope) {
   wrong.back() =
       R"(discriminator.layers=[{"linear":32},{"leaky_relu":0.21},{"linear":32},{"leaky_relu":0.21},{"linear":1}])";
   CpuRun w("configs/mixture_cond.json", wrong, true);
-  const auto slope_d = gradcheck::compare(ds, a.d(), w.d(), dzero);
-  const auto slope_g = gradcheck::compare(gs, a.g(), w.g(), gzero);
+  const auto slope_d = a.cmp_d(w.d());
+  const auto slope_g = a.cmp_g(w.g());
   EXPECT_FALSE(slope_d.pass_scaled(sens_d, 2.0, gradcheck::kTolTf32, &why)) << slope_d.describe("discriminator");
   std::printf("planted wrong leaky slope, rounded run: %s\n", why.c_str());
   EXPECT_FALSE(slope_g.pass_scaled(sens_g, 2.0, gradcheck::kTolTf32, &why)) << slope_g.describe("generator");

@@ -56,27 +56,29 @@ TEST(Tf32, RoundsToTenMantissaBitsNearestTiesAway) {
   }
 }
 
+// C = A B on backend `be` (A [M,K], B [K,N] row-major).
+std::vector<float> gemm_on(Backend& be, const std::vector<float>& A, const std::vector<float>& B, int M, int N,
+                           int K) {
+  std::vector<float> C(size_t(M) * N);
+  float *a = be.alloc(A.size()), *b = be.alloc(B.size()), *c = be.alloc(C.size());
+  be.upload(a, A.data(), A.size());
+  be.upload(b, B.data(), B.size());
+  be.gemm(false, false, M, N, K, 1.f, a, b, 0.f, c);
+  be.download(C.data(), c, C.size());
+  for (float* p : {a, b, c}) be.free(p);
+  return C;
+}
+
 TEST(Tf32, EmulatedGemmRoundsBothOperands) {
-  auto be = make_cpu_backend(true);
-  // 1 + 2^-12 in both operands rounds to 1: the product's sum is K exactly
   const int M = 3, N = 5, K = 7;
-  std::vector<float> A(M * K, 1.f + 0x1p-12f), B(K * N, 1.f + 0x1p-12f), C(M * N, -1.f);
-  float *a = be->alloc(A.size()), *b = be->alloc(B.size()), *c = be->alloc(C.size());
-  be->upload(a, A.data(), A.size());
-  be->upload(b, B.data(), B.size());
-  be->gemm(false, false, M, N, K, 1.f, a, b, 0.f, c);
-  be->download(C.data(), c, C.size());
-  for (float v : C) EXPECT_EQ(v, static_cast<float>(K));
+  const std::vector<float> A(M * K, 1.f + 0x1p-12f), B(K * N, 1.f + 0x1p-12f);
+  // 1 + 2^-12 in both operands rounds to 1: the product's sum is K exactly
+  for (float v : gemm_on(*make_cpu_backend(true), A, B, M, N, K)) EXPECT_EQ(v, static_cast<float>(K));
   // the plain backend keeps the operands: (1 + 2^-12)^2 * 7 > 7
-  auto plain = make_cpu_backend();
-  float *a2 = plain->alloc(A.size()), *b2 = plain->alloc(B.size()), *c2 = plain->alloc(C.size());
-  plain->upload(a2, A.data(), A.size());
-  plain->upload(b2, B.data(), B.size());
-  plain->gemm(false, false, M, N, K, 1.f, a2, b2, 0.f, c2);
-  plain->download(C.data(), c2, C.size());
-  for (float v : C) EXPECT_GT(v, static_cast<float>(K));
-  for (float* p : {a, b, c}) be->free(p);
-  for (float* p : {a2, b2, c2}) plain->free(p);
+  for (float v : gemm_on(*make_cpu_backend(), A, B, M, N, K)) EXPECT_GT(v, static_cast<float>(K));
+  // one operand alone rounded is not enough: 7 (1 + 2^-12) > 7
+  std::vector<float> A1(M * K, 1.f);
+  for (float v : gemm_on(*make_cpu_backend(), A1, B, M, N, K)) EXPECT_GT(v, static_cast<float>(K));
 }
 
 // Every convolution op with emulation equals the plain op on operands rounded beforehand, bit for
