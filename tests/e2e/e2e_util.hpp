@@ -14,6 +14,7 @@
 #include "cgan/backend.hpp"
 #include "cgan/checkpoint.hpp"
 #include "cgan/config.hpp"
+#include "cgan/data.hpp"
 #include "cgan/ema.hpp"
 #include "cgan/model.hpp"
 #include "cgan/trainer.hpp"
@@ -111,6 +112,41 @@ inline void check_resume_exact(cgan::Backend& be, const std::string& config, con
   ASSERT_EQ(a.weight_average() != nullptr, c.weight_average() != nullptr);
   if (a.weight_average())  // train.ema's average (weights and batch-norm statistics) too
     expect_models_identical(be, a.weight_average()->model(), c.weight_average()->model());
+}
+
+// Trains configs/mixture_cond.json (with `sets`) to its last step on the CPU, then draws 250
+// samples per label: at least 95 % of each label's samples must lie nearest that label's mode.
+inline void check_mixture_labels_on_their_modes(const std::vector<std::string>& sets) {
+  const cgan::Config cfg = cgan::load_config(source("configs/mixture_cond.json"), sets);
+  auto be = cgan::make_cpu_backend();
+  const cgan::HostDataset data = cgan::load_dataset(cfg.data);
+  cgan::Trainer t(cfg, *be, data);
+  t.init();
+  while (t.steps_done() < cfg.train.steps) {
+    t.step();
+    if (t.steps_done() % 100 == 0) t.take_rows();
+  }
+  t.take_rows();
+  const int K = cfg.data.modes, per = 250;
+  std::vector<int32_t> labels;
+  const auto xy = generate(*be, cfg, t.generator(), K * per, K, &labels);
+  const auto centers = cgan::mixture_centers(K, cfg.data.radius);
+  std::vector<int> hit(K, 0), n(K, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    int best = 0;
+    double bd = 1e30;
+    for (int k = 0; k < K; ++k) {
+      const double dx = xy[2 * i] - centers[2 * k], dy = xy[2 * i + 1] - centers[2 * k + 1];
+      if (dx * dx + dy * dy < bd) bd = dx * dx + dy * dy, best = k;
+    }
+    ++n[labels[i]];
+    hit[labels[i]] += best == labels[i];
+  }
+  for (int k = 0; k < K; ++k) {
+    const double share = static_cast<double>(hit[k]) / n[k];
+    std::printf("label %d: %.1f%% of samples nearest its mode\n", k, 100 * share);
+    EXPECT_GE(share, 0.95) << "label " << k;
+  }
 }
 
 }  // namespace e2e
