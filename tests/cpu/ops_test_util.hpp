@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -100,6 +101,25 @@ inline VecD numeric_grad(VecD& v, const std::function<double()>& L, double h = 1
 }
 
 inline VecD to_d(const VecF& v) { return VecD(v.begin(), v.end()); }
+
+// loss_fused of kind k on logits x (target t, weight) against ref(logit, t), the per-element loss
+// in double: the value added to acc[0] and the gradient by central differences.
+template <typename Ref>
+void check_loss_fused(cgan::Backend& be, cgan::LossKind k, const VecF& x, float t, float weight, Ref ref) {
+  const int n = static_cast<int>(x.size());
+  VecF grad(x.size(), std::numeric_limits<float>::quiet_NaN());
+  VecF acc = {0.25f, 1.f, 2.f};
+  be.loss_fused(k, n, x.data(), t, weight, grad.data(), acc.data());
+  VecD xd = to_d(x);
+  auto L = [&] {
+    double s = 0;
+    for (double v : xd) s += ref(k, v, t);
+    return weight * s / n;
+  };
+  const double l = L();
+  EXPECT_NEAR(acc[0], 0.25 + l, 1e-6 + 1e-5 * std::fabs(l));
+  expect_close(grad, numeric_grad(xd, L), 1e-6, 1e-4, "grad");
+}
 inline VecF diff(const VecF& after, const VecF& before) {
   VecF d(after.size());
   for (size_t i = 0; i < d.size(); ++i) d[i] = after[i] - before[i];
