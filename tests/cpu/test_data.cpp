@@ -516,14 +516,14 @@ void check_real_set(const HostDataset& d, int count, float lo, float hi) {
 
 TEST(DataReal, MnistTrainAndTest) {
   const std::string dir = std::string(CGAN_SOURCE_DIR) + "/data/mnist";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " is missing: run tools/fetch_data.sh mnist";
+  ASSERT_TRUE(fs::is_directory(dir)) << dir << " is missing: run tools/fetch_data.sh mnist (tools/test.sh does)";
   check_real_set(cgan::load_mnist_dir(dir, true, -1.f, 1.f), 60000, -1.f, 1.f);
   check_real_set(cgan::load_mnist_dir(dir, false, 0.f, 1.f), 10000, 0.f, 1.f);
 }
 
 TEST(DataReal, FashionMnistTrainAndTest) {
   const std::string dir = std::string(CGAN_SOURCE_DIR) + "/data/fashion";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << dir << " is missing: run tools/fetch_data.sh fashion";
+  ASSERT_TRUE(fs::is_directory(dir)) << dir << " is missing: run tools/fetch_data.sh fashion (tools/test.sh does)";
   check_real_set(cgan::load_mnist_dir(dir, true, 0.f, 1.f), 60000, 0.f, 1.f);
   check_real_set(cgan::load_mnist_dir(dir, false, -1.f, 1.f), 10000, -1.f, 1.f);
 }
