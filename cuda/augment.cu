@@ -1,4 +1,4 @@
-// DiffAugment (cgan/augment.hpp): one kernel per direction, one block per sample. Forward: each
+// DiffAugment (cgan/backend/augment.hpp): one kernel per direction, one block per sample. Forward: each
 // thread computes the sample's draws itself (two Philox blocks, cheaper than a shared broadcast),
 // the block sums the sample in double for the contrast's mean (block_sum: a fixed order), then the
 // threads walk the output pixels (consecutive threads, consecutive pixels: coalesced per channel
@@ -8,7 +8,7 @@
 // is read from the RngStream's device counter when the kernel runs, so a captured CUDA graph draws
 // new transforms at every replay. The scalar math is augment.hpp's, shared with the CPU backend
 // (src/cpu/cpu_augment.cpp), and --fmad=false keeps the roundings the same.
-#include "cgan/augment.hpp"
+#include "cgan/backend/augment.hpp"
 #include "device.cuh"
 #include "kernels.hpp"
 

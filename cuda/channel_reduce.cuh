@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cgan/error.hpp"
+#include "cgan/base/error.hpp"
 #include "device.cuh"
 
 namespace cgan::cuda {

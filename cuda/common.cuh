@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "cgan/error.hpp"
+#include "cgan/base/error.hpp"
 
 namespace cgan::cuda {
 

@@ -1,6 +1,6 @@
 // The conditional family on the GPU: the projection discriminator's inner product and conditional
 // batch norm, the CPU backend's steps (src/cpu/cpu_conditional.cpp) with its elementwise math
-// shared verbatim (cgan/conditional_math.hpp). Every sum is in double and combined in a fixed order
+// shared verbatim (cgan/backend/conditional_math.hpp). Every sum is in double and combined in a fixed order
 // (no atomics): the same result on every run. No host round trip and no allocation: the per-channel
 // values live in the context's chan_ws, so every op can be captured in a CUDA graph.
 //
@@ -11,7 +11,7 @@
 // sample's gain and bias. Backward, four launches: partial sums of x (for lo); one warp per (n, c)
 // row summing gy and gy (x - m) over S into gdbias and gdgain (floats, as the CPU); per channel lo,
 // gdgain = invstd (sum gy (x - m) - lo gdbias) and the terms u, w; then gx elementwise.
-#include "cgan/conditional_math.hpp"
+#include "cgan/backend/conditional_math.hpp"
 #include "channel_reduce.cuh"
 #include "device.cuh"
 #include "kernels.hpp"

@@ -33,7 +33,7 @@
 #include <string>
 #include <type_traits>
 
-#include "cgan/error.hpp"
+#include "cgan/base/error.hpp"
 #include "common.cuh"
 #include "kernels.hpp"
 

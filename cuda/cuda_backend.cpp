@@ -17,9 +17,9 @@
 #include <map>
 #include <string>
 
-#include "cgan/augment.hpp"
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
+#include "cgan/backend/augment.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
 #include "common.cuh"
 #include "kernels.hpp"
 #include "op_clock.hpp"

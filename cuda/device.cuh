@@ -4,7 +4,7 @@
 
 #include <cstddef>
 
-#include "cgan/backend.hpp"
+#include "cgan/backend/backend.hpp"
 #include "common.cuh"
 
 namespace cgan::cuda {

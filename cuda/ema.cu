@@ -1,4 +1,4 @@
-// Exponential moving average of a parameter buffer (cgan/ema.hpp; Backend::ema_update): one
+// Exponential moving average of a parameter buffer (cgan/nn/ema.hpp; Backend::ema_update): one
 // grid-stride pass, float4 when the size and the pointers allow it. Every thread reads the step
 // t = t_base + *t_counter when it runs, so a replayed CUDA graph copies before `start` and averages
 // after it exactly as the eager ops do. The per-element math is scalar_math.hpp's ema_point, as on

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "cgan/backend.hpp"
-#include "cgan/distributed.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/backend/rank_reduce.hpp"
 #include "common.cuh"
 
 namespace cgan::cuda {
@@ -142,7 +142,7 @@ void launch_rand_uniform(const Context& ctx, size_t n, uint64_t seed, RngStream 
 void launch_rand_below(const Context& ctx, size_t n, uint64_t seed, RngStream stream,
                        uint64_t offset, int32_t K, int32_t* out);
 
-// augment.cu (DiffAugment, cgan/augment.hpp): one block per sample in each direction
+// augment.cu (DiffAugment, cgan/backend/augment.hpp): one block per sample in each direction
 void launch_augment_forward(const Context& ctx, const AugmentSpec& a, int B, uint64_t seed, RngStream stream,
                             uint64_t offset, const float* x, float* y, float* params);
 void launch_augment_backward(const Context& ctx, const AugmentSpec& a, int B, const float* params,

@@ -1,12 +1,12 @@
-// NCCL all-reduce for the CUDA backend's buffers (data-parallel training, cgan/distributed.hpp).
+// NCCL all-reduce for the CUDA backend's buffers (data-parallel training, cgan/train/distributed.hpp).
 // Built when the CUDA toolkit has NCCL (cuda.cmake defines CGAN_HAVE_NCCL); the NCCL id is passed
-// in by the caller (src/distributed.cpp broadcasts rank 0's over MPI), so this file needs no MPI.
+// in by the caller (src/train/distributed.cpp broadcasts rank 0's over MPI), so this file needs no MPI.
 #pragma once
 #include <cstddef>
 #include <memory>
 
-#include "cgan/backend.hpp"
-#include "cgan/distributed.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/backend/rank_reduce.hpp"
 
 namespace cgan {
 

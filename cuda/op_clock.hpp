@@ -1,10 +1,10 @@
-// The CUDA backend's OpClock (include/cgan/profile.hpp): CUDA events recorded on its stream.
+// The CUDA backend's OpClock (include/cgan/backend/profile.hpp): CUDA events recorded on its stream.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <memory>
 
-#include "cgan/profile.hpp"
+#include "cgan/backend/profile.hpp"
 
 namespace cgan::cuda {
 

@@ -9,7 +9,7 @@
 // a fixed n only the first call allocates.
 #include <cub/device/device_radix_sort.cuh>
 
-#include "cgan/philox.hpp"
+#include "cgan/base/philox.hpp"
 #include "device.cuh"
 #include "kernels.hpp"
 

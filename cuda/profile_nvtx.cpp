@@ -1,4 +1,4 @@
-// ProfileRange's NVTX side (include/cgan/profile.hpp; the rest is src/profile.cpp): an NVTX
+// ProfileRange's NVTX side (include/cgan/backend/profile.hpp; the rest is src/backend/profile.cpp): an NVTX
 // push/pop range. NVTX 3 is header-only and costs next to nothing when no profiler is attached.
 #include <nvtx3/nvToolsExt.h>
 

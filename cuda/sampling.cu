@@ -2,7 +2,7 @@
 // philox.hpp's functions of (seed, stream, index), the code the CPU backend runs, so both backends
 // draw the same numbers. The final affine steps use explicitly rounded float operations (no FMA
 // contraction) so that they round exactly as the CPU's separate multiply and add.
-#include "cgan/philox.hpp"
+#include "cgan/base/philox.hpp"
 #include "device.cuh"
 #include "kernels.hpp"
 

@@ -1,6 +1,6 @@
 // Spectral normalization's three small kernels (backend.hpp: spectral_norm_vec / _scale / _grad;
 // the power iteration's matrix-vector products and <G, W_sn> are cuBLAS GEMMs, issued by
-// src/spectral_norm.cpp through Backend::gemm). Sigma and <G, W_sn> are read from device memory
+// src/nn/spectral_norm.cpp through Backend::gemm). Sigma and <G, W_sn> are read from device memory
 // when the kernels run: no host round trip, so a training step that normalises its weights can be
 // captured in a CUDA graph and replayed. Sums in double in a fixed order (deterministic); the
 // per-element float arithmetic is the CPU backend's (src/cpu/cpu_spectral_norm.cpp) operation for

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "cgan/config.hpp"
-#include "cgan/model.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/nn/model.hpp"
 
 namespace cgan {
 namespace gradcheck {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "cgan/error.hpp"
+#include "cgan/base/error.hpp"
 
 namespace testutil {
 

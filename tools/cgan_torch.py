@@ -302,7 +302,7 @@ def diff_augment(x, params, config, shape):
     images x [B, C*H*W], with the engine's draws instead of torch.rand / torch.randint: params
     [B, 8] as the step trace records them (brightness, saturation, contrast, translation rows and
     columns, cutout first row and column, -). The fill is the data range's centre (the reference's
-    0 on [-1, 1]; include/cgan/augment.hpp) and the brightness draw is already scaled to the range.
+    0 on [-1, 1]; include/cgan/backend/augment.hpp) and the brightness draw is already scaled to the range.
     Differentiable: autograd carries D's gradient back to x."""
     aug = config["train"].get("augment", {"policy": ""})
     policy = [p for p in aug["policy"].split(",") if p]

@@ -5,6 +5,12 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash tools/setup.sh --tests  # the build's packages and PyTorch for tests/torch
+# The floor plan (docs/ARCHITECTURE.md): no #include may climb this order of src/ and include/cgan/
+# folders (lowest first; a comma joins folders of one layer). shared/tools/layer_check.py lists any.
+layer_order="base data config backend cpu,cuda nn report eval train cli"
+layer_check="$root/../shared/tools/layer_check.py"
+[ -f "$layer_check" ] || { echo "test.sh: $layer_check is missing (the shared/ folder beside the checkout)" >&2; exit 1; }
+python3 "$layer_check" --order "$layer_order" --root "$root"
 bash tools/build.sh
 bash tools/fetch_data.sh mnist
 bash tools/fetch_data.sh fashion  # fashion_sngan_proj's data (Debian's dataset-fashion-mnist)

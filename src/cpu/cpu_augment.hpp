@@ -1,11 +1,11 @@
 // The CPU backend's DiffAugment ops (backend.hpp augment_forward / augment_backward; the transforms
-// and their draws are cgan/augment.hpp's scalar functions, which the CUDA kernels share). Free
+// and their draws are cgan/backend/augment.hpp's scalar functions, which the CUDA kernels share). Free
 // functions so cpu_backend.cpp only forwards to them; the arguments have already been checked by
 // the public Backend methods. `stream` is the resolved Philox stream id.
 #pragma once
 #include <cstdint>
 
-#include "cgan/augment.hpp"
+#include "cgan/backend/augment.hpp"
 
 namespace cgan {
 

@@ -31,11 +31,11 @@
 #include <cstring>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/tf32.hpp"
-#include "cgan/distributed.hpp"
-#include "cgan/error.hpp"
-#include "cgan/philox.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/backend/tf32.hpp"
+#include "cgan/backend/rank_reduce.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/base/philox.hpp"
 #include "cpu_conditional.hpp"
 #include "cpu_augment.hpp"
 #include "cpu_conv.hpp"

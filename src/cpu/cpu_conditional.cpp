@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cgan/conditional_math.hpp"
+#include "cgan/backend/conditional_math.hpp"
 
 namespace cgan {
 

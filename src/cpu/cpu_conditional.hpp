@@ -5,7 +5,7 @@
 #pragma once
 #include <vector>
 
-#include "cgan/backend.hpp"
+#include "cgan/backend/backend.hpp"
 
 namespace cgan {
 

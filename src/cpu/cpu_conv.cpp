@@ -15,7 +15,7 @@
 #include <cstring>
 #include <limits>
 
-#include "cgan/error.hpp"
+#include "cgan/base/error.hpp"
 
 namespace cgan {
 namespace {

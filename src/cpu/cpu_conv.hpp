@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <functional>
 
-#include "cgan/backend.hpp"
+#include "cgan/backend/backend.hpp"
 
 namespace cgan {
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
 
 namespace cgan {
 namespace opstest {

@@ -11,11 +11,12 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "cgan/anime.hpp"
-#include "cgan/config.hpp"
-#include "cgan/error.hpp"
-#include "cgan/image.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/data/anime_faces.hpp"
+#include "cgan/data/tags.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/train/trainer.hpp"
 
 namespace {
 

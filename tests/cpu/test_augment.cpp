@@ -1,4 +1,4 @@
-// DiffAugment (cgan/augment.hpp) on the CPU backend: the op against a direct host reference of the
+// DiffAugment (cgan/backend/augment.hpp) on the CPU backend: the op against a direct host reference of the
 // authors' DiffAugment_pytorch.py on random images of odd sizes (draws recomputed here from the
 // Philox words), its backward against central finite differences, a sample's draws whatever the
 // batch split (offset) or the policy, the [0, 1] data range as the [-1, 1] one carried over, the
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "cgan/augment.hpp"
-#include "cgan/config.hpp"
+#include "cgan/backend/augment.hpp"
+#include "cgan/config/config.hpp"
 #include "cpu/ops_test_util.hpp"
 
 using namespace cgan;

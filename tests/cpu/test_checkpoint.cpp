@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/error.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/base/error.hpp"
 
 namespace {
 

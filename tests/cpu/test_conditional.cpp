@@ -17,12 +17,12 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/error.hpp"
-#include "cgan/memory_plan.hpp"
-#include "cgan/model.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/nn/memory_plan.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/train/trainer.hpp"
 #include "test_util.hpp"
 
 namespace cgan {

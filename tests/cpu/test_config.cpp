@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cgan/classifier.hpp"
-#include "cgan/config.hpp"
-#include "cgan/error.hpp"
+#include "cgan/eval/classifier.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/base/error.hpp"
 
 using cgan::Config;
 using cgan::Error;

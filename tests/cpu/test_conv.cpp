@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
 #include "ops_test_util.hpp"
 #include "test_util.hpp"
 

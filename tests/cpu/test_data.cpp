@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "cgan/data.hpp"
-#include "cgan/error.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/base/error.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Data-parallel pieces that need no launcher (cgan/distributed.hpp): launcher detection from the
+// Data-parallel pieces that need no launcher (cgan/train/distributed.hpp): launcher detection from the
 // environment, shards of the global batch, and synchronized batch norm on the CPU backend: with one
 // rank it is the plain op bit for bit, its gradient matches finite differences, and two ranks
 // (threads with an in-process reducer) holding the two halves of a batch reproduce batch norm over
@@ -8,8 +8,8 @@
 #include <mutex>
 #include <thread>
 
-#include "cgan/config.hpp"
-#include "cgan/distributed.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/train/distributed.hpp"
 #include "ops_test_util.hpp"
 
 namespace cgan {

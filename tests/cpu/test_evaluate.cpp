@@ -8,13 +8,13 @@
 #include <filesystem>
 #include <random>
 
-#include "cgan/anime.hpp"
-#include "cgan/backend.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/classifier.hpp"
-#include "cgan/data.hpp"
-#include "cgan/evaluate.hpp"
-#include "cgan/model.hpp"
+#include "cgan/data/anime_faces.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/eval/classifier.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/eval/evaluate.hpp"
+#include "cgan/nn/model.hpp"
 #include "test_util.hpp"
 
 using namespace cgan;

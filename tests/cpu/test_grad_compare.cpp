@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e/e2e_util.hpp"
 #include "grad_compare.hpp"
 

@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/ema.hpp"
-#include "cgan/error.hpp"
-#include "cgan/scalar_math.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/nn/ema.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/backend/scalar_math.hpp"
+#include "cgan/train/trainer.hpp"
 #include "ops_test_util.hpp"
 
 namespace cgan {

@@ -18,16 +18,16 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cgan/anime.hpp"
-#include "cgan/backend.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/image.hpp"
-#include "cgan/io.hpp"
-#include "cgan/memory_plan.hpp"
-#include "cgan/model.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/data/tags.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/base/io.hpp"
+#include "cgan/nn/memory_plan.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/train/trainer.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -20,8 +20,8 @@
 #include <stb_image_write.h>
 
 #include "test_util.hpp"
-#include "cgan/error.hpp"
-#include "cgan/image.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/data/image.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <random>
 
-#include "cgan/metrics.hpp"
+#include "cgan/eval/metrics.hpp"
 #include "test_util.hpp"
 
 using cgan::GaussianStats;

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/error.hpp"
-#include "cgan/model.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/nn/model.hpp"
 #include "test_util.hpp"
 
 namespace cgan {

@@ -18,10 +18,10 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
-#include "cgan/philox.hpp"
-#include "cgan/scalar_math.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/base/philox.hpp"
+#include "cgan/backend/scalar_math.hpp"
 #include "ops_test_util.hpp"
 
 namespace cgan {

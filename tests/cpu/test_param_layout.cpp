@@ -1,4 +1,4 @@
-// Parameter slots on 256-byte boundaries (src/model.cpp), packing (v1 checkpoints store Adam's m
+// Parameter slots on 256-byte boundaries (src/nn/model.cpp), packing (v1 checkpoints store Adam's m
 // and v as the trainable slots concatenated without the alignment gaps), and the v2 checkpoint's
 // per-slot Adam moments, which must come from each slot's aligned offset.
 #include <gtest/gtest.h>
@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/model.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e/e2e_util.hpp"
 
 namespace cgan {

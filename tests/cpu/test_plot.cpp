@@ -6,8 +6,8 @@
 #include <cmath>
 #include <filesystem>
 
-#include "cgan/image.hpp"
-#include "cgan/plot.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/report/plot.hpp"
 #include "test_util.hpp"
 
 using namespace cgan;

@@ -8,9 +8,9 @@
 #include <cmath>
 #include <random>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
-#include "cgan/precision_recall.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/eval/precision_recall.hpp"
 
 using namespace cgan;
 

@@ -1,4 +1,4 @@
-// OpProfile (include/cgan/profile.hpp) on the CPU backend: every checked op is timed under its kind
+// OpProfile (include/cgan/backend/profile.hpp) on the CPU backend: every checked op is timed under its kind
 // and attributed to the innermost and outermost ProfileRange open at the time; nothing is recorded
 // once the profile is gone.
 #include <gtest/gtest.h>
@@ -8,9 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
-#include "cgan/profile.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/backend/profile.hpp"
 #include "test_util.hpp"
 
 namespace cgan {

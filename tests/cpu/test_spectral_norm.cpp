@@ -1,4 +1,4 @@
-// Spectral normalization (cgan/spectral_norm.hpp) on the CPU backend: the config syntax and its
+// Spectral normalization (cgan/nn/spectral_norm.hpp) on the CPU backend: the config syntax and its
 // errors; the model's slots, names and init; one training forward against a host double reference of
 // PyTorch's algorithm (power iteration, sigma, W / sigma); the backward against central finite
 // differences; sigma against the largest singular value from a Jacobi eigen-decomposition; the
@@ -18,15 +18,15 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/memory_plan.hpp"
-#include "cgan/model.hpp"
-#include "cgan/spectral_norm.hpp"
-#include "cgan/state_dict.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/nn/memory_plan.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/nn/spectral_norm.hpp"
+#include "cgan/nn/state_dict.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e/e2e_util.hpp"
 #include "test_util.hpp"
 

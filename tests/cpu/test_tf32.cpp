@@ -1,4 +1,4 @@
-// The CPU backend's TF32 emulation (cgan/tf32.hpp, make_cpu_backend(true)): the rounding itself,
+// The CPU backend's TF32 emulation (cgan/backend/tf32.hpp, make_cpu_backend(true)): the rounding itself,
 // GEMMs and convolutions with rounded operands. (How far a whole iteration moves under it is the
 // scale of the CUDA tf32 whole-iteration check: tests/grad_compare.hpp, pass_scaled.)
 #include <gtest/gtest.h>
@@ -11,8 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/tf32.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/backend/tf32.hpp"
 
 namespace cgan {
 namespace {

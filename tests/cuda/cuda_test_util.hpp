@@ -21,7 +21,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "cgan/backend.hpp"
+#include "cgan/backend/backend.hpp"
 #include "cuda_backend.hpp"
 
 // Skips the current test, saying why, when no usable GPU is present (cuda_available()).

@@ -11,11 +11,11 @@
 #include <utility>
 #include <vector>
 
-#include "cgan/augment.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/augment.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/train/trainer.hpp"
 #include "cuda_test_util.hpp"
 #include "e2e/e2e_util.hpp"
 #include "grad_compare.hpp"

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/model.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/nn/model.hpp"
 #include "cuda_test_util.hpp"
 
 namespace cgan {

@@ -1,4 +1,4 @@
-// CUDA parity of the data-parallel additions (cgan/distributed.hpp): synchronized batch norm
+// CUDA parity of the data-parallel additions (cgan/train/distributed.hpp): synchronized batch norm
 // (Backend::batchnorm_*_sync) and dropout at a sample offset, against the CPU backend on random
 // inputs, odd sizes and the real model sizes. The cross-rank sum is the single-rank one here
 // (NCCL between GPUs is exercised by the 2-rank runs in tests/e2e/test_distributed.cpp on a
@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "cgan/distributed.hpp"
+#include "cgan/train/distributed.hpp"
 #include "cuda_test_util.hpp"
 
 namespace cgan {

@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/ema.hpp"
-#include "cgan/model.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/nn/ema.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/train/trainer.hpp"
 #include "cuda_test_util.hpp"
 #include "e2e/e2e_util.hpp"
 

@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/error.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/error.hpp"
 #include "cuda_backend.hpp"
 #include "cuda_test_util.hpp"
 

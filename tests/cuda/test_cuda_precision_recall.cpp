@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "cgan/precision_recall.hpp"
+#include "cgan/eval/precision_recall.hpp"
 #include "cuda_test_util.hpp"
 
 namespace cgan {

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/spectral_norm.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/nn/spectral_norm.hpp"
+#include "cgan/train/trainer.hpp"
 #include "cuda_test_util.hpp"
 #include "e2e/e2e_util.hpp"
 #include "grad_compare.hpp"

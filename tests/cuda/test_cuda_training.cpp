@@ -16,14 +16,14 @@
 #include <string>
 #include <vector>
 
-#include "cgan/backend.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/image.hpp"
-#include "cgan/model.hpp"
-#include "cgan/rundir.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/report/rundir.hpp"
+#include "cgan/train/trainer.hpp"
 #include "cuda_test_util.hpp"
 #include "e2e/e2e_util.hpp"
 #include "grad_compare.hpp"

@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "test_util.hpp"
-#include "cgan/backend.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/ema.hpp"
-#include "cgan/model.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/nn/ema.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/train/trainer.hpp"
 
 namespace e2e {
 

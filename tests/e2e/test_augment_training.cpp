@@ -8,11 +8,11 @@
 #include <cmath>
 #include <filesystem>
 
-#include "cgan/augment.hpp"
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/backend/augment.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e_util.hpp"
 
 using namespace cgan;

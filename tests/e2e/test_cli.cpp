@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/image.hpp"
-#include "cgan/rundir.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/report/rundir.hpp"
 #include "e2e_util.hpp"
 
 using namespace cgan;

@@ -8,12 +8,12 @@
 #include <cmath>
 #include <map>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/image.hpp"
-#include "cgan/sample.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/train/sample.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e_util.hpp"
 
 using namespace cgan;

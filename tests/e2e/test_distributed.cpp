@@ -15,9 +15,9 @@
 #include <set>
 #include <string>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/distributed.hpp"
-#include "cgan/rundir.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/train/distributed.hpp"
+#include "cgan/report/rundir.hpp"
 #include "e2e_util.hpp"
 #include "grad_compare.hpp"
 

@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/ema.hpp"
-#include "cgan/image.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/nn/ema.hpp"
+#include "cgan/data/image.hpp"
 #include "e2e_util.hpp"
 
 using namespace cgan;

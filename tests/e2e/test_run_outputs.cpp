@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <string>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/image.hpp"
-#include "cgan/plot.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/report/plot.hpp"
 #include "e2e_util.hpp"
 #include "test_util.hpp"
 

@@ -7,11 +7,11 @@
 #include <map>
 #include <set>
 
-#include "cgan/checkpoint.hpp"
-#include "cgan/config.hpp"
-#include "cgan/data.hpp"
-#include "cgan/state_dict.hpp"
-#include "cgan/trainer.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/nn/state_dict.hpp"
+#include "cgan/train/trainer.hpp"
 #include "e2e_util.hpp"
 
 using namespace cgan;

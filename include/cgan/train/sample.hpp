@@ -1,0 +1,33 @@
+// Sampling from a trained generator's checkpoint: the `cgan_gpu sample` command.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/data/data.hpp"
+#include "cgan/report/grid.hpp"
+
+namespace cgan {
+
+// Philox stream of sample noise: the training-time grids (seed train.seed) and `cgan_gpu sample`
+// (seed --seed) draw z from it, so a grid is reproducible from the checkpoint alone.
+constexpr uint64_t kSampleNoiseStream = 0x53414d50ULL << 32;
+
+struct SampleRequest {
+  std::vector<int32_t> labels;  // one per image (conditional models)
+  std::vector<float> tags;      // models of tagged sets: one multi-hot vector per image (labels.size() of them)
+  int count = 0;                // unconditional models: how many
+  int rows = 1, cols = 1;       // grid layout
+  uint64_t seed = 1;            // noise seed
+  std::string save_tensors;     // when set: a safetensors file with the noise, labels, condition
+                                // vectors and generated samples (for tools/cgan_torch.py --noise)
+  bool ema = true;              // the averaged generator (train.ema) when the checkpoint has one; false: the raw one
+};
+
+// Loads the generator from a checkpoint (its stored config decides the architecture), generates
+// and renders the request.
+Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req);
+
+}  // namespace cgan

@@ -1,0 +1,965 @@
+#include "cgan/config/config.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "cgan/data/tags.hpp"  // the tag vocabulary
+#include "cgan/base/error.hpp"
+#include "cgan/base/io.hpp"
+
+namespace cgan {
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMaxJsonFileBytes = uint64_t(64) << 20;  // a config or spec is a few KB
+constexpr int kMaxJsonDepth = 64;                            // a config nests 5 deep
+
+// Appends v as compact JSON, stopping once `out` is past `limit` characters or `depth` levels:
+// the cost is bounded by the excerpt, not by the value (which may nest 100,000 deep).
+void excerpt_into(const json& v, std::string& out, size_t limit, int depth) {
+  if (out.size() > limit) return;
+  if (depth <= 0 && (v.is_object() || v.is_array()) && !v.empty()) {
+    out += v.is_object() ? "{...}" : "[...]";
+    return;
+  }
+  if (v.is_object() || v.is_array()) {
+    out += v.is_object() ? '{' : '[';
+    bool first = true;
+    for (auto it = v.begin(); it != v.end() && out.size() <= limit; ++it) {
+      if (!first) out += ',';
+      first = false;
+      if (v.is_object()) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ":";
+      excerpt_into(it.value(), out, limit, depth - 1);
+    }
+    out += v.is_object() ? '}' : ']';
+    return;
+  }
+  out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string describe(const json& v) { return describe_json(v); }
+
+std::string join_path(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+// A JSON object being read: every key read is remembered; finish() rejects the rest.
+class Obj {
+ public:
+  Obj(const json& j, std::string path) : j_(j), path_(std::move(path)) {
+    if (!j_.is_object())
+      throw Error(cat(path_.empty() ? "config" : path_, ": expected an object, got ", describe(j_)));
+  }
+  const std::string& path() const { return path_; }
+  std::string at(const std::string& key) const { return join_path(path_, key); }
+  const json* get(const std::string& key) {
+    allowed_.insert(key);
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  bool has(const std::string& key) const { return j_.contains(key); }
+
+  int64_t integer(const std::string& key, int64_t def, int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max()) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_integer(*v, at(key), lo, hi);
+  }
+  double number(const std::string& key, double def, double lo, double hi, bool lo_open = false, bool hi_open = false) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_number(*v, at(key), lo, hi, lo_open, hi_open);
+  }
+  bool boolean(const std::string& key, bool def) {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_boolean()) throw Error(cat(at(key), ": expected true or false, got ", describe(*v)));
+    return v->get<bool>();
+  }
+  std::string string(const std::string& key, const std::string& def, const std::vector<std::string>& choices = {}) {
+    const json* v = get(key);
+    if (!v) return def;
+    return as_string(*v, at(key), choices);
+  }
+
+  static int64_t as_integer(const json& v, const std::string& p, int64_t lo, int64_t hi) {
+    const bool integral = v.is_number_integer() ||
+                          (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                           std::fabs(v.get<double>()) < 9e15);
+    // large upper bounds are sanity caps, not part of what the key means
+    const bool capped = hi >= (int64_t(1) << 20);
+    const std::string want = capped && lo == 1   ? "a positive integer"
+                             : capped && lo == 0 ? "a non-negative integer"
+                                                 : cat("an integer in [", lo, ", ", hi, "]");
+    if (!integral || v.is_boolean() ||
+        (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    const int64_t x = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
+    if (x < lo) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    if (x > hi) throw Error(cat(p, ": expected ", capped ? cat("at most ", hi) : want, ", got ", describe(v)));
+    return x;
+  }
+  static double as_number(const json& v, const std::string& p, double lo, double hi, bool lo_open, bool hi_open) {
+    std::string want = cat("a number in ", lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]");
+    if (!v.is_number()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo) || (hi_open && x == hi))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    return x;
+  }
+  static std::string as_string(const json& v, const std::string& p, const std::vector<std::string>& choices) {
+    std::string want = "a string";
+    if (!choices.empty()) {
+      want = "one of ";
+      for (size_t i = 0; i < choices.size(); ++i) want += (i ? ", " : "") + ("\"" + choices[i] + "\"");
+    }
+    if (!v.is_string()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    std::string s = v.get<std::string>();
+    if (!choices.empty()) {
+      bool ok = false;
+      for (auto& c : choices) ok = ok || c == s;
+      if (!ok) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    }
+    return s;
+  }
+
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it) {
+      if (allowed_.count(it.key())) continue;
+      std::string known;
+      for (auto& k : allowed_) known += (known.empty() ? "" : ", ") + k;
+      throw Error(cat(at(it.key()), ": unknown key (known keys here: ", known, ")"));
+    }
+  }
+
+ private:
+  const json& j_;
+  std::string path_;
+  std::set<std::string> allowed_;
+};
+
+const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply",
+                                                  "label_plane", "projection"};
+
+const char* const kLayerKinds =
+    "linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape";
+
+// An int or an [h, w] pair of ints, each >= lo.
+void int_pair(const json& v, const std::string& p, int64_t lo, int& a, int& b) {
+  const char* want = lo == 1 ? "a positive integer or [h, w] of positive integers"
+                             : "a non-negative integer or [h, w] of non-negative integers";
+  auto one = [&](const json& e) -> int {
+    if (!e.is_number_integer() || e.get<int64_t>() < lo || e.get<int64_t>() > (1 << 20))
+      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    return static_cast<int>(e.get<int64_t>());
+  };
+  if (v.is_array()) {
+    if (v.size() != 2) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
+    a = one(v[0]);
+    b = one(v[1]);
+  } else {
+    a = b = one(v);
+  }
+}
+
+// A layer: one key naming its type; a linear or conv2d may add "spectral_norm": true/false beside
+// it (default: the network's `spectral_norm`, sn_default), a conv2d also inside its object.
+LayerSpec parse_layer(const json& j, const std::string& p, bool sn_default) {
+  const bool sn_key = j.is_object() && j.size() == 2 && j.contains("spectral_norm");
+  if (!j.is_object() || (j.size() != 1 && !sn_key))
+    throw Error(cat(p, ": expected an object with one key naming the layer (", kLayerKinds,
+                    ") and, for linear and conv2d, optionally \"spectral_norm\", got ", describe(j)));
+  auto first = j.begin();
+  if (sn_key && first.key() == "spectral_norm") ++first;
+  const std::string type = first.key();
+  const json& v = first.value();
+  const std::string vp = p + "." + type;
+  LayerSpec l;
+  l.spectral_norm = sn_default && (type == "linear" || type == "conv2d");
+  const json* sn = sn_key ? &j.at("spectral_norm") : nullptr;
+  if (sn && type != "linear" && type != "conv2d")
+    throw Error(cat(p, ".spectral_norm: only linear and conv2d layers take spectral normalization (this is a ", type,
+                    ")"));
+  auto no_args = [&](LayerKind k) {
+    if (!(v.is_object() && v.empty()) && !(v.is_boolean() && v.get<bool>()))
+      throw Error(cat(vp, ": expected {} (this layer takes no arguments), got ", describe(v)));
+    l.kind = k;
+  };
+  if (type == "linear") {
+    l.kind = LayerKind::linear;
+    l.out = static_cast<int>(Obj::as_integer(v, vp, 1, 1 << 24));
+  } else if (type == "relu") {
+    no_args(LayerKind::relu);
+  } else if (type == "sigmoid") {
+    no_args(LayerKind::sigmoid);
+  } else if (type == "tanh") {
+    no_args(LayerKind::tanh);
+  } else if (type == "leaky_relu") {
+    l.kind = LayerKind::leaky_relu;
+    l.slope = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, true, true));
+  } else if (type == "dropout") {
+    l.kind = LayerKind::dropout;
+    l.p = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, false, true));
+  } else if (type == "batchnorm") {
+    l.kind = LayerKind::batchnorm;
+    Obj o(v, vp);
+    l.momentum = static_cast<float>(o.number("momentum", 0.1, 0.0, 1.0, true, false));
+    l.eps = static_cast<float>(o.number("eps", 1e-5, 0.0, 1.0, true, false));
+    l.conditional = o.boolean("conditional", false);
+    o.finish();
+  } else if (type == "conv2d") {
+    l.kind = LayerKind::conv2d;
+    Obj o(v, vp);
+    const json* out = o.get("out");
+    if (!out) throw Error(cat(o.at("out"), ": missing (the number of output channels is required)"));
+    l.out = static_cast<int>(Obj::as_integer(*out, o.at("out"), 1, 1 << 20));
+    const json* k = o.get("kernel");
+    if (!k) throw Error(cat(o.at("kernel"), ": missing (the kernel size is required)"));
+    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
+    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
+    if (const json* pd = o.get("padding")) int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
+    if (const json* s = o.get("spectral_norm")) {
+      if (sn) throw Error(cat(o.at("spectral_norm"), ": given twice (also beside \"conv2d\"); keep one"));
+      sn = s;
+    }
+    o.finish();
+  } else if (type == "avgpool2d" || type == "maxpool2d") {
+    l.kind = type == "avgpool2d" ? LayerKind::avgpool2d : LayerKind::maxpool2d;
+    Obj o(v, vp);
+    const json* k = o.get("kernel");
+    if (!k) throw Error(cat(o.at("kernel"), ": missing (the window size is required)"));
+    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
+    l.stride_h = l.kernel_h;
+    l.stride_w = l.kernel_w;
+    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
+    if (const json* pd = o.get("padding")) {
+      int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
+      if (2 * l.pad_h > l.kernel_h || 2 * l.pad_w > l.kernel_w)
+        throw Error(cat(o.at("padding"), ": must be at most half the window ", l.kernel_h, "x", l.kernel_w,
+                        ", got ", describe(*pd)));
+    }
+    o.finish();
+  } else if (type == "reshape") {
+    l.kind = LayerKind::reshape;
+    if (!v.is_array() || v.size() != 3)
+      throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
+    for (int i = 0; i < 3; ++i) {
+      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 1 || v[i].get<int64_t>() > (1 << 24))
+        throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
+      l.shape[i] = static_cast<int>(v[i].get<int64_t>());
+    }
+  } else {
+    throw Error(cat(p, ": unknown layer type \"", type, "\" (expected one of ", kLayerKinds, ")"));
+  }
+  if (sn) {
+    const std::string sp = j.contains("spectral_norm") ? p + ".spectral_norm" : vp + ".spectral_norm";
+    if (!sn->is_boolean()) throw Error(cat(sp, ": expected true or false, got ", describe(*sn)));
+    l.spectral_norm = sn->get<bool>();
+  }
+  return l;
+}
+
+// The shape of one sample as it flows through a network's layers, checked where the config alone
+// decides it (the input width is the data's, so a reshape of the input is checked by the model).
+void check_shapes(const std::vector<LayerSpec>& layers, const std::string& p) {
+  bool width_known = false, image = false;
+  int64_t width = 0, c = 0, h = 0, w = 0;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    const std::string lp = cat(p, "[", i, "].", layer_kind_name(l.kind));
+    switch (l.kind) {
+      case LayerKind::linear:
+        width_known = true, image = false, width = l.out;
+        break;
+      case LayerKind::reshape: {
+        const int64_t n = int64_t(l.shape[0]) * l.shape[1] * l.shape[2];
+        if (width_known && n != width)
+          throw Error(cat(lp, ": [", l.shape[0], ", ", l.shape[1], ", ", l.shape[2], "] holds ", n,
+                          " values but its input has ", width));
+        width_known = true, image = true, width = n, c = l.shape[0], h = l.shape[1], w = l.shape[2];
+        break;
+      }
+      case LayerKind::conv2d:
+      case LayerKind::avgpool2d:
+      case LayerKind::maxpool2d: {
+        if (!image) {
+          if (width_known)
+            throw Error(cat(lp, ": needs an image input (C, H, W) but gets ", width,
+                            " flat features; put a reshape before it"));
+          throw Error(cat(lp, ": needs an image input (C, H, W); put a reshape before it"));
+        }
+        if (h + 2 * l.pad_h < l.kernel_h || w + 2 * l.pad_w < l.kernel_w)
+          throw Error(cat(lp, ": ", l.kind == LayerKind::conv2d ? "kernel " : "window ", l.kernel_h, "x",
+                          l.kernel_w, " is larger than its padded input ", h + 2 * l.pad_h, "x", w + 2 * l.pad_w,
+                          " (input ", c, "x", h, "x", w, ")"));
+        h = (h + 2 * l.pad_h - l.kernel_h) / l.stride_h + 1;
+        w = (w + 2 * l.pad_w - l.kernel_w) / l.stride_w + 1;
+        if (l.kind == LayerKind::conv2d) c = l.out;
+        width = c * h * w;
+        break;
+      }
+      default: break;  // elementwise layers and batch norm keep the shape
+    }
+  }
+}
+
+NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
+  Obj o(j, p);
+  NetSpec n;
+  if (noise_dim) *noise_dim = static_cast<int>(o.integer("noise_dim", 100, 1, 1 << 20));
+  if (const json* c = o.get("condition")) {
+    Obj co(*c, o.at("condition"));
+    n.condition.mode = co.string("mode", "concat_onehot", kConditionModes);
+    n.condition.embed_dim = static_cast<int>(co.integer("embed_dim", 0, 0, 1 << 20));
+    co.finish();
+    const bool sized = n.condition.mode == "embed_concat" || n.condition.mode == "label_plane";
+    if (n.condition.embed_dim != 0 && !sized)
+      throw Error(cat(co.at("embed_dim"), ": only used with modes \"embed_concat\" and \"label_plane\" (mode is \"",
+                      n.condition.mode, "\")"));
+    if (n.condition.mode == "label_plane" && n.condition.embed_dim == 0)
+      throw Error(cat(co.at("embed_dim"), ": mode \"label_plane\" needs the plane size H*W (e.g. 9216 for 96x96)"));
+  }
+  const json* layers = o.get("layers");
+  if (!layers) throw Error(cat(o.at("layers"), ": missing (a list of layers is required)"));
+  if (!layers->is_array() || layers->empty())
+    throw Error(cat(o.at("layers"), ": expected a non-empty list of layers, got ", describe(*layers)));
+  const bool sn_all = o.boolean("spectral_norm", false);  // every linear / conv2d unless it says otherwise
+  for (size_t i = 0; i < layers->size(); ++i)
+    n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]"), sn_all));
+  if (n.layers.front().kind != LayerKind::linear && n.layers.front().kind != LayerKind::reshape)
+    throw Error(cat(o.at("layers"), "[0]: the first layer must be linear or reshape"));
+  check_shapes(n.layers, o.at("layers"));
+  o.finish();
+  return n;
+}
+
+AdamSpec parse_adam(const json* j, const std::string& p) {
+  AdamSpec a;
+  if (!j) return a;
+  Obj o(*j, p);
+  a.lr = static_cast<float>(o.number("lr", a.lr, 0.0, 10.0, true, false));
+  a.beta1 = static_cast<float>(o.number("beta1", a.beta1, 0.0, 1.0, false, true));
+  a.beta2 = static_cast<float>(o.number("beta2", a.beta2, 0.0, 1.0, false, true));
+  a.eps = static_cast<float>(o.number("eps", a.eps, 0.0, 1.0, true, false));
+  o.finish();
+  return a;
+}
+
+// train.augment: a policy string ("color,translation,cutout"), a list of the transforms' names, or an
+// object {"policy": one of those, "translation": ratio, "cutout": ratio}.
+AugmentPolicy parse_augment(const json* j, const std::string& p) {
+  AugmentPolicy a;
+  if (!j) return a;
+  const json* pol = j;
+  std::string where = p;
+  std::unique_ptr<Obj> o;
+  if (j->is_object()) {
+    o = std::make_unique<Obj>(*j, p);
+    pol = o->get("policy");
+    where = o->at("policy");
+    if (!pol) throw Error(cat(where, ": missing (e.g. \"color,translation,cutout\")"));
+  }
+  static const char* const kOrder[] = {"color", "translation", "cutout"};
+  const std::string want = "a policy such as \"color,translation,cutout\" (a string, or a list of names)";
+  std::vector<std::string> names;
+  if (pol->is_string()) {
+    const std::string text = pol->get<std::string>();
+    std::string item;
+    std::istringstream in(text);
+    while (std::getline(in, item, ',')) {
+      const size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+      names.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
+    }
+    if (!text.empty() && text.back() == ',') names.push_back("");
+    if (text.find_first_not_of(" \t") == std::string::npos) names.clear();  // "" or blanks: off
+  } else if (pol->is_array()) {
+    for (size_t i = 0; i < pol->size(); ++i) {
+      if (!(*pol)[i].is_string())
+        throw Error(cat(where, "[", i, "]: expected \"color\", \"translation\" or \"cutout\", got ", describe((*pol)[i])));
+      names.push_back((*pol)[i].get<std::string>());
+    }
+  } else {
+    throw Error(cat(where, ": expected ", want, ", got ", describe(*pol)));
+  }
+  bool* flag[] = {&a.color, &a.translation, &a.cutout};
+  int last = -1;
+  for (const std::string& name : names) {
+    int k = -1;
+    for (int i = 0; i < 3; ++i)
+      if (name == kOrder[i]) k = i;
+    if (k < 0)
+      throw Error(cat(where, ": unknown transform ", describe(json(name)),
+                      " (known: \"color\", \"translation\", \"cutout\")"));
+    if (*flag[k]) throw Error(cat(where, ": \"", name, "\" appears twice"));
+    if (k < last)
+      throw Error(cat(where, ": \"", name, "\" after \"", kOrder[last],
+                      "\": DiffAugment applies color, translation, cutout in this order; list them so"));
+    *flag[k] = true;
+    last = k;
+  }
+  if (o) {
+    for (int k = 1; k < 3; ++k)
+      if (o->has(kOrder[k]) && !*flag[k])
+        throw Error(cat(o->at(kOrder[k]), ": only used when the policy has \"", kOrder[k], "\""));
+    a.translation_ratio = static_cast<float>(o->number("translation", a.translation_ratio, 0.0, 1.0, true));
+    a.cutout_ratio = static_cast<float>(o->number("cutout", a.cutout_ratio, 0.0, 1.0, true));
+    o->finish();
+  }
+  return a;
+}
+
+json augment_to_json(const AugmentPolicy& a) {
+  json j = {{"policy", a.policy()}};
+  if (a.translation) j["translation"] = a.translation_ratio;
+  if (a.cutout) j["cutout"] = a.cutout_ratio;
+  return j;
+}
+
+json pair_to_json(int a, int b) { return a == b ? json(a) : json::array({a, b}); }
+
+json layer_to_json_plain(const LayerSpec& l);
+// A layer in the config's syntax; a spectrally normalised linear / conv2d says so beside its type.
+json layer_to_json(const LayerSpec& l) {
+  json j = layer_to_json_plain(l);
+  if (l.spectral_norm && (l.kind == LayerKind::linear || l.kind == LayerKind::conv2d)) j["spectral_norm"] = true;
+  return j;
+}
+
+json layer_to_json_plain(const LayerSpec& l) {
+  switch (l.kind) {
+    case LayerKind::linear: return {{"linear", l.out}};
+    case LayerKind::relu: return {{"relu", json::object()}};
+    case LayerKind::sigmoid: return {{"sigmoid", json::object()}};
+    case LayerKind::tanh: return {{"tanh", json::object()}};
+    case LayerKind::leaky_relu: return {{"leaky_relu", l.slope}};
+    case LayerKind::dropout: return {{"dropout", l.p}};
+    case LayerKind::batchnorm: {
+      json b = {{"momentum", l.momentum}, {"eps", l.eps}};
+      if (l.conditional) b["conditional"] = true;
+      return {{"batchnorm", b}};
+    }
+    case LayerKind::conv2d:
+      return {{"conv2d",
+               {{"out", l.out},
+                {"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
+                {"stride", pair_to_json(l.stride_h, l.stride_w)},
+                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
+    case LayerKind::avgpool2d:
+    case LayerKind::maxpool2d:
+      return {{layer_kind_name(l.kind),
+               {{"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
+                {"stride", pair_to_json(l.stride_h, l.stride_w)},
+                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
+    case LayerKind::reshape: return {{"reshape", {l.shape[0], l.shape[1], l.shape[2]}}};
+  }
+  return {};
+}
+
+json net_to_json(const NetSpec& n) {
+  json c = {{"mode", n.condition.mode}};
+  if (n.condition.mode == "embed_concat" || n.condition.mode == "label_plane") c["embed_dim"] = n.condition.embed_dim;
+  json layers = json::array();
+  for (auto& l : n.layers) layers.push_back(layer_to_json(l));
+  return {{"condition", c}, {"layers", layers}};
+}
+
+json adam_to_json(const AdamSpec& a) {
+  return {{"lr", a.lr}, {"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps}};
+}
+
+}  // namespace
+
+std::string AugmentPolicy::policy() const {
+  std::string s;
+  for (const auto& [on, name] : {std::pair<bool, const char*>{color, "color"}, {translation, "translation"}, {cutout, "cutout"}})
+    if (on) s += (s.empty() ? "" : ",") + std::string(name);
+  return s;
+}
+
+NetSpec parse_net_spec(const json& j, const std::string& path) { return parse_net(j, path, nullptr); }
+json net_spec_to_json(const NetSpec& n) { return net_to_json(n); }
+
+const char* layer_kind_name(LayerKind k) {
+  switch (k) {
+    case LayerKind::linear: return "linear";
+    case LayerKind::relu: return "relu";
+    case LayerKind::leaky_relu: return "leaky_relu";
+    case LayerKind::sigmoid: return "sigmoid";
+    case LayerKind::tanh: return "tanh";
+    case LayerKind::dropout: return "dropout";
+    case LayerKind::batchnorm: return "batchnorm";
+    case LayerKind::conv2d: return "conv2d";
+    case LayerKind::avgpool2d: return "avgpool2d";
+    case LayerKind::maxpool2d: return "maxpool2d";
+    case LayerKind::reshape: return "reshape";
+  }
+  return "?";
+}
+
+Config parse_config(const json& j, const std::string& name_hint) {
+  Obj o(j, "");
+  Config c;
+  c.name = o.string("name", name_hint);
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == ".." ||
+      !valid_utf8(c.name))
+    throw Error(cat("name: expected a non-empty UTF-8 name without '/', got ", describe(c.name)));
+  c.description = o.string("description", "");
+  c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
+  c.precision = o.string("precision", "tf32", {"fp32", "tf32"});
+  c.cuda_graphs = o.boolean("cuda_graphs", true);
+
+  // data
+  {
+    const json empty = json::object();
+    const json* dj = o.get("data");
+    Obj d(dj ? *dj : empty, "data");
+    DataSpec& ds = c.data;
+    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images"});
+    const bool idx = ds.kind == "mnist" || ds.kind == "fashion";
+    const bool anime = ds.kind == "anime", folder = ds.kind == "images";
+    if (anime || folder) ds.lo = -1.f, ds.hi = 1.f;
+    if (idx || anime || folder) {
+      if (const json* r = d.get("range")) {
+        if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
+            !((*r)[0].get<double>() < (*r)[1].get<double>()))
+          throw Error(cat("data.range: expected [lo, hi] with lo < hi, got ", describe(*r)));
+        ds.lo = (*r)[0].get<float>();
+        ds.hi = (*r)[1].get<float>();
+      }
+    }
+    if (anime || folder) {
+      if (const json* v = d.get("size")) {
+        const int lo = anime ? 16 : 1, hi = anime ? 1024 : 4096;
+        if (!v->is_array() || v->size() != 2)
+          throw Error(cat("data.size: expected [height, width], got ", describe(*v)));
+        ds.height = static_cast<int>(Obj::as_integer((*v)[0], "data.size[0]", lo, hi));
+        ds.width = static_cast<int>(Obj::as_integer((*v)[1], "data.size[1]", lo, hi));
+      }
+    }
+    if (idx) {
+      ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+    } else if (folder) {
+      if (!d.has("dir")) throw Error("data.dir: missing (data.kind \"images\" needs the folder of images)");
+      ds.dir = d.string("dir", "");
+      if (ds.dir.empty()) throw Error("data.dir: expected the folder of images, got \"\"");
+      ds.tags = d.string("tags", "");
+      ds.strict = d.boolean("strict", false);
+      if (const json* v = d.get("vocabulary")) {
+        if (v->is_string()) {
+          ds.vocabulary_file = v->get<std::string>();
+          if (ds.vocabulary_file.empty())
+            throw Error("data.vocabulary: expected a list of tag phrases or a file name, got \"\"");
+        } else if (v->is_array()) {
+          std::vector<std::string> phrases;
+          for (size_t i = 0; i < v->size(); ++i) {
+            if (!(*v)[i].is_string())
+              throw Error(cat("data.vocabulary[", i, "]: expected a tag phrase (string), got ", describe((*v)[i])));
+            phrases.push_back((*v)[i].get<std::string>());
+          }
+          ds.vocabulary = check_vocabulary(phrases, "data.vocabulary");
+        } else {
+          throw Error(cat("data.vocabulary: expected a list of tag phrases or a file name, got ", describe(*v)));
+        }
+      }
+    } else {
+      ds.count = static_cast<int>(d.integer("count", ds.count, 1, 1 << 26));
+      ds.seed = static_cast<uint64_t>(d.integer("seed", 0, 0));
+      if (ds.kind == "gaussian") {
+        auto pair = [&](const char* key, float& a, float& b, bool positive) {
+          if (const json* v = d.get(key)) {
+            if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number() ||
+                (positive && !((*v)[0].get<double>() > 0 && (*v)[1].get<double>() > 0)))
+              throw Error(cat(d.at(key), ": expected [x, y]", positive ? " of positive numbers" : "",
+                              ", got ", describe(*v)));
+            a = (*v)[0].get<float>();
+            b = (*v)[1].get<float>();
+          }
+        };
+        pair("mean", ds.mean_x, ds.mean_y, false);
+        pair("std", ds.std_x, ds.std_y, true);
+      } else if (ds.kind == "mixture") {
+        ds.modes = static_cast<int>(d.integer("modes", ds.modes, 2, 1000));
+        ds.radius = static_cast<float>(d.number("radius", ds.radius, 0.0, 1e6, true));
+        ds.stddev = static_cast<float>(d.number("stddev", ds.stddev, 0.0, 1e6, true));
+      }
+    }
+    d.finish();
+  }
+
+  // networks
+  {
+    const json* g = o.get("generator");
+    if (!g) throw Error("generator: missing (the generator's layers are required)");
+    c.generator = parse_net(*g, "generator", &c.noise_dim);
+    const json* dj = o.get("discriminator");
+    if (!dj) throw Error("discriminator: missing (the discriminator's layers are required)");
+    c.discriminator = parse_net(*dj, "discriminator", nullptr);
+  }
+
+  // loss
+  {
+    const json empty = json::object();
+    const json* lj = o.get("loss");
+    Obj l(lj ? *lj : empty, "loss");
+    c.loss.kind = l.string("kind", "log", {"log", "squared", "hinge", "three_term"});
+    const bool three = c.loss.kind == "three_term";
+    c.loss.mismatch = l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
+    if (three && c.loss.mismatch == "none")
+      throw Error(cat(l.at("mismatch"), ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
+                                        "for no mismatched pair use loss.kind \"log\""));
+    c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == "squared" ? 0.5 : 1.0, 0.0, 1e3, true));
+    c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
+    if (c.loss.kind == "hinge" && c.loss.real_target != 1.f)
+      throw Error(cat(l.at("real_target"), ": loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); "
+                                            "real_target is for log and squared"));
+    l.finish();
+  }
+
+  // optimizers
+  {
+    const json empty = json::object();
+    const json* oj = o.get("optim");
+    Obj op(oj ? *oj : empty, "optim");
+    c.g_optim = parse_adam(op.get("generator"), "optim.generator");
+    c.d_optim = parse_adam(op.get("discriminator"), "optim.discriminator");
+    op.finish();
+  }
+
+  // train
+  {
+    const json empty = json::object();
+    const json* tj = o.get("train");
+    Obj t(tj ? *tj : empty, "train");
+    c.train.steps = t.integer("steps", c.train.steps, 1);
+    c.train.batch_size = static_cast<int>(t.integer("batch_size", c.train.batch_size, 1, 1 << 20));
+    c.train.seed = static_cast<uint64_t>(t.integer("seed", 1, 0));
+    c.train.d_steps = static_cast<int>(t.integer("d_steps", 1, 1, 100));
+    c.train.fake_labels = t.string("fake_labels", "data", {"data", "random"});
+    if (const json* ej = t.get("ema"); ej && !(ej->is_boolean() && !ej->get<bool>())) {
+      if (!ej->is_object() && !ej->is_boolean())
+        throw Error(cat(t.at("ema"), ": expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
+                        "defaults) or false, got ", describe(*ej)));
+      const json none = json::object();
+      Obj e(ej->is_object() ? *ej : none, t.at("ema"));
+      c.train.ema.enabled = true;
+      c.train.ema.decay = static_cast<float>(e.number("decay", c.train.ema.decay, 0.0, 1.0, true, true));
+      c.train.ema.start = e.integer("start", c.train.ema.start, 0, std::numeric_limits<int32_t>::max());
+      e.finish();
+    }
+    c.train.augment = parse_augment(t.get("augment"), t.at("augment"));
+    t.finish();
+  }
+
+  // log
+  {
+    const json empty = json::object();
+    const json* lj = o.get("log");
+    Obj l(lj ? *lj : empty, "log");
+    c.log.every = l.integer("every", c.log.every, 1);
+    c.log.flush_every = l.integer("flush_every", c.log.flush_every, 1, 100000);
+    c.log.sample_every = l.integer("sample_every", c.log.sample_every, 0);
+    c.log.checkpoint_every = l.integer("checkpoint_every", c.log.checkpoint_every, 0);
+    c.log.avg_window = static_cast<int>(l.integer("avg_window", c.log.avg_window, 1, 1000000));
+    c.log.samples_per_label = static_cast<int>(l.integer("samples_per_label", c.log.samples_per_label, 1, 100));
+    c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
+    l.finish();
+  }
+  // eval
+  {
+    const json empty = json::object();
+    const json* ej = o.get("eval");
+    Obj e(ej ? *ej : empty, "eval");
+    c.eval.every = e.integer("every", 0, 0);
+    const bool images = c.data.kind == "mnist" || c.data.kind == "fashion";
+    c.eval.classifier = e.string("classifier", images ? "classifiers/" + c.data.kind + ".safetensors" : "");
+    c.eval.count = static_cast<int>(e.integer("count", c.eval.count, 2, 100000));
+    c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
+    e.finish();
+    if (c.eval.every > 0 && (!images || !net_is_conditional(c.generator)))
+      throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
+                  "fashion, generator.condition.mode not \"none\")");
+  }
+  // distributed (data-parallel training under mpirun, docs/DISTRIBUTED.md)
+  {
+    const json empty = json::object();
+    const json* dj = o.get("distributed");
+    Obj d(dj ? *dj : empty, "distributed");
+    c.distributed.sync_batchnorm = d.boolean("sync_batchnorm", false);
+    d.finish();
+    if (c.distributed.sync_batchnorm && has_conditional_bn(c.generator))
+      throw Error("distributed.sync_batchnorm: synchronized statistics are not implemented for conditional batch "
+                  "norm ({\"batchnorm\": {\"conditional\": true}} in the generator); leave it false (per-rank "
+                  "statistics)");
+  }
+  o.finish();
+
+  // cross-key rules
+  const bool points = c.data.kind == "gaussian" || c.data.kind == "mixture";
+  const bool conditional_data = c.data.kind != "gaussian";
+  for (const auto* np : {&c.generator, &c.discriminator}) {
+    const std::string who = np == &c.generator ? "generator" : "discriminator";
+    if (np->condition.mode != "none" && !conditional_data)
+      throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
+  }
+  if (c.train.augment.any() && points)
+    throw Error(cat("train.augment: DiffAugment transforms images; data.kind \"", c.data.kind, "\" has 2-D points"));
+  if (c.train.batch_size > c.data.count && (points || c.data.kind == "anime"))
+    throw Error(cat("train.batch_size: ", c.train.batch_size, " is larger than data.count ", c.data.count));
+  const LayerSpec* dlast = nullptr;
+  for (auto& l : c.discriminator.layers)
+    if (l.kind != LayerKind::dropout) dlast = &l;
+  if (c.loss.kind != "squared" && dlast && dlast->kind == LayerKind::sigmoid)
+    throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
+                    c.loss.kind == "hinge" ? "\" scores D's raw output (a critic with margins at -1 and +1)"
+                                           : "\" applies the sigmoid itself (numerically stable BCE on the logit)",
+                    "; end the discriminator with {\"linear\": 1}"));
+  if (c.loss.kind == "three_term" &&
+      (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
+    throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
+                "discriminator must both be conditional");
+  if (c.loss.kind != "three_term" && c.loss.mismatched_pair() &&
+      (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
+    throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
+                "discriminator must both be conditional");
+  // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
+  if (c.generator.condition.mode == "projection")
+    throw Error("generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
+                "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
+                "{\"batchnorm\": {\"conditional\": true}} layers");
+  if (c.discriminator.condition.mode == "projection") {
+    const LayerSpec& last = c.discriminator.layers.back();
+    if (last.kind != LayerKind::linear || last.out != 1)
+      throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
+                      "]: condition.mode \"projection\" needs the discriminator to end with {\"linear\": 1} (psi; "
+                      "its input is phi(x), which the label's embedding is projected on), got ",
+                      describe(layer_to_json(last))));
+  }
+  return c;
+}
+
+bool has_conditional_bn(const NetSpec& n) {
+  for (const LayerSpec& l : n.layers)
+    if (l.kind == LayerKind::batchnorm && l.conditional) return true;
+  return false;
+}
+
+bool net_is_conditional(const NetSpec& n) { return n.condition.mode != "none" || has_conditional_bn(n); }
+
+// "mismatch" only when there is a mismatched pair and "real_target" not for hinge (which refuses it),
+// so configs without them read as they were written.
+static json loss_to_json(const LossSpec& loss) {
+  json j = {{"kind", loss.kind}};
+  if (loss.mismatched_pair()) j["mismatch"] = loss.mismatch;
+  j["d_weight"] = loss.d_weight;
+  if (loss.kind != "hinge") j["real_target"] = loss.real_target;
+  return j;
+}
+
+static json train_to_json(const TrainSpec& train) {
+  json j = {{"steps", train.steps},
+            {"batch_size", train.batch_size},
+            {"seed", train.seed},
+            {"d_steps", train.d_steps},
+            {"fake_labels", train.fake_labels}};
+  if (train.ema.enabled) j["ema"] = {{"decay", train.ema.decay}, {"start", train.ema.start}};
+  return j;
+}
+
+json Config::to_json() const {
+  json d = {{"kind", data.kind}};
+  if (data.kind == "mnist" || data.kind == "fashion") {
+    d["dir"] = data.dir;
+    d["range"] = {data.lo, data.hi};
+  } else if (data.kind == "images") {
+    d["dir"] = data.dir;
+    d["tags"] = data.tags;
+    d["size"] = {data.height, data.width};
+    d["range"] = {data.lo, data.hi};
+    d["strict"] = data.strict;
+    if (!data.vocabulary_file.empty()) d["vocabulary"] = data.vocabulary_file;
+    else d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
+  } else if (data.kind == "anime") {
+    d["count"] = data.count;
+    d["seed"] = data.seed;
+    d["size"] = {data.height, data.width};
+    d["range"] = {data.lo, data.hi};
+  } else {
+    d["count"] = data.count;
+    d["seed"] = data.seed;
+    if (data.kind == "gaussian") {
+      d["mean"] = {data.mean_x, data.mean_y};
+      d["std"] = {data.std_x, data.std_y};
+    } else {
+      d["modes"] = data.modes;
+      d["radius"] = data.radius;
+      d["stddev"] = data.stddev;
+    }
+  }
+  json g = net_to_json(generator);
+  g["noise_dim"] = noise_dim;
+  json out = {
+      {"name", name},
+      {"description", description},
+      {"device", device},
+      {"precision", precision},
+      {"cuda_graphs", cuda_graphs},
+      {"data", d},
+      {"generator", g},
+      {"discriminator", net_to_json(discriminator)},
+      {"loss", loss_to_json(loss)},
+      {"optim", {{"generator", adam_to_json(g_optim)}, {"discriminator", adam_to_json(d_optim)}}},
+      {"train", train_to_json(train)},
+      {"log",
+       {{"every", log.every},
+        {"flush_every", log.flush_every},
+        {"sample_every", log.sample_every},
+        {"checkpoint_every", log.checkpoint_every},
+        {"avg_window", log.avg_window},
+        {"samples_per_label", log.samples_per_label},
+        {"progress", log.progress}}},
+      {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
+  };
+  // train.augment only when on: a run without it stores the config text it stored before the key
+  if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
+  // only when set: the config of a single-process run (and of every checkpoint written before the
+  // key existed) reads as before
+  if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
+  return out;
+}
+
+std::string describe_json(const json& v, size_t max_chars) {
+  std::string s;
+  excerpt_into(v, s, max_chars, 8);
+  if (s.size() > max_chars) s = s.substr(0, max_chars > 3 ? max_chars - 3 : 0) + "...";
+  return s;
+}
+
+namespace {
+// Thrown out of the parser callback: a duplicate key or absurd nesting (not a syntax error).
+struct JsonShapeProblem {
+  std::string what;
+};
+}  // namespace
+
+json parse_json_text(const std::string& text, const std::string& where) {
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;  // object: the key whose value is being read
+    size_t index = 0;  // array: the element being read
+  };
+  std::vector<Frame> st;
+  auto key_path = [&](const std::string& last) {
+    std::string p;
+    for (size_t i = 0; i + 1 < st.size(); ++i)
+      p += st[i].object ? (p.empty() ? "" : ".") + st[i].key : cat("[", st[i].index, "]");
+    return p + (p.empty() ? "" : ".") + last;
+  };
+  auto element_done = [&] {
+    if (!st.empty() && !st.back().object) ++st.back().index;
+  };
+  try {
+    return json::parse(text, [&](int depth, json::parse_event_t ev, json& v) {
+      using E = json::parse_event_t;
+      if (depth > kMaxJsonDepth) throw JsonShapeProblem{cat("nests deeper than ", kMaxJsonDepth, " levels")};
+      switch (ev) {
+        case E::object_start: st.push_back({true, {}, {}, 0}); break;
+        case E::array_start: st.push_back({false, {}, {}, 0}); break;
+        case E::key: {
+          const std::string k = v.get<std::string>();
+          if (!st.back().keys.insert(k).second)
+            throw JsonShapeProblem{cat("key \"", key_path(k), "\" appears twice (keys must be unique)")};
+          st.back().key = k;
+          break;
+        }
+        case E::object_end:
+        case E::array_end:
+          st.pop_back();
+          element_done();
+          break;
+        case E::value: element_done(); break;
+      }
+      return true;
+    });
+  } catch (const JsonShapeProblem& p) {
+    throw JsonStructureError(cat(where, ": ", p.what));
+  } catch (const json::parse_error& e) {
+    std::string msg = e.what();
+    const auto at = msg.find("parse error");
+    throw Error(cat(where, ": not valid JSON: ", at == std::string::npos ? msg : msg.substr(at)));
+  }
+}
+
+void apply_override(json& j, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(cat("--set ", describe_json(json(assignment)), ": expected key.path=value"));
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  if (!valid_utf8(path)) throw Error("--set: the key is not valid UTF-8");
+  if (!valid_utf8(text)) throw Error(cat("--set ", path, ": the value is not valid UTF-8"));
+  json value;
+  try {
+    value = parse_json_text(text, cat("--set ", path));
+  } catch (const JsonStructureError&) {
+    throw;  // JSON, but nested too deep or with a repeated key
+  } catch (const Error&) {
+    value = text;  // not JSON: a plain string
+  }
+  json* cur = &j;
+  std::string done;
+  size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '[') {
+      const auto close = path.find(']', i);
+      if (close == std::string::npos) throw Error(cat("--set ", path, ": missing ']'"));
+      const std::string num = path.substr(i + 1, close - i - 1);
+      if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos)
+        throw Error(cat("--set ", path, ": bad index [", num, "]"));
+      if (num.size() > 9) throw Error(cat("--set ", path, ": index [", num, "] is too large"));
+      const size_t idx = std::stoul(num);
+      if (!cur->is_array() || idx >= cur->size())
+        throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " has no element [", idx, "]"));
+      cur = &(*cur)[idx];
+      done += "[" + num + "]";
+      i = close + 1;
+      if (i < path.size() && path[i] == '.') ++i;
+      continue;
+    }
+    size_t end = path.find_first_of(".[", i);
+    if (end == std::string::npos) end = path.size();
+    const std::string key = path.substr(i, end - i);
+    if (key.empty()) throw Error(cat("--set ", path, ": empty key"));
+    if (cur->is_null()) *cur = json::object();
+    if (!cur->is_object())
+      throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " is not an object"));
+    cur = &(*cur)[key];
+    done += (done.empty() ? "" : ".") + key;
+    i = end;
+    if (i < path.size() && path[i] == '.') ++i;
+  }
+  *cur = value;
+}
+
+json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw Error(cat(path, ": cannot open ", what, open_hint));
+  return parse_json_text(read_regular_file(path, what, kMaxJsonFileBytes), path);
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json j = read_json_file(path, "config file");
+  for (auto& o : overrides) apply_override(j, o);
+  std::string stem = path;
+  if (auto s = stem.find_last_of('/'); s != std::string::npos) stem = stem.substr(s + 1);
+  if (auto d = stem.rfind(".json"); d != std::string::npos && d + 5 == stem.size()) stem = stem.substr(0, d);
+  return parse_config(j, stem);
+}
+
+}  // namespace cgan
