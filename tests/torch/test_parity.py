@@ -21,7 +21,9 @@ mode, the engine's dropout masks). It checks
     ignored train.augment traces none), the fully checked iterations' against the engine's augmented
     images; the count of augmented inputs replayed and compared must be the expected one;
   * with train.ema, the engine's average of G after each of those iterations against the same average
-    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w);
+    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w),
+    with a decay other than 0.5 over at least two averaging updates (else decay and 1 - decay, or an
+    average that restarts each step, could not show);
   * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
     |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
 
@@ -283,6 +285,7 @@ def main():
     ema_cfg = cfg["train"].get("ema")
     ema_ref = ({k: v.to(DT).clone() for k, v in engine_state["generator"].items() if not k.endswith("num_batches_tracked")}
                if ema_cfg else None)
+    ema_updates = 0  # averaging updates (iterations past train.ema.start) checked against the engine's
     worst_traj = (0.0, "")
     for k in range(1, a.steps + 1):
         tr, _ = cgan_torch.read_safetensors(os.path.join(a.workdir, f"step_{k}.safetensors"))
@@ -296,6 +299,7 @@ def main():
             engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
             if ema_cfg:
                 d = float(ema_cfg["decay"])
+                ema_updates += k > int(ema_cfg["start"])
                 eng = net_tensors(tr, "after.generator_ema.", cfg["generator"])
                 for name in ema_ref:
                     w = engine_state["generator"][name].to(DT)
@@ -309,6 +313,11 @@ def main():
             if not err <= a.traj_tol:
                 chk.failures.append(f"iteration {k} {name}: engine {e:.7g} torch {t:.7g} (error {err:.3e} > "
                                     f"{a.traj_tol:g})")
+    # train.ema: the check must be able to tell decay from 1 - decay (decay != 0.5) and see the average
+    # carried over more than one update (an average of an average)
+    if ema_cfg and not (float(ema_cfg["decay"]) != 0.5 and ema_updates >= 2):
+        chk.failures.append(f"train.ema: decay {float(ema_cfg['decay']):.6g} over {ema_updates} averaging updates checked; the "
+                            f"check needs decay != 0.5 and at least 2 (raise --full or lower train.ema.start)")
     # train.augment: every D input of every iteration went through DiffAugment, and those of the
     # fully checked iterations were compared with the engine's augmented images
     per_it = augmented_inputs_per_iteration(cfg) if augments(cfg) else 0
@@ -319,6 +328,8 @@ def main():
             chk.failures.append(f"train.augment: {chk.augmented[what]} augmented D inputs {what}, expected {n}")
     t2 = time.time()
     print(f"{cfg['name']}: engine trace {t1 - t0:.2f} s, PyTorch replay {t2 - t1:.2f} s")
+    if ema_cfg:
+        print(f"  train.ema: decay {float(ema_cfg['decay']):.6g}, {ema_updates} averaging updates checked")
     if per_it:
         print(f"  train.augment: {chk.augmented['compared']} augmented D inputs compared with the engine's, "
               f"{chk.augmented['replayed']} replayed ({per_it} per iteration)")
