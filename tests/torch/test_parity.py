@@ -16,8 +16,14 @@ mode, the engine's dropout masks). It checks
     torch.optim.Adam fed the engine's gradients) and every batch-norm statistic and spectral-norm
     vector u, v (torch.nn.utils.spectral_norm: one power iteration per training forward),
     err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * with train.augment, every D input of every iteration (real, fake, the mismatched pair, G's fake)
+    through DiffAugment from the engine's traced draws, which the trace must hold (an engine that
+    ignored train.augment traces none), the fully checked iterations' against the engine's augmented
+    images; the count of augmented inputs replayed and compared must be the expected one;
   * with train.ema, the engine's average of G after each of those iterations against the same average
-    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w);
+    taken in PyTorch of the engine's G (copies up to train.ema.start, then decay avg + (1 - decay) w),
+    with a decay other than 0.5 over at least two averaging updates (else decay and 1 - decay, or an
+    average that restarts each step, could not show);
   * iterations 1..--steps with PyTorch training on from its own weights: the loss trajectory,
     |engine - torch| / max(|torch|, 1e-3) <= --traj-tol.
 
@@ -54,6 +60,7 @@ class Checker:
     def __init__(self):
         self.worst = {}  # category -> (err, name)
         self.failures = []
+        self.augmented = {"replayed": 0, "compared": 0}  # train.augment: D inputs augmented / checked
 
     def check(self, category, name, engine, ref, tol=TOL, abs_err=False):
         e = (engine - ref).abs().max().item() if abs_err else rel_err(engine, ref)
@@ -62,6 +69,18 @@ class Checker:
         if not e <= tol:
             self.failures.append(f"{name}: relative error {e:.3e} > {tol:g}")
         return e
+
+
+def augments(cfg):
+    """Whether the config (as the engine stored it) augments D's inputs (train.augment)."""
+    return bool([p for p in cfg["train"].get("augment", {"policy": ""})["policy"].split(",") if p])
+
+
+def augmented_inputs_per_iteration(cfg):
+    """D's inputs per iteration that train.augment passes through DiffAugment: real and fake per D
+    step, plus the mismatched pair with a three-term loss, plus the G step's fake."""
+    three = cgan_torch.loss_kinds(cfg["loss"])[2] is not None
+    return int(cfg["train"]["d_steps"]) * (3 if three else 2) + 1
 
 
 def loss_fn(kind, out, target, weight):
@@ -142,14 +161,28 @@ def iteration(cfg, shape, G, D, optG, optD, tr, full, chk, shadow):
     lab = lambda k: tr[k].long() if k in tr else None  # noqa: E731
     losses = []
 
+    augmenting = augments(cfg)
+
     def aug(x, name):
         """train.augment: D's input `name` through DiffAugment with the engine's draws, checked
-        against the augmented image the engine traced (in full mode: both from the same state)."""
-        if name + ".params" not in tr:
+        against the augmented image the engine traced (in full mode: both from the same state).
+        With the config augmenting, the trace must hold the draws and the image (an engine that
+        ignored train.augment would write neither); without it, neither may be there."""
+        if not augmenting:
+            if (name + ".params" in tr or name in tr) and f"{name}: traced, but the config has no train.augment" \
+                    not in chk.failures:
+                chk.failures.append(f"{name}: traced, but the config has no train.augment")
+            return x
+        if name + ".params" not in tr or name not in tr:
+            msg = f"{name}: train.augment is on but the trace lacks {name}.params or {name}"
+            if msg not in chk.failures:  # once per input, not once per iteration
+                chk.failures.append(msg)
             return x
         y = cgan_torch.diff_augment(x, tr[name + ".params"], cfg, shape)
+        chk.augmented["replayed"] += 1
         if full:
             chk.check("augmented D inputs", name, tr[name], y.detach())
+            chk.augmented["compared"] += 1
         return y
 
     for sub in range(int(cfg["train"]["d_steps"])):
@@ -252,6 +285,7 @@ def main():
     ema_cfg = cfg["train"].get("ema")
     ema_ref = ({k: v.to(DT).clone() for k, v in engine_state["generator"].items() if not k.endswith("num_batches_tracked")}
                if ema_cfg else None)
+    ema_updates = 0  # averaging updates (iterations past train.ema.start) checked against the engine's
     worst_traj = (0.0, "")
     for k in range(1, a.steps + 1):
         tr, _ = cgan_torch.read_safetensors(os.path.join(a.workdir, f"step_{k}.safetensors"))
@@ -265,6 +299,7 @@ def main():
             engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
             if ema_cfg:
                 d = float(ema_cfg["decay"])
+                ema_updates += k > int(ema_cfg["start"])
                 eng = net_tensors(tr, "after.generator_ema.", cfg["generator"])
                 for name in ema_ref:
                     w = engine_state["generator"][name].to(DT)
@@ -278,8 +313,26 @@ def main():
             if not err <= a.traj_tol:
                 chk.failures.append(f"iteration {k} {name}: engine {e:.7g} torch {t:.7g} (error {err:.3e} > "
                                     f"{a.traj_tol:g})")
+    # train.ema: the check must be able to tell decay from 1 - decay (decay != 0.5) and see the average
+    # carried over more than one update (an average of an average)
+    if ema_cfg and not (float(ema_cfg["decay"]) != 0.5 and ema_updates >= 2):
+        chk.failures.append(f"train.ema: decay {float(ema_cfg['decay']):.6g} over {ema_updates} averaging updates checked; the "
+                            f"check needs decay != 0.5 and at least 2 (raise --full or lower train.ema.start)")
+    # train.augment: every D input of every iteration went through DiffAugment, and those of the
+    # fully checked iterations were compared with the engine's augmented images
+    per_it = augmented_inputs_per_iteration(cfg) if augments(cfg) else 0
+    n_full = min(a.full, a.steps)
+    want = {"replayed": (a.steps + n_full) * per_it, "compared": n_full * per_it}
+    for what, n in want.items():
+        if chk.augmented[what] != n:
+            chk.failures.append(f"train.augment: {chk.augmented[what]} augmented D inputs {what}, expected {n}")
     t2 = time.time()
     print(f"{cfg['name']}: engine trace {t1 - t0:.2f} s, PyTorch replay {t2 - t1:.2f} s")
+    if ema_cfg:
+        print(f"  train.ema: decay {float(ema_cfg['decay']):.6g}, {ema_updates} averaging updates checked")
+    if per_it:
+        print(f"  train.augment: {chk.augmented['compared']} augmented D inputs compared with the engine's, "
+              f"{chk.augmented['replayed']} replayed ({per_it} per iteration)")
     for cat in sorted(chk.worst):
         e, name = chk.worst[cat]
         print(f"  max relative error, {cat:28s} {e:.3e}  ({name})")

@@ -7,7 +7,9 @@ Trains a few steps (so batch-norm statistics are not at their initial values), s
 `cgan_gpu sample --save-tensors`, rebuilds the generator from the checkpoint with cgan_torch.py and
 checks: the generated values equal the engine's to 1e-5 (max abs, float32 both); `cgan_torch.py
 sample --noise` writes a PNG of the same size whose pixels differ from the engine's by at most one
-level (rounding of values that sit on a level boundary) and only rarely.
+level (rounding of values that sit on a level boundary) and only rarely. With train.ema in the
+config the checkpoint must hold the average ("generator_ema.*", and only then), and the raw
+generator's samples must differ from the engine's (which sampled the average) by more than 1e-3.
 """
 import argparse
 import os
@@ -53,13 +55,22 @@ def main():
     png_engine, png_torch = os.path.join(a.workdir, "engine.png"), os.path.join(a.workdir, "torch.png")
     run([a.binary, "sample", "--checkpoint", ckpt, "--device", "cpu", "--out", png_engine, "--save-tensors", inputs]
         + shlex.split(a.sample_args))
-    t, _ = cgan_torch.read_safetensors(inputs)
+    t, inputs_meta = cgan_torch.read_safetensors(inputs)
     ck = cgan_torch.load_checkpoint(ckpt)
     out = cgan_torch.generate(ck, t["noise"], t["labels"].long(), t.get("cond"))
     err = (out - t["samples"]).abs().max().item()
     print(f"{ck.config['name']}: {out.shape[0]} samples, max |torch - engine| = {err:.3e}")
     ok = err <= 1e-5
+    if "ema" in ck.config["train"] and ck.generator_ema is None:  # the average must be there to be sampled
+        print("FAIL: the config has train.ema but the checkpoint holds no generator_ema tensors")
+        ok = False
+    if "ema" not in ck.config["train"] and ck.generator_ema is not None:
+        print("FAIL: the checkpoint holds generator_ema tensors but the config has no train.ema")
+        ok = False
     if ck.generator_ema is not None:  # train.ema: the engine sampled the average, which is not the raw generator
+        if inputs_meta.get("generator") != "generator_ema":
+            print(f"FAIL: the engine sampled {inputs_meta.get('generator')!r}, not the average (generator_ema)")
+            ok = False
         raw = cgan_torch.generate(ck, t["noise"], t["labels"].long(), t.get("cond"), ema=False)
         gap = (raw - t["samples"]).abs().max().item()
         print(f"  averaged generator (train.ema); the raw one differs by {gap:.3e}")

@@ -3,10 +3,17 @@ load with strict load_state_dict into torch.nn.Sequential networks built by hand
 stored in the checkpoint (children named by their index in the config's layers, plus "condition";
 spectrally normalised layers wrapped with torch.nn.utils.spectral_norm).
 
+The file itself is checked from its own JSON header and bytes, not through the loaded modules
+(load_state_dict converts dtypes silently): every "num_batches_tracked" is I64 with shape [], every
+other tensor F32, each tensor's data_offsets span exactly its shape's bytes; and every tensor of the
+loaded networks equals the values decoded from those bytes with struct (little-endian '<f' / '<q'),
+independently of the reader that fed load_state_dict.
+
 usage: test_state_dict.py CGAN_GPU_BINARY SOURCE_DIR
 """
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -30,6 +37,52 @@ def read_safetensors(path):
         b, e = info["data_offsets"]
         tensors[name] = np.frombuffer(buf[b:e], DTYPES[info["dtype"]]).reshape(info["shape"])
     return tensors, meta
+
+
+# the dtypes a checkpoint may hold, as its header spells them: struct format and item size
+FILE_DTYPES = {"F32": ("<f", 4), "I64": ("<q", 8)}
+
+
+def read_header(path):
+    """(header {name: {"dtype", "shape", "data_offsets"}} without "__metadata__", raw bytes, data start)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    header.pop("__metadata__", None)
+    return header, raw, 8 + n
+
+
+def check_file_dtypes(path):
+    """Every tensor's dtype and shape as the file's own header states them: num_batches_tracked I64
+    scalars, everything else F32, data_offsets spanning exactly the shape's bytes. Returns
+    {name: flat list of values} decoded from the file's bytes with struct (independent of
+    read_safetensors / numpy / torch)."""
+    header, raw, start = read_header(path)
+    values = {}
+    for name, info in header.items():
+        dt, shape = info["dtype"], info["shape"]
+        if name.endswith("num_batches_tracked"):
+            assert dt == "I64" and shape == [], f"{path}: {name} is {dt} {shape} in the file, expected I64 []"
+        else:
+            assert dt == "F32", f"{path}: {name} is {dt} in the file, expected F32"
+        fmt, size = FILE_DTYPES[dt]
+        count = int(np.prod(shape)) if shape else 1
+        b, e = info["data_offsets"]
+        assert e - b == count * size, f"{path}: {name} spans {e - b} bytes, {dt} {shape} needs {count * size}"
+        values[name] = list(struct.unpack(f"<{count}{fmt[1]}", raw[start + b:start + e]))
+    return values
+
+
+def same_as_file(module_tensor, file_values, label):
+    """A loaded module's tensor equals the file's values exactly (float32 / int64 as stored)."""
+    v = module_tensor.detach()
+    assert v.numel() == len(file_values), (label, v.numel(), len(file_values))
+    if v.dtype == torch.int64:
+        assert v.reshape(-1).tolist() == file_values, (label, "differs from the file")
+    else:
+        assert v.dtype == torch.float32, (label, v.dtype)
+        assert torch.equal(v.reshape(-1), torch.tensor(file_values, dtype=torch.float32)), (label, "differs from the file")
 
 
 def pair(v):
@@ -104,7 +157,9 @@ def check(binary, source, config, sets, tmp, tag=""):
     r = subprocess.run(args, cwd=source, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-    tensors, meta = read_safetensors(os.path.join(out, "checkpoints", "step_2.safetensors"))
+    path = os.path.join(out, "checkpoints", "step_2.safetensors")
+    file_values = check_file_dtypes(path)  # the header's dtypes and shapes, and the bytes decoded independently
+    tensors, meta = read_safetensors(path)
     assert meta["format"] == "cgan_gpu.checkpoint.v2", meta["format"]
     cfg = json.loads(meta["config"])
     c, h, w = map(int, meta["data_shape"].split(","))
@@ -113,8 +168,8 @@ def check(binary, source, config, sets, tmp, tag=""):
         seq = build(cfg[net], width + cond_width(cfg[net], k), k)
         sd = {n[len(net) + 1:]: torch.from_numpy(v.copy()) for n, v in tensors.items() if n.startswith(net + ".")}
         seq.load_state_dict(sd, strict=True)  # raises on a missing, unexpected or misshapen tensor
-        for n, v in seq.state_dict().items():
-            assert torch.equal(v, sd[n]), (net, n)
+        for n, v in seq.state_dict().items():  # against the file's bytes, not against sd (what was loaded)
+            same_as_file(v, file_values[f"{net}.{n}"], (net, n))
             if n.endswith("num_batches_tracked"):
                 assert v.dtype == torch.int64 and v.dim() == 0 and int(v) > 0, (net, n, v)
         for n, p in seq.named_parameters():  # Adam's moments, one per parameter, in its layout
@@ -128,6 +183,8 @@ def check(binary, source, config, sets, tmp, tag=""):
     if ema:
         seq = build(cfg["generator"], cfg["generator"]["noise_dim"] + cond_width(cfg["generator"], k), k)
         seq.load_state_dict(ema, strict=True)
+        for n, v in seq.state_dict().items():
+            same_as_file(v, file_values[f"generator_ema.{n}"], ("generator_ema", n))
         print(f"{name}: generator_ema loads strictly ({len(ema)} tensors)")
 
 
