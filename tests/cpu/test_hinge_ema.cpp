@@ -19,6 +19,7 @@
 #include "cgan/error.hpp"
 #include "cgan/scalar_math.hpp"
 #include "cgan/trainer.hpp"
+#include "e2e/e2e_util.hpp"
 #include "ops_test_util.hpp"
 
 namespace cgan {
@@ -341,6 +342,26 @@ TEST(HingeEmaTrainer, AverageFollowsTheGeneratorAfterEveryStep) {
   }
   // past the start the average is not the raw generator
   EXPECT_NE(fetch(*be, A.params(), A.param_count()), fetch(*be, G.params(), G.param_count()));
+}
+
+// The first iteration with train.ema {"decay": 0.9, "start": 0} on the three-term hinge with batch
+// norm, the config CudaHingeEmaTraining.FirstIterationMatchesCpu runs: the average is decay x the
+// initial weights + (1 - decay) x the generator after its step, to 1e-6 (Adam's first step moves a
+// weight by about lr = 1e-3, so an average left as it was is off by about 1e-4).
+TEST(HingeEmaTrainer, FirstIterationAverageIsOneDecayStep) {
+  auto be = make_cpu_backend();
+  const Config c = load_config(
+      e2e::source("configs/mixture_cond.json"),
+      {"data.count=500", "train.batch_size=32", "loss.kind=hinge", "loss.mismatch=real_other_tags", "train.d_steps=2",
+       R"(generator.layers=[{"linear":32},{"batchnorm":{}},{"leaky_relu":0.2},{"linear":2}])",
+       R"(train.ema={"decay":0.9,"start":0})"});
+  const HostDataset data = load_dataset(c.data);
+  Trainer t(c, *be, data);
+  t.init();
+  ASSERT_NE(t.weight_average(), nullptr);
+  const e2e::Weights before = e2e::weights_of(*be, t.weight_average()->model());
+  t.step(), t.take_rows();
+  e2e::expect_average_is_one_decay_step(*be, before, t.generator(), t.weight_average()->model(), c.train.ema.decay);
 }
 
 // Checkpoints hold the average as generator_ema.<state_dict name> beside the raw generator, with the
