@@ -19,6 +19,7 @@
 #include "cgan/base/error.hpp"
 #include "cgan/backend/scalar_math.hpp"
 #include "cgan/train/trainer.hpp"
+#include "e2e/e2e_util.hpp"
 #include "ops_test_util.hpp"
 
 namespace cgan {
@@ -343,6 +344,26 @@ TEST(HingeEmaTrainer, AverageFollowsTheGeneratorAfterEveryStep) {
   EXPECT_NE(fetch(*be, A.params(), A.param_count()), fetch(*be, G.params(), G.param_count()));
 }
 
+// The first iteration with train.ema {"decay": 0.9, "start": 0} on the three-term hinge with batch
+// norm, the config CudaHingeEmaTraining.FirstIterationMatchesCpu runs: the average is decay x the
+// initial weights + (1 - decay) x the generator after its step, to 1e-6 (Adam's first step moves a
+// weight by about lr = 1e-3, so an average left as it was is off by about 1e-4).
+TEST(HingeEmaTrainer, FirstIterationAverageIsOneDecayStep) {
+  auto be = make_cpu_backend();
+  const Config c = load_config(
+      e2e::source("configs/mixture_cond.json"),
+      {"data.count=500", "train.batch_size=32", "loss.kind=hinge", "loss.mismatch=real_other_tags", "train.d_steps=2",
+       R"(generator.layers=[{"linear":32},{"batchnorm":{}},{"leaky_relu":0.2},{"linear":2}])",
+       R"(train.ema={"decay":0.9,"start":0})"});
+  const HostDataset data = load_dataset(c.data);
+  Trainer t(c, *be, data);
+  t.init();
+  ASSERT_NE(t.weight_average(), nullptr);
+  const e2e::Weights before = e2e::weights_of(*be, t.weight_average()->model());
+  t.step(), t.take_rows();
+  e2e::expect_average_is_one_decay_step(*be, before, t.generator(), t.weight_average()->model(), c.train.ema.decay);
+}
+
 // Checkpoints hold the average as generator_ema.<state_dict name> beside the raw generator, with the
 // same names and shapes; load_generator picks it by default and the raw one when asked; a checkpoint
 // without it gives the raw one either way.
@@ -400,9 +421,11 @@ TEST(HingeEmaTrainer, CheckpointsKeepBothGenerators) {
   EXPECT_EQ(fetch(*be, RA.state(), RA.state_count()), fetch(*be, q.generator().state(), q.generator().state_count()));
 }
 
-// The hinge loss in the trainer: D's loss is relu(1 - D(x)) + relu(1 + D(G(z))) (weights 1), G's is
-// -D(G(z)); losses.csv's d_real / d_fake are the raw critic means and d_acc the sign accuracy. Checked
-// against a direct evaluation of the same networks on the traced inputs of the first iteration.
+// The hinge loss in the trainer: D's loss is relu(1 - D(x)) + relu(1 + D(G(z))) + relu(1 + D(x, other
+// labels)) (weights 1), G's is -D(G(z)); losses.csv's d_real / d_fake are the raw critic means and
+// d_acc the sign accuracy. Each term is recomputed from a direct evaluation of the same networks (G
+// and D as they were before the step) on the traced inputs of the first iteration, not from the
+// engine's own sums.
 TEST(HingeEmaTrainer, FirstIterationLossesAreTheHingeTerms) {
   auto be = make_cpu_backend();
   const Config cfg = mixture({"loss.kind=hinge", "loss.mismatch=real_other_tags"});
@@ -421,12 +444,14 @@ TEST(HingeEmaTrainer, FirstIterationLossesAreTheHingeTerms) {
     EXPECT_NE(x, nullptr) << n;
     return x ? x->data : VecF{};
   };
-  // D as it was before its step, on the traced inputs (no dropout in this D)
+  // G and D as they were before D's step, on the traced inputs (no dropout in either; G's batch norm
+  // in training mode, as the trainer runs it)
   Trainer ref(cfg, *be, data);
   ref.restore(init_state, "init");
+  Model& G = ref.generator();
   Model& D = ref.discriminator();
   const int B = cfg.train.batch_size, K = 4;
-  auto score = [&](const VecF& x, const VecF& y) {
+  auto run = [&](Model& m, const VecF& x, const VecF& y) {
     float* dx = be->alloc(x.size());
     float* dc = be->alloc(static_cast<size_t>(B) * K);
     int32_t* dy = be->alloc_int(B);
@@ -434,27 +459,35 @@ TEST(HingeEmaTrainer, FirstIterationLossesAreTheHingeTerms) {
     std::vector<int32_t> yi(y.begin(), y.end());
     be->upload_int(dy, yi.data(), B);
     be->one_hot(B, K, dy, dc);
-    const VecF out = fetch(*be, D.forward(dx, dy, dc, true), static_cast<size_t>(B));
+    const VecF out = fetch(*be, m.forward(dx, dy, dc, true), static_cast<size_t>(B) * m.out_dim());
     be->free(dx), be->free(dc), be->free(dy);
     return out;
   };
-  const VecF real = score(get("d0.x_real"), get("d0.y_real"));
-  const VecF mis = score(get("d0.x_real"), get("d0.y_other"));
-  double l_real = 0, l_mis = 0, mean_real = 0, right = 0;
+  ASSERT_EQ(tr.find("d0.y_fake"), nullptr) << "fake_labels=data: the fakes carry the real batch's labels";
+  const VecF real = run(D, get("d0.x_real"), get("d0.y_real"));
+  const VecF fake = run(D, run(G, get("d0.z"), get("d0.y_real")), get("d0.y_real"));
+  const VecF mis = run(D, get("d0.x_real"), get("d0.y_other"));
+  double l_real = 0, l_fake = 0, l_mis = 0, mean_real = 0, mean_fake = 0, right = 0;
   for (int b = 0; b < B; ++b) {
     l_real += std::max(0.0, 1.0 - real[b]) / B;
+    l_fake += std::max(0.0, 1.0 + fake[b]) / B;
     l_mis += std::max(0.0, 1.0 + mis[b]) / B;
     mean_real += real[b] / B;
+    mean_fake += fake[b] / B;
     right += real[b] > 0 ? 1 : 0;
   }
+  EXPECT_GT(l_fake, 0.1) << "the fakes are beyond the margin: the fake term would be 0 either way";
   const VecF losses = get("d0.losses");
   ASSERT_EQ(losses.size(), 12u);
   EXPECT_NEAR(losses[0], l_real, 1e-5);
   EXPECT_NEAR(losses[1], mean_real * B, 1e-4);
   EXPECT_NEAR(losses[2], right, 0.5);
+  EXPECT_NEAR(losses[3], l_fake, 1e-5);
+  EXPECT_NEAR(losses[4], mean_fake * B, 1e-4);
   EXPECT_NEAR(losses[9], l_mis, 1e-5);
   EXPECT_NEAR(rows[0].d_real, mean_real, 1e-5);
-  EXPECT_NEAR(rows[0].d_loss, losses[0] + losses[3] + losses[9], 1e-5);
+  EXPECT_NEAR(rows[0].d_fake, mean_fake, 1e-5);
+  EXPECT_NEAR(rows[0].d_loss, l_real + l_fake + l_mis, 1e-5);
   // G's loss is -mean D(G(z)) of the G step: minus the sum the statistics hold, over B
   const VecF g = get("g.losses");
   EXPECT_NEAR(g[6], -g[7] / B, 1e-5);

@@ -286,9 +286,8 @@ TEST(HostileInput, CheckpointMetadataIsCheckedAgainstTheStoredConfig) {
     const std::string m = error_of([&] { cgan::read_checkpoint_info(bad, "ck"); });
     EXPECT_EQ(m.rfind(c.msg, 0), 0u) << c.key << "=" << c.value << ": " << m;
   }
-  // The tensors are checked through the generator's own slots.
+  // The tensors are checked through the generator's own slots: the first one missing is named, in one line.
   auto be = cgan::make_backend("cpu");
   const std::string m = error_of([&] { cgan::load_generator(*be, info, good, "ck"); });
-  EXPECT_TRUE(has(m, "ck")) << m;
-  EXPECT_TRUE(has(m, "generator.")) << m;
+  EXPECT_EQ(m, "ck: tensor 'generator.layers.0.weight' is missing (checkpoint from another architecture?)");
 }

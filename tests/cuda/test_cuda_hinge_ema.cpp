@@ -128,8 +128,12 @@ TEST(CudaHingeEmaTraining, ResumeIsExactWithTheAverageOnCuda) {
   e2e::check_resume_exact(*be, "configs/mixture_cond.json", hinge_ema_sets("cuda_graphs=true"));
 }
 
-// One iteration of the three-term hinge with train.ema: CUDA's losses and average agree with the
-// CPU's (fp32; the average after one step is the copy of G after one Adam step).
+// One iteration of the three-term hinge with train.ema (decay 0.9, start 0): CUDA's losses and
+// average agree with the CPU's (fp32), and the CUDA average is decay x the initial weights +
+// (1 - decay) x the GPU's own generator after its step, to 1e-6 (the CPU twin:
+// HingeEmaTrainer.FirstIterationAverageIsOneDecayStep). Adam's first step moves a weight by about
+// lr = 1e-3, so the average moves by about 1e-4: inside the CPU comparison's tolerance, which alone
+// would not tell an updated average from one left as it was.
 TEST(CudaHingeEmaTraining, FirstIterationMatchesCpu) {
   CGAN_SKIP_WITHOUT_GPU();
   const Config c = load_config(e2e::source("configs/mixture_cond.json"),
@@ -140,6 +144,8 @@ TEST(CudaHingeEmaTraining, FirstIterationMatchesCpu) {
   Trainer tc(c, *cb, data), tg(c, *gb, data);
   tc.init();
   tg.init();
+  ASSERT_NE(tg.weight_average(), nullptr);
+  const e2e::Weights before = e2e::weights_of(*gb, tg.weight_average()->model());
   tc.step(), tg.step();
   const std::vector<LossRow> rc = tc.take_rows(), rg = tg.take_rows();
   ASSERT_EQ(rc.size(), 1u);
@@ -158,6 +164,7 @@ TEST(CudaHingeEmaTraining, FirstIterationMatchesCpu) {
   // e.g. the exactly-zero one of the bias before batch norm): the average moves by 0.1 of it
   EXPECT_TRUE(close(fetch(*cb, ac.params(), ac.param_count()), fetch(*gb, ag.params(), ag.param_count()), 2.5e-4, 1e-4,
                     "average after one step"));
+  e2e::expect_average_is_one_decay_step(*gb, before, tg.generator(), ag, c.train.ema.decay);
 }
 
 }  // namespace

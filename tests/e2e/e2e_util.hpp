@@ -2,6 +2,8 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -82,6 +84,57 @@ inline void expect_models_identical(cgan::Backend& be, cgan::Model& a, cgan::Mod
     EXPECT_EQ(0, std::memcmp(sa.data(), sb.data(), sa.size() * sizeof(float)))
         << a.name() << " batch-norm running statistics differ";
   }
+}
+
+// A model's parameters and batch-norm running statistics, read from its backend.
+struct Weights {
+  std::vector<float> params, state;
+};
+inline Weights weights_of(cgan::Backend& be, const cgan::Model& m) {
+  Weights w{std::vector<float>(m.param_count()), std::vector<float>(m.state_count())};
+  if (!w.params.empty()) be.download(w.params.data(), m.params(), w.params.size());
+  if (!w.state.empty()) be.download(w.state.data(), m.state(), w.state.size());
+  return w;
+}
+
+// train.ema's average after one G step past its start: avg = decay avg0 + (1 - decay) w, element by
+// element for the parameters and the batch-norm statistics, where avg0 is the average before the
+// step and w the generator after it, both read from the backend under test (so it is held to its
+// own weights). Tolerance 1e-6 + 1e-6 |ref| (fp32 rounding of the update); the generator must have
+// moved from avg0 by 100 times that somewhere, or an average left as it was would pass too.
+inline void expect_average_is_one_decay_step(cgan::Backend& be, const Weights& avg0, const cgan::Model& G,
+                                             const cgan::Model& avg, float decay) {
+  const Weights w = weights_of(be, G), got = weights_of(be, avg);
+  ASSERT_EQ(avg0.params.size(), w.params.size());
+  ASSERT_EQ(avg0.state.size(), w.state.size());
+  ASSERT_EQ(got.params.size(), w.params.size());
+  ASSERT_EQ(got.state.size(), w.state.size());
+  const struct {
+    const char* what;
+    const std::vector<float>&a0, &w, &got;
+  } bufs[] = {{"parameters", avg0.params, w.params, got.params}, {"batch-norm statistics", avg0.state, w.state, got.state}};
+  double moved = 0;
+  for (const auto& b : bufs) {
+    size_t bad = 0, first = 0;
+    double worst = 0;
+    for (size_t i = 0; i < b.w.size(); ++i) {
+      const double ref = decay * static_cast<double>(b.a0[i]) + (1.0 - decay) * static_cast<double>(b.w[i]);
+      const double err = std::fabs(b.got[i] - ref);
+      moved = std::max(moved, std::fabs(static_cast<double>(b.w[i]) - b.a0[i]));
+      if (!(err <= 1e-6 + 1e-6 * std::fabs(ref))) {
+        if (bad++ == 0) first = i;
+        worst = std::max(worst, err);
+      }
+    }
+    if (bad > 0) {
+      const double ref = decay * static_cast<double>(b.a0[first]) + (1.0 - decay) * static_cast<double>(b.w[first]);
+      ADD_FAILURE() << avg.name() << " " << b.what << ": " << bad << " of " << b.w.size()
+                    << " elements are not decay x before + (1 - decay) x the generator's (decay " << decay
+                    << "); worst error " << worst << "; first [" << first << "]: " << b.got[first] << ", expected "
+                    << ref << " (before " << b.a0[first] << ", generator " << b.w[first] << ")";
+    }
+  }
+  EXPECT_GT(moved, 1e-4) << "the generator did not move from the average's previous weights: the check proves nothing";
 }
 
 // N steps, checkpoint through a safetensors file, restore into a fresh trainer, M more steps: the

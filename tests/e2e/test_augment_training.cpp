@@ -1,12 +1,15 @@
 // train.augment (DiffAugment) in whole training runs on the CPU backend: resume stays bit-exact,
 // a step trace records every augmented D input and changes nothing, the augmentation reaches every
-// D input with its own draws, and a short augmented MNIST run trains with finite losses. (The
+// D input with its own draws, and in a short MNIST run it holds D back from winning outright. (The
 // gradient through the augmentation is checked against PyTorch's autograd by tests/torch's
 // TorchParity.*_augment.)
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "cgan/backend/augment.hpp"
 #include "cgan/base/safetensors.hpp"
@@ -104,26 +107,44 @@ TEST(AugmentTraining, AugmentationChangesTrainingAndDrawsAnewEachStep) {
   EXPECT_NE(t1.at("d0.aug.real.params").data, t2.at("d0.aug.real.params").data);
 }
 
-// The effect, briefly: an augmented MNIST MLP run stays finite and D does not win outright.
+// The effect, briefly: 300 steps of the MNIST MLP from the same seed with and without train.augment.
+// Both stay finite; the augmented run is another run at every step (a trainer that ignored
+// train.augment would repeat the plain one); and the augmentation does what it is for: without it D
+// wins nearly outright by the last 100 steps (accuracy 0.99 when measured), with it D still tells
+// real from fake (above 0.6; 0.69 measured) but by far less (0.2 below the plain run at least).
 TEST(AugmentTraining, ShortAugmentedMnistRunTrains) {
   if (!has_mnist()) GTEST_SKIP() << "data/mnist is missing: run tools/fetch_data.sh mnist";
   auto be = make_cpu_backend();
-  const Config cfg = load_config(e2e::source("configs/mnist_mlp.json"),
-                                 {"data.dir=" + e2e::source("data/mnist"), "train.steps=300", kAll});
-  const HostDataset data = load_dataset(cfg.data);
-  Trainer t(cfg, *be, data);
-  t.init();
-  std::vector<LossRow> rows;
-  while (t.steps_done() < cfg.train.steps) {
-    t.step();
-    if (t.steps_done() % 50 == 0)
-      for (const LossRow& r : t.take_rows()) rows.push_back(r);
+  auto run = [&](const std::vector<std::string>& sets) {
+    const Config cfg = load_config(e2e::source("configs/mnist_mlp.json"), sets);
+    const HostDataset data = load_dataset(cfg.data);
+    Trainer t(cfg, *be, data);
+    t.init();
+    std::vector<LossRow> rows;
+    while (t.steps_done() < cfg.train.steps) {
+      t.step();
+      if (t.steps_done() % 50 == 0)
+        for (const LossRow& r : t.take_rows()) rows.push_back(r);
+    }
+    return rows;
+  };
+  const std::vector<std::string> plain_sets = {"data.dir=" + e2e::source("data/mnist"), "train.steps=300"};
+  std::vector<std::string> aug_sets = plain_sets;
+  aug_sets.push_back(kAll);
+  const std::vector<LossRow> aug = run(aug_sets), plain = run(plain_sets);
+  ASSERT_EQ(aug.size(), 300u);
+  ASSERT_EQ(plain.size(), 300u);
+  double acc_aug = 0, acc_plain = 0;  // D's accuracy over the last 100 steps
+  int same = 0;
+  for (size_t i = 0; i < aug.size(); ++i) {
+    const LossRow &a = aug[i], &p = plain[i];
+    ASSERT_TRUE(std::isfinite(a.d_loss) && std::isfinite(a.g_loss)) << "step " << a.step;
+    ASSERT_TRUE(std::isfinite(p.d_loss) && std::isfinite(p.g_loss)) << "step " << p.step;
+    same += a.d_loss == p.d_loss && a.g_loss == p.g_loss;
+    if (a.step > 200) acc_aug += a.d_acc / 100.0, acc_plain += p.d_acc / 100.0;
   }
-  ASSERT_EQ(rows.size(), 300u);
-  double acc = 0;
-  for (const LossRow& r : rows) {
-    ASSERT_TRUE(std::isfinite(r.d_loss) && std::isfinite(r.g_loss)) << "step " << r.step;
-    if (r.step > 200) acc += r.d_acc / 100.0;
-  }
-  EXPECT_LT(acc, 0.99) << "D separates augmented real and fake perfectly";
+  std::printf("D's accuracy over steps 201-300: %.4f augmented, %.4f plain\n", acc_aug, acc_plain);
+  EXPECT_EQ(same, 0) << "steps whose losses equal the plain run's: train.augment changed nothing there";
+  EXPECT_GT(acc_aug, 0.6) << "the augmented D no longer tells real from fake";
+  EXPECT_LT(acc_aug, acc_plain - 0.2) << "the augmentation does not hold D back";
 }

@@ -13,6 +13,7 @@
 #include "cgan/data/image.hpp"
 #include "cgan/report/plot.hpp"
 #include "e2e_util.hpp"
+#include "plot_util.hpp"
 #include "test_util.hpp"
 
 using namespace cgan;
@@ -41,14 +42,18 @@ e2e::RunResult run_in(const std::string& cwd, const std::string& args, const std
   return r;
 }
 
-// Pixels of `img` that are neither white nor grey (the curves' colours).
-size_t coloured_pixels(const Image& img) {
-  size_t n = 0;
-  for (size_t i = 0; i + 2 < img.pixels.size(); i += 3) {
-    const int r = img.pixels[i], g = img.pixels[i + 1], b = img.pixels[i + 2];
-    n += std::max({std::abs(r - g), std::abs(g - b), std::abs(r - b)}) > 40;
-  }
-  return n;
+// A run's curves picture: a PNG of three 960 x 250 panels, each with curves in its plot area (not
+// only the legend's swatches beside it).
+void expect_curves(const std::string& png) {
+  SCOPED_TRACE(png);
+  ASSERT_TRUE(fs::exists(png));
+  const Image img = read_image(png);
+  EXPECT_EQ(img.width, 960);
+  EXPECT_EQ(img.height, 750);
+  EXPECT_EQ(img.channels, 3);
+  const std::vector<size_t> n = plottest::coloured_in_plot_areas(img);
+  ASSERT_EQ(n.size(), 3u);
+  for (size_t i = 0; i < n.size(); ++i) EXPECT_GE(n[i], 500u) << "panel " << i << ": no curve in the plot area";
 }
 
 }  // namespace
@@ -103,12 +108,7 @@ TEST(RunOutputs, MissingDefaultClassifierIsTrainedFirstThenTheRunEvaluatesAndDra
   EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
 
   // the curves: drawn with the sample grids, both pictures with curves on them
-  for (const char* png : {"run/losses.png", "run/metrics.png"}) {
-    const Image img = read_image(d / png);
-    EXPECT_EQ(img.width, 960) << png;
-    EXPECT_EQ(img.height, 750) << png;
-    EXPECT_GT(coloured_pixels(img), 500u) << png;
-  }
+  for (const char* png : {"run/losses.png", "run/metrics.png"}) expect_curves(d / png);
   for (const std::string& f : names_in(d / "run"))
     EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
 
@@ -118,15 +118,18 @@ TEST(RunOutputs, MissingDefaultClassifierIsTrainedFirstThenTheRunEvaluatesAndDra
   EXPECT_EQ(r.output.find("does not exist yet"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("cgan_gpu classifier:"), std::string::npos) << r.output;
 
-  // `cgan_gpu plot RUN_DIR` redraws them from the CSVs after the fact
+  // `cgan_gpu plot RUN_DIR` redraws them from the CSVs after the fact: the same pictures
+  const std::string drawn_losses = testutil::slurp(d / "run/losses.png");
+  const std::string drawn_metrics = testutil::slurp(d / "run/metrics.png");
   fs::remove(d / "run/losses.png");
   fs::remove(d / "run/metrics.png");
   r = run_in(d.path, "plot run/", d / "log3");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("wrote run/losses.png"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("wrote run/metrics.png"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(d / "run/losses.png"));
-  EXPECT_TRUE(fs::exists(d / "run/metrics.png"));
+  for (const char* png : {"run/losses.png", "run/metrics.png"}) expect_curves(d / png);
+  EXPECT_TRUE(testutil::slurp(d / "run/losses.png") == drawn_losses) << "redrawn losses.png differs";
+  EXPECT_TRUE(testutil::slurp(d / "run/metrics.png") == drawn_metrics) << "redrawn metrics.png differs";
   r = run_in(d.path, "plot classifiers", d / "log4");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("classifiers: nothing to plot"), std::string::npos) << r.output;
