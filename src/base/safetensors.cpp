@@ -11,7 +11,6 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <unordered_set>
 
 #include "cgan/base/error.hpp"
@@ -75,14 +74,71 @@ struct HeaderProblem {
   std::string what;
 };
 
+// The header's shape, checked event by event without building a DOM (see read_safetensors).
+struct HeaderScan : nlohmann::json_sax<nlohmann::json> {
+  std::vector<std::unordered_set<std::string>> keys;  // one per open container (empty for arrays)
+  size_t top_level = 0;  // keys of the outermost object
+
+  void nest() {
+    if (keys.size() > static_cast<size_t>(kMaxJsonDepth))
+      throw HeaderProblem{cat("the header JSON nests deeper than ", kMaxJsonDepth)};
+  }
+  bool open() {
+    nest();
+    keys.emplace_back();
+    return true;
+  }
+  bool close() {
+    keys.pop_back();
+    return true;
+  }
+  bool scalar() {
+    nest();
+    return true;
+  }
+  bool null() override { return scalar(); }
+  bool boolean(bool) override { return scalar(); }
+  bool number_integer(number_integer_t) override { return scalar(); }
+  bool number_unsigned(number_unsigned_t) override { return scalar(); }
+  bool number_float(number_float_t, const string_t&) override { return scalar(); }
+  bool string(string_t&) override { return scalar(); }
+  bool binary(binary_t&) override { return scalar(); }
+  bool start_object(std::size_t) override { return open(); }
+  bool end_object() override { return close(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    nest();
+    if (!keys.back().insert(k).second) throw HeaderProblem{cat("the header JSON repeats the key ", quoted(k))};
+    if (keys.size() == 1 && ++top_level > kMaxSafetensorsEntries + 1)  // + 1: "__metadata__"
+      throw HeaderProblem{cat("the header lists more than ", kMaxSafetensorsEntries,
+                              " entries, more than any cgan_gpu model has tensors (parameters, state, Adam "
+                              "moments and weight average together)")};
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
 }  // namespace
 
 // ------------------------------------------------------------------ SafeTensors
 
 const NamedTensor* SafeTensors::find(const std::string& name) const {
-  for (const NamedTensor& t : tensors)
-    if (t.name == name) return &t;
-  return nullptr;
+  // The index is rebuilt when the tensor list has changed length since it was made (writers only
+  // append); one hashed lookup per name keeps matching a model against a file linear in its size.
+  if (index_size_ != tensors.size() || index_.empty() != tensors.empty()) {
+    index_.clear();
+    index_.reserve(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) index_.emplace(tensors[i].name, i);
+    index_size_ = tensors.size();
+  }
+  auto it = index_.find(name);
+  if (it == index_.end() || it->second >= tensors.size() || tensors[it->second].name != name) {
+    for (const NamedTensor& t : tensors)  // a name changed in place after indexing (no caller does)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+  return &tensors[it->second];
 }
 
 const NamedTensor& SafeTensors::at(const std::string& name) const {
@@ -112,6 +168,9 @@ void write_safetensors(const std::string& path, const SafeTensors& st) {
     }
     header["__metadata__"] = std::move(md);
   }
+  if (st.tensors.size() > kMaxSafetensorsEntries)
+    throw Error(cat(path, ": ", st.tensors.size(), " tensors, more than the ", kMaxSafetensorsEntries,
+                    " a cgan_gpu file may hold"));
   std::unordered_set<std::string> names;
   uint64_t offset = 0;
   for (size_t i = 0; i < st.tensors.size(); ++i) {
@@ -174,20 +233,16 @@ SafeTensors read_safetensors(const std::string& path) {
   read_or_throw(h.data(), h.size(), 8, "header");
   if (h[0] != '{') throw bad("the header does not start with '{'");
 
-  // Parse, rejecting duplicate keys (nlohmann would keep the last) and absurd nesting.
+  // First a SAX pass that builds nothing, rejecting duplicate keys (nlohmann would keep the last),
+  // absurd nesting and more top-level entries than any model has tensors (counted as they are read:
+  // a 14 MB header of 200,000 entries is refused after its first kMaxSafetensorsEntries + 2 keys);
+  // then the plain parse. Both are linear: nlohmann's parse-with-callback rescans the enclosing
+  // object at the end of every nested one (to drop discarded values), quadratic in the entries.
   nlohmann::json header;
   try {
-    std::vector<std::set<std::string>> keys;
-    header = nlohmann::json::parse(
-        h, [&](int depth, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
-          using E = nlohmann::json::parse_event_t;
-          if (depth > kMaxJsonDepth) throw HeaderProblem{cat("the header JSON nests deeper than ", kMaxJsonDepth)};
-          if (ev == E::object_start) keys.emplace_back();
-          else if (ev == E::object_end && !keys.empty()) keys.pop_back();
-          else if (ev == E::key && !keys.empty() && !keys.back().insert(v.get<std::string>()).second)
-            throw HeaderProblem{cat("the header JSON repeats the key ", quoted(v.get<std::string>()))};
-          return true;
-        });
+    HeaderScan scan;
+    if (nlohmann::json::sax_parse(h, &scan)) header = nlohmann::json::parse(h);
+    else header = nlohmann::json::parse(h);  // not JSON: throws, with the parser's own words
   } catch (const HeaderProblem& p) {
     throw bad(p.what);
   } catch (const nlohmann::json::exception& e) {

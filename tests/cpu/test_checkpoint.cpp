@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -430,6 +431,61 @@ TEST(Checkpoint, RejectsDuplicatesAndBadMetadata) {
                   "\"__metadata__\" is not an object");
   expect_rejected(dir, "md_dup.safetensors", raw(R"({"__metadata__":{"k":"1","k":"2"},)" + t + "}", one),
                   "repeats the key \"k\"");
+}
+
+// A header of `extra` one-value tensors after one real one (a 14 MB header for 200,000).
+std::string many_tensors(size_t extra) {
+  std::string h = R"({"real":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
+  std::string buf = floats({1.f, 2.f});
+  for (size_t i = 0; i < extra; ++i) {
+    const uint64_t b = 8 + 4 * i;
+    h += ",\"junk." + std::to_string(i) + R"(":{"dtype":"F32","shape":[],"data_offsets":[)" + std::to_string(b) +
+         "," + std::to_string(b + 4) + "]}";
+  }
+  h += "}";
+  buf.append(4 * extra, '\0');
+  return raw(h, buf);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+TEST(Checkpoint, AHeaderOfMoreEntriesThanAnyModelIsRefusedPromptly) {
+  TempDir dir;
+  const std::string bytes = many_tensors(200000);
+  ASSERT_GT(bytes.size(), size_t(14) << 20);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_rejected(dir, "many.safetensors", bytes,
+                  "not a valid safetensors file: the header lists more than 65536 entries, more than any cgan_gpu "
+                  "model has tensors (parameters, state, Adam moments and weight average together)");
+  EXPECT_LT(seconds_since(t0), 1.0) << "the refusal took too long";
+}
+
+TEST(Checkpoint, ReadingAndLookingUpIsLinearInTheEntries) {
+  // Just under the bound: every entry read and every name looked up (it took minutes when the
+  // parser rescanned the header object after each entry and find() scanned the list).
+  TempDir dir;
+  const std::string p = dir / "under.safetensors";
+  spit(p, many_tensors(cgan::kMaxSafetensorsEntries - 1));
+  const auto t0 = std::chrono::steady_clock::now();
+  const SafeTensors st = cgan::read_safetensors(p);
+  ASSERT_EQ(st.tensors.size(), cgan::kMaxSafetensorsEntries);
+  for (size_t i = 0; i + 1 < cgan::kMaxSafetensorsEntries; ++i)
+    ASSERT_NE(st.find("junk." + std::to_string(i)), nullptr) << i;
+  EXPECT_EQ(st.find("junk.x"), nullptr);
+  EXPECT_EQ(st.at("real").data, std::vector<float>({1.f, 2.f}));
+  EXPECT_LT(seconds_since(t0), 5.0) << "reading " << cgan::kMaxSafetensorsEntries << " entries took too long";
+}
+
+TEST(Checkpoint, TheWriterRefusesMoreEntriesThanTheReaderTakes) {
+  TempDir dir;
+  SafeTensors st;
+  for (size_t i = 0; i <= cgan::kMaxSafetensorsEntries; ++i) st.tensors.push_back({"t" + std::to_string(i), {}, {0.f}});
+  const std::string p = dir / "w.safetensors";
+  const std::string m = error_of([&] { cgan::write_safetensors(p, st); });
+  EXPECT_EQ(m, p + ": 65537 tensors, more than the 65536 a cgan_gpu file may hold");
+  EXPECT_FALSE(std::ifstream(p).good());
 }
 
 TEST(Checkpoint, RandomCorruptionNeverCrashes) {
