@@ -661,6 +661,7 @@ int cmd_eval(Args& a) {
   }
   if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);
   auto be = make_backend(device, {cfg.precision});
+  check_checkpoint_tensors(*be, info, ck, ckpt);  // the whole file, before the classifier and data are read
   std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path);
   check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
   const HostDataset real =

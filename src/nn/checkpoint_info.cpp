@@ -136,9 +136,28 @@ std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, c
   if (G->out_dim() != info.shape.dim())
     throw Error(cat(path, ": the generator produces ", G->out_dim(), " values per sample but metadata 'data_shape' (",
                     info.shape.channels, ",", info.shape.height, ",", info.shape.width, ") holds ", info.shape.dim()));
+  const TensorLayout layout = checkpoint_layout(ck, path);
+  check_checkpoint_tensors(be, info, ck, path, G.get());
   const bool ema = use_ema && checkpoint_has_ema(ck);  // train.ema's average, when the checkpoint has one
-  load_model_params(*G, ck, ema ? kEmaNet : "generator", path, checkpoint_layout(ck, path));
+  load_model_params(*G, ck, ema ? kEmaNet : "generator", path, layout);
   return G;
+}
+
+void check_checkpoint_tensors(Backend& be, const CheckpointInfo& info, const SafeTensors& ck, const std::string& path,
+                              const Model* generator) {
+  const Config& cfg = info.cfg;
+  const TensorLayout layout = checkpoint_layout(ck, path);
+  std::unique_ptr<Model> own;
+  if (!generator) {
+    own = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, condition_width(cfg.generator, info.shape), 1,
+                                  "generator");
+    generator = own.get();
+  }
+  check_known_tensors(*generator, ck, "generator", path, layout, true);
+  if (layout == TensorLayout::torch) check_known_tensors(*generator, ck, kEmaNet, path, layout, false);
+  const Model D(be, cfg.discriminator, info.shape.dim(), condition_width(cfg.discriminator, info.shape), 1,
+                "discriminator");
+  check_known_tensors(D, ck, "discriminator", path, layout, true);
 }
 
 Config config_from_checkpoint(const SafeTensors& ck, const std::string& path, const std::vector<std::string>& overrides) {

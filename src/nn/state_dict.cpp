@@ -89,15 +89,35 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return r + "]";
 }
 
+const char* dtype_str(DType d) { return d == DType::i64 ? "I64" : "F32"; }
+
+// The one rule for a tensor the engine knows by name: the dtype and shape of its slot.
+void check_tensor(const NamedTensor& t, const std::vector<int64_t>& shape, DType dtype, const std::string& path) {
+  if (t.dtype != dtype)
+    throw Error(cat(path, ": tensor '", t.name, "' is ", dtype_str(t.dtype), " ", shape_str(t.shape),
+                    " but this model needs ", dtype_str(dtype), " ", shape_str(shape)));
+  if (t.shape != shape)
+    throw Error(cat(path, ": tensor '", t.name, "' has shape ", shape_str(t.shape), " but this model needs ",
+                    shape_str(shape), " (checkpoint from another architecture)"));
+}
+
 const NamedTensor& need(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape,
                         const std::string& path) {
   const NamedTensor* t = ck.find(name);
   if (!t) throw Error(cat(path, ": tensor '", name, "' is missing (checkpoint from another architecture?)"));
-  if (t->dtype != DType::f32) throw Error(cat(path, ": tensor '", name, "' is not F32"));
-  if (t->shape != shape)
-    throw Error(cat(path, ": tensor '", name, "' has shape ", shape_str(t->shape), " but this model needs ",
-                    shape_str(shape), " (checkpoint from another architecture)"));
+  check_tensor(*t, shape, DType::f32, path);
   return *t;
+}
+
+// Checks the tensor `name` against (shape, dtype) when the file holds it.
+void check_if_present(const SafeTensors& ck, const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                      const std::string& path) {
+  if (const NamedTensor* t = ck.find(name)) check_tensor(*t, shape, dtype, path);
+}
+
+// A batch norm's num_batches_tracked, named after its running_var tensor.
+std::string batches_tracked_name(const std::string& running_var) {
+  return running_var.substr(0, running_var.size() - std::string("running_var").size()) + "num_batches_tracked";
 }
 
 // The tensor of slot `sl` named `name` copied, in the engine's layout, to buf[sl.offset ...).
@@ -136,9 +156,8 @@ void put_model_params(SafeTensors& st, Backend& be, const Model& m, const std::s
   for (const ParamSlot& sl : m.slots()) {
     st.tensors.push_back(slot_tensor(sl, sl.state ? s : p, param_name(sl, net, layout), layout));
     if (layout == TensorLayout::torch && torch_slot(sl).batchnorm_last) {
-      const std::string& n = st.tensors.back().name;
       NamedTensor t;
-      t.name = n.substr(0, n.size() - std::string("running_var").size()) + "num_batches_tracked";
+      t.name = batches_tracked_name(st.tensors.back().name);
       t.dtype = DType::i64;
       t.ints = {bn_batches};
       st.tensors.push_back(std::move(t));
@@ -160,7 +179,11 @@ void put_adam_state(SafeTensors& st, Backend& be, const Model& m, const std::str
 void load_model_params(Model& m, const SafeTensors& ck, const std::string& net, const std::string& path,
                        TensorLayout layout) {
   std::vector<float> p(m.param_count(), 0.f), s(m.state_count(), 0.f);
-  for (const ParamSlot& sl : m.slots()) read_slot(ck, sl, param_name(sl, net, layout), path, layout, sl.state ? s : p);
+  for (const ParamSlot& sl : m.slots()) {
+    read_slot(ck, sl, param_name(sl, net, layout), path, layout, sl.state ? s : p);
+    if (layout == TensorLayout::torch && torch_slot(sl).batchnorm_last)  // not read (derived from the step)
+      check_if_present(ck, batches_tracked_name(param_name(sl, net, layout)), {}, DType::i64, path);
+  }
   m.set_params(p.data(), s.data());
 }
 
@@ -179,6 +202,27 @@ void load_adam_state(Model& m, Backend& be, const SafeTensors& ck, const std::st
     }
     be.upload(which[0] == 'm' ? m.adam_m() : m.adam_v(), h.data(), h.size());
   }
+}
+
+void check_known_tensors(const Model& m, const SafeTensors& ck, const std::string& net, const std::string& path,
+                         TensorLayout layout, bool adam) {
+  for (const ParamSlot& sl : m.slots()) {
+    const std::string name = param_name(sl, net, layout);
+    if (layout == TensorLayout::torch) {
+      const TorchSlot ts = torch_slot(sl);
+      check_if_present(ck, name, ts.shape, DType::f32, path);
+      if (ts.batchnorm_last) check_if_present(ck, batches_tracked_name(name), {}, DType::i64, path);
+      if (adam && !sl.state)
+        for (const char* which : {"m", "v"})
+          check_if_present(ck, cat("optim.", net, ".", which, ".", ts.name), ts.shape, DType::f32, path);
+    } else {
+      check_if_present(ck, name, sl.shape, DType::f32, path);
+    }
+  }
+  if (adam && layout == TensorLayout::v1 && m.param_count())
+    for (const char* which : {"m", "v"})
+      check_if_present(ck, cat(net, ".adam.", which), {static_cast<int64_t>(m.packed_param_count())}, DType::f32,
+                       path);
 }
 
 }  // namespace cgan

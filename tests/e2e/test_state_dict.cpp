@@ -284,3 +284,46 @@ TEST(StateDict, UnknownFormatIsAnError) {
   st.metadata.clear();  // files without a format (written before it was recorded) read as v1
   EXPECT_EQ(checkpoint_layout(st, "x.safetensors"), TensorLayout::v1);
 }
+
+// Every tensor the engine knows by name is checked when sample and eval read the file, used or not:
+// the weight average's num_batches_tracked stored as F32 [2] (PyTorch: I64 []) is refused with the
+// raw generator asked for; a tensor the engine does not know is allowed (a non-strict load).
+TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
+  e2e::TempDir d("known_tensors");
+  auto r = e2e::run_cli("--config configs/mnist_gan.json --set train.steps=2 --set train.ema.decay=0.9 "
+                        "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 --out " +
+                            (d / "run"),
+                        d / "log_train");
+  ASSERT_EQ(r.code, 0) << r.output;
+  SafeTensors ck = read_safetensors(d / "run/checkpoints/step_2.safetensors");
+  ck.tensors.push_back(NamedTensor{"notes.extra", {3}, {1.f, 2.f, 3.f}});  // unknown: allowed
+  const std::string extra = d / "extra.safetensors";
+  write_safetensors(extra, ck);
+  r = e2e::run_cli("sample --checkpoint " + extra + " --labels 0,1 --out " + (d / "ok.png"), d / "log_ok");
+  EXPECT_EQ(r.code, 0) << r.output;
+  bool doctored = false;
+  for (NamedTensor& t : ck.tensors)
+    if (t.name == "generator_ema.2.num_batches_tracked") {
+      ASSERT_EQ(t.dtype, DType::i64);
+      t.dtype = DType::f32, t.shape = {2}, t.ints.clear(), t.data = {0.f, 0.f};
+      doctored = true;
+    }
+  ASSERT_TRUE(doctored);
+  const std::string bad = d / "bad.safetensors";
+  write_safetensors(bad, ck);
+  const std::string want =
+      "cgan_gpu: " + bad + ": tensor 'generator_ema.2.num_batches_tracked' is F32 [2] but this model needs I64 []\n";
+  r = e2e::run_cli("sample --no-ema --checkpoint " + bad + " --labels 0,1 --out " + (d / "bad.png"), d / "log_s");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, want);
+  EXPECT_FALSE(std::ifstream(d / "bad.png").good());
+  r = e2e::run_cli("eval --no-ema --checkpoint " + bad + " --classifier " + (d / "none.safetensors") + " --out " +
+                       (d / "eval"),
+                   d / "log_e");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(want), std::string::npos) << r.output;
+  EXPECT_FALSE(std::ifstream(d / "eval/metrics.json").good());
+  r = e2e::run_cli("--resume " + bad + " --set train.steps=3 --out " + (d / "resumed"), d / "log_r");  // strict too
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(want), std::string::npos) << r.output;
+}

@@ -38,8 +38,15 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
 // The checkpoint's generator at batch 1 (views at other batches share its parameters): every
 // parameter slot checked against the stored tensor of that name and shape, and its output width
 // against the data shape. use_ema: the averaged generator (train.ema, "generator_ema.*") when the
-// checkpoint holds one, else the raw one; false: always the raw one (`--no-ema`).
+// checkpoint holds one, else the raw one; false: always the raw one (`--no-ema`). Before loading,
+// the whole file is checked (check_checkpoint_tensors).
 std::unique_ptr<Model> load_generator(Backend& be, const CheckpointInfo& info, const SafeTensors& ck,
                                       const std::string& path, bool use_ema = true);
+// Every tensor the engine knows by name (generator.*, generator_ema.*, discriminator.*, optim.*)
+// checked against its slot's dtype and shape (check_known_tensors), whether or not the command
+// reads it; names it does not know are allowed. Models of batch 1 are built for their slots
+// (`generator`: one already built, else one is made here).
+void check_checkpoint_tensors(Backend& be, const CheckpointInfo& info, const SafeTensors& ck, const std::string& path,
+                              const Model* generator = nullptr);
 
 }  // namespace cgan

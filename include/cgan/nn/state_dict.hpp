@@ -57,4 +57,12 @@ void load_model_params(Model& m, const SafeTensors& ck, const std::string& net, 
 void load_adam_state(Model& m, Backend& be, const SafeTensors& ck, const std::string& net, const std::string& path,
                      TensorLayout layout);
 
+// Every tensor of the file that the engine knows by name for model `m` under `net` (its parameters,
+// state and, torch layout, each batch norm's num_batches_tracked: I64 []; with `adam`, its Adam
+// moments) is checked against its slot's dtype and shape, whether or not the caller reads it; an
+// absent one is left to the loaders above, a name the engine does not know is allowed (PyTorch's
+// load_state_dict(strict=False)).
+void check_known_tensors(const Model& m, const SafeTensors& ck, const std::string& net, const std::string& path,
+                         TensorLayout layout, bool adam);
+
 }  // namespace cgan
