@@ -675,3 +675,15 @@ TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {
   EXPECT_EQ(testutil::slurp(d / "log"), "cgan_gpu: stopped by SIGTERM before training started; nothing was written\n");
   EXPECT_FALSE(fs::exists(d / "run"));
 }
+
+// `plot` names what it was given when that is not a run directory.
+TEST(Cli, PlotSaysWhatItWasGivenWhenItIsNotARunDirectory) {
+  e2e::TempDir d("plot_args");
+  testutil::spit(d / "losses.csv", "step,d_loss,g_loss\n");
+  auto r = e2e::run_cli("plot " + (d / "losses.csv"), d / "log1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: " + (d / "losses.csv") + ": is a file, not a run directory\n");
+  r = e2e::run_cli("plot " + (d / "missing"), d / "log2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "cgan_gpu: " + (d / "missing") + ": not a run directory (no such directory)\n");
+}
