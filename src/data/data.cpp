@@ -1,5 +1,6 @@
 #include "cgan/data/data.hpp"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -155,14 +156,71 @@ std::vector<float> pixel_table(float lo, float hi) {
 
 // An IDX file's magic (for `ndims` dimensions: 3 for images, 1 for labels), then its whole header
 // (the magic and one 4-byte size per dimension) present.
-void check_idx_header(const std::vector<uint8_t>& b, int ndims, const std::string& path) {
-  if (b.size() < 4)
-    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, too short for an IDX header"));
-  check_magic(be32(b.data()), ndims, path);
+// `total`: the size of the whole file, of which the first `n` bytes are at `p` (n == total, or at
+// least the header).
+void check_idx_header(const uint8_t* p, size_t n, uint64_t total, int ndims, const std::string& path) {
+  if (total < 4)
+    throw Error(cat(path, ": truncated: file has ", total, " bytes, too short for an IDX header"));
+  check_magic(be32(p), ndims, path);
   const size_t header = 4 + 4 * static_cast<size_t>(ndims);
-  if (b.size() < header)
-    throw Error(cat(path, ": truncated: file has ", b.size(), " bytes, less than the ", header, "-byte IDX ",
+  if (total < header)
+    throw Error(cat(path, ": truncated: file has ", total, " bytes, less than the ", header, "-byte IDX ",
                     ndims == 3 ? "images" : "labels", " header"));
+  CGAN_CHECK(n >= header, "internal: IDX header not read");
+}
+
+// An IDX images header (first n bytes of a file of `total` bytes) checked, the payload size too.
+IdxImages idx3_header(const uint8_t* p, size_t n, uint64_t total, const std::string& path) {
+  check_idx_header(p, n, total, 3, path);
+  const uint32_t count = be32(p + 4), rows = be32(p + 8), cols = be32(p + 12);
+  const std::string dims = cat(count, "x", rows, "x", cols);
+  if (count == 0) throw Error(cat(path, ": header says 0 images (", dims, "): the file holds no data"));
+  if (rows == 0 || cols == 0)
+    throw Error(cat(path, ": header says images of ", rows, "x", cols, " pixels: sizes must be positive"));
+  const uint64_t want = static_cast<uint64_t>(count) * rows * cols;
+  if (count > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()) || rows > 65535 || cols > 65535)
+    throw Error(cat(path, ": header says ", dims, ", which is too large"));
+  check_payload(want, 16, total, dims, "pixels", path);
+  IdxImages im;
+  im.count = static_cast<int>(count);
+  im.rows = static_cast<int>(rows);
+  im.cols = static_cast<int>(cols);
+  return im;
+}
+
+void idx1_header(const uint8_t* p, size_t n, uint64_t total, const std::string& path) {
+  check_idx_header(p, n, total, 1, path);
+  const uint32_t count = be32(p + 4);
+  if (count == 0) throw Error(cat(path, ": header says 0 labels: the file holds no data"));
+  if (count > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()))
+    throw Error(cat(path, ": header says ", count, " labels, which is too many"));
+  check_payload(count, 8, total, cat(count, " labels"), "labels", path);
+}
+
+// An IDX file's bytes. A plain file's header is read and checked against the file's size before
+// the payload is (a lying or huge file is refused without being loaded); gzip files stop
+// decompressing where the header says (read_file_maybe_gz).
+std::vector<uint8_t> read_idx_file(const std::string& path, int ndims) {
+  uint64_t size = 0;
+  const int fd = open_regular_file(path, "data file", &size);
+  uint8_t head[16] = {};
+  const size_t want = std::min<uint64_t>(size, 4 + 4 * static_cast<uint64_t>(ndims));
+  size_t got = 0;
+  while (got < want) {
+    const ssize_t r = ::pread(fd, head + got, want - got, static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const int e = errno;
+      ::close(fd);
+      throw Error(cat(path, ": read error in the IDX header: ", r < 0 ? std::strerror(e) : "file shrank"));
+    }
+    got += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b) return read_file_maybe_gz(path, idx_expected_size);
+  if (ndims == 3) (void)idx3_header(head, got, size, path);
+  else idx1_header(head, got, size, path);
+  return read_file_maybe_gz(path, idx_expected_size);
 }
 
 void check_count(int count, const char* who) {
@@ -197,31 +255,13 @@ std::optional<uint64_t> idx_expected_size(const uint8_t* p, size_t n) {
 }
 
 IdxImages parse_idx3_images(const std::vector<uint8_t>& b, const std::string& path) {
-  check_idx_header(b, 3, path);
-  const uint32_t n = be32(b.data() + 4), rows = be32(b.data() + 8), cols = be32(b.data() + 12);
-  const std::string dims = cat(n, "x", rows, "x", cols);
-  if (n == 0) throw Error(cat(path, ": header says 0 images (", dims, "): the file holds no data"));
-  if (rows == 0 || cols == 0)
-    throw Error(cat(path, ": header says images of ", rows, "x", cols, " pixels: sizes must be positive"));
-  const uint64_t want = static_cast<uint64_t>(n) * rows * cols;
-  if (n > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()) || rows > 65535 || cols > 65535)
-    throw Error(cat(path, ": header says ", dims, ", which is too large"));
-  check_payload(want, 16, b.size(), dims, "pixels", path);
-  IdxImages im;
-  im.count = static_cast<int>(n);
-  im.rows = static_cast<int>(rows);
-  im.cols = static_cast<int>(cols);
+  IdxImages im = idx3_header(b.data(), b.size(), b.size(), path);
   im.pixels.assign(b.begin() + 16, b.end());
   return im;
 }
 
 std::vector<uint8_t> parse_idx1_labels(const std::vector<uint8_t>& b, const std::string& path) {
-  check_idx_header(b, 1, path);
-  const uint32_t n = be32(b.data() + 4);
-  if (n == 0) throw Error(cat(path, ": header says 0 labels: the file holds no data"));
-  if (n > static_cast<uint32_t>(std::numeric_limits<int32_t>::max()))
-    throw Error(cat(path, ": header says ", n, " labels, which is too many"));
-  check_payload(n, 8, b.size(), cat(n, " labels"), "labels", path);
+  idx1_header(b.data(), b.size(), b.size(), path);
   return std::vector<uint8_t>(b.begin() + 8, b.end());
 }
 
@@ -231,9 +271,8 @@ HostDataset load_idx_pair(const std::string& images_path, const std::string& lab
     throw Error(cat(labels_path, ": num_classes must be in 1..256 for byte labels, got ", num_classes));
   if (!std::isfinite(lo) || !std::isfinite(hi))
     throw Error(cat(images_path, ": pixel range [", lo, ", ", hi, "] is not finite"));
-  IdxImages im = parse_idx3_images(read_file_maybe_gz(images_path, idx_expected_size), images_path);
-  const std::vector<uint8_t> labels =
-      parse_idx1_labels(read_file_maybe_gz(labels_path, idx_expected_size), labels_path);
+  IdxImages im = parse_idx3_images(read_idx_file(images_path, 3), images_path);
+  const std::vector<uint8_t> labels = parse_idx1_labels(read_idx_file(labels_path, 1), labels_path);
   if (static_cast<size_t>(im.count) != labels.size())
     throw Error(cat(images_path, ": holds ", im.count, " images but ", labels_path, " holds ",
                     labels.size(), " labels: the counts must match"));

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -283,6 +284,30 @@ TEST(DataIdx, TrailingBytes) {
   write_file(t / "img", idx3(2, 3, 3, Bytes(18, 7)));
   write_file(t / "lab", idx1(2, {0, 1, 1}));
   error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); }, {t / "lab", "trailing bytes", "1 extra"});
+}
+
+// A plain IDX file's header is checked against the file's size before the payload is read: a
+// header that claims more than the file holds, or a huge (sparse) file behind a small header, is
+// refused at once, naming the file.
+TEST(DataIdx, PlainFilesAreCheckedByTheirHeaderBeforeTheyAreLoaded) {
+  DataTempDir t;
+  write_file(t / "lab", idx1(2, {0, 1}));
+  write_file(t / "img", idx3(1000000, 28, 28, Bytes(784, 0)));
+  auto t0 = std::chrono::steady_clock::now();
+  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); },
+           {t / "img", "truncated: header says 1000000x28x28 (784000000 bytes of pixels) but file has 784 bytes"});
+  write_file(t / "img", idx3(2, 2, 2, Bytes(8, 0)));
+  {  // 6 GiB, sparse: no disk used, but reading it whole took seconds and 6 GiB of memory
+    std::filesystem::resize_file(t / "img", uint64_t(6) << 30);
+  }
+  t0 = std::chrono::steady_clock::now();
+  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); },
+           {t / "img", "trailing bytes: header says 2x2x2 (8 bytes of pixels)", "(6442450920 extra)"});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
+  write_file(t / "img", idx3(2, 2, 2, Bytes(8, 0)));
+  write_file(t / "lab", idx1(5000000, {0, 1}));
+  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); },
+           {t / "lab", "truncated: header says 5000000 labels (5000000 bytes of labels) but file has 2 bytes"});
 }
 
 TEST(DataIdx, ZeroCountOrSize) {
