@@ -256,6 +256,9 @@ def main():
                     help="the reference's precision (float32: to measure PyTorch's own float32 drift)")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    # A failed run keeps its work directory for a look; the next run starts from an empty one (else
+    # the engine refuses it: "already holds a run").
+    shutil.rmtree(a.workdir, ignore_errors=True)
     t0 = time.time()
     cmd = [a.binary, "trace", "--config", a.config, "--out", a.workdir, "--steps", str(a.steps), "--full", str(a.full),
            "--device", "cpu"]

@@ -44,6 +44,9 @@ def main():
     ap.add_argument("--set", action="append", default=[], dest="sets")
     a = ap.parse_args()
     torch.set_num_threads(1)
+    # A failed run keeps its work directory for a look; the next run starts from an empty one (else
+    # the engine refuses it: "already holds a run").
+    shutil.rmtree(a.workdir, ignore_errors=True)
     os.makedirs(a.workdir, exist_ok=True)
     train = [a.binary, "train", "--config", a.config, "--out", a.workdir, "--device", "cpu",
              "--set", "train.steps=3", "--set", "log.progress=none"]
