@@ -290,7 +290,7 @@ TEST(StateDict, UnknownFormatIsAnError) {
 // raw generator asked for; a tensor the engine does not know is allowed (a non-strict load).
 TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
   e2e::TempDir d("known_tensors");
-  auto r = e2e::run_cli("--config configs/mnist_gan.json --set train.steps=2 --set train.ema.decay=0.9 "
+  auto r = e2e::run_cli("--config configs/mnist_lsgan_embed.json --set train.steps=2 --set train.ema.decay=0.9 "
                         "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 --out " +
                             (d / "run"),
                         d / "log_train");
@@ -303,7 +303,7 @@ TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
   EXPECT_EQ(r.code, 0) << r.output;
   bool doctored = false;
   for (NamedTensor& t : ck.tensors)
-    if (t.name == "generator_ema.2.num_batches_tracked") {
+    if (t.name == "generator_ema.3.num_batches_tracked") {
       ASSERT_EQ(t.dtype, DType::i64);
       t.dtype = DType::f32, t.shape = {2}, t.ints.clear(), t.data = {0.f, 0.f};
       doctored = true;
@@ -312,7 +312,7 @@ TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
   const std::string bad = d / "bad.safetensors";
   write_safetensors(bad, ck);
   const std::string want =
-      "cgan_gpu: " + bad + ": tensor 'generator_ema.2.num_batches_tracked' is F32 [2] but this model needs I64 []\n";
+      "cgan_gpu: " + bad + ": tensor 'generator_ema.3.num_batches_tracked' is F32 [2] but this model needs I64 []\n";
   r = e2e::run_cli("sample --no-ema --checkpoint " + bad + " --labels 0,1 --out " + (d / "bad.png"), d / "log_s");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, want);
