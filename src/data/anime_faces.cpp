@@ -14,7 +14,6 @@ namespace cgan {
 
 namespace {
 
-constexpr uint64_t kFaceStream = 0x414e494d45ULL << 16;  // "ANIME": per-face parameters
 constexpr int kParams = 48;                               // Philox indices reserved per face
 
 // Shape parameters are drawn in a fixed order from consecutive Philox indices of the face.

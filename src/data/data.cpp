@@ -25,10 +25,7 @@ constexpr uint32_t kIdx3Magic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kIdx1Magic = 0x00000801;  // unsigned byte, 1 dimension
 constexpr size_t kMaxDecompressed = size_t{8} << 30;  // guards against gzip bombs
 
-// Philox streams of the synthetic sets (distinct from every training stream).
-constexpr uint64_t kGaussianStream = 0x4741555353ULL << 16;  // "GAUSS"
-constexpr uint64_t kMixtureNoiseStream = 0x4d49584eULL << 24;  // "MIXN"
-constexpr uint64_t kMixtureShuffleStream = 0x4d495853ULL << 24;  // "MIXS"
+// Philox streams of the synthetic sets: cgan/base/streams.hpp (through philox.hpp).
 
 std::string hex32(uint32_t v) {
   char buf[16];

@@ -2,6 +2,7 @@
 #include "cgan/eval/classifier.hpp"
 
 #include "cgan/data/anime_faces.hpp"
+#include "cgan/base/streams.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -22,8 +23,6 @@ using json = nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kClassifierPermStream = 0x434c5346ULL << 32;  // "CLSF" + epoch
-constexpr uint64_t kClassifierDropStream = 0x434c5344ULL << 32;  // "CLSD" + step
 
 std::string describe(const json& v) { return describe_json(v); }
 
@@ -195,7 +194,7 @@ Classifier::Classifier(Backend& be, const SafeTensors& f, const std::string& pat
     throw Error(cat(path, ": the network ends with ", model_->out_dim(), " outputs but the data has ",
                     shape_.num_classes, " labels"));
   load_model_params(*model_, f, "classifier", path, TensorLayout::v1);
-  x_ = be.alloc(static_cast<size_t>(batch) * shape_.dim());
+  x_ = Buffer<float>(be, static_cast<size_t>(batch) * shape_.dim());
   // the feature width, from the spec (a forward would tell too)
   int w = shape_.dim();
   for (int i = 0; i <= feature_layer_; ++i)
@@ -203,7 +202,7 @@ Classifier::Classifier(Backend& be, const SafeTensors& f, const std::string& pat
   feature_dim_ = w;
 }
 
-Classifier::~Classifier() { be_.free(x_); }
+Classifier::~Classifier() = default;
 
 void Classifier::run(const float* x, int64_t n, std::vector<float>* logits, std::vector<float>* features) {
   const int B = model_->batch(), P = shape_.dim(), K = shape_.num_classes;
@@ -275,19 +274,12 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
                     " has ", K, " labels (end with {\"linear\": ", K, "})"));
   m.init_params(spec.seed * 2 + 7);
 
-  float* x_all = be.alloc(train.x.size());
-  int32_t* y_all = be.alloc_int(train.count);
-  int32_t* perm = be.alloc_int(train.count);
-  float* xb = be.alloc(static_cast<size_t>(B) * P);
-  int32_t* yb = be.alloc_int(B);
-  float* acc = be.alloc(2);
-  struct Free {
-    Backend& be;
-    std::vector<void*> p;
-    ~Free() {
-      for (void* q : p) be.free(q);
-    }
-  } guard{be, {x_all, y_all, perm, xb, yb, acc}};
+  const Buffer<float> x_all(be, train.x.size());
+  const Buffer<int32_t> y_all(be, train.count);
+  const Buffer<int32_t> perm(be, train.count);
+  const Buffer<float> xb(be, static_cast<size_t>(B) * P);
+  const Buffer<int32_t> yb(be, B);
+  const Buffer<float> acc(be, 2);
   be.upload(x_all, train.x.data(), train.x.size());
   be.upload_int(y_all, train.y.data(), train.y.size());
 

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cgan/backend/buffer.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/base/io.hpp"
 #include "cgan/eval/precision_recall.hpp"
@@ -184,15 +185,10 @@ ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, con
                              uint64_t seed) {
   struct State {
     explicit State(Backend& b) : be(b) {}
-    State(const State&) = delete;
-    State& operator=(const State&) = delete;
     Backend& be;
     std::unique_ptr<Model> S;
-    float *z = nullptr, *cond = nullptr;
-    int32_t* y = nullptr;
-    ~State() {
-      be.free(z), be.free(cond), be.free(y);
-    }
+    Buffer<float> z, cond;
+    Buffer<int32_t> y;
   };
   const int num_classes = shape.num_classes;
   const int Kg = condition_width(cfg.generator, shape);
@@ -200,9 +196,9 @@ ImageSource generator_source(Backend& be, const Config& cfg, const Model& G, con
              "evaluator: the generator is unconditional; the evaluator scores conditional generators");
   auto st = std::make_shared<State>(be);
   st->S = std::make_unique<Model>(be, cfg.generator, cfg.noise_dim, Kg, batch, "generator", &G);
-  st->z = be.alloc(static_cast<size_t>(batch) * cfg.noise_dim);
-  st->y = be.alloc_int(batch);
-  st->cond = be.alloc(static_cast<size_t>(batch) * Kg);
+  st->z = Buffer<float>(be, static_cast<size_t>(batch) * cfg.noise_dim);
+  st->y = Buffer<int32_t>(be, batch);
+  st->cond = Buffer<float>(be, static_cast<size_t>(batch) * Kg);
   const int noise = cfg.noise_dim;
   return [st, batch, noise, seed, Kg, num_classes, shape](int label, int n) {
     CGAN_CHECK(n > 0 && n <= batch, "evaluator: ", n, " images requested from a source of batch ", batch);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <functional>
 
+#include "cgan/backend/buffer.hpp"
 #include "cgan/base/error.hpp"
 
 namespace cgan {
@@ -56,22 +57,18 @@ void for_each_tile(Backend& be, const Centered& A, int64_t na, const Centered& B
                    const std::function<void(const Tile&)>& visit) {
   const bool same = &A == &B;
   struct Buffers {
-    Backend& be;
-    float *a = nullptr, *b = nullptr, *c = nullptr;
-    ~Buffers() { be.free(a), be.free(b), be.free(c); }
-  } buf{be};
-  buf.a = be.alloc(A.x.size());
+    Buffer<float> a, b, c;
+  } buf;
+  buf.a = Buffer<float>(be, A.x.size());
   be.upload(buf.a, A.x.data(), A.x.size());
-  if (same) {
-    buf.b = nullptr;
-  } else {
-    buf.b = be.alloc(B.x.size());
+  if (!same) {
+    buf.b = Buffer<float>(be, B.x.size());
     be.upload(buf.b, B.x.data(), B.x.size());
   }
-  const float* dev_b = same ? buf.a : buf.b;
+  const float* dev_b = same ? buf.a.get() : buf.b.get();
   const int T = kPairTile;
   const int64_t tile_rows = std::min<int64_t>(T, na), tile_cols = std::min<int64_t>(T, nb);
-  buf.c = be.alloc(static_cast<size_t>(tile_rows * tile_cols));
+  buf.c = Buffer<float>(be, static_cast<size_t>(tile_rows * tile_cols));
   std::vector<float> host(static_cast<size_t>(tile_rows * tile_cols));
   for (int64_t i0 = 0; i0 < na; i0 += T) {
     const int rows = static_cast<int>(std::min<int64_t>(T, na - i0));

@@ -1,6 +1,7 @@
 #include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/train/sample.hpp"
 
+#include "cgan/backend/buffer.hpp"
 #include "cgan/nn/ema.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/report/grid.hpp"
@@ -22,43 +23,37 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
       throw Error(cat("sample: label ", l, " is outside this model's classes 0..", shape.num_classes - 1));
   const std::unique_ptr<Model> G1 = load_generator(be, info, ck, path, req.ema);
   Model G(be, cfg.generator, cfg.noise_dim, Kg, n, "generator", G1.get());
-  float* z = be.alloc(static_cast<size_t>(n) * cfg.noise_dim);
-  int32_t* y = be.alloc_int(n);
-  float* cond = be.alloc(static_cast<size_t>(n) * std::max(Kg, 1));
+  const Buffer<float> z(be, static_cast<size_t>(n) * cfg.noise_dim);
+  const Buffer<int32_t> y(be, n);
+  const Buffer<float> cond(be, static_cast<size_t>(n) * std::max(Kg, 1));
   std::vector<int32_t> labels = req.labels;
   labels.resize(n, 0);
   std::vector<float> h(static_cast<size_t>(n) * G.out_dim());
-  try {
-    be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, 0, 0.f, 1.f, z);
-    be.upload_int(y, labels.data(), labels.size());
-    if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot()) be.upload(cond, req.tags.data(), req.tags.size());
-    else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
-    const float* out = G.forward(z, y, cond, false);
-    be.download(h.data(), out, h.size());
-    if (!req.save_tensors.empty()) {
-      SafeTensors st;
-      NamedTensor tz{"noise", {n, cfg.noise_dim}, std::vector<float>(static_cast<size_t>(n) * cfg.noise_dim)};
-      be.download(tz.data.data(), z, tz.data.size());
-      st.tensors.push_back(std::move(tz));
-      st.tensors.push_back(NamedTensor{"labels", {n}, std::vector<float>(labels.begin(), labels.end())});
-      if (Kg > 0 && G.uses_onehot()) {
-        NamedTensor tc{"cond", {n, Kg}, std::vector<float>(static_cast<size_t>(n) * Kg)};
-        be.download(tc.data.data(), cond, tc.data.size());
-        st.tensors.push_back(std::move(tc));
-      }
-      st.tensors.push_back(NamedTensor{"samples", {n, G.out_dim()}, h});
-      st.metadata["format"] = "cgan_gpu.sample_inputs.v1";
-      st.metadata["checkpoint"] = path;
-      st.metadata["seed"] = std::to_string(req.seed);
-      st.metadata["grid"] = cat(req.rows, ",", req.cols);  // rows, columns of the picture
-      st.metadata["generator"] = req.ema && checkpoint_has_ema(ck) ? kEmaNet : "generator";  // whose weights
-      write_safetensors(req.save_tensors, st);
+  be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, 0, 0.f, 1.f, z);
+  be.upload_int(y, labels.data(), labels.size());
+  if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot()) be.upload(cond, req.tags.data(), req.tags.size());
+  else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
+  const float* out = G.forward(z, y, cond, false);
+  be.download(h.data(), out, h.size());
+  if (!req.save_tensors.empty()) {
+    SafeTensors st;
+    NamedTensor tz{"noise", {n, cfg.noise_dim}, std::vector<float>(static_cast<size_t>(n) * cfg.noise_dim)};
+    be.download(tz.data.data(), z, tz.data.size());
+    st.tensors.push_back(std::move(tz));
+    st.tensors.push_back(NamedTensor{"labels", {n}, std::vector<float>(labels.begin(), labels.end())});
+    if (Kg > 0 && G.uses_onehot()) {
+      NamedTensor tc{"cond", {n, Kg}, std::vector<float>(static_cast<size_t>(n) * Kg)};
+      be.download(tc.data.data(), cond, tc.data.size());
+      st.tensors.push_back(std::move(tc));
     }
-  } catch (...) {
-    be.free(z), be.free(y), be.free(cond);
-    throw;
+    st.tensors.push_back(NamedTensor{"samples", {n, G.out_dim()}, h});
+    st.metadata["format"] = "cgan_gpu.sample_inputs.v1";
+    st.metadata["checkpoint"] = path;
+    st.metadata["seed"] = std::to_string(req.seed);
+    st.metadata["grid"] = cat(req.rows, ",", req.cols);  // rows, columns of the picture
+    st.metadata["generator"] = req.ema && checkpoint_has_ema(ck) ? kEmaNet : "generator";  // whose weights
+    write_safetensors(req.save_tensors, st);
   }
-  be.free(z), be.free(y), be.free(cond);
   return render_samples(h, labels, shape, req.rows, req.cols);
 }
 

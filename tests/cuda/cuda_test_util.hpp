@@ -1,6 +1,6 @@
 // Helpers shared by the CUDA parity tests (test_cuda_ops.cpp, test_cuda_conv.cpp) and the CUDA
 // training tests: the seed (CGAN_TEST_SEED=<n> replays one; it is printed with every failure), the
-// skip without a usable GPU, the same array on both backends (Twin, TwinInt) or on one (Buf),
+// skip without a usable GPU, the same array on both backends (Twin, TwinInt) or on one (buf(), a Buffer),
 // comparisons of CPU results (the reference) with GPU results (within / close / identical), and
 // CudaParityTest, the fixture base that holds both backends and a seeded generator of inputs.
 #pragma once
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 #include "cuda_backend.hpp"
 
 // Skips the current test, saying why, when no usable GPU is present (cuda_available()).
@@ -47,15 +48,8 @@ inline uint64_t base_seed() {
   return seed;
 }
 
-// Backend memory of n floats (at least 1), freed with its backend.
-struct Buf {
-  Backend* b;
-  float* p;
-  Buf(Backend& be, size_t n) : b(&be), p(be.alloc(std::max<size_t>(n, 1))) {}
-  ~Buf() { b->free(p); }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-};
+// Backend memory of n floats (at least 1, so a zero-size workspace is still a valid pointer).
+inline Buffer<float> buf(Backend& be, size_t n) { return Buffer<float>(be, std::max<size_t>(n, 1)); }
 
 // The same array on both backends: T = float (Twin) or int32_t (TwinInt).
 template <typename T>

@@ -97,7 +97,7 @@ class CudaConv : public CudaParityTest {
     const size_t ny = static_cast<size_t>(s.N) * s.K * P * Q;
     const size_t K = static_cast<size_t>(s.K);
 
-    Buf wsc(cpu(), cpu().conv2d_workspace(s)), wsg(g, g.conv2d_workspace(s));
+    const Buffer<float> wsc = buf(cpu(), cpu().conv2d_workspace(s)), wsg = buf(g, g.conv2d_workspace(s));
     const Floats xh = normal(nx), wh = normal(nw, 0.f, 0.5f), bh = normal(K), gyh = normal(ny);
     Twin x(cpu(), g, xh), w(cpu(), g, wh), b(cpu(), g, bh), gy(cpu(), g, gyh);
     Twin ax(cpu(), g, abs_of(xh)), aw(cpu(), g, abs_of(wh)), agy(cpu(), g, abs_of(gyh));
@@ -107,13 +107,13 @@ class CudaConv : public CudaParityTest {
     const double L_fwd = len(static_cast<double>(s.C) * s.R * s.S);
     Twin y(cpu(), g, Floats(ny, 5.f)), mag(cpu(), g, Floats(ny));
     g.fill(y.g, ny, std::numeric_limits<float>::quiet_NaN());
-    cpu().conv2d_forward(s, ax.c, aw.c, nullptr, mag.c, wsc.p);
+    cpu().conv2d_forward(s, ax.c, aw.c, nullptr, mag.c, wsc.get());
     const Floats mag_fwd = mag.on_cpu();
-    cpu().conv2d_forward(s, x.c, w.c, nullptr, y.c, wsc.p);
-    g.conv2d_forward(s, x.g, w.g, nullptr, y.g, wsg.p);
+    cpu().conv2d_forward(s, x.c, w.c, nullptr, y.c, wsc.get());
+    g.conv2d_forward(s, x.g, w.g, nullptr, y.g, wsg.get());
     EXPECT_TRUE(within(y.on_cpu(), y.on_gpu(), conv_tol(mag_fwd, L_fwd, rel), what + " forward"));
-    cpu().conv2d_forward(s, x.c, w.c, b.c, y.c, wsc.p);
-    g.conv2d_forward(s, x.g, w.g, b.g, y.g, wsg.p);
+    cpu().conv2d_forward(s, x.c, w.c, b.c, y.c, wsc.get());
+    g.conv2d_forward(s, x.g, w.g, b.g, y.g, wsg.get());
     Floats bias_mag(ny);
     for (size_t i = 0; i < ny; ++i) bias_mag[i] = std::fabs(bh[(i / (P * Q)) % K]);
     EXPECT_TRUE(within(y.on_cpu(), y.on_gpu(), conv_tol(mag_fwd, L_fwd, rel, bias_mag),
@@ -124,23 +124,23 @@ class CudaConv : public CudaParityTest {
                               ((s.S + s.stride_w - 1) / s.stride_w));
     Twin gx(cpu(), g, Floats(nx, 5.f)), magx(cpu(), g, Floats(nx));
     g.fill(gx.g, nx, std::numeric_limits<float>::quiet_NaN());
-    cpu().conv2d_backward_data(s, agy.c, aw.c, magx.c, wsc.p);
-    cpu().conv2d_backward_data(s, gy.c, w.c, gx.c, wsc.p);
-    g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.p);
+    cpu().conv2d_backward_data(s, agy.c, aw.c, magx.c, wsc.get());
+    cpu().conv2d_backward_data(s, gy.c, w.c, gx.c, wsc.get());
+    g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.get());
     const Floats gx_g = gx.on_gpu();
     EXPECT_TRUE(within(gx.on_cpu(), gx_g, conv_tol(magx.on_cpu(), L_data, rel),
                        what + " backward data"));
-    g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.p);
+    g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.get());
     EXPECT_TRUE(identical(gx_g, gx.on_gpu(), what + " backward data run twice"));
 
     // backward filter: gw and gbias accumulate onto non-zero values
     const double L_filt = static_cast<double>(s.N) * P * Q;  // for the bias too: always fp32
     const Floats gw0 = normal(nw), gb0 = normal(K);
     Twin gw(cpu(), g, gw0), gb(cpu(), g, gb0), magw(cpu(), g, Floats(nw));
-    cpu().conv2d_backward_filter(s, ax.c, agy.c, magw.c, nullptr, wsc.p);
+    cpu().conv2d_backward_filter(s, ax.c, agy.c, magw.c, nullptr, wsc.get());
     const Floats mag_w = magw.on_cpu();
-    cpu().conv2d_backward_filter(s, x.c, gy.c, gw.c, gb.c, wsc.p);
-    g.conv2d_backward_filter(s, x.g, gy.g, gw.g, gb.g, wsg.p);
+    cpu().conv2d_backward_filter(s, x.c, gy.c, gw.c, gb.c, wsc.get());
+    g.conv2d_backward_filter(s, x.g, gy.g, gw.g, gb.g, wsg.get());
     const Floats gw_g = gw.on_gpu(), gb_g = gb.on_gpu();
     EXPECT_TRUE(within(gw.on_cpu(), gw_g, conv_tol(mag_w, len(L_filt), rel, gw0),
                        what + " backward filter (accumulated)"));
@@ -152,11 +152,11 @@ class CudaConv : public CudaParityTest {
 
     // run to run: the same inputs give the same bits (deterministic algorithms); null gbias
     Twin gw2(cpu(), g, gw0), gb2(cpu(), g, gb0);
-    g.conv2d_backward_filter(s, x.g, gy.g, gw2.g, gb2.g, wsg.p);
+    g.conv2d_backward_filter(s, x.g, gy.g, gw2.g, gb2.g, wsg.get());
     EXPECT_TRUE(identical(gw_g, gw2.on_gpu(), what + " backward filter run twice"));
     EXPECT_TRUE(identical(gb_g, gb2.on_gpu(), what + " backward bias run twice"));
     Twin gw3(cpu(), g, gw0);
-    g.conv2d_backward_filter(s, x.g, gy.g, gw3.g, nullptr, wsg.p);
+    g.conv2d_backward_filter(s, x.g, gy.g, gw3.g, nullptr, wsg.get());
     EXPECT_TRUE(identical(gw_g, gw3.on_gpu(), what + " backward filter without gbias"));
   }
 
@@ -238,20 +238,20 @@ TEST_F(CudaConv, Conv2dWithoutWorkspaceQueryMatchesAndIsDeterministic) {
   const size_t ws_floats = gpu().conv2d_workspace(s);
   for (int run = 0; run < 2; ++run) {
     auto g = make_cuda_backend(false);  // a fresh fp32 backend: nothing cached
-    Buf x(*g, nx), w(*g, nw), gy(*g, ny), yb(*g, ny), gxb(*g, nx), gwb(*g, nw), ws(*g, ws_floats);
-    g->upload(x.p, xh.data(), nx);
-    g->upload(w.p, wh.data(), nw);
-    g->upload(gy.p, gyh.data(), ny);
-    g->conv2d_forward(s, x.p, w.p, nullptr, yb.p, ws.p);
-    g->conv2d_backward_data(s, gy.p, w.p, gxb.p, ws.p);
-    g->conv2d_backward_filter(s, x.p, gy.p, gwb.p, nullptr, ws.p);
+    const Buffer<float> x = buf(*g, nx), w = buf(*g, nw), gy = buf(*g, ny), yb = buf(*g, ny), gxb = buf(*g, nx), gwb = buf(*g, nw), ws = buf(*g, ws_floats);
+    g->upload(x.get(), xh.data(), nx);
+    g->upload(w.get(), wh.data(), nw);
+    g->upload(gy.get(), gyh.data(), ny);
+    g->conv2d_forward(s, x.get(), w.get(), nullptr, yb.get(), ws.get());
+    g->conv2d_backward_data(s, gy.get(), w.get(), gxb.get(), ws.get());
+    g->conv2d_backward_filter(s, x.get(), gy.get(), gwb.get(), nullptr, ws.get());
     EXPECT_EQ(g->conv2d_workspace(s), ws_floats);
     y[run].resize(ny);
     gx[run].resize(nx);
     gw[run].resize(nw);
-    g->download(y[run].data(), yb.p, ny);
-    g->download(gx[run].data(), gxb.p, nx);
-    g->download(gw[run].data(), gwb.p, nw);
+    g->download(y[run].data(), yb.get(), ny);
+    g->download(gx[run].data(), gxb.get(), nx);
+    g->download(gw[run].data(), gwb.get(), nw);
   }
   EXPECT_TRUE(identical(y[0], y[1], "forward on two backends"));
   EXPECT_TRUE(identical(gx[0], gx[1], "backward data on two backends"));
@@ -299,14 +299,14 @@ TEST_F(CudaConv, Conv2dFusedBiasActivation) {
     const size_t nx = static_cast<size_t>(s.N) * s.C * s.H * s.W;
     const size_t nw = static_cast<size_t>(s.K) * s.C * s.R * s.S;
     const size_t ny = static_cast<size_t>(s.N) * s.K * s.P() * s.Q();
-    Buf wsc(cpu(), cpu().conv2d_workspace(s)), wsg(gpu(), gpu().conv2d_workspace(s));
+    const Buffer<float> wsc = buf(cpu(), cpu().conv2d_workspace(s)), wsg = buf(gpu(), gpu().conv2d_workspace(s));
     Twin x(cpu(), gpu(), normal(nx)), w(cpu(), gpu(), normal(nw, 0.f, 0.3f)),
         b(cpu(), gpu(), normal(static_cast<size_t>(s.K))), y(cpu(), gpu(), Floats(ny));
     for (Act act : {Act::relu, Act::leaky_relu, Act::tanh, Act::sigmoid})
       for (bool bias : {true, false}) {
         const std::string what = text(s) + " act " + std::to_string(static_cast<int>(act)) + (bias ? " with bias" : "");
-        cpu().conv2d_forward(s, x.c, w.c, bias ? b.c : nullptr, y.c, wsc.p, act, 0.2f);
-        gpu().conv2d_forward(s, x.g, w.g, bias ? b.g : nullptr, y.g, wsg.p, act, 0.2f);
+        cpu().conv2d_forward(s, x.c, w.c, bias ? b.c : nullptr, y.c, wsc.get(), act, 0.2f);
+        gpu().conv2d_forward(s, x.g, w.g, bias ? b.g : nullptr, y.g, wsg.get(), act, 0.2f);
         EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 1e-4, 1e-5, what));
       }
   }
@@ -341,17 +341,17 @@ TEST_F(CudaConv, MaxPoolNanFollowsTheCpu) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const Floats xh = {nan, 1, 2, nan,  //
                      3, 0, 1, 0};
-  Buf x(gpu(), 8), y(gpu(), 2), gy(gpu(), 2), gx(gpu(), 8);
-  gpu().upload(x.p, xh.data(), 8);
+  const Buffer<float> x = buf(gpu(), 8), y = buf(gpu(), 2), gy = buf(gpu(), 2), gx = buf(gpu(), 8);
+  gpu().upload(x.get(), xh.data(), 8);
   const Floats gyh = {10, 20};
-  gpu().upload(gy.p, gyh.data(), 2);
-  gpu().pool2d_forward(Pool::max, s, x.p, y.p);
+  gpu().upload(gy.get(), gyh.data(), 2);
+  gpu().pool2d_forward(Pool::max, s, x.get(), y.get());
   Floats yh(2), gxh(8);
-  gpu().download(yh.data(), y.p, 2);
+  gpu().download(yh.data(), y.get(), 2);
   EXPECT_TRUE(std::isnan(yh[0])) << "a NaN first cell gives NaN";
   EXPECT_EQ(yh[1], 2.f) << "a later NaN never wins";
-  gpu().pool2d_backward(Pool::max, s, x.p, y.p, gy.p, gx.p);
-  gpu().download(gxh.data(), gx.p, 8);
+  gpu().pool2d_backward(Pool::max, s, x.get(), y.get(), gy.get(), gx.get());
+  gpu().download(gxh.data(), gx.get(), 8);
   EXPECT_TRUE(identical(gxh, Floats{0, 0, 20, 0, 0, 0, 0, 0}, "maxpool NaN backward"));
 }
 
@@ -409,15 +409,15 @@ TEST_F(CudaConv, MaxPoolWindowMaximumAndGradientRouting) {
                      2, 3, 0, -1,  //
                      -5, -6, 7, 7, //
                      -7, -5, 7, 1};
-  Buf x(gpu(), 16), y(gpu(), 4), gy(gpu(), 4), gx(gpu(), 16);
-  gpu().upload(x.p, xh.data(), 16);
+  const Buffer<float> x = buf(gpu(), 16), y = buf(gpu(), 4), gy = buf(gpu(), 4), gx = buf(gpu(), 16);
+  gpu().upload(x.get(), xh.data(), 16);
   const Floats gyh = {10, 20, 30, 40};
-  gpu().upload(gy.p, gyh.data(), 4);
-  gpu().pool2d_forward(Pool::max, s, x.p, y.p);
-  gpu().pool2d_backward(Pool::max, s, x.p, y.p, gy.p, gx.p);
+  gpu().upload(gy.get(), gyh.data(), 4);
+  gpu().pool2d_forward(Pool::max, s, x.get(), y.get());
+  gpu().pool2d_backward(Pool::max, s, x.get(), y.get(), gy.get(), gx.get());
   Floats yh(4), gxh(16);
-  gpu().download(yh.data(), y.p, 4);
-  gpu().download(gxh.data(), gx.p, 16);
+  gpu().download(yh.data(), y.get(), 4);
+  gpu().download(gxh.data(), gx.get(), 16);
   EXPECT_TRUE(identical(yh, Floats{3, 0, -5, 7}, "maxpool forward"));
   EXPECT_TRUE(identical(gxh, Floats{0, 10, 20, 0,  //
                                     0, 0, 0, 0,    //

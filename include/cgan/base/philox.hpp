@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "cgan/base/hd.hpp"
+#include "cgan/base/streams.hpp"  // the stream ids every draw uses
 
 namespace cgan {
 

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 #include "cgan/base/safetensors.hpp"
 #include "cgan/config/config.hpp"
 #include "cgan/data/data.hpp"
@@ -98,7 +99,7 @@ class Classifier {
   double test_accuracy_ = 0;
   int feature_layer_ = 0, feature_dim_ = 0;
   std::unique_ptr<Model> model_;
-  float* x_ = nullptr;
+  Buffer<float> x_;
 };
 
 // Loads a classifier file; a missing file gets a one-line error saying how to create it.

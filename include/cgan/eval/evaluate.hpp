@@ -30,6 +30,7 @@
 #include "cgan/data/anime_faces.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/backend/backend.hpp"
+#include "cgan/base/streams.hpp"
 #include "cgan/eval/classifier.hpp"
 #include "cgan/config/config.hpp"
 #include "cgan/data/data.hpp"
@@ -37,10 +38,6 @@
 #include "cgan/nn/model.hpp"
 
 namespace cgan {
-
-// Philox stream of evaluation noise: label l draws z from stream kEvalNoiseStream + l (counter = the
-// element index), so an evaluation is reproducible from (checkpoint, seed, count).
-constexpr uint64_t kEvalNoiseStream = 0x4556414cULL << 32;  // "EVAL"
 
 // n images of `label`: host, row-major [n, dim], values in the generator's data range.
 using ImageSource = std::function<std::vector<float>(int label, int n)>;

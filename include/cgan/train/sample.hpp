@@ -6,14 +6,11 @@
 
 #include "cgan/backend/backend.hpp"
 #include "cgan/base/safetensors.hpp"
+#include "cgan/base/streams.hpp"
 #include "cgan/data/data.hpp"
 #include "cgan/report/grid.hpp"
 
 namespace cgan {
-
-// Philox stream of sample noise: the training-time grids (seed train.seed) and `cgan_gpu sample`
-// (seed --seed) draw z from it, so a grid is reproducible from the checkpoint alone.
-constexpr uint64_t kSampleNoiseStream = 0x53414d50ULL << 32;
 
 struct SampleRequest {
   std::vector<int32_t> labels;  // one per image (conditional models)

@@ -10,10 +10,13 @@
 #include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/backend/augment.hpp"
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 #include "cgan/base/safetensors.hpp"
 #include "cgan/config/config.hpp"
 #include "cgan/data/data.hpp"
+#include "cgan/train/datasets.hpp"
 #include "cgan/train/distributed.hpp"
+#include "cgan/train/tracer.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/nn/model.hpp"
 #include "cgan/report/rundir.hpp"
@@ -24,9 +27,6 @@ namespace cgan {
 struct NonFiniteLoss : Error {
   explicit NonFiniteLoss(const std::string& m) : Error(m) {}
 };
-
-// Loads the dataset a config names (MNIST/Fashion IDX files or a synthetic 2-D set).
-HostDataset load_dataset(const DataSpec& d, bool train = true);
 
 class WeightAverage;  // cgan/nn/ema.hpp
 
@@ -71,8 +71,7 @@ class Trainer {
   // mask), its losses and, when `weights`, each model's gradients before its Adam update and the
   // parameters and state after it. Tensor names: docs/DECISIONS.md ("Step traces"). nullptr stops.
   void set_trace(SafeTensors* trace, bool weights = true) {
-    trace_ = trace;
-    trace_weights_ = weights;
+    tracer_ = trace ? make_tensor_tracer(be_, trace, weights) : std::make_unique<StepTracer>();
   }
 
   // With "eval" in the config: loads the classifier and the real test images and prepares their
@@ -85,6 +84,17 @@ class Trainer {
   // train.ema's average of the generator's weights (nullptr without train.ema).
   WeightAverage* weight_average() { return ema_.get(); }
 
+  // The step's layout. Loss statistics per iteration: D real (loss, sum D, correct), D fake (...),
+  // G (...), D mismatched (...).
+  static constexpr int kStatsPerStep = 12;
+  // Device counters (ctr_[k]) the step's ops read when they run, so that one captured CUDA graph
+  // serves every iteration: the Philox streams (step), the batch window of the permutation (pos),
+  // the statistics slot and the Adam steps. add_ints advances them on the device; the host mirror
+  // (step_, pos_, stats_used_, g_t_, d_t_) advances alike and is uploaded whenever the host changes
+  // them otherwise (start, resume, a new epoch, statistics taken).
+  enum : int { kCtrStep = 0, kCtrPos, kCtrSlot, kCtrGT, kCtrDT, kCtrCount };
+  static constexpr int kWarmupSteps = 2;  // eager iterations before the capture (cuBLAS/module set-up)
+
  private:
   int sample_rows() const;
   std::vector<float> sample_tags(const std::vector<int32_t>& rows_of) const;
@@ -96,13 +106,6 @@ class Trainer {
   void enqueue_step(bool may_reshuffle);
   void write_samples(const std::string& path);
   void write_checkpoint(const std::string& path) const;
-  // step traces (set_trace): a backend buffer, an int buffer (stored as F32), the dropout masks of
-  // the last forward of `m`, a model's gradients (+ parameters and state after its update)
-  void trace_buf(const std::string& name, const float* p, std::vector<int64_t> shape);
-  void trace_ints(const std::string& name, const int32_t* p, int64_t n);
-  void trace_masks(const std::string& prefix, const Model& m, const NetSpec& spec);
-  void trace_grads(const std::string& prefix, const Model& m);
-  void trace_params(const std::string& prefix, const Model& m);
 
   struct EvalState;
   std::unique_ptr<EvalState> eval_;
@@ -113,32 +116,28 @@ class Trainer {
   std::unique_ptr<Model> G_, D_;
   std::unique_ptr<WeightAverage> ema_;  // train.ema (before G_sample_, which may be a view of it)
   std::unique_ptr<Model> G_sample_;
-  // backend buffers
-  float *x_all_ = nullptr, *x_real_ = nullptr, *z_ = nullptr, *cond_real_ = nullptr,
-        *cond_fake_ = nullptr, *gx_ = nullptr, *stats_ = nullptr, *z_sample_ = nullptr,
-        *cond_sample_ = nullptr;
-  int32_t *y_all_ = nullptr, *perm_ = nullptr, *y_real_ = nullptr,
-          *y_fake_ = nullptr, *y_sample_ = nullptr;
+  // backend buffers (owned: freed with the Trainer)
+  Buffer<float> x_all_, x_real_, z_, cond_real_, cond_fake_, gx_, stats_, z_sample_, cond_sample_;
+  Buffer<int32_t> y_all_, perm_, y_real_, y_fake_, y_sample_;
   // tagged sets: every sample's tag vector; random draws of other samples (random fake labels,
   // the three_term loss's mismatched pairs) with their labels and tags
-  float *tags_all_ = nullptr, *cond_other_ = nullptr;
-  int32_t *idx_rand_ = nullptr, *y_other_ = nullptr;
+  Buffer<float> tags_all_, cond_other_;
+  Buffer<int32_t> idx_rand_, y_other_;
   // train.augment (DiffAugment): the op's spec, the augmented D input, dL/d(G's output) through the
   // augmentation, and the draws of the last augment_forward (what its backward reads)
   AugmentSpec aug_;
-  float *aug_x_ = nullptr, *aug_g_ = nullptr, *aug_params_ = nullptr;
+  Buffer<float> aug_x_, aug_g_, aug_params_;
   // Device counters read by the step's ops (see trainer.cpp: kCtr*) and their host mirror below,
   // which the host advances exactly as the enqueued add_ints do.
-  int32_t* ctr_ = nullptr;
-  float* acc_step_ = nullptr;  // this iteration's loss statistics, copied to stats_[slot] at the end
+  Buffer<int32_t> ctr_;
+  Buffer<float> acc_step_;  // this iteration's loss statistics, copied to stats_[slot] at the end
   int stats_slots_ = 1, stats_used_ = 0;
   int64_t step_ = 0, epoch_ = -1, pos_ = 0;
   int g_t_ = 0, d_t_ = 0;
   bool counters_dirty_ = true;  // the device counters must be uploaded from the mirror
   bool use_graphs_ = false;
   int graph_id_ = 0;  // this Trainer's captured iteration on the backend (Backend::graph_end), 0: none
-  SafeTensors* trace_ = nullptr;
-  bool trace_weights_ = false;
+  std::unique_ptr<StepTracer> tracer_ = std::make_unique<StepTracer>();  // set_trace; the null tracer otherwise
   int eager_steps_ = 0;
   // data parallelism (cgan/train/distributed.hpp): none in a single process (shard_ = the whole batch)
   Communicator* comm_ = nullptr;

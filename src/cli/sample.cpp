@@ -1,0 +1,100 @@
+// `cgan_gpu sample`: images from a checkpoint, for labels, a label or tags.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cgan/data/tags.hpp"
+#include "cgan/backend/backend.hpp"
+#include "cgan/base/safetensors.hpp"
+#include "cgan/nn/ema.hpp"
+#include "cgan/config/config.hpp"
+#include "cgan/base/error.hpp"
+#include "cgan/data/image.hpp"
+#include "cgan/train/sample.hpp"
+
+#include "cli.hpp"
+
+namespace cgan::cli {
+
+int cmd_sample(Args& a) {
+  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors;
+  bool labels_given = false, tags_given = false, no_ema = false;
+  long long label = -1, count = -1, seed = 1;
+  while (a.more()) {
+    const std::string f = a.v[a.i++];
+    if (is_help(f)) return print_command_help("sample");
+    if (f == "--checkpoint") ckpt = a.value(f);
+    else if (f == "--labels") {
+      labels = a.value(f), labels_given = true;
+      const size_t n = static_cast<size_t>(std::count(labels.begin(), labels.end(), ',')) + 1;
+      if (n > kMaxSampleImages)
+        throw Usage(cat("--labels: ", n, " labels given, at most ", kMaxSampleImages, " (one image each)"));
+    }
+    else if (f == "--tags") tags = a.value(f), tags_given = true;
+    else if (f == "--label") label = parse_count(f, a.value(f), 0, 1 << 20);
+    else if (f == "--count") count = parse_count(f, a.value(f), 1, kMaxSampleImages);
+    else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
+    else if (f == "--out") out = a.value(f);
+    else if (f == "--save-tensors") save_tensors = a.value(f);
+    else if (f == "--no-ema") no_ema = true;
+    else if (f == "--device") device = a.value(f);
+    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+  }
+  if (ckpt.empty()) throw Usage("sample: --checkpoint CKPT is required");
+  if (labels_given && label >= 0) throw Usage("sample: give either --labels or --label, not both");
+  const SafeTensors ck = read_safetensors(ckpt);
+  const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
+  const DataShape& shape = info.shape;
+  const Config& cfg = info.cfg;
+  const bool conditional = net_is_conditional(cfg.generator) && shape.num_classes > 0;
+  SampleRequest req;
+  req.seed = static_cast<uint64_t>(seed);
+  req.save_tensors = save_tensors;
+  req.ema = !no_ema;
+  note_no_ema(no_ema, ck, ckpt);
+  const bool tagged = shape.tag_dim > 0 && conditional;
+  if (tags_given && !tagged)
+    throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
+  if (tagged) {
+    if (!tags_given) throw Usage("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
+    if (labels_given || label >= 0) throw Usage("sample: give --tags (and --count), not --labels/--label");
+    const std::vector<float> t = tags_from_text(tags, shape.vocab);
+    const int n = count > 0 ? static_cast<int>(count) : 16;
+    for (int i = 0; i < n; ++i) {
+      req.tags.insert(req.tags.end(), t.begin(), t.end());
+      req.labels.push_back(static_cast<int32_t>(label_of_tags(t.data(), shape.vocab)));
+    }
+    req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+    req.rows = (n + req.cols - 1) / req.cols;
+  } else if (conditional) {
+    if (!labels_given && label < 0) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
+    if (labels_given) {
+      if (count >= 0) throw Usage("sample: --count goes with --label, not --labels");
+      req.labels = parse_label_list(labels, shape.num_classes);
+      req.rows = 1;
+      req.cols = static_cast<int>(req.labels.size());
+    } else {
+      if (label >= shape.num_classes)
+        throw Error(cat("--label: label ", label, " is outside this model's classes 0..", shape.num_classes - 1));
+      const int n = count > 0 ? static_cast<int>(count) : 16;
+      req.labels.assign(n, static_cast<int32_t>(label));
+      req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+      req.rows = (n + req.cols - 1) / req.cols;
+    }
+  } else {
+    if (labels_given || label >= 0) throw Usage("sample: this model is unconditional: give --count C only");
+    req.count = count > 0 ? static_cast<int>(count) : 16;
+    req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.count))));
+    req.rows = (req.count + req.cols - 1) / req.cols;
+  }
+  auto be = make_backend(check_device(device), {cfg.precision});
+  const Image img = sample_from_checkpoint(*be, ck, ckpt, req);
+  write_png(out, img);
+  std::fprintf(stderr, "cgan_gpu: wrote %s (%dx%d, %s generator)\n", out.c_str(), img.width, img.height,
+               generator_kind(!no_ema, ck));
+  return 0;
+}
+
+}  // namespace cgan::cli
