@@ -23,6 +23,7 @@
 #include "cgan/nn/memory_plan.hpp"
 #include "cgan/nn/model.hpp"
 #include "cgan/train/trainer.hpp"
+#include "model_fd.hpp"
 #include "test_util.hpp"
 
 namespace cgan {
@@ -278,58 +279,21 @@ TEST(ConditionalModel, BackwardMatchesFiniteDifferences) {
     be->download(g.data(), m.grads(), g.size());
     be->download(gx.data(), gxd, gx.size());
 
-    // kinks (relu, leaky relu) inside the step are detected by one-sided differences and skipped,
-    // as tests/cpu/test_model.cpp does
-    const double k = 1e-3, L0 = loss();
-    auto tol = [](double a, double b) { return 2e-3 + 1e-2 * std::max(std::fabs(a), std::fabs(b)); };
-    int checked = 0, skipped = 0;
-    auto check = [&](double analytic, const std::function<double(double)>& L_at, const std::string& what) {
-      const double rr = (L_at(k) - L0) / k, l = (L0 - L_at(-k)) / k, central = (rr + l) / 2;
-      const double wide = (L_at(3 * k) - L_at(-3 * k)) / (6 * k);
-      if (std::fabs(rr - l) > tol(rr, l) || std::fabs(wide - central) > 0.5 * tol(wide, central)) {
-        ++skipped;
-        return;
-      }
-      ++checked;
-      EXPECT_LE(std::fabs(analytic - central), tol(analytic, central))
-          << what << ": backward " << analytic << ", finite difference " << central;
-    };
+    // kinks (relu, leaky relu) inside the step are detected by one-sided differences and skipped
+    // (tests/model_fd.hpp); the embedding and conditional tables get more samples
+    modelfd::FdCheck fd(loss);
     bool saw_table = false;
-    for (const ParamSlot& sl : m.slots()) {
-      if (sl.state) continue;
-      const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
-                         sl.name.find("bias.weight") != std::string::npos;
-      saw_table = saw_table || table;
-      for (int t = 0; t < (table ? 10 : 4); ++t) {
-        const size_t i = sl.offset + std::uniform_int_distribution<size_t>(0, sl.count - 1)(rng);
-        const float keep = p[i];
-        check(g[i],
-              [&](double d) {
-                p[i] = keep + float(d);
-                m.set_params(p.data(), st.data());
-                const double L = loss();
-                p[i] = keep;
-                m.set_params(p.data(), st.data());
-                return L;
+    fd.params(m, p, st, g,
+              [&](const ParamSlot& sl) {
+                const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
+                                   sl.name.find("bias.weight") != std::string::npos;
+                saw_table = saw_table || table;
+                return table ? 10 : 4;
               },
-              cat(sl.name, "[", i - sl.offset, "]"));
-      }
-    }
+              rng);
     EXPECT_TRUE(saw_table);
-    for (int t = 0; t < 12; ++t) {
-      const size_t i = std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng);
-      const float keep = x[i];
-      check(gx[i],
-            [&](double d) {
-              x[i] = keep + float(d);
-              be->upload(xd, x.data(), x.size());
-              const double L = loss();
-              x[i] = keep;
-              be->upload(xd, x.data(), x.size());
-              return L;
-            },
-            cat("x[", i, "]"));
-    }
+    fd.inputs(*be, xd, x, gx, 12, rng);
+    const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what.c_str(), checked,
                 skipped);
     EXPECT_GE(checked, (checked + skipped) * 2 / 3);
