@@ -26,6 +26,29 @@
 namespace cgan {
 namespace modelfd {
 
+// The loss the checks differentiate: L = sum_i r[i] out[i] (in double) of m's forward on x (and the
+// condition cd, may be null; train: training mode).
+inline double weighted_sum_loss(Backend& be, Model& m, const float* xd, const float* cd, const std::vector<float>& r,
+                                bool train = true) {
+  std::vector<float> out(r.size());
+  be.download(out.data(), m.forward(xd, nullptr, cd, train), out.size());
+  double L = 0;
+  for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
+  return L;
+}
+
+// Its backward, after a forward: gradients zeroed, dL/dout = r; the parameter gradients into g and
+// the input gradient (gxd, gx.size() floats) into gx.
+inline void weighted_sum_backward(Backend& be, Model& m, const std::vector<float>& r, float* gxd,
+                                  std::vector<float>& g, std::vector<float>& gx) {
+  m.zero_grads();
+  be.upload(m.grad_out_buffer(), r.data(), r.size());
+  m.backward(m.grad_out_buffer(), gxd, true);
+  g.resize(m.param_count());
+  be.download(g.data(), m.grads(), g.size());
+  be.download(gx.data(), gxd, gx.size());
+}
+
 class FdCheck {
  public:
   static constexpr double kStep = 1e-3;

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,6 +19,13 @@
 #include "cgan/base/error.hpp"
 
 namespace testutil {
+
+// The seed of a test's random inputs: CGAN_TEST_SEED=<n> replays one, otherwise a fresh one (trace
+// it into failures).
+inline uint32_t test_seed() {
+  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
+  return std::random_device{}();
+}
 
 // A fresh, empty temporary directory (mkdtemp under gtest's TempDir), removed with its contents.
 struct TempDir {

@@ -32,10 +32,7 @@ namespace {
 using json = nlohmann::json;
 using testutil::error_of;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A config on labelled 2-D points (8 classes) with the given generator and discriminator networks.
 json config_with(const json& g, const json& d) {
@@ -264,20 +261,10 @@ TEST(ConditionalModel, BackwardMatchesFiniteDifferences) {
     float* gxd = be->alloc(x.size());
     be->upload(xd, x.data(), x.size());
     be->upload(cd, cond.data(), cond.size());
-    auto loss = [&]() {
-      std::vector<float> out(size_t(B) * O);
-      be->download(out.data(), m.forward(xd, nullptr, cd, true), out.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, cd, r); };
     loss();
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    std::vector<float> g(m.param_count()), gx(x.size());
-    be->download(g.data(), m.grads(), g.size());
-    be->download(gx.data(), gxd, gx.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
 
     // kinks (relu, leaky relu) inside the step are detected by one-sided differences and skipped
     // (tests/model_fd.hpp); the embedding and conditional tables get more samples

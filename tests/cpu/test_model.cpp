@@ -27,10 +27,7 @@ namespace {
 
 using json = nlohmann::json;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A NetSpec from the config's JSON form of a network (parsed as a discriminator).
 NetSpec net(const json& layers, const std::string& mode = "none", int embed_dim = 0) {
@@ -170,20 +167,10 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
     be->download(p.data(), m.params(), p.size());
     be->download(st.data(), m.state(), st.size());
 
-    auto loss = [&]() {
-      std::vector<float> out(size_t(B) * O);
-      be->download(out.data(), m.forward(xd, nullptr, c.classes ? cd : nullptr, true), out.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, c.classes ? cd : nullptr, r); };
     loss();
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    std::vector<float> g(m.param_count()), gx(x.size());
-    be->download(g.data(), m.grads(), g.size());
-    be->download(gx.data(), gxd, gx.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
 
     // Kinks within the step are skipped (tests/model_fd.hpp says how).
     modelfd::FdCheck fd(loss);

@@ -37,10 +37,7 @@ namespace {
 using json = nlohmann::json;
 using testutil::error_of;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A config on 2-D points whose discriminator is `d` (a network object).
 Config config_with_d(const json& d) {
@@ -318,18 +315,12 @@ TEST(SpectralNormModel, BackwardMatchesFiniteDifferences) {
     float* gxd = be->alloc(x.size());
     be->upload(xd, x.data(), x.size());
     m.forward(xd, nullptr, nullptr, true);  // one power iteration: u, v as the backward uses them
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    const std::vector<float> g = fetch(*be, m.grads(), m.param_count()), gx = fetch(*be, gxd, x.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
     st = fetch(*be, m.state(), m.state_count());  // u, v after the iteration
 
-    auto loss = [&]() {
-      const std::vector<float> out = fetch(*be, m.forward(xd, nullptr, nullptr, false), r.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
+    // eval mode: the stored u, v held (no power iteration inside the differences)
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, nullptr, r, false); };
     // kinks (leaky ReLU): one-sided differences that disagree mark a coordinate to skip
     // (tests/model_fd.hpp)
     modelfd::FdCheck fd(loss);
