@@ -24,6 +24,7 @@
 #include "cgan/backend/backend.hpp"
 #include "cgan/backend/profile.hpp"
 #include "cgan/backend/rank_reduce.hpp"
+#include "test_util.hpp"
 
 namespace cgan {
 namespace optable {
@@ -75,24 +76,9 @@ class Arena {
     return p;
   }
   float* zeros(size_t n) { return put(Floats(n, 0.f)); }
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
-    std::normal_distribution<float> d(mean, stddev);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Floats uniform(size_t n, float lo, float hi) {
-    std::uniform_real_distribution<float> d(lo, hi);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Ints ints(size_t n, int32_t lo, int32_t hi) {  // inclusive
-    std::uniform_int_distribution<int32_t> d(lo, hi);
-    Ints v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
+  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) { return testutil::normal_values(rng_, n, mean, stddev); }
+  Floats uniform(size_t n, float lo, float hi) { return testutil::uniform_values(rng_, n, lo, hi); }
+  Ints ints(size_t n, int32_t lo, int32_t hi) { return testutil::int_values(rng_, n, lo, hi); }  // inclusive
   Out get(const std::string& name, const float* p, size_t n) {
     Out o{name, Floats(n), false};
     be_.download(o.v.data(), p, n);
