@@ -40,22 +40,8 @@ __global__ void augment_forward_kernel(AugmentSpec a, uint64_t seed, RngStream r
     M = mean_s;
   }
   if (threadIdx.x == 0) augment_store(d, M, params + static_cast<size_t>(b) * kAugmentParams);
-  for (size_t q = threadIdx.x; q < HW; q += blockDim.x) {
-    const int i = static_cast<int>(q / a.W), j = static_cast<int>(q % a.W);
-    if (!augment_live(a, d, i, j)) {
-      for (int c = 0; c < a.C; ++c) yb[c * HW + q] = a.center;
-      continue;
-    }
-    const size_t p = static_cast<size_t>(i + d.tx) * a.W + (j + d.ty);
-    if (!a.color) {
-      for (int c = 0; c < a.C; ++c) yb[c * HW + q] = xb[c * HW + p];
-      continue;
-    }
-    float s = 0.f;
-    for (int c = 0; c < a.C; ++c) s += xb[c * HW + p];
-    const float m = s / static_cast<float>(a.C);
-    for (int c = 0; c < a.C; ++c) yb[c * HW + q] = augment_color(d, xb[c * HW + p], m, M);
-  }
+  for (size_t q = threadIdx.x; q < HW; q += blockDim.x)
+    augment_pixel_forward(a, d, M, xb, yb, static_cast<int>(q / a.W), static_cast<int>(q % a.W));
 }
 
 __global__ void augment_backward_kernel(AugmentSpec a, const float* __restrict__ params,
@@ -80,20 +66,8 @@ __global__ void augment_backward_kernel(AugmentSpec a, const float* __restrict__
     __syncthreads();
     gall = gall_s;
   }
-  for (size_t p = threadIdx.x; p < HW; p += blockDim.x) {
-    const int i = static_cast<int>(p / a.W) - d.tx, j = static_cast<int>(p % a.W) - d.ty;
-    const bool live = i >= 0 && i < a.H && j >= 0 && j < a.W && augment_live(a, d, i, j);
-    const size_t q = live ? static_cast<size_t>(i) * a.W + j : 0;
-    if (!a.color) {
-      for (int c = 0; c < a.C; ++c) gxb[c * HW + p] = live ? gyb[c * HW + q] : 0.f;
-      continue;
-    }
-    float gp = 0.f;
-    if (live)
-      for (int c = 0; c < a.C; ++c) gp += gyb[c * HW + q];
-    for (int c = 0; c < a.C; ++c)
-      gxb[c * HW + p] = augment_color_grad(d, live ? gyb[c * HW + q] : 0.f, gp, gall, a.C, static_cast<int>(n));
-  }
+  for (size_t p = threadIdx.x; p < HW; p += blockDim.x)
+    augment_pixel_backward(a, d, gall, gyb, gxb, static_cast<int>(p / a.W), static_cast<int>(p % a.W));
 }
 
 }  // namespace

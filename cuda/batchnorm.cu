@@ -15,28 +15,13 @@
 // per-channel values and partials live in the context's chan_ws; in-place use (y == x, gx == gy)
 // is safe since the elementwise pass runs after the reductions and each element is read and
 // written by one thread.
+#include "bn_statistics.cuh"
 #include "channel_reduce.cuh"
 #include "device.cuh"
 #include "kernels.hpp"
 
 namespace cgan::cuda {
 namespace {
-
-// chan_ws layout for C channels: mean [C] doubles, then coefficients (3C floats, in the room of
-// 2C doubles), then the partials.
-struct BnWs {
-  double* mean;
-  float* coef;  // a [C], b [C] (forward) or k [C], u [C], w [C] (backward)
-  double* partials;
-  size_t capacity;  // doubles for partials
-};
-
-BnWs bn_ws(const Context& ctx, int C, const char* op) {
-  const size_t head = 3 * static_cast<size_t>(C);
-  CGAN_CHECK(head < Context::kChanWsDoubles, op, ": ", C, " channels exceed the backend's scratch");
-  return {ctx.chan_ws, reinterpret_cast<float*>(ctx.chan_ws + C), ctx.chan_ws + head,
-          Context::kChanWsDoubles - head};
-}
 
 // ---- reduction ops (channel_reduce.cuh's Op: set_channel, add1, add4; SumOp and SqDevOp live there)
 struct BwdOp {  // sum gy, sum gy (x - m), sum (x - m), m = save_mean (float) in double
@@ -59,35 +44,6 @@ struct BwdOp {  // sum gy, sum gy (x - m), sum (x - m), m = save_mean (float) in
 };
 
 // ---- per-channel finalisers (one thread per channel)
-__global__ void bn_mean_kernel(int C, int G, double cnt, const double* partials, double* mean) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c < C) mean[c] = sum_partials(partials, c, G, 1, 0) / cnt;
-}
-
-__global__ void bn_forward_finalize_kernel(int C, int G, double cnt, float eps, float momentum,
-                                           const double* partials, const double* mean_d,
-                                           const float* gamma, const float* beta,
-                                           float* save_mean, float* save_invstd, float* run_mean,
-                                           float* run_var, float* a, float* b) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  const double mean = mean_d[c];
-  const double m2 = sum_partials(partials, c, G, 1, 0);
-  const double var = m2 / cnt;
-  const float fmean = static_cast<float>(mean);
-  save_mean[c] = fmean;
-  save_invstd[c] = static_cast<float>(1.0 / sqrt(var + static_cast<double>(eps)));
-  if (run_mean) {
-    const double mom = momentum;
-    const double unbiased = m2 / (cnt - 1.0);
-    run_mean[c] = static_cast<float>((1.0 - mom) * run_mean[c] + mom * mean);
-    run_var[c] = static_cast<float>((1.0 - mom) * run_var[c] + mom * unbiased);
-  }
-  const double ac = static_cast<double>(gamma[c]) / sqrt(m2 / cnt + static_cast<double>(eps));
-  a[c] = static_cast<float>(ac);
-  b[c] = static_cast<float>(static_cast<double>(beta[c]) - ac * (mean - static_cast<double>(fmean)));
-}
-
 __global__ void bn_eval_coef_kernel(int C, float eps, const float* gamma, const float* run_var,
                                     float* a) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -220,14 +176,8 @@ void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, flo
   const double cnt = static_cast<double>(N) * S;
   float* a = ws.coef;
   float* b = ws.coef + C;
-  launch_partials<1>(ctx.stream, sp, SumOp{x}, ws.partials, "bn sum partials");
-  bn_mean_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, cnt, ws.partials, ws.mean);
-  CUDA_CHECK_LAUNCH("bn_mean_kernel");
-  launch_partials<1>(ctx.stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "bn variance partials");
-  bn_forward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
-      C, sp.G, cnt, eps, momentum, ws.partials, ws.mean, gamma, beta, save_mean, save_invstd,
-      run_mean, run_var, a, b);
-  CUDA_CHECK_LAUNCH("bn_forward_finalize_kernel");
+  launch_bn_train_statistics(ctx.stream, sp, C, cnt, eps, momentum, x, ws, gamma, beta, save_mean, save_invstd,
+                             run_mean, run_var, a, b);
   affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
 }
 
@@ -274,11 +224,8 @@ struct BnSyncWs {
   double* red;  // 6C doubles
 };
 BnSyncWs bn_sync_ws(const Context& ctx, int C, const char* op) {
-  const size_t head = 9 * static_cast<size_t>(C);
-  CGAN_CHECK(head < Context::kChanWsDoubles, op, ": ", C, " channels exceed the backend's scratch");
   BnSyncWs w;
-  w.base = {ctx.chan_ws, reinterpret_cast<float*>(ctx.chan_ws + C), ctx.chan_ws + head,
-            Context::kChanWsDoubles - head};
+  w.base = bn_ws(ctx, C, op, 9 * static_cast<size_t>(C));
   w.red = ctx.chan_ws + 3 * static_cast<size_t>(C);
   return w;
 }
@@ -299,16 +246,13 @@ void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S
   bn_collapse_kernel<1><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, ws.mean);
   CUDA_CHECK_LAUNCH("bn_collapse_kernel<1>");
   sync.sum(ws.mean, static_cast<size_t>(C));
-  bn_mean_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, 1, cnt, ws.mean, ws.mean);
-  CUDA_CHECK_LAUNCH("bn_mean_kernel");
+  launch_bn_mean(ctx.stream, C, 1, cnt, ws.mean, ws.mean);
   launch_partials<1>(ctx.stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "bn variance partials");
   bn_collapse_kernel<1><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, sw.red);
   CUDA_CHECK_LAUNCH("bn_collapse_kernel<1>");
   sync.sum(sw.red, static_cast<size_t>(C));
-  bn_forward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
-      C, 1, cnt, eps, momentum, sw.red, ws.mean, gamma, beta, save_mean, save_invstd, run_mean,
-      run_var, a, b);
-  CUDA_CHECK_LAUNCH("bn_forward_finalize_kernel");
+  launch_bn_finalize(ctx.stream, C, 1, cnt, eps, momentum, sw.red, ws.mean, gamma, beta, save_mean, save_invstd,
+                     run_mean, run_var, a, b);
   affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
 }
 

@@ -12,6 +12,7 @@
 // row summing gy and gy (x - m) over S into gdbias and gdgain (floats, as the CPU); per channel lo,
 // gdgain = invstd (sum gy (x - m) - lo gdbias) and the terms u, w; then gx elementwise.
 #include "cgan/backend/conditional_math.hpp"
+#include "bn_statistics.cuh"
 #include "channel_reduce.cuh"
 #include "device.cuh"
 #include "kernels.hpp"
@@ -20,21 +21,6 @@ namespace cgan::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;  // row kernels: one warp per row, 8 rows per block
-
-// chan_ws layout for C channels: mean [C] doubles, then coefficients (3C floats, in the room of 2C
-// doubles), then the partials (as batchnorm.cu's).
-struct CbnWs {
-  double* mean;
-  float* coef;
-  double* partials;
-  size_t capacity;
-};
-
-CbnWs cbn_ws(const Context& ctx, int C, const char* op) {
-  const size_t head = 3 * static_cast<size_t>(C);
-  CGAN_CHECK(head < Context::kChanWsDoubles, op, ": ", C, " channels exceed the backend's scratch");
-  return {ctx.chan_ws, reinterpret_cast<float*>(ctx.chan_ws + C), ctx.chan_ws + head, Context::kChanWsDoubles - head};
-}
 
 unsigned channel_grid(int C) { return static_cast<unsigned>((C + kBlock - 1) / kBlock); }
 unsigned row_grid(size_t rows) { return static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock); }
@@ -62,33 +48,6 @@ __global__ void projection_backward_kernel(size_t n, int F, const float* phi, co
 }
 
 // ---- conditional batch norm
-__global__ void cbn_mean_kernel(int C, int G, double cnt, const double* partials, double* mean) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c < C) mean[c] = sum_partials(partials, c, G, 1, 0) / cnt;
-}
-
-__global__ void cbn_forward_finalize_kernel(int C, int G, double cnt, float eps, float momentum,
-                                            const double* partials, const double* mean_d, float* save_mean,
-                                            float* save_invstd, float* run_mean, float* run_var, float* a,
-                                            float* b) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= C) return;
-  const double mean = mean_d[c];
-  const double m2 = sum_partials(partials, c, G, 1, 0);
-  const double istd = 1.0 / sqrt(m2 / cnt + static_cast<double>(eps));
-  const float fmean = static_cast<float>(mean);
-  save_mean[c] = fmean;
-  save_invstd[c] = static_cast<float>(istd);
-  if (run_mean) {
-    const double mom = momentum;
-    const double unbiased = m2 / (cnt - 1.0);
-    run_mean[c] = static_cast<float>((1.0 - mom) * run_mean[c] + mom * mean);
-    run_var[c] = static_cast<float>((1.0 - mom) * run_var[c] + mom * unbiased);
-  }
-  a[c] = static_cast<float>(istd);
-  b[c] = static_cast<float>(-istd * (mean - static_cast<double>(fmean)));
-}
-
 __global__ void cbn_eval_coef_kernel(int C, float eps, const float* run_var, float* a, float* b) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -184,18 +143,13 @@ void launch_projection_backward(const Context& ctx, int B, int F, const float* p
 void launch_cbn_forward_train(const Context& ctx, int N, int C, int S, float eps, float momentum, const float* x,
                               const float* dgain, const float* dbias, float* y, float* save_mean,
                               float* save_invstd, float* run_mean, float* run_var, Act act, float slope) {
-  const CbnWs ws = cbn_ws(ctx, C, "cbn_forward_train");
+  const BnWs ws = bn_ws(ctx, C, "cbn_forward_train");
   const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "cbn_forward_train");
   const double cnt = static_cast<double>(N) * S;
   float* a = ws.coef;
   float* b = ws.coef + C;
-  launch_partials<1>(ctx.stream, sp, SumOp{x}, ws.partials, "cbn sum partials");
-  cbn_mean_kernel<<<channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, cnt, ws.partials, ws.mean);
-  CUDA_CHECK_LAUNCH("cbn_mean_kernel");
-  launch_partials<1>(ctx.stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "cbn variance partials");
-  cbn_forward_finalize_kernel<<<channel_grid(C), kBlock, 0, ctx.stream>>>(
-      C, sp.G, cnt, eps, momentum, ws.partials, ws.mean, save_mean, save_invstd, run_mean, run_var, a, b);
-  CUDA_CHECK_LAUNCH("cbn_forward_finalize_kernel");
+  launch_bn_train_statistics(ctx.stream, sp, C, cnt, eps, momentum, x, ws, nullptr, nullptr, save_mean, save_invstd,
+                             run_mean, run_var, a, b);
   const size_t total = static_cast<size_t>(N) * C * S;
   cbn_apply_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(total, C, S, x, save_mean, a, b, dgain, dbias, y, act,
                                                                slope);
@@ -205,7 +159,7 @@ void launch_cbn_forward_train(const Context& ctx, int N, int C, int S, float eps
 void launch_cbn_forward_eval(const Context& ctx, int N, int C, int S, float eps, const float* x, const float* dgain,
                              const float* dbias, const float* run_mean, const float* run_var, float* y, Act act,
                              float slope) {
-  const CbnWs ws = cbn_ws(ctx, C, "cbn_forward_eval");
+  const BnWs ws = bn_ws(ctx, C, "cbn_forward_eval");
   float* a = ws.coef;
   float* b = ws.coef + C;
   cbn_eval_coef_kernel<<<channel_grid(C), kBlock, 0, ctx.stream>>>(C, eps, run_var, a, b);
@@ -219,7 +173,7 @@ void launch_cbn_forward_eval(const Context& ctx, int N, int C, int S, float eps,
 void launch_cbn_backward(const Context& ctx, int N, int C, int S, const float* x, const float* dgain,
                          const float* save_mean, const float* save_invstd, const float* gy, float* gx, float* gdgain,
                          float* gdbias) {
-  const CbnWs ws = cbn_ws(ctx, C, "cbn_backward");
+  const BnWs ws = bn_ws(ctx, C, "cbn_backward");
   const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "cbn_backward");
   const double cnt = static_cast<double>(N) * S;
   float* u = ws.coef;

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,6 +19,36 @@
 #include "cgan/base/error.hpp"
 
 namespace testutil {
+
+// The seed of a test's random inputs: CGAN_TEST_SEED=<n> replays one, otherwise a fresh one (trace
+// it into failures).
+inline uint32_t test_seed() {
+  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
+  return std::random_device{}();
+}
+
+// n random values from rng: normal(mean, stddev), uniform in [lo, hi), integers in [lo, hi] (inclusive).
+template <class Rng>
+std::vector<float> normal_values(Rng& rng, size_t n, float mean = 0.f, float stddev = 1.f) {
+  std::normal_distribution<float> d(mean, stddev);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+template <class Rng>
+std::vector<float> uniform_values(Rng& rng, size_t n, float lo, float hi) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+template <class Rng>
+std::vector<int32_t> int_values(Rng& rng, size_t n, int32_t lo, int32_t hi) {
+  std::uniform_int_distribution<int32_t> d(lo, hi);
+  std::vector<int32_t> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
 
 // A fresh, empty temporary directory (mkdtemp under gtest's TempDir), removed with its contents.
 struct TempDir {

@@ -1,6 +1,6 @@
 // The CPU backend's DiffAugment ops: per sample, the draws (augment_draw), the sample mean the
-// contrast needs (a double sum), then one pass over the output pixels; backward the same in
-// reverse (the sum of the live output gradients, then one pass over the input pixels). The CUDA
+// contrast needs (a double sum), then one pass over the output pixels (augment_pixel_forward); backward the same in
+// reverse (the sum of the live output gradients, then one pass over the input pixels, augment_pixel_backward). The CUDA
 // kernels (cuda/augment.cu) do the same per block with the same scalar functions.
 #include "cpu_augment.hpp"
 
@@ -23,22 +23,7 @@ void cpu_augment_forward(const AugmentSpec& a, int B, uint64_t seed, uint64_t st
     }
     augment_store(d, M, params + static_cast<size_t>(b) * kAugmentParams);
     for (int i = 0; i < a.H; ++i)
-      for (int j = 0; j < a.W; ++j) {
-        const size_t q = static_cast<size_t>(i) * a.W + j;
-        if (!augment_live(a, d, i, j)) {
-          for (int c = 0; c < a.C; ++c) yb[c * HW + q] = a.center;
-          continue;
-        }
-        const size_t p = static_cast<size_t>(i + d.tx) * a.W + (j + d.ty);
-        if (!a.color) {
-          for (int c = 0; c < a.C; ++c) yb[c * HW + q] = xb[c * HW + p];
-          continue;
-        }
-        float s = 0.f;
-        for (int c = 0; c < a.C; ++c) s += xb[c * HW + p];
-        const float m = s / static_cast<float>(a.C);
-        for (int c = 0; c < a.C; ++c) yb[c * HW + q] = augment_color(d, xb[c * HW + p], m, M);
-      }
+      for (int j = 0; j < a.W; ++j) augment_pixel_forward(a, d, M, xb, yb, i, j);
   }
 }
 
@@ -58,21 +43,7 @@ void cpu_augment_backward(const AugmentSpec& a, int B, const float* params, cons
       gall = static_cast<float>(s);
     }
     for (int r = 0; r < a.H; ++r)
-      for (int t = 0; t < a.W; ++t) {
-        const size_t p = static_cast<size_t>(r) * a.W + t;
-        const int i = r - d.tx, j = t - d.ty;  // the output pixel that shows this input pixel
-        const bool live = i >= 0 && i < a.H && j >= 0 && j < a.W && augment_live(a, d, i, j);
-        const size_t q = live ? static_cast<size_t>(i) * a.W + j : 0;
-        if (!a.color) {
-          for (int c = 0; c < a.C; ++c) gxb[c * HW + p] = live ? gyb[c * HW + q] : 0.f;
-          continue;
-        }
-        float gp = 0.f;
-        if (live)
-          for (int c = 0; c < a.C; ++c) gp += gyb[c * HW + q];
-        for (int c = 0; c < a.C; ++c)
-          gxb[c * HW + p] = augment_color_grad(d, live ? gyb[c * HW + q] : 0.f, gp, gall, a.C, static_cast<int>(n));
-      }
+      for (int t = 0; t < a.W; ++t) augment_pixel_backward(a, d, gall, gyb, gxb, r, t);
   }
 }
 

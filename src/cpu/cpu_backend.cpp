@@ -70,6 +70,31 @@ T* aligned_zeroed(size_t n) {
 
 inline size_t idx(size_t a, size_t b) { return a * b; }
 
+// Batch-norm training statistics, per channel, from mean[c] (the batch mean, double) and m2[c] (the
+// sum of squared deviations about it) over cnt values: save_mean, save_invstd, the running
+// statistics (when run_mean is given; unbiased variance) and the affine coefficients of
+// y = a (x - save_mean) + b. The float save_mean is off the true mean by lo = mean - save_mean; with a
+// tiny variance a is large and that rounding would show, so it is folded into the offset:
+// b = beta - a lo, where x - save_mean is exact for x near the mean. (batchnorm_forward_train and its
+// _sync twin.)
+void bn_finalize_statistics(int C, double cnt, float eps, float momentum, const double* mean, const double* m2,
+                            const float* gamma, const float* beta, float* save_mean, float* save_invstd,
+                            float* run_mean, float* run_var, float* a, float* b) {
+  for (int c = 0; c < C; ++c) {
+    const double var = m2[c] / cnt;
+    save_mean[c] = static_cast<float>(mean[c]);
+    save_invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+    if (run_mean) {
+      const double unbiased = m2[c] / (cnt - 1.0);
+      run_mean[c] = static_cast<float>((1.0 - momentum) * run_mean[c] + momentum * mean[c]);
+      run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
+    }
+    const double ac = static_cast<double>(gamma[c]) / std::sqrt(m2[c] / cnt + eps);
+    a[c] = static_cast<float>(ac);
+    b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
+  }
+}
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(bool emulate_tf32) : emulate_tf32_(emulate_tf32) {
@@ -241,26 +266,10 @@ class CpuBackend final : public Backend {
     const double cnt = static_cast<double>(N) * S;
     for (int c = 0; c < C; ++c) mean[c] /= cnt;
     channel_sq_dev(N, C, S, x, mean, m2);  // two-pass variance: no cancellation
-    for (int c = 0; c < C; ++c) {
-      const double var = m2[c] / cnt;
-      save_mean[c] = static_cast<float>(mean[c]);
-      save_invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-      if (run_mean) {
-        const double unbiased = m2[c] / (cnt - 1.0);
-        run_mean[c] = static_cast<float>((1.0 - momentum) * run_mean[c] + momentum * mean[c]);
-        run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
-      }
-    }
-    // y = a (x - mean) + beta. The float save_mean is off the true mean by lo = mean - save_mean;
-    // with a tiny variance a is large and that rounding would show, so fold it into the offset:
-    // y = a (x - save_mean) + (beta - a lo), where x - save_mean is exact for x near the mean.
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
-    for (int c = 0; c < C; ++c) {
-      const double ac = static_cast<double>(gamma[c]) / std::sqrt(m2[c] / cnt + eps);
-      a[c] = static_cast<float>(ac);
-      b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
-    }
+    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var,
+                           a, b);
     affine(N, C, S, x, save_mean, a, b, y);
     if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
@@ -324,19 +333,8 @@ class CpuBackend final : public Backend {
     sync.sum(m2, static_cast<size_t>(C));
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
-    for (int c = 0; c < C; ++c) {
-      const double var = m2[c] / cnt;
-      save_mean[c] = static_cast<float>(mean[c]);
-      save_invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
-      if (run_mean) {
-        const double unbiased = m2[c] / (cnt - 1.0);
-        run_mean[c] = static_cast<float>((1.0 - momentum) * run_mean[c] + momentum * mean[c]);
-        run_var[c] = static_cast<float>((1.0 - momentum) * run_var[c] + momentum * unbiased);
-      }
-      const double ac = static_cast<double>(gamma[c]) / std::sqrt(m2[c] / cnt + eps);
-      a[c] = static_cast<float>(ac);
-      b[c] = static_cast<float>(beta[c] - ac * (mean[c] - save_mean[c]));
-    }
+    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var,
+                           a, b);
     affine(N, C, S, x, save_mean, a, b, y);
     if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }

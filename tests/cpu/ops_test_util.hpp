@@ -18,6 +18,7 @@
 
 #include "cgan/backend/backend.hpp"
 #include "cgan/base/error.hpp"
+#include "test_util.hpp"
 
 namespace cgan {
 namespace opstest {
@@ -26,10 +27,7 @@ using VecF = std::vector<float>;
 using VecD = std::vector<double>;
 using VecI = std::vector<int32_t>;
 
-inline uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // Fixture base: a generator seeded from test_seed() (the seed is traced into every failure) and a
 // CPU backend.

@@ -23,6 +23,7 @@
 #include "cgan/nn/memory_plan.hpp"
 #include "cgan/nn/model.hpp"
 #include "cgan/train/trainer.hpp"
+#include "model_fd.hpp"
 #include "test_util.hpp"
 
 namespace cgan {
@@ -31,10 +32,7 @@ namespace {
 using json = nlohmann::json;
 using testutil::error_of;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A config on labelled 2-D points (8 classes) with the given generator and discriminator networks.
 json config_with(const json& g, const json& d) {
@@ -263,73 +261,26 @@ TEST(ConditionalModel, BackwardMatchesFiniteDifferences) {
     float* gxd = be->alloc(x.size());
     be->upload(xd, x.data(), x.size());
     be->upload(cd, cond.data(), cond.size());
-    auto loss = [&]() {
-      std::vector<float> out(size_t(B) * O);
-      be->download(out.data(), m.forward(xd, nullptr, cd, true), out.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, cd, r); };
     loss();
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    std::vector<float> g(m.param_count()), gx(x.size());
-    be->download(g.data(), m.grads(), g.size());
-    be->download(gx.data(), gxd, gx.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
 
-    // kinks (relu, leaky relu) inside the step are detected by one-sided differences and skipped,
-    // as tests/cpu/test_model.cpp does
-    const double k = 1e-3, L0 = loss();
-    auto tol = [](double a, double b) { return 2e-3 + 1e-2 * std::max(std::fabs(a), std::fabs(b)); };
-    int checked = 0, skipped = 0;
-    auto check = [&](double analytic, const std::function<double(double)>& L_at, const std::string& what) {
-      const double rr = (L_at(k) - L0) / k, l = (L0 - L_at(-k)) / k, central = (rr + l) / 2;
-      const double wide = (L_at(3 * k) - L_at(-3 * k)) / (6 * k);
-      if (std::fabs(rr - l) > tol(rr, l) || std::fabs(wide - central) > 0.5 * tol(wide, central)) {
-        ++skipped;
-        return;
-      }
-      ++checked;
-      EXPECT_LE(std::fabs(analytic - central), tol(analytic, central))
-          << what << ": backward " << analytic << ", finite difference " << central;
-    };
+    // kinks (relu, leaky relu) inside the step are detected by one-sided differences and skipped
+    // (tests/model_fd.hpp); the embedding and conditional tables get more samples
+    modelfd::FdCheck fd(loss);
     bool saw_table = false;
-    for (const ParamSlot& sl : m.slots()) {
-      if (sl.state) continue;
-      const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
-                         sl.name.find("bias.weight") != std::string::npos;
-      saw_table = saw_table || table;
-      for (int t = 0; t < (table ? 10 : 4); ++t) {
-        const size_t i = sl.offset + std::uniform_int_distribution<size_t>(0, sl.count - 1)(rng);
-        const float keep = p[i];
-        check(g[i],
-              [&](double d) {
-                p[i] = keep + float(d);
-                m.set_params(p.data(), st.data());
-                const double L = loss();
-                p[i] = keep;
-                m.set_params(p.data(), st.data());
-                return L;
+    fd.params(m, p, st, g,
+              [&](const ParamSlot& sl) {
+                const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
+                                   sl.name.find("bias.weight") != std::string::npos;
+                saw_table = saw_table || table;
+                return table ? 10 : 4;
               },
-              cat(sl.name, "[", i - sl.offset, "]"));
-      }
-    }
+              rng);
     EXPECT_TRUE(saw_table);
-    for (int t = 0; t < 12; ++t) {
-      const size_t i = std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng);
-      const float keep = x[i];
-      check(gx[i],
-            [&](double d) {
-              x[i] = keep + float(d);
-              be->upload(xd, x.data(), x.size());
-              const double L = loss();
-              x[i] = keep;
-              be->upload(xd, x.data(), x.size());
-              return L;
-            },
-            cat("x[", i, "]"));
-    }
+    fd.inputs(*be, xd, x, gx, 12, rng);
+    const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what.c_str(), checked,
                 skipped);
     EXPECT_GE(checked, (checked + skipped) * 2 / 3);

@@ -19,6 +19,7 @@
 #include "cgan/config/config.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/nn/model.hpp"
+#include "model_fd.hpp"
 #include "test_util.hpp"
 
 namespace cgan {
@@ -26,10 +27,7 @@ namespace {
 
 using json = nlohmann::json;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A NetSpec from the config's JSON form of a network (parsed as a discriminator).
 NetSpec net(const json& layers, const std::string& mode = "none", int embed_dim = 0) {
@@ -169,73 +167,16 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
     be->download(p.data(), m.params(), p.size());
     be->download(st.data(), m.state(), st.size());
 
-    auto loss = [&]() {
-      std::vector<float> out(size_t(B) * O);
-      be->download(out.data(), m.forward(xd, nullptr, c.classes ? cd : nullptr, true), out.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, c.classes ? cd : nullptr, r); };
     loss();
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    std::vector<float> g(m.param_count()), gx(x.size());
-    be->download(g.data(), m.grads(), g.size());
-    be->download(gx.data(), gxd, gx.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
 
-    // The loss is only piecewise smooth (leaky-relu kinks, max-pool switches). With one-sided
-    // differences r = (L(k) - L(0)) / k and l = (L(0) - L(-k)) / k, one kink inside [-k, k] puts the
-    // central difference (r + l) / 2 off the true one-sided derivative by at most about |r - l| / 2,
-    // while on a smooth stretch |r - l| = k |L''| is small; kinks on both sides can hide from that
-    // but then show as a change of the central difference between steps 3k and k (O(k^2) when
-    // smooth). Coordinates failing either test are skipped (counted), the rest must match.
-    const double k = 1e-3, L0 = loss();
-    auto tol = [](double a, double b) { return 2e-3 + 1e-2 * std::max(std::fabs(a), std::fabs(b)); };
-    int checked = 0, skipped = 0;
-    auto check = [&](double analytic, const std::function<double(double)>& L_at, const std::string& what) {
-      const double r = (L_at(k) - L0) / k, l = (L0 - L_at(-k)) / k, central = (r + l) / 2;
-      const double wide = (L_at(3 * k) - L_at(-3 * k)) / (6 * k);
-      if (std::fabs(r - l) > tol(r, l) || std::fabs(wide - central) > 0.5 * tol(wide, central)) {
-        ++skipped;
-        return;
-      }
-      ++checked;
-      EXPECT_LE(std::fabs(analytic - central), tol(analytic, central))
-          << what << ": backward " << analytic << ", finite difference " << central << " (one-sided " << l << ", "
-          << r << "; step " << 3 * k << ": " << wide << ")";
-    };
-    for (const ParamSlot& sl : m.slots()) {
-      if (sl.state) continue;
-      for (int t = 0; t < 4; ++t) {
-        const size_t i = sl.offset + std::uniform_int_distribution<size_t>(0, sl.count - 1)(rng);
-        const float keep = p[i];
-        check(g[i],
-              [&](double d) {
-                p[i] = keep + float(d);
-                m.set_params(p.data(), st.data());
-                const double L = loss();
-                p[i] = keep;
-                m.set_params(p.data(), st.data());
-                return L;
-              },
-              cat(sl.name, "[", i - sl.offset, "]"));
-      }
-    }
-    for (int t = 0; t < 12; ++t) {
-      const size_t i = std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng);
-      const float keep = x[i];
-      check(gx[i],
-            [&](double d) {
-              x[i] = keep + float(d);
-              be->upload(xd, x.data(), x.size());
-              const double L = loss();
-              x[i] = keep;
-              be->upload(xd, x.data(), x.size());
-              return L;
-            },
-            cat("x[", i, "]"));
-    }
+    // Kinks within the step are skipped (tests/model_fd.hpp says how).
+    modelfd::FdCheck fd(loss);
+    fd.params(m, p, st, g, [](const ParamSlot&) { return 4; }, rng);
+    fd.inputs(*be, xd, x, gx, 12, rng);
+    const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what.c_str(), checked,
                 skipped);
     EXPECT_GE(checked, (checked + skipped) / 2);

@@ -28,6 +28,7 @@
 #include "cgan/nn/state_dict.hpp"
 #include "cgan/train/trainer.hpp"
 #include "e2e/e2e_util.hpp"
+#include "model_fd.hpp"
 #include "test_util.hpp"
 
 namespace cgan {
@@ -36,10 +37,7 @@ namespace {
 using json = nlohmann::json;
 using testutil::error_of;
 
-uint32_t test_seed() {
-  if (const char* s = std::getenv("CGAN_TEST_SEED")) return static_cast<uint32_t>(std::stoul(s));
-  return std::random_device{}();
-}
+using testutil::test_seed;
 
 // A config on 2-D points whose discriminator is `d` (a network object).
 Config config_with_d(const json& d) {
@@ -317,65 +315,18 @@ TEST(SpectralNormModel, BackwardMatchesFiniteDifferences) {
     float* gxd = be->alloc(x.size());
     be->upload(xd, x.data(), x.size());
     m.forward(xd, nullptr, nullptr, true);  // one power iteration: u, v as the backward uses them
-    m.zero_grads();
-    be->upload(m.grad_out_buffer(), r.data(), r.size());
-    m.backward(m.grad_out_buffer(), gxd, true);
-    const std::vector<float> g = fetch(*be, m.grads(), m.param_count()), gx = fetch(*be, gxd, x.size());
+    std::vector<float> g, gx(x.size());
+    modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
     st = fetch(*be, m.state(), m.state_count());  // u, v after the iteration
 
-    auto loss = [&]() {
-      const std::vector<float> out = fetch(*be, m.forward(xd, nullptr, nullptr, false), r.size());
-      double L = 0;
-      for (size_t i = 0; i < out.size(); ++i) L += double(r[i]) * out[i];
-      return L;
-    };
-    // kinks (leaky ReLU): one-sided differences that disagree mark a coordinate to skip (as
-    // ConvModel.BackwardMatchesFiniteDifferences)
-    const double k = 1e-3, L0 = loss();
-    auto tol = [](double a, double b) { return 2e-3 + 1e-2 * std::max(std::fabs(a), std::fabs(b)); };
-    int checked = 0, skipped = 0;
-    auto check = [&](double analytic, const std::function<double(double)>& L_at, const std::string& what) {
-      const double rr = (L_at(k) - L0) / k, l = (L0 - L_at(-k)) / k, central = (rr + l) / 2;
-      const double wide = (L_at(3 * k) - L_at(-3 * k)) / (6 * k);
-      if (std::fabs(rr - l) > tol(rr, l) || std::fabs(wide - central) > 0.5 * tol(wide, central)) {
-        ++skipped;
-        return;
-      }
-      ++checked;
-      EXPECT_LE(std::fabs(analytic - central), tol(analytic, central))
-          << what << ": backward " << analytic << ", finite difference " << central;
-    };
-    for (const ParamSlot& sl : m.slots()) {
-      if (sl.state) continue;
-      for (int t = 0; t < 6; ++t) {
-        const size_t i = sl.offset + std::uniform_int_distribution<size_t>(0, sl.count - 1)(rng);
-        const float keep = p[i];
-        check(g[i],
-              [&](double d) {
-                p[i] = keep + float(d);
-                m.set_params(p.data(), st.data());
-                const double L = loss();
-                p[i] = keep;
-                m.set_params(p.data(), st.data());
-                return L;
-              },
-              cat(sl.name, "[", i - sl.offset, "]"));
-      }
-    }
-    for (int t = 0; t < 8; ++t) {
-      const size_t i = std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng);
-      const float keep = x[i];
-      check(gx[i],
-            [&](double d) {
-              x[i] = keep + float(d);
-              be->upload(xd, x.data(), x.size());
-              const double L = loss();
-              x[i] = keep;
-              be->upload(xd, x.data(), x.size());
-              return L;
-            },
-            cat("x[", i, "]"));
-    }
+    // eval mode: the stored u, v held (no power iteration inside the differences)
+    auto loss = [&]() { return modelfd::weighted_sum_loss(*be, m, xd, nullptr, r, false); };
+    // kinks (leaky ReLU): one-sided differences that disagree mark a coordinate to skip
+    // (tests/model_fd.hpp)
+    modelfd::FdCheck fd(loss);
+    fd.params(m, p, st, g, [](const ParamSlot&) { return 6; }, rng);
+    fd.inputs(*be, xd, x, gx, 8, rng);
+    const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what, checked, skipped);
     EXPECT_GE(checked, (checked + skipped) * 2 / 3);
     be->free(xd);

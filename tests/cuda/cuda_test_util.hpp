@@ -24,6 +24,7 @@
 #include "cgan/backend/backend.hpp"
 #include "cgan/backend/buffer.hpp"
 #include "cuda_backend.hpp"
+#include "test_util.hpp"
 
 // Skips the current test, saying why, when no usable GPU is present (cuda_available()).
 #define CGAN_SKIP_WITHOUT_GPU()                                                    \
@@ -173,24 +174,9 @@ class CudaParityTest : public ::testing::Test {
   Backend& cpu() { return *cpu_; }
   Backend& gpu() { return *gpu_; }
 
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
-    std::normal_distribution<float> d(mean, stddev);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Floats uniform(size_t n, float lo, float hi) {
-    std::uniform_real_distribution<float> d(lo, hi);
-    Floats v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
-  Ints ints(size_t n, int32_t lo, int32_t hi) {  // inclusive
-    std::uniform_int_distribution<int32_t> d(lo, hi);
-    Ints v(n);
-    for (auto& x : v) x = d(rng_);
-    return v;
-  }
+  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) { return testutil::normal_values(rng_, n, mean, stddev); }
+  Floats uniform(size_t n, float lo, float hi) { return testutil::uniform_values(rng_, n, lo, hi); }
+  Ints ints(size_t n, int32_t lo, int32_t hi) { return testutil::int_values(rng_, n, lo, hi); }  // inclusive
   int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }  // inclusive
 
  public:  // normal() and uniform() for helpers outside the fixture

@@ -26,6 +26,7 @@
 // transforms are on. The scalar functions below are shared verbatim by the CPU backend and the
 // CUDA kernels (cuda/augment.cu).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "cgan/base/hd.hpp"
@@ -142,6 +143,49 @@ CGAN_HD float augment_color(const AugmentDraw& d, float v, float m, float M) {
 CGAN_HD float augment_color_grad(const AugmentDraw& d, float g, float gp, float gall, int C, int n) {
   const float k = d.contrast, s = d.saturation;
   return k * s * g + k * (1.f - s) * (gp / static_cast<float>(C)) + (1.f - k) * (gall / static_cast<float>(n));
+}
+
+// One output pixel (i, j) of a sample, every channel: y at (c, i, j) from the sample's input xb,
+// its draws d and its mean M (the contrast's, 0 without colour). The fill where the pixel is not
+// live, else the translated source pixel, colour-transformed. The per-pixel body of both backends'
+// augment_forward (src/cpu/cpu_augment.cpp, cuda/augment.cu): one copy of the arithmetic order.
+CGAN_HD void augment_pixel_forward(const AugmentSpec& a, const AugmentDraw& d, float M, const float* xb, float* yb,
+                                   int i, int j) {
+  const size_t HW = static_cast<size_t>(a.H) * a.W, q = static_cast<size_t>(i) * a.W + j;
+  if (!augment_live(a, d, i, j)) {
+    for (int c = 0; c < a.C; ++c) yb[c * HW + q] = a.center;
+    return;
+  }
+  const size_t p = static_cast<size_t>(i + d.tx) * a.W + (j + d.ty);
+  if (!a.color) {
+    for (int c = 0; c < a.C; ++c) yb[c * HW + q] = xb[c * HW + p];
+    return;
+  }
+  float s = 0.f;
+  for (int c = 0; c < a.C; ++c) s += xb[c * HW + p];
+  const float m = s / static_cast<float>(a.C);
+  for (int c = 0; c < a.C; ++c) yb[c * HW + q] = augment_color(d, xb[c * HW + p], m, M);
+}
+
+// One input pixel (r, t) of a sample, every channel: gx at (c, r, t) from gyb = dL/dy of the sample,
+// gathered from the output pixel that shows it (zero when none does), through the colour
+// transform (gall: the sum of the live output gradients over the sample, 0 without colour). The
+// per-pixel body of both backends' augment_backward.
+CGAN_HD void augment_pixel_backward(const AugmentSpec& a, const AugmentDraw& d, float gall, const float* gyb,
+                                    float* gxb, int r, int t) {
+  const size_t HW = static_cast<size_t>(a.H) * a.W, n = HW * a.C, p = static_cast<size_t>(r) * a.W + t;
+  const int i = r - d.tx, j = t - d.ty;  // the output pixel that shows this input pixel
+  const bool live = i >= 0 && i < a.H && j >= 0 && j < a.W && augment_live(a, d, i, j);
+  const size_t q = live ? static_cast<size_t>(i) * a.W + j : 0;
+  if (!a.color) {
+    for (int c = 0; c < a.C; ++c) gxb[c * HW + p] = live ? gyb[c * HW + q] : 0.f;
+    return;
+  }
+  float gp = 0.f;
+  if (live)
+    for (int c = 0; c < a.C; ++c) gp += gyb[c * HW + q];
+  for (int c = 0; c < a.C; ++c)
+    gxb[c * HW + p] = augment_color_grad(d, live ? gyb[c * HW + q] : 0.f, gp, gall, a.C, static_cast<int>(n));
 }
 
 }  // namespace cgan
