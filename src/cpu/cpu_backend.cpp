@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cgan/backend/backend.hpp"
@@ -39,6 +40,9 @@
 #include "cpu_conditional.hpp"
 #include "cpu_augment.hpp"
 #include "cpu_conv.hpp"
+#if CGAN_HAVE_DNNL
+#include "cpu_conv_dnnl.hpp"
+#endif
 #include "cpu_spectral_norm.hpp"
 
 namespace cgan {
@@ -86,6 +90,12 @@ class CpuBackend final : public Backend {
       t = static_cast<int>(v);
     }
     max_threads_ = std::max(1, t);
+    if (const char* env = std::getenv("CGAN_CPU_CONV")) {
+      const std::string v = env;
+      if (v != "im2col" && v != "dnnl")
+        throw Error(cat("CGAN_CPU_CONV: expected 'dnnl' or 'im2col', got '", env, "'"));
+      conv_im2col_ = v == "im2col";
+    }
     set_threads(1);
   }
 
@@ -370,19 +380,38 @@ class CpuBackend final : public Backend {
     bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
   }
 
-  // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
-  size_t conv2d_workspace_impl(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
+  // ---- convolution and pooling. conv2d: oneDNN's convolution primitives (cpu_conv_dnnl.cpp) when the
+  // build has oneDNN, else (and under TF32 emulation, which needs the GEMM's rounded operands, and for
+  // any shape oneDNN has no kernel for) cpu_conv.cpp's im2col + GEMM. Threads: the GEMM rule
+  // (kParallelMacs) on the conv's multiply-adds, the same count for a shape's primitives always.
+  size_t conv2d_workspace_impl(const ConvShape& s) override {
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) return 0;  // the primitives' scratchpad is the backend's own
+#endif
+    return cpu_conv2d_workspace(s);
+  }
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                            float* ws, Act act, float slope) override {
-    cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s))
+      dnnl_conv_.forward(s, cur_threads_, x, w, bias, y);
+    else
+#endif
+      cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
     if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
   }
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
                                  float* ws) override {
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) return dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+#endif
     cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
   }
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) return dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
+#endif
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
   void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
@@ -615,6 +644,17 @@ class CpuBackend final : public Backend {
                   float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C); };
   }
 
+#if CGAN_HAVE_DNNL
+  // Sets the conv's thread count (the GEMM rule on its multiply-adds) and says whether oneDNN
+  // serves s; CGAN_CPU_CONV=im2col forces the im2col path (the tests' oracle, and for comparison).
+  bool use_dnnl_conv(const ConvShape& s) {
+    if (emulate_tf32_ || conv_im2col_) return false;
+    const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
+    set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    return dnnl_conv_.supports(s, cur_threads_);
+  }
+#endif
+
   void set_threads(int t) {
     if (t != cur_threads_) {
 #if CGAN_HAVE_DNNL
@@ -760,6 +800,10 @@ class CpuBackend final : public Backend {
   }
 
   bool emulate_tf32_ = false;
+  bool conv_im2col_ = false;  // CGAN_CPU_CONV=im2col
+#if CGAN_HAVE_DNNL
+  DnnlConv dnnl_conv_;
+#endif
   std::vector<float> tf32_a_, tf32_b_;  // the rounded operands (emulate_tf32_)
   int max_threads_ = 1;
   int cur_threads_ = -1;
