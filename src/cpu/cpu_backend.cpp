@@ -62,6 +62,69 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size
   for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
 }
 
+// Batch norm's per-channel sums over a contiguous run of n floats, in double, as kLanes interleaved
+// partial sums (element i goes to lane i % kLanes) combined in one fixed tree. The lanes make the
+// loops vectorise without reassociation, and compiled for AVX-512, AVX2 and the baseline each clone
+// performs the same IEEE-754 operations in the same order (no FMA: -ffp-contract=off), so every
+// width gives the same bits. The sums keep the double accumulation (and the two-pass variance) that
+// lets a large mean with a tiny spread come out as on the GPU.
+constexpr int kLanes = 8;
+
+inline double lane_total(const double* l) {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+// sum of a[i]
+__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sum(const float* __restrict a, int n) {
+  double l[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) l[j] += static_cast<double>(a[i + j]);
+  for (int j = 0; i < n; ++i, ++j) l[j] += static_cast<double>(a[i]);
+  return lane_total(l);
+}
+
+// sum of (x[i] - m)^2
+__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sq_dev(const float* __restrict x, int n,
+                                                                              double m) {
+  double l[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const double d = static_cast<double>(x[i + j]) - m;
+      l[j] += d * d;
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    const double d = static_cast<double>(x[i]) - m;
+    l[j] += d * d;
+  }
+  return lane_total(l);
+}
+
+// out[0] = sum gy[i], out[1] = sum gy[i] (x[i] - m), out[2] = sum (x[i] - m)
+__attribute__((target_clones("avx512f", "avx2", "default"))) void lane_bn_backward(const float* __restrict x,
+                                                                                 const float* __restrict gy, int n,
+                                                                                 double m, double* out) {
+  double a[kLanes] = {}, b[kLanes] = {}, e[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const double g = gy[i + j], d = static_cast<double>(x[i + j]) - m;
+      a[j] += g;
+      b[j] += g * d;
+      e[j] += d;
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    const double g = gy[i], d = static_cast<double>(x[i]) - m;
+    a[j] += g;
+    b[j] += g * d;
+    e[j] += d;
+  }
+  out[0] = lane_total(a);
+  out[1] = lane_total(b);
+  out[2] = lane_total(e);
+}
+
 template <typename T>
 T* aligned_zeroed(size_t n) {
   CGAN_CHECK(n <= (SIZE_MAX - 63) / sizeof(T), "cpu alloc: size ", n, " overflows");
@@ -692,12 +755,7 @@ class CpuBackend final : public Backend {
       return;
     }
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const float* ac = a + (idx(n, C) + c) * S;
-        double s = 0;
-        for (int i = 0; i < S; ++i) s += ac[i];
-        out[c] += s;
-      }
+      for (int c = 0; c < C; ++c) out[c] += lane_sum(a + (idx(n, C) + c) * S, S);
   }
 
   // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double.
@@ -721,17 +779,11 @@ class CpuBackend final : public Backend {
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < C; ++c) {
         const size_t o = (idx(n, C) + c) * S;
-        const double mc = m[c];
-        double a = 0, b = 0, e = 0;
-        for (int i = 0; i < S; ++i) {
-          const double g = gy[o + i], d = x[o + i] - mc;
-          a += g;
-          b += g * d;
-          e += d;
-        }
-        sg[c] += a;
-        sgd[c] += b;
-        sd[c] += e;
+        double s[3];
+        lane_bn_backward(x + o, gy + o, S, m[c], s);
+        sg[c] += s[0];
+        sgd[c] += s[1];
+        sd[c] += s[2];
       }
   }
 
@@ -750,16 +802,7 @@ class CpuBackend final : public Backend {
       return;
     }
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const size_t o = (idx(n, C) + c) * S;
-        const double m = mean[c];
-        double s = 0;
-        for (int i = 0; i < S; ++i) {
-          const double d = x[o + i] - m;
-          s += d * d;
-        }
-        out[c] += s;
-      }
+      for (int c = 0; c < C; ++c) out[c] += lane_sq_dev(x + (idx(n, C) + c) * S, S, mean[c]);
   }
 
   // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
