@@ -155,9 +155,9 @@ class CpuBackend final : public Backend {
     max_threads_ = std::max(1, t);
     if (const char* env = std::getenv("CGAN_CPU_CONV")) {
       const std::string v = env;
-      if (v != "im2col" && v != "dnnl")
-        throw Error(cat("CGAN_CPU_CONV: expected 'dnnl' or 'im2col', got '", env, "'"));
-      conv_im2col_ = v == "im2col";
+      if (v != "im2col" && v != "dnnl" && v != "mixed")
+        throw Error(cat("CGAN_CPU_CONV: expected 'mixed', 'dnnl' or 'im2col', got '", env, "'"));
+      conv_mode_ = v == "im2col" ? ConvMode::im2col : v == "dnnl" ? ConvMode::dnnl : ConvMode::mixed;
     }
     set_threads(1);
   }
@@ -447,18 +447,24 @@ class CpuBackend final : public Backend {
   // build has oneDNN, else (and under TF32 emulation, which needs the GEMM's rounded operands, and for
   // any shape oneDNN has no kernel for) cpu_conv.cpp's im2col + GEMM. Threads: the GEMM rule
   // (kParallelMacs) on the conv's multiply-adds, the same count for a shape's primitives always.
+  //
+  // The weight gradient stays on im2col + GEMM unless CGAN_CPU_CONV=dnnl: oneDNN 2.6's kernel for it
+  // on NCHW / OIHW (gemm:jit, the only one for plain layouts) measured 1.2-3x slower than im2col +
+  // dnnl_sgemm on anime_small (docs/PERFORMANCE.md), while its forward and data gradient are faster.
   size_t conv2d_workspace_impl(const ConvShape& s) override {
 #if CGAN_HAVE_DNNL
-    if (use_dnnl_conv(s)) return 0;  // the primitives' scratchpad is the backend's own
+    // the primitives' scratchpad is the backend's own; im2col's buffer serves the weight gradient
+    if (use_dnnl_conv(s) && conv_mode_ == ConvMode::dnnl) return 0;
 #endif
     return cpu_conv2d_workspace(s);
   }
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                            float* ws, Act act, float slope) override {
 #if CGAN_HAVE_DNNL
-    if (use_dnnl_conv(s))
+    if (use_dnnl_conv(s)) {
+      check_conv_ws("conv2d_forward", s, ws);
       dnnl_conv_.forward(s, cur_threads_, x, w, bias, y);
-    else
+    } else
 #endif
       cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
     if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
@@ -466,14 +472,18 @@ class CpuBackend final : public Backend {
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
                                  float* ws) override {
 #if CGAN_HAVE_DNNL
-    if (use_dnnl_conv(s)) return dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+    if (use_dnnl_conv(s)) {
+      check_conv_ws("conv2d_backward_data", s, ws);
+      return dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+    }
 #endif
     cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
   }
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
 #if CGAN_HAVE_DNNL
-    if (use_dnnl_conv(s)) return dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
+    if (conv_mode_ == ConvMode::dnnl && use_dnnl_conv(s))
+      return dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
 #endif
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
@@ -710,11 +720,18 @@ class CpuBackend final : public Backend {
 #if CGAN_HAVE_DNNL
   // Sets the conv's thread count (the GEMM rule on its multiply-adds) and says whether oneDNN
   // serves s; CGAN_CPU_CONV=im2col forces the im2col path (the tests' oracle, and for comparison).
+  // CGAN_CPU_CONV=dnnl puts the weight gradient on oneDNN too.
   bool use_dnnl_conv(const ConvShape& s) {
-    if (emulate_tf32_ || conv_im2col_) return false;
+    if (emulate_tf32_ || conv_mode_ == ConvMode::im2col) return false;
     const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
     set_threads(macs >= kParallelMacs ? max_threads_ : 1);
     return dnnl_conv_.supports(s, cur_threads_);
+  }
+
+  // The workspace contract holds on every path: a shape whose conv2d_workspace is not 0 needs one.
+  void check_conv_ws(const char* op, const ConvShape& s, const float* ws) {
+    CGAN_CHECK(ws || conv_mode_ == ConvMode::dnnl, op, ": null workspace (this shape needs ",
+               cpu_conv2d_workspace(s), " floats)");
   }
 #endif
 
@@ -843,7 +860,8 @@ class CpuBackend final : public Backend {
   }
 
   bool emulate_tf32_ = false;
-  bool conv_im2col_ = false;  // CGAN_CPU_CONV=im2col
+  enum class ConvMode { mixed, dnnl, im2col };  // CGAN_CPU_CONV: unset / "mixed", "dnnl", "im2col"
+  ConvMode conv_mode_ = ConvMode::mixed;
 #if CGAN_HAVE_DNNL
   DnnlConv dnnl_conv_;
 #endif

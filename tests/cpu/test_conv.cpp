@@ -210,11 +210,12 @@ void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, co
   expect_close(r.gb, gb, atol_w, 1e-4, "gbias");
 }
 
-// A CPU backend on the im2col + GEMM conv path (CGAN_CPU_CONV=im2col), the oracle for oneDNN's.
-std::unique_ptr<Backend> im2col_backend() {
+// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the im2col + GEMM path, the oracle for oneDNN's)
+// or "dnnl" (the weight gradient on oneDNN too; the default keeps it on im2col).
+std::unique_ptr<Backend> conv_backend(const char* mode) {
   const char* prev = std::getenv("CGAN_CPU_CONV");
   const std::string saved = prev ? prev : "";
-  setenv("CGAN_CPU_CONV", "im2col", 1);
+  setenv("CGAN_CPU_CONV", mode, 1);
   auto be = make_cpu_backend();
   if (prev)
     setenv("CGAN_CPU_CONV", saved.c_str(), 1);
@@ -222,6 +223,7 @@ std::unique_ptr<Backend> im2col_backend() {
     unsetenv("CGAN_CPU_CONV");
   return be;
 }
+std::unique_ptr<Backend> im2col_backend() { return conv_backend("im2col"); }
 
 // ------------------------------------------------------------------------------------------- conv
 
@@ -285,6 +287,7 @@ TEST_F(Conv, MnistShapesMatchReference) {
 // of each other.
 TEST_F(Conv, DefaultPathMatchesIm2colOracleOnRandomShapes) {
   auto oracle = im2col_backend();
+  auto all_dnnl = conv_backend("dnnl");
   for (int trial = 0; trial < 40; ++trial) {
     ConvShape s = conv_shape(17);
     s.N = randint(1, 4), s.C = randint(1, 9), s.K = randint(1, 9);
@@ -298,6 +301,9 @@ TEST_F(Conv, DefaultPathMatchesIm2colOracleOnRandomShapes) {
     expect_close(r.gw, to_d(o.gw), 1e-4, 1e-5, "gw vs im2col");
     expect_close(r.gb, to_d(o.gb), 1e-4, 1e-5, "gbias vs im2col");
     expect_matches_reference(*be_, s, x, w, b, gy, 1e-5, 1e-4);
+    const ConvRun d = run_conv(*all_dnnl, s, x, w, b, gy, gw0, gb0);
+    expect_close(d.gw, to_d(o.gw), 1e-4, 1e-5, "gw (CGAN_CPU_CONV=dnnl) vs im2col");
+    expect_close(d.gb, to_d(o.gb), 1e-4, 1e-5, "gbias (CGAN_CPU_CONV=dnnl) vs im2col");
   }
 }
 
