@@ -448,9 +448,10 @@ class CpuBackend final : public Backend {
   // any shape oneDNN has no kernel for) cpu_conv.cpp's im2col + GEMM. Threads: the GEMM rule
   // (kParallelMacs) on the conv's multiply-adds, the same count for a shape's primitives always.
   //
-  // The weight gradient stays on im2col + GEMM unless CGAN_CPU_CONV=dnnl: oneDNN 2.6's kernel for it
-  // on NCHW / OIHW (gemm:jit, the only one for plain layouts) measured 1.2-3x slower than im2col +
-  // dnnl_sgemm on anime_small (docs/PERFORMANCE.md), while its forward and data gradient are faster.
+  // Default: im2col + GEMM for all three. oneDNN 2.6's only kernel for NCHW / OIHW (gemm:jit, its
+  // own im2col + sgemm) measured no faster than ours on anime_small, and its weight gradient slower
+  // (docs/PERFORMANCE.md, issue 23), so the primitives are opt-in: CGAN_CPU_CONV=mixed puts the
+  // forward and data gradient on them, CGAN_CPU_CONV=dnnl the weight gradient too.
   size_t conv2d_workspace_impl(const ConvShape& s) override {
 #if CGAN_HAVE_DNNL
     // the primitives' scratchpad is the backend's own; im2col's buffer serves the weight gradient
@@ -719,8 +720,7 @@ class CpuBackend final : public Backend {
 
 #if CGAN_HAVE_DNNL
   // Sets the conv's thread count (the GEMM rule on its multiply-adds) and says whether oneDNN
-  // serves s; CGAN_CPU_CONV=im2col forces the im2col path (the tests' oracle, and for comparison).
-  // CGAN_CPU_CONV=dnnl puts the weight gradient on oneDNN too.
+  // serves s (never under the default CGAN_CPU_CONV=im2col, nor with TF32 emulation).
   bool use_dnnl_conv(const ConvShape& s) {
     if (emulate_tf32_ || conv_mode_ == ConvMode::im2col) return false;
     const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
@@ -860,8 +860,8 @@ class CpuBackend final : public Backend {
   }
 
   bool emulate_tf32_ = false;
-  enum class ConvMode { mixed, dnnl, im2col };  // CGAN_CPU_CONV: unset / "mixed", "dnnl", "im2col"
-  ConvMode conv_mode_ = ConvMode::mixed;
+  enum class ConvMode { mixed, dnnl, im2col };  // CGAN_CPU_CONV: "mixed", "dnnl", unset / "im2col"
+  ConvMode conv_mode_ = ConvMode::im2col;
 #if CGAN_HAVE_DNNL
   DnnlConv dnnl_conv_;
 #endif

@@ -210,8 +210,9 @@ void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, co
   expect_close(r.gb, gb, atol_w, 1e-4, "gbias");
 }
 
-// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the im2col + GEMM path, the oracle for oneDNN's)
-// or "dnnl" (the weight gradient on oneDNN too; the default keeps it on im2col).
+// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the default, and the oracle for oneDNN's),
+// "mixed" (forward and data gradient on oneDNN's primitives) or "dnnl" (all three on them). Where
+// the build has no oneDNN every mode is im2col and these tests compare it with itself.
 std::unique_ptr<Backend> conv_backend(const char* mode) {
   const char* prev = std::getenv("CGAN_CPU_CONV");
   const std::string saved = prev ? prev : "";
@@ -285,8 +286,9 @@ TEST_F(Conv, MnistShapesMatchReference) {
 // The default backend (oneDNN's primitives where built) against the im2col + GEMM oracle and the
 // double-precision reference on random odd shapes: both within fp32 tolerance of the reference and
 // of each other.
-TEST_F(Conv, DefaultPathMatchesIm2colOracleOnRandomShapes) {
+TEST_F(Conv, OneDnnPathMatchesIm2colOracleOnRandomShapes) {
   auto oracle = im2col_backend();
+  auto mixed = conv_backend("mixed");
   auto all_dnnl = conv_backend("dnnl");
   for (int trial = 0; trial < 40; ++trial) {
     ConvShape s = conv_shape(17);
@@ -294,13 +296,13 @@ TEST_F(Conv, DefaultPathMatchesIm2colOracleOnRandomShapes) {
     SCOPED_TRACE(str(s));
     const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), b = randv(s.K, -1, 1);
     const VecF gy = randv(ysize(s), -1, 1), gw0 = randv(wsize(s), -1, 1), gb0 = randv(s.K, -1, 1);
-    const ConvRun r = run_conv(*be_, s, x, w, b, gy, gw0, gb0);
+    const ConvRun r = run_conv(*mixed, s, x, w, b, gy, gw0, gb0);
     const ConvRun o = run_conv(*oracle, s, x, w, b, gy, gw0, gb0);
     expect_close(r.y, to_d(o.y), 1e-5, 1e-5, "y vs im2col");
     expect_close(r.gx, to_d(o.gx), 1e-5, 1e-5, "gx vs im2col");
     expect_close(r.gw, to_d(o.gw), 1e-4, 1e-5, "gw vs im2col");
     expect_close(r.gb, to_d(o.gb), 1e-4, 1e-5, "gbias vs im2col");
-    expect_matches_reference(*be_, s, x, w, b, gy, 1e-5, 1e-4);
+    expect_matches_reference(*mixed, s, x, w, b, gy, 1e-5, 1e-4);
     const ConvRun d = run_conv(*all_dnnl, s, x, w, b, gy, gw0, gb0);
     expect_close(d.gw, to_d(o.gw), 1e-4, 1e-5, "gw (CGAN_CPU_CONV=dnnl) vs im2col");
     expect_close(d.gb, to_d(o.gb), 1e-4, 1e-5, "gbias (CGAN_CPU_CONV=dnnl) vs im2col");
@@ -312,6 +314,7 @@ TEST_F(Conv, DefaultPathMatchesIm2colOracleOnRandomShapes) {
 // 192x192, one image): against the reference's adjoint, and against the im2col oracle.
 TEST_F(Conv, AnimeShapesMatchReferenceAndIm2colOracle) {
   auto oracle = im2col_backend();
+  auto mixed = conv_backend("mixed");
   auto shape = [](int N, int C, int HW, int K, int R, int stride, int pad) {
     ConvShape s;
     s.N = N, s.C = C, s.H = s.W = HW, s.K = K, s.R = s.S = R, s.stride_h = s.stride_w = stride;
@@ -328,9 +331,9 @@ TEST_F(Conv, AnimeShapesMatchReferenceAndIm2colOracle) {
     const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -wr, wr), bias = randv(s.K, -1, 1);
     const VecF gy = randv(ysize(s), -1, 1);
     const double atol_w = 1e-6 * s.N * s.P() * s.Q();  // gw: sums of N*P*Q terms
-    expect_matches_reference(*be_, s, x, w, bias, gy, 1e-5, atol_w);
+    expect_matches_reference(*mixed, s, x, w, bias, gy, 1e-5, atol_w);
     const VecF gw0(wsize(s), 0.f), gb0(s.K, 0.f);
-    const ConvRun r = run_conv(*be_, s, x, w, bias, gy, gw0, gb0);
+    const ConvRun r = run_conv(*mixed, s, x, w, bias, gy, gw0, gb0);
     const ConvRun o = run_conv(*oracle, s, x, w, bias, gy, gw0, gb0);
     expect_close(r.y, to_d(o.y), 1e-5, 1e-5, "y vs im2col");
     expect_close(r.gx, to_d(o.gx), 1e-5, 1e-5, "gx vs im2col");
@@ -339,7 +342,7 @@ TEST_F(Conv, AnimeShapesMatchReferenceAndIm2colOracle) {
   }
 }
 
-// Run to run at a fixed thread count the three ops give the same bits: twice on one backend and
+// Run to run at a fixed thread count the three oneDNN ops give the same bits: twice on one backend and
 // once on a fresh one, single-threaded and (large shapes go multi-threaded) with two threads.
 TEST_F(Conv, RunToRunBitIdentical) {
   ConvShape a;  // anime_small's G 4->12 at batch 32: multi-threaded under CGAN_CPU_THREADS=2
@@ -350,8 +353,8 @@ TEST_F(Conv, RunToRunBitIdentical) {
     const char* prev = std::getenv("CGAN_CPU_THREADS");
     const std::string saved = prev ? prev : "";
     setenv("CGAN_CPU_THREADS", threads, 1);
-    auto be1 = make_cpu_backend();
-    auto be2 = make_cpu_backend();
+    auto be1 = conv_backend("dnnl");
+    auto be2 = conv_backend("dnnl");
     if (prev)
       setenv("CGAN_CPU_THREADS", saved.c_str(), 1);
     else
