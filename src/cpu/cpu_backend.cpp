@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "cgan/backend/backend.hpp"
@@ -39,6 +40,9 @@
 #include "cpu_conditional.hpp"
 #include "cpu_augment.hpp"
 #include "cpu_conv.hpp"
+#if CGAN_HAVE_DNNL
+#include "cpu_conv_dnnl.hpp"
+#endif
 #include "cpu_spectral_norm.hpp"
 
 namespace cgan {
@@ -56,6 +60,69 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size
                                                                           AdamScalars s, float b1, float b2,
                                                                           float eps) {
   for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
+}
+
+// Batch norm's per-channel sums over a contiguous run of n floats, in double, as kLanes interleaved
+// partial sums (element i goes to lane i % kLanes) combined in one fixed tree. The lanes make the
+// loops vectorise without reassociation, and compiled for AVX-512, AVX2 and the baseline each clone
+// performs the same IEEE-754 operations in the same order (no FMA: -ffp-contract=off), so every
+// width gives the same bits. The sums keep the double accumulation (and the two-pass variance) that
+// lets a large mean with a tiny spread come out as on the GPU.
+constexpr int kLanes = 8;
+
+inline double lane_total(const double* l) {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+// sum of a[i]
+__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sum(const float* __restrict a, int n) {
+  double l[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) l[j] += static_cast<double>(a[i + j]);
+  for (int j = 0; i < n; ++i, ++j) l[j] += static_cast<double>(a[i]);
+  return lane_total(l);
+}
+
+// sum of (x[i] - m)^2
+__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sq_dev(const float* __restrict x, int n,
+                                                                              double m) {
+  double l[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const double d = static_cast<double>(x[i + j]) - m;
+      l[j] += d * d;
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    const double d = static_cast<double>(x[i]) - m;
+    l[j] += d * d;
+  }
+  return lane_total(l);
+}
+
+// out[0] = sum gy[i], out[1] = sum gy[i] (x[i] - m), out[2] = sum (x[i] - m)
+__attribute__((target_clones("avx512f", "avx2", "default"))) void lane_bn_backward(const float* __restrict x,
+                                                                                 const float* __restrict gy, int n,
+                                                                                 double m, double* out) {
+  double a[kLanes] = {}, b[kLanes] = {}, e[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      const double g = gy[i + j], d = static_cast<double>(x[i + j]) - m;
+      a[j] += g;
+      b[j] += g * d;
+      e[j] += d;
+    }
+  for (int j = 0; i < n; ++i, ++j) {
+    const double g = gy[i], d = static_cast<double>(x[i]) - m;
+    a[j] += g;
+    b[j] += g * d;
+    e[j] += d;
+  }
+  out[0] = lane_total(a);
+  out[1] = lane_total(b);
+  out[2] = lane_total(e);
 }
 
 template <typename T>
@@ -111,6 +178,12 @@ class CpuBackend final : public Backend {
       t = static_cast<int>(v);
     }
     max_threads_ = std::max(1, t);
+    if (const char* env = std::getenv("CGAN_CPU_CONV")) {
+      const std::string v = env;
+      if (v != "im2col" && v != "dnnl" && v != "mixed")
+        throw Error(cat("CGAN_CPU_CONV: expected 'mixed', 'dnnl' or 'im2col', got '", env, "'"));
+      conv_mode_ = v == "im2col" ? ConvMode::im2col : v == "dnnl" ? ConvMode::dnnl : ConvMode::mixed;
+    }
     set_threads(1);
   }
 
@@ -368,19 +441,49 @@ class CpuBackend final : public Backend {
     bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
   }
 
-  // ---- convolution and pooling (cpu_conv.cpp: im2col + GEMM, plain loops for pooling)
-  size_t conv2d_workspace_impl(const ConvShape& s) override { return cpu_conv2d_workspace(s); }
+  // ---- convolution and pooling. conv2d: oneDNN's convolution primitives (cpu_conv_dnnl.cpp) when the
+  // build has oneDNN, else (and under TF32 emulation, which needs the GEMM's rounded operands, and for
+  // any shape oneDNN has no kernel for) cpu_conv.cpp's im2col + GEMM. Threads: the GEMM rule
+  // (kParallelMacs) on the conv's multiply-adds, the same count for a shape's primitives always.
+  //
+  // Default: im2col + GEMM for all three. oneDNN 2.6's only kernel for NCHW / OIHW (gemm:jit, its
+  // own im2col + sgemm) measured no faster than ours on anime_small, and its weight gradient slower
+  // (docs/PERFORMANCE.md, issue 23), so the primitives are opt-in: CGAN_CPU_CONV=mixed puts the
+  // forward and data gradient on them, CGAN_CPU_CONV=dnnl the weight gradient too.
+  size_t conv2d_workspace_impl(const ConvShape& s) override {
+#if CGAN_HAVE_DNNL
+    // the primitives' scratchpad is the backend's own; im2col's buffer serves the weight gradient
+    if (use_dnnl_conv(s) && conv_mode_ == ConvMode::dnnl) return 0;
+#endif
+    return cpu_conv2d_workspace(s);
+  }
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                            float* ws, Act act, float slope) override {
-    cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) {
+      check_conv_ws("conv2d_forward", s, ws);
+      dnnl_conv_.forward(s, cur_threads_, x, w, bias, y);
+    } else
+#endif
+      cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
     if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
   }
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
                                  float* ws) override {
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) {
+      check_conv_ws("conv2d_backward_data", s, ws);
+      return dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+    }
+#endif
     cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
   }
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
+#if CGAN_HAVE_DNNL
+    if (conv_mode_ == ConvMode::dnnl && use_dnnl_conv(s))
+      return dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
+#endif
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
   void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
@@ -613,6 +716,23 @@ class CpuBackend final : public Backend {
                   float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C); };
   }
 
+#if CGAN_HAVE_DNNL
+  // Sets the conv's thread count (the GEMM rule on its multiply-adds) and says whether oneDNN
+  // serves s (never under the default CGAN_CPU_CONV=im2col, nor with TF32 emulation).
+  bool use_dnnl_conv(const ConvShape& s) {
+    if (emulate_tf32_ || conv_mode_ == ConvMode::im2col) return false;
+    const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
+    set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    return dnnl_conv_.supports(s, cur_threads_);
+  }
+
+  // The workspace contract holds on every path: a shape whose conv2d_workspace is not 0 needs one.
+  void check_conv_ws(const char* op, const ConvShape& s, const float* ws) {
+    CGAN_CHECK(ws || conv_mode_ == ConvMode::dnnl, op, ": null workspace (this shape needs ",
+               cpu_conv2d_workspace(s), " floats)");
+  }
+#endif
+
   void set_threads(int t) {
     if (t != cur_threads_) {
 #if CGAN_HAVE_DNNL
@@ -650,12 +770,7 @@ class CpuBackend final : public Backend {
       return;
     }
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const float* ac = a + (idx(n, C) + c) * S;
-        double s = 0;
-        for (int i = 0; i < S; ++i) s += ac[i];
-        out[c] += s;
-      }
+      for (int c = 0; c < C; ++c) out[c] += lane_sum(a + (idx(n, C) + c) * S, S);
   }
 
   // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double.
@@ -679,17 +794,11 @@ class CpuBackend final : public Backend {
     for (int n = 0; n < N; ++n)
       for (int c = 0; c < C; ++c) {
         const size_t o = (idx(n, C) + c) * S;
-        const double mc = m[c];
-        double a = 0, b = 0, e = 0;
-        for (int i = 0; i < S; ++i) {
-          const double g = gy[o + i], d = x[o + i] - mc;
-          a += g;
-          b += g * d;
-          e += d;
-        }
-        sg[c] += a;
-        sgd[c] += b;
-        sd[c] += e;
+        double s[3];
+        lane_bn_backward(x + o, gy + o, S, m[c], s);
+        sg[c] += s[0];
+        sgd[c] += s[1];
+        sd[c] += s[2];
       }
   }
 
@@ -708,16 +817,7 @@ class CpuBackend final : public Backend {
       return;
     }
     for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const size_t o = (idx(n, C) + c) * S;
-        const double m = mean[c];
-        double s = 0;
-        for (int i = 0; i < S; ++i) {
-          const double d = x[o + i] - m;
-          s += d * d;
-        }
-        out[c] += s;
-      }
+      for (int c = 0; c < C; ++c) out[c] += lane_sq_dev(x + (idx(n, C) + c) * S, S, mean[c]);
   }
 
   // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
@@ -758,6 +858,11 @@ class CpuBackend final : public Backend {
   }
 
   bool emulate_tf32_ = false;
+  enum class ConvMode { mixed, dnnl, im2col };  // CGAN_CPU_CONV: "mixed", "dnnl", unset / "im2col"
+  ConvMode conv_mode_ = ConvMode::im2col;
+#if CGAN_HAVE_DNNL
+  DnnlConv dnnl_conv_;
+#endif
   std::vector<float> tf32_a_, tf32_b_;  // the rounded operands (emulate_tf32_)
   int max_threads_ = 1;
   int cur_threads_ = -1;

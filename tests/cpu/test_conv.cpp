@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -208,6 +210,22 @@ void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, co
   expect_close(r.gb, gb, atol_w, 1e-4, "gbias");
 }
 
+// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the default, and the oracle for oneDNN's),
+// "mixed" (forward and data gradient on oneDNN's primitives) or "dnnl" (all three on them). Where
+// the build has no oneDNN every mode is im2col and these tests compare it with itself.
+std::unique_ptr<Backend> conv_backend(const char* mode) {
+  const char* prev = std::getenv("CGAN_CPU_CONV");
+  const std::string saved = prev ? prev : "";
+  setenv("CGAN_CPU_CONV", mode, 1);
+  auto be = make_cpu_backend();
+  if (prev)
+    setenv("CGAN_CPU_CONV", saved.c_str(), 1);
+  else
+    unsetenv("CGAN_CPU_CONV");
+  return be;
+}
+std::unique_ptr<Backend> im2col_backend() { return conv_backend("im2col"); }
+
 // ------------------------------------------------------------------------------------------- conv
 
 TEST_F(Conv, ForwardMatchesDirectLoopAndBackwardMatchesFiniteDifferences) {
@@ -265,6 +283,99 @@ TEST_F(Conv, MnistShapesMatchReference) {
   expect_matches_reference(*be_, s, x, w, bias, gy, 1e-5, 5e-4);
 }
 
+// The default backend (oneDNN's primitives where built) against the im2col + GEMM oracle and the
+// double-precision reference on random odd shapes: both within fp32 tolerance of the reference and
+// of each other.
+TEST_F(Conv, OneDnnPathMatchesIm2colOracleOnRandomShapes) {
+  auto oracle = im2col_backend();
+  auto mixed = conv_backend("mixed");
+  auto all_dnnl = conv_backend("dnnl");
+  for (int trial = 0; trial < 40; ++trial) {
+    ConvShape s = conv_shape(17);
+    s.N = randint(1, 4), s.C = randint(1, 9), s.K = randint(1, 9);
+    SCOPED_TRACE(str(s));
+    const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), b = randv(s.K, -1, 1);
+    const VecF gy = randv(ysize(s), -1, 1), gw0 = randv(wsize(s), -1, 1), gb0 = randv(s.K, -1, 1);
+    const ConvRun r = run_conv(*mixed, s, x, w, b, gy, gw0, gb0);
+    const ConvRun o = run_conv(*oracle, s, x, w, b, gy, gw0, gb0);
+    expect_close(r.y, to_d(o.y), 1e-5, 1e-5, "y vs im2col");
+    expect_close(r.gx, to_d(o.gx), 1e-5, 1e-5, "gx vs im2col");
+    expect_close(r.gw, to_d(o.gw), 1e-4, 1e-5, "gw vs im2col");
+    expect_close(r.gb, to_d(o.gb), 1e-4, 1e-5, "gbias vs im2col");
+    expect_matches_reference(*mixed, s, x, w, b, gy, 1e-5, 1e-4);
+    const ConvRun d = run_conv(*all_dnnl, s, x, w, b, gy, gw0, gb0);
+    expect_close(d.gw, to_d(o.gw), 1e-4, 1e-5, "gw (CGAN_CPU_CONV=dnnl) vs im2col");
+    expect_close(d.gb, to_d(o.gb), 1e-4, 1e-5, "gbias (CGAN_CPU_CONV=dnnl) vs im2col");
+  }
+}
+
+// The real conv shapes of anime_small (G at 64x64: 4->12 and 12->8 3x3, 8->3 2x2 stride 2; D at
+// 32x32 and 16x16: 4->16 and 16->32 5x5) at batch 2 and anime_conv's G (15->50 and 50->25 3x3 at
+// 192x192, one image): against the reference's adjoint, and against the im2col oracle.
+TEST_F(Conv, AnimeShapesMatchReferenceAndIm2colOracle) {
+  auto oracle = im2col_backend();
+  auto mixed = conv_backend("mixed");
+  auto shape = [](int N, int C, int HW, int K, int R, int stride, int pad) {
+    ConvShape s;
+    s.N = N, s.C = C, s.H = s.W = HW, s.K = K, s.R = s.S = R, s.stride_h = s.stride_w = stride;
+    s.pad_h = s.pad_w = pad;
+    return s;
+  };
+  const ConvShape shapes[] = {shape(2, 4, 64, 12, 3, 1, 1),  shape(2, 12, 64, 8, 3, 1, 1),
+                              shape(2, 8, 64, 3, 2, 2, 0),   shape(2, 4, 32, 16, 5, 1, 2),
+                              shape(2, 16, 16, 32, 5, 1, 2), shape(1, 15, 192, 50, 3, 1, 1),
+                              shape(1, 50, 192, 25, 3, 1, 1)};
+  for (const ConvShape& s : shapes) {
+    SCOPED_TRACE(str(s));
+    const float wr = 1.f / std::sqrt(static_cast<float>(s.C * s.R * s.S));
+    const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -wr, wr), bias = randv(s.K, -1, 1);
+    const VecF gy = randv(ysize(s), -1, 1);
+    const double atol_w = 1e-6 * s.N * s.P() * s.Q();  // gw: sums of N*P*Q terms
+    expect_matches_reference(*mixed, s, x, w, bias, gy, 1e-5, atol_w);
+    const VecF gw0(wsize(s), 0.f), gb0(s.K, 0.f);
+    const ConvRun r = run_conv(*mixed, s, x, w, bias, gy, gw0, gb0);
+    const ConvRun o = run_conv(*oracle, s, x, w, bias, gy, gw0, gb0);
+    expect_close(r.y, to_d(o.y), 1e-5, 1e-5, "y vs im2col");
+    expect_close(r.gx, to_d(o.gx), 1e-5, 1e-5, "gx vs im2col");
+    expect_close(r.gw, to_d(o.gw), atol_w, 1e-5, "gw vs im2col");
+    expect_close(r.gb, to_d(o.gb), atol_w, 1e-5, "gbias vs im2col");
+  }
+}
+
+// Run to run at a fixed thread count the three oneDNN ops give the same bits: twice on one backend and
+// once on a fresh one, single-threaded and (large shapes go multi-threaded) with two threads.
+TEST_F(Conv, RunToRunBitIdentical) {
+  ConvShape a;  // anime_small's G 4->12 at batch 32: multi-threaded under CGAN_CPU_THREADS=2
+  a.N = 32, a.C = 4, a.H = a.W = 64, a.K = 12, a.R = a.S = 3, a.pad_h = a.pad_w = 1;
+  ConvShape b;  // a small odd one, single-threaded
+  b.N = 3, b.C = 5, b.H = 13, b.W = 11, b.K = 7, b.R = 3, b.S = 2, b.stride_h = 2, b.pad_h = 1, b.pad_w = 1;
+  for (const char* threads : {"1", "2"}) {
+    const char* prev = std::getenv("CGAN_CPU_THREADS");
+    const std::string saved = prev ? prev : "";
+    setenv("CGAN_CPU_THREADS", threads, 1);
+    auto be1 = conv_backend("dnnl");
+    auto be2 = conv_backend("dnnl");
+    if (prev)
+      setenv("CGAN_CPU_THREADS", saved.c_str(), 1);
+    else
+      unsetenv("CGAN_CPU_THREADS");
+    for (const ConvShape& s : {a, b}) {
+      SCOPED_TRACE(cat(str(s), " threads=", threads));
+      const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), bias = randv(s.K, -1, 1);
+      const VecF gy = randv(ysize(s), -1, 1), gw0 = randv(wsize(s), -1, 1), gb0 = randv(s.K, -1, 1);
+      const ConvRun r1 = run_conv(*be1, s, x, w, bias, gy, gw0, gb0);
+      const ConvRun r2 = run_conv(*be1, s, x, w, bias, gy, gw0, gb0);
+      const ConvRun r3 = run_conv(*be2, s, x, w, bias, gy, gw0, gb0);
+      for (const ConvRun* r : {&r2, &r3}) {
+        EXPECT_EQ(0, std::memcmp(r1.y.data(), r->y.data(), r1.y.size() * sizeof(float))) << "y";
+        EXPECT_EQ(0, std::memcmp(r1.gx.data(), r->gx.data(), r1.gx.size() * sizeof(float))) << "gx";
+        EXPECT_EQ(0, std::memcmp(r1.gw.data(), r->gw.data(), r1.gw.size() * sizeof(float))) << "gw";
+        EXPECT_EQ(0, std::memcmp(r1.gb.data(), r->gb.data(), r1.gb.size() * sizeof(float))) << "gbias";
+      }
+    }
+  }
+}
+
 TEST_F(Conv, ArgumentErrorsThrow) {
   VecF buf(4096, 0.f);
   float* p = buf.data();
@@ -301,8 +412,15 @@ TEST_F(Conv, ArgumentErrorsThrow) {
   EXPECT_THROW(be_->conv2d_forward(ok, nullptr, p, nullptr, p, p), Error);
   EXPECT_THROW(be_->conv2d_backward_data(ok, p, nullptr, p, p), Error);
   EXPECT_THROW(be_->conv2d_backward_filter(ok, p, p, nullptr, nullptr, p), Error);
-  EXPECT_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);  // the CPU backend needs a workspace
-  EXPECT_GT(be_->conv2d_workspace(ok), 0u);
+  // The im2col path needs a workspace; oneDNN's primitives (when built) keep their scratchpad in the
+  // backend, so the default backend asks for none and takes a null one.
+  auto im2col = im2col_backend();
+  EXPECT_THROW(im2col->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);
+  EXPECT_GT(im2col->conv2d_workspace(ok), 0u);
+  if (be_->conv2d_workspace(ok) == 0)
+    EXPECT_NO_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr));
+  else
+    EXPECT_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);
   s = ok;
   s.S = 7, s.pad_w = 1;  // the workspace query checks the shape as the ops do
   EXPECT_NE(testutil::error_of([&] { be_->conv2d_workspace(s); }).find("conv2d_workspace: kernel"),

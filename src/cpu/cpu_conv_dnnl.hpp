@@ -1,0 +1,41 @@
+// The CPU backend's conv2d on oneDNN's convolution primitives (built only with CGAN_HAVE_DNNL; the
+// im2col + GEMM path of cpu_conv.hpp serves the other builds and is the tests' oracle).
+//
+// Layouts stay the engine's: x / y NCHW, w OIHW, all f32; oneDNN reorders internally where its
+// kernels want blocked layouts. Primitives are created once per (shape, thread count) and cached;
+// they run with a user scratchpad that this object owns (grown, never shrunk), so repeated shapes
+// allocate nothing. oneDNN picks its kernels from the CPU's ISA, capped by ONEDNN_MAX_CPU_ISA.
+// For a fixed machine, ISA cap and thread count the results are run-to-run bit-identical (the
+// weight-gradient reductions run in a fixed order; oneDNN 2.6 has no nondeterministic CPU conv).
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "cgan/backend/backend.hpp"
+
+namespace cgan {
+
+class DnnlConv {
+ public:
+  DnnlConv();
+  ~DnnlConv();
+  DnnlConv(const DnnlConv&) = delete;
+  DnnlConv& operator=(const DnnlConv&) = delete;
+
+  // Creates (once) the primitives for s with `threads` OpenMP threads; false when oneDNN has no
+  // implementation for the shape (then the caller uses im2col). Other oneDNN failures throw.
+  // The caller sets the OpenMP thread count to `threads` before this and every op below.
+  bool supports(const ConvShape& s, int threads);
+  // y = conv(x, w) + bias (bias may be null).
+  void forward(const ConvShape& s, int threads, const float* x, const float* w, const float* bias, float* y);
+  // gx = dL/dx (overwritten).
+  void backward_data(const ConvShape& s, int threads, const float* gy, const float* w, float* gx);
+  // gw += dL/dw, gbias += sum of gy over n, p, q (gbias may be null).
+  void backward_filter(const ConvShape& s, int threads, const float* x, const float* gy, float* gw, float* gbias);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cgan
