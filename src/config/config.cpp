@@ -108,11 +108,11 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
     n.condition.mode = co.string("mode", "concat_onehot", kConditionModes);
     n.condition.embed_dim = static_cast<int>(co.integer("embed_dim", 0, 0, 1 << 20));
     co.finish();
-    const bool sized = n.condition.mode == "embed_concat" || n.condition.mode == "label_plane";
+    const bool sized = n.condition.mode.sized();
     if (n.condition.embed_dim != 0 && !sized)
       throw Error(cat(co.at("embed_dim"), ": only used with modes \"embed_concat\" and \"label_plane\" (mode is \"",
                       n.condition.mode, "\")"));
-    if (n.condition.mode == "label_plane" && n.condition.embed_dim == 0)
+    if (n.condition.mode == ConditionMode::label_plane && n.condition.embed_dim == 0)
       throw Error(cat(co.at("embed_dim"), ": mode \"label_plane\" needs the plane size H*W (e.g. 9216 for 96x96)"));
   }
   const json* layers = o.get("layers");
@@ -221,8 +221,8 @@ json layer_to_json(const LayerSpec& l) {
 }
 
 json net_to_json(const NetSpec& n) {
-  json c = {{"mode", n.condition.mode}};
-  if (n.condition.mode == "embed_concat" || n.condition.mode == "label_plane") c["embed_dim"] = n.condition.embed_dim;
+  json c = {{"mode", n.condition.mode.name()}};
+  if (n.condition.mode.sized()) c["embed_dim"] = n.condition.embed_dim;
   json layers = json::array();
   for (auto& l : n.layers) layers.push_back(layer_to_json(l));
   return {{"condition", c}, {"layers", layers}};
@@ -447,7 +447,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
   const bool conditional_data = c.data.kind != "gaussian";
   for (const auto* np : {&c.generator, &c.discriminator}) {
     const std::string who = np == &c.generator ? "generator" : "discriminator";
-    if (np->condition.mode != "none" && !conditional_data)
+    if (np->condition.mode != ConditionMode::none && !conditional_data)
       throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
   }
   if (c.train.augment.any() && points)
@@ -471,11 +471,11 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
   // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
-  if (c.generator.condition.mode == "projection")
+  if (c.generator.condition.mode == ConditionMode::projection)
     throw Error("generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
                 "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
                 "{\"batchnorm\": {\"conditional\": true}} layers");
-  if (c.discriminator.condition.mode == "projection") {
+  if (c.discriminator.condition.mode == ConditionMode::projection) {
     const LayerSpec& last = c.discriminator.layers.back();
     if (last.kind != LayerKind::linear || last.out != 1)
       throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
@@ -492,7 +492,7 @@ bool has_conditional_bn(const NetSpec& n) {
   return false;
 }
 
-bool net_is_conditional(const NetSpec& n) { return n.condition.mode != "none" || has_conditional_bn(n); }
+bool net_is_conditional(const NetSpec& n) { return n.condition.mode != ConditionMode::none || has_conditional_bn(n); }
 
 // "mismatch" only when there is a mismatched pair and "real_target" not for hinge (which refuses it),
 // so configs without them read as they were written.

@@ -48,22 +48,22 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
                       ", more than the ", format_bytes(capacity_bytes), " the ", device, " backend has"));
   };
   // conditioner
-  const std::string& mode = spec.condition.mode;
+  const ConditionMode mode = spec.condition.mode;
   const uint64_t K = static_cast<uint64_t>(std::max(num_classes, 0));
   uint64_t fused = static_cast<uint64_t>(in_dim), embed = 0;
   const std::string cpath = cat(name, ".condition");
-  if (mode != "none" && mode != "projection" && K > 0) {
-    if (mode == "concat_onehot") fused += K;
-    if (mode == "embed_concat") embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
-    if (mode == "embed_multiply") embed = static_cast<uint64_t>(in_dim);
-    if (mode == "label_plane") embed = static_cast<uint64_t>(spec.condition.embed_dim), fused += embed;
-    if (mode != "concat_onehot") {
+  if (mode != ConditionMode::none && mode != ConditionMode::projection && K > 0) {
+    if (mode == ConditionMode::concat_onehot) fused += K;
+    if (mode == ConditionMode::embed_concat) embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
+    if (mode == ConditionMode::embed_multiply) embed = static_cast<uint64_t>(in_dim);
+    if (mode == ConditionMode::label_plane) embed = static_cast<uint64_t>(spec.condition.embed_dim), fused += embed;
+    if (mode != ConditionMode::concat_onehot) {
       fits_int(cpath, mul(K, embed), cat("the label table ", K, "x", embed));
-      p.params = add(p.params, add(mul(K, embed), mode == "label_plane" ? embed : 0));
+      p.params = add(p.params, add(mul(K, embed), mode == ConditionMode::label_plane ? embed : 0));
     }
     fits_int(cpath, fused, "the conditioned input width");
     fits_int(cpath, mul(B, fused), cat("the conditioned input at batch ", batch));
-    p.activations = add(p.activations, add(mul(B, fused), mode == "label_plane" ? mul(B, embed) : 0));
+    p.activations = add(p.activations, add(mul(B, fused), mode == ConditionMode::label_plane ? mul(B, embed) : 0));
     what = cat(K, " classes");
     check_total(cpath);
   }
@@ -93,7 +93,7 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   const uint64_t c = lp.c, h = lp.h, w = lp.w, cbn_c = lp.cbn_c;
   p.activations = add(p.activations, add(mul(2 * B, max_width), mul(B, mul(mul(c, h), w))));  // gradient buffers
   p.activations = add(p.activations, mul(2 * B, cbn_c));  // conditional batch norm's gain/bias gradients
-  if (mode == "projection" && K > 0) {  // the embedding E [K, F] and e = cond . E with its gradient [B, F]
+  if (mode == ConditionMode::projection && K > 0) {  // the embedding E [K, F] and e = cond . E with its gradient [B, F]
     fits_int(cpath, mul(K, last_in), cat("the projection's embedding ", K, "x", last_in));
     p.params = add(p.params, mul(K, last_in));
     p.activations = add(p.activations, mul(2 * B, last_in));

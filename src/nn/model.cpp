@@ -121,26 +121,26 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   };
 
   // conditioner
-  const std::string& mode = spec.condition.mode;
-  if (mode == "none" || num_classes == 0) {
-    CGAN_CHECK(mode == "none", name, ".condition.mode \"", mode, "\" needs labelled data");
+  const ConditionMode mode = spec.condition.mode;
+  if (mode == ConditionMode::none || num_classes == 0) {
+    CGAN_CHECK(mode == ConditionMode::none, name, ".condition.mode \"", mode, "\" needs labelled data");
     fusion_ = FusionKind::none;
     fused_dim_ = in_dim;
-  } else if (mode == "concat_onehot") {
+  } else if (mode == ConditionMode::concat_onehot) {
     fusion_ = FusionKind::concat;
     embed_dim_ = num_classes;
     fused_dim_ = in_dim + num_classes;
-  } else if (mode == "embed_concat") {
+  } else if (mode == ConditionMode::embed_concat) {
     fusion_ = FusionKind::embed_concat;
     embed_dim_ = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : num_classes;
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.embedding", {num_classes, embed_dim_}, false, 'n');
-  } else if (mode == "embed_multiply") {
+  } else if (mode == ConditionMode::embed_multiply) {
     fusion_ = FusionKind::embed_multiply;
     embed_dim_ = in_dim;
     fused_dim_ = in_dim;
     table_offset_ = add_param("cond.embedding", {num_classes, in_dim}, false, 'n');
-  } else if (mode == "label_plane") {
+  } else if (mode == ConditionMode::label_plane) {
     // seed 001's discriminator: Linear(tags -> H*W), viewed as one more image channel after x's
     fusion_ = FusionKind::label_plane;
     embed_dim_ = spec.condition.embed_dim;
@@ -148,7 +148,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.weight", {num_classes, embed_dim_}, false, 'u', num_classes);
     plane_bias_offset_ = add_param("cond.bias", {embed_dim_}, false, 'u', num_classes);
-  } else if (mode == "projection") {
+  } else if (mode == ConditionMode::projection) {
     // x enters unconditioned; the label's embedding is projected on the last linear's input (below)
     fusion_ = FusionKind::projection;
     fused_dim_ = in_dim;

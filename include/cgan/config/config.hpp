@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cgan/base/error.hpp"
+#include "cgan/config/condition_mode.hpp"
 
 namespace cgan {
 
@@ -41,7 +42,7 @@ struct LayerSpec {
 // How the label enters the network: none | concat_onehot | embed_concat | embed_multiply |
 // label_plane | projection (discriminator only: D(x, y) = psi(phi(x)) + <cond . E, phi(x)>).
 struct ConditionSpec {
-  std::string mode = "concat_onehot";
+  ConditionMode mode = ConditionMode::concat_onehot;
   int embed_dim = 0;  // embed_concat: embedding width (default: number of classes)
 };
 
