@@ -35,7 +35,7 @@ constexpr double kTolTf32 = 1e-2;
 inline std::set<std::string> structurally_zero(const NetSpec& spec) {
   std::set<std::string> out;
   for (size_t i = 0; i + 1 < spec.layers.size(); ++i) {
-    const LayerKind k = spec.layers[i].kind;
+    const std::string& k = spec.layers[i].kind;
     if ((k == LayerKind::linear || k == LayerKind::conv2d) &&
         spec.layers[i + 1].kind == LayerKind::batchnorm)
       out.insert("layers." + std::to_string(i) + ".bias");

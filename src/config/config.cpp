@@ -12,6 +12,8 @@
 #include "cgan/data/tags.hpp"  // the tag vocabulary
 #include "cgan/base/error.hpp"
 #include "cgan/base/io.hpp"
+#include "cgan/config/json_obj.hpp"
+#include "cgan/config/layer_syntax.hpp"
 
 namespace cgan {
 using json = nlohmann::json;
@@ -44,218 +46,42 @@ void excerpt_into(const json& v, std::string& out, size_t limit, int depth) {
   out += v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string describe(const json& v) { return describe_json(v); }
-
-std::string join_path(const std::string& path, const std::string& key) {
-  return path.empty() ? key : path + "." + key;
-}
-
-// A JSON object being read: every key read is remembered; finish() rejects the rest.
-class Obj {
- public:
-  Obj(const json& j, std::string path) : j_(j), path_(std::move(path)) {
-    if (!j_.is_object())
-      throw Error(cat(path_.empty() ? "config" : path_, ": expected an object, got ", describe(j_)));
-  }
-  const std::string& path() const { return path_; }
-  std::string at(const std::string& key) const { return join_path(path_, key); }
-  const json* get(const std::string& key) {
-    allowed_.insert(key);
-    auto it = j_.find(key);
-    return it == j_.end() ? nullptr : &*it;
-  }
-  bool has(const std::string& key) const { return j_.contains(key); }
-
-  int64_t integer(const std::string& key, int64_t def, int64_t lo, int64_t hi = std::numeric_limits<int64_t>::max()) {
-    const json* v = get(key);
-    if (!v) return def;
-    return as_integer(*v, at(key), lo, hi);
-  }
-  double number(const std::string& key, double def, double lo, double hi, bool lo_open = false, bool hi_open = false) {
-    const json* v = get(key);
-    if (!v) return def;
-    return as_number(*v, at(key), lo, hi, lo_open, hi_open);
-  }
-  bool boolean(const std::string& key, bool def) {
-    const json* v = get(key);
-    if (!v) return def;
-    if (!v->is_boolean()) throw Error(cat(at(key), ": expected true or false, got ", describe(*v)));
-    return v->get<bool>();
-  }
-  std::string string(const std::string& key, const std::string& def, const std::vector<std::string>& choices = {}) {
-    const json* v = get(key);
-    if (!v) return def;
-    return as_string(*v, at(key), choices);
-  }
-
-  static int64_t as_integer(const json& v, const std::string& p, int64_t lo, int64_t hi) {
-    const bool integral = v.is_number_integer() ||
-                          (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
-                           std::fabs(v.get<double>()) < 9e15);
-    // large upper bounds are sanity caps, not part of what the key means
-    const bool capped = hi >= (int64_t(1) << 20);
-    const std::string want = capped && lo == 1   ? "a positive integer"
-                             : capped && lo == 0 ? "a non-negative integer"
-                                                 : cat("an integer in [", lo, ", ", hi, "]");
-    if (!integral || v.is_boolean() ||
-        (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
-      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    const int64_t x = v.is_number_float() ? static_cast<int64_t>(v.get<double>()) : v.get<int64_t>();
-    if (x < lo) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    if (x > hi) throw Error(cat(p, ": expected ", capped ? cat("at most ", hi) : want, ", got ", describe(v)));
-    return x;
-  }
-  static double as_number(const json& v, const std::string& p, double lo, double hi, bool lo_open, bool hi_open) {
-    std::string want = cat("a number in ", lo_open ? "(" : "[", lo, ", ", hi, hi_open ? ")" : "]");
-    if (!v.is_number()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    const double x = v.get<double>();
-    if (!std::isfinite(x) || x < lo || x > hi || (lo_open && x == lo) || (hi_open && x == hi))
-      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    return x;
-  }
-  static std::string as_string(const json& v, const std::string& p, const std::vector<std::string>& choices) {
-    std::string want = "a string";
-    if (!choices.empty()) {
-      want = "one of ";
-      for (size_t i = 0; i < choices.size(); ++i) want += (i ? ", " : "") + ("\"" + choices[i] + "\"");
-    }
-    if (!v.is_string()) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    std::string s = v.get<std::string>();
-    if (!choices.empty()) {
-      bool ok = false;
-      for (auto& c : choices) ok = ok || c == s;
-      if (!ok) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    }
-    return s;
-  }
-
-  void finish() const {
-    for (auto it = j_.begin(); it != j_.end(); ++it) {
-      if (allowed_.count(it.key())) continue;
-      std::string known;
-      for (auto& k : allowed_) known += (known.empty() ? "" : ", ") + k;
-      throw Error(cat(at(it.key()), ": unknown key (known keys here: ", known, ")"));
-    }
-  }
-
- private:
-  const json& j_;
-  std::string path_;
-  std::set<std::string> allowed_;
-};
+using cfg::describe;
+using cfg::int_pair;
+using cfg::join_path;
+using cfg::Obj;
 
 const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply",
                                                   "label_plane", "projection"};
 
-const char* const kLayerKinds =
-    "linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape";
 
-// An int or an [h, w] pair of ints, each >= lo.
-void int_pair(const json& v, const std::string& p, int64_t lo, int& a, int& b) {
-  const char* want = lo == 1 ? "a positive integer or [h, w] of positive integers"
-                             : "a non-negative integer or [h, w] of non-negative integers";
-  auto one = [&](const json& e) -> int {
-    if (!e.is_number_integer() || e.get<int64_t>() < lo || e.get<int64_t>() > (1 << 20))
-      throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    return static_cast<int>(e.get<int64_t>());
-  };
-  if (v.is_array()) {
-    if (v.size() != 2) throw Error(cat(p, ": expected ", want, ", got ", describe(v)));
-    a = one(v[0]);
-    b = one(v[1]);
-  } else {
-    a = b = one(v);
-  }
-}
-
-// A layer: one key naming its type; a linear or conv2d may add "spectral_norm": true/false beside
-// it (default: the network's `spectral_norm`, sn_default), a conv2d also inside its object.
+// A layer: one key naming its kind (a registered unit, cgan/config/layer_syntax.hpp); a kind that
+// takes spectral normalization may add "spectral_norm": true/false beside it (default: the
+// network's `spectral_norm`, sn_default), or inside its object where its unit reads it there.
 LayerSpec parse_layer(const json& j, const std::string& p, bool sn_default) {
   const bool sn_key = j.is_object() && j.size() == 2 && j.contains("spectral_norm");
   if (!j.is_object() || (j.size() != 1 && !sn_key))
-    throw Error(cat(p, ": expected an object with one key naming the layer (", kLayerKinds,
+    throw Error(cat(p, ": expected an object with one key naming the layer (", layer_kind_list(),
                     ") and, for linear and conv2d, optionally \"spectral_norm\", got ", describe(j)));
   auto first = j.begin();
   if (sn_key && first.key() == "spectral_norm") ++first;
   const std::string type = first.key();
   const json& v = first.value();
   const std::string vp = p + "." + type;
+  const LayerSyntax* unit = find_layer_syntax(type);
+  if (!unit) throw Error(cat(p, ": unknown layer type \"", type, "\" (expected one of ", layer_kind_list(), ")"));
   LayerSpec l;
-  l.spectral_norm = sn_default && (type == "linear" || type == "conv2d");
+  l.kind = unit->name();
+  l.spectral_norm = sn_default && unit->takes_spectral_norm();
   const json* sn = sn_key ? &j.at("spectral_norm") : nullptr;
-  if (sn && type != "linear" && type != "conv2d")
+  if (sn && !unit->takes_spectral_norm())
     throw Error(cat(p, ".spectral_norm: only linear and conv2d layers take spectral normalization (this is a ", type,
                     ")"));
-  auto no_args = [&](LayerKind k) {
-    if (!(v.is_object() && v.empty()) && !(v.is_boolean() && v.get<bool>()))
-      throw Error(cat(vp, ": expected {} (this layer takes no arguments), got ", describe(v)));
-    l.kind = k;
-  };
-  if (type == "linear") {
-    l.kind = LayerKind::linear;
-    l.out = static_cast<int>(Obj::as_integer(v, vp, 1, 1 << 24));
-  } else if (type == "relu") {
-    no_args(LayerKind::relu);
-  } else if (type == "sigmoid") {
-    no_args(LayerKind::sigmoid);
-  } else if (type == "tanh") {
-    no_args(LayerKind::tanh);
-  } else if (type == "leaky_relu") {
-    l.kind = LayerKind::leaky_relu;
-    l.slope = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, true, true));
-  } else if (type == "dropout") {
-    l.kind = LayerKind::dropout;
-    l.p = static_cast<float>(Obj::as_number(v, vp, 0.0, 1.0, false, true));
-  } else if (type == "batchnorm") {
-    l.kind = LayerKind::batchnorm;
-    Obj o(v, vp);
-    l.momentum = static_cast<float>(o.number("momentum", 0.1, 0.0, 1.0, true, false));
-    l.eps = static_cast<float>(o.number("eps", 1e-5, 0.0, 1.0, true, false));
-    l.conditional = o.boolean("conditional", false);
-    o.finish();
-  } else if (type == "conv2d") {
-    l.kind = LayerKind::conv2d;
-    Obj o(v, vp);
-    const json* out = o.get("out");
-    if (!out) throw Error(cat(o.at("out"), ": missing (the number of output channels is required)"));
-    l.out = static_cast<int>(Obj::as_integer(*out, o.at("out"), 1, 1 << 20));
-    const json* k = o.get("kernel");
-    if (!k) throw Error(cat(o.at("kernel"), ": missing (the kernel size is required)"));
-    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
-    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
-    if (const json* pd = o.get("padding")) int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
-    if (const json* s = o.get("spectral_norm")) {
-      if (sn) throw Error(cat(o.at("spectral_norm"), ": given twice (also beside \"conv2d\"); keep one"));
-      sn = s;
-    }
-    o.finish();
-  } else if (type == "avgpool2d" || type == "maxpool2d") {
-    l.kind = type == "avgpool2d" ? LayerKind::avgpool2d : LayerKind::maxpool2d;
-    Obj o(v, vp);
-    const json* k = o.get("kernel");
-    if (!k) throw Error(cat(o.at("kernel"), ": missing (the window size is required)"));
-    int_pair(*k, o.at("kernel"), 1, l.kernel_h, l.kernel_w);
-    l.stride_h = l.kernel_h;
-    l.stride_w = l.kernel_w;
-    if (const json* st = o.get("stride")) int_pair(*st, o.at("stride"), 1, l.stride_h, l.stride_w);
-    if (const json* pd = o.get("padding")) {
-      int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
-      if (2 * l.pad_h > l.kernel_h || 2 * l.pad_w > l.kernel_w)
-        throw Error(cat(o.at("padding"), ": must be at most half the window ", l.kernel_h, "x", l.kernel_w,
-                        ", got ", describe(*pd)));
-    }
-    o.finish();
-  } else if (type == "reshape") {
-    l.kind = LayerKind::reshape;
-    if (!v.is_array() || v.size() != 3)
-      throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
-    for (int i = 0; i < 3; ++i) {
-      if (!v[i].is_number_integer() || v[i].get<int64_t>() < 1 || v[i].get<int64_t>() > (1 << 24))
-        throw Error(cat(vp, ": expected [C, H, W] of positive integers, got ", describe(v)));
-      l.shape[i] = static_cast<int>(v[i].get<int64_t>());
-    }
-  } else {
-    throw Error(cat(p, ": unknown layer type \"", type, "\" (expected one of ", kLayerKinds, ")"));
+  const json* sn_inner = nullptr;
+  unit->parse(v, vp, l, &sn_inner);
+  if (sn_inner) {
+    if (sn) throw Error(cat(vp, ".spectral_norm: given twice (also beside \"", type, "\"); keep one"));
+    sn = sn_inner;
   }
   if (sn) {
     const std::string sp = j.contains("spectral_norm") ? p + ".spectral_norm" : vp + ".spectral_norm";
@@ -268,45 +94,9 @@ LayerSpec parse_layer(const json& j, const std::string& p, bool sn_default) {
 // The shape of one sample as it flows through a network's layers, checked where the config alone
 // decides it (the input width is the data's, so a reshape of the input is checked by the model).
 void check_shapes(const std::vector<LayerSpec>& layers, const std::string& p) {
-  bool width_known = false, image = false;
-  int64_t width = 0, c = 0, h = 0, w = 0;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const LayerSpec& l = layers[i];
-    const std::string lp = cat(p, "[", i, "].", layer_kind_name(l.kind));
-    switch (l.kind) {
-      case LayerKind::linear:
-        width_known = true, image = false, width = l.out;
-        break;
-      case LayerKind::reshape: {
-        const int64_t n = int64_t(l.shape[0]) * l.shape[1] * l.shape[2];
-        if (width_known && n != width)
-          throw Error(cat(lp, ": [", l.shape[0], ", ", l.shape[1], ", ", l.shape[2], "] holds ", n,
-                          " values but its input has ", width));
-        width_known = true, image = true, width = n, c = l.shape[0], h = l.shape[1], w = l.shape[2];
-        break;
-      }
-      case LayerKind::conv2d:
-      case LayerKind::avgpool2d:
-      case LayerKind::maxpool2d: {
-        if (!image) {
-          if (width_known)
-            throw Error(cat(lp, ": needs an image input (C, H, W) but gets ", width,
-                            " flat features; put a reshape before it"));
-          throw Error(cat(lp, ": needs an image input (C, H, W); put a reshape before it"));
-        }
-        if (h + 2 * l.pad_h < l.kernel_h || w + 2 * l.pad_w < l.kernel_w)
-          throw Error(cat(lp, ": ", l.kind == LayerKind::conv2d ? "kernel " : "window ", l.kernel_h, "x",
-                          l.kernel_w, " is larger than its padded input ", h + 2 * l.pad_h, "x", w + 2 * l.pad_w,
-                          " (input ", c, "x", h, "x", w, ")"));
-        h = (h + 2 * l.pad_h - l.kernel_h) / l.stride_h + 1;
-        w = (w + 2 * l.pad_w - l.kernel_w) / l.stride_w + 1;
-        if (l.kind == LayerKind::conv2d) c = l.out;
-        width = c * h * w;
-        break;
-      }
-      default: break;  // elementwise layers and batch norm keep the shape
-    }
-  }
+  ConfigShape s;
+  for (size_t i = 0; i < layers.size(); ++i)
+    layer_syntax(layers[i].kind).check_shape(layers[i], s, cat(p, "[", i, "].", layers[i].kind));
 }
 
 NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
@@ -318,11 +108,11 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
     n.condition.mode = co.string("mode", "concat_onehot", kConditionModes);
     n.condition.embed_dim = static_cast<int>(co.integer("embed_dim", 0, 0, 1 << 20));
     co.finish();
-    const bool sized = n.condition.mode == "embed_concat" || n.condition.mode == "label_plane";
+    const bool sized = n.condition.mode.sized();
     if (n.condition.embed_dim != 0 && !sized)
       throw Error(cat(co.at("embed_dim"), ": only used with modes \"embed_concat\" and \"label_plane\" (mode is \"",
                       n.condition.mode, "\")"));
-    if (n.condition.mode == "label_plane" && n.condition.embed_dim == 0)
+    if (n.condition.mode == ConditionMode::label_plane && n.condition.embed_dim == 0)
       throw Error(cat(co.at("embed_dim"), ": mode \"label_plane\" needs the plane size H*W (e.g. 9216 for 96x96)"));
   }
   const json* layers = o.get("layers");
@@ -332,7 +122,7 @@ NetSpec parse_net(const json& j, const std::string& p, int* noise_dim) {
   const bool sn_all = o.boolean("spectral_norm", false);  // every linear / conv2d unless it says otherwise
   for (size_t i = 0; i < layers->size(); ++i)
     n.layers.push_back(parse_layer((*layers)[i], cat(o.at("layers"), "[", i, "]"), sn_all));
-  if (n.layers.front().kind != LayerKind::linear && n.layers.front().kind != LayerKind::reshape)
+  if (!layer_syntax(n.layers.front().kind).can_start())
     throw Error(cat(o.at("layers"), "[0]: the first layer must be linear or reshape"));
   check_shapes(n.layers, o.at("layers"));
   o.finish();
@@ -421,49 +211,18 @@ json augment_to_json(const AugmentPolicy& a) {
   return j;
 }
 
-json pair_to_json(int a, int b) { return a == b ? json(a) : json::array({a, b}); }
 
-json layer_to_json_plain(const LayerSpec& l);
-// A layer in the config's syntax; a spectrally normalised linear / conv2d says so beside its type.
+// A layer in the config's syntax; a spectrally normalised linear / conv2d says so beside its kind.
 json layer_to_json(const LayerSpec& l) {
-  json j = layer_to_json_plain(l);
-  if (l.spectral_norm && (l.kind == LayerKind::linear || l.kind == LayerKind::conv2d)) j["spectral_norm"] = true;
+  const LayerSyntax& unit = layer_syntax(l.kind);
+  json j = {{l.kind, unit.to_json(l)}};
+  if (l.spectral_norm && unit.takes_spectral_norm()) j["spectral_norm"] = true;
   return j;
 }
 
-json layer_to_json_plain(const LayerSpec& l) {
-  switch (l.kind) {
-    case LayerKind::linear: return {{"linear", l.out}};
-    case LayerKind::relu: return {{"relu", json::object()}};
-    case LayerKind::sigmoid: return {{"sigmoid", json::object()}};
-    case LayerKind::tanh: return {{"tanh", json::object()}};
-    case LayerKind::leaky_relu: return {{"leaky_relu", l.slope}};
-    case LayerKind::dropout: return {{"dropout", l.p}};
-    case LayerKind::batchnorm: {
-      json b = {{"momentum", l.momentum}, {"eps", l.eps}};
-      if (l.conditional) b["conditional"] = true;
-      return {{"batchnorm", b}};
-    }
-    case LayerKind::conv2d:
-      return {{"conv2d",
-               {{"out", l.out},
-                {"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
-                {"stride", pair_to_json(l.stride_h, l.stride_w)},
-                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
-    case LayerKind::avgpool2d:
-    case LayerKind::maxpool2d:
-      return {{layer_kind_name(l.kind),
-               {{"kernel", pair_to_json(l.kernel_h, l.kernel_w)},
-                {"stride", pair_to_json(l.stride_h, l.stride_w)},
-                {"padding", pair_to_json(l.pad_h, l.pad_w)}}}};
-    case LayerKind::reshape: return {{"reshape", {l.shape[0], l.shape[1], l.shape[2]}}};
-  }
-  return {};
-}
-
 json net_to_json(const NetSpec& n) {
-  json c = {{"mode", n.condition.mode}};
-  if (n.condition.mode == "embed_concat" || n.condition.mode == "label_plane") c["embed_dim"] = n.condition.embed_dim;
+  json c = {{"mode", n.condition.mode.name()}};
+  if (n.condition.mode.sized()) c["embed_dim"] = n.condition.embed_dim;
   json layers = json::array();
   for (auto& l : n.layers) layers.push_back(layer_to_json(l));
   return {{"condition", c}, {"layers", layers}};
@@ -485,22 +244,6 @@ std::string AugmentPolicy::policy() const {
 NetSpec parse_net_spec(const json& j, const std::string& path) { return parse_net(j, path, nullptr); }
 json net_spec_to_json(const NetSpec& n) { return net_to_json(n); }
 
-const char* layer_kind_name(LayerKind k) {
-  switch (k) {
-    case LayerKind::linear: return "linear";
-    case LayerKind::relu: return "relu";
-    case LayerKind::leaky_relu: return "leaky_relu";
-    case LayerKind::sigmoid: return "sigmoid";
-    case LayerKind::tanh: return "tanh";
-    case LayerKind::dropout: return "dropout";
-    case LayerKind::batchnorm: return "batchnorm";
-    case LayerKind::conv2d: return "conv2d";
-    case LayerKind::avgpool2d: return "avgpool2d";
-    case LayerKind::maxpool2d: return "maxpool2d";
-    case LayerKind::reshape: return "reshape";
-  }
-  return "?";
-}
 
 Config parse_config(const json& j, const std::string& name_hint) {
   Obj o(j, "");
@@ -704,7 +447,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
   const bool conditional_data = c.data.kind != "gaussian";
   for (const auto* np : {&c.generator, &c.discriminator}) {
     const std::string who = np == &c.generator ? "generator" : "discriminator";
-    if (np->condition.mode != "none" && !conditional_data)
+    if (np->condition.mode != ConditionMode::none && !conditional_data)
       throw Error(cat(who, ".condition.mode: data.kind \"gaussian\" has no labels; use \"none\""));
   }
   if (c.train.augment.any() && points)
@@ -728,11 +471,11 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
   // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
-  if (c.generator.condition.mode == "projection")
+  if (c.generator.condition.mode == ConditionMode::projection)
     throw Error("generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
                 "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
                 "{\"batchnorm\": {\"conditional\": true}} layers");
-  if (c.discriminator.condition.mode == "projection") {
+  if (c.discriminator.condition.mode == ConditionMode::projection) {
     const LayerSpec& last = c.discriminator.layers.back();
     if (last.kind != LayerKind::linear || last.out != 1)
       throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1,
@@ -749,7 +492,7 @@ bool has_conditional_bn(const NetSpec& n) {
   return false;
 }
 
-bool net_is_conditional(const NetSpec& n) { return n.condition.mode != "none" || has_conditional_bn(n); }
+bool net_is_conditional(const NetSpec& n) { return n.condition.mode != ConditionMode::none || has_conditional_bn(n); }
 
 // "mismatch" only when there is a mismatched pair and "real_target" not for hinge (which refuses it),
 // so configs without them read as they were written.

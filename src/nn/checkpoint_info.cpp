@@ -14,11 +14,11 @@ namespace cgan {
 using json = nlohmann::json;
 
 int condition_width(const NetSpec& net, const DataShape& shape) {
-  const std::string& m = net.condition.mode;
+  const ConditionMode m = net.condition.mode;
   // conditional batch norm maps the condition vector (one-hot or tags) to gains and biases
   const bool cbn = has_conditional_bn(net);
-  if (m == "none") return cbn ? shape.cond_width() : 0;
-  if (m == "embed_concat" || m == "embed_multiply") {
+  if (m == ConditionMode::none) return cbn ? shape.cond_width() : 0;
+  if (m == ConditionMode::embed_concat || m == ConditionMode::embed_multiply) {
     if (cbn && shape.tag_dim > 0)
       throw Error(cat("condition.mode \"", m, "\" embeds one label per sample but conditional batch norm reads "
                       "the tag vectors of this tagged data set; use \"concat_onehot\" or \"none\" with it"));

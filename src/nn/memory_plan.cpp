@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "cgan/base/error.hpp"
-#include "cgan/nn/spectral_norm.hpp"
+#include "cgan/nn/layer.hpp"
 
 namespace cgan {
 
@@ -47,106 +47,53 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
       throw Error(cat(path, ": ", what, " need ", format_bytes(need), " of parameters and activations at batch ", batch,
                       ", more than the ", format_bytes(capacity_bytes), " the ", device, " backend has"));
   };
-  // a spectrally normalised weight W [rows, cols]: u and v as state, the layer's buffers
-  // (spectral_norm_buffer_floats); sizes past 32 bits are refused by the weight's check first
-  auto add_spectral_norm = [&](uint64_t rows, uint64_t cols) {
-    if (rows > kMaxInt || cols > kMaxInt || mul(rows, cols) > kMaxInt) return;
-    p.state = add(p.state, rows + cols);
-    p.spectral_norm = add(p.spectral_norm, spectral_norm_buffer_floats(SpectralNormShape{
-                                               static_cast<int>(rows), static_cast<int>(cols), false}));
-  };
   // conditioner
-  const std::string& mode = spec.condition.mode;
+  const ConditionMode mode = spec.condition.mode;
   const uint64_t K = static_cast<uint64_t>(std::max(num_classes, 0));
   uint64_t fused = static_cast<uint64_t>(in_dim), embed = 0;
   const std::string cpath = cat(name, ".condition");
-  if (mode != "none" && mode != "projection" && K > 0) {
-    if (mode == "concat_onehot") fused += K;
-    if (mode == "embed_concat") embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
-    if (mode == "embed_multiply") embed = static_cast<uint64_t>(in_dim);
-    if (mode == "label_plane") embed = static_cast<uint64_t>(spec.condition.embed_dim), fused += embed;
-    if (mode != "concat_onehot") {
+  if (mode != ConditionMode::none && mode != ConditionMode::projection && K > 0) {
+    if (mode == ConditionMode::concat_onehot) fused += K;
+    if (mode == ConditionMode::embed_concat) embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
+    if (mode == ConditionMode::embed_multiply) embed = static_cast<uint64_t>(in_dim);
+    if (mode == ConditionMode::label_plane) embed = static_cast<uint64_t>(spec.condition.embed_dim), fused += embed;
+    if (mode != ConditionMode::concat_onehot) {
       fits_int(cpath, mul(K, embed), cat("the label table ", K, "x", embed));
-      p.params = add(p.params, add(mul(K, embed), mode == "label_plane" ? embed : 0));
+      p.params = add(p.params, add(mul(K, embed), mode == ConditionMode::label_plane ? embed : 0));
     }
     fits_int(cpath, fused, "the conditioned input width");
     fits_int(cpath, mul(B, fused), cat("the conditioned input at batch ", batch));
-    p.activations = add(p.activations, add(mul(B, fused), mode == "label_plane" ? mul(B, embed) : 0));
+    p.activations = add(p.activations, add(mul(B, fused), mode == ConditionMode::label_plane ? mul(B, embed) : 0));
     what = cat(K, " classes");
     check_total(cpath);
   }
-  // layers
-  uint64_t c = fused, h = 1, w = 1, max_width = std::max<uint64_t>(fused, static_cast<uint64_t>(in_dim));
-  bool image = false;
-  uint64_t cbn_c = 0, last_in = 0;  // the widest conditional batch norm; the last layer's input width
+  // layers: each kind's unit moves the shape and adds what it needs (cgan/nn/layer.hpp)
+  LayerPlan lp{p};
+  lp.B = B, lp.K = K, lp.c = fused;
+  uint64_t max_width = std::max<uint64_t>(fused, static_cast<uint64_t>(in_dim));
+  uint64_t last_in = 0;  // the last layer's input width
+  bool absorbs = false;  // the previous layer applies an activation right after it in its own pass
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
-    const std::string path = cat(name, ".layers[", i, "].", layer_kind_name(l.kind));
-    const uint64_t width = mul(mul(c, h), w);
-    last_in = width;
-    switch (l.kind) {
-      case LayerKind::linear:
-        fits_int(path, mul(width, l.out), cat("the weight ", width, "x", l.out));
-        p.params = add(p.params, add(mul(width, l.out), l.out));
-        if (l.spectral_norm) add_spectral_norm(static_cast<uint64_t>(l.out), width);
-        c = l.out, h = w = 1, image = false;
-        what = cat(l.out, " units");
-        break;
-      case LayerKind::conv2d:
-      case LayerKind::avgpool2d:
-      case LayerKind::maxpool2d: {
-        if (!image) break;  // the model says why (no image input)
-        const uint64_t hp = h + 2 * static_cast<uint64_t>(l.pad_h), wp = w + 2 * static_cast<uint64_t>(l.pad_w);
-        if (hp < static_cast<uint64_t>(l.kernel_h) || wp < static_cast<uint64_t>(l.kernel_w)) break;  // the model says why
-        fits_int(path, std::max(hp, wp), cat("the padded input ", hp, "x", wp));
-        const uint64_t oh = (hp - l.kernel_h) / l.stride_h + 1, ow = (wp - l.kernel_w) / l.stride_w + 1;
-        if (l.kind == LayerKind::conv2d) {
-          const uint64_t wn = mul(mul(mul(static_cast<uint64_t>(l.out), c), l.kernel_h), l.kernel_w);
-          fits_int(path, wn, cat("the weight ", l.out, "x", c, "x", l.kernel_h, "x", l.kernel_w));
-          p.params = add(p.params, add(wn, l.out));
-          if (l.spectral_norm) add_spectral_norm(static_cast<uint64_t>(l.out), mul(mul(c, l.kernel_h), l.kernel_w));
-          c = l.out;
-        }
-        fits_int(path, mul(mul(c, oh), ow), cat("the output ", c, "x", oh, "x", ow));
-        h = oh, w = ow;
-        what = cat("output ", c, "x", oh, "x", ow);
-        break;
-      }
-      case LayerKind::reshape:
-        c = l.shape[0], h = l.shape[1], w = l.shape[2], image = true;
-        what = "its output";
-        break;
-      case LayerKind::batchnorm: {
-        const uint64_t ch = image ? c : width;
-        p.state = add(p.state, 2 * ch);
-        p.activations = add(p.activations, 2 * ch);
-        if (l.conditional) {  // gain and bias maps [K, C], their outputs [B, C] (and the shared gradients)
-          fits_int(path, mul(K, ch), cat("the gain map ", K, "x", ch));
-          p.params = add(p.params, mul(2 * K, ch));
-          p.activations = add(p.activations, mul(2 * B, ch));
-          cbn_c = std::max(cbn_c, ch);
-        } else {
-          p.params = add(p.params, 2 * ch);
-        }
-        what = cat(ch, " channels");
-        break;
-      }
-      case LayerKind::dropout:
-        p.activations = add(p.activations, mul(B, width));  // the mask
-        what = "its mask";
-        break;
-      default: what = "its output"; break;
-    }
-    const uint64_t out = mul(mul(c, h), w);
-    fits_int(path, out, "a sample's output");
-    fits_int(path, mul(B, out), cat("the output at batch ", batch));
-    if (l.kind != LayerKind::reshape) p.activations = add(p.activations, mul(B, out));
+    const LayerUnit& unit = layer_unit(l.kind);
+    lp.path = cat(name, ".layers[", i, "].", l.kind);
+    lp.what = what;
+    last_in = lp.width();
+    unit.plan(l, lp);
+    what = lp.what;
+    const uint64_t out = lp.width();
+    lp.fits_int(out, "a sample's output");
+    lp.fits_int(mul(B, out), cat("the output at batch ", batch));
+    const bool fused = absorbs && unit.is_activation();  // no output of its own (as the model builds it)
+    if (unit.output_in_arena() && !fused) p.activations = add(p.activations, mul(B, out));
+    absorbs = unit.fuses_activation() && !fused;
     max_width = std::max(max_width, out);
-    check_total(path);
+    check_total(lp.path);
   }
+  const uint64_t c = lp.c, h = lp.h, w = lp.w, cbn_c = lp.cbn_c;
   p.activations = add(p.activations, add(mul(2 * B, max_width), mul(B, mul(mul(c, h), w))));  // gradient buffers
   p.activations = add(p.activations, mul(2 * B, cbn_c));  // conditional batch norm's gain/bias gradients
-  if (mode == "projection" && K > 0) {  // the embedding E [K, F] and e = cond . E with its gradient [B, F]
+  if (mode == ConditionMode::projection && K > 0) {  // the embedding E [K, F] and e = cond . E with its gradient [B, F]
     fits_int(cpath, mul(K, last_in), cat("the projection's embedding ", K, "x", last_in));
     p.params = add(p.params, mul(K, last_in));
     p.activations = add(p.activations, mul(2 * B, last_in));

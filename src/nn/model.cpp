@@ -27,8 +27,25 @@ struct SampleShape {
   std::string str() const { return image ? cat(c, "x", h, "x", w) : cat(c); }
 };
 
+// The ops a layer runs in forward and backward, from its kind's name once at build time.
+enum class Op { linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm, conv2d, avgpool2d, maxpool2d, reshape };
+
+static Op op_of(const std::string& k, const std::string& path) {
+  static const std::pair<const char*, Op> ops[] = {
+      {LayerKind::linear, Op::linear},       {LayerKind::relu, Op::relu},
+      {LayerKind::leaky_relu, Op::leaky_relu}, {LayerKind::sigmoid, Op::sigmoid},
+      {LayerKind::tanh, Op::tanh},           {LayerKind::dropout, Op::dropout},
+      {LayerKind::batchnorm, Op::batchnorm}, {LayerKind::conv2d, Op::conv2d},
+      {LayerKind::avgpool2d, Op::avgpool2d}, {LayerKind::maxpool2d, Op::maxpool2d},
+      {LayerKind::reshape, Op::reshape}};
+  for (auto& [n, op] : ops)
+    if (k == n) return op;
+  throw Error(cat(path, ": layer kind \"", k, "\" has no forward/backward in the model"));
+}
+
 struct Model::Layer {
-  LayerKind kind;
+  Op kind;
+  std::string kind_name;
   int spec_index = 0;
   int in = 0, out = 0;  // values per sample
   SampleShape in_shape, out_shape;
@@ -57,12 +74,12 @@ struct Model::Layer {
   const float* weight(const float* params) const { return sn ? sn->weight_sn() : params + w; }
 };
 
-static Act act_of(LayerKind k) {
+static Act act_of(Op k) {
   switch (k) {
-    case LayerKind::relu: return Act::relu;
-    case LayerKind::leaky_relu: return Act::leaky_relu;
-    case LayerKind::sigmoid: return Act::sigmoid;
-    case LayerKind::tanh: return Act::tanh;
+    case Op::relu: return Act::relu;
+    case Op::leaky_relu: return Act::leaky_relu;
+    case Op::sigmoid: return Act::sigmoid;
+    case Op::tanh: return Act::tanh;
     default: return Act::none;
   }
 }
@@ -104,26 +121,26 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   };
 
   // conditioner
-  const std::string& mode = spec.condition.mode;
-  if (mode == "none" || num_classes == 0) {
-    CGAN_CHECK(mode == "none", name, ".condition.mode \"", mode, "\" needs labelled data");
+  const ConditionMode mode = spec.condition.mode;
+  if (mode == ConditionMode::none || num_classes == 0) {
+    CGAN_CHECK(mode == ConditionMode::none, name, ".condition.mode \"", mode, "\" needs labelled data");
     fusion_ = FusionKind::none;
     fused_dim_ = in_dim;
-  } else if (mode == "concat_onehot") {
+  } else if (mode == ConditionMode::concat_onehot) {
     fusion_ = FusionKind::concat;
     embed_dim_ = num_classes;
     fused_dim_ = in_dim + num_classes;
-  } else if (mode == "embed_concat") {
+  } else if (mode == ConditionMode::embed_concat) {
     fusion_ = FusionKind::embed_concat;
     embed_dim_ = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : num_classes;
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.embedding", {num_classes, embed_dim_}, false, 'n');
-  } else if (mode == "embed_multiply") {
+  } else if (mode == ConditionMode::embed_multiply) {
     fusion_ = FusionKind::embed_multiply;
     embed_dim_ = in_dim;
     fused_dim_ = in_dim;
     table_offset_ = add_param("cond.embedding", {num_classes, in_dim}, false, 'n');
-  } else if (mode == "label_plane") {
+  } else if (mode == ConditionMode::label_plane) {
     // seed 001's discriminator: Linear(tags -> H*W), viewed as one more image channel after x's
     fusion_ = FusionKind::label_plane;
     embed_dim_ = spec.condition.embed_dim;
@@ -131,7 +148,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.weight", {num_classes, embed_dim_}, false, 'u', num_classes);
     plane_bias_offset_ = add_param("cond.bias", {embed_dim_}, false, 'u', num_classes);
-  } else if (mode == "projection") {
+  } else if (mode == ConditionMode::projection) {
     // x enters unconditioned; the label's embedding is projected on the last linear's input (below)
     fusion_ = FusionKind::projection;
     fused_dim_ = in_dim;
@@ -150,8 +167,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   int max_width = std::max(fused_dim_, in_dim);
   size_t conv_ws = 0;
   auto fuse_next_act = [&](Layer& L, size_t& i) {
-    if (i + 1 < spec.layers.size() && act_of(spec.layers[i + 1].kind) != Act::none) {
-      L.act = act_of(spec.layers[i + 1].kind);
+    if (i + 1 < spec.layers.size() && act_of(op_of(spec.layers[i + 1].kind, name)) != Act::none) {
+      L.act = act_of(op_of(spec.layers[i + 1].kind, name));
       L.slope = spec.layers[i + 1].slope;
       ++i;  // the activation layer is fused into this one
     }
@@ -173,29 +190,30 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
     auto L = std::make_unique<Layer>();
-    L->kind = ls.kind;
+    const std::string path = cat(name, ".layers[", i, "].", ls.kind);
+    L->kind = op_of(ls.kind, path);
+    L->kind_name = ls.kind;
     L->spec_index = static_cast<int>(i);
     L->in_shape = sh;
     const int width = sh.width();
     L->in = width;
     const std::string pre = cat("layers.", i, ".");
-    const std::string path = cat(name, ".layers[", i, "].", layer_kind_name(ls.kind));
     auto need_image = [&](int kh, int kw, int ph, int pw) {
       require(sh.image, path, ": needs an image input (C, H, W) but gets ", width,
                  " flat features; put a reshape before it");
       require(sh.h + 2 * ph >= kh && sh.w + 2 * pw >= kw, path, ": ",
-                 ls.kind == LayerKind::conv2d ? "kernel " : "window ", kh, "x", kw,
+                 L->kind == Op::conv2d ? "kernel " : "window ", kh, "x", kw,
                  " is larger than its padded input ", sh.h + 2 * ph, "x", sh.w + 2 * pw, " (input ", sh.str(), ")");
     };
-    switch (ls.kind) {
-      case LayerKind::linear:
+    switch (L->kind) {
+      case Op::linear:
         L->w = add_param(weight_name(ls, pre), {width, ls.out}, false, 'u', width);
         L->b = add_param(pre + "bias", {ls.out}, false, 'u', width);
         add_spectral_norm(*L, ls, pre, SpectralNormShape{ls.out, width, true});  // W = weight^T
         sh = SampleShape{ls.out, 1, 1, false};
         fuse_next_act(*L, i);
         break;
-      case LayerKind::conv2d: {
+      case Op::conv2d: {
         need_image(ls.kernel_h, ls.kernel_w, ls.pad_h, ls.pad_w);
         require(ls.out > 0 && ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0, path,
                    ": bad output channels, stride or padding");
@@ -213,8 +231,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         fuse_next_act(*L, i);
         break;
       }
-      case LayerKind::avgpool2d:
-      case LayerKind::maxpool2d: {
+      case Op::avgpool2d:
+      case Op::maxpool2d: {
         need_image(ls.kernel_h, ls.kernel_w, ls.pad_h, ls.pad_w);
         require(ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0 &&
                        2 * ls.pad_h <= ls.kernel_h && 2 * ls.pad_w <= ls.kernel_w,
@@ -227,24 +245,24 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         sh = SampleShape{sh.c, ps.P(), ps.Q(), true};
         break;
       }
-      case LayerKind::reshape: {
+      case Op::reshape: {
         const int64_t n = int64_t(ls.shape[0]) * ls.shape[1] * ls.shape[2];
         require(ls.shape[0] > 0 && ls.shape[1] > 0 && ls.shape[2] > 0 && n == width, path, ": [", ls.shape[0],
                    ", ", ls.shape[1], ", ", ls.shape[2], "] holds ", n, " values but its input has ", width);
         sh = SampleShape{ls.shape[0], ls.shape[1], ls.shape[2], true};
         break;
       }
-      case LayerKind::relu:
-      case LayerKind::leaky_relu:
-      case LayerKind::sigmoid:
-      case LayerKind::tanh:
-        L->act = act_of(ls.kind);
+      case Op::relu:
+      case Op::leaky_relu:
+      case Op::sigmoid:
+      case Op::tanh:
+        L->act = act_of(L->kind);
         L->slope = ls.slope;
         break;
-      case LayerKind::dropout:
+      case Op::dropout:
         L->p = ls.p;
         break;
-      case LayerKind::batchnorm:
+      case Op::batchnorm:
         // per channel over N*H*W on an image, per feature on flat input
         L->bn_c = sh.image ? sh.c : width;
         L->bn_s = sh.image ? sh.h * sh.w : 1;
@@ -266,7 +284,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         break;
     }
     L->spec_last = static_cast<int>(i);
-    L->label = L->act != Act::none && act_of(ls.kind) == Act::none ? cat(path, "+", act_name(L->act)) : path;
+    L->label = L->act != Act::none && act_of(L->kind) == Act::none ? cat(path, "+", act_name(L->act)) : path;
     L->out_shape = sh;
     L->out = sh.width();
     max_width = std::max(max_width, L->out);
@@ -278,7 +296,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     proj_offset_ = add_param("embed.weight", {num_classes, proj_dim_}, false, 'x', num_classes + proj_dim_);
   }
   first_compute_ = 0;
-  while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == LayerKind::reshape) ++first_compute_;
+  while (first_compute_ < layers_.size() && layers_[first_compute_]->kind == Op::reshape) ++first_compute_;
   spec_layers_ = static_cast<int>(spec.layers.size());
   n_params_ = np ? aligned(np) : 0;  // whole float4 groups for Adam
   n_state_ = ns;
@@ -309,13 +327,14 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   if (fusion_ == FusionKind::projection) arena += 2 * B * proj_dim_;
   size_t cbn_c = 0;  // the widest conditional batch norm: its gradient buffers are shared
   for (auto& L : layers_) {
-    if (L->kind != LayerKind::reshape) arena += B * L->out;
-    if (L->kind == LayerKind::dropout) arena += B * L->out;
-    if (L->kind == LayerKind::batchnorm) arena += 2 * static_cast<size_t>(L->bn_c);
+    if (L->kind != Op::reshape) arena += B * L->out;
+    if (L->kind == Op::dropout) arena += B * L->out;
+    if (L->kind == Op::batchnorm) arena += 2 * static_cast<size_t>(L->bn_c);
     if (L->cond_bn) arena += 2 * B * L->bn_c, cbn_c = std::max<size_t>(cbn_c, L->bn_c);
   }
   arena += 2 * B * cbn_c;
   arena += 2 * B * max_width + B * out_dim_;
+  activation_floats_ = arena;
   // room for aligning every take() below: 2 for the conditioner and 2 for the projection, at most 5
   // per layer, 5 buffers
   arena += (4 + 5 * layers_.size() + 5) * kAlignFloats;
@@ -335,9 +354,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     proj_ge_ = take(B * proj_dim_);
   }
   for (auto& L : layers_) {
-    if (L->kind != LayerKind::reshape) L->y = take(B * L->out);
-    if (L->kind == LayerKind::dropout) L->mask = take(B * L->out);
-    if (L->kind == LayerKind::batchnorm) {
+    if (L->kind != Op::reshape) L->y = take(B * L->out);
+    if (L->kind == Op::dropout) L->mask = take(B * L->out);
+    if (L->kind == Op::batchnorm) {
       L->save_mean = take(L->bn_c);
       L->save_invstd = take(L->bn_c);
     }
@@ -391,10 +410,10 @@ std::string Model::summary() const {
   }
   os << " -> " << fused_dim_ << "\n";
   for (auto& L : layers_) {
-    os << "  [" << L->spec_index << "] " << layer_kind_name(L->kind) << " " << L->in_shape.str() << " -> "
+    os << "  [" << L->spec_index << "] " << L->kind_name << " " << L->in_shape.str() << " -> "
        << L->out_shape.str();
-    if (L->kind == LayerKind::conv2d || L->kind == LayerKind::avgpool2d || L->kind == LayerKind::maxpool2d) {
-      const bool conv = L->kind == LayerKind::conv2d;
+    if (L->kind == Op::conv2d || L->kind == Op::avgpool2d || L->kind == Op::maxpool2d) {
+      const bool conv = L->kind == Op::conv2d;
       const int R = conv ? L->conv.R : L->pool.R, S = conv ? L->conv.S : L->pool.S;
       const int sh = conv ? L->conv.stride_h : L->pool.stride_h, sw = conv ? L->conv.stride_w : L->pool.stride_w;
       const int ph = conv ? L->conv.pad_h : L->pool.pad_h, pw = conv ? L->conv.pad_w : L->pool.pad_w;
@@ -402,10 +421,10 @@ std::string Model::summary() const {
       if (ph || pw) os << ", padding " << ph << "x" << pw;
       os << ")";
     }
-    if ((L->kind == LayerKind::linear || L->kind == LayerKind::conv2d || L->kind == LayerKind::batchnorm) &&
+    if ((L->kind == Op::linear || L->kind == Op::conv2d || L->kind == Op::batchnorm) &&
         L->act != Act::none)
       os << " + " << act_name(L->act) << " (fused)";
-    if (L->kind == LayerKind::dropout) os << " p=" << L->p;
+    if (L->kind == Op::dropout) os << " p=" << L->p;
     if (L->cond_bn) os << " conditional (gain, bias " << num_classes_ << "x" << L->bn_c << ")";
     if (L->sn) os << " + spectral norm";
     os << "\n";
@@ -485,21 +504,21 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
     L.train = train;
     const size_t n = static_cast<size_t>(B) * L.out;
     switch (L.kind) {
-      case LayerKind::linear:
+      case Op::linear:
         if (L.sn) L.sn->forward(params_ + L.w, state_ + L.sn_u, state_ + L.sn_v, train);
         be_.gemm(false, false, B, L.out, L.in, 1.f, h, L.weight(params_), 0.f, L.y);
         be_.bias_act_forward(L.act, L.slope, B, L.out, params_ + L.b, L.y);
         L.y_used = L.y;
         break;
-      case LayerKind::relu:
-      case LayerKind::leaky_relu:
-      case LayerKind::sigmoid:
-      case LayerKind::tanh:
+      case Op::relu:
+      case Op::leaky_relu:
+      case Op::sigmoid:
+      case Op::tanh:
         be_.copy(L.y, h, n);
         be_.bias_act_forward(L.act, L.slope, B, L.out, nullptr, L.y);
         L.y_used = L.y;
         break;
-      case LayerKind::dropout:
+      case Op::dropout:
         if (train && L.p > 0.f) {
           be_.copy(L.y, h, n);
           be_.dropout_forward(n, L.p, seed, stream.sub(64, li), L.y, L.mask, sample_offset_ * L.out);
@@ -508,7 +527,7 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
           L.y_used = h;  // identity at evaluation
         }
         break;
-      case LayerKind::batchnorm:
+      case Op::batchnorm:
         if (L.cond_bn) {
           CGAN_CHECK(cond, "model ", name_, ": conditional batch norm needs the condition vectors");
           be_.gemm(false, false, B, L.bn_c, num_classes_, 1.f, cond, params_ + L.gain, 0.f, L.dgain);
@@ -531,17 +550,17 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
                                      state_ + L.rvar, L.y, L.act, L.slope);
         L.y_used = L.y;
         break;
-      case LayerKind::conv2d:
+      case Op::conv2d:
         if (L.sn) L.sn->forward(params_ + L.w, state_ + L.sn_u, state_ + L.sn_v, train);
         be_.conv2d_forward(L.conv, h, L.weight(params_), params_ + L.b, L.y, conv_ws_, L.act, L.slope);
         L.y_used = L.y;
         break;
-      case LayerKind::avgpool2d:
-      case LayerKind::maxpool2d:
-        be_.pool2d_forward(L.kind == LayerKind::avgpool2d ? Pool::avg : Pool::max, L.pool, h, L.y);
+      case Op::avgpool2d:
+      case Op::maxpool2d:
+        be_.pool2d_forward(L.kind == Op::avgpool2d ? Pool::avg : Pool::max, L.pool, h, L.y);
         L.y_used = L.y;
         break;
-      case LayerKind::reshape:
+      case Op::reshape:
         L.y_used = h;  // the same values, now read as an image
         break;
     }
@@ -569,7 +588,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     const ProfileRange lr(L.label.c_str());
     const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
     switch (L.kind) {
-      case LayerKind::linear: {
+      case Op::linear: {
         be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, param_grads ? grads_ + L.b : nullptr);
         if (param_grads && L.sn) {  // dL/dW_sn, then through W_sn = W / sigma into the weight's gradient
           be_.gemm(true, false, L.in, L.out, B, 1.f, L.x, g, 0.f, L.sn->grad_sn());
@@ -592,16 +611,16 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         }
         break;
       }
-      case LayerKind::relu:
-      case LayerKind::leaky_relu:
-      case LayerKind::sigmoid:
-      case LayerKind::tanh:
+      case Op::relu:
+      case Op::leaky_relu:
+      case Op::sigmoid:
+      case Op::tanh:
         be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         break;
-      case LayerKind::dropout:
+      case Op::dropout:
         if (L.train && L.p > 0.f) be_.mul(static_cast<size_t>(B) * L.out, L.mask, g);
         break;
-      case LayerKind::batchnorm: {
+      case Op::batchnorm: {
         CGAN_CHECK(L.train, "model ", name_, ": backward through batch norm needs a training forward");
         if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         float* gin = other(g);
@@ -622,7 +641,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         g = gin;
         break;
       }
-      case LayerKind::conv2d: {
+      case Op::conv2d: {
         if (L.act != Act::none) be_.bias_act_backward(L.act, L.slope, B, L.out, L.y, g, nullptr);
         if (param_grads && L.sn) {  // as the linear's
           be_.fill(L.sn->grad_sn(), L.sn->shape().count(), 0.f);
@@ -638,14 +657,14 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
         }
         break;
       }
-      case LayerKind::avgpool2d:
-      case LayerKind::maxpool2d: {
+      case Op::avgpool2d:
+      case Op::maxpool2d: {
         float* gin = other(g);
-        be_.pool2d_backward(L.kind == LayerKind::avgpool2d ? Pool::avg : Pool::max, L.pool, L.x, L.y, g, gin);
+        be_.pool2d_backward(L.kind == Op::avgpool2d ? Pool::avg : Pool::max, L.pool, L.x, L.y, g, gin);
         g = gin;
         break;
       }
-      case LayerKind::reshape:
+      case Op::reshape:
         break;  // same values, same gradient
     }
   }
@@ -694,7 +713,7 @@ const float* Model::output_of(int layer_index, int* width) const {
 
 const float* Model::dropout_mask(int layer_index) const {
   for (auto& L : layers_)
-    if (L->spec_index == layer_index && L->kind == LayerKind::dropout)
+    if (L->spec_index == layer_index && L->kind == Op::dropout)
       return L->train && L->p > 0.f && L->y_used == L->y ? L->mask : nullptr;
   return nullptr;
 }

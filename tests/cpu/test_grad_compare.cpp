@@ -93,7 +93,7 @@ void check_exclusion(const std::string& config, const std::vector<std::string>& 
     const std::set<std::string> zero = gradcheck::structurally_zero(spec);
     const std::vector<float> g = grads_of(*r.be, *m);
     for (size_t i = 0; i < spec.layers.size(); ++i) {
-      const LayerKind k = spec.layers[i].kind;
+      const std::string& k = spec.layers[i].kind;
       if (k != LayerKind::linear && k != LayerKind::conv2d) continue;
       const std::string pre = "layers." + std::to_string(i) + ".";
       const double w = norm_of(g, slot(*m, pre + "weight")), b = norm_of(g, slot(*m, pre + "bias"));

@@ -10,16 +10,20 @@
 #include <nlohmann/json.hpp>
 
 #include "cgan/base/error.hpp"
+#include "cgan/config/condition_mode.hpp"
 
 namespace cgan {
 
-enum class LayerKind {
-  linear, relu, leaky_relu, sigmoid, tanh, dropout, batchnorm,
-  conv2d, avgpool2d, maxpool2d, reshape
-};
+// The shipped layer kinds' names (each kind is a unit under src/nn/layers, registered by name;
+// cgan/config/layer_syntax.hpp). A kind is identified by its name, so a new kind needs no entry here.
+namespace LayerKind {
+inline constexpr char linear[] = "linear", relu[] = "relu", leaky_relu[] = "leaky_relu", sigmoid[] = "sigmoid",
+                      tanh[] = "tanh", dropout[] = "dropout", batchnorm[] = "batchnorm", conv2d[] = "conv2d",
+                      avgpool2d[] = "avgpool2d", maxpool2d[] = "maxpool2d", reshape[] = "reshape";
+}  // namespace LayerKind
 
 struct LayerSpec {
-  LayerKind kind = LayerKind::linear;
+  std::string kind = LayerKind::linear;  // the registered unit's name (cgan/config/layer_syntax.hpp)
   int out = 0;             // linear: output features; conv2d: output channels
   // conv2d / avgpool2d / maxpool2d: kernel (window), stride, zero padding (height, width)
   int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
@@ -32,12 +36,13 @@ struct LayerSpec {
   // linear / conv2d: spectral normalization of the weight (cgan/nn/spectral_norm.hpp); the layer's
   // own "spectral_norm" key, else the network's
   bool spectral_norm = false;
+  nlohmann::json extra;  // arguments of a kind whose unit keeps them itself (none of the shipped kinds)
 };
 
 // How the label enters the network: none | concat_onehot | embed_concat | embed_multiply |
 // label_plane | projection (discriminator only: D(x, y) = psi(phi(x)) + <cond . E, phi(x)>).
 struct ConditionSpec {
-  std::string mode = "concat_onehot";
+  ConditionMode mode = ConditionMode::concat_onehot;
   int embed_dim = 0;  // embed_concat: embedding width (default: number of classes)
 };
 
@@ -171,7 +176,6 @@ std::string describe_json(const nlohmann::json& v, size_t max_chars = 60);
 // Applies one `a.b[2].c=value` override (value parsed as JSON, else taken as a string).
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
-const char* layer_kind_name(LayerKind k);
 
 // Whether a network has a conditional batch norm layer, and whether it reads the label at all
 // (a condition mode other than "none", or a conditional batch norm).

@@ -111,6 +111,9 @@ class Model {
   std::vector<float> unpack_params(const std::vector<float>& packed) const;
   size_t state_count() const { return n_state_; }
   const std::vector<ParamSlot>& slots() const { return slots_; }
+  // Floats of the activation arena's buffers, without the alignment gaps between them: what the
+  // memory plan (cgan/nn/memory_plan.hpp) counts as activations.
+  size_t activation_floats() const { return activation_floats_; }
   // A buffer of batch*out_dim floats owned by the model, for the caller's dL/dout.
   float* grad_out_buffer() const { return gout_buf_; }
 
@@ -127,7 +130,7 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<ParamSlot> slots_;
   std::vector<std::pair<char, int>> init_;  // per slot: init rule and fan-in (see init_params)
-  size_t n_params_ = 0, n_state_ = 0;
+  size_t n_params_ = 0, n_state_ = 0, activation_floats_ = 0;
   bool owns_params_ = true;
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
   float* arena_ = nullptr;
