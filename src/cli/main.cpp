@@ -29,6 +29,7 @@
 #include "cgan/base/stop.hpp"
 #include "cgan/nn/state_dict.hpp"
 #include "cgan/train/trainer.hpp"
+#include "export_cmd.hpp"
 
 namespace {
 using namespace cgan;
@@ -91,6 +92,7 @@ const CommandHelp kCommandHelp[] = {
                        (which is used by default)
   --device D           auto | cpu | cuda
 )"},
+    {"export", cgan::cli::kExportUsage, cgan::cli::kExportOptions},
     {"bench",
      R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D] [--per-op]
 )",
@@ -735,6 +737,7 @@ int main(int argc, char** argv) {
     } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
                      {"eval", cmd_eval},     {"train", cmd_train},
                      {"trace", cmd_trace},  {"plot", cmd_plot}};
+    if (first == "export") return cgan::cli::export_command({a.v.begin() + 1, a.v.end()});
     for (const auto& c : kCommands)
       if (first == c.name) {
         if (g_comm && first != "train" && first != "bench")
