@@ -584,6 +584,13 @@ def export_inputs(ck):
     return "label", ck.shape["num_classes"]
 
 
+class _ExportUnflatten(nn.Unflatten):
+    """nn.Unflatten(1, (C, H, W)) as a reshape: torch 1.13's ONNX exporter has no aten::unflatten."""
+
+    def forward(self, x):
+        return x.reshape((x.shape[0],) + tuple(self.unflattened_size))
+
+
 def fold_generator(G):
     """A copy of G for export, in evaluation mode (batch norm with its running statistics, dropout off)
     with every spectral norm folded into the weights: W / sigma, sigma = u . (W v) from the stored u and
@@ -593,6 +600,9 @@ def fold_generator(G):
         for hook in list(m._forward_pre_hooks.values()):
             if isinstance(hook, nn.utils.spectral_norm.SpectralNorm):
                 nn.utils.remove_spectral_norm(m, hook.name)
+    for name, m in list(G.named_children()):
+        if type(m) is nn.Unflatten:
+            setattr(G, name, _ExportUnflatten(m.dim, m.unflattened_size))
     for p in G.parameters():
         p.requires_grad_(False)
     return G
