@@ -595,10 +595,11 @@ def fold_generator(G):
     """A copy of G for export, in evaluation mode (batch norm with its running statistics, dropout off)
     with every spectral norm folded into the weights: W / sigma, sigma = u . (W v) from the stored u and
     v, no power iteration (torch.nn.utils.remove_spectral_norm in eval mode computes exactly this)."""
+    from torch.nn.utils.spectral_norm import SpectralNorm  # (nn.utils.spectral_norm is the function)
     G = copy.deepcopy(G).eval()
     for m in G.modules():
         for hook in list(m._forward_pre_hooks.values()):
-            if isinstance(hook, nn.utils.spectral_norm.SpectralNorm):
+            if isinstance(hook, SpectralNorm):
                 nn.utils.remove_spectral_norm(m, hook.name)
     for name, m in list(G.named_children()):
         if type(m) is nn.Unflatten:
@@ -703,8 +704,10 @@ def cmd_export(argv):
         ap.exit(2, f"cgan_torch.py export: unknown --format {a.format!r} (onnx or torchscript)\n")
     try:
         used, names = export_checkpoint(a.checkpoint, a.format, a.out, ema=not a.no_ema)
-    except (ValueError, KeyError, OSError, RuntimeError) as e:
+    except (ValueError, KeyError, OSError) as e:
         sys.exit(f"cgan_torch.py export: {_one_line(e)}")
+    except Exception as e:  # noqa: BLE001 (PyTorch's tracer and exporter: one line too, with its kind)
+        sys.exit(f"cgan_torch.py export: {a.format} export failed: {type(e).__name__}: {_one_line(e)}")
     print(f"cgan_torch.py: wrote {a.out} ({a.format}; {used}; inputs {', '.join(names)}; output images)",
           file=sys.stderr)
     return 0
