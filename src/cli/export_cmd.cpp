@@ -110,8 +110,7 @@ int export_command(const std::vector<std::string>& args) {
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
   if (code != 0) return code == 2 ? 2 : 1;  // the tool has said why, in one line
   if (!fs::is_regular_file(out, ec)) throw Error(cat(out, ": the export reported success but wrote no file"));
-  std::printf("wrote %s\n", out.c_str());
-  return 0;
+  return 0;  // the tool has said what it wrote
 }
 
 }  // namespace cgan::cli
