@@ -13,6 +13,8 @@ Command line:
     python3 tools/cgan_torch.py sample CKPT --noise FILE --out result.png
         (FILE: the noise and labels `cgan_gpu sample --save-tensors FILE` used; the images then
         equal the engine's)
+    python3 tools/cgan_torch.py export CKPT --format onnx|torchscript --out FILE [--no-ema]
+        (the generator as a standalone file: see export_module(); `cgan_gpu export` runs this)
 
 Each network is a torch.nn.Sequential whose children are named "0", "1", ... after the index of the
 layer in the config's `layers` list (linear -> nn.Linear, conv2d -> nn.Conv2d, batchnorm ->
@@ -36,15 +38,22 @@ Needs PyTorch and the standard library; the `safetensors` package is used when i
 otherwise the small reader below.
 """
 import argparse
+import copy
 import json
 import math
+import os
 import struct
 import sys
+import warnings
 import zlib
 
-import torch
-from torch import nn
-import torch.nn.functional as F
+try:
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+except ImportError as _e:  # one line, not a traceback (`cgan_gpu export` shows it as is)
+    sys.exit(f"cgan_torch.py: PyTorch is not installed for {sys.executable} ({_e}; Debian: apt-get install "
+             "python3-torch, or set CGAN_PYTHON to an interpreter that has it)")
 
 # ----------------------------------------------------------------------------- safetensors
 
@@ -556,6 +565,153 @@ def cmd_sample(argv):
     print(f"cgan_torch.py: wrote {a.out} ({n} samples)", file=sys.stderr)
     return 0
 
+# ----------------------------------------------------------------------------- export
+
+EXPORT_FORMATS = ("onnx", "torchscript")
+
+
+def export_inputs(ck):
+    """The exported generator's inputs after "noise" [B, noise_dim] float32: "label" [B] int64 (a
+    model conditioned on class labels), "tags" [B, tag_dim] float32 multi-hot (a tagged model), or
+    nothing (an unconditional one). Returns (name or None, width)."""
+    k = condition_width(ck.config["generator"], ck.shape)
+    if k == 0:
+        return None, 0
+    if ck.shape["tag_dim"]:
+        if ck.config["generator"].get("condition", {}).get("mode", "none") in ("embed_concat", "embed_multiply"):
+            raise ValueError("an embedding condition on tagged data cannot be exported")
+        return "tags", ck.shape["tag_dim"]
+    return "label", ck.shape["num_classes"]
+
+
+class _ExportUnflatten(nn.Unflatten):
+    """nn.Unflatten(1, (C, H, W)) as a reshape: torch 1.13's ONNX exporter has no aten::unflatten."""
+
+    def forward(self, x):
+        return x.reshape((x.shape[0],) + tuple(self.unflattened_size))
+
+
+def fold_generator(G):
+    """A copy of G for export, in evaluation mode (batch norm with its running statistics, dropout off)
+    with every spectral norm folded into the weights: W / sigma, sigma = u . (W v) from the stored u and
+    v, no power iteration (torch.nn.utils.remove_spectral_norm in eval mode computes exactly this)."""
+    from torch.nn.utils.spectral_norm import SpectralNorm  # (nn.utils.spectral_norm is the function)
+    G = copy.deepcopy(G).eval()
+    for m in G.modules():
+        for hook in list(m._forward_pre_hooks.values()):
+            if isinstance(hook, SpectralNorm):
+                nn.utils.remove_spectral_norm(m, hook.name)
+    for name, m in list(G.named_children()):
+        if type(m) is nn.Unflatten:
+            setattr(G, name, _ExportUnflatten(m.dim, m.unflattened_size))
+    for p in G.parameters():
+        p.requires_grad_(False)
+    return G
+
+
+class ExportedGenerator(nn.Module):
+    """forward(noise[, label | tags]) -> images [B, C, H, W] (the data range, as `cgan_gpu sample`'s
+    values). A label becomes the one-hot vector the engine builds (label == arange(K))."""
+
+    def __init__(self, G, shape, cond_input, width):
+        super().__init__()
+        self.G, self.cond_input = G, cond_input
+        self.chw = (shape["channels"], shape["height"], shape["width"])
+        self.register_buffer("classes", torch.arange(max(width, 1), dtype=torch.long))
+
+    def forward(self, noise, c=None):
+        if self.cond_input == "label":
+            onehot = (c.reshape(-1, 1) == self.classes.reshape(1, -1)).to(noise.dtype)
+            out = self.G(noise, labels=c, cond=onehot)
+        elif self.cond_input == "tags":
+            out = self.G(noise, labels=torch.zeros_like(c[:, 0]).long(), cond=c)
+        else:
+            out = self.G(noise)
+        return out.reshape(out.shape[0], self.chw[0], self.chw[1], self.chw[2])
+
+
+def export_module(ck, ema=True):
+    """(module, example inputs, input names) of a checkpoint's generator ready for tracing: the
+    average (train.ema) when the checkpoint holds one and ema, else the raw generator."""
+    G = ck.generator_ema if ema and ck.generator_ema is not None else ck.generator
+    cond_input, width = export_inputs(ck)
+    m = ExportedGenerator(fold_generator(G), ck.shape, cond_input, width).eval()
+    B, nz = 2, ck.config["generator"]["noise_dim"]
+    g = torch.Generator().manual_seed(0)
+    args = [torch.randn(B, nz, generator=g)]
+    names = ["noise"]
+    if cond_input == "label":
+        args.append(torch.arange(B, dtype=torch.long) % max(width, 1))
+        names.append("label")
+    elif cond_input == "tags":
+        args.append((torch.rand(B, width, generator=g) < 0.5).float())
+        names.append("tags")
+    return m, tuple(args), names
+
+
+def export_checkpoint(ckpt, fmt, out, ema=True):
+    """Writes the generator of checkpoint `ckpt` to `out` as ONNX (opset 14) or TorchScript (traced),
+    with a dynamic batch axis. The file appears only when complete (a temporary name, then a rename)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown --format {fmt!r} (onnx or torchscript)")
+    d = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(d):
+        raise ValueError(f"{out}: cannot write (no directory {d})")
+    if os.path.isdir(out):
+        raise ValueError(f"{out}: is a directory")
+    if not os.access(d, os.W_OK):
+        raise ValueError(f"{out}: cannot write (directory {d} is not writable)")
+    try:
+        ck = load_checkpoint(ckpt)
+    except (ValueError, KeyError, OSError, RuntimeError) as e:
+        raise ValueError(f"{ckpt}: not a readable cgan_gpu checkpoint ({_one_line(e)})") from None
+    m, args, names = export_module(ck, ema)
+    used = "generator_ema" if ema and ck.generator_ema is not None else "generator"
+    tmp = os.path.join(d, f".{os.path.basename(out)}.part-{os.getpid()}")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            if fmt == "torchscript":
+                traced = torch.jit.trace(m, args, check_trace=False)
+                meta = dict(generator=used, inputs=names, output="images", data_shape=ck.meta["data_shape"],
+                            data_range=ck.meta["data_range"], vocabulary=ck.shape["vocab"], config=ck.config["name"])
+                torch.jit.save(traced, tmp, _extra_files={"cgan_export.json": json.dumps(meta)})
+            else:
+                axes = {n: {0: "batch"} for n in names + ["images"]}
+                torch.onnx.export(m, args, tmp, input_names=names, output_names=["images"], dynamic_axes=axes,
+                                  opset_version=14, do_constant_folding=True)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return used, names
+
+
+def _one_line(e):
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def cmd_export(argv):
+    ap = argparse.ArgumentParser(prog="cgan_torch.py export")
+    ap.add_argument("checkpoint")
+    ap.add_argument("--format", required=True, help="onnx | torchscript")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--no-ema", action="store_true", help="the raw generator, not train.ema's average")
+    a = ap.parse_args(argv)
+    if a.format not in EXPORT_FORMATS:
+        ap.exit(2, f"cgan_torch.py export: unknown --format {a.format!r} (onnx or torchscript)\n")
+    try:
+        used, names = export_checkpoint(a.checkpoint, a.format, a.out, ema=not a.no_ema)
+    except (ValueError, KeyError, OSError) as e:
+        sys.exit(f"cgan_torch.py export: {_one_line(e)}")
+    except Exception as e:  # noqa: BLE001 (PyTorch's tracer and exporter: one line too, with its kind)
+        sys.exit(f"cgan_torch.py export: {a.format} export failed: {type(e).__name__}: {_one_line(e)}")
+    print(f"cgan_torch.py: wrote {a.out} ({a.format}; {used}; inputs {', '.join(names)}; output images)",
+          file=sys.stderr)
+    return 0
+
 
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
@@ -566,6 +722,8 @@ def main(argv):
             return cmd_sample(argv[1:])
         except (ValueError, KeyError, OSError) as e:  # a bad file or argument: one line, no traceback
             sys.exit(f"cgan_torch.py: {e}")
+    if argv[0] == "export":
+        return cmd_export(argv[1:])
     sys.exit(f"cgan_torch.py: unknown command {argv[0]!r} (try --help)")
 
 

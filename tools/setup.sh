@@ -3,7 +3,8 @@
 # and nothing else. Idempotent: when everything is present it only says so. `apt-get update` runs
 # only when a package is missing; sudo is used only when not root. Non-interactive.
 #
-#   tools/setup.sh [--tests]            install what is missing (--tests: PyTorch for tests/torch too)
+#   tools/setup.sh [--tests]            install what is missing (--tests: PyTorch, python3-onnx and
+#                                       tools/node's onnxruntime-node (npm ci) for tests/torch too)
 #   tools/setup.sh [--tests] --check    only report what is missing (exit 1 if anything is)
 set -euo pipefail
 
@@ -39,6 +40,7 @@ test_packages=(
   "python3-torch:-"        # tests/torch (parity), tools/cgan_torch.py, tools/bench_cpu_pytorch.py (/usr/bin/python3)
   "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
   "python3-pil:-"          # (image handling in the Python tools)
+  "python3-onnx:-"         # tests/torch/test_export.py: onnx.checker on `cgan_gpu export --format onnx` files
 )
 
 have_pkg() {
@@ -47,6 +49,29 @@ have_pkg() {
 }
 
 [ "$with_tests" = 1 ] && packages+=("${test_packages[@]}")
+# --tests: tools/node's packages (onnxruntime-node, which tests/torch/onnx_run.js runs exported ONNX
+# files with) from tools/node/package-lock.json, CPU binaries only (they ship inside the package; the
+# CUDA download is skipped). Returns non-zero when they are missing (--check) or cannot be installed.
+node_test_packages() {
+  [ "$with_tests" = 1 ] || return 0
+  local dir want have
+  dir="$(cd "$(dirname "$0")" && pwd)/node"
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "setup.sh: npm/node not found: cannot install $dir's packages (onnxruntime-node)" >&2
+    return 1
+  fi
+  want=$(node -p "require('$dir/package-lock.json').packages['node_modules/onnxruntime-node'].version")
+  have=$(node -p "try { require('$dir/node_modules/onnxruntime-node/package.json').version } catch (e) { '' }")
+  if [ "$want" = "$have" ]; then
+    echo "setup.sh: onnxruntime-node $have is present in $dir/node_modules"
+    return 0
+  fi
+  echo "setup.sh: missing: onnxruntime-node $want in $dir/node_modules"
+  [ "$check_only" = 1 ] && return 1
+  echo "setup.sh: running: (cd $dir && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund)"
+  (cd "$dir" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund)
+}
+
 missing=()
 for entry in "${packages[@]}"; do
   pkg="${entry%%:*}"
@@ -58,12 +83,14 @@ for entry in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup.sh: all build dependencies are present, nothing to do"
-  exit 0
+  echo "setup.sh: all Debian packages are present"
+  node_test_packages
+  exit $?
 fi
 
 echo "setup.sh: missing: ${missing[*]}"
 if [ "$check_only" = 1 ]; then
+  node_test_packages || true
   exit 1
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -94,3 +121,4 @@ if [ ${#still[@]} -ne 0 ]; then
   exit 1
 fi
 echo "setup.sh: installed ${missing[*]}"
+node_test_packages

@@ -54,5 +54,6 @@ int cmd_bench(Args& a);
 int cmd_classifier(Args& a);
 int cmd_eval(Args& a);
 int cmd_plot(Args& a);
+int cmd_export(Args& a);
 
 }  // namespace cgan::cli

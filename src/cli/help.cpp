@@ -52,6 +52,23 @@ const CommandHelp kCommandHelp[] = {
                        (which is used by default)
   --device D           auto | cpu | cuda
 )"},
+    {"export",
+     R"(  cgan_gpu export --checkpoint CKPT --format onnx|torchscript --out FILE [--no-ema]
+)",
+     R"(Export options (the generator as a standalone file, through tools/cgan_torch.py and PyTorch):
+  --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
+  --format F           onnx (opset 14) | torchscript (traced)
+  --out FILE           file to write (only once complete)
+                       inputs: noise [B, noise_dim] float32, then label [B] int64 (class labels),
+                       or tags [B, tag_dim] float32 multi-hot (tagged models), or nothing
+                       (unconditional); output: images [B, C, H, W] in the data range; B dynamic.
+                       Evaluation mode: batch norm uses its running statistics, spectral norm is
+                       folded into the weights (sigma from the stored u, v)
+  --no-ema             the raw generator, not the weight average a run with train.ema stores
+                       (which is exported by default)
+  Environment: CGAN_PYTHON (default /usr/bin/python3, needs PyTorch), CGAN_TOOLS_DIR (the folder
+  holding cgan_torch.py; default the source tree's tools/)
+)"},
     {"bench",
      R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D] [--per-op]
 )",

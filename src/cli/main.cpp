@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
       int (*run)(Args&);
     } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
                      {"eval", cmd_eval},     {"train", cmd_train},
-                     {"trace", cmd_trace},  {"plot", cmd_plot}};
+                     {"trace", cmd_trace},  {"plot", cmd_plot},
+                     {"export", cmd_export}};
     for (const auto& c : kCommands)
       if (first == c.name) {
         if (g_comm && first != "train" && first != "bench")

@@ -554,7 +554,7 @@ TEST(Cli, EveryCommandPrintsItsOwnHelp) {
   e2e::TempDir d("cli_cmd_help");
   const std::vector<std::pair<std::string, std::string>> cmds = {
       {"train", "Training options:"}, {"sample", "Sample options:"}, {"bench", "Bench options"},
-      {"classifier", "Classifier options"}, {"eval", "Eval options"}};
+      {"classifier", "Classifier options"}, {"eval", "Eval options"}, {"export", "Export options"}};
   for (const auto& [cmd, section] : cmds) {
     auto r = e2e::run_cli(cmd + " --help", d / "log");
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
