@@ -6,7 +6,9 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/base/safetensors.hpp"
+#include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/train/distributed.hpp"
+#include "cgan/train/sample.hpp"
 #include "cgan/train/session.hpp"
 
 namespace cgan::cli {
@@ -45,6 +47,20 @@ const char* generator_kind(bool use_ema, const SafeTensors& ck);
 void note_no_ema(bool no_ema, const SafeTensors& ck, const std::string& ckpt);
 // Creates the folder an output file goes in.
 void make_parent_dir(const std::string& file);
+
+// ---- sample_interpolate.cpp, sample_dump.cpp: `sample --interpolate` and `sample --dump-dir`, given
+// the parsed options, the checkpoint and a backend (the request carries seed, EMA and tensors file)
+struct SampleMode {
+  const SafeTensors& ck;
+  const std::string& ckpt;
+  const CheckpointInfo& info;
+  Backend* be;
+  bool conditional;
+  long long label, count, rows, steps;  // -1: not given
+  std::string tags, out, dump_dir;
+};
+int sample_interpolate(const SampleMode& m, SampleRequest req);
+int sample_dump(const SampleMode& m, SampleRequest req);
 
 // ---- one file each
 int cmd_train(Args& a);

@@ -18,6 +18,7 @@ const CommandHelp kCommandHelp[] = {
     {"train",
      R"(  cgan_gpu [train] --config FILE [options]      train an experiment
   cgan_gpu [train] --resume CKPT [options]      continue a run exactly where a checkpoint left it
+  cgan_gpu [train] --resume latest --out DIR    ... from the newest checkpoint of run directory DIR
 )",
      R"(Training options:
   --config FILE        experiment file (configs/*.json; every key in configs/README.md)
@@ -29,13 +30,18 @@ const CommandHelp kCommandHelp[] = {
   --overwrite          replace the run already in the run directory (its files are removed
                        once every check has passed, just before training starts)
   --resume CKPT        restore weights, optimizer state, step and data position from a
-                       checkpoint; the config stored in it is used unless --config is given
+                       checkpoint; the config stored in it is used unless --config is given.
+                       CKPT may be a run directory (its newest checkpoints/step_N.safetensors) or
+                       `latest`: the newest of --out DIR, else of out/<name> of --config FILE.
+                       A damaged newest checkpoint is refused, naming the one before it
   --device D           auto | cpu | cuda (default: the config's "device", itself default auto)
 )"},
     {"sample",
      R"(  cgan_gpu sample --checkpoint CKPT --labels 3,1,4,1,5 [--out result.png]
   cgan_gpu sample --checkpoint CKPT --label 5 --count 16 [--out grid.png]
   cgan_gpu sample --checkpoint CKPT --tags "blue hair, yellow eyes" --count 16
+  cgan_gpu sample --checkpoint CKPT --interpolate [--rows R] [--steps S] [--label N]
+  cgan_gpu sample --checkpoint CKPT --dump-dir DIR --count N [--label N | --tags TEXT]
 )",
      R"(Sample options:
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
@@ -45,6 +51,13 @@ const CommandHelp kCommandHelp[] = {
                        for the tag phrases named, separated by ',' (the run's vocab.txt lists them)
   --count C            unconditional models: C samples (at most 10000)
   --seed S             noise seed (default 1)
+  --interpolate        a grid of R rows (default: one per label, at most 10; unconditional 8)
+                       of S columns (default 10) walking the noise by slerp from image 2r to
+                       image 2r+1 of a plain sample with this seed; row r shows label r mod K
+                       (--label N: N on every row; tagged models: --tags, else row r's hair)
+  --dump-dir DIR       one PNG per image into DIR (new or empty), for FID tools:
+                       img_000123_label_5.png (unconditional: img_000123.png) and labels.csv
+                       (file,label[,tags]) written last; labels i mod K unless --label/--tags
   --out FILE           PNG to write (default result.png)
   --save-tensors FILE  also write the noise, labels, condition vectors and generated values to a
                        safetensors file (tools/cgan_torch.py sample --noise FILE replays them)

@@ -19,9 +19,9 @@
 namespace cgan::cli {
 
 int cmd_sample(Args& a) {
-  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors;
-  bool labels_given = false, tags_given = false, no_ema = false;
-  long long label = -1, count = -1, seed = 1;
+  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors, dump_dir;
+  bool labels_given = false, tags_given = false, no_ema = false, interpolate = false;
+  long long label = -1, count = -1, seed = 1, rows = -1, steps = -1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("sample");
@@ -39,6 +39,10 @@ int cmd_sample(Args& a) {
     else if (f == "--out") out = a.value(f);
     else if (f == "--save-tensors") save_tensors = a.value(f);
     else if (f == "--no-ema") no_ema = true;
+    else if (f == "--interpolate") interpolate = true;
+    else if (f == "--rows") rows = parse_count(f, a.value(f), 1, 1000);
+    else if (f == "--steps") steps = parse_count(f, a.value(f), 2, 1000);
+    else if (f == "--dump-dir") dump_dir = a.value(f);
     else if (f == "--device") device = a.value(f);
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
@@ -55,6 +59,21 @@ int cmd_sample(Args& a) {
   req.ema = !no_ema;
   note_no_ema(no_ema, ck, ckpt);
   const bool tagged = shape.tag_dim > 0 && conditional;
+  if ((rows > 0 || steps > 0) && !interpolate) throw Usage("sample: --rows and --steps go with --interpolate");
+  if (interpolate || !dump_dir.empty()) {  // the grid of noise walks, or one PNG per image
+    if (interpolate && !dump_dir.empty()) throw Usage("sample: give either --interpolate or --dump-dir, not both");
+    if (labels_given) throw Usage(cat("sample: ", interpolate ? "--interpolate" : "--dump-dir", " takes --label N, not --labels"));
+    if (tags_given && !tagged)
+      throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
+    if (tagged && label >= 0) throw Usage("sample: this model is conditioned on tags: give --tags, not --label");
+    if (!conditional && label >= 0) throw Usage("sample: this model is unconditional: --label does not apply");
+    if (tagged && !dump_dir.empty() && !tags_given)
+      throw Usage("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
+    if (interpolate && count >= 0) throw Usage("sample: --interpolate takes --rows and --steps, not --count");
+    auto be = make_backend(check_device(device), {cfg.precision});
+    const SampleMode m{ck, ckpt, info, be.get(), conditional, label, count, rows, steps, tags, out, dump_dir};
+    return interpolate ? sample_interpolate(m, req) : sample_dump(m, req);
+  }
   if (tags_given && !tagged)
     throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
   if (tagged) {

@@ -408,6 +408,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.log.flush_every = l.integer("flush_every", c.log.flush_every, 1, 100000);
     c.log.sample_every = l.integer("sample_every", c.log.sample_every, 0);
     c.log.checkpoint_every = l.integer("checkpoint_every", c.log.checkpoint_every, 0);
+    c.log.keep_checkpoints = l.integer("keep_checkpoints", 0, 1);  // absent: keep every checkpoint
     c.log.avg_window = static_cast<int>(l.integer("avg_window", c.log.avg_window, 1, 1000000));
     c.log.samples_per_label = static_cast<int>(l.integer("samples_per_label", c.log.samples_per_label, 1, 100));
     c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
@@ -572,6 +573,7 @@ json Config::to_json() const {
   if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
   // only when set: the config of a single-process run (and of every checkpoint written before the
   // key existed) reads as before
+  if (log.keep_checkpoints > 0) out["log"]["keep_checkpoints"] = log.keep_checkpoints;  // only when set: older configs store the same text
   if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
   return out;
 }

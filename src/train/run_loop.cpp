@@ -14,6 +14,7 @@
 #include "cgan/report/plot.hpp"
 #include "cgan/report/progress.hpp"
 #include "cgan/report/rundir.hpp"
+#include "cgan/train/checkpoint_retention.hpp"
 #include "cgan/train/trainer.hpp"
 #include "eval_state.hpp"
 
@@ -78,6 +79,7 @@ int Trainer::run(const RunDir* rd) {
   const int64_t total = cfg_.train.steps;
   Progress progress(rd ? cfg_.log.progress : std::string("none"), total, step_);
   LossRow last;
+  CheckpointRetention retention(cfg_.log.keep_checkpoints, total);  // log.keep_checkpoints
   auto flush = [&]() {
     auto rows = take_rows();
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -109,7 +111,8 @@ int Trainer::run(const RunDir* rd) {
     }
     if (!rd) return std::string();
     const std::string p = rd->checkpoint_path(step_);
-    write_checkpoint(p);
+    write_checkpoint(p);  // renamed into place and fsynced: only now may older ones go
+    retention.written(step_, p);
     return p;
   };
   // losses.png and metrics.png, redrawn from the CSVs with every sample grid and at a stop; a

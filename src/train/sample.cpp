@@ -10,6 +10,11 @@
 namespace cgan {
 
 Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
+  const SampleOutput o = generate_samples(be, ck, path, req);
+  return render_samples(o.x, o.labels, o.shape, req.rows, req.cols);
+}
+
+SampleOutput generate_samples(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req) {
   const CheckpointInfo info = read_checkpoint_info(ck, path);
   const Config& cfg = info.cfg;
   const DataShape& shape = info.shape;
@@ -29,7 +34,13 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
   std::vector<int32_t> labels = req.labels;
   labels.resize(n, 0);
   std::vector<float> h(static_cast<size_t>(n) * G.out_dim());
-  be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, 0, 0.f, 1.f, z);
+  if (!req.noise.empty()) {
+    if (req.noise.size() != static_cast<size_t>(n) * cfg.noise_dim)
+      throw Error(cat("sample: ", req.noise.size(), " noise values given for ", n, " x ", cfg.noise_dim));
+    be.upload(z, req.noise.data(), req.noise.size());
+  } else {
+    be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, req.noise_offset, 0.f, 1.f, z);
+  }
   be.upload_int(y, labels.data(), labels.size());
   if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot()) be.upload(cond, req.tags.data(), req.tags.size());
   else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
@@ -54,7 +65,7 @@ Image sample_from_checkpoint(Backend& be, const SafeTensors& ck, const std::stri
     st.metadata["generator"] = req.ema && checkpoint_has_ema(ck) ? kEmaNet : "generator";  // whose weights
     write_safetensors(req.save_tensors, st);
   }
-  return render_samples(h, labels, shape, req.rows, req.cols);
+  return SampleOutput{std::move(h), std::move(labels), shape};
 }
 
 }  // namespace cgan

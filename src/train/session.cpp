@@ -8,6 +8,7 @@
 #include "cgan/base/stop.hpp"
 #include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/train/datasets.hpp"
+#include "cgan/train/resume_target.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -32,8 +33,9 @@ namespace {
 // The set-up proper, on one rank (see open_training_session).
 void set_up(TrainingSession& s, const SessionOptions& o, Communicator* comm) {
   const bool writer = !comm || comm->rank() == 0;
-  const std::string& resume = o.resume;
-  if (!resume.empty()) s.checkpoint = read_safetensors(resume);
+  ResumeTarget rt = o.resume.empty() ? ResumeTarget{} : resolve_resume(o);  // a file, `latest` or a run directory
+  const std::string& resume = rt.path;
+  s.checkpoint = std::move(rt.ck);
   s.cfg = !o.config_path.empty() ? load_config(o.config_path, o.sets)
                                  : read_checkpoint_info(s.checkpoint, resume, o.sets).cfg;
   if (!resume.empty() && !o.config_path.empty()) (void)read_checkpoint_info(s.checkpoint, resume);  // its metadata, checked

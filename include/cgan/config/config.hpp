@@ -119,6 +119,7 @@ struct LogSpec {
   int64_t flush_every = 100;        // losses.csv rows are written at least this often
   int64_t sample_every = 5000;      // samples/step_N.png period (0 = only at the end)
   int64_t checkpoint_every = 10000; // checkpoints/step_N.safetensors period (0 = only at the end)
+  int64_t keep_checkpoints = 0;     // keep the newest N checkpoints this process wrote, plus the final one (0: all)
   int avg_window = 100;             // moving-average window of losses_avg.csv
   int samples_per_label = 10;       // grid columns (one row per label)
   std::string progress = "auto";    // auto (redrawn on a terminal, plain lines otherwise) | plain | none

@@ -21,7 +21,17 @@ struct SampleRequest {
   std::string save_tensors;     // when set: a safetensors file with the noise, labels, condition
                                 // vectors and generated samples (for tools/cgan_torch.py --noise)
   bool ema = true;              // the averaged generator (train.ema) when the checkpoint has one; false: the raw one
+  std::vector<float> noise;     // when given: the n x noise_dim noise itself (else drawn from seed)
+  uint64_t noise_offset = 0;    // drawn noise starts at this Philox index (a later chunk of one long draw)
 };
+
+// The generated samples of a request (n x dim, host) with their labels and the data's shape.
+struct SampleOutput {
+  std::vector<float> x;
+  std::vector<int32_t> labels;
+  DataShape shape;
+};
+SampleOutput generate_samples(Backend& be, const SafeTensors& ck, const std::string& path, const SampleRequest& req);
 
 // Loads the generator from a checkpoint (its stored config decides the architecture), generates
 // and renders the request.

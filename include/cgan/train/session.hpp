@@ -11,6 +11,7 @@
 #include "cgan/data/data.hpp"
 #include "cgan/report/rundir.hpp"
 #include "cgan/train/distributed.hpp"
+#include "cgan/train/run_reals.hpp"
 #include "cgan/train/trainer.hpp"
 
 namespace cgan {
@@ -49,7 +50,11 @@ struct TrainingSession {
   std::string out_dir;              // the run directory's path (on every rank)
 
   // Trains to train.steps: Trainer::run's exit code (0 done, 130 stopped).
-  int run() { return trainer->run(run_dir.get()); }
+  // A fresh run first writes reals.png (cgan/train/run_reals.hpp); a resume keeps the one it has.
+  int run() {
+    if (run_dir && trainer->steps_done() == 0) write_reals_png(*run_dir, data, cfg);
+    return trainer->run(run_dir.get());
+  }
 };
 
 // Sets a session up: reads the checkpoint (with resume) and the config, makes the backend, loads
