@@ -374,7 +374,7 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
   const std::string csv = testutil::slurp(d / "run/metrics.csv");
   EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,"
-                      "intra_recall\n10,", 0), 0u) << csv;
+                      "intra_recall,kid_mean,kid_std\n10,", 0), 0u) << csv;
   EXPECT_EQ(lines_of(csv), 3) << csv;
 
   // eval on the checkpoint: metrics.json in the run directory with every figure
@@ -382,9 +382,10 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu", d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("label  cond_acc"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  KID "), std::string::npos) << r.output;
   const nlohmann::json j = nlohmann::json::parse(testutil::slurp(d / "run/metrics.json"));
   for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "precision", "recall",
-                        "intra_precision", "intra_recall", "per_label", "step", "classifier",
+                        "intra_precision", "intra_recall", "kid_mean", "kid_std", "per_label", "step", "classifier",
                         "classifier_test_accuracy", "count_per_label", "seed"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["per_label"].size(), 10u);
