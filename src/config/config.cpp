@@ -668,6 +668,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.log.avg_window = static_cast<int>(l.integer("avg_window", c.log.avg_window, 1, 1000000));
     c.log.samples_per_label = static_cast<int>(l.integer("samples_per_label", c.log.samples_per_label, 1, 100));
     c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
+    c.log.tensorboard = l.boolean("tensorboard", c.log.tensorboard);
     l.finish();
   }
   // eval
@@ -822,7 +823,8 @@ json Config::to_json() const {
         {"checkpoint_every", log.checkpoint_every},
         {"avg_window", log.avg_window},
         {"samples_per_label", log.samples_per_label},
-        {"progress", log.progress}}},
+        {"progress", log.progress},
+        {"tensorboard", log.tensorboard}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
   };
   // train.augment only when on: a run without it stores the config text it stored before the key
