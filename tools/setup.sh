@@ -39,6 +39,8 @@ test_packages=(
   "python3-torch:-"        # tests/torch (parity), tools/cgan_torch.py, tools/bench_cpu_pytorch.py (/usr/bin/python3)
   "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
   "python3-pil:-"          # (image handling in the Python tools)
+  "python3-protobuf:-"     # tests/torch/test_tensorboard.py decodes the tb/ event files (no TensorFlow)
+  "python3-crc32c:-"       # (and checks their records' CRC-32C)
 )
 
 have_pkg() {
