@@ -608,7 +608,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   r = e2e::run_cli(base + "--set train.steps=3", d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
-                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png); "
+                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png, "
+                          "tb); "
                           "continue it "
                           "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
                           ", replace it with --overwrite, or choose another --out\n");
@@ -645,7 +646,12 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   for (const auto& e : fs::directory_iterator(d / "run")) top.push_back(e.path().filename().string());
   std::sort(top.begin(), top.end());
   EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses.png", "losses_avg.csv",
-                                           "notes.txt", "samples"}));
+                                           "notes.txt", "samples", "tb"}));
+  // the old run's event files went with it: tb/ holds the new run's one
+  std::vector<std::string> events;
+  for (const auto& e : fs::directory_iterator(d / "run/tb")) events.push_back(e.path().filename().string());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].rfind("events.out.tfevents.", 0), 0u) << events[0];
 }
 
 TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {
