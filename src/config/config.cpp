@@ -823,8 +823,7 @@ json Config::to_json() const {
         {"checkpoint_every", log.checkpoint_every},
         {"avg_window", log.avg_window},
         {"samples_per_label", log.samples_per_label},
-        {"progress", log.progress},
-        {"tensorboard", log.tensorboard}}},
+        {"progress", log.progress}}},
       {"eval", {{"every", eval.every}, {"classifier", eval.classifier}, {"count", eval.count}, {"seed", eval.seed}}},
   };
   // train.augment only when on: a run without it stores the config text it stored before the key
@@ -832,6 +831,8 @@ json Config::to_json() const {
   // only when set: the config of a single-process run (and of every checkpoint written before the
   // key existed) reads as before
   if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
+  // log.tensorboard only when off, for the same reason
+  if (!log.tensorboard) out["log"]["tensorboard"] = false;
   return out;
 }
 

@@ -22,17 +22,14 @@ void trim_event_files(const std::string& dir, int64_t step) {
     const std::string bytes = read_regular_file(f, "event file");
     const std::vector<std::string> recs = read_tfrecords(bytes, f, true);
     std::string kept;
-    size_t n_kept = 0;
     for (const std::string& r : recs) {
       int64_t s = 0;
       std::string tag;
       tb_event::step_and_tag(r, &s, &tag);
       if (s > step || (s == step && step > 0 && tag == kConfigTag)) continue;
       kept += tfrecord(r);
-      ++n_kept;
     }
     if (kept.size() != bytes.size()) write_file_atomic(f, kept);
-    (void)n_kept;
   }
 }
 
