@@ -41,6 +41,8 @@ test_packages=(
   "python3-numpy:-"        # (PyTorch's tensor <-> numpy bridge)
   "python3-pil:-"          # (image handling in the Python tools)
   "python3-onnx:-"         # tests/torch/test_export.py: onnx.checker on `cgan_gpu export --format onnx` files
+  "python3-protobuf:-"     # tests/torch/test_tensorboard.py decodes the tb/ event files (no TensorFlow)
+  "python3-crc32c:-"       # (and checks their records' CRC-32C)
 )
 
 have_pkg() {

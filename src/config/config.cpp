@@ -412,6 +412,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.log.avg_window = static_cast<int>(l.integer("avg_window", c.log.avg_window, 1, 1000000));
     c.log.samples_per_label = static_cast<int>(l.integer("samples_per_label", c.log.samples_per_label, 1, 100));
     c.log.progress = l.string("progress", "auto", {"auto", "plain", "none"});
+    c.log.tensorboard = l.boolean("tensorboard", c.log.tensorboard);
     l.finish();
   }
   // eval
@@ -575,6 +576,8 @@ json Config::to_json() const {
   // key existed) reads as before
   if (log.keep_checkpoints > 0) out["log"]["keep_checkpoints"] = log.keep_checkpoints;  // only when set: older configs store the same text
   if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
+  // log.tensorboard only when off, for the same reason
+  if (!log.tensorboard) out["log"]["tensorboard"] = false;
   return out;
 }
 

@@ -121,6 +121,12 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
                                               knn_radii_sq(be, pr_gen.data(), n_pr, F), n_pr, F);
   res.precision = pr.precision;
   res.recall = pr.recall;
+  std::vector<float> real_feats;  // every real image's features, label by label
+  for (const std::vector<float>& f : real.label_features) real_feats.insert(real_feats.end(), f.begin(), f.end());
+  const KidResult kid = kernel_inception_distance(all_feats.data(), static_cast<int64_t>(o.count) * K, real_feats.data(),
+                                                  static_cast<int64_t>(real_feats.size() / F), F);
+  res.kid_mean = kid.mean;
+  res.kid_std = kid.std;
   res.diversity_min = res.labels.empty() ? 0 : res.labels[0].diversity;
   for (const LabelScore& s : res.labels) {
     res.intra_precision += s.precision / K;
@@ -152,6 +158,8 @@ json EvalResult::to_json() const {
           {"recall", recall},
           {"intra_precision", intra_precision},
           {"intra_recall", intra_recall},
+          {"kid_mean", kid_mean},
+          {"kid_std", kid_std},
           {"pr_k", kPrNeighbours},
           {"classifier_accuracy_on_real", classifier_accuracy},
           {"per_label", per}};
@@ -170,7 +178,28 @@ std::string EvalResult::table() const {
                 "k = %d)\n", cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall,
                 diversity_min, kPrNeighbours);
   t += buf;
+  std::snprintf(buf, sizeof buf, "  KID %.6g +- %.6g   (all images together; mean, std over subsets)\n", kid_mean, kid_std);
+  t += buf;
   return t;
+}
+
+std::vector<std::pair<std::string, std::string>> EvalResult::csv_columns() const {
+  auto f6 = [](double v) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.6f", v);
+    return std::string(b);
+  };
+  auto g6 = [](double v) {  // KID is small: significant digits, not decimals
+    char b[64];
+    std::snprintf(b, sizeof b, "%.6g", v);
+    return std::string(b);
+  };
+  return {{"cond_acc", f6(cond_acc)},   {"fd", f6(fd)},
+          {"intra_fd", f6(intra_fd)},   {"diversity", f6(diversity)},
+          {"diversity_min", f6(diversity_min)}, {"precision", f6(precision)},
+          {"recall", f6(recall)},       {"intra_precision", f6(intra_precision)},
+          {"intra_recall", f6(intra_recall)},   {"kid_mean", g6(kid_mean)},
+          {"kid_std", g6(kid_std)}};
 }
 
 EvalOptions eval_options(int count, const DataShape& shape) {
@@ -312,7 +341,9 @@ std::string AnimeEvalResult::table() const {
 // ---------------------------------------------------------------- metrics.csv
 
 static const char* kMetricsHeader =
-    "step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,intra_recall\n";
+    "step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,intra_recall,kid_mean,kid_std\n";
+
+const char* MetricsLog::header() { return kMetricsHeader; }
 
 MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path) {
   std::string text = kMetricsHeader;
@@ -336,14 +367,13 @@ MetricsLog::MetricsLog(const std::string& path, int64_t start_step) : path_(path
 }
 
 void MetricsLog::append(int64_t step, const EvalResult& r) {
-  char buf[384];
-  std::snprintf(buf, sizeof buf, "%lld,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", static_cast<long long>(step),
-                r.cond_acc, r.fd, r.intra_fd, r.diversity, r.diversity_min, r.precision, r.recall, r.intra_precision,
-                r.intra_recall);
+  std::string row = cat(static_cast<long long>(step));
+  for (const auto& c : r.csv_columns()) row += "," + c.second;
+  row += "\n";
   std::FILE* f = std::fopen(path_.c_str(), "ab");
   if (!f) throw Error(cat(path_, ": cannot open for appending: ", std::strerror(errno)));
-  const size_t n = std::strlen(buf);
-  const bool ok = std::fwrite(buf, 1, n, f) == n;
+  const size_t n = row.size();
+  const bool ok = std::fwrite(row.data(), 1, n, f) == n;
   if (std::fclose(f) != 0 || !ok) throw Error(cat(path_, ": write failed: ", std::strerror(errno)));
 }
 

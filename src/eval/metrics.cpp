@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "cgan/base/error.hpp"
 
+extern "C" void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+                       const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+                       const int* ldc);
 extern "C" void dsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
                        double* work, const int* lwork, int* info);
 
@@ -100,6 +105,59 @@ double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
   double tr_sqrt = 0;
   for (double x : w) tr_sqrt += std::sqrt(std::max(x, 0.0));
   return std::max(0.0, d2 + tr - 2.0 * tr_sqrt);
+}
+
+KidResult kernel_inception_distance(const float* x, int64_t nx, const float* y, int64_t ny, int dim, int subsets,
+                                    int64_t subset_size, uint64_t seed) {
+  const int64_t m64 = std::min({subset_size, nx, ny});
+  CGAN_CHECK(m64 >= 2 && dim >= 1 && subsets >= 1, "kernel_inception_distance: need subsets of at least 2 vectors "
+             "of width >= 1, got ", nx, " and ", ny, " x ", dim, " (subset size ", subset_size, ")");
+  CGAN_CHECK(m64 <= (int64_t(1) << 20), "kernel_inception_distance: subset size ", m64, " too large");
+  const int m = static_cast<int>(m64);
+  std::mt19937_64 rng(seed);
+  std::vector<int64_t> ix(static_cast<size_t>(nx)), iy(static_cast<size_t>(ny));
+  std::vector<double> a(static_cast<size_t>(m) * dim), b(static_cast<size_t>(m) * dim), k(static_cast<size_t>(m) * m);
+  // the first m of a fresh random permutation (partial Fisher-Yates), copied out as double rows
+  auto draw = [&](std::vector<int64_t>& idx, const float* f, std::vector<double>& out) {
+    std::iota(idx.begin(), idx.end(), int64_t(0));
+    for (int i = 0; i < m; ++i) {
+      std::uniform_int_distribution<int64_t> u(i, static_cast<int64_t>(idx.size()) - 1);
+      std::swap(idx[static_cast<size_t>(i)], idx[static_cast<size_t>(u(rng))]);
+      const float* row = f + idx[static_cast<size_t>(i)] * dim;
+      std::copy(row, row + dim, out.begin() + static_cast<ptrdiff_t>(i) * dim);
+    }
+  };
+  // sum of (u·v / dim + 1)^3 over the m x m dot products of rows of p and q (without the
+  // diagonal when `off_diagonal`), the dot products through BLAS: K = P Q^T
+  auto kernel_sum = [&](const std::vector<double>& p, const std::vector<double>& q, bool off_diagonal) {
+    const char tn = 'T', nn = 'N';
+    const double one = 1.0, zero = 0.0;
+    dgemm_(&tn, &nn, &m, &m, &dim, &one, q.data(), &dim, p.data(), &dim, &zero, k.data(), &m);
+    double s = 0;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < m; ++j) {
+        if (off_diagonal && i == j) continue;
+        const double t = k[static_cast<size_t>(i) * m + j] / dim + 1.0;
+        s += t * t * t;
+      }
+    return s;
+  };
+  std::vector<double> mmd;
+  const double mm = static_cast<double>(m);
+  for (int s = 0; s < subsets; ++s) {
+    draw(ix, x, a);
+    draw(iy, y, b);
+    const double kxx = kernel_sum(a, a, true), kyy = kernel_sum(b, b, true), kxy = kernel_sum(a, b, false);
+    mmd.push_back((kxx + kyy) / (mm * (mm - 1)) - 2.0 * kxy / (mm * mm));
+  }
+  KidResult r;
+  r.subsets = subsets;
+  r.subset_size = m;
+  for (double v : mmd) r.mean += v / subsets;
+  double var = 0;
+  for (double v : mmd) var += (v - r.mean) * (v - r.mean) / subsets;
+  r.std = std::sqrt(var);
+  return r;
 }
 
 double mean_pairwise_distance(const float* f, int64_t n, int dim) {

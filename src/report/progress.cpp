@@ -25,10 +25,14 @@ Progress::Progress(const std::string& mode, int64_t total, int64_t start_step)
   tty_ = mode == "auto" && ::isatty(fileno(stderr));
 }
 
-std::string Progress::line(int64_t step, int64_t epoch, const LossRow& r) const {
+double Progress::rate(int64_t step) const {
   const double el = std::chrono::duration<double>(clock::now() - t0_).count();
   const double done = static_cast<double>(step - start_);
-  const double rate = el > 0 && done > 0 ? done / el : 0;
+  return el > 0 && done > 0 ? done / el : 0;
+}
+
+std::string Progress::line(int64_t step, int64_t epoch, const LossRow& r) const {
+  const double rate = this->rate(step);
   const double eta = rate > 0 ? static_cast<double>(total_ - step) / rate : -1;
   char buf[320];
   std::snprintf(buf, sizeof buf,

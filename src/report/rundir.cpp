@@ -23,7 +23,8 @@ namespace {
 // they hold anything).
 const char* const kRunFiles[] = {"config.json", "vocab.txt",    "losses.csv",  "losses_avg.csv",
                                  "metrics.csv", "metrics.json", "checkpoints", "samples",
-                                 "losses.png",  "metrics.png", "reals.png"};
+                                 "losses.png",  "metrics.png", "reals.png",
+                                 "tb"};
 
 void make_dir(const std::string& d) {
   std::error_code ec;

@@ -10,6 +10,7 @@
 #include "cgan/data/tags.hpp"
 #include "cgan/eval/classifier.hpp"
 #include "cgan/eval/evaluate.hpp"
+#include "cgan/eval/metrics_tb.hpp"
 #include "cgan/report/grid.hpp"
 #include "cgan/report/plot.hpp"
 #include "cgan/report/progress.hpp"
@@ -70,6 +71,8 @@ int Trainer::run(const RunDir& rd) { return run(&rd); }
 int Trainer::run(const RunDir* rd) {
   prepare_eval();
   if (rd) rd->write_config(cfg_.to_json());
+  std::unique_ptr<TbLog> tb;  // tb/: TensorBoard event files (log.tensorboard)
+  if (rd && cfg_.log.tensorboard) tb = std::make_unique<TbLog>(*rd, step_);
   if (rd && shape_.tag_dim > 0) write_vocabulary(rd->file("vocab.txt"), shape_.vocab);  // for `sample --tags`
   std::unique_ptr<LossLog> losses;
   if (rd) losses = std::make_unique<LossLog>(*rd, cfg_.log.avg_window, step_);
@@ -87,12 +90,14 @@ int Trainer::run(const RunDir* rd) {
       if (std::isfinite(r.d_loss) && std::isfinite(r.g_loss)) continue;
       rows.resize(i + 1);  // the history up to and including the step that failed
       if (losses) losses->append(rows);
+      if (tb) tb->losses(rows);
       progress.finish();
       throw NonFiniteLoss(cat("step ", r.step, ": loss is not finite (d_loss ", r.d_loss, ", g_loss ", r.g_loss,
                               "); stopped, the last checkpoint written before it is kept"));
     }
     if (!rows.empty()) last = rows.back();
     if (losses) losses->append(rows);
+    if (tb) tb->losses(rows);
   };
   auto checkpoint = [&]() {
     flush();
@@ -138,14 +143,17 @@ int Trainer::run(const RunDir* rd) {
     if (eval_ && metrics && (step_ % cfg_.eval.every == 0 || last_step)) {
       const EvalResult r = evaluate(*eval_->clf, eval_->real, eval_->source, eval_options(cfg_.eval.count, shape_));
       metrics->append(step_, r);
+      if (tb) log_metrics(*tb, step_, r);
       progress.set_eval(r.cond_acc);
     }
+    if (tb && log_now) tb->scalar(step_, "speed/it_per_s", static_cast<float>(progress.rate(step_)));
     if (log_now) progress.log(step_, epoch, last);
     else progress.tick(step_, epoch, last);
     const bool sample_now = last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0);
     if (sample_now) flush();  // every rank: the curves are drawn from complete CSVs
     if (rd && sample_now) {
       write_samples(rd->sample_path(step_));
+      if (tb) tb->image(step_, "samples", rd->sample_path(step_));
       plots();
     }
     if ((cfg_.log.checkpoint_every > 0 && step_ % cfg_.log.checkpoint_every == 0) || last_step) checkpoint();

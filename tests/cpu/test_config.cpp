@@ -318,3 +318,19 @@ TEST(Config, ImageLayerErrorsNameTheirPath) {
   EXPECT_EQ(err(R"([{"conv2d": {"out": 2, "kernel": 3}}, {"linear": 1}])"),
             "discriminator.layers[0]: the first layer must be linear or reshape");
 }
+
+// log.tensorboard (issue 21): on by default and then absent from the dumped config (so configs and
+// checkpoints written before the key read as before); false round-trips; a non-boolean names its path.
+TEST(Config, LogTensorboardKey) {
+  json j = minimal();
+  const Config on = cgan::parse_config(j);
+  EXPECT_TRUE(on.log.tensorboard);
+  EXPECT_FALSE(on.to_json()["log"].contains("tensorboard"));
+  j["log"] = {{"tensorboard", false}};
+  const Config off = cgan::parse_config(j);
+  EXPECT_FALSE(off.log.tensorboard);
+  EXPECT_EQ(off.to_json()["log"]["tensorboard"], false);
+  EXPECT_FALSE(cgan::parse_config(off.to_json()).log.tensorboard);
+  j["log"] = {{"tensorboard", 1}};
+  EXPECT_NE(error_of(j).find("log.tensorboard: expected true or false"), std::string::npos) << error_of(j);
+}

@@ -374,7 +374,7 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
   const std::string csv = testutil::slurp(d / "run/metrics.csv");
   EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,"
-                      "intra_recall\n10,", 0), 0u) << csv;
+                      "intra_recall,kid_mean,kid_std\n10,", 0), 0u) << csv;
   EXPECT_EQ(lines_of(csv), 3) << csv;
 
   // eval on the checkpoint: metrics.json in the run directory with every figure
@@ -382,9 +382,10 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu", d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("label  cond_acc"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  KID "), std::string::npos) << r.output;
   const nlohmann::json j = nlohmann::json::parse(testutil::slurp(d / "run/metrics.json"));
   for (const char* k : {"cond_acc", "fd", "intra_fd", "diversity", "diversity_min", "precision", "recall",
-                        "intra_precision", "intra_recall", "per_label", "step", "classifier",
+                        "intra_precision", "intra_recall", "kid_mean", "kid_std", "per_label", "step", "classifier",
                         "classifier_test_accuracy", "count_per_label", "seed"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["per_label"].size(), 10u);
@@ -607,7 +608,8 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   r = e2e::run_cli(base + "--set train.steps=3", d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
-                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png); "
+                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png, "
+                          "reals.png, tb); "
                           "continue it "
                           "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
                           ", replace it with --overwrite, or choose another --out\n");
@@ -644,7 +646,12 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   for (const auto& e : fs::directory_iterator(d / "run")) top.push_back(e.path().filename().string());
   std::sort(top.begin(), top.end());
   EXPECT_EQ(top, (std::vector<std::string>{"checkpoints", "config.json", "losses.csv", "losses.png", "losses_avg.csv",
-                                           "notes.txt", "samples"}));
+                                           "notes.txt", "reals.png", "samples", "tb"}));
+  // the old run's event files went with it: tb/ holds the new run's one
+  std::vector<std::string> events;
+  for (const auto& e : fs::directory_iterator(d / "run/tb")) events.push_back(e.path().filename().string());
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].rfind("events.out.tfevents.", 0), 0u) << events[0];
 }
 
 TEST(Cli, SigtermBeforeTrainingStartsExits130WithNothingWritten) {

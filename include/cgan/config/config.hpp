@@ -123,6 +123,7 @@ struct LogSpec {
   int avg_window = 100;             // moving-average window of losses_avg.csv
   int samples_per_label = 10;       // grid columns (one row per label)
   std::string progress = "auto";    // auto (redrawn on a terminal, plain lines otherwise) | plain | none
+  bool tensorboard = true;          // TensorBoard event files in tb/ (report/tb_log.hpp)
 };
 
 // Periodic evaluation during training (include/cgan/eval/evaluate.hpp); off unless every > 0.

@@ -9,6 +9,9 @@
 //   diversity             per label: mean pairwise feature distance of the generated images over
 //                         that of the real ones; about 1 when the spread matches, toward 0 when a
 //                         label collapses to one image
+//   KID                   kernel (Inception) distance: the unbiased polynomial-kernel MMD² between
+//                         the same features of all generated and all real images, mean and standard
+//                         deviation over 100 random subsets of min(1000, n) (metrics.hpp)
 //   precision, recall     improved precision and recall (Kynkäänniemi et al. 2019, k = 3) in the
 //                         same feature space (precision_recall.hpp): overall (all labels together)
 //                         and per label (real images of label l vs images generated for l; for the
@@ -23,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -93,9 +97,13 @@ struct EvalResult {
   double classifier_accuracy = 0;  // on the real reference images
   double precision = 0, recall = 0;              // all labels together
   double intra_precision = 0, intra_recall = 0;  // means of the per-label figures
+  double kid_mean = 0, kid_std = 0;              // all generated vs all real
   std::vector<LabelScore> labels;
 
   nlohmann::json to_json() const;
+  // The figures of a metrics.csv row after its step, named as its header names them, each as the
+  // text the row holds.
+  std::vector<std::pair<std::string, std::string>> csv_columns() const;
   std::string table() const;  // one row per label and an "all" row
 };
 
@@ -143,10 +151,11 @@ class AnimeAttributeTally {
 };
 
 // metrics.csv in a run directory: step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,
-// recall,intra_precision,intra_recall, one row per evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.
+// recall,intra_precision,intra_recall,kid_mean,kid_std, one row per evaluation during training. Started at step s > 0 (a resume), rows after s are dropped first.
 class MetricsLog {
  public:
   MetricsLog(const std::string& path, int64_t start_step);
+  static const char* header();  // "step,cond_acc,...,kid_std\n"
   void append(int64_t step, const EvalResult& r);
 
  private:

@@ -23,6 +23,8 @@ class Progress {
     eval_acc_ = cond_acc;
   }
   std::string line(int64_t step, int64_t epoch, const LossRow& last) const;
+  // Steps per second since the start (the line's it/s); 0 before the first step.
+  double rate(int64_t step) const;
 
  private:
   using clock = std::chrono::steady_clock;

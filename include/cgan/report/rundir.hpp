@@ -42,7 +42,7 @@ class RunDir {
 
 // The entries of `dir` that belong to a run (config.json, vocab.txt, the CSVs, metrics.json, the
 // curves losses.png and metrics.png, reals.png, and
-// checkpoints/ or samples/ when not empty); empty when it holds no run or does not exist.
+// checkpoints/, samples/ or tb/ when not empty); empty when it holds no run or does not exist.
 std::vector<std::string> run_files(const std::string& dir);
 
 // One row of losses.csv.
