@@ -351,14 +351,14 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* lj = o.get("loss");
     Obj l(lj ? *lj : empty, "loss");
     c.loss.kind = l.string("kind", "log", {"log", "squared", "hinge", "three_term"});
-    const bool three = c.loss.kind == "three_term";
+    const bool three = c.loss.kind == LossType::Kind::three_term;
     c.loss.mismatch = l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
-    if (three && c.loss.mismatch == "none")
+    if (three && c.loss.mismatch == Mismatch::Kind::none)
       throw Error(cat(l.at("mismatch"), ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
                                         "for no mismatched pair use loss.kind \"log\""));
-    c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == "squared" ? 0.5 : 1.0, 0.0, 1e3, true));
+    c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == LossType::Kind::squared ? 0.5 : 1.0, 0.0, 1e3, true));
     c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
-    if (c.loss.kind == "hinge" && c.loss.real_target != 1.f)
+    if (c.loss.kind == LossType::Kind::hinge && c.loss.real_target != 1.f)
       throw Error(cat(l.at("real_target"), ": loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); "
                                             "real_target is for log and squared"));
     l.finish();
@@ -459,16 +459,16 @@ Config parse_config(const json& j, const std::string& name_hint) {
   const LayerSpec* dlast = nullptr;
   for (auto& l : c.discriminator.layers)
     if (l.kind != LayerKind::dropout) dlast = &l;
-  if (c.loss.kind != "squared" && dlast && dlast->kind == LayerKind::sigmoid)
+  if (c.loss.kind != LossType::Kind::squared && dlast && dlast->kind == LayerKind::sigmoid)
     throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
-                    c.loss.kind == "hinge" ? "\" scores D's raw output (a critic with margins at -1 and +1)"
+                    c.loss.kind == LossType::Kind::hinge ? "\" scores D's raw output (a critic with margins at -1 and +1)"
                                            : "\" applies the sigmoid itself (numerically stable BCE on the logit)",
                     "; end the discriminator with {\"linear\": 1}"));
-  if (c.loss.kind == "three_term" &&
+  if (c.loss.kind == LossType::Kind::three_term &&
       (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
     throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
-  if (c.loss.kind != "three_term" && c.loss.mismatched_pair() &&
+  if (c.loss.kind != LossType::Kind::three_term && c.loss.mismatched_pair() &&
       (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
     throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
                 "discriminator must both be conditional");
@@ -499,10 +499,10 @@ bool net_is_conditional(const NetSpec& n) { return n.condition.mode != Condition
 // "mismatch" only when there is a mismatched pair and "real_target" not for hinge (which refuses it),
 // so configs without them read as they were written.
 static json loss_to_json(const LossSpec& loss) {
-  json j = {{"kind", loss.kind}};
-  if (loss.mismatched_pair()) j["mismatch"] = loss.mismatch;
+  json j = {{"kind", loss.kind.name()}};
+  if (loss.mismatched_pair()) j["mismatch"] = loss.mismatch.name();
   j["d_weight"] = loss.d_weight;
-  if (loss.kind != "hinge") j["real_target"] = loss.real_target;
+  if (loss.kind != LossType::Kind::hinge) j["real_target"] = loss.real_target;
   return j;
 }
 
@@ -511,7 +511,7 @@ static json train_to_json(const TrainSpec& train) {
             {"batch_size", train.batch_size},
             {"seed", train.seed},
             {"d_steps", train.d_steps},
-            {"fake_labels", train.fake_labels}};
+            {"fake_labels", train.fake_labels.name()}};
   if (train.ema.enabled) j["ema"] = {{"decay", train.ema.decay}, {"start", train.ema.start}};
   return j;
 }

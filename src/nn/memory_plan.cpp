@@ -72,7 +72,6 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   lp.B = B, lp.K = K, lp.c = fused;
   uint64_t max_width = std::max<uint64_t>(fused, static_cast<uint64_t>(in_dim));
   uint64_t last_in = 0;  // the last layer's input width
-  bool absorbs = false;  // the previous layer applies an activation right after it in its own pass
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
     const LayerUnit& unit = layer_unit(l.kind);
@@ -84,9 +83,8 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
     const uint64_t out = lp.width();
     lp.fits_int(out, "a sample's output");
     lp.fits_int(mul(B, out), cat("the output at batch ", batch));
-    const bool fused = absorbs && unit.is_activation();  // no output of its own (as the model builds it)
+    const bool fused = i > 0 && fuses_next_activation(spec, i - 1);  // no output of its own (no model layer)
     if (unit.output_in_arena() && !fused) p.activations = add(p.activations, mul(B, out));
-    absorbs = unit.fuses_activation() && !fused;
     max_width = std::max(max_width, out);
     check_total(lp.path);
   }

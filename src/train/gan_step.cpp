@@ -54,10 +54,12 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   const int K = shape_.num_classes;
   const int P = shape_.dim();
   const uint64_t seed = cfg_.train.seed;
-  const std::string base_loss = cfg_.loss.base_kind();
-  const LossKind lk = base_loss == "squared" ? LossKind::squared : base_loss == "hinge" ? LossKind::hinge : LossKind::log;
-  const LossKind lk_g = base_loss == "hinge" ? LossKind::linear : lk;  // G's term: hinge's is -D(G(z))
-  const bool random_labels = cfg_.train.fake_labels == "random" && K > 0;
+  const LossType base_loss = cfg_.loss.base_kind();
+  const LossKind lk = base_loss == LossType::Kind::squared ? LossKind::squared
+                      : base_loss == LossType::Kind::hinge ? LossKind::hinge
+                                                           : LossKind::log;
+  const LossKind lk_g = base_loss == LossType::Kind::hinge ? LossKind::linear : lk;  // G's term: hinge's is -D(G(z))
+  const bool random_labels = cfg_.train.fake_labels == FakeLabels::Kind::random && K > 0;
   const bool onehot = G_->uses_onehot() || D_->uses_onehot();  // the networks read condition vectors
   const bool tags = !tags_all_.empty();
   const int T = shape_.cond_width();
@@ -141,7 +143,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       tracer_->ints(tp, "y_other", y_other_, B);
       if (onehot) tracer_->buf(tp, "cond_other", cond_other_, {B, T});
       const float* out_m = nullptr;
-      if (cfg_.loss.mismatch == "real_other_tags") {
+      if (cfg_.loss.mismatch == Mismatch::Kind::real_other_tags) {
         out_m = D_->forward(aug(x_real_, sub, kAugMis, tp, "aug.mis", "aug.mis.params"), y_other_, cond_other_, true, seed,
                             rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own

@@ -17,7 +17,7 @@ namespace cgan {
 static int64_t train_forwards_per_step(const Config& cfg, bool generator) {
   const bool three = cfg.loss.mismatched_pair();
   const int64_t d = cfg.train.d_steps;
-  if (generator) return d * (1 + (three && cfg.loss.mismatch == "fake_other_tags" ? 1 : 0)) + 1;
+  if (generator) return d * (1 + (three && cfg.loss.mismatch == Mismatch::Kind::fake_other_tags ? 1 : 0)) + 1;
   return d * (2 + (three ? 1 : 0)) + 1;
 }
 

@@ -54,7 +54,7 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data, Commun
   const int Kg = condition_width(gs, shape_);
   const int Kd = condition_width(ds, shape_);
   if (cfg.loss.mismatched_pair() && K == 0)
-    throw Error(cat(cfg.loss.kind == "three_term" ? "loss.kind: \"three_term\"" : "loss.mismatch",
+    throw Error(cat(cfg.loss.kind == LossType::Kind::three_term ? "loss.kind: \"three_term\"" : "loss.mismatch",
                     " needs labelled data; data.kind \"", cfg.data.kind, "\" has none"));
   G_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, B, "generator");
   D_ = std::make_unique<Model>(be, ds, P, Kd, B, "discriminator");

@@ -334,3 +334,27 @@ TEST(Config, LogTensorboardKey) {
   j["log"] = {{"tensorboard", 1}};
   EXPECT_NE(error_of(j).find("log.tensorboard: expected true or false"), std::string::npos) << error_of(j);
 }
+
+// loss.kind, loss.mismatch and train.fake_labels are enums decided at parse time: every config name
+// reads to its own value and writes back as itself, and any other string is refused by name.
+TEST(Config, ConfigEnumsRoundTripTheirNames) {
+  for (const char* n : cgan::LossTypeTraits::names) EXPECT_STREQ(cgan::LossType(n).name(), n);
+  for (const char* n : cgan::MismatchTraits::names) EXPECT_STREQ(cgan::Mismatch(n).name(), n);
+  for (const char* n : cgan::FakeLabelsTraits::names) EXPECT_STREQ(cgan::FakeLabels(n).name(), n);
+  EXPECT_NE(cgan::LossType("hinge"), cgan::LossType("log"));
+  EXPECT_EQ(cgan::LossType("three_term").kind(), cgan::LossType::Kind::three_term);
+  try {
+    cgan::LossType bad("wgan");
+    FAIL() << "accepted " << bad;
+  } catch (const cgan::Error& e) {
+    EXPECT_STREQ(e.what(), "unknown loss kind \"wgan\"");
+  }
+  // each kind's config round-trips through JSON with its name
+  for (const char* n : {"log", "squared", "hinge"}) {
+    json j = minimal();
+    j["loss"] = {{"kind", n}};
+    const Config c = cgan::parse_config(j, "t");
+    EXPECT_EQ(cgan::parse_config(c.to_json(), "t").loss.kind, n);
+    EXPECT_EQ(c.to_json()["loss"]["kind"], n);
+  }
+}

@@ -11,6 +11,7 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/config/condition_mode.hpp"
+#include "cgan/config/config_enum.hpp"
 
 namespace cgan {
 
@@ -76,16 +77,16 @@ struct DataSpec {
 struct LossSpec {
   // log (BCE, non-saturating G) | squared (least squares) | hinge (D: relu(1 - D(x)) + relu(1 + D(G(z))),
   // G: -D(G(z))) | three_term (= log with the mismatched pair: seed 001's matched/unmatched loss)
-  std::string kind = "log";
+  LossType kind = LossType::Kind::log;
   // The mismatched pair as a third term of D's loss, scored as a fake: none | real_other_tags |
   // fake_other_tags (default real_other_tags for three_term, none for the others).
-  std::string mismatch = "none";
+  Mismatch mismatch = Mismatch::Kind::none;
   float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, hinge, 0.5 for squared)
   float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing; log, squared)
   // The loss every term is computed with: log | squared | hinge (three_term is log).
-  std::string base_kind() const { return kind == "three_term" ? "log" : kind; }
+  LossType base_kind() const { return kind == LossType::Kind::three_term ? LossType::Kind::log : kind; }
   // Whether D's loss has the mismatched pair (three_term, or any kind with a mismatch).
-  bool mismatched_pair() const { return kind == "three_term" || mismatch != "none"; }
+  bool mismatched_pair() const { return kind == LossType::Kind::three_term || mismatch != Mismatch::Kind::none; }
 };
 
 // train.ema: an exponential moving average of the generator's weights (include/cgan/nn/ema.hpp).
@@ -109,7 +110,7 @@ struct TrainSpec {
   int batch_size = 64;
   uint64_t seed = 1;
   int d_steps = 1;                   // D steps per G step
-  std::string fake_labels = "data";  // labels fakes are made from: data (the batch's) | random
+  FakeLabels fake_labels = FakeLabels::Kind::data;  // labels fakes are made from: data (the batch's) | random
   EmaSpec ema;                       // the generator's weight average (off unless given)
   AugmentPolicy augment;             // DiffAugment before D (off by default)
 };

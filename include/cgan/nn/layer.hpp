@@ -1,15 +1,17 @@
 // A layer kind as one unit: its config syntax (cgan/config/layer_syntax.hpp: parse, validate, write
-// back, config-time shape) plus what a model of it needs (output shape, parameters, activation
-// memory). Units live in src/nn/layers, one file per family, and register by name; the memory plan
+// back, config-time shape) plus what a model of it needs (memory plan, and the built layer:
+// cgan/nn/model_layer.hpp). Units live in src/nn/layers, one file per family, and register by name; the memory plan
 // asks them, so no central switch names a kind.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 
 #include "cgan/config/layer_syntax.hpp"
 #include "cgan/nn/memory_plan.hpp"
+#include "cgan/nn/model_layer.hpp"
 
 namespace cgan {
 
@@ -49,11 +51,20 @@ class LayerUnit : public LayerSyntax {
   // Whether an activation layer right after this one is applied in this layer's output pass
   // (linear, conv2d, batchnorm): the activation then has no output of its own.
   virtual bool fuses_activation() const { return false; }
-  // Whether this is an elementwise activation (relu, leaky_relu, sigmoid, tanh).
-  virtual bool is_activation() const { return false; }
+  // The elementwise activation this kind is (relu, leaky_relu, sigmoid, tanh), else Act::none.
+  virtual Act activation() const { return Act::none; }
+  bool is_activation() const { return activation() != Act::none; }
+  // The layer of a model: its slots (through b.slot, in checkpoint order), its output shape
+  // (returned in *out), and its forward and backward. b.act is the activation fused into it.
+  virtual std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const = 0;
 };
 
 // The unit registered as `name`; throws cgan::Error for an unknown name.
 const LayerUnit& layer_unit(const std::string& name);
+
+// Whether spec layer i applies the activation layer i + 1 in its own output pass (a unit that
+// fuses_activation() followed by one that is_activation()): the activation then is no layer of
+// the model and has no output of its own. The one place fusion is decided (model and memory plan).
+bool fuses_next_activation(const NetSpec& spec, size_t i);
 
 }  // namespace cgan

@@ -11,6 +11,7 @@
 
 #include "cgan/backend/backend.hpp"
 #include "cgan/config/config.hpp"
+#include "cgan/nn/model_layer.hpp"
 
 namespace cgan {
 
@@ -119,7 +120,6 @@ class Model {
 
  private:
   enum class FusionKind { none, concat, embed_concat, embed_multiply, label_plane, projection };
-  struct Layer;
   Backend& be_;
   std::string name_;
   std::string cond_label_, adam_label_;  // ProfileRange names: "<name>.condition", "<name>.adam"
@@ -127,15 +127,17 @@ class Model {
   FusionKind fusion_ = FusionKind::none;
   int embed_dim_ = 0, fused_dim_ = 0;
   size_t table_offset_ = 0, plane_bias_offset_ = 0;
-  std::vector<std::unique_ptr<Layer>> layers_;
+  // the layers, each built by its kind's unit (cgan/nn/layer.hpp); an activation fused into the
+  // layer before it is no layer of its own
+  std::vector<std::unique_ptr<ModelLayer>> layers_;
   std::vector<ParamSlot> slots_;
   std::vector<std::pair<char, int>> init_;  // per slot: init rule and fan-in (see init_params)
   size_t n_params_ = 0, n_state_ = 0, activation_floats_ = 0;
   bool owns_params_ = true;
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
   float* arena_ = nullptr;
-  float* conv_ws_ = nullptr;            // conv workspace: the max of conv2d_workspace over the conv layers
-  size_t first_compute_ = 0;            // index of the first layer that is not a reshape
+  float* workspace_ = nullptr;          // the layers' shared backend workspace (conv), the widest asked for
+  size_t first_compute_ = 0;            // index of the first layer with an output of its own (not a reshape)
   float* fused_ = nullptr;              // conditioner output
   float *gbuf_a_ = nullptr, *gbuf_b_ = nullptr, *gout_buf_ = nullptr;
   // last forward's inputs (for backward)
@@ -147,9 +149,9 @@ class Model {
   int proj_dim_ = 0;
   size_t proj_offset_ = 0;
   float *proj_e_ = nullptr, *proj_ge_ = nullptr;
-  // conditional batch norm: the gain/bias gradients [batch, C] of the layer being back-propagated
-  bool has_cbn_ = false;
-  float *cbn_gdgain_ = nullptr, *cbn_gdbias_ = nullptr;
+  bool has_cbn_ = false;  // a layer reads the condition (conditional batch norm)
+  // the step's view of this model for its layers
+  LayerRun run(bool train, uint64_t seed, RngStream stream) const;
   uint64_t sample_offset_ = 0;    // set_shard
   RankReduce* bn_sync_ = nullptr;
 };

@@ -1,11 +1,56 @@
 // The conv2d layer unit: {"conv2d": {"out", "kernel", "stride", "padding", "spectral_norm"}}, weight
 // [K, C, R, S] and bias [K], optionally spectrally normalised.
+#include <memory>
+#include <ostream>
+
 #include "cgan/config/json_obj.hpp"
 #include "cgan/nn/layer.hpp"
+#include "weight.hpp"
 #include "window.hpp"
 
 namespace cgan {
 namespace {
+
+// y = act(conv(x, W) + b): the conv with a bias+activation epilogue.
+class ConvLayer final : public ModelLayer {
+ public:
+  ConvLayer(const ConvShape& cs, Act act, float slope, size_t ws) : cs_(cs), act_(act), slope_(slope), ws_floats_(ws) {}
+  void arena(LayerArena& a) override {
+    if (ws_floats_) a.workspace(&ws_, ws_floats_);
+  }
+  const float* forward(const LayerRun& r, const float* x) override {
+    weight.forward(r);
+    r.be.conv2d_forward(cs_, x, weight.weight(r.params), r.params + b, y, ws_, act_, slope_);
+    return y;
+  }
+  float* backward(const LayerRun& r, float* g, float* spare, bool input_grad, bool param_grads) override {
+    if (act_ != Act::none) r.be.bias_act_backward(act_, slope_, r.B, out(), y, g, nullptr);
+    if (param_grads && weight.sn) {  // as the linear's
+      r.be.fill(weight.sn->grad_sn(), weight.sn->shape().count(), 0.f);
+      r.be.conv2d_backward_filter(cs_, x, g, weight.sn->grad_sn(), r.grads + b, ws_);
+      weight.backward(r);
+    } else if (param_grads) {
+      r.be.conv2d_backward_filter(cs_, x, g, r.grads + weight.w, r.grads + b, ws_);
+    }
+    if (!input_grad) return g;
+    r.be.conv2d_backward_data(cs_, g, weight.weight(r.params), spare, ws_);
+    return spare;
+  }
+  void describe(std::ostream& os, int) const override {
+    window::describe(os, true, cs_.R, cs_.S, cs_.stride_h, cs_.stride_w, cs_.pad_h, cs_.pad_w);
+    if (act_ != Act::none) os << " + " << act_name(act_) << " (fused)";
+    if (weight.sn) os << " + spectral norm";
+  }
+  LayerWeight weight;
+  size_t b = 0;
+
+ private:
+  ConvShape cs_;
+  Act act_;
+  float slope_;
+  size_t ws_floats_;
+  float* ws_ = nullptr;  // the model's conv workspace (the widest of its conv layers')
+};
 
 class Conv2d final : public LayerUnit {
  public:
@@ -45,6 +90,24 @@ class Conv2d final : public LayerUnit {
     if (l.spectral_norm) p.add_spectral_norm(K, LayerPlan::mul(LayerPlan::mul(p.c, l.kernel_h), l.kernel_w));
     p.c = K;
     window::plan_finish(p, oh, ow);
+  }
+  std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
+    const LayerSpec& ls = b.spec;
+    window::require_image(b, true);
+    b.require(ls.out > 0 && ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0,
+              ": bad output channels, stride or padding");
+    ConvShape cs;
+    cs.N = b.batch;
+    cs.C = b.in.c, cs.H = b.in.h, cs.W = b.in.w;
+    cs.K = ls.out, cs.R = ls.kernel_h, cs.S = ls.kernel_w;
+    cs.stride_h = ls.stride_h, cs.stride_w = ls.stride_w, cs.pad_h = ls.pad_h, cs.pad_w = ls.pad_w;
+    const int fan_in = cs.C * cs.R * cs.S;
+    auto L = std::make_unique<ConvLayer>(cs, b.act, b.slope, b.be.conv2d_workspace(cs));
+    L->weight.add_weight(b, {cs.K, cs.C, cs.R, cs.S}, fan_in);
+    L->b = b.slot(b.pre + "bias", {cs.K}, false, 'u', fan_in);
+    L->weight.add_spectral_norm(b, SpectralNormShape{cs.K, fan_in, false});
+    *out = SampleShape{cs.K, cs.P(), cs.Q(), true};
+    return L;
   }
 };
 

@@ -1,9 +1,47 @@
 // The linear layer unit: {"linear": out}, y = x W + b (W [in, out]), optionally spectrally normalised.
+#include <memory>
+#include <ostream>
+
 #include "cgan/config/json_obj.hpp"
 #include "cgan/nn/layer.hpp"
+#include "weight.hpp"
 
 namespace cgan {
 namespace {
+
+// y = act(x W + b): one GEMM, then one bias+activation pass.
+class LinearLayer final : public ModelLayer {
+ public:
+  LinearLayer(Act act, float slope) : act_(act), slope_(slope) {}
+  const float* forward(const LayerRun& r, const float* x) override {
+    weight.forward(r);
+    r.be.gemm(false, false, r.B, out(), in(), 1.f, x, weight.weight(r.params), 0.f, y);
+    r.be.bias_act_forward(act_, slope_, r.B, out(), r.params + b, y);
+    return y;
+  }
+  float* backward(const LayerRun& r, float* g, float* spare, bool input_grad, bool param_grads) override {
+    r.be.bias_act_backward(act_, slope_, r.B, out(), y, g, param_grads ? r.grads + b : nullptr);
+    if (param_grads && weight.sn) {  // dL/dW_sn, then through W_sn = W / sigma into the weight's gradient
+      r.be.gemm(true, false, in(), out(), r.B, 1.f, x, g, 0.f, weight.sn->grad_sn());
+      weight.backward(r);
+    } else if (param_grads) {
+      r.be.gemm(true, false, in(), out(), r.B, 1.f, x, g, 1.f, r.grads + weight.w);
+    }
+    if (!input_grad) return g;
+    r.be.gemm(false, true, r.B, in(), out(), 1.f, g, weight.weight(r.params), 0.f, spare);
+    return spare;
+  }
+  void describe(std::ostream& os, int) const override {
+    if (act_ != Act::none) os << " + " << act_name(act_) << " (fused)";
+    if (weight.sn) os << " + spectral norm";
+  }
+  LayerWeight weight;
+  size_t b = 0;
+
+ private:
+  Act act_;
+  float slope_;
+};
 
 class Linear final : public LayerUnit {
  public:
@@ -26,6 +64,15 @@ class Linear final : public LayerUnit {
     if (l.spectral_norm) p.add_spectral_norm(out, width);
     p.c = out, p.h = p.w = 1, p.image = false;
     p.what = cat(l.out, " units");
+  }
+  std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
+    const int width = b.in.width(), n = b.spec.out;
+    auto L = std::make_unique<LinearLayer>(b.act, b.slope);
+    L->weight.add_weight(b, {width, n}, width);
+    L->b = b.slot(b.pre + "bias", {n}, false, 'u', width);
+    L->weight.add_spectral_norm(b, SpectralNormShape{n, width, true});  // W = weight^T
+    *out = SampleShape{n, 1, 1, false};
+    return L;
   }
 };
 

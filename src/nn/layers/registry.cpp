@@ -12,6 +12,21 @@ const LayerUnit& layer_unit(const std::string& name) {
   return *u;
 }
 
+bool fuses_next_activation(const NetSpec& spec, size_t i) {
+  return i + 1 < spec.layers.size() && layer_unit(spec.layers[i].kind).fuses_activation() &&
+         layer_unit(spec.layers[i + 1].kind).is_activation();
+}
+
+const char* act_name(Act a) {
+  switch (a) {
+    case Act::relu: return "relu";
+    case Act::leaky_relu: return "leaky_relu";
+    case Act::sigmoid: return "sigmoid";
+    case Act::tanh: return "tanh";
+    default: return "none";
+  }
+}
+
 void LayerPlan::fits_int(uint64_t n, const std::string& of) const {
   if (n > kMaxInt) throw Error(cat(path, ": ", of, " (", n, " values) does not fit the 32-bit sizes the ops take"));
 }

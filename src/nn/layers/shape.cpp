@@ -1,9 +1,18 @@
 // The reshape layer unit: {"reshape": [C, H, W]}, the same values read as an image (no arena slice).
+#include <memory>
+
 #include "cgan/config/json_obj.hpp"
 #include "cgan/nn/layer.hpp"
 
 namespace cgan {
 namespace {
+
+// The same values, now read as an image: no output of its own, the same gradient.
+class ReshapeLayer final : public ModelLayer {
+ public:
+  const float* forward(const LayerRun&, const float* x) override { return x; }
+  float* backward(const LayerRun&, float* g, float*, bool, bool) override { return g; }
+};
 
 class Reshape final : public LayerUnit {
  public:
@@ -32,6 +41,15 @@ class Reshape final : public LayerUnit {
     p.what = "its output";
   }
   bool output_in_arena() const override { return false; }
+  std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
+    const LayerSpec& ls = b.spec;
+    const int width = b.in.width();
+    const int64_t n = int64_t(ls.shape[0]) * ls.shape[1] * ls.shape[2];
+    b.require(ls.shape[0] > 0 && ls.shape[1] > 0 && ls.shape[2] > 0 && n == width, ": [", ls.shape[0], ", ",
+              ls.shape[1], ", ", ls.shape[2], "] holds ", n, " values but its input has ", width);
+    *out = SampleShape{ls.shape[0], ls.shape[1], ls.shape[2], true};
+    return std::make_unique<ReshapeLayer>();
+  }
 };
 
 const RegisterLayer<Reshape> reg;

@@ -2,6 +2,7 @@
 // syntax, the config-time shape check and the memory plan's output shape.
 #pragma once
 #include <algorithm>
+#include <ostream>
 #include <string>
 
 #include "cgan/config/json_obj.hpp"
@@ -49,6 +50,24 @@ inline void plan_finish(LayerPlan& p, uint64_t oh, uint64_t ow) {
   p.fits_int(LayerPlan::mul(LayerPlan::mul(p.c, oh), ow), cat("the output ", p.c, "x", oh, "x", ow));
   p.h = oh, p.w = ow;
   p.what = cat("output ", p.c, "x", oh, "x", ow);
+}
+
+// The model's checks of a windowed layer's input (conv: "kernel ", pools: "window ").
+inline void require_image(const LayerBuild& b, bool conv) {
+  const LayerSpec& ls = b.spec;
+  const SampleShape& sh = b.in;
+  b.require(sh.image, ": needs an image input (C, H, W) but gets ", sh.width(),
+            " flat features; put a reshape before it");
+  b.require(sh.h + 2 * ls.pad_h >= ls.kernel_h && sh.w + 2 * ls.pad_w >= ls.kernel_w, ": ",
+            conv ? "kernel " : "window ", ls.kernel_h, "x", ls.kernel_w, " is larger than its padded input ",
+            sh.h + 2 * ls.pad_h, "x", sh.w + 2 * ls.pad_w, " (input ", sh.str(), ")");
+}
+
+// " (kernel 4x4, stride 2x2, padding 1x1)" of a summary line.
+inline void describe(std::ostream& os, bool conv, int R, int S, int sh, int sw, int ph, int pw) {
+  os << " (" << (conv ? "kernel " : "window ") << R << "x" << S << ", stride " << sh << "x" << sw;
+  if (ph || pw) os << ", padding " << ph << "x" << pw;
+  os << ")";
 }
 
 }  // namespace cgan::window
