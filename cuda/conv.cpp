@@ -270,6 +270,8 @@ void check_workspace(const char* op, const ConvPlan& p, Dir d, const float* ws) 
 
 void destroy_conv_cache(ConvCache* c) noexcept { delete c; }
 
+size_t conv_workspace_cap() { return kWorkspaceLimitBytes / sizeof(float); }
+
 size_t conv_workspace(Context& ctx, const ConvShape& s) {
   return (plan(ctx, s).max_bytes() + sizeof(float) - 1) / sizeof(float);
 }
@@ -322,6 +324,7 @@ namespace {
 }  // namespace
 
 size_t conv_workspace(Context&, const ConvShape&) { no_cudnn("conv2d_workspace"); }
+size_t conv_workspace_cap() { return 0; }
 void conv_forward(Context&, const ConvShape&, const float*, const float*, const float*, float*,
                   float*, Act, float) {
   no_cudnn("conv2d_forward");

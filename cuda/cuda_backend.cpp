@@ -88,6 +88,13 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return total_b;
   }
+  uint64_t memory_available() override {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return free_b;
+  }
+  std::string memory_available_source() override { return "cudaMemGetInfo"; }
+  size_t conv2d_workspace_cap(const ConvShape&) override { return cuda::conv_workspace_cap(); }
   double time_ms(const std::function<void()>& work) override {
     struct Events {
       cudaEvent_t start = nullptr, stop = nullptr;

@@ -100,6 +100,8 @@ void launch_cbn_backward(const Context& ctx, int N, int C, int S, const float* x
 // by the first call that sees a shape, normally conv_workspace). ws holds at least
 // conv_workspace(s) floats. Built without cuDNN, each throws a cgan::Error saying so.
 size_t conv_workspace(Context& ctx, const ConvShape& s);  // floats
+// The most conv_workspace returns for any shape: the algorithm search's workspace cap (floats).
+size_t conv_workspace_cap();
 void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w,
                   const float* bias, float* y, float* ws, Act act, float slope);
 void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w,

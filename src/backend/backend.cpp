@@ -8,7 +8,12 @@
 
 #include <chrono>
 #include <cmath>
+#include <cctype>
 #include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <string>
 
 namespace cgan {
 
@@ -31,6 +36,59 @@ uint64_t Backend::memory_capacity_bytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : uint64_t(1) << 40;
 }
+
+namespace {
+// "512M" -> 536870912; K/M/G/T are powers of 1024; a plain number is bytes.
+bool parse_byte_size(const std::string& v, uint64_t* out) {
+  if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0]))) return false;
+  size_t i = 0;
+  uint64_t n = 0;
+  for (; i < v.size() && std::isdigit(static_cast<unsigned char>(v[i])); ++i) {
+    if (n > (UINT64_MAX - 9) / 10) return false;
+    n = n * 10 + static_cast<uint64_t>(v[i] - '0');
+  }
+  int shift = 0;
+  if (i < v.size()) {
+    const char s = static_cast<char>(std::toupper(static_cast<unsigned char>(v[i])));
+    shift = s == 'K' ? 10 : s == 'M' ? 20 : s == 'G' ? 30 : s == 'T' ? 40 : -1;
+    if (shift < 0) return false;
+    ++i;
+    if (i < v.size() && (v[i] == 'B' || v[i] == 'b')) ++i;  // "512MB" too
+  }
+  if (i != v.size() || n > (UINT64_MAX >> shift)) return false;
+  *out = n << shift;
+  return true;
+}
+
+// MemAvailable from /proc/meminfo (kB), or 0 when it cannot be read.
+uint64_t meminfo_available() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  while (f >> key >> kb) {
+    if (key == "MemAvailable:") return kb * 1024;
+    f.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+}  // namespace
+
+uint64_t Backend::memory_available() {
+  if (const char* env = std::getenv("CGAN_CPU_MEMORY_LIMIT")) {
+    uint64_t n = 0;
+    if (!parse_byte_size(env, &n))
+      throw Error(cat("CGAN_CPU_MEMORY_LIMIT: expected a size in bytes (e.g. 1073741824, 512M, 2G), got '", env, "'"));
+    return n;
+  }
+  const uint64_t avail = meminfo_available();
+  return avail > 0 ? avail : memory_capacity_bytes();
+}
+
+std::string Backend::memory_available_source() {
+  return std::getenv("CGAN_CPU_MEMORY_LIMIT") ? "CGAN_CPU_MEMORY_LIMIT" : "MemAvailable";
+}
+
+size_t Backend::conv2d_workspace_cap(const ConvShape& s) { return conv2d_workspace(s); }
 
 double Backend::time_ms(const std::function<void()>& work) {
   synchronize();

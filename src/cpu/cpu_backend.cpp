@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -190,9 +191,15 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
 
   // ---- memory
-  float* alloc(size_t n) override { return aligned_zeroed<float>(n); }
-  int32_t* alloc_int(size_t n) override { return aligned_zeroed<int32_t>(n); }
-  void free(void* p) override { std::free(p); }
+  float* alloc(size_t n) override { return counted(aligned_zeroed<float>(n), n * sizeof(float)); }
+  int32_t* alloc_int(size_t n) override { return counted(aligned_zeroed<int32_t>(n), n * sizeof(int32_t)); }
+  void free(void* p) override {
+    if (!p) return;
+    const auto it = sizes_.find(p);
+    if (it != sizes_.end()) allocated_ -= it->second, sizes_.erase(it);
+    std::free(p);
+  }
+  AllocStats alloc_stats() const override { return {allocated_, peak_}; }
   void upload_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
   void download_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
   void upload_int_impl(int32_t* dst, const int32_t* src, size_t n) override {
@@ -857,6 +864,18 @@ class CpuBackend final : public Backend {
       }
   }
 
+
+  // The allocation counter behind alloc_stats (sizes as aligned_zeroed rounds them).
+  template <typename T>
+  T* counted(T* p, size_t bytes) {
+    const uint64_t b = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    sizes_[p] = b;
+    allocated_ += b;
+    peak_ = std::max(peak_, allocated_);
+    return p;
+  }
+  std::unordered_map<void*, uint64_t> sizes_;
+  uint64_t allocated_ = 0, peak_ = 0;
   bool emulate_tf32_ = false;
   enum class ConvMode { mixed, dnnl, im2col };  // CGAN_CPU_CONV: "mixed", "dnnl", unset / "im2col"
   ConvMode conv_mode_ = ConvMode::im2col;

@@ -9,6 +9,7 @@
 #include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/train/datasets.hpp"
 #include "cgan/train/resume_target.hpp"
+#include "cgan/train/run_memory.hpp"
 
 namespace cgan {
 namespace fs = std::filesystem;
@@ -45,6 +46,11 @@ void set_up(TrainingSession& s, const SessionOptions& o, Communicator* comm) {
   if (comm) bo.cuda_device = comm->local_rank();  // one GPU per rank on each machine
   s.backend = make_backend(cfg.device, bo);
   s.data = load_dataset(cfg.data, true);
+  {  // the whole run planned against what the backend has, before any of it is allocated
+    const Shard sh = make_shard(cfg.train.batch_size, comm ? comm->rank() : 0, comm ? comm->size() : 1);
+    check_run_memory(plan_run_memory(cfg, data_shape_of(s.data, cfg.data), s.data.count, sh.batch, writer, *s.backend),
+                     cfg.name, *s.backend);
+  }
   s.trainer = std::make_unique<Trainer>(cfg, *s.backend, s.data, comm);
   Trainer& t = *s.trainer;
   t.prepare_eval();  // a missing classifier fails here, before the run directory exists

@@ -84,6 +84,23 @@ class Backend {
   // Bytes this backend can hold at most (the CPU: physical memory; CUDA: the device's total): every
   // model is planned against it before anything is allocated (cgan/nn/memory_plan.hpp).
   virtual uint64_t memory_capacity_bytes();
+  // Bytes this backend can still allocate now: CUDA, the free bytes cudaMemGetInfo reports; CPU,
+  // the limit in env CGAN_CPU_MEMORY_LIMIT (bytes, or with a suffix K/M/G/T, powers of 1024) when
+  // set (a malformed value is a one-line error naming it), else MemAvailable from /proc/meminfo.
+  // The run's memory plan (cgan/train/run_memory.hpp) is checked against it before set-up.
+  virtual uint64_t memory_available();
+  // Where memory_available's figure comes from, for messages: "CGAN_CPU_MEMORY_LIMIT",
+  // "MemAvailable", "cudaMemGetInfo".
+  virtual std::string memory_available_source();
+  // Backend memory handed out by alloc()/alloc_int() and not yet freed, now and at its peak, in
+  // bytes as allocated (rounding included). Backends that do not count report zeros.
+  struct AllocStats {
+    uint64_t current = 0, peak = 0;
+  };
+  virtual AllocStats alloc_stats() const { return {}; }
+  // The most workspace (floats) conv2d_workspace(s) can ask for, without choosing algorithms: the
+  // CPU's im2col buffer for the shape; CUDA, the cuDNN workspace cap of the algorithm search.
+  virtual size_t conv2d_workspace_cap(const ConvShape& s);
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]

@@ -58,8 +58,9 @@ struct TrainingSession {
 };
 
 // Sets a session up: reads the checkpoint (with resume) and the config, makes the backend, loads
-// the data, builds the trainer, prepares the evaluator, restores or initialises the weights, and
-// only when every check has passed claims the run directory (locked; a fresh run refuses one
+// the data, checks the whole run's memory plan against the backend (cgan/train/run_memory.hpp),
+// builds the trainer, prepares the evaluator, restores or initialises the weights, and only when
+// every check has passed claims the run directory (locked; a fresh run refuses one
 // holding a run unless overwrite; a resume continues its own). Under mpirun (comm) every rank runs
 // this and the ranks agree on its outcome: an error on any rank ends every rank with one message
 // (JobError, cgan/train/distributed.hpp); only rank 0 claims the run directory.
