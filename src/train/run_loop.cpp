@@ -6,6 +6,8 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/base/stop.hpp"
+#include "cgan/base/io.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/image.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/eval/classifier.hpp"
@@ -70,6 +72,8 @@ int Trainer::run(const RunDir* rd) {
   prepare_eval();
   if (rd) rd->write_config(cfg_.to_json());
   if (rd && shape_.tag_dim > 0) write_vocabulary(rd->file("vocab.txt"), shape_.vocab);  // for `sample --tags`
+  if (rd && !shape_.class_names.empty())  // for `sample --label NAME`
+    write_file_atomic(rd->file("classes.txt"), class_names_text(shape_.class_names));
   std::unique_ptr<LossLog> losses;
   if (rd) losses = std::make_unique<LossLog>(*rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;
