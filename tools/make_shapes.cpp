@@ -1,5 +1,5 @@
 // cgan_make_shapes DIR [PER_CLASS [SIZE [SEED]]]: writes the drawn-shapes class folders
-// (DIR/circle, DIR/square, DIR/triangle; defaults 200 PNGs of 24x24 per class, seed 0) that
+// (DIR/circle, DIR/square, DIR/triangle; defaults 200 PNGs of 16x16 per class, seed 0) that
 // configs/shapes_folder.json trains on. Same arguments, same bytes (Philox-drawn).
 #include <cstdio>
 #include <cstdlib>
@@ -20,11 +20,11 @@ static long arg(const char* text, const char* what, long lo, long hi) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || argc > 5 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::fprintf(stderr, "usage: cgan_make_shapes DIR [PER_CLASS=200 [SIZE=24 [SEED=0]]]\n");
+    std::fprintf(stderr, "usage: cgan_make_shapes DIR [PER_CLASS=200 [SIZE=16 [SEED=0]]]\n");
     return argc == 2 ? 0 : 2;
   }
   const long per_class = argc > 2 ? arg(argv[2], "PER_CLASS", 1, 1000000) : 200;
-  const long size = argc > 3 ? arg(argv[3], "SIZE", 4, 1024) : 24;
+  const long size = argc > 3 ? arg(argv[3], "SIZE", 4, 1024) : 16;
   const long seed = argc > 4 ? arg(argv[4], "SEED", 0, 1L << 62) : 0;
   try {
     cgan::write_shapes_folder(argv[1], static_cast<int>(per_class), static_cast<int>(size), static_cast<uint64_t>(seed));

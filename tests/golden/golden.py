@@ -45,12 +45,12 @@ PER_CONFIG = {
     "mnist_lsgan_embed": ["train.batch_size=16"],
     "mnist_mlp": ["train.batch_size=16"],
     "mnist_sngan_proj": ["train.batch_size=16", "train.ema.start=1"],
-    "shapes_folder": ["train.batch_size=16"],
+    "shapes_folder": ["train.batch_size=16", "train.ema.start=1"],
 }
 # Configs that read a class folder (data.kind "image_folder"): the folder is drawn first, by the
 # cgan_make_shapes tool built beside the binary (arguments PER_CLASS SIZE SEED; Philox-drawn, so
 # the same pixels on every machine), and data.dir points at it.
-FOLDER_DATA = {"shapes_folder": ["8", "24", "0"]}
+FOLDER_DATA = {"shapes_folder": ["8", "16", "0"]}
 ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "CGAN_CPU_THREADS": "1",
        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"}
 
