@@ -45,8 +45,9 @@ const CommandHelp kCommandHelp[] = {
 )",
      R"(Sample options:
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
-  --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5; at most 10000)
-  --label N --count C  a grid of C images of label N
+  --labels LIST        one image per listed label, in a row (e.g. 3,1,4,1,5; at most 10000); for
+                       an image_folder model a label may be a class name (cat,dog,3; classes.txt)
+  --label N --count C  a grid of C images of label N (or class name N)
   --tags TEXT          models of tagged image sets (anime): a grid of --count C images (default 16)
                        for the tag phrases named, separated by ',' (the run's vocab.txt lists them)
   --count C            unconditional models: C samples (at most 10000)

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/backend/backend.hpp"
 #include "cgan/base/safetensors.hpp"
@@ -12,6 +13,7 @@
 #include "cgan/config/config.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/data/image.hpp"
+#include "cgan/report/grid.hpp"
 #include "cgan/train/sample.hpp"
 
 #include "cli.hpp"
@@ -19,9 +21,9 @@
 namespace cgan::cli {
 
 int cmd_sample(Args& a) {
-  std::string ckpt, labels, tags, out = "result.png", device = "auto", save_tensors, dump_dir;
-  bool labels_given = false, tags_given = false, no_ema = false, interpolate = false;
-  long long label = -1, count = -1, seed = 1, rows = -1, steps = -1;
+  std::string ckpt, labels, tags, label, out = "result.png", device = "auto", save_tensors, dump_dir;
+  bool labels_given = false, tags_given = false, label_given = false, no_ema = false, interpolate = false;
+  long long count = -1, seed = 1, rows = -1, steps = -1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("sample");
@@ -33,7 +35,7 @@ int cmd_sample(Args& a) {
         throw Usage(cat("--labels: ", n, " labels given, at most ", kMaxSampleImages, " (one image each)"));
     }
     else if (f == "--tags") tags = a.value(f), tags_given = true;
-    else if (f == "--label") label = parse_count(f, a.value(f), 0, 1 << 20);
+    else if (f == "--label") label = a.value(f), label_given = true;  // a number or a class name: checked below
     else if (f == "--count") count = parse_count(f, a.value(f), 1, kMaxSampleImages);
     else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
     else if (f == "--out") out = a.value(f);
@@ -47,7 +49,7 @@ int cmd_sample(Args& a) {
     else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (ckpt.empty()) throw Usage("sample: --checkpoint CKPT is required");
-  if (labels_given && label >= 0) throw Usage("sample: give either --labels or --label, not both");
+  if (labels_given && label_given) throw Usage("sample: give either --labels or --label, not both");
   const SafeTensors ck = read_safetensors(ckpt);
   const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
   const DataShape& shape = info.shape;
@@ -65,20 +67,22 @@ int cmd_sample(Args& a) {
     if (labels_given) throw Usage(cat("sample: ", interpolate ? "--interpolate" : "--dump-dir", " takes --label N, not --labels"));
     if (tags_given && !tagged)
       throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
-    if (tagged && label >= 0) throw Usage("sample: this model is conditioned on tags: give --tags, not --label");
-    if (!conditional && label >= 0) throw Usage("sample: this model is unconditional: --label does not apply");
+    if (tagged && label_given) throw Usage("sample: this model is conditioned on tags: give --tags, not --label");
+    if (!conditional && label_given) throw Usage("sample: this model is unconditional: --label does not apply");
     if (tagged && !dump_dir.empty() && !tags_given)
       throw Usage("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
     if (interpolate && count >= 0) throw Usage("sample: --interpolate takes --rows and --steps, not --count");
     auto be = make_backend(check_device(device), {cfg.precision});
-    const SampleMode m{ck, ckpt, info, be.get(), conditional, label, count, rows, steps, tags, out, dump_dir};
+    // --label: a class name or a number, as for a plain sample; -1 when not given
+    const long long y = label_given ? label_from_text(label, shape.num_classes, shape.class_names, "--label") : -1;
+    const SampleMode m{ck, ckpt, info, be.get(), conditional, y, count, rows, steps, tags, out, dump_dir};
     return interpolate ? sample_interpolate(m, req) : sample_dump(m, req);
   }
   if (tags_given && !tagged)
     throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
   if (tagged) {
     if (!tags_given) throw Usage("sample: this model is conditioned on tags: give --tags \"blue hair, yellow eyes\"");
-    if (labels_given || label >= 0) throw Usage("sample: give --tags (and --count), not --labels/--label");
+    if (labels_given || label_given) throw Usage("sample: give --tags (and --count), not --labels/--label");
     const std::vector<float> t = tags_from_text(tags, shape.vocab);
     const int n = count > 0 ? static_cast<int>(count) : 16;
     for (int i = 0; i < n; ++i) {
@@ -88,22 +92,21 @@ int cmd_sample(Args& a) {
     req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     req.rows = (n + req.cols - 1) / req.cols;
   } else if (conditional) {
-    if (!labels_given && label < 0) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
+    if (!labels_given && !label_given) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
     if (labels_given) {
       if (count >= 0) throw Usage("sample: --count goes with --label, not --labels");
-      req.labels = parse_label_list(labels, shape.num_classes);
+      req.labels = parse_label_list(labels, shape.num_classes, shape.class_names);
       req.rows = 1;
       req.cols = static_cast<int>(req.labels.size());
     } else {
-      if (label >= shape.num_classes)
-        throw Error(cat("--label: label ", label, " is outside this model's classes 0..", shape.num_classes - 1));
+      const int32_t y = label_from_text(label, shape.num_classes, shape.class_names, "--label");
       const int n = count > 0 ? static_cast<int>(count) : 16;
-      req.labels.assign(n, static_cast<int32_t>(label));
+      req.labels.assign(n, y);
       req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
       req.rows = (n + req.cols - 1) / req.cols;
     }
   } else {
-    if (labels_given || label >= 0) throw Usage("sample: this model is unconditional: give --count C only");
+    if (labels_given || label_given) throw Usage("sample: this model is unconditional: give --count C only");
     req.count = count > 0 ? static_cast<int>(count) : 16;
     req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(req.count))));
     req.rows = (req.count + req.cols - 1) / req.cols;

@@ -263,11 +263,11 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* dj = o.get("data");
     Obj d(dj ? *dj : empty, "data");
     DataSpec& ds = c.data;
-    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images"});
+    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images", "image_folder"});
     const bool idx = ds.kind == "mnist" || ds.kind == "fashion";
-    const bool anime = ds.kind == "anime", folder = ds.kind == "images";
-    if (anime || folder) ds.lo = -1.f, ds.hi = 1.f;
-    if (idx || anime || folder) {
+    const bool anime = ds.kind == "anime", folder = ds.kind == "images", classes = ds.kind == "image_folder";
+    if (anime || folder || classes) ds.lo = -1.f, ds.hi = 1.f;
+    if (idx || anime || folder || classes) {
       if (const json* r = d.get("range")) {
         if (!r->is_array() || r->size() != 2 || !(*r)[0].is_number() || !(*r)[1].is_number() ||
             !((*r)[0].get<double>() < (*r)[1].get<double>()))
@@ -275,6 +275,21 @@ Config parse_config(const json& j, const std::string& name_hint) {
         ds.lo = (*r)[0].get<float>();
         ds.hi = (*r)[1].get<float>();
       }
+    }
+    if (classes) {  // data.size: [height, width] or one int for both
+      if (const json* v = d.get("size")) {
+        if (v->is_number_integer()) ds.height = ds.width = static_cast<int>(Obj::as_integer(*v, "data.size", 1, 4096));
+        else if (!v->is_array() || v->size() != 2)
+          throw Error(cat("data.size: expected [height, width] or one integer, got ", describe(*v)));
+        else {
+          ds.height = static_cast<int>(Obj::as_integer((*v)[0], "data.size[0]", 1, 4096));
+          ds.width = static_cast<int>(Obj::as_integer((*v)[1], "data.size[1]", 1, 4096));
+        }
+      }
+      if (!d.has("dir")) throw Error("data.dir: missing (data.kind \"image_folder\" needs the folder of class folders)");
+      ds.dir = d.string("dir", "");
+      if (ds.dir.empty()) throw Error("data.dir: expected the folder of class folders, got \"\"");
+      ds.strict = d.boolean("strict", false);
     }
     if (anime || folder) {
       if (const json* v = d.get("size")) {
@@ -287,6 +302,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     }
     if (idx) {
       ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+    } else if (classes) {
+      // parsed above
     } else if (folder) {
       if (!d.has("dir")) throw Error("data.dir: missing (data.kind \"images\" needs the folder of images)");
       ds.dir = d.string("dir", "");
@@ -529,6 +546,11 @@ json Config::to_json() const {
     d["strict"] = data.strict;
     if (!data.vocabulary_file.empty()) d["vocabulary"] = data.vocabulary_file;
     else d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
+  } else if (data.kind == "image_folder") {
+    d["dir"] = data.dir;
+    d["size"] = {data.height, data.width};
+    d["range"] = {data.lo, data.hi};
+    d["strict"] = data.strict;
   } else if (data.kind == "anime") {
     d["count"] = data.count;
     d["seed"] = data.seed;

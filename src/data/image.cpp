@@ -263,4 +263,25 @@ Image resize_image(const Image& img, int w, int h) {
   return out;
 }
 
+void image_to_rgb_planes(const Image& src, int w, int h, float lo, float hi, float* out) {
+  Image img = src;
+  if (img.channels == 1) {  // grey -> RGB
+    Image rgb;
+    rgb.width = img.width;
+    rgb.height = img.height;
+    rgb.channels = 3;
+    rgb.pixels.resize(img.pixels.size() * 3);
+    for (size_t i = 0; i < img.pixels.size(); ++i)
+      rgb.pixels[3 * i] = rgb.pixels[3 * i + 1] = rgb.pixels[3 * i + 2] = img.pixels[i];
+    img = std::move(rgb);
+  }
+  if (img.channels != 3) throw Error(cat("image_to_rgb_planes: ", img.channels, " channels (expected 1 or 3)"));
+  img = resize_image(img, w, h);
+  float table[256];
+  for (int p = 0; p < 256; ++p) table[p] = static_cast<float>(lo + (static_cast<double>(hi) - lo) * p / 255.0);
+  const size_t plane = static_cast<size_t>(h) * w;
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < 3; ++c) out[c * plane + p] = table[img.pixels[3 * p + c]];
+}
+
 }  // namespace cgan

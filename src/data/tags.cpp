@@ -430,10 +430,7 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
   std::sort(files.begin(), files.end());
 
   const int H = spec.height, W = spec.width, V = static_cast<int>(vocab.size());
-  const size_t plane = static_cast<size_t>(H) * W, dim = 3 * plane;
-  std::vector<float> table255(256);
-  for (int p = 0; p < 256; ++p)
-    table255[p] = static_cast<float>(spec.lo + (static_cast<double>(spec.hi) - spec.lo) * p / 255.0);
+  const size_t dim = 3 * static_cast<size_t>(H) * W;
 
   HostDataset d;
   d.name = spec.dir;
@@ -475,22 +472,9 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
       skip(e.what(), unreadable);
       continue;
     }
-    if (img.channels == 1) {  // grey -> RGB
-      Image rgb;
-      rgb.width = img.width;
-      rgb.height = img.height;
-      rgb.channels = 3;
-      rgb.pixels.resize(img.pixels.size() * 3);
-      for (size_t i = 0; i < img.pixels.size(); ++i)
-        rgb.pixels[3 * i] = rgb.pixels[3 * i + 1] = rgb.pixels[3 * i + 2] = img.pixels[i];
-      img = std::move(rgb);
-    }
-    img = resize_image(img, W, H);
     const size_t base = d.x.size();
     d.x.resize(base + dim);
-    float* out = d.x.data() + base;
-    for (size_t p = 0; p < plane; ++p)
-      for (int c = 0; c < 3; ++c) out[c * plane + p] = table255[img.pixels[3 * p + c]];
+    image_to_rgb_planes(img, W, H, spec.lo, spec.hi, d.x.data() + base);
     d.tags.insert(d.tags.end(), tags, tags + V);
     d.y.push_back(label_of_tags(tags, vocab));
     ++d.count;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cgan/base/error.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/nn/ema.hpp"
 #include "cgan/nn/state_dict.hpp"
@@ -38,6 +39,7 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec) {
   s.hi = images ? spec.hi : 1.f;
   s.tag_dim = d.tag_dim;
   s.vocab = d.vocab;
+  s.class_names = d.class_names;
   return s;
 }
 
@@ -80,6 +82,12 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
     if (s.tag_dim <= 0 || static_cast<int>(s.vocab.size()) != s.tag_dim)
       throw Error(cat(path, ": metadata 'vocabulary' does not hold tag_dim (", s.tag_dim, ") phrases"));
   }
+  if (auto it = ck.metadata.find("class_names"); it != ck.metadata.end()) {  // class-folder sets
+    s.class_names = class_names_from_text(it->second, cat(path, ": metadata 'class_names'"));
+    if (static_cast<int>(s.class_names.size()) != s.num_classes)
+      throw Error(cat(path, ": metadata 'class_names' holds ", s.class_names.size(), " names but 'num_classes' is ",
+                      s.num_classes));
+  }
   return s;
 }
 
@@ -105,7 +113,8 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
     throw bad("data_shape", shape_text, "has 2-D points (1,1,2)");
   if (!points && s.is_points()) throw bad("data_shape", shape_text, "has images (H > 1)");
   if ((d.kind == "mnist" || d.kind == "fashion") && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
-  if ((d.kind == "anime" || d.kind == "images") && (s.channels != 3 || s.height != d.height || s.width != d.width))
+  const bool class_folder = d.kind == "image_folder";
+  if ((d.kind == "anime" || d.kind == "images" || class_folder) && (s.channels != 3 || s.height != d.height || s.width != d.width))
     throw bad("data_shape", shape_text, cat("has ", 3, "x", d.height, "x", d.width, " images (data.size)"));
   const float lo = points ? 0.f : d.lo, hi = points ? 1.f : d.hi;
   auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * std::max(1.f, std::fabs(b)); };
@@ -114,8 +123,12 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
   if (tagged != (s.tag_dim > 0))
     throw bad("tag_dim", ck.metadata.count("tag_dim") ? cat(s.tag_dim) : std::string("missing"),
               tagged ? "has tags" : "has no tags");
+  if (class_folder != !s.class_names.empty())
+    throw bad("class_names", class_folder ? std::string("missing") : std::string("present"),
+              class_folder ? "names its classes" : "has no class names");
   int want_lo = 0, want_hi = 0;  // the class count the kind produces
-  if (d.kind == "gaussian") want_lo = want_hi = 0;
+  if (class_folder) want_lo = want_hi = static_cast<int>(s.class_names.size());  // checked above
+  else if (d.kind == "gaussian") want_lo = want_hi = 0;
   else if (d.kind == "mixture") want_lo = want_hi = d.modes;
   else if (d.kind == "mnist" || d.kind == "fashion") want_lo = want_hi = 10;
   else {  // hair colours; an image folder adds one class for faces without a hair phrase

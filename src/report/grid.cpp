@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cgan/base/error.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/report/plot.hpp"
 
 namespace cgan {
@@ -16,7 +17,8 @@ Image render_samples(const std::vector<float>& samples, const std::vector<int32_
   return make_grid(samples.data(), n, shape.channels, shape.height, shape.width, rows, cols, shape.lo, shape.hi);
 }
 
-std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) {
+std::vector<int32_t> parse_label_list(const std::string& text, int num_classes,
+                                      const std::vector<std::string>& class_names) {
   std::vector<int32_t> out;
   if (text.empty()) throw Error("--labels: the list is empty (expected e.g. 3,1,4,1,5)");
   size_t i = 0;
@@ -24,6 +26,11 @@ std::vector<int32_t> parse_label_list(const std::string& text, int num_classes) 
     size_t j = text.find(',', i);
     if (j == std::string::npos) j = text.size();
     const std::string item = text.substr(i, j - i);
+    if (!class_names.empty()) {
+      out.push_back(label_from_text(item, num_classes, class_names, "--labels"));
+      i = j + 1;
+      continue;
+    }
     char* end = nullptr;
     errno = 0;
     const long v = item.empty() ? 0 : std::strtol(item.c_str(), &end, 10);

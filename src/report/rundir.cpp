@@ -21,10 +21,9 @@ namespace {
 
 // What a run writes at the top of its directory (the checkpoints/ and samples/ folders count when
 // they hold anything).
-const char* const kRunFiles[] = {"config.json", "vocab.txt",    "losses.csv",  "losses_avg.csv",
-                                 "metrics.csv", "metrics.json", "checkpoints", "samples",
-                                 "losses.png",  "metrics.png", "reals.png",
-                                 "tb"};
+const char* const kRunFiles[] = {"config.json",  "vocab.txt",   "classes.txt", "losses.csv",  "losses_avg.csv",
+                                 "metrics.csv",  "metrics.json", "checkpoints", "samples",     "losses.png",
+                                 "metrics.png",  "reals.png",   "tb"};
 
 void make_dir(const std::string& d) {
   std::error_code ec;

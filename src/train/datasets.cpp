@@ -5,6 +5,7 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/data/anime_faces.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/image.hpp"
 #include "cgan/data/tags.hpp"
 
@@ -38,6 +39,16 @@ HostDataset load_dataset(const DataSpec& d, bool train) {
       }
     }
     return load_image_folder(s, std::cerr);
+  }
+  if (d.kind == "image_folder") {  // one folder: the same set for train and test
+    ClassFolderSpec s;
+    s.dir = d.dir;
+    s.height = d.height;
+    s.width = d.width;
+    s.lo = d.lo;
+    s.hi = d.hi;
+    s.strict = d.strict;
+    return load_class_folder(s, std::cerr);
   }
   if (d.kind == "gaussian")
     return make_gaussian(d.count, d.mean_x, d.mean_y, d.std_x, d.std_y, d.seed + (train ? 0 : 1));

@@ -6,6 +6,8 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/base/stop.hpp"
+#include "cgan/base/io.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/image.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/eval/classifier.hpp"
@@ -74,6 +76,8 @@ int Trainer::run(const RunDir* rd) {
   std::unique_ptr<TbLog> tb;  // tb/: TensorBoard event files (log.tensorboard)
   if (rd && cfg_.log.tensorboard) tb = std::make_unique<TbLog>(*rd, step_);
   if (rd && shape_.tag_dim > 0) write_vocabulary(rd->file("vocab.txt"), shape_.vocab);  // for `sample --tags`
+  if (rd && !shape_.class_names.empty())  // for `sample --label NAME`
+    write_file_atomic(rd->file("classes.txt"), class_names_text(shape_.class_names));
   std::unique_ptr<LossLog> losses;
   if (rd) losses = std::make_unique<LossLog>(*rd, cfg_.log.avg_window, step_);
   std::unique_ptr<MetricsLog> metrics;

@@ -4,6 +4,7 @@
 
 #include "cgan/base/error.hpp"
 #include "cgan/base/streams.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/tags.hpp"
 #include "cgan/nn/checkpoint_info.hpp"
 #include "cgan/nn/ema.hpp"
@@ -42,6 +43,7 @@ SafeTensors Trainer::snapshot() const {
     st.metadata["tag_dim"] = std::to_string(shape_.tag_dim);
     st.metadata["vocabulary"] = vocabulary_text(shape_.vocab);  // as vocab.txt
   }
+  if (!shape_.class_names.empty()) st.metadata["class_names"] = class_names_text(shape_.class_names);  // as classes.txt
   return st;
 }
 
@@ -53,6 +55,8 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
                     " with ", s.num_classes, " classes", s.tag_dim ? cat(" and ", s.tag_dim, " tags") : std::string(),
                     "; this run's data is ", shape_.channels, "x", shape_.height, "x", shape_.width, " with ",
                     shape_.num_classes, " classes", shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
+  if (s.class_names != shape_.class_names)
+    throw Error(cat(path, ": the checkpoint's class names (metadata 'class_names') differ from this run's class folders"));
   const TensorLayout layout = checkpoint_layout(ck, path);  // v1 files still resume
   for (Model* m : {G_.get(), D_.get()}) {
     const std::string net = m == G_.get() ? "generator" : "discriminator";

@@ -45,7 +45,12 @@ PER_CONFIG = {
     "mnist_lsgan_embed": ["train.batch_size=16"],
     "mnist_mlp": ["train.batch_size=16"],
     "mnist_sngan_proj": ["train.batch_size=16", "train.ema.start=1"],
+    "shapes_folder": ["train.batch_size=16", "train.ema.start=1"],
 }
+# Configs that read a class folder (data.kind "image_folder"): the folder is drawn first, by the
+# cgan_make_shapes tool built beside the binary (arguments PER_CLASS SIZE SEED; Philox-drawn, so
+# the same pixels on every machine), and data.dir points at it.
+FOLDER_DATA = {"shapes_folder": ["8", "16", "0"]}
 ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "CGAN_CPU_THREADS": "1",
        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OPENBLAS_CORETYPE": "Haswell"}
 
@@ -88,6 +93,14 @@ def run_one(binary, workdir, name):
         cmd += ["--set", s]
     env = dict(os.environ)
     env.update(ENV)
+    if name in FOLDER_DATA:
+        folder = os.path.join(workdir, name + "_data")
+        shutil.rmtree(folder, ignore_errors=True)
+        tool = os.path.join(os.path.dirname(os.path.abspath(binary)), "cgan_make_shapes")
+        r = subprocess.run([tool, folder] + FOLDER_DATA[name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.exit(f"golden.py: {name}: {tool} {folder} exited {r.returncode}:\n{r.stdout[-3000:]}")
+        cmd += ["--set", "data.dir=" + json.dumps(folder)]
     r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         sys.exit(f"golden.py: {name}: {' '.join(cmd)} exited {r.returncode}:\n{r.stdout[-3000:]}")
@@ -99,6 +112,8 @@ def run_one(binary, workdir, name):
     for f in ("losses.csv", "losses_avg.csv"):
         res[f] = file_hash(os.path.join(out, f))
     shutil.rmtree(out, ignore_errors=True)
+    if name in FOLDER_DATA:
+        shutil.rmtree(os.path.join(workdir, name + "_data"), ignore_errors=True)
     return res
 
 

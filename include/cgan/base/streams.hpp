@@ -36,5 +36,6 @@ constexpr uint64_t kGaussianStream = 0x4741555353ULL << 16;      // "GAUSS"
 constexpr uint64_t kMixtureNoiseStream = 0x4d49584eULL << 24;    // "MIXN"
 constexpr uint64_t kMixtureShuffleStream = 0x4d495853ULL << 24;  // "MIXS"
 constexpr uint64_t kFaceStream = 0x414e494d45ULL << 16;          // "ANIME": per-face parameters
+constexpr uint64_t kShapeStream = 0x5348415045ULL << 16;         // "SHAPE": per drawn-shape image
 
 }  // namespace cgan

@@ -57,13 +57,14 @@ struct AdamSpec {
 };
 
 struct DataSpec {
-  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture | anime | images
-  std::string dir;             // IDX folder (default data/mnist or data/fashion); images: image folder
+  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture | anime | images | image_folder
+  std::string dir;             // IDX folder (default data/mnist or data/fashion); images: image folder;
+                               // image_folder: the folder of class folders
   float lo = 0.f, hi = 1.f;    // pixel range images are scaled to (anime, images: default -1, 1)
   // anime (procedural faces) and images (image folder)
-  int height = 96, width = 96;          // data.size [H, W]
+  int height = 96, width = 96;          // data.size [H, W] (image_folder too; there also one int)
   std::string tags;                     // images: tags CSV ("" = <dir>/tags.csv, else <dir>/../tags.csv)
-  bool strict = false;                  // images: unreadable image / malformed CSV line is an error
+  bool strict = false;                  // images, image_folder: unreadable image (/ malformed CSV line) is an error
   std::vector<std::string> vocabulary;  // images: tag phrases (empty = default or vocabulary_file)
   std::string vocabulary_file;          // images: file of tag phrases, one per line
   // synthetic sets (2-D points, anime)

@@ -27,6 +27,7 @@ struct HostDataset {
   std::vector<float> tags;         // count*tag_dim, 0/1
   std::vector<std::string> vocab;  // tag_dim phrases; index = position in the tag vector
   int skipped = 0;                 // image folders: files left out (unreadable, untagged, ...)
+  std::vector<std::string> class_names;  // class-folder sets: num_classes names, index = label; else empty
   int dim() const { return channels * height * width; }
 };
 
@@ -79,6 +80,7 @@ struct DataShape {
   float lo = 0.f, hi = 1.f;
   int tag_dim = 0;                 // multi-hot tag sets (anime): tag vector width, else 0
   std::vector<std::string> vocab;  // the tag phrases (tag_dim of them)
+  std::vector<std::string> class_names;  // class-folder sets: the label names (num_classes), else empty
   int dim() const { return channels * height * width; }
   // Width of the condition vector a concat_onehot / label_plane network reads: the tag vector for
   // tagged sets, the one-hot label otherwise.

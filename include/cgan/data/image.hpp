@@ -32,4 +32,9 @@ Image read_image(const std::string& path);
 // edges clamped) along one that grows; same size is an exact copy.
 Image resize_image(const Image& img, int w, int h);
 
+// A data-set sample from a decoded image (the image-folder loaders): grey replicated to RGB,
+// resized (resize_image) to w x h, written as 3 planes (CHW) to out[0 .. 3*h*w), pixel p in 0..255
+// becoming lo + (hi - lo) * p / 255.
+void image_to_rgb_planes(const Image& img, int w, int h, float lo, float hi, float* out);
+
 }  // namespace cgan

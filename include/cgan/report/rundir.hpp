@@ -40,9 +40,9 @@ class RunDir {
   int lock_fd_ = -1;
 };
 
-// The entries of `dir` that belong to a run (config.json, vocab.txt, the CSVs, metrics.json, the
-// curves losses.png and metrics.png, reals.png, and
-// checkpoints/, samples/ or tb/ when not empty); empty when it holds no run or does not exist.
+// The entries of `dir` that belong to a run (config.json, vocab.txt, classes.txt, the CSVs,
+// metrics.json, the curves losses.png and metrics.png, reals.png, and checkpoints/, samples/ or tb/
+// when not empty); empty when it holds no run or does not exist.
 std::vector<std::string> run_files(const std::string& dir);
 
 // One row of losses.csv.
