@@ -32,7 +32,7 @@ long long write_metrics(nlohmann::json j, const SafeTensors& ck, const std::stri
   const long long s = step == ck.metadata.end() ? -1 : std::atoll(step->second.c_str());
   j["checkpoint"] = ckpt;
   j["step"] = s;
-  j["data_kind"] = cfg.data.kind;
+  j["data_kind"] = cfg.data.kind.name();
   j["seed"] = seed;
   write_file_atomic(out, j.dump(2) + "\n");
   return s;
@@ -50,7 +50,7 @@ int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, cons
   std::unique_ptr<Classifier> clf;
   if (clf_given || std::filesystem::exists(clf_path)) {  // checked before any image is generated
     clf = load_classifier(be, clf_path);
-    check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
+    check_classifier_matches(*clf, cfg.data.kind.name(), shape, "the checkpoint " + ckpt);
   }
   AnimeAttributeTally tally(shape);
   const ImageSource src = generator_source(be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
@@ -107,8 +107,8 @@ int cmd_eval(Args& a) {
   const CheckpointInfo info = read_checkpoint_info(ck, ckpt);
   const Config& cfg = info.cfg;
   const DataShape& shape = info.shape;
-  const bool anime = cfg.data.kind == "anime";
-  if (!anime && cfg.data.kind != "mnist" && cfg.data.kind != "fashion")
+  const bool anime = cfg.data.kind == DataKind::Kind::anime;
+  if (!anime && !cfg.data.idx())
     throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
                     "\"; the evaluator scores image models (mnist, fashion, anime)"));
   if (!net_is_conditional(cfg.generator) || shape.num_classes == 0)
@@ -121,13 +121,13 @@ int cmd_eval(Args& a) {
     auto be = make_backend(device, {cfg.precision});
     return eval_anime(*be, ck, ckpt, cfg, shape, count, seed, out, clf_path, !no_ema);
   }
-  if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind);
+  if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind.name());
   auto be = make_backend(device, {cfg.precision});
   check_checkpoint_tensors(*be, info, ck, ckpt);  // the whole file, before the classifier and data are read
   std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path);
-  check_classifier_matches(*clf, cfg.data.kind, shape, "the checkpoint " + ckpt);
+  check_classifier_matches(*clf, cfg.data.kind.name(), shape, "the checkpoint " + ckpt);
   const HostDataset real =
-      classifier_images(cfg.data.kind, data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo,
+      classifier_images(cfg.data.kind.name(), data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo,
                         clf->shape().hi, 0, 0, 0, data_dir.empty() ? "data.dir" : "--data-dir");
   make_parent_dir(out);
   const int n = static_cast<int>(count);

@@ -264,8 +264,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     Obj d(dj ? *dj : empty, "data");
     DataSpec& ds = c.data;
     ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images", "image_folder"});
-    const bool idx = ds.kind == "mnist" || ds.kind == "fashion";
-    const bool anime = ds.kind == "anime", folder = ds.kind == "images", classes = ds.kind == "image_folder";
+    const bool idx = ds.idx();
+    const bool anime = ds.kind == DataKind::Kind::anime, folder = ds.kind == DataKind::Kind::images, classes = ds.kind == DataKind::Kind::image_folder;
     if (anime || folder || classes) ds.lo = -1.f, ds.hi = 1.f;
     if (idx || anime || folder || classes) {
       if (const json* r = d.get("range")) {
@@ -301,7 +301,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
       }
     }
     if (idx) {
-      ds.dir = d.string("dir", ds.kind == "mnist" ? "data/mnist" : "data/fashion");
+      ds.dir = d.string("dir", ds.kind == DataKind::Kind::mnist ? "data/mnist" : "data/fashion");
     } else if (classes) {
       // parsed above
     } else if (folder) {
@@ -330,7 +330,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     } else {
       ds.count = static_cast<int>(d.integer("count", ds.count, 1, 1 << 26));
       ds.seed = static_cast<uint64_t>(d.integer("seed", 0, 0));
-      if (ds.kind == "gaussian") {
+      if (ds.kind == DataKind::Kind::gaussian) {
         auto pair = [&](const char* key, float& a, float& b, bool positive) {
           if (const json* v = d.get(key)) {
             if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number() ||
@@ -343,7 +343,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
         };
         pair("mean", ds.mean_x, ds.mean_y, false);
         pair("std", ds.std_x, ds.std_y, true);
-      } else if (ds.kind == "mixture") {
+      } else if (ds.kind == DataKind::Kind::mixture) {
         ds.modes = static_cast<int>(d.integer("modes", ds.modes, 2, 1000));
         ds.radius = static_cast<float>(d.number("radius", ds.radius, 0.0, 1e6, true));
         ds.stddev = static_cast<float>(d.number("stddev", ds.stddev, 0.0, 1e6, true));
@@ -438,8 +438,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* ej = o.get("eval");
     Obj e(ej ? *ej : empty, "eval");
     c.eval.every = e.integer("every", 0, 0);
-    const bool images = c.data.kind == "mnist" || c.data.kind == "fashion";
-    c.eval.classifier = e.string("classifier", images ? "classifiers/" + c.data.kind + ".safetensors" : "");
+    const bool images = c.data.idx();
+    c.eval.classifier = e.string("classifier", images ? cat("classifiers/", c.data.kind, ".safetensors") : "");
     c.eval.count = static_cast<int>(e.integer("count", c.eval.count, 2, 100000));
     c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
     e.finish();
@@ -462,8 +462,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
   o.finish();
 
   // cross-key rules
-  const bool points = c.data.kind == "gaussian" || c.data.kind == "mixture";
-  const bool conditional_data = c.data.kind != "gaussian";
+  const bool points = c.data.points();
+  const bool conditional_data = c.data.kind != DataKind::Kind::gaussian;
   for (const auto* np : {&c.generator, &c.discriminator}) {
     const std::string who = np == &c.generator ? "generator" : "discriminator";
     if (np->condition.mode != ConditionMode::none && !conditional_data)
@@ -471,7 +471,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
   }
   if (c.train.augment.any() && points)
     throw Error(cat("train.augment: DiffAugment transforms images; data.kind \"", c.data.kind, "\" has 2-D points"));
-  if (c.train.batch_size > c.data.count && (points || c.data.kind == "anime"))
+  if (c.train.batch_size > c.data.count && (points || c.data.kind == DataKind::Kind::anime))
     throw Error(cat("train.batch_size: ", c.train.batch_size, " is larger than data.count ", c.data.count));
   const LayerSpec* dlast = nullptr;
   for (auto& l : c.discriminator.layers)
@@ -534,11 +534,11 @@ static json train_to_json(const TrainSpec& train) {
 }
 
 json Config::to_json() const {
-  json d = {{"kind", data.kind}};
-  if (data.kind == "mnist" || data.kind == "fashion") {
+  json d = {{"kind", data.kind.name()}};
+  if (data.idx()) {
     d["dir"] = data.dir;
     d["range"] = {data.lo, data.hi};
-  } else if (data.kind == "images") {
+  } else if (data.kind == DataKind::Kind::images) {
     d["dir"] = data.dir;
     d["tags"] = data.tags;
     d["size"] = {data.height, data.width};
@@ -546,12 +546,12 @@ json Config::to_json() const {
     d["strict"] = data.strict;
     if (!data.vocabulary_file.empty()) d["vocabulary"] = data.vocabulary_file;
     else d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
-  } else if (data.kind == "image_folder") {
+  } else if (data.kind == DataKind::Kind::image_folder) {
     d["dir"] = data.dir;
     d["size"] = {data.height, data.width};
     d["range"] = {data.lo, data.hi};
     d["strict"] = data.strict;
-  } else if (data.kind == "anime") {
+  } else if (data.kind == DataKind::Kind::anime) {
     d["count"] = data.count;
     d["seed"] = data.seed;
     d["size"] = {data.height, data.width};
@@ -559,7 +559,7 @@ json Config::to_json() const {
   } else {
     d["count"] = data.count;
     d["seed"] = data.seed;
-    if (data.kind == "gaussian") {
+    if (data.kind == DataKind::Kind::gaussian) {
       d["mean"] = {data.mean_x, data.mean_y};
       d["std"] = {data.std_x, data.std_y};
     } else {

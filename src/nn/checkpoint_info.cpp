@@ -34,7 +34,7 @@ DataShape data_shape_of(const HostDataset& d, const DataSpec& spec) {
   s.height = d.height;
   s.width = d.width;
   s.num_classes = d.num_classes;
-  const bool images = spec.kind != "gaussian" && spec.kind != "mixture";
+  const bool images = !spec.points();
   s.lo = images ? spec.lo : 0.f;
   s.hi = images ? spec.hi : 1.f;
   s.tag_dim = d.tag_dim;
@@ -108,18 +108,18 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
     return Error(cat(path, ": metadata '", key, "' is ", have, " but the stored config's ", kind, " ", want));
   };
   const std::string shape_text = cat(s.channels, ",", s.height, ",", s.width);
-  const bool points = d.kind == "gaussian" || d.kind == "mixture";
+  const bool points = d.points();
   if (points && !(s.channels == 1 && s.height == 1 && s.width == 2))
     throw bad("data_shape", shape_text, "has 2-D points (1,1,2)");
   if (!points && s.is_points()) throw bad("data_shape", shape_text, "has images (H > 1)");
-  if ((d.kind == "mnist" || d.kind == "fashion") && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
-  const bool class_folder = d.kind == "image_folder";
-  if ((d.kind == "anime" || d.kind == "images" || class_folder) && (s.channels != 3 || s.height != d.height || s.width != d.width))
+  if (d.idx() && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
+  const bool class_folder = d.kind == DataKind::Kind::image_folder;
+  if ((d.kind == DataKind::Kind::anime || d.kind == DataKind::Kind::images || class_folder) && (s.channels != 3 || s.height != d.height || s.width != d.width))
     throw bad("data_shape", shape_text, cat("has ", 3, "x", d.height, "x", d.width, " images (data.size)"));
   const float lo = points ? 0.f : d.lo, hi = points ? 1.f : d.hi;
   auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * std::max(1.f, std::fabs(b)); };
   if (!near(s.lo, lo) || !near(s.hi, hi)) throw bad("data_range", cat(s.lo, ",", s.hi), cat("has ", lo, ",", hi));
-  const bool tagged = d.kind == "anime" || d.kind == "images";
+  const bool tagged = d.kind == DataKind::Kind::anime || d.kind == DataKind::Kind::images;
   if (tagged != (s.tag_dim > 0))
     throw bad("tag_dim", ck.metadata.count("tag_dim") ? cat(s.tag_dim) : std::string("missing"),
               tagged ? "has tags" : "has no tags");
@@ -128,12 +128,12 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
               class_folder ? "names its classes" : "has no class names");
   int want_lo = 0, want_hi = 0;  // the class count the kind produces
   if (class_folder) want_lo = want_hi = static_cast<int>(s.class_names.size());  // checked above
-  else if (d.kind == "gaussian") want_lo = want_hi = 0;
-  else if (d.kind == "mixture") want_lo = want_hi = d.modes;
-  else if (d.kind == "mnist" || d.kind == "fashion") want_lo = want_hi = 10;
+  else if (d.kind == DataKind::Kind::gaussian) want_lo = want_hi = 0;
+  else if (d.kind == DataKind::Kind::mixture) want_lo = want_hi = d.modes;
+  else if (d.idx()) want_lo = want_hi = 10;
   else {  // hair colours; an image folder adds one class for faces without a hair phrase
     want_lo = hair_phrase_count(s.vocab);
-    want_hi = want_lo + (d.kind == "images" ? 1 : 0);
+    want_hi = want_lo + (d.kind == DataKind::Kind::images ? 1 : 0);
   }
   if (s.num_classes < want_lo || s.num_classes > want_hi)
     throw bad("num_classes", cat(s.num_classes),

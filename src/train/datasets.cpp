@@ -12,16 +12,16 @@
 namespace cgan {
 
 HostDataset load_dataset(const DataSpec& d, bool train) {
-  if (d.kind == "mnist" || d.kind == "fashion") {
+  if (d.idx()) {
     try {
       return load_mnist_dir(d.dir, train, d.lo, d.hi);
     } catch (const Error& e) {
       throw Error(cat("data.dir: ", e.what()));  // the config key the bad or missing file came from
     }
   }
-  if (d.kind == "anime")
+  if (d.kind == DataKind::Kind::anime)
     return make_anime_faces(d.count, d.height, d.width, d.seed + (train ? 0 : 1), d.lo, d.hi);
-  if (d.kind == "images") {  // one folder: the same set for train and test
+  if (d.kind == DataKind::Kind::images) {  // one folder: the same set for train and test
     ImageFolderSpec s;
     s.dir = d.dir;
     s.tags = d.tags;
@@ -40,7 +40,7 @@ HostDataset load_dataset(const DataSpec& d, bool train) {
     }
     return load_image_folder(s, std::cerr);
   }
-  if (d.kind == "image_folder") {  // one folder: the same set for train and test
+  if (d.kind == DataKind::Kind::image_folder) {  // one folder: the same set for train and test
     ClassFolderSpec s;
     s.dir = d.dir;
     s.height = d.height;
@@ -50,7 +50,7 @@ HostDataset load_dataset(const DataSpec& d, bool train) {
     s.strict = d.strict;
     return load_class_folder(s, std::cerr);
   }
-  if (d.kind == "gaussian")
+  if (d.kind == DataKind::Kind::gaussian)
     return make_gaussian(d.count, d.mean_x, d.mean_y, d.std_x, d.std_y, d.seed + (train ? 0 : 1));
   return make_mixture(d.count, d.modes, d.radius, d.stddev, d.seed + (train ? 0 : 1));
 }

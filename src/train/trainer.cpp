@@ -153,9 +153,9 @@ void Trainer::prepare_eval() {
   auto e = std::make_unique<EvalState>();
   try {
     // the default classifier, when missing, is trained first (from configs/classifier_<kind>.json)
-    train_missing_default_classifier(be_, cfg_.data.kind, cfg_.eval.classifier, cfg_.data.dir);
+    train_missing_default_classifier(be_, cfg_.data.kind.name(), cfg_.eval.classifier, cfg_.data.dir);
     e->clf = load_classifier(be_, cfg_.eval.classifier);
-    check_classifier_matches(*e->clf, cfg_.data.kind, shape_, "this run's data");
+    check_classifier_matches(*e->clf, cfg_.data.kind.name(), shape_, "this run's data");
   } catch (const Stopped&) {
     throw;  // Ctrl-C while the classifier trained: exit 130, nothing written
   } catch (const Error& err) {

@@ -341,6 +341,10 @@ TEST(Config, ConfigEnumsRoundTripTheirNames) {
   for (const char* n : cgan::LossTypeTraits::names) EXPECT_STREQ(cgan::LossType(n).name(), n);
   for (const char* n : cgan::MismatchTraits::names) EXPECT_STREQ(cgan::Mismatch(n).name(), n);
   for (const char* n : cgan::FakeLabelsTraits::names) EXPECT_STREQ(cgan::FakeLabels(n).name(), n);
+  for (const char* n : cgan::DataKindTraits::names) EXPECT_STREQ(cgan::DataKind(n).name(), n);
+  EXPECT_TRUE(cgan::DataSpec{cgan::DataKind::Kind::mixture}.points());
+  EXPECT_TRUE(cgan::DataSpec{cgan::DataKind::Kind::fashion}.idx());
+  EXPECT_FALSE(cgan::DataSpec{cgan::DataKind::Kind::image_folder}.idx() || cgan::DataSpec{cgan::DataKind::Kind::anime}.points());
   EXPECT_NE(cgan::LossType("hinge"), cgan::LossType("log"));
   EXPECT_EQ(cgan::LossType("three_term").kind(), cgan::LossType::Kind::three_term);
   try {

@@ -227,7 +227,7 @@ TEST(LayerUnits, TheMemoryPlanIsWhatTheModelAllocates) {
   for (auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() != ".json" || e.path().stem().string().rfind("classifier_", 0) == 0) continue;
     const Config c = load_config(e.path().string());
-    const int K = c.data.kind == "gaussian" ? 0 : 10;
+    const int K = c.data.kind == DataKind::Kind::gaussian ? 0 : 10;
     const int B = 3;
     Model g(*be, c.generator, c.noise_dim, K, B, "generator");
     for (int net = 0; net < 2; ++net) {

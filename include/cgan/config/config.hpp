@@ -57,7 +57,9 @@ struct AdamSpec {
 };
 
 struct DataSpec {
-  std::string kind = "mnist";  // mnist | fashion | gaussian | mixture | anime | images | image_folder
+  DataKind kind = DataKind::Kind::mnist;  // mnist | fashion | gaussian | mixture | anime | images | image_folder
+  bool points() const { return kind == DataKind::Kind::gaussian || kind == DataKind::Kind::mixture; }  // 2-D points
+  bool idx() const { return kind == DataKind::Kind::mnist || kind == DataKind::Kind::fashion; }  // IDX files
   std::string dir;             // IDX folder (default data/mnist or data/fashion); images: image folder;
                                // image_folder: the folder of class folders
   float lo = 0.f, hi = 1.f;    // pixel range images are scaled to (anime, images: default -1, 1)

@@ -1,4 +1,4 @@
-// A config string with a fixed set of values (loss.kind, loss.mismatch, train.fake_labels), decided once at parse time: an enum the trainer switches on, read from and written as its config name.
+// A config string with a fixed set of values (data.kind, loss.kind, loss.mismatch, train.fake_labels), decided once at parse time: an enum the trainer switches on, read from and written as its config name.
 #pragma once
 #include <ostream>
 #include <string>
@@ -33,6 +33,14 @@ class ConfigEnum {
  private:
   Kind k_;
 };
+
+struct DataKindTraits {
+  enum Kind { mnist, fashion, gaussian, mixture, anime, images, image_folder };
+  static constexpr const char* names[] = {"mnist", "fashion", "gaussian", "mixture", "anime", "images", "image_folder"};
+  static constexpr const char* what = "data kind";
+};
+// data.kind
+using DataKind = ConfigEnum<DataKindTraits>;
 
 struct LossTypeTraits {
   enum Kind { log, squared, hinge, three_term };
