@@ -16,13 +16,11 @@ namespace cgan::cuda {
 namespace {
 
 // Threads per block (one block per sample): enough to keep a 96x96 image's loads in flight.
-unsigned augment_block(const AugmentSpec& a) {
-  return static_cast<size_t>(a.H) * a.W >= 4096 ? 512u : 256u;
-}
+unsigned augment_block(const AugmentSpec& a) { return static_cast<size_t>(a.H) * a.W >= 4096 ? 512u : 256u; }
 
 __global__ void augment_forward_kernel(AugmentSpec a, uint64_t seed, RngStream rs, uint64_t offset,
-                                       const float* __restrict__ x, float* __restrict__ y,
-                                       float* __restrict__ params, unsigned* status) {
+                                       const float* __restrict__ x, float* __restrict__ y, float* __restrict__ params,
+                                       unsigned* status) {
   __shared__ double smem[32];
   __shared__ float mean_s;
   const unsigned b = blockIdx.x;
@@ -44,8 +42,8 @@ __global__ void augment_forward_kernel(AugmentSpec a, uint64_t seed, RngStream r
     augment_pixel_forward(a, d, M, xb, yb, static_cast<int>(q / a.W), static_cast<int>(q % a.W));
 }
 
-__global__ void augment_backward_kernel(AugmentSpec a, const float* __restrict__ params,
-                                        const float* __restrict__ gy, float* __restrict__ gx) {
+__global__ void augment_backward_kernel(AugmentSpec a, const float* __restrict__ params, const float* __restrict__ gy,
+                                        float* __restrict__ gx) {
   __shared__ double smem[32];
   __shared__ float gall_s;
   const unsigned b = blockIdx.x;
@@ -75,7 +73,7 @@ __global__ void augment_backward_kernel(AugmentSpec a, const float* __restrict__
 void launch_augment_forward(const Context& ctx, const AugmentSpec& a, int B, uint64_t seed, RngStream rs,
                             uint64_t offset, const float* x, float* y, float* params) {
   augment_forward_kernel<<<static_cast<unsigned>(B), augment_block(a), 0, ctx.stream>>>(a, seed, rs, offset, x, y,
-                                                                                         params, ctx.status);
+                                                                                        params, ctx.status);
   CUDA_CHECK_LAUNCH("augment_forward_kernel");
 }
 

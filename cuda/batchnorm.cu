@@ -44,16 +44,13 @@ struct BwdOp {  // sum gy, sum gy (x - m), sum (x - m), m = save_mean (float) in
 };
 
 // ---- per-channel finalisers (one thread per channel)
-__global__ void bn_eval_coef_kernel(int C, float eps, const float* gamma, const float* run_var,
-                                    float* a) {
+__global__ void bn_eval_coef_kernel(int C, float eps, const float* gamma, const float* run_var, float* a) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c < C)
-    a[c] = static_cast<float>(gamma[c] / sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
+  if (c < C) a[c] = static_cast<float>(gamma[c] / sqrt(static_cast<double>(run_var[c]) + static_cast<double>(eps)));
 }
 
-__global__ void bn_backward_finalize_kernel(int C, int G, double cnt, const double* partials,
-                                            const float* gamma, const float* save_invstd,
-                                            float* ggamma, float* gbeta, float* k, float* u,
+__global__ void bn_backward_finalize_kernel(int C, int G, double cnt, const double* partials, const float* gamma,
+                                            const float* save_invstd, float* ggamma, float* gbeta, float* k, float* u,
                                             float* w) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -83,9 +80,8 @@ __global__ void bn_collapse_kernel(int C, int G, const double* partials, double*
 // bn_backward_finalize_kernel with the sums of every rank (all: sg, sgd, sd per channel) for gx
 // and this rank's own (loc) for ggamma and gbeta.
 __global__ void bn_backward_finalize_sync_kernel(int C, double cnt, const double* all, const double* loc,
-                                                 const float* gamma, const float* save_invstd,
-                                                 float* ggamma, float* gbeta, float* k, float* u,
-                                                 float* w) {
+                                                 const float* gamma, const float* save_invstd, float* ggamma,
+                                                 float* gbeta, float* k, float* u, float* w) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const double sg = all[3 * c], sgd = all[3 * c + 1];
@@ -154,23 +150,19 @@ bool vec_ok(int S, std::initializer_list<const void*> ptrs) {
   return true;
 }
 
-void affine(const Context& ctx, int N, int C, int S, const float* x, const float* m,
-            const float* a, const float* b, float* y, Act act, float slope) {
+void affine(const Context& ctx, int N, int C, int S, const float* x, const float* m, const float* a, const float* b,
+            float* y, Act act, float slope) {
   if (vec_ok(S, {x, y}))
-    launch_ncs_apply(ctx.stream, N, C, S, true, AffineApply<true>{x, m, a, b, y, act, slope},
-                     "bn affine<vec>");
+    launch_ncs_apply(ctx.stream, N, C, S, true, AffineApply<true>{x, m, a, b, y, act, slope}, "bn affine<vec>");
   else
-    launch_ncs_apply(ctx.stream, N, C, S, false, AffineApply<false>{x, m, a, b, y, act, slope},
-                     "bn affine");
+    launch_ncs_apply(ctx.stream, N, C, S, false, AffineApply<false>{x, m, a, b, y, act, slope}, "bn affine");
 }
 
 }  // namespace
 
-void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps,
-                                    float momentum, const float* x, const float* gamma,
-                                    const float* beta, float* y, float* save_mean,
-                                    float* save_invstd, float* run_mean, float* run_var, Act act,
-                                    float slope) {
+void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, float eps, float momentum, const float* x,
+                                    const float* gamma, const float* beta, float* y, float* save_mean,
+                                    float* save_invstd, float* run_mean, float* run_var, Act act, float slope) {
   const BnWs ws = bn_ws(ctx, C, "batchnorm_forward_train");
   const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "batchnorm_forward_train");
   const double cnt = static_cast<double>(N) * S;
@@ -181,37 +173,34 @@ void launch_batchnorm_forward_train(const Context& ctx, int N, int C, int S, flo
   affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
 }
 
-void launch_batchnorm_forward_eval(const Context& ctx, int N, int C, int S, float eps,
-                                   const float* x, const float* gamma, const float* beta,
-                                   const float* run_mean, const float* run_var, float* y, Act act,
-                                   float slope) {
+void launch_batchnorm_forward_eval(const Context& ctx, int N, int C, int S, float eps, const float* x,
+                                   const float* gamma, const float* beta, const float* run_mean, const float* run_var,
+                                   float* y, Act act, float slope) {
   const BnWs ws = bn_ws(ctx, C, "batchnorm_forward_eval");
   bn_eval_coef_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, eps, gamma, run_var, ws.coef);
   CUDA_CHECK_LAUNCH("bn_eval_coef_kernel");
   affine(ctx, N, C, S, x, run_mean, ws.coef, beta, y, act, slope);
 }
 
-void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const float* x,
-                               const float* gamma, const float* save_mean,
-                               const float* save_invstd, const float* gy, float* gx,
+void launch_batchnorm_backward(const Context& ctx, int N, int C, int S, const float* x, const float* gamma,
+                               const float* save_mean, const float* save_invstd, const float* gy, float* gx,
                                float* ggamma, float* gbeta) {
   const BnWs ws = bn_ws(ctx, C, "batchnorm_backward");
-  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity,
-                                  "batchnorm_backward");
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity, "batchnorm_backward");
   const double cnt = static_cast<double>(N) * S;
   float* k = ws.coef;
   float* u = ws.coef + C;
   float* w = ws.coef + 2 * static_cast<size_t>(C);
   launch_partials<3>(ctx.stream, sp, BwdOp{x, gy, save_mean, 0.0}, ws.partials, "bn backward partials");
-  bn_backward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
-      C, sp.G, cnt, ws.partials, gamma, save_invstd, ggamma, gbeta, k, u, w);
+  bn_backward_finalize_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, cnt, ws.partials, gamma,
+                                                                              save_invstd, ggamma, gbeta, k, u, w);
   CUDA_CHECK_LAUNCH("bn_backward_finalize_kernel");
   if (vec_ok(S, {x, gy, gx}))
-    launch_ncs_apply(ctx.stream, N, C, S, true,
-                     BackwardApply<true>{x, gy, save_mean, k, u, w, gx}, "bn backward apply<vec>");
+    launch_ncs_apply(ctx.stream, N, C, S, true, BackwardApply<true>{x, gy, save_mean, k, u, w, gx},
+                     "bn backward apply<vec>");
   else
-    launch_ncs_apply(ctx.stream, N, C, S, false,
-                     BackwardApply<false>{x, gy, save_mean, k, u, w, gx}, "bn backward apply");
+    launch_ncs_apply(ctx.stream, N, C, S, false, BackwardApply<false>{x, gy, save_mean, k, u, w, gx},
+                     "bn backward apply");
 }
 
 // Synchronized batch norm. chan_ws: mean [C], coefficients (room of 2C doubles), then 6C doubles
@@ -231,10 +220,9 @@ BnSyncWs bn_sync_ws(const Context& ctx, int C, const char* op) {
 }
 }  // namespace
 
-void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S, float eps,
-                                         float momentum, const float* x, const float* gamma,
-                                         const float* beta, float* y, float* save_mean,
-                                         float* save_invstd, float* run_mean, float* run_var,
+void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S, float eps, float momentum,
+                                         const float* x, const float* gamma, const float* beta, float* y,
+                                         float* save_mean, float* save_invstd, float* run_mean, float* run_var,
                                          RankReduce& sync, Act act, float slope) {
   const BnSyncWs sw = bn_sync_ws(ctx, C, "batchnorm_forward_train_sync");
   const BnWs& ws = sw.base;
@@ -256,14 +244,12 @@ void launch_batchnorm_forward_train_sync(const Context& ctx, int N, int C, int S
   affine(ctx, N, C, S, x, save_mean, a, b, y, act, slope);
 }
 
-void launch_batchnorm_backward_sync(const Context& ctx, int N, int C, int S, const float* x,
-                                    const float* gamma, const float* save_mean,
-                                    const float* save_invstd, const float* gy, float* gx,
+void launch_batchnorm_backward_sync(const Context& ctx, int N, int C, int S, const float* x, const float* gamma,
+                                    const float* save_mean, const float* save_invstd, const float* gy, float* gx,
                                     float* ggamma, float* gbeta, RankReduce& sync) {
   const BnSyncWs sw = bn_sync_ws(ctx, C, "batchnorm_backward_sync");
   const BnWs& ws = sw.base;
-  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity,
-                                  "batchnorm_backward_sync");
+  const ChanSplit sp = plan_split(N, C, S, aligned16(x) && aligned16(gy), 3, ws.capacity, "batchnorm_backward_sync");
   const double cnt = static_cast<double>(N) * S * sync.ranks();
   float* k = ws.coef;
   float* u = ws.coef + C;
@@ -273,18 +259,18 @@ void launch_batchnorm_backward_sync(const Context& ctx, int N, int C, int S, con
   launch_partials<3>(ctx.stream, sp, BwdOp{x, gy, save_mean, 0.0}, ws.partials, "bn backward partials");
   bn_collapse_kernel<3><<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, sp.G, ws.partials, loc);
   CUDA_CHECK_LAUNCH("bn_collapse_kernel<3>");
-  CUDA_CHECK(cudaMemcpyAsync(all, loc, 3 * static_cast<size_t>(C) * sizeof(double), cudaMemcpyDeviceToDevice,
-                             ctx.stream));
+  CUDA_CHECK(
+      cudaMemcpyAsync(all, loc, 3 * static_cast<size_t>(C) * sizeof(double), cudaMemcpyDeviceToDevice, ctx.stream));
   sync.sum(all, 3 * static_cast<size_t>(C));
-  bn_backward_finalize_sync_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(
-      C, cnt, all, loc, gamma, save_invstd, ggamma, gbeta, k, u, w);
+  bn_backward_finalize_sync_kernel<<<per_channel_grid(C), kBlock, 0, ctx.stream>>>(C, cnt, all, loc, gamma, save_invstd,
+                                                                                   ggamma, gbeta, k, u, w);
   CUDA_CHECK_LAUNCH("bn_backward_finalize_sync_kernel");
   if (vec_ok(S, {x, gy, gx}))
-    launch_ncs_apply(ctx.stream, N, C, S, true,
-                     BackwardApply<true>{x, gy, save_mean, k, u, w, gx}, "bn backward apply<vec>");
+    launch_ncs_apply(ctx.stream, N, C, S, true, BackwardApply<true>{x, gy, save_mean, k, u, w, gx},
+                     "bn backward apply<vec>");
   else
-    launch_ncs_apply(ctx.stream, N, C, S, false,
-                     BackwardApply<false>{x, gy, save_mean, k, u, w, gx}, "bn backward apply");
+    launch_ncs_apply(ctx.stream, N, C, S, false, BackwardApply<false>{x, gy, save_mean, k, u, w, gx},
+                     "bn backward apply");
 }
 
 }  // namespace cgan::cuda

@@ -56,10 +56,9 @@ void launch_bn_finalize(cudaStream_t stream, int C, int G, double cnt, float eps
   CUDA_CHECK_LAUNCH("bn_finalize_kernel");
 }
 
-void launch_bn_train_statistics(cudaStream_t stream, const ChanSplit& sp, int C, double cnt, float eps,
-                                float momentum, const float* x, const BnWs& ws, const float* gamma,
-                                const float* beta, float* save_mean, float* save_invstd, float* run_mean,
-                                float* run_var, float* a, float* b) {
+void launch_bn_train_statistics(cudaStream_t stream, const ChanSplit& sp, int C, double cnt, float eps, float momentum,
+                                const float* x, const BnWs& ws, const float* gamma, const float* beta, float* save_mean,
+                                float* save_invstd, float* run_mean, float* run_var, float* a, float* b) {
   launch_partials<1>(stream, sp, SumOp{x}, ws.partials, "bn sum partials");
   launch_bn_mean(stream, C, sp.G, cnt, ws.partials, ws.mean);
   launch_partials<1>(stream, sp, SqDevOp{x, ws.mean, 0.0}, ws.partials, "bn variance partials");

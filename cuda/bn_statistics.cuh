@@ -34,9 +34,8 @@ void launch_bn_finalize(cudaStream_t stream, int C, int G, double cnt, float eps
 // The whole statistics pass of a training forward over x [N, C, S] split as sp (plan_split with
 // NS = 1 into ws.partials): partial sums of x, the mean, partial sums of (x - mean)^2 (two-pass
 // variance), then launch_bn_finalize. Four launches, deterministic (channel_reduce.cuh).
-void launch_bn_train_statistics(cudaStream_t stream, const ChanSplit& sp, int C, double cnt, float eps,
-                                float momentum, const float* x, const BnWs& ws, const float* gamma,
-                                const float* beta, float* save_mean, float* save_invstd, float* run_mean,
-                                float* run_var, float* a, float* b);
+void launch_bn_train_statistics(cudaStream_t stream, const ChanSplit& sp, int C, double cnt, float eps, float momentum,
+                                const float* x, const BnWs& ws, const float* gamma, const float* beta, float* save_mean,
+                                float* save_invstd, float* run_mean, float* run_var, float* a, float* b);
 
 }  // namespace cgan::cuda

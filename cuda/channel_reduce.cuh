@@ -20,29 +20,28 @@
 
 namespace cgan::cuda {
 
-constexpr int kChanBlock = 256;              // threads of a spatial partial block
-constexpr int kDenseChannels = 32;           // dense partial block: channels (blockDim.x)
-constexpr int kDenseLanes = 8;               // dense partial block: row lanes (blockDim.y)
+constexpr int kChanBlock = 256;                 // threads of a spatial partial block
+constexpr int kDenseChannels = 32;              // dense partial block: channels (blockDim.x)
+constexpr int kDenseLanes = 8;                  // dense partial block: row lanes (blockDim.y)
 constexpr long long kSpatialChunkUnits = 4096;  // units (float or float4) per spatial chunk
-constexpr long long kDenseChunkRows = 256;   // rows per dense chunk
-constexpr int kMaxSplit = 1024;              // chunks per channel at most
+constexpr long long kDenseChunkRows = 256;      // rows per dense chunk
+constexpr int kMaxSplit = 1024;                 // chunks per channel at most
 
 struct ChanSplit {
   int N = 0, C = 0;
   long long S = 1;
-  bool dense = false;    // S == 1
-  bool vec = false;      // float4 units
-  long long units = 0;   // per channel: N * S / (vec ? 4 : 1) (dense: N rows)
-  long long chunk = 0;   // units per chunk
-  int G = 1;             // chunks per channel
+  bool dense = false;   // S == 1
+  bool vec = false;     // float4 units
+  long long units = 0;  // per channel: N * S / (vec ? 4 : 1) (dense: N rows)
+  long long chunk = 0;  // units per chunk
+  int G = 1;            // chunks per channel
 };
 
 inline bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // The chunking of a reduction with NS sums per channel whose partials must fit in `capacity`
 // doubles (C * G * NS <= capacity). `aligned`: every input the reduction reads is 16-byte aligned.
-inline ChanSplit plan_split(int N, int C, long long S, bool aligned, int NS, size_t capacity,
-                            const char* op) {
+inline ChanSplit plan_split(int N, int C, long long S, bool aligned, int NS, size_t capacity, const char* op) {
   ChanSplit p;
   p.N = N, p.C = C, p.S = S;
   p.dense = S == 1;
@@ -61,8 +60,7 @@ inline ChanSplit plan_split(int N, int C, long long S, bool aligned, int NS, siz
 // Partials of the spatial layout: partials[(c * G + g) * NS + k]. Op: set_channel(c), then
 // add1(offset in floats, acc) or add4(offset in floats, multiple of 4, acc).
 template <int NS, bool kVec, class Op>
-__global__ void __launch_bounds__(kChanBlock)
-    spatial_partials_kernel(ChanSplit sp, Op op, double* partials) {
+__global__ void __launch_bounds__(kChanBlock) spatial_partials_kernel(ChanSplit sp, Op op, double* partials) {
   __shared__ double smem[32];
   const long long Su = kVec ? sp.S / 4 : sp.S;
   for (int c = blockIdx.y; c < sp.C; c += gridDim.y) {
@@ -107,8 +105,7 @@ __global__ void __launch_bounds__(kDenseChannels* kDenseLanes)
   const long long r0 = static_cast<long long>(blockIdx.y) * sp.chunk;
   const long long r1 = min(r0 + sp.chunk, static_cast<long long>(sp.N));
   if (ok)
-    for (long long n = r0 + threadIdx.y; n < r1; n += kDenseLanes)
-      op.add1(static_cast<size_t>(n) * sp.C + c, acc);
+    for (long long n = r0 + threadIdx.y; n < r1; n += kDenseLanes) op.add1(static_cast<size_t>(n) * sp.C + c, acc);
   for (int k = 0; k < NS; ++k) {  // lanes summed in a fixed tree
     sh[threadIdx.y][threadIdx.x] = acc[k];
     __syncthreads();
@@ -123,8 +120,7 @@ __global__ void __launch_bounds__(kDenseChannels* kDenseLanes)
 
 // Launches the partial pass of `sp` on the stream.
 template <int NS, class Op>
-void launch_partials(cudaStream_t stream, const ChanSplit& sp, const Op& op, double* partials,
-                     const char* name) {
+void launch_partials(cudaStream_t stream, const ChanSplit& sp, const Op& op, double* partials, const char* name) {
   if (sp.dense) {
     const dim3 grid((sp.C + kDenseChannels - 1) / kDenseChannels, sp.G);
     dense_partials_kernel<NS, Op><<<grid, dim3(kDenseChannels, kDenseLanes), 0, stream>>>(sp, op, partials);
@@ -169,8 +165,7 @@ __global__ void ncs_apply_kernel(long long total_units, int C, long long Su, F f
 }
 
 template <class F>
-void launch_ncs_apply(cudaStream_t stream, size_t N, int C, size_t S, bool vec, const F& f,
-                      const char* name) {
+void launch_ncs_apply(cudaStream_t stream, size_t N, int C, size_t S, bool vec, const F& f, const char* name) {
   const long long Su = static_cast<long long>(vec ? S / 4 : S);
   const long long total = static_cast<long long>(N) * C * Su;
   ncs_apply_kernel<F><<<grid_for(static_cast<size_t>(total)), kBlock, 0, stream>>>(total, C, Su, f);
@@ -180,9 +175,7 @@ void launch_ncs_apply(cudaStream_t stream, size_t N, int C, size_t S, bool vec, 
 __device__ __forceinline__ float4 load4(const float* p, size_t off) {
   return *reinterpret_cast<const float4*>(p + off);
 }
-__device__ __forceinline__ void store4(float* p, size_t off, float4 v) {
-  *reinterpret_cast<float4*>(p + off) = v;
-}
+__device__ __forceinline__ void store4(float* p, size_t off, float4 v) { *reinterpret_cast<float4*>(p + off) = v; }
 
 // The plain per-channel sum of x (batch norm's mean, the conv bias gradient): a reduction Op for
 // launch_partials with one sum per channel.

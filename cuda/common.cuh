@@ -19,21 +19,20 @@ namespace cgan::cuda {
 
 inline void check_cuda(cudaError_t e, const char* call, const char* file, int line) {
   if (e != cudaSuccess)
-    throw Error(cat("CUDA error: ", call, " failed at ", file, ":", line, ": ",
-                    cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
+    throw Error(cat("CUDA error: ", call, " failed at ", file, ":", line, ": ", cudaGetErrorName(e), ": ",
+                    cudaGetErrorString(e)));
 }
 
 inline void check_cublas(cublasStatus_t s, const char* call, const char* file, int line) {
   if (s != CUBLAS_STATUS_SUCCESS)
-    throw Error(cat("cuBLAS error: ", call, " failed at ", file, ":", line, ": ",
-                    cublasGetStatusName(s), ": ", cublasGetStatusString(s)));
+    throw Error(cat("cuBLAS error: ", call, " failed at ", file, ":", line, ": ", cublasGetStatusName(s), ": ",
+                    cublasGetStatusString(s)));
 }
 
 #ifdef CGAN_HAVE_CUDNN
 inline void check_cudnn(cudnnStatus_t s, const char* call, const char* file, int line) {
   if (s != CUDNN_STATUS_SUCCESS)
-    throw Error(cat("cuDNN error: ", call, " failed at ", file, ":", line, ": ",
-                    cudnnGetErrorString(s)));
+    throw Error(cat("cuDNN error: ", call, " failed at ", file, ":", line, ": ", cudnnGetErrorString(s)));
 }
 #endif
 
@@ -42,8 +41,8 @@ inline void check_cudnn(cudnnStatus_t s, const char* call, const char* file, int
 inline void check_launch(const char* kernel, const char* file, int line) {
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess)
-    throw Error(cat("CUDA error: launch of ", kernel, " failed at ", file, ":", line, ": ",
-                    cudaGetErrorName(e), ": ", cudaGetErrorString(e)));
+    throw Error(cat("CUDA error: launch of ", kernel, " failed at ", file, ":", line, ": ", cudaGetErrorName(e), ": ",
+                    cudaGetErrorString(e)));
 }
 
 }  // namespace cgan::cuda
@@ -57,7 +56,7 @@ inline void check_launch(const char* kernel, const char* file, int line) {
 
 namespace cgan::cuda {
 
-constexpr int kBlock = 256;             // threads per block of the 1-D kernels
+constexpr int kBlock = 256;              // threads per block of the 1-D kernels
 constexpr unsigned kMaxGrid = 1u << 20;  // 1-D kernels loop (grid-stride) beyond this many blocks
 
 // Blocks for n elements at `block` threads each (at least 1, at most kMaxGrid).
@@ -70,11 +69,11 @@ inline unsigned grid_for(size_t n, int block = kBlock) {
 // write out of bounds because of it). Checked, and reported as a cgan::Error, by the next
 // synchronize() or download: the kernels themselves cannot throw and must not synchronise.
 enum StatusBit : unsigned {
-  kStatusBadLabel = 1u,  // fuse_*: label outside the table's rows [0, K)
-  kStatusOneHot = 2u,    // one_hot: label outside [0, K)
-  kStatusBadIndex = 4u,  // gather_rows / gather_int: index outside [0, rows), or negative offset
-  kStatusBadSlot = 8u,   // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
-  kStatusXentLabel = 16u, // softmax_xent: label outside [0, K)
+  kStatusBadLabel = 1u,    // fuse_*: label outside the table's rows [0, K)
+  kStatusOneHot = 2u,      // one_hot: label outside [0, K)
+  kStatusBadIndex = 4u,    // gather_rows / gather_int: index outside [0, rows), or negative offset
+  kStatusBadSlot = 8u,     // copy_to_slot: slot outside [0, slots); negative RNG/Adam step counter
+  kStatusXentLabel = 16u,  // softmax_xent: label outside [0, K)
 };
 
 struct ConvCache;                                // conv.cpp: cuDNN descriptors and algorithms per ConvShape

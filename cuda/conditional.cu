@@ -93,9 +93,8 @@ __global__ void cbn_row_sums_kernel(size_t rows, int C, int S, const float* x, c
 // Per channel (one thread each, the samples in order): lo, gdgain, and u = -invstd^2 Bs / cnt,
 // w = -invstd A / cnt - u lo with A = sum_n (1 + dgain) gdbias, Bs = sum_n (1 + dgain) gdgain.
 __global__ void cbn_backward_finalize_kernel(int N, int C, int G, double cnt, const double* partials,
-                                             const float* save_mean, const float* save_invstd,
-                                             const float* dgain, float* gdgain, const float* gdbias, float* u,
-                                             float* w) {
+                                             const float* save_mean, const float* save_invstd, const float* dgain,
+                                             float* gdgain, const float* gdbias, float* u, float* w) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const double lo = sum_partials(partials, c, G, 1, 0) / cnt - static_cast<double>(save_mean[c]);
@@ -115,9 +114,9 @@ __global__ void cbn_backward_finalize_kernel(int N, int C, int G, double cnt, co
   w[c] = static_cast<float>(-istd * A / cnt - uc * lo);
 }
 
-__global__ void cbn_backward_apply_kernel(size_t total, int C, int S, const float* x, const float* gy,
-                                          const float* m, const float* invstd, const float* dgain,
-                                          const float* u, const float* w, float* gx) {
+__global__ void cbn_backward_apply_kernel(size_t total, int C, int S, const float* x, const float* gy, const float* m,
+                                          const float* invstd, const float* dgain, const float* u, const float* w,
+                                          float* gx) {
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t row = i / static_cast<size_t>(S);
     const int c = static_cast<int>(row % static_cast<size_t>(C));
@@ -141,8 +140,8 @@ void launch_projection_backward(const Context& ctx, int B, int F, const float* p
 }
 
 void launch_cbn_forward_train(const Context& ctx, int N, int C, int S, float eps, float momentum, const float* x,
-                              const float* dgain, const float* dbias, float* y, float* save_mean,
-                              float* save_invstd, float* run_mean, float* run_var, Act act, float slope) {
+                              const float* dgain, const float* dbias, float* y, float* save_mean, float* save_invstd,
+                              float* run_mean, float* run_var, Act act, float slope) {
   const BnWs ws = bn_ws(ctx, C, "cbn_forward_train");
   const ChanSplit sp = plan_split(N, C, S, aligned16(x), 1, ws.capacity, "cbn_forward_train");
   const double cnt = static_cast<double>(N) * S;
@@ -181,10 +180,10 @@ void launch_cbn_backward(const Context& ctx, int N, int C, int S, const float* x
   launch_partials<1>(ctx.stream, sp, SumOp{x}, ws.partials, "cbn backward sum partials");
   const size_t rows = static_cast<size_t>(N) * C;
   cbn_row_sums_kernel<<<row_grid(rows), 32 * kWarpsPerBlock, 0, ctx.stream>>>(rows, C, S, x, gy, save_mean, gdgain,
-                                                                               gdbias);
+                                                                              gdbias);
   CUDA_CHECK_LAUNCH("cbn_row_sums_kernel");
   cbn_backward_finalize_kernel<<<channel_grid(C), kBlock, 0, ctx.stream>>>(N, C, sp.G, cnt, ws.partials, save_mean,
-                                                                            save_invstd, dgain, gdgain, gdbias, u, w);
+                                                                           save_invstd, dgain, gdgain, gdbias, u, w);
   CUDA_CHECK_LAUNCH("cbn_backward_finalize_kernel");
   const size_t total = rows * S;
   cbn_backward_apply_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(total, C, S, x, gy, save_mean, save_invstd,

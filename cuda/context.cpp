@@ -19,8 +19,7 @@ Context::Context(int dev, bool tf32_math) : device(dev), tf32(tf32_math) {
     cublas_workspace_bytes = kCublasWorkspaceBytes;
     CUBLAS_CHECK(cublasSetWorkspace(cublas, cublas_workspace, cublas_workspace_bytes));
     CUBLAS_CHECK(cublasSetPointerMode(cublas, CUBLAS_POINTER_MODE_HOST));
-    CUBLAS_CHECK(
-        cublasSetMathMode(cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasSetMathMode(cublas, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
 
     CUDA_CHECK(cudaMalloc(&status, sizeof(unsigned)));
     CUDA_CHECK(cudaMallocHost(&status_host, sizeof(unsigned)));

@@ -72,13 +72,11 @@ struct ConvPlan {
 };
 
 using Key = std::array<int, 11>;
-Key key_of(const ConvShape& s) {
-  return {s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w};
-}
+Key key_of(const ConvShape& s) { return {s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w}; }
 
 std::string shape_text(const ConvShape& s) {
-  return cat("N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " kernel ", s.R, "x", s.S,
-             " stride ", s.stride_h, "x", s.stride_w, " pad ", s.pad_h, "x", s.pad_w);
+  return cat("N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " kernel ", s.R, "x", s.S, " stride ",
+             s.stride_h, "x", s.stride_w, " pad ", s.pad_h, "x", s.pad_w);
 }
 
 const char* math_name(cudnnMathType_t m) {
@@ -133,8 +131,8 @@ bool log_choices() {
 // Picks the algorithm of direction d from the heuristic's candidates (see the top of the file),
 // leaves the matching math type on p.conv[d] and records the workspace.
 template <typename Perf, typename Algo>
-void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, int count,
-            Algo* algo, const char* dir_name, const ConvShape& s) {
+void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, int count, Algo* algo,
+            const char* dir_name, const ConvShape& s) {
   std::string why = "no candidates";
   // pass 0: deterministic, requested math; pass 1 (tf32 only): deterministic, fp32 math;
   // pass 2: any determinism, requested math
@@ -168,15 +166,16 @@ void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, in
       *algo = c.algo;
       p.bytes[d] = bytes;
       if (log_choices())
-        std::fprintf(stderr, "cgan_gpu: cuDNN %s %s: algorithm %d, math %s, %s, workspace %zu bytes (candidate %d of %d)\n",
-                     dir_name, shape_text(s).c_str(), static_cast<int>(c.algo), math_name(math),
-                     kPassName[pass], bytes, i + 1, count);
+        std::fprintf(stderr,
+                     "cgan_gpu: cuDNN %s %s: algorithm %d, math %s, %s, workspace %zu bytes (candidate %d of %d)\n",
+                     dir_name, shape_text(s).c_str(), static_cast<int>(c.algo), math_name(math), kPassName[pass], bytes,
+                     i + 1, count);
       return;
     }
   }
   throw Error(cat("conv2d: cuDNN offers no ", dir_name, " algorithm for ", shape_text(s), " in ",
-                  tf32 ? "tf32" : "fp32", " math within ", kWorkspaceLimitBytes >> 20,
-                  " MiB of workspace (", count, " candidates; last rejected: ", why, ")"));
+                  tf32 ? "tf32" : "fp32", " math within ", kWorkspaceLimitBytes >> 20, " MiB of workspace (", count,
+                  " candidates; last rejected: ", why, ")"));
 }
 
 cudnnHandle_t handle(Context& ctx) {
@@ -214,9 +213,8 @@ std::unique_ptr<ConvPlan> make_plan(cudnnHandle_t h, const ConvShape& s, bool tf
   }
   int n = 0, k = 0, oh = 0, ow = 0;
   CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv[kFwd], p->x, p->w, &n, &k, &oh, &ow));
-  CGAN_CHECK(n == s.N && k == s.K && oh == s.P() && ow == s.Q(), "conv2d: cuDNN's output ", n, "x", k,
-             "x", oh, "x", ow, " differs from ", s.N, "x", s.K, "x", s.P(), "x", s.Q(), " for ",
-             shape_text(s));
+  CGAN_CHECK(n == s.N && k == s.K && oh == s.P() && ow == s.Q(), "conv2d: cuDNN's output ", n, "x", k, "x", oh, "x", ow,
+             " differs from ", s.N, "x", s.K, "x", s.P(), "x", s.Q(), " for ", shape_text(s));
   CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, oh, ow));
 
   int got = 0;
@@ -228,15 +226,14 @@ std::unique_ptr<ConvPlan> make_plan(cudnnHandle_t h, const ConvShape& s, bool tf
   }
   {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        h, p->w, p->y, p->conv[kBwdData], p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv[kBwdData], p->x,
+                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, perf));
     choose(h, *p, kBwdData, tf32, perf, got, &p->data_algo, "backward-data", s);
   }
   {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        h, p->x, p->y, p->conv[kBwdFilter], p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got,
-        perf));
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv[kBwdFilter], p->w,
+                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf));
     choose(h, *p, kBwdFilter, tf32, perf, got, &p->filter_algo, "backward-filter", s);
   }
   return p;
@@ -276,37 +273,33 @@ size_t conv_workspace(Context& ctx, const ConvShape& s) {
   return (plan(ctx, s).max_bytes() + sizeof(float) - 1) / sizeof(float);
 }
 
-void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w,
-                  const float* bias, float* y, float* ws, Act act, float slope) {
+void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                  float* ws, Act act, float slope) {
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_forward", p, kFwd, ws);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnnConvolutionForward(handle(ctx), &one, p.x, x, p.w, w, p.conv[kFwd], p.fwd_algo,
-                                      ws, p.bytes[kFwd], &zero, p.y, y));
+  CUDNN_CHECK(cudnnConvolutionForward(handle(ctx), &one, p.x, x, p.w, w, p.conv[kFwd], p.fwd_algo, ws, p.bytes[kFwd],
+                                      &zero, p.y, y));
   if (bias || act != Act::none)  // the epilogue: bias and activation in one pass
-    launch_conv_bias_act_forward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), bias, act,
-                                 slope, y);
+    launch_conv_bias_act_forward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), bias, act, slope, y);
 }
 
-void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w,
-                        float* gx, float* ws) {
+void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) {
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_backward_data", p, kBwdData, ws);
   const float one = 1.f, zero = 0.f;  // beta = 0: gx overwritten (not read)
-  CUDNN_CHECK(cudnnConvolutionBackwardData(handle(ctx), &one, p.w, w, p.y, gy, p.conv[kBwdData],
-                                           p.data_algo, ws, p.bytes[kBwdData], &zero, p.x, gx));
+  CUDNN_CHECK(cudnnConvolutionBackwardData(handle(ctx), &one, p.w, w, p.y, gy, p.conv[kBwdData], p.data_algo, ws,
+                                           p.bytes[kBwdData], &zero, p.x, gx));
 }
 
-void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, const float* gy,
-                          float* gw, float* gbias, float* ws) {
+void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
+                          float* ws) {
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_backward_filter", p, kBwdFilter, ws);
   const float one = 1.f;  // beta = 1: gw accumulated
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(ctx), &one, p.x, x, p.y, gy,
-                                             p.conv[kBwdFilter], p.filter_algo, ws,
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(ctx), &one, p.x, x, p.y, gy, p.conv[kBwdFilter], p.filter_algo, ws,
                                              p.bytes[kBwdFilter], &one, p.w, gw));
-  if (gbias)
-    launch_conv_bias_backward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), gy, gbias);
+  if (gbias) launch_conv_bias_backward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), gy, gbias);
 }
 
 #else  // no cuDNN in this build
@@ -325,15 +318,13 @@ namespace {
 
 size_t conv_workspace(Context&, const ConvShape&) { no_cudnn("conv2d_workspace"); }
 size_t conv_workspace_cap() { return 0; }
-void conv_forward(Context&, const ConvShape&, const float*, const float*, const float*, float*,
-                  float*, Act, float) {
+void conv_forward(Context&, const ConvShape&, const float*, const float*, const float*, float*, float*, Act, float) {
   no_cudnn("conv2d_forward");
 }
 void conv_backward_data(Context&, const ConvShape&, const float*, const float*, float*, float*) {
   no_cudnn("conv2d_backward_data");
 }
-void conv_backward_filter(Context&, const ConvShape&, const float*, const float*, float*, float*,
-                          float*) {
+void conv_backward_filter(Context&, const ConvShape&, const float*, const float*, float*, float*, float*) {
   no_cudnn("conv2d_backward_filter");
 }
 

@@ -18,9 +18,7 @@ struct BiasAct {
   Act act;
   float slope;
   float* y;
-  __device__ float one(float v, float b) const {
-    return act_forward(act, slope, bias ? v + b : v);
-  }
+  __device__ float one(float v, float b) const { return act_forward(act, slope, bias ? v + b : v); }
   __device__ void operator()(long long u, int c) const {
     const float b = bias ? bias[c] : 0.f;
     if constexpr (kVec) {
@@ -41,24 +39,21 @@ __global__ void conv_bias_finalize_kernel(int K, int G, const double* partials, 
 
 }  // namespace
 
-void launch_conv_bias_act_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias,
-                                  Act act, float slope, float* y) {
+void launch_conv_bias_act_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias, Act act, float slope,
+                                  float* y) {
   if (PQ % 4 == 0 && aligned16(y))
-    launch_ncs_apply(ctx.stream, N, K, PQ, true, BiasAct<true>{bias, act, slope, y},
-                     "conv_bias_act_forward<vec>");
+    launch_ncs_apply(ctx.stream, N, K, PQ, true, BiasAct<true>{bias, act, slope, y}, "conv_bias_act_forward<vec>");
   else
-    launch_ncs_apply(ctx.stream, N, K, PQ, false, BiasAct<false>{bias, act, slope, y},
-                     "conv_bias_act_forward");
+    launch_ncs_apply(ctx.stream, N, K, PQ, false, BiasAct<false>{bias, act, slope, y}, "conv_bias_act_forward");
 }
 
-void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, const float* gy,
-                               float* gbias) {
+void launch_conv_bias_backward(const Context& ctx, int N, int K, size_t PQ, const float* gy, float* gbias) {
   // PQ == 1 is the dense layout [N, K]: plan_split takes the row-chunk path for it.
-  const ChanSplit sp = plan_split(N, K, static_cast<long long>(PQ), aligned16(gy), 1,
-                                  Context::kChanWsDoubles, "conv2d_backward_filter (bias)");
+  const ChanSplit sp = plan_split(N, K, static_cast<long long>(PQ), aligned16(gy), 1, Context::kChanWsDoubles,
+                                  "conv2d_backward_filter (bias)");
   launch_partials<1>(ctx.stream, sp, SumOp{gy}, ctx.chan_ws, "conv bias partials");
-  conv_bias_finalize_kernel<<<static_cast<unsigned>((K + kBlock - 1) / kBlock), kBlock, 0,
-                              ctx.stream>>>(K, sp.G, ctx.chan_ws, gbias);
+  conv_bias_finalize_kernel<<<static_cast<unsigned>((K + kBlock - 1) / kBlock), kBlock, 0, ctx.stream>>>(
+      K, sp.G, ctx.chan_ws, gbias);
   CUDA_CHECK_LAUNCH("conv_bias_finalize_kernel");
 }
 

@@ -41,17 +41,14 @@ class CudaBackend final : public Backend {
 
   // ---- memory
   float* alloc(size_t n) override { return static_cast<float*>(alloc_bytes(n, sizeof(float))); }
-  int32_t* alloc_int(size_t n) override {
-    return static_cast<int32_t*>(alloc_bytes(n, sizeof(int32_t)));
-  }
+  int32_t* alloc_int(size_t n) override { return static_cast<int32_t*>(alloc_bytes(n, sizeof(int32_t))); }
   // Never throws: it runs in destructors, also while unwinding from a CUDA error that every call
   // now repeats. A failure is printed instead.
   void free(void* p) override {
     if (!p) return;
     const cudaError_t e = cudaFree(p);
     if (e != cudaSuccess)
-      std::fprintf(stderr, "cgan_gpu: cudaFree failed: %s: %s\n", cudaGetErrorName(e),
-                   cudaGetErrorString(e));
+      std::fprintf(stderr, "cgan_gpu: cudaFree failed: %s: %s\n", cudaGetErrorName(e), cudaGetErrorString(e));
   }
   void upload_impl(float* dst, const float* src, size_t n) override {
     to_device(dst, src, n * sizeof(float), "upload");
@@ -122,8 +119,8 @@ class CudaBackend final : public Backend {
   }
 
   // ---- dense algebra
-  void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B,
-            float beta, float* C) override {
+  void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                 float* C) override {
     if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
       cuda::launch_scale(ctx_, C, static_cast<size_t>(M) * N, beta);
       return;
@@ -131,47 +128,41 @@ class CudaBackend final : public Backend {
     cuda::gemm_row_major(ctx_, ta, tb, M, N, K, alpha, A, B, beta, C);
   }
 
-  void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias,
-                        float* y) override {
+  void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias, float* y) override {
     cuda::launch_bias_act_forward(ctx_, act, slope, rows, cols, bias, y);
   }
 
   void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
-                         float* gbias) override {
+                              float* gbias) override {
     cuda::launch_bias_act_backward(ctx_, act, slope, rows, cols, y, g, gbias);
   }
 
-  void mul_impl(size_t n, const float* a, float* b) override {
-    cuda::launch_mul(ctx_, n, a, b);
-  }
+  void mul_impl(size_t n, const float* a, float* b) override { cuda::launch_mul(ctx_, n, a, b); }
 
   // ---- dropout
-  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                       float* mask, uint64_t offset) override {
+  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,
+                            uint64_t offset) override {
     cuda::launch_dropout(ctx_, n, p, seed, stream, x, mask, offset);
   }
 
   // ---- batch norm
-  void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
-                               const float* gamma, const float* beta, float* y, float* save_mean,
-                               float* save_invstd, float* run_mean, float* run_var, Act act,
-                               float slope) override {
-    cuda::launch_batchnorm_forward_train(ctx_, N, C, S, eps, momentum, x, gamma, beta, y,
-                                         save_mean, save_invstd, run_mean, run_var, act, slope);
+  void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x, const float* gamma,
+                                    const float* beta, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                                    float* run_var, Act act, float slope) override {
+    cuda::launch_batchnorm_forward_train(ctx_, N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd,
+                                         run_mean, run_var, act, slope);
   }
 
   void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
-                              const float* beta, const float* run_mean, const float* run_var,
-                              float* y, Act act, float slope) override {
-    cuda::launch_batchnorm_forward_eval(ctx_, N, C, S, eps, x, gamma, beta, run_mean, run_var, y,
-                                        act, slope);
+                                   const float* beta, const float* run_mean, const float* run_var, float* y, Act act,
+                                   float slope) override {
+    cuda::launch_batchnorm_forward_eval(ctx_, N, C, S, eps, x, gamma, beta, run_mean, run_var, y, act, slope);
   }
 
-  void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
-                          const float* save_mean, const float* save_invstd, const float* gy,
-                          float* gx, float* ggamma, float* gbeta) override {
-    cuda::launch_batchnorm_backward(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx,
-                                    ggamma, gbeta);
+  void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                               const float* save_invstd, const float* gy, float* gx, float* ggamma,
+                               float* gbeta) override {
+    cuda::launch_batchnorm_backward(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta);
   }
 
   // ---- conditional family (conditional.cu)
@@ -193,41 +184,38 @@ class CudaBackend final : public Backend {
     cuda::launch_cbn_forward_eval(ctx_, N, C, S, eps, x, dgain, dbias, run_mean, run_var, y, act, slope);
   }
   void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
-                         const float* save_invstd, const float* gy, float* gx, float* gdgain,
-                         float* gdbias) override {
+                         const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias) override {
     cuda::launch_cbn_backward(ctx_, N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias);
   }
 
   void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum, const float* x,
                                          const float* gamma, const float* beta, float* y, float* save_mean,
-                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
-                                         Act act, float slope) override {
-    cuda::launch_batchnorm_forward_train_sync(ctx_, N, C, S, eps, momentum, x, gamma, beta, y, save_mean,
-                                              save_invstd, run_mean, run_var, sync, act, slope);
+                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync, Act act,
+                                         float slope) override {
+    cuda::launch_batchnorm_forward_train_sync(ctx_, N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd,
+                                              run_mean, run_var, sync, act, slope);
   }
 
-  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
-                                    const float* save_mean, const float* save_invstd, const float* gy, float* gx,
-                                    float* ggamma, float* gbeta, RankReduce& sync) override {
-    cuda::launch_batchnorm_backward_sync(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta,
-                                         sync);
+  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                                    const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta,
+                                    RankReduce& sync) override {
+    cuda::launch_batchnorm_backward_sync(ctx_, N, C, S, x, gamma, save_mean, save_invstd, gy, gx, ggamma, gbeta, sync);
   }
 
   // ---- convolution (conv.cpp: cuDNN, descriptors and algorithms cached per shape) and pooling
   size_t conv2d_workspace_impl(const ConvShape& s) override { return cuda::conv_workspace(ctx_, s); }
 
-  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
-                           float* y, float* ws, Act act, float slope) override {
+  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, float* ws,
+                           Act act, float slope) override {
     cuda::conv_forward(ctx_, s, x, w, bias, y, ws, act, slope);
   }
 
-  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
-                                 float* ws) override {
+  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) override {
     cuda::conv_backward_data(ctx_, s, gy, w, gx, ws);
   }
 
-  void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw,
-                                   float* gbias, float* ws) override {
+  void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
+                                   float* ws) override {
     cuda::conv_backward_filter(ctx_, s, x, gy, gw, gbias, ws);
   }
 
@@ -235,19 +223,19 @@ class CudaBackend final : public Backend {
     cuda::launch_pool_forward(ctx_, k, s, x, y);
   }
 
-  void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y,
-                            const float* gy, float* gx) override {
+  void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
+                            float* gx) override {
     cuda::launch_pool_backward(ctx_, k, s, x, y, gy, gx);
   }
 
   // ---- label fusion
   void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
-                    const int32_t* labels, const float* table, float* out) override {
+                         const int32_t* labels, const float* table, float* out) override {
     cuda::launch_fuse_forward(ctx_, f, B, in, E, K, x, cond, labels, table, out);
   }
 
   void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
-                     const float* table, const float* gout, float* gx, float* gtable) override {
+                          const float* table, const float* gout, float* gx, float* gtable) override {
     cuda::launch_fuse_backward(ctx_, f, B, in, E, K, x, labels, table, gout, gx, gtable);
   }
 
@@ -257,17 +245,17 @@ class CudaBackend final : public Backend {
 
   // ---- fused loss
   void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight, float* grad,
-                  float* acc) override {
+                       float* acc) override {
     cuda::launch_loss_fused(ctx_, k, n, x, target, weight, grad, acc);
   }
-  void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight,
-                         float* grad, float* acc) override {
+  void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
+                         float* acc) override {
     cuda::launch_softmax_xent(ctx_, B, K, logits, labels, weight, grad, acc);
   }
 
   // ---- Adam (scalar_math.hpp: adam_scalars and adam_update, both run by the kernel)
-  void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
-            float eps, int t, const int32_t* t_counter) override {
+  void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps, int t,
+                 const int32_t* t_counter) override {
     cuda::launch_adam(ctx_, n, p, g, m, v, lr, b1, b2, eps, t, t_counter);
   }
   void ema_update_impl(size_t n, float* avg, const float* p, float decay, int start, int t,
@@ -281,21 +269,19 @@ class CudaBackend final : public Backend {
                             const float* x, float* y, float* params) override {
     cuda::launch_augment_forward(ctx_, a, B, seed, stream, offset, x, y, params);
   }
-  void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy,
-                             float* gx) override {
+  void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx) override {
     cuda::launch_augment_backward(ctx_, a, B, params, gy, gx);
   }
 
-  void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
-                   float stddev, float* out) override {
+  void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean, float stddev,
+                        float* out) override {
     cuda::launch_rand_normal(ctx_, n, seed, stream, offset, mean, stddev, out);
   }
   void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
-                    float* out) override {
+                         float* out) override {
     cuda::launch_rand_uniform(ctx_, n, seed, stream, offset, lo, hi, out);
   }
-  void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
-                  int32_t* out) override {
+  void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K, int32_t* out) override {
     cuda::launch_rand_below(ctx_, n, seed, stream, offset, K, out);
   }
   void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) override {
@@ -317,25 +303,20 @@ class CudaBackend final : public Backend {
   }
 
   // ---- step counters
-  void add_ints_impl(int n, int32_t* x, const int32_t* delta) override {
-    cuda::launch_add_ints(ctx_, n, x, delta);
-  }
-  void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot,
-                         int slots) override {
+  void add_ints_impl(int n, int32_t* x, const int32_t* delta) override { cuda::launch_add_ints(ctx_, n, x, delta); }
+  void copy_to_slot_impl(size_t n, const float* src, float* dst, const int32_t* slot, int slots) override {
     cuda::launch_copy_to_slot(ctx_, n, src, dst, slot, slots);
   }
 
   // ---- spectral normalization (spectral_norm.cu)
-  void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u,
-                              float* sigma) override {
+  void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u, float* sigma) override {
     cuda::launch_spectral_norm_vec(ctx_, n, t, normalize, eps, u, sigma);
   }
   void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) override {
     cuda::launch_spectral_norm_scale(ctx_, n, w, sigma, w_sn);
   }
-  void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot,
-                               const float* left, const float* right, const float* sigma,
-                               float* gw) override {
+  void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
+                               const float* right, const float* sigma, float* gw) override {
     cuda::launch_spectral_norm_grad(ctx_, rows, cols, g, dot, left, right, sigma, gw);
   }
 
@@ -361,8 +342,8 @@ class CudaBackend final : public Backend {
     if (ec != cudaSuccess) {
       if (g) cudaGraphDestroy(g);
       cudaGetLastError();
-      throw Error(cat("cudaStreamEndCapture failed (an op in the capture was not capturable?): ",
-                      cudaGetErrorName(ec), ": ", cudaGetErrorString(ec)));
+      throw Error(cat("cudaStreamEndCapture failed (an op in the capture was not capturable?): ", cudaGetErrorName(ec),
+                      ": ", cudaGetErrorString(ec)));
     }
     cudaGraphExec_t exec = nullptr;
     const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
@@ -408,9 +389,8 @@ class CudaBackend final : public Backend {
       cudaGetLastError();  // out of memory is not sticky: clear it
       size_t free_b = 0, total_b = 0;
       cudaMemGetInfo(&free_b, &total_b);
-      throw Error(cat("cuda backend: out of GPU memory allocating ", bytes, " bytes (",
-                      free_b >> 20, " MiB free of ", total_b >> 20, " MiB): ",
-                      cudaGetErrorString(e)));
+      throw Error(cat("cuda backend: out of GPU memory allocating ", bytes, " bytes (", free_b >> 20, " MiB free of ",
+                      total_b >> 20, " MiB): ", cudaGetErrorString(e)));
     }
     const cudaError_t z = cudaMemsetAsync(p, 0, bytes, ctx_.stream);  // ordered before any op
     if (z != cudaSuccess) {
@@ -436,8 +416,7 @@ class CudaBackend final : public Backend {
 
   // Waits for the stream, then reports what the kernels flagged since the last check.
   void wait_and_check(const char* op) {
-    CUDA_CHECK(cudaMemcpyAsync(ctx_.status_host, ctx_.status, sizeof(unsigned),
-                               cudaMemcpyDeviceToHost, ctx_.stream));
+    CUDA_CHECK(cudaMemcpyAsync(ctx_.status_host, ctx_.status, sizeof(unsigned), cudaMemcpyDeviceToHost, ctx_.stream));
     CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
     const unsigned s = *ctx_.status_host;
     if (s == 0) return;
@@ -446,9 +425,9 @@ class CudaBackend final : public Backend {
     std::string what;
     if (s & cuda::kStatusBadLabel) what += "; fuse_forward/fuse_backward: label outside the table's rows";
     if (s & cuda::kStatusOneHot) what += "; one_hot: label outside 0..K-1";
-    if (s & cuda::kStatusBadIndex) what += "; gather_rows/gather_int: index outside the source rows, or negative offset";
-    if (s & cuda::kStatusBadSlot)
-      what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
+    if (s & cuda::kStatusBadIndex)
+      what += "; gather_rows/gather_int: index outside the source rows, or negative offset";
+    if (s & cuda::kStatusBadSlot) what += "; copy_to_slot/adam/RNG: step counter or slot out of range";
     if (s & cuda::kStatusXentLabel) what += "; softmax_xent: label outside 0..K-1";
     throw Error(cat("cuda backend (seen at ", op, "): an earlier op got invalid input",
                     what.empty() ? std::string("") : what, " (its output was zeroed there)"));
@@ -473,12 +452,10 @@ bool cuda_available(std::string* why_not) {
         int driver = 0;
         cudaDriverGetVersion(&driver);  // 0 when no driver is installed
         hint = driver == 0 ? "; no NVIDIA driver is installed"
-                           : cat("; the driver supports CUDA ", driver / 1000, ".",
-                                 driver % 1000 / 10, ", this build needs ", CUDART_VERSION / 1000,
-                                 ".", CUDART_VERSION % 1000 / 10);
+                           : cat("; the driver supports CUDA ", driver / 1000, ".", driver % 1000 / 10,
+                                 ", this build needs ", CUDART_VERSION / 1000, ".", CUDART_VERSION % 1000 / 10);
       }
-      *why_not =
-          cat("no CUDA device found (cudaGetDeviceCount: ", cudaGetErrorString(e), hint, ")");
+      *why_not = cat("no CUDA device found (cudaGetDeviceCount: ", cudaGetErrorString(e), hint, ")");
     }
     return false;
   }
@@ -494,8 +471,8 @@ std::unique_ptr<Backend> make_cuda_backend(const CudaOptions& options) {
   if (!cuda_available(&why)) throw Error(cat("cuda backend: ", why));
   int count = 0;
   CUDA_CHECK(cudaGetDeviceCount(&count));
-  CGAN_CHECK(options.device >= 0 && options.device < count, "cuda backend: device ",
-             options.device, " does not exist (", count, " found)");
+  CGAN_CHECK(options.device >= 0 && options.device < count, "cuda backend: device ", options.device,
+             " does not exist (", count, " found)");
   return std::make_unique<CudaBackend>(options);
 }
 

@@ -10,16 +10,10 @@
 namespace cgan::cuda {
 
 // First index and stride of a 1-D grid-stride loop (64-bit: buffers may exceed 2^31 elements).
-__device__ __forceinline__ size_t global_index() {
-  return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ __forceinline__ size_t global_stride() {
-  return static_cast<size_t>(gridDim.x) * blockDim.x;
-}
+__device__ __forceinline__ size_t global_index() { return static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; }
+__device__ __forceinline__ size_t global_stride() { return static_cast<size_t>(gridDim.x) * blockDim.x; }
 
-__device__ __forceinline__ void report_status(unsigned* status, unsigned bit) {
-  atomicOr(status, bit);
-}
+__device__ __forceinline__ void report_status(unsigned* status, unsigned bit) { atomicOr(status, bit); }
 
 // The Philox stream id of an RngStream (backend.hpp): base + stride * (*counter). A negative
 // counter (never written by the trainer) is flagged and read as 0.

@@ -23,8 +23,7 @@ __global__ void scale_kernel(float* x, size_t n, float beta) {
 
 // dst[b, c] = src[idx[b], c]; an index outside [0, rows) writes zeros and flags kStatusBadIndex.
 // The batch's index window idx + *idx_offset (null: 0); a negative offset is flagged, read as 0.
-__device__ __forceinline__ const int32_t* offset_indices(const int32_t* idx, const int32_t* off,
-                                                         unsigned* status) {
+__device__ __forceinline__ const int32_t* offset_indices(const int32_t* idx, const int32_t* off, unsigned* status) {
   if (!off) return idx;
   const int32_t o = *off;
   if (o < 0) {
@@ -50,8 +49,8 @@ __global__ void gather_rows_kernel(int B, int cols, int rows, const float* src, 
   }
 }
 
-__global__ void gather_int_kernel(int B, int rows, const int32_t* src, const int32_t* idx,
-                                  const int32_t* idx_offset, int32_t* dst, unsigned* status) {
+__global__ void gather_int_kernel(int B, int rows, const int32_t* src, const int32_t* idx, const int32_t* idx_offset,
+                                  int32_t* dst, unsigned* status) {
   idx = offset_indices(idx, idx_offset, status);
   for (size_t b = global_index(); b < static_cast<size_t>(B); b += global_stride()) {
     const int32_t r = idx[b];
@@ -64,8 +63,7 @@ __global__ void gather_int_kernel(int B, int rows, const int32_t* src, const int
   }
 }
 
-__global__ void copy_cols_kernel(int B, int src_cols, int col0, int n, const float* src,
-                                 float* dst) {
+__global__ void copy_cols_kernel(int B, int src_cols, int col0, int n, const float* src, float* dst) {
   const size_t total = static_cast<size_t>(B) * n;
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t b = i / static_cast<size_t>(n), c = i - b * static_cast<size_t>(n);
@@ -82,8 +80,8 @@ __global__ void add_ints_kernel(int n, int32_t* x, IntDeltas delta) {
   if (i < n) x[i] += delta.d[i];
 }
 
-__global__ void copy_to_slot_kernel(size_t n, const float* src, float* dst, const int32_t* slot,
-                                    int slots, unsigned* status) {
+__global__ void copy_to_slot_kernel(size_t n, const float* src, float* dst, const int32_t* slot, int slots,
+                                    unsigned* status) {
   const int32_t s = *slot;
   if (s < 0 || s >= slots) {
     if (global_index() == 0) report_status(status, kStatusBadSlot);
@@ -119,23 +117,21 @@ void launch_scale(const Context& ctx, float* x, size_t n, float beta) {
   CUDA_CHECK_LAUNCH("scale_kernel");
 }
 
-void launch_gather_rows(const Context& ctx, int B, int cols, int rows, const float* src, const int32_t* idx,
-                        float* dst, const int32_t* idx_offset) {
+void launch_gather_rows(const Context& ctx, int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
+                        const int32_t* idx_offset) {
   const size_t total = static_cast<size_t>(B) * cols;
-  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, rows, src, idx, idx_offset,
-                                                                  dst, ctx.status);
+  gather_rows_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, cols, rows, src, idx, idx_offset, dst, ctx.status);
   CUDA_CHECK_LAUNCH("gather_rows_kernel");
 }
 
-void launch_gather_int(const Context& ctx, int B, int rows, const int32_t* src, const int32_t* idx,
-                       int32_t* dst, const int32_t* idx_offset) {
-  gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(
-      B, rows, src, idx, idx_offset, dst, ctx.status);
+void launch_gather_int(const Context& ctx, int B, int rows, const int32_t* src, const int32_t* idx, int32_t* dst,
+                       const int32_t* idx_offset) {
+  gather_int_kernel<<<grid_for(static_cast<size_t>(B)), kBlock, 0, ctx.stream>>>(B, rows, src, idx, idx_offset, dst,
+                                                                                 ctx.status);
   CUDA_CHECK_LAUNCH("gather_int_kernel");
 }
 
-void launch_copy_cols(const Context& ctx, int B, int src_cols, int col0, int n, const float* src,
-                      float* dst) {
+void launch_copy_cols(const Context& ctx, int B, int src_cols, int col0, int n, const float* src, float* dst) {
   const size_t total = static_cast<size_t>(B) * n;
   copy_cols_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, src_cols, col0, n, src, dst);
   CUDA_CHECK_LAUNCH("copy_cols_kernel");
@@ -148,10 +144,8 @@ void launch_add_ints(const Context& ctx, int n, int32_t* x, const int32_t* delta
   CUDA_CHECK_LAUNCH("add_ints_kernel");
 }
 
-void launch_copy_to_slot(const Context& ctx, size_t n, const float* src, float* dst,
-                         const int32_t* slot, int slots) {
-  copy_to_slot_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, src, dst, slot, slots,
-                                                               ctx.status);
+void launch_copy_to_slot(const Context& ctx, size_t n, const float* src, float* dst, const int32_t* slot, int slots) {
+  copy_to_slot_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, src, dst, slot, slots, ctx.status);
   CUDA_CHECK_LAUNCH("copy_to_slot_kernel");
 }
 
@@ -166,9 +160,8 @@ bool kernel_image_available(std::string* why_not) {
     cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
     cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
     *why_not = cat("this build has no kernels for the GPU (compute capability ", major, ".", minor,
-                   "; built for CMAKE_CUDA_ARCHITECTURES=", CGAN_CUDA_ARCHS, ": ",
-                   cudaGetErrorString(e), "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", major,
-                   minor);
+                   "; built for CMAKE_CUDA_ARCHITECTURES=", CGAN_CUDA_ARCHS, ": ", cudaGetErrorString(e),
+                   "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", major, minor);
   }
   return false;
 }

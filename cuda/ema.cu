@@ -34,8 +34,8 @@ bool a16(const void* q) { return reinterpret_cast<uintptr_t>(q) % 16 == 0; }
 
 }  // namespace
 
-void launch_ema_update(const Context& ctx, size_t n, float* avg, const float* p, float decay, int start,
-                       int t_base, const int32_t* t_counter) {
+void launch_ema_update(const Context& ctx, size_t n, float* avg, const float* p, float decay, int start, int t_base,
+                       const int32_t* t_counter) {
   const float omd = 1.f - decay;  // as the CPU backend
   if (n % 4 == 0 && a16(avg) && a16(p)) {
     ema_kernel<true><<<grid_for(n / 4), kBlock, 0, ctx.stream>>>(n / 4, avg, p, omd, start, t_base, t_counter);

@@ -7,8 +7,8 @@
 
 namespace cgan::cuda {
 
-void gemm_row_major(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K,
-                    float alpha, const float* A, const float* B, float beta, float* C) {
+void gemm_row_major(const Context& ctx, bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                    const float* B, float beta, float* C) {
   const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int lda = trans_a ? M : K;  // A stored [K, M] when transposed, else [M, K]

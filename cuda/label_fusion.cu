@@ -18,8 +18,7 @@ namespace {
 
 // concat / embed_concat: out[b, :] = [x[b, :] | cond[b, :] or table[label[b], :]]
 __global__ void fuse_concat_forward_kernel(int B, int in, int E, int K, const float* x, const float* cond,
-                                           const int32_t* labels, const float* table, float* out,
-                                           unsigned* status) {
+                                           const int32_t* labels, const float* table, float* out, unsigned* status) {
   const size_t W = static_cast<size_t>(in) + E;
   const size_t total = static_cast<size_t>(B) * W;
   for (size_t i = global_index(); i < total; i += global_stride()) {
@@ -62,9 +61,8 @@ __global__ void fuse_multiply_forward_kernel(int B, int in, int K, const float* 
 //  concat / embed_concat: the first `in` columns of gout (row width in + E);
 //  embed_multiply:        gout * table[label] (row width in; E unused).
 template <bool kMultiply>
-__global__ void fuse_backward_x_kernel(int B, int in, int E, int K, const int32_t* labels,
-                                       const float* table, const float* gout, float* gx,
-                                       unsigned* status) {
+__global__ void fuse_backward_x_kernel(int B, int in, int E, int K, const int32_t* labels, const float* table,
+                                       const float* gout, float* gx, unsigned* status) {
   const size_t W = kMultiply ? static_cast<size_t>(in) : static_cast<size_t>(in) + E;
   const size_t total = static_cast<size_t>(B) * in;
   for (size_t i = global_index(); i < total; i += global_stride()) {
@@ -93,8 +91,8 @@ constexpr int kTableThreads = 256;
 
 template <bool kMultiply>
 __global__ void __launch_bounds__(kTableThreads)
-    fuse_backward_table_kernel(int B, int in, int W, int K, const int32_t* labels, const float* x,
-                               const float* gout, float* gtable, unsigned* status) {
+    fuse_backward_table_kernel(int B, int in, int W, int K, const int32_t* labels, const float* x, const float* gout,
+                               float* gtable, unsigned* status) {
   __shared__ int rows[kTableThreads];  // this tile's rows with the owner's label, in batch order
   __shared__ int warp_hits[kTableThreads / 32];
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
@@ -109,7 +107,7 @@ __global__ void __launch_bounds__(kTableThreads)
     }
     int seen = 0;
     for (int bb = threadIdx.x; bb < b; bb += blockDim.x) seen |= (labels[bb] == l);
-    if (__syncthreads_or(seen)) continue;  // an earlier row owns this label
+    if (__syncthreads_or(seen)) continue;              // an earlier row owns this label
     const size_t te = static_cast<size_t>(l) * W + e;  // read and written only when e < W
     float acc = e < W ? gtable[te] : 0.f;
     for (int base = b; base < B; base += blockDim.x) {
@@ -142,8 +140,7 @@ __global__ void __launch_bounds__(kTableThreads)
   }
 }
 
-__global__ void one_hot_kernel(int B, int K, const int32_t* labels, float* out,
-                               unsigned* status) {
+__global__ void one_hot_kernel(int B, int K, const int32_t* labels, float* out, unsigned* status) {
   const size_t total = static_cast<size_t>(B) * K;
   for (size_t i = global_index(); i < total; i += global_stride()) {
     const size_t b = i / K;
@@ -156,14 +153,12 @@ __global__ void one_hot_kernel(int B, int K, const int32_t* labels, float* out,
 
 }  // namespace
 
-void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
-                         const float* cond, const int32_t* labels, const float* table,
-                         float* out) {
+void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
+                         const int32_t* labels, const float* table, float* out) {
   if (f == Fusion::embed_multiply) {
     const size_t total = static_cast<size_t>(B) * in;
     if (total == 0) return;
-    fuse_multiply_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, in, K, x, labels,
-                                                                             table, out,
+    fuse_multiply_forward_kernel<<<grid_for(total), kBlock, 0, ctx.stream>>>(B, in, K, x, labels, table, out,
                                                                              ctx.status);
     CUDA_CHECK_LAUNCH("fuse_multiply_forward_kernel");
     return;
@@ -176,16 +171,15 @@ void launch_fuse_forward(const Context& ctx, Fusion f, int B, int in, int E, int
 }
 
 void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, int K, const float* x,
-                          const int32_t* labels, const float* table, const float* gout,
-                          float* gx, float* gtable) {
+                          const int32_t* labels, const float* table, const float* gout, float* gx, float* gtable) {
   const size_t nx = static_cast<size_t>(B) * in;
   if (gx && nx > 0) {
     if (f == Fusion::embed_multiply)
-      fuse_backward_x_kernel<true><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table,
-                                                                            gout, gx, ctx.status);
+      fuse_backward_x_kernel<true>
+          <<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table, gout, gx, ctx.status);
     else
-      fuse_backward_x_kernel<false><<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table,
-                                                                             gout, gx, ctx.status);
+      fuse_backward_x_kernel<false>
+          <<<grid_for(nx), kBlock, 0, ctx.stream>>>(B, in, E, K, labels, table, gout, gx, ctx.status);
     CUDA_CHECK_LAUNCH("fuse_backward_x_kernel");
   }
   if (!gtable || f == Fusion::concat) return;
@@ -194,11 +188,11 @@ void launch_fuse_backward(const Context& ctx, Fusion f, int B, int in, int E, in
   const int threads = W >= kTableThreads ? kTableThreads : (W + 31) / 32 * 32;
   const dim3 grid((W + threads - 1) / threads, std::min(B, 65535));
   if (f == Fusion::embed_multiply) {
-    fuse_backward_table_kernel<true><<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout,
-                                                                       gtable, ctx.status);
+    fuse_backward_table_kernel<true>
+        <<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout, gtable, ctx.status);
   } else {
-    fuse_backward_table_kernel<false><<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout,
-                                                                        gtable, ctx.status);
+    fuse_backward_table_kernel<false>
+        <<<grid, threads, 0, ctx.stream>>>(B, in, W, K, labels, x, gout, gtable, ctx.status);
   }
   CUDA_CHECK_LAUNCH("fuse_backward_table_kernel");
 }

@@ -12,8 +12,8 @@ namespace cgan::cuda {
 namespace {
 
 template <LossKind K>
-__global__ void loss_fused_kernel(int n, const float* x, float target, float scale, float weight,
-                                  float* grad, float* acc, double* partials, unsigned* ticket) {
+__global__ void loss_fused_kernel(int n, const float* x, float target, float scale, float weight, float* grad,
+                                  float* acc, double* partials, unsigned* ticket) {
   __shared__ double smem[32];
   const bool pos = target > 0.5f;
   double loss = 0.0, prob = 0.0, correct = 0.0;
@@ -58,9 +58,8 @@ __global__ void loss_fused_kernel(int n, const float* x, float target, float sca
 // outside [0, K) zeroes its row's gradient, is left out of acc and flags kStatusXentLabel.
 constexpr int kXentWarps = kBlock / 32;
 
-__global__ void softmax_xent_kernel(int B, int K, const float* x, const int32_t* labels, double scale,
-                                    float weight, float* grad, float* acc, double* partials,
-                                    unsigned* ticket, unsigned* status) {
+__global__ void softmax_xent_kernel(int B, int K, const float* x, const int32_t* labels, double scale, float weight,
+                                    float* grad, float* acc, double* partials, unsigned* ticket, unsigned* status) {
   __shared__ double s_loss[kXentWarps], s_hit[kXentWarps];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   double loss = 0.0, hit = 0.0;  // lane 0's running sums
@@ -118,8 +117,8 @@ __global__ void softmax_xent_kernel(int B, int K, const float* x, const int32_t*
 
 }  // namespace
 
-void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, const int32_t* labels,
-                         float weight, float* grad, float* acc) {
+void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, const int32_t* labels, float weight,
+                         float* grad, float* acc) {
   const double scale = static_cast<double>(weight) / B;  // as the CPU backend
   const unsigned blocks = std::min<unsigned>(
       static_cast<unsigned>((static_cast<size_t>(B) + kXentWarps - 1) / kXentWarps), Context::kLossMaxBlocks);
@@ -128,27 +127,26 @@ void launch_softmax_xent(const Context& ctx, int B, int K, const float* logits, 
   CUDA_CHECK_LAUNCH("softmax_xent_kernel");
 }
 
-void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, float target,
-                       float weight, float* grad, float* acc) {
+void launch_loss_fused(const Context& ctx, LossKind k, int n, const float* x, float target, float weight, float* grad,
+                       float* acc) {
   const float scale = weight / static_cast<float>(n);  // as the CPU backend
-  const unsigned blocks =
-      std::min<unsigned>(grid_for(static_cast<size_t>(n)), Context::kLossMaxBlocks);
+  const unsigned blocks = std::min<unsigned>(grid_for(static_cast<size_t>(n)), Context::kLossMaxBlocks);
   switch (k) {
     case LossKind::log:
-      loss_fused_kernel<LossKind::log><<<blocks, kBlock, 0, ctx.stream>>>(
-          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      loss_fused_kernel<LossKind::log><<<blocks, kBlock, 0, ctx.stream>>>(n, x, target, scale, weight, grad, acc,
+                                                                          ctx.loss_partials, ctx.loss_ticket);
       break;
     case LossKind::squared:
-      loss_fused_kernel<LossKind::squared><<<blocks, kBlock, 0, ctx.stream>>>(
-          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      loss_fused_kernel<LossKind::squared><<<blocks, kBlock, 0, ctx.stream>>>(n, x, target, scale, weight, grad, acc,
+                                                                              ctx.loss_partials, ctx.loss_ticket);
       break;
     case LossKind::hinge:
-      loss_fused_kernel<LossKind::hinge><<<blocks, kBlock, 0, ctx.stream>>>(
-          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      loss_fused_kernel<LossKind::hinge><<<blocks, kBlock, 0, ctx.stream>>>(n, x, target, scale, weight, grad, acc,
+                                                                            ctx.loss_partials, ctx.loss_ticket);
       break;
     case LossKind::linear:
-      loss_fused_kernel<LossKind::linear><<<blocks, kBlock, 0, ctx.stream>>>(
-          n, x, target, scale, weight, grad, acc, ctx.loss_partials, ctx.loss_ticket);
+      loss_fused_kernel<LossKind::linear><<<blocks, kBlock, 0, ctx.stream>>>(n, x, target, scale, weight, grad, acc,
+                                                                             ctx.loss_partials, ctx.loss_ticket);
       break;
     default: throw Error(cat("loss_fused: unknown loss kind ", static_cast<int>(k)));
   }

@@ -54,8 +54,6 @@ class EventOpClock final : public OpClock {
 
 }  // namespace
 
-std::unique_ptr<OpClock> make_event_op_clock(cudaStream_t stream) {
-  return std::make_unique<EventOpClock>(stream);
-}
+std::unique_ptr<OpClock> make_event_op_clock(cudaStream_t stream) { return std::make_unique<EventOpClock>(stream); }
 
 }  // namespace cgan::cuda

@@ -16,8 +16,7 @@
 namespace cgan::cuda {
 namespace {
 
-__global__ void permutation_keys_kernel(int n, uint64_t seed, uint64_t stream, uint32_t* keys,
-                                        int32_t* values) {
+__global__ void permutation_keys_kernel(int n, uint64_t seed, uint64_t stream, uint32_t* keys, int32_t* values) {
   for (size_t i = global_index(); i < static_cast<size_t>(n); i += global_stride()) {
     keys[i] = philox_words(seed, stream, i).v[0];
     values[i] = static_cast<int32_t>(i);
@@ -31,10 +30,8 @@ constexpr size_t align_up(size_t b) { return (b + 255) / 256 * 256; }
 void launch_permutation(Context& ctx, int n, uint64_t seed, uint64_t stream, int32_t* out) {
   size_t temp_bytes = 0;
   CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, static_cast<const uint32_t*>(nullptr),
-                                             static_cast<uint32_t*>(nullptr),
-                                             static_cast<const int32_t*>(nullptr),
-                                             static_cast<int32_t*>(nullptr), n, 0, 32,
-                                             ctx.stream));
+                                             static_cast<uint32_t*>(nullptr), static_cast<const int32_t*>(nullptr),
+                                             static_cast<int32_t*>(nullptr), n, 0, 32, ctx.stream));
   const size_t key_bytes = align_up(static_cast<size_t>(n) * sizeof(uint32_t));
   const size_t val_bytes = align_up(static_cast<size_t>(n) * sizeof(int32_t));
   const size_t need = 2 * key_bytes + val_bytes + align_up(temp_bytes);
@@ -51,11 +48,11 @@ void launch_permutation(Context& ctx, int n, uint64_t seed, uint64_t stream, int
   auto* values_in = reinterpret_cast<int32_t*>(base + 2 * key_bytes);
   void* temp = base + 2 * key_bytes + val_bytes;
 
-  permutation_keys_kernel<<<grid_for(static_cast<size_t>(n)), kBlock, 0, ctx.stream>>>(
-      n, seed, stream, keys_in, values_in);
+  permutation_keys_kernel<<<grid_for(static_cast<size_t>(n)), kBlock, 0, ctx.stream>>>(n, seed, stream, keys_in,
+                                                                                       values_in);
   CUDA_CHECK_LAUNCH("permutation_keys_kernel");
-  CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, values_in, out,
-                                             n, 0, 32, ctx.stream));
+  CUDA_CHECK(
+      cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out, values_in, out, n, 0, 32, ctx.stream));
 }
 
 }  // namespace cgan::cuda

@@ -22,9 +22,7 @@ struct Geo {  // PoolShape plus its output size, by value into the kernels
   int H, W, R, S, sh, sw, ph, pw, P, Q;
 };
 
-Geo geo_of(const PoolShape& s) {
-  return {s.H, s.W, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.P(), s.Q()};
-}
+Geo geo_of(const PoolShape& s) { return {s.H, s.W, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.P(), s.Q()}; }
 
 template <Pool kKind>
 __global__ void pool_forward_kernel(size_t total, Geo g, const float* x, float* y) {
@@ -55,16 +53,14 @@ __global__ void pool_forward_kernel(size_t total, Geo g, const float* x, float* 
 }
 
 // Output windows along one axis that contain input coordinate i: [*lo, *hi] (empty when lo > hi).
-__device__ __forceinline__ void window_range(int i, int pad, int win, int stride, int n_out,
-                                             int* lo, int* hi) {
+__device__ __forceinline__ void window_range(int i, int pad, int win, int stride, int n_out, int* lo, int* hi) {
   const int t = i + pad - win + 1;  // first window start (before padding) that still covers i
   *lo = t <= 0 ? 0 : (t + stride - 1) / stride;
   *hi = min(n_out - 1, (i + pad) / stride);
 }
 
 template <Pool kKind>
-__global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const float* y,
-                                     const float* gy, float* gx) {
+__global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const float* y, const float* gy, float* gx) {
   const size_t PQ = static_cast<size_t>(g.P) * g.Q, HW = static_cast<size_t>(g.H) * g.W;
   const float inv = 1.f / static_cast<float>(g.R * g.S);  // as the CPU: each window adds g * inv
   for (size_t i = global_index(); i < total; i += global_stride()) {
@@ -109,8 +105,7 @@ __global__ void pool_backward_kernel(size_t total, Geo g, const float* x, const 
 
 }  // namespace
 
-void launch_pool_forward(const Context& ctx, Pool k, const PoolShape& s, const float* x,
-                         float* y) {
+void launch_pool_forward(const Context& ctx, Pool k, const PoolShape& s, const float* x, float* y) {
   const Geo g = geo_of(s);
   const size_t total = static_cast<size_t>(s.N) * s.C * g.P * g.Q;
   if (k == Pool::avg) {
@@ -122,17 +117,15 @@ void launch_pool_forward(const Context& ctx, Pool k, const PoolShape& s, const f
   }
 }
 
-void launch_pool_backward(const Context& ctx, Pool k, const PoolShape& s, const float* x,
-                          const float* y, const float* gy, float* gx) {
+void launch_pool_backward(const Context& ctx, Pool k, const PoolShape& s, const float* x, const float* y,
+                          const float* gy, float* gx) {
   const Geo g = geo_of(s);
   const size_t total = static_cast<size_t>(s.N) * s.C * s.H * s.W;
   if (k == Pool::avg) {
-    pool_backward_kernel<Pool::avg>
-        <<<grid_for(total), kBlock, 0, ctx.stream>>>(total, g, x, y, gy, gx);
+    pool_backward_kernel<Pool::avg><<<grid_for(total), kBlock, 0, ctx.stream>>>(total, g, x, y, gy, gx);
     CUDA_CHECK_LAUNCH("pool_backward_kernel<avg>");
   } else {
-    pool_backward_kernel<Pool::max>
-        <<<grid_for(total), kBlock, 0, ctx.stream>>>(total, g, x, y, gy, gx);
+    pool_backward_kernel<Pool::max><<<grid_for(total), kBlock, 0, ctx.stream>>>(total, g, x, y, gy, gx);
     CUDA_CHECK_LAUNCH("pool_backward_kernel<max>");
   }
 }

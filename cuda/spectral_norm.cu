@@ -13,8 +13,7 @@ namespace {
 
 constexpr int kVecBlock = 1024;  // one block: u and v hold a layer's rows or columns (thousands)
 
-__global__ void sn_vec_kernel(int n, const float* t, bool normalize, float eps, float* u,
-                              float* sigma) {
+__global__ void sn_vec_kernel(int n, const float* t, bool normalize, float eps, float* u, float* sigma) {
   __shared__ double smem[32];
   __shared__ float s_denom;
   if (normalize) {
@@ -42,9 +41,8 @@ __global__ void sn_scale_kernel(size_t n, const float* w, const float* sigma, fl
   for (size_t i = global_index(); i < n; i += global_stride()) w_sn[i] = w[i] / s;
 }
 
-__global__ void sn_grad_kernel(int rows, int cols, const float* g, const float* dot,
-                               const float* left, const float* right, const float* sigma,
-                               float* gw) {
+__global__ void sn_grad_kernel(int rows, int cols, const float* g, const float* dot, const float* left,
+                               const float* right, const float* sigma, float* gw) {
   const float d = *dot, s = *sigma;
   const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols);
   for (size_t i = global_index(); i < n; i += global_stride()) {
@@ -56,24 +54,21 @@ __global__ void sn_grad_kernel(int rows, int cols, const float* g, const float* 
 
 }  // namespace
 
-void launch_spectral_norm_vec(const Context& ctx, int n, const float* t, bool normalize, float eps,
-                              float* u, float* sigma) {
+void launch_spectral_norm_vec(const Context& ctx, int n, const float* t, bool normalize, float eps, float* u,
+                              float* sigma) {
   sn_vec_kernel<<<1, kVecBlock, 0, ctx.stream>>>(n, t, normalize, eps, u, sigma);
   CUDA_CHECK_LAUNCH("sn_vec_kernel");
 }
 
-void launch_spectral_norm_scale(const Context& ctx, size_t n, const float* w, const float* sigma,
-                                float* w_sn) {
+void launch_spectral_norm_scale(const Context& ctx, size_t n, const float* w, const float* sigma, float* w_sn) {
   sn_scale_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, w, sigma, w_sn);
   CUDA_CHECK_LAUNCH("sn_scale_kernel");
 }
 
-void launch_spectral_norm_grad(const Context& ctx, int rows, int cols, const float* g,
-                               const float* dot, const float* left, const float* right,
-                               const float* sigma, float* gw) {
+void launch_spectral_norm_grad(const Context& ctx, int rows, int cols, const float* g, const float* dot,
+                               const float* left, const float* right, const float* sigma, float* gw) {
   const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols);
-  sn_grad_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(rows, cols, g, dot, left, right, sigma,
-                                                         gw);
+  sn_grad_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(rows, cols, g, dot, left, right, sigma, gw);
   CUDA_CHECK_LAUNCH("sn_grad_kernel");
 }
 

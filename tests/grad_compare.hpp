@@ -36,8 +36,7 @@ inline std::set<std::string> structurally_zero(const NetSpec& spec) {
   std::set<std::string> out;
   for (size_t i = 0; i + 1 < spec.layers.size(); ++i) {
     const std::string& k = spec.layers[i].kind;
-    if ((k == LayerKind::linear || k == LayerKind::conv2d) &&
-        spec.layers[i + 1].kind == LayerKind::batchnorm)
+    if ((k == LayerKind::linear || k == LayerKind::conv2d) && spec.layers[i + 1].kind == LayerKind::batchnorm)
       out.insert("layers." + std::to_string(i) + ".bias");
   }
   return out;
@@ -51,7 +50,7 @@ struct SlotResult {
 
 struct Result {
   std::vector<SlotResult> slots;
-  double worst = 0;        // largest rel over the compared slots
+  double worst = 0;  // largest rel over the compared slots
   std::string worst_slot;
   bool size_mismatch = false;
   bool pass(double tol) const { return !size_mismatch && worst <= tol; }
@@ -71,8 +70,8 @@ struct Result {
       if (s.name != k.name || !(s.rel <= bound)) {
         if (why) {
           std::ostringstream os;
-          os << std::setprecision(4) << s.name << ": " << s.rel << " over its bound " << bound
-             << " (max(" << tol << ", " << factor << " x " << k.rel << "))";
+          os << std::setprecision(4) << s.name << ": " << s.rel << " over its bound " << bound << " (max(" << tol
+             << ", " << factor << " x " << k.rel << "))";
           *why = os.str();
         }
         return false;

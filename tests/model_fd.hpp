@@ -39,8 +39,8 @@ inline double weighted_sum_loss(Backend& be, Model& m, const float* xd, const fl
 
 // Its backward, after a forward: gradients zeroed, dL/dout = r; the parameter gradients into g and
 // the input gradient (gxd, gx.size() floats) into gx.
-inline void weighted_sum_backward(Backend& be, Model& m, const std::vector<float>& r, float* gxd,
-                                  std::vector<float>& g, std::vector<float>& gx) {
+inline void weighted_sum_backward(Backend& be, Model& m, const std::vector<float>& r, float* gxd, std::vector<float>& g,
+                                  std::vector<float>& gx) {
   m.zero_grads();
   be.upload(m.grad_out_buffer(), r.data(), r.size());
   m.backward(m.grad_out_buffer(), gxd, true);
@@ -68,8 +68,8 @@ class FdCheck {
     }
     ++checked_;
     EXPECT_LE(std::fabs(analytic - central), tol(analytic, central))
-        << what << ": backward " << analytic << ", finite difference " << central << " (one-sided " << l << ", "
-        << r << "; step " << 3 * k << ": " << wide << ")";
+        << what << ": backward " << analytic << ", finite difference " << central << " (one-sided " << l << ", " << r
+        << "; step " << 3 * k << ": " << wide << ")";
   }
 
   // per_slot(slot) random coordinates of every parameter slot of m (state slots left out): g (the
@@ -83,16 +83,17 @@ class FdCheck {
       for (int t = 0, n = per_slot(sl); t < n; ++t) {
         const size_t i = sl.offset + std::uniform_int_distribution<size_t>(0, sl.count - 1)(rng);
         const float keep = p[i];
-        check(g[i],
-              [&](double d) {
-                p[i] = keep + float(d);
-                m.set_params(p.data(), st.data());
-                const double L = loss_();
-                p[i] = keep;
-                m.set_params(p.data(), st.data());
-                return L;
-              },
-              cat(sl.name, "[", i - sl.offset, "]"));
+        check(
+            g[i],
+            [&](double d) {
+              p[i] = keep + float(d);
+              m.set_params(p.data(), st.data());
+              const double L = loss_();
+              p[i] = keep;
+              m.set_params(p.data(), st.data());
+              return L;
+            },
+            cat(sl.name, "[", i - sl.offset, "]"));
       }
     }
   }
@@ -104,16 +105,17 @@ class FdCheck {
     for (int t = 0; t < count; ++t) {
       const size_t i = std::uniform_int_distribution<size_t>(0, x.size() - 1)(rng);
       const float keep = x[i];
-      check(gx[i],
-            [&](double d) {
-              x[i] = keep + float(d);
-              be.upload(xd, x.data(), x.size());
-              const double L = loss_();
-              x[i] = keep;
-              be.upload(xd, x.data(), x.size());
-              return L;
-            },
-            cat("x[", i, "]"));
+      check(
+          gx[i],
+          [&](double d) {
+            x[i] = keep + float(d);
+            be.upload(xd, x.data(), x.size());
+            const double L = loss_();
+            x[i] = keep;
+            be.upload(xd, x.data(), x.size());
+            return L;
+          },
+          cat("x[", i, "]"));
     }
   }
 

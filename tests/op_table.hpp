@@ -40,9 +40,9 @@ struct Out {
 };
 
 struct Case {
-  std::string shape;         // for failure messages
+  std::string shape;  // for failure messages
   double atol = 1e-6, rtol = 1e-5;
-  bool big = false;          // a real model size: too slow for the CPU-only sanity run
+  bool big = false;  // a real model size: too slow for the CPU-only sanity run
   std::function<std::vector<Out>(Backend&, uint64_t seed)> run;
 };
 
@@ -76,7 +76,9 @@ class Arena {
     return p;
   }
   float* zeros(size_t n) { return put(Floats(n, 0.f)); }
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) { return testutil::normal_values(rng_, n, mean, stddev); }
+  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
+    return testutil::normal_values(rng_, n, mean, stddev);
+  }
   Floats uniform(size_t n, float lo, float hi) { return testutil::uniform_values(rng_, n, lo, hi); }
   Ints ints(size_t n, int32_t lo, int32_t hi) { return testutil::int_values(rng_, n, lo, hi); }  // inclusive
   Out get(const std::string& name, const float* p, size_t n) {
@@ -213,8 +215,8 @@ inline Case batchnorm_case(int N, int C, int S, float eps, Act act, bool sync, b
     float* rm = a.put(a.normal(nc));
     float* rv = a.put(a.uniform(nc, 0.5f, 2.f));
     if (sync)
-      be.batchnorm_forward_train_sync(N, C, S, eps, 0.1f, x, gamma, beta, y, mean, invstd, rm, rv,
-                                      single_rank_reduce(), act, 0.2f);
+      be.batchnorm_forward_train_sync(N, C, S, eps, 0.1f, x, gamma, beta, y, mean, invstd, rm, rv, single_rank_reduce(),
+                                      act, 0.2f);
     else
       be.batchnorm_forward_train(N, C, S, eps, 0.1f, x, gamma, beta, y, mean, invstd, rm, rv, act, 0.2f);
     std::vector<Out> out{a.get("y", y, n), a.get("save_mean", mean, nc), a.get("save_invstd", invstd, nc),
@@ -240,17 +242,16 @@ inline Case batchnorm_case(int N, int C, int S, float eps, Act act, bool sync, b
 inline Case conv_case(const ConvShape& s, Act act, bool big = false) {
   Case c;
   c.shape = "N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) + " " + dims({s.H, s.W}) +
-            " K=" + std::to_string(s.K) + " kernel " + dims({s.R, s.S}) + " stride " +
-            dims({s.stride_h, s.stride_w}) + " pad " + dims({s.pad_h, s.pad_w}) + " act " +
-            std::to_string(static_cast<int>(act));
+            " K=" + std::to_string(s.K) + " kernel " + dims({s.R, s.S}) + " stride " + dims({s.stride_h, s.stride_w}) +
+            " pad " + dims({s.pad_h, s.pad_w}) + " act " + std::to_string(static_cast<int>(act));
   // Each output is a sum of L products (forward C*R*S, data about K*R*S/strides, filter N*P*Q):
   // within 1e-5 + 2e-6 sqrt(L) sum|terms| of the CPU's (cuDNN's algorithms sum in other orders,
   // some through transforms), sum|terms| taken as its expectation L E|a||b| (x, gy ~ N(0,1),
   // w ~ N(0, 0.25): E|x||w| = 0.32, E|x||gy| = 0.64).
   const auto sum_tol = [](double L, double e_ab) { return 1e-5 + 2e-6 * std::sqrt(L) * L * e_ab; };
   const double L_fwd = static_cast<double>(s.C) * s.R * s.S;
-  const double L_data = static_cast<double>(s.K) * ((s.R + s.stride_h - 1) / s.stride_h) *
-                        ((s.S + s.stride_w - 1) / s.stride_w);
+  const double L_data =
+      static_cast<double>(s.K) * ((s.R + s.stride_h - 1) / s.stride_h) * ((s.S + s.stride_w - 1) / s.stride_w);
   const double L_filt = static_cast<double>(s.N) * s.P() * s.Q();
   const double tol_y = sum_tol(L_fwd, 0.32), tol_gx = sum_tol(L_data, 0.32), tol_gw = sum_tol(L_filt, 0.64);
   c.atol = 1e-5, c.rtol = 1e-5, c.big = big;
@@ -285,9 +286,9 @@ inline Case conv_case(const ConvShape& s, Act act, bool big = false) {
 
 inline Case pool_case(Pool k, const PoolShape& s, bool big = false) {
   Case c;
-  c.shape = std::string(k == Pool::avg ? "avg" : "max") + " N=" + std::to_string(s.N) + " C=" +
-            std::to_string(s.C) + " " + dims({s.H, s.W}) + " window " + dims({s.R, s.S}) + " stride " +
-            dims({s.stride_h, s.stride_w}) + " pad " + dims({s.pad_h, s.pad_w});
+  c.shape = std::string(k == Pool::avg ? "avg" : "max") + " N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) +
+            " " + dims({s.H, s.W}) + " window " + dims({s.R, s.S}) + " stride " + dims({s.stride_h, s.stride_w}) +
+            " pad " + dims({s.pad_h, s.pad_w});
   c.atol = 1e-6, c.rtol = 4e-6, c.big = big;
   c.run = [=](Backend& be, uint64_t seed) {
     Arena a(be, seed);
@@ -352,8 +353,8 @@ inline Case one_hot_case(int B, int K) {
 
 inline Case loss_case(LossKind k, int n, float target, float weight) {
   Case c;
-  c.shape = "loss " + std::to_string(static_cast<int>(k)) + " n=" + std::to_string(n) +
-            " target=" + std::to_string(target);
+  c.shape =
+      "loss " + std::to_string(static_cast<int>(k)) + " n=" + std::to_string(n) + " target=" + std::to_string(target);
   c.atol = 1e-6, c.rtol = 1e-5;
   c.run = [=](Backend& be, uint64_t seed) {
     Arena a(be, seed);
@@ -491,8 +492,7 @@ inline Case memory_case(size_t n) {
     be.upload(x, h.data(), n);
     int32_t* xi = a.put(Ints(n, 0));
     be.upload_int(xi, hi.data(), n);
-    std::vector<Out> out{Arena::exact(a.get("upload/download", x, n)),
-                         a.get_int("upload_int/download_int", xi, n)};
+    std::vector<Out> out{Arena::exact(a.get("upload/download", x, n)), a.get_int("upload_int/download_int", xi, n)};
     float* y = a.zeros(n);
     be.copy(y, x, n);
     out.push_back(Arena::exact(a.get("copy", y, n)));
@@ -605,8 +605,8 @@ inline Case spectral_norm_case(int rows, int cols) {
 
 inline Case augment_case(int B, int C, int H, int W, bool color, bool translation, bool cutout, bool big = false) {
   Case c;
-  c.shape = dims({B, C, H, W}) + (color ? " color" : "") + (translation ? " translation" : "") +
-            (cutout ? " cutout" : "");
+  c.shape =
+      dims({B, C, H, W}) + (color ? " color" : "") + (translation ? " translation" : "") + (cutout ? " cutout" : "");
   c.atol = 1e-5, c.rtol = 1e-5, c.big = big;
   c.run = [=](Backend& be, uint64_t seed) {
     Arena a(be, seed);
@@ -635,15 +635,16 @@ inline Case augment_case(int B, int C, int H, int W, bool color, bool translatio
 // 2x2 / 2 output conv, D's 5x5 convs at 96x96 and 48x48 with their 2x2 average pools).
 inline std::vector<Entry> op_table() {
   std::vector<Entry> t;
-  t.push_back({{"upload", "download", "upload_int", "download_int", "fill", "copy"}, {OpKind::transfer, OpKind::copy},
+  t.push_back({{"upload", "download", "upload_int", "download_int", "fill", "copy"},
+               {OpKind::transfer, OpKind::copy},
                {memory_case(1), memory_case(257), memory_case(100003)}});
   t.push_back({{"gemm"},
                {OpKind::gemm},
                {gemm_case(false, false, 7, 13, 5, 1.f, 0.f), gemm_case(true, false, 17, 3, 29, 0.5f, 1.f),
                 gemm_case(false, true, 1, 33, 65, -1.f, 0.25f), gemm_case(true, true, 31, 1, 2, 2.f, 0.f),
-                gemm_case(false, false, 64, 128, 110, 1.f, 0.f, true),   // mnist_mlp G layer 1
-                gemm_case(false, true, 64, 784, 128, 1.f, 0.f, true),    // G layer 2 (weights [784,128])
-                gemm_case(true, false, 110, 128, 64, 1.f, 1.f, true),    // its weight gradient
+                gemm_case(false, false, 64, 128, 110, 1.f, 0.f, true),     // mnist_mlp G layer 1
+                gemm_case(false, true, 64, 784, 128, 1.f, 0.f, true),      // G layer 2 (weights [784,128])
+                gemm_case(true, false, 110, 128, 64, 1.f, 1.f, true),      // its weight gradient
                 gemm_case(false, false, 64, 110, 128, 1.f, 0.f, true)}});  // its input gradient
   t.push_back({{"bias_act_forward", "bias_act_backward"},
                {OpKind::act_fwd, OpKind::act_bwd},
@@ -656,12 +657,13 @@ inline std::vector<Entry> op_table() {
                {OpKind::bn_fwd, OpKind::bn_bwd},
                {batchnorm_case(2, 3, 1, 1e-5f, Act::none, false), batchnorm_case(5, 7, 11, 0.8f, Act::relu, false),
                 batchnorm_case(3, 1, 257, 1e-5f, Act::leaky_relu, false),
-                batchnorm_case(64, 128, 1, 0.8f, Act::leaky_relu, false, true),  // mnist_mlp
+                batchnorm_case(64, 128, 1, 0.8f, Act::leaky_relu, false, true),    // mnist_mlp
                 batchnorm_case(64, 15, 192 * 192, 1e-5f, Act::relu, false, true),  // anime_conv G
                 batchnorm_case(64, 50, 192 * 192, 1e-5f, Act::relu, false, true)}});
-  t.push_back({{"batchnorm_forward_train_sync", "batchnorm_backward_sync"},
-               {OpKind::bn_fwd, OpKind::bn_bwd},
-               {batchnorm_case(3, 5, 7, 1e-5f, Act::tanh, true), batchnorm_case(64, 128, 1, 0.8f, Act::none, true, true)}});
+  t.push_back(
+      {{"batchnorm_forward_train_sync", "batchnorm_backward_sync"},
+       {OpKind::bn_fwd, OpKind::bn_bwd},
+       {batchnorm_case(3, 5, 7, 1e-5f, Act::tanh, true), batchnorm_case(64, 128, 1, 0.8f, Act::none, true, true)}});
   t.push_back({{"conv2d_forward", "conv2d_backward_data", "conv2d_backward_filter", "conv2d_workspace"},
                {OpKind::conv_fwd, OpKind::conv_bwd_data, OpKind::conv_bwd_filter},
                {conv_case(conv_shape(3, 4, 17, 13, 15, 5, 3, 2, 2, 2, 1), Act::none),
@@ -669,10 +671,10 @@ inline std::vector<Entry> op_table() {
                 conv_case(conv_shape(1, 50, 7, 7, 3, 7, 7, 1, 1, 0, 0), Act::tanh),
                 conv_case(conv_shape(5, 1, 9, 9, 1, 1, 1, 1, 1, 0, 0), Act::sigmoid),
                 conv_case(conv_shape(1, 4, 5, 6, 4, 2, 2, 3, 2, 1, 1), Act::relu),
-                conv_case(conv_shape(64, 15, 192, 192, 50, 3, 3, 1, 1, 1, 1), Act::none, true),  // G conv 1
-                conv_case(conv_shape(64, 50, 192, 192, 25, 3, 3, 1, 1, 1, 1), Act::none, true),  // G conv 2
-                conv_case(conv_shape(64, 25, 192, 192, 3, 2, 2, 2, 2, 0, 0), Act::tanh, true),   // G output
-                conv_case(conv_shape(64, 4, 96, 96, 32, 5, 5, 1, 1, 2, 2), Act::leaky_relu, true),  // D conv 1
+                conv_case(conv_shape(64, 15, 192, 192, 50, 3, 3, 1, 1, 1, 1), Act::none, true),         // G conv 1
+                conv_case(conv_shape(64, 50, 192, 192, 25, 3, 3, 1, 1, 1, 1), Act::none, true),         // G conv 2
+                conv_case(conv_shape(64, 25, 192, 192, 3, 2, 2, 2, 2, 0, 0), Act::tanh, true),          // G output
+                conv_case(conv_shape(64, 4, 96, 96, 32, 5, 5, 1, 1, 2, 2), Act::leaky_relu, true),      // D conv 1
                 conv_case(conv_shape(64, 32, 48, 48, 64, 5, 5, 1, 1, 2, 2), Act::leaky_relu, true)}});  // D conv 2
   t.push_back({{"pool2d_forward", "pool2d_backward"},
                {OpKind::pool_fwd, OpKind::pool_bwd},
@@ -686,12 +688,12 @@ inline std::vector<Entry> op_table() {
                 fuse_case(Fusion::embed_multiply, 9, 17, 17, 4), fuse_case(Fusion::concat, 64, 100, 10, 10)}});
   for (int B : {1, 7, 300})
     for (int K : {1, 3, 10}) t.back().cases.push_back(one_hot_case(B, K));
-  t.push_back({{"loss_fused", "softmax_xent"},
-               {OpKind::loss},
-               {loss_case(LossKind::log, 1, 1.f, 0.5f), loss_case(LossKind::log, 1001, 0.f, 1.f),
-                loss_case(LossKind::squared, 63, 1.f, 0.5f), loss_case(LossKind::hinge, 65, -1.f, 1.f),
-                loss_case(LossKind::linear, 64, 1.f, 1.f), softmax_case(3, 7), softmax_case(64, 10),
-                softmax_case(1, 1)}});
+  t.push_back(
+      {{"loss_fused", "softmax_xent"},
+       {OpKind::loss},
+       {loss_case(LossKind::log, 1, 1.f, 0.5f), loss_case(LossKind::log, 1001, 0.f, 1.f),
+        loss_case(LossKind::squared, 63, 1.f, 0.5f), loss_case(LossKind::hinge, 65, -1.f, 1.f),
+        loss_case(LossKind::linear, 64, 1.f, 1.f), softmax_case(3, 7), softmax_case(64, 10), softmax_case(1, 1)}});
   t.push_back({{"adam"}, {OpKind::adam}, {adam_case(1, false), adam_case(1027, true)}});
   t.push_back({{"ema_update"}, {OpKind::ema}, {ema_case(33, 5, 1, false), ema_case(1001, 0, 3, true)}});
   t.push_back({{"rand_normal", "rand_uniform", "rand_below", "permutation"},
@@ -716,12 +718,12 @@ inline std::vector<Entry> op_table() {
   t.push_back({{"spectral_norm_vec", "spectral_norm_scale", "spectral_norm_grad"},
                {OpKind::spectral_norm},
                {spectral_norm_case(1, 1), spectral_norm_case(7, 13), spectral_norm_case(128, 794)}});
-  t.push_back({{"augment_forward", "augment_backward"},
-               {OpKind::augment},
-               {augment_case(2, 1, 7, 9, true, false, false), augment_case(3, 3, 11, 5, false, true, true),
-                augment_case(5, 2, 8, 8, true, true, true),
-                augment_case(64, 1, 28, 28, true, true, true, true),    // mnist
-                augment_case(64, 3, 96, 96, true, true, true, true)}});  // anime
+  t.push_back(
+      {{"augment_forward", "augment_backward"},
+       {OpKind::augment},
+       {augment_case(2, 1, 7, 9, true, false, false), augment_case(3, 3, 11, 5, false, true, true),
+        augment_case(5, 2, 8, 8, true, true, true), augment_case(64, 1, 28, 28, true, true, true, true),  // mnist
+        augment_case(64, 3, 96, 96, true, true, true, true)}});                                           // anime
   return t;
 }
 

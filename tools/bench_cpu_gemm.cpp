@@ -32,8 +32,8 @@ int main() {
       for (auto& x : A) x = u(rng);
       for (auto& x : B) x = u(rng);
       auto run = [&] {
-        cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.M, s.N,
-                    s.K, 1.f, A.data(), s.ta ? s.M : s.K, B.data(), s.tb ? s.K : s.N, 0.f, C.data(), s.N);
+        cblas_sgemm(CblasRowMajor, s.ta ? CblasTrans : CblasNoTrans, s.tb ? CblasTrans : CblasNoTrans, s.M, s.N, s.K,
+                    1.f, A.data(), s.ta ? s.M : s.K, B.data(), s.tb ? s.K : s.N, 0.f, C.data(), s.N);
       };
       for (int i = 0; i < 20; ++i) run();
       const int reps = 400;

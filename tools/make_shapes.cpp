@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   const long size = argc > 3 ? arg(argv[3], "SIZE", 4, 1024) : 16;
   const long seed = argc > 4 ? arg(argv[4], "SEED", 0, 1L << 62) : 0;
   try {
-    cgan::write_shapes_folder(argv[1], static_cast<int>(per_class), static_cast<int>(size), static_cast<uint64_t>(seed));
+    cgan::write_shapes_folder(argv[1], static_cast<int>(per_class), static_cast<int>(size),
+                              static_cast<uint64_t>(seed));
   } catch (const cgan::Error& e) {
     std::fprintf(stderr, "cgan_make_shapes: %s\n", e.what());
     return 1;

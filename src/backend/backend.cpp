@@ -208,8 +208,8 @@ void Backend::batchnorm_forward_train(int N, int C, int S, float eps, float mome
                                act, slope);
 }
 void Backend::batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma,
-                                     const float* beta, const float* run_mean, const float* run_var, float* y,
-                                     Act act, float slope) {
+                                     const float* beta, const float* run_mean, const float* run_var, float* y, Act act,
+                                     float slope) {
   CGAN_CHECK(N >= 0 && C > 0 && S > 0, "batchnorm: bad shape N=", N, " C=", C, " S=", S);
   CGAN_CHECK(eps > 0.f, "batchnorm: eps must be positive");
   if (N == 0) return;
@@ -242,9 +242,9 @@ void Backend::batchnorm_forward_train_sync(int N, int C, int S, float eps, float
   batchnorm_forward_train_sync_impl(N, C, S, eps, momentum, x, gamma, beta, y, save_mean, save_invstd, run_mean,
                                     run_var, sync, act, slope);
 }
-void Backend::batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma,
-                                      const float* save_mean, const float* save_invstd, const float* gy, float* gx,
-                                      float* ggamma, float* gbeta, RankReduce& sync) {
+void Backend::batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                                      const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta,
+                                      RankReduce& sync) {
   CGAN_CHECK(N > 0 && C > 0 && S > 0, "batchnorm_sync: bad shape N=", N, " C=", C, " S=", S);
   CGAN_CHECK(sync.ranks() >= 1, "batchnorm_sync: bad rank count ", sync.ranks());
   CGAN_CHECK(x && gamma && save_mean && save_invstd && gy && gx, "batchnorm_backward_sync: null pointer");
@@ -253,10 +253,10 @@ void Backend::batchnorm_backward_sync(int N, int C, int S, const float* x, const
 }
 
 static void check_conv(const char* op, const ConvShape& s) {
-  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0, op,
-             ": bad shape N=", s.N, " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " R=", s.R, " S=", s.S);
-  CGAN_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0, op, ": bad stride ",
-             s.stride_h, "x", s.stride_w, " or padding ", s.pad_h, "x", s.pad_w);
+  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0, op, ": bad shape N=", s.N,
+             " C=", s.C, " H=", s.H, " W=", s.W, " K=", s.K, " R=", s.R, " S=", s.S);
+  CGAN_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0, op, ": bad stride ", s.stride_h, "x",
+             s.stride_w, " or padding ", s.pad_h, "x", s.pad_w);
   CGAN_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S, op, ": kernel ", s.R, "x", s.S,
              " larger than the padded input ", s.H + 2 * s.pad_h, "x", s.W + 2 * s.pad_w);
 }
@@ -264,8 +264,8 @@ size_t Backend::conv2d_workspace(const ConvShape& s) {
   check_conv("conv2d_workspace", s);
   return conv2d_workspace_impl(s);
 }
-void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
-                             float* ws, Act act, float slope) {
+void Backend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, float* ws,
+                             Act act, float slope) {
   check_conv("conv2d_forward", s);
   CGAN_CHECK(x && w && y, "conv2d_forward: null pointer");
   const OpTimer timer(op_profile_, OpKind::conv_fwd);
@@ -286,8 +286,8 @@ void Backend::conv2d_backward_filter(const ConvShape& s, const float* x, const f
 }
 static void check_pool(const char* op, Pool k, const PoolShape& s) {
   CGAN_CHECK(k == Pool::avg || k == Pool::max, op, ": unknown pooling kind");
-  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0, op, ": bad shape N=", s.N,
-             " C=", s.C, " H=", s.H, " W=", s.W, " window ", s.R, "x", s.S);
+  CGAN_CHECK(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.R > 0 && s.S > 0, op, ": bad shape N=", s.N, " C=", s.C,
+             " H=", s.H, " W=", s.W, " window ", s.R, "x", s.S);
   CGAN_CHECK(s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0, op, ": bad stride or padding");
   CGAN_CHECK(2 * s.pad_h <= s.R && 2 * s.pad_w <= s.S, op, ": padding must be at most half the window");
   CGAN_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S, op, ": window ", s.R, "x", s.S,
@@ -299,8 +299,7 @@ void Backend::pool2d_forward(Pool k, const PoolShape& s, const float* x, float* 
   const OpTimer timer(op_profile_, OpKind::pool_fwd);
   pool2d_forward_impl(k, s, x, y);
 }
-void Backend::pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
-                              float* gx) {
+void Backend::pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy, float* gx) {
   check_pool("pool2d_backward", k, s);
   CGAN_CHECK(x && y && gy && gx, "pool2d_backward: null pointer");
   const OpTimer timer(op_profile_, OpKind::pool_bwd);
@@ -309,8 +308,8 @@ void Backend::pool2d_backward(Pool k, const PoolShape& s, const float* x, const 
 
 static void check_fusion(const char* op, Fusion f, int B, int in, int E) {
   CGAN_CHECK(B >= 0 && in >= 0 && E >= 0, op, ": negative size B=", B, " in=", in, " E=", E);
-  CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op,
-             ": unknown fusion ", static_cast<int>(f));
+  CGAN_CHECK(f == Fusion::concat || f == Fusion::embed_concat || f == Fusion::embed_multiply, op, ": unknown fusion ",
+             static_cast<int>(f));
   CGAN_CHECK(f != Fusion::embed_multiply || E == in, op, ": embed_multiply needs E == in, got E=", E, " in=", in);
 }
 
@@ -393,8 +392,7 @@ void Backend::rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t of
   const OpTimer timer(op_profile_, OpKind::rng);
   rand_normal_impl(n, seed, stream, offset, mean, stddev, out);
 }
-void Backend::rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
-                           float* out) {
+void Backend::rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi, float* out) {
   if (n == 0) return;
   CGAN_CHECK(out, "rand_uniform: null out");
   const OpTimer timer(op_profile_, OpKind::rng);
@@ -530,12 +528,11 @@ size_t check_augment(const AugmentSpec& a, int B, const char* op) {
   CGAN_CHECK(a.C > 0 && a.H > 0 && a.W > 0, op, ": bad image shape C=", a.C, " H=", a.H, " W=", a.W);
   const size_t n = static_cast<size_t>(a.C) * a.H * a.W;
   CGAN_CHECK(n <= static_cast<size_t>(INT32_MAX), op, ": image of ", n, " values is too large");
-  CGAN_CHECK(a.translation_ratio >= 0.f && a.translation_ratio <= 1.f && a.cutout_ratio >= 0.f &&
-                 a.cutout_ratio <= 1.f,
+  CGAN_CHECK(a.translation_ratio >= 0.f && a.translation_ratio <= 1.f && a.cutout_ratio >= 0.f && a.cutout_ratio <= 1.f,
              op, ": translation and cutout ratios must lie in [0, 1], got ", a.translation_ratio, " and ",
              a.cutout_ratio);
-  CGAN_CHECK(std::isfinite(a.center) && std::isfinite(a.half) && a.half > 0.f, op,
-             ": bad data range (center ", a.center, ", half width ", a.half, ")");
+  CGAN_CHECK(std::isfinite(a.center) && std::isfinite(a.half) && a.half > 0.f, op, ": bad data range (center ",
+             a.center, ", half width ", a.half, ")");
   return n;
 }
 bool overlap(const float* a, size_t na, const float* b, size_t nb) { return a < b + nb && b < a + na; }
@@ -549,7 +546,8 @@ void Backend::augment_forward(const AugmentSpec& a, int B, uint64_t seed, RngStr
   const size_t total = n * static_cast<size_t>(B);
   const size_t np = static_cast<size_t>(B) * kAugmentParams;
   CGAN_CHECK(!overlap(x, total, y, total), "augment_forward: x and y overlap (the op is not in place)");
-  CGAN_CHECK(!overlap(params, np, x, total) && !overlap(params, np, y, total), "augment_forward: params overlaps x or y");
+  CGAN_CHECK(!overlap(params, np, x, total) && !overlap(params, np, y, total),
+             "augment_forward: params overlaps x or y");
   const OpTimer timer(op_profile_, OpKind::augment);
   augment_forward_impl(a, B, seed, stream, offset, x, y, params);
 }
@@ -557,7 +555,8 @@ void Backend::augment_backward(const AugmentSpec& a, int B, const float* params,
   const size_t n = check_augment(a, B, "augment_backward");
   if (B == 0) return;
   CGAN_CHECK(params && gy && gx, "augment_backward: null pointer");
-  CGAN_CHECK(!overlap(gy, n * static_cast<size_t>(B), gx, n * static_cast<size_t>(B)), "augment_backward: gy and gx overlap (the op is not in place)");
+  CGAN_CHECK(!overlap(gy, n * static_cast<size_t>(B), gx, n * static_cast<size_t>(B)),
+             "augment_backward: gy and gx overlap (the op is not in place)");
   const OpTimer timer(op_profile_, OpKind::augment);
   augment_backward_impl(a, B, params, gy, gx);
 }

@@ -48,7 +48,6 @@ struct Fd {
 
 }  // namespace
 
-
 void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chunks) {
   if (path.empty()) throw Error("write: empty output path");
   const std::string tmp = cat(path, ".tmp.", static_cast<long>(::getpid()));
@@ -90,7 +89,6 @@ void write_file_atomic(const std::string& path, const std::vector<ByteSpan>& chu
     ::close(dfd);
   }
 }
-
 
 static const char* file_kind(mode_t m) {
   if (S_ISDIR(m)) return "directory";
@@ -152,10 +150,14 @@ bool valid_utf8(const std::string& s) {
     }
     int len = 0;
     unsigned cp = 0, min = 0;
-    if ((c & 0xe0) == 0xc0) len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) len = 3, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) len = 4, cp = c & 0x07, min = 0x10000;
-    else return false;
+    if ((c & 0xe0) == 0xc0)
+      len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+      len = 3, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0)
+      len = 4, cp = c & 0x07, min = 0x10000;
+    else
+      return false;
     if (i + static_cast<size_t>(len) > n) return false;
     for (int k = 1; k < len; ++k) {
       if ((p[i + k] & 0xc0) != 0x80) return false;

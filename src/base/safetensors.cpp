@@ -26,7 +26,7 @@ namespace cgan {
 namespace {
 
 constexpr uint64_t kMaxHeader = 100000000;  // same cap as the reference implementation
-constexpr int kMaxJsonDepth = 16;            // a valid header nests 3 deep
+constexpr int kMaxJsonDepth = 16;           // a valid header nests 3 deep
 
 // A string as JSON would write it (quoted, control characters escaped): safe inside a one-line
 // message whatever a hostile file put in a tensor name.
@@ -77,7 +77,7 @@ struct HeaderProblem {
 // The header's shape, checked event by event without building a DOM (see read_safetensors).
 struct HeaderScan : nlohmann::json_sax<nlohmann::json> {
   std::vector<std::unordered_set<std::string>> keys;  // one per open container (empty for arrays)
-  size_t top_level = 0;  // keys of the outermost object
+  size_t top_level = 0;                               // keys of the outermost object
 
   void nest() {
     if (keys.size() > static_cast<size_t>(kMaxJsonDepth))
@@ -199,8 +199,10 @@ void write_safetensors(const std::string& path, const SafeTensors& st) {
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(h.size()) >> (8 * i));
   std::vector<ByteSpan> chunks{{len, 8}, {h.data(), h.size()}};
   for (const NamedTensor& t : st.tensors) {
-    if (t.dtype == DType::i64) chunks.push_back({t.ints.data(), t.ints.size() * sizeof(int64_t)});
-    else chunks.push_back({t.data.data(), t.data.size() * sizeof(float)});
+    if (t.dtype == DType::i64)
+      chunks.push_back({t.ints.data(), t.ints.size() * sizeof(int64_t)});
+    else
+      chunks.push_back({t.data.data(), t.data.size() * sizeof(float)});
   }
   write_file_atomic(path, chunks);
 }
@@ -227,7 +229,8 @@ SafeTensors read_safetensors(const std::string& path) {
   for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(len[i]) << (8 * i);
   if (n > kMaxHeader) throw bad(cat("header length ", n, " is larger than the limit of ", kMaxHeader, " bytes"));
   if (n > file_size - 8)
-    throw bad(cat("header length ", n, " exceeds the ", file_size - 8, " bytes after the length field (truncated file?)"));
+    throw bad(
+        cat("header length ", n, " exceeds the ", file_size - 8, " bytes after the length field (truncated file?)"));
   if (n < 2) throw bad(cat("header length ", n, " is too small for a JSON object"));
   std::string h(static_cast<size_t>(n), '\0');
   read_or_throw(h.data(), h.size(), 8, "header");
@@ -241,8 +244,10 @@ SafeTensors read_safetensors(const std::string& path) {
   nlohmann::json header;
   try {
     HeaderScan scan;
-    if (nlohmann::json::sax_parse(h, &scan)) header = nlohmann::json::parse(h);
-    else header = nlohmann::json::parse(h);  // not JSON: throws, with the parser's own words
+    if (nlohmann::json::sax_parse(h, &scan))
+      header = nlohmann::json::parse(h);
+    else
+      header = nlohmann::json::parse(h);  // not JSON: throws, with the parser's own words
   } catch (const HeaderProblem& p) {
     throw bad(p.what);
   } catch (const nlohmann::json::exception& e) {
@@ -298,8 +303,7 @@ SafeTensors read_safetensors(const std::string& path) {
       overflow = overflow || mul_overflows(count, u, &count);
     }
     uint64_t bytes = 0;
-    if (overflow || mul_overflows(count, elem, &bytes))
-      throw bad(cat(tn, ": the shape's size overflows"));
+    if (overflow || mul_overflows(count, elem, &bytes)) throw bad(cat(tn, ": the shape's size overflows"));
     auto off = v.find("data_offsets");
     if (off == v.end()) throw bad(cat(tn, " has no \"data_offsets\""));
     if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned())
@@ -330,8 +334,8 @@ SafeTensors read_safetensors(const std::string& path) {
     cursor = e.end;
   }
   if (cursor != buffer)
-    throw bad(cat(buffer - cursor, " trailing bytes after the last tensor (buffer is ", buffer, " bytes, tensors cover ",
-                  cursor, ")"));
+    throw bad(cat(buffer - cursor, " trailing bytes after the last tensor (buffer is ", buffer,
+                  " bytes, tensors cover ", cursor, ")"));
 
   st.tensors.reserve(entries.size());
   for (Entry& e : entries) {

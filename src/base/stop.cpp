@@ -62,7 +62,8 @@ int stop_requested() { return g_stop.load(); }
 std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
 void throw_if_stopped(const std::string& when) {
-  if (const int sig = stop_requested()) throw Stopped(cat("stopped by ", signal_name(sig), " ", when, "; nothing was written"));
+  if (const int sig = stop_requested())
+    throw Stopped(cat("stopped by ", signal_name(sig), " ", when, "; nothing was written"));
 }
 
 }  // namespace cgan

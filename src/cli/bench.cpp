@@ -24,15 +24,24 @@ int cmd_bench(Args& a) {
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("bench");
-    if (f == "--config") config_path = a.value(f);
-    else if (f == "--per-op") per_op = true;
-    else if (f == "--json") json_path = a.value(f);
-    else if (f == "--set") sets.push_back(a.value(f));
-    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
-    else if (f == "--batch") batch = parse_count(f, a.value(f), 1, 1 << 20);
-    else if (f == "--repeats") repeats = parse_count(f, a.value(f), 1, 1000);
-    else if (f == "--device") device = a.value(f);
-    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+    if (f == "--config")
+      config_path = a.value(f);
+    else if (f == "--per-op")
+      per_op = true;
+    else if (f == "--json")
+      json_path = a.value(f);
+    else if (f == "--set")
+      sets.push_back(a.value(f));
+    else if (f == "--steps")
+      steps = parse_count(f, a.value(f), 1, 1000000);
+    else if (f == "--batch")
+      batch = parse_count(f, a.value(f), 1, 1 << 20);
+    else if (f == "--repeats")
+      repeats = parse_count(f, a.value(f), 1, 1000);
+    else if (f == "--device")
+      device = a.value(f);
+    else
+      throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (config_path.empty()) throw Usage("bench: --config FILE is required");
   if (batch > 0) sets.push_back(cat("train.batch_size=", batch));
@@ -71,12 +80,12 @@ int cmd_bench(Args& a) {
     std::snprintf(b, sizeof b, "%.4f", v);
     return std::string(b);
   };
-  const std::string json =
-      cat("{\"config\": \"", cfg.name, "\", \"device\": \"", be->name(), "\", \"batch\": ", cfg.train.batch_size,
-          ", \"steps\": ", steps, ", \"repeats\": ", repeats, ", \"ms_per_iter\": ", ms4(ms[ms.size() / 2]),
-          ", \"min_ms\": ", ms4(ms.front()), ", \"max_ms\": ", ms4(ms.back()),
-          ", \"cuda_graph\": ", t.graph_active() ? "true" : "false",
-          ", \"device_mem_mib\": ", mem < 0 ? std::string("null") : cat(static_cast<long long>(mem)), per_op_json, "}\n");
+  const std::string json = cat(
+      "{\"config\": \"", cfg.name, "\", \"device\": \"", be->name(), "\", \"batch\": ", cfg.train.batch_size,
+      ", \"steps\": ", steps, ", \"repeats\": ", repeats, ", \"ms_per_iter\": ", ms4(ms[ms.size() / 2]),
+      ", \"min_ms\": ", ms4(ms.front()), ", \"max_ms\": ", ms4(ms.back()),
+      ", \"cuda_graph\": ", t.graph_active() ? "true" : "false",
+      ", \"device_mem_mib\": ", mem < 0 ? std::string("null") : cat(static_cast<long long>(mem)), per_op_json, "}\n");
   if (g_comm && g_comm->rank() != 0) return 0;  // rank 0 reports
   std::fputs(json.c_str(), stdout);
   if (!json_path.empty()) {

@@ -17,16 +17,25 @@ int cmd_classifier(Args& a) {
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("classifier");
-    if (f == "--data") kind = a.value(f);
-    else if (f == "--size") size = parse_count(f, a.value(f), 16, 1024);
-    else if (f == "--config") config_path = a.value(f);
-    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000000);
-    else if (f == "--out") out = a.value(f);
-    else if (f == "--data-dir") data_dir = a.value(f);
-    else if (f == "--device") device = check_device(a.value(f));
-    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+    if (f == "--data")
+      kind = a.value(f);
+    else if (f == "--size")
+      size = parse_count(f, a.value(f), 16, 1024);
+    else if (f == "--config")
+      config_path = a.value(f);
+    else if (f == "--steps")
+      steps = parse_count(f, a.value(f), 1, 1000000000);
+    else if (f == "--out")
+      out = a.value(f);
+    else if (f == "--data-dir")
+      data_dir = a.value(f);
+    else if (f == "--device")
+      device = check_device(a.value(f));
+    else
+      throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
-  if (kind.empty() && config_path.empty()) throw Usage("classifier: give --data mnist|fashion|anime (or --config FILE)");
+  if (kind.empty() && config_path.empty())
+    throw Usage("classifier: give --data mnist|fashion|anime (or --config FILE)");
   if (!kind.empty() && kind != "mnist" && kind != "fashion" && kind != "anime")
     throw Usage(cat("--data: expected mnist, fashion or anime, got '", kind, "'"));
   if (config_path.empty()) config_path = default_classifier_spec_path(kind);

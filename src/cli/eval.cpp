@@ -68,12 +68,12 @@ int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, cons
     j["classifier_eval"] = e.to_json();
     j["classifier"] = clf_path;
     j["classifier_test_accuracy"] = clf->test_accuracy();
-    clf_table = cat("classifier ", clf_path, " (hair colour, test accuracy ", clf->test_accuracy(), ") on ",
-                    real.count, " real test faces:\n", e.table());
+    clf_table = cat("classifier ", clf_path, " (hair colour, test accuracy ", clf->test_accuracy(), ") on ", real.count,
+                    " real test faces:\n", e.table());
   } else {
     for (int h = 0; h < static_cast<int>(default_hair_tags().size()); ++h) probed(h, n);
-    clf_table = cat("(no hair-colour classifier at ", clf_path, "; create one with: cgan_gpu classifier --data anime --size ",
-                    shape.height, ")\n");
+    clf_table = cat("(no hair-colour classifier at ", clf_path,
+                    "; create one with: cgan_gpu classifier --data anime --size ", shape.height, ")\n");
   }
   const AnimeEvalResult r = tally.result();
   j.update(r.to_json());
@@ -92,15 +92,24 @@ int cmd_eval(Args& a) {
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("eval");
-    if (f == "--checkpoint") ckpt = a.value(f);
-    else if (f == "--classifier") clf_path = a.value(f);
-    else if (f == "--count") count = parse_count(f, a.value(f), 2, 100000);
-    else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
-    else if (f == "--out") out_dir = a.value(f);
-    else if (f == "--data-dir") data_dir = a.value(f);
-    else if (f == "--no-ema") no_ema = true;
-    else if (f == "--device") device = check_device(a.value(f));
-    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+    if (f == "--checkpoint")
+      ckpt = a.value(f);
+    else if (f == "--classifier")
+      clf_path = a.value(f);
+    else if (f == "--count")
+      count = parse_count(f, a.value(f), 2, 100000);
+    else if (f == "--seed")
+      seed = parse_count(f, a.value(f), 0, (1LL << 62));
+    else if (f == "--out")
+      out_dir = a.value(f);
+    else if (f == "--data-dir")
+      data_dir = a.value(f);
+    else if (f == "--no-ema")
+      no_ema = true;
+    else if (f == "--device")
+      device = check_device(a.value(f));
+    else
+      throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (ckpt.empty()) throw Usage("eval: --checkpoint CKPT is required");
   const SafeTensors ck = read_safetensors(ckpt);
@@ -109,8 +118,8 @@ int cmd_eval(Args& a) {
   const DataShape& shape = info.shape;
   const bool anime = cfg.data.kind == DataKind::Kind::anime;
   if (!anime && !cfg.data.idx())
-    throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
-                    "\"; the evaluator scores image models (mnist, fashion, anime)"));
+    throw Error(
+        cat(ckpt, ": data.kind is \"", cfg.data.kind, "\"; the evaluator scores image models (mnist, fashion, anime)"));
   if (!net_is_conditional(cfg.generator) || shape.num_classes == 0)
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
   if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
@@ -140,10 +149,11 @@ int cmd_eval(Args& a) {
   j["classifier_test_accuracy"] = clf->test_accuracy();
   j["real_images"] = real.count;
   const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
-  std::printf("%s (step %lld, %s generator): %d generated images per label vs %d real test images; classifier %s "
-              "(test accuracy %.4f)\n%s",
-              ckpt.c_str(), step, generator_kind(!no_ema, ck), n, real.count, clf_path.c_str(), clf->test_accuracy(),
-              r.table().c_str());
+  std::printf(
+      "%s (step %lld, %s generator): %d generated images per label vs %d real test images; classifier %s "
+      "(test accuracy %.4f)\n%s",
+      ckpt.c_str(), step, generator_kind(!no_ema, ck), n, real.count, clf_path.c_str(), clf->test_accuracy(),
+      r.table().c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }

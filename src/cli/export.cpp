@@ -50,11 +50,16 @@ int cmd_export(Args& a) {
     if (is_help(f)) return print_command_help("export");
     const bool takes_value = f == "--checkpoint" || f == "--format" || f == "--out";
     if (takes_value && i + 1 >= args.size()) return usage_error(cat(f, ": missing value"));
-    if (f == "--checkpoint") ckpt = args[++i];
-    else if (f == "--format") format = args[++i];
-    else if (f == "--out") out = args[++i];
-    else if (f == "--no-ema") no_ema = true;
-    else return usage_error(cat("unknown option '", f, "' (see cgan_gpu export --help)"));
+    if (f == "--checkpoint")
+      ckpt = args[++i];
+    else if (f == "--format")
+      format = args[++i];
+    else if (f == "--out")
+      out = args[++i];
+    else if (f == "--no-ema")
+      no_ema = true;
+    else
+      return usage_error(cat("unknown option '", f, "' (see cgan_gpu export --help)"));
   }
   if (ckpt.empty()) return usage_error("--checkpoint CKPT is required");
   if (format.empty()) return usage_error("--format onnx|torchscript is required");

@@ -37,14 +37,14 @@ int main(int argc, char** argv) {
     static const struct {
       const char* name;
       int (*run)(Args&);
-    } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench}, {"classifier", cmd_classifier},
-                     {"eval", cmd_eval},     {"train", cmd_train},
-                     {"trace", cmd_trace},  {"plot", cmd_plot},
-                     {"export", cmd_export}};
+    } kCommands[] = {{"sample", cmd_sample}, {"bench", cmd_bench},  {"classifier", cmd_classifier},
+                     {"eval", cmd_eval},     {"train", cmd_train},  {"trace", cmd_trace},
+                     {"plot", cmd_plot},     {"export", cmd_export}};
     for (const auto& c : kCommands)
       if (first == c.name) {
         if (g_comm && first != "train" && first != "bench")
-          throw Usage(cat(first, ": runs in one process; start it without mpirun (only train and bench run on several ranks)"));
+          throw Usage(
+              cat(first, ": runs in one process; start it without mpirun (only train and bench run on several ranks)"));
         a.i = 1;
         return c.run(a);
       }

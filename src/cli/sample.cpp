@@ -27,26 +27,39 @@ int cmd_sample(Args& a) {
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("sample");
-    if (f == "--checkpoint") ckpt = a.value(f);
+    if (f == "--checkpoint")
+      ckpt = a.value(f);
     else if (f == "--labels") {
       labels = a.value(f), labels_given = true;
       const size_t n = static_cast<size_t>(std::count(labels.begin(), labels.end(), ',')) + 1;
       if (n > kMaxSampleImages)
         throw Usage(cat("--labels: ", n, " labels given, at most ", kMaxSampleImages, " (one image each)"));
-    }
-    else if (f == "--tags") tags = a.value(f), tags_given = true;
-    else if (f == "--label") label = a.value(f), label_given = true;  // a number or a class name: checked below
-    else if (f == "--count") count = parse_count(f, a.value(f), 1, kMaxSampleImages);
-    else if (f == "--seed") seed = parse_count(f, a.value(f), 0, (1LL << 62));
-    else if (f == "--out") out = a.value(f);
-    else if (f == "--save-tensors") save_tensors = a.value(f);
-    else if (f == "--no-ema") no_ema = true;
-    else if (f == "--interpolate") interpolate = true;
-    else if (f == "--rows") rows = parse_count(f, a.value(f), 1, 1000);
-    else if (f == "--steps") steps = parse_count(f, a.value(f), 2, 1000);
-    else if (f == "--dump-dir") dump_dir = a.value(f);
-    else if (f == "--device") device = a.value(f);
-    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+    } else if (f == "--tags")
+      tags = a.value(f), tags_given = true;
+    else if (f == "--label")
+      label = a.value(f), label_given = true;  // a number or a class name: checked below
+    else if (f == "--count")
+      count = parse_count(f, a.value(f), 1, kMaxSampleImages);
+    else if (f == "--seed")
+      seed = parse_count(f, a.value(f), 0, (1LL << 62));
+    else if (f == "--out")
+      out = a.value(f);
+    else if (f == "--save-tensors")
+      save_tensors = a.value(f);
+    else if (f == "--no-ema")
+      no_ema = true;
+    else if (f == "--interpolate")
+      interpolate = true;
+    else if (f == "--rows")
+      rows = parse_count(f, a.value(f), 1, 1000);
+    else if (f == "--steps")
+      steps = parse_count(f, a.value(f), 2, 1000);
+    else if (f == "--dump-dir")
+      dump_dir = a.value(f);
+    else if (f == "--device")
+      device = a.value(f);
+    else
+      throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (ckpt.empty()) throw Usage("sample: --checkpoint CKPT is required");
   if (labels_given && label_given) throw Usage("sample: give either --labels or --label, not both");
@@ -64,7 +77,8 @@ int cmd_sample(Args& a) {
   if ((rows > 0 || steps > 0) && !interpolate) throw Usage("sample: --rows and --steps go with --interpolate");
   if (interpolate || !dump_dir.empty()) {  // the grid of noise walks, or one PNG per image
     if (interpolate && !dump_dir.empty()) throw Usage("sample: give either --interpolate or --dump-dir, not both");
-    if (labels_given) throw Usage(cat("sample: ", interpolate ? "--interpolate" : "--dump-dir", " takes --label N, not --labels"));
+    if (labels_given)
+      throw Usage(cat("sample: ", interpolate ? "--interpolate" : "--dump-dir", " takes --label N, not --labels"));
     if (tags_given && !tagged)
       throw Usage("sample: --tags is for models trained on tagged image sets; this one takes labels");
     if (tagged && label_given) throw Usage("sample: this model is conditioned on tags: give --tags, not --label");
@@ -92,7 +106,8 @@ int cmd_sample(Args& a) {
     req.cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
     req.rows = (n + req.cols - 1) / req.cols;
   } else if (conditional) {
-    if (!labels_given && !label_given) throw Usage("sample: this model is conditional: give --labels LIST or --label N");
+    if (!labels_given && !label_given)
+      throw Usage("sample: this model is conditional: give --labels LIST or --label N");
     if (labels_given) {
       if (count >= 0) throw Usage("sample: --count goes with --label, not --labels");
       req.labels = parse_label_list(labels, shape.num_classes, shape.class_names);

@@ -25,7 +25,8 @@ int sample_dump(const SampleMode& m, SampleRequest req) {
     throw Error(cat("--label: label ", m.label, " is outside this model's classes 0..", shape.num_classes - 1));
   std::error_code ec;
   if (fs::exists(m.dump_dir, ec) && !(fs::is_directory(m.dump_dir, ec) && fs::is_empty(m.dump_dir, ec)))
-    throw Error(cat("--dump-dir: ", m.dump_dir, " is not an empty folder; choose a new one (a score over mixed files would mislead)"));
+    throw Error(cat("--dump-dir: ", m.dump_dir,
+                    " is not an empty folder; choose a new one (a score over mixed files would mislead)"));
   fs::create_directories(m.dump_dir, ec);
   if (ec) throw Error(cat("--dump-dir: ", m.dump_dir, ": cannot create: ", ec.message()));
   // labels: --label N for all, the given tags for all, else label i mod K (an even spread)
@@ -40,15 +41,19 @@ int sample_dump(const SampleMode& m, SampleRequest req) {
     req.noise_offset = static_cast<uint64_t>(i0) * m.info.cfg.noise_dim;
     req.count = c;
     for (int i = i0; i < i0 + c && K > 0; ++i) {
-      req.labels.push_back(tagged ? label_of_tags(t.data(), shape.vocab) : m.label >= 0 ? static_cast<int32_t>(m.label) : i % K);
+      req.labels.push_back(tagged         ? label_of_tags(t.data(), shape.vocab)
+                           : m.label >= 0 ? static_cast<int32_t>(m.label)
+                                          : i % K);
       req.tags.insert(req.tags.end(), t.begin(), t.end());
     }
     const SampleOutput o = generate_samples(*m.be, m.ck, m.ckpt, req);
     for (int k = 0; k < c; ++k) {
       const int i = i0 + k;
       char name[64];
-      if (K > 0) std::snprintf(name, sizeof name, "img_%06d_label_%d.png", i, o.labels[k]);
-      else std::snprintf(name, sizeof name, "img_%06d.png", i);
+      if (K > 0)
+        std::snprintf(name, sizeof name, "img_%06d_label_%d.png", i, o.labels[k]);
+      else
+        std::snprintf(name, sizeof name, "img_%06d.png", i);
       write_png((fs::path(m.dump_dir) / name).string(),  // temporary + rename: a file is whole or absent
                 make_grid(&o.x[static_cast<size_t>(k) * shape.dim()], 1, shape.channels, shape.height, shape.width, 1,
                           1, shape.lo, shape.hi, 0));

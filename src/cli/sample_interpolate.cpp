@@ -31,7 +31,8 @@ int sample_interpolate(const SampleMode& m, SampleRequest req) {
   const int rows = m.rows > 0 ? static_cast<int>(m.rows) : (K > 0 ? std::min(K, 10) : 8);
   const int steps = m.steps > 0 ? static_cast<int>(m.steps) : 10;
   if (static_cast<long long>(rows) * steps > kMaxSampleImages)
-    throw Usage(cat("sample --interpolate: ", rows, " rows x ", steps, " steps is more than ", kMaxSampleImages, " images"));
+    throw Usage(
+        cat("sample --interpolate: ", rows, " rows x ", steps, " steps is more than ", kMaxSampleImages, " images"));
   if (m.label >= 0 && m.label >= std::max(K, 1))
     throw Error(cat("--label: label ", m.label, " is outside this model's classes 0..", shape.num_classes - 1));
   // the endpoints: row r walks from image 2r to image 2r + 1 of a plain sample with this seed

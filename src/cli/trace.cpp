@@ -26,13 +26,20 @@ int cmd_trace(Args& a) {
   long long steps = 1, full = -1;
   while (a.more()) {
     const std::string f = a.v[a.i++];
-    if (f == "--config") config_path = a.value(f);
-    else if (f == "--set") sets.push_back(a.value(f));
-    else if (f == "--out") out_dir = a.value(f);
-    else if (f == "--steps") steps = parse_count(f, a.value(f), 1, 1000000);
-    else if (f == "--full") full = parse_count(f, a.value(f), 0, 1000000);
-    else if (f == "--device") device = a.value(f);
-    else throw Usage(cat("unknown option '", f, "' (see the comment above cmd_trace)"));
+    if (f == "--config")
+      config_path = a.value(f);
+    else if (f == "--set")
+      sets.push_back(a.value(f));
+    else if (f == "--out")
+      out_dir = a.value(f);
+    else if (f == "--steps")
+      steps = parse_count(f, a.value(f), 1, 1000000);
+    else if (f == "--full")
+      full = parse_count(f, a.value(f), 0, 1000000);
+    else if (f == "--device")
+      device = a.value(f);
+    else
+      throw Usage(cat("unknown option '", f, "' (see the comment above cmd_trace)"));
   }
   if (config_path.empty() || out_dir.empty()) throw Usage("trace: --config FILE and --out DIR are required");
   Config cfg = load_config(config_path, sets);
@@ -47,7 +54,8 @@ int cmd_trace(Args& a) {
   for (long long k = 1; k <= steps; ++k) {
     SafeTensors st;
     st.metadata["format"] = "cgan_gpu.trace.v1";
-    st.metadata["checkpoint_format"] = kCheckpointFormatV1;  // the trace's weights and gradients: the engine's own layout
+    st.metadata["checkpoint_format"] =
+        kCheckpointFormatV1;  // the trace's weights and gradients: the engine's own layout
     st.metadata["step"] = std::to_string(k);
     t.set_trace(&st, full < 0 || k <= full);
     t.step();

@@ -20,13 +20,20 @@ int cmd_train(Args& a) {
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("train");
-    if (f == "--config") so.config_path = a.value(f);
-    else if (f == "--set") so.sets.push_back(a.value(f));
-    else if (f == "--out") so.out_dir = a.value(f);
-    else if (f == "--resume") so.resume = a.value(f);
-    else if (f == "--device") so.device = a.value(f);
-    else if (f == "--overwrite") so.overwrite = true;
-    else throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
+    if (f == "--config")
+      so.config_path = a.value(f);
+    else if (f == "--set")
+      so.sets.push_back(a.value(f));
+    else if (f == "--out")
+      so.out_dir = a.value(f);
+    else if (f == "--resume")
+      so.resume = a.value(f);
+    else if (f == "--device")
+      so.device = a.value(f);
+    else if (f == "--overwrite")
+      so.overwrite = true;
+    else
+      throw Usage(cat("unknown option '", f, "' (see cgan_gpu --help)"));
   }
   if (so.config_path.empty() && so.resume.empty())
     throw Usage("train: give --config FILE or --resume CKPT (see --help)");

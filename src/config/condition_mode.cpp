@@ -5,7 +5,8 @@
 
 namespace cgan {
 namespace {
-constexpr const char* kNames[] = {"none", "concat_onehot", "embed_concat", "embed_multiply", "label_plane", "projection"};
+constexpr const char* kNames[] = {"none",           "concat_onehot", "embed_concat",
+                                  "embed_multiply", "label_plane",   "projection"};
 }  // namespace
 
 ConditionMode::ConditionMode(const std::string& name) : k_(none) {

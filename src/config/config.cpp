@@ -21,7 +21,7 @@ using json = nlohmann::json;
 namespace {
 
 constexpr uint64_t kMaxJsonFileBytes = uint64_t(64) << 20;  // a config or spec is a few KB
-constexpr int kMaxJsonDepth = 64;                            // a config nests 5 deep
+constexpr int kMaxJsonDepth = 64;                           // a config nests 5 deep
 
 // Appends v as compact JSON, stopping once `out` is past `limit` characters or `depth` levels:
 // the cost is bounded by the excerpt, not by the value (which may nest 100,000 deep).
@@ -51,9 +51,8 @@ using cfg::int_pair;
 using cfg::join_path;
 using cfg::Obj;
 
-const std::vector<std::string> kConditionModes = {"none", "concat_onehot", "embed_concat", "embed_multiply",
-                                                  "label_plane", "projection"};
-
+const std::vector<std::string> kConditionModes = {"none",           "concat_onehot", "embed_concat",
+                                                  "embed_multiply", "label_plane",   "projection"};
 
 // A layer: one key naming its kind (a registered unit, cgan/config/layer_syntax.hpp); a kind that
 // takes spectral normalization may add "spectral_norm": true/false beside it (default: the
@@ -75,8 +74,8 @@ LayerSpec parse_layer(const json& j, const std::string& p, bool sn_default) {
   l.spectral_norm = sn_default && unit->takes_spectral_norm();
   const json* sn = sn_key ? &j.at("spectral_norm") : nullptr;
   if (sn && !unit->takes_spectral_norm())
-    throw Error(cat(p, ".spectral_norm: only linear and conv2d layers take spectral normalization (this is a ", type,
-                    ")"));
+    throw Error(
+        cat(p, ".spectral_norm: only linear and conv2d layers take spectral normalization (this is a ", type, ")"));
   const json* sn_inner = nullptr;
   unit->parse(v, vp, l, &sn_inner);
   if (sn_inner) {
@@ -171,7 +170,8 @@ AugmentPolicy parse_augment(const json* j, const std::string& p) {
   } else if (pol->is_array()) {
     for (size_t i = 0; i < pol->size(); ++i) {
       if (!(*pol)[i].is_string())
-        throw Error(cat(where, "[", i, "]: expected \"color\", \"translation\" or \"cutout\", got ", describe((*pol)[i])));
+        throw Error(
+            cat(where, "[", i, "]: expected \"color\", \"translation\" or \"cutout\", got ", describe((*pol)[i])));
       names.push_back((*pol)[i].get<std::string>());
     }
   } else {
@@ -184,8 +184,8 @@ AugmentPolicy parse_augment(const json* j, const std::string& p) {
     for (int i = 0; i < 3; ++i)
       if (name == kOrder[i]) k = i;
     if (k < 0)
-      throw Error(cat(where, ": unknown transform ", describe(json(name)),
-                      " (known: \"color\", \"translation\", \"cutout\")"));
+      throw Error(
+          cat(where, ": unknown transform ", describe(json(name)), " (known: \"color\", \"translation\", \"cutout\")"));
     if (*flag[k]) throw Error(cat(where, ": \"", name, "\" appears twice"));
     if (k < last)
       throw Error(cat(where, ": \"", name, "\" after \"", kOrder[last],
@@ -211,7 +211,6 @@ json augment_to_json(const AugmentPolicy& a) {
   return j;
 }
 
-
 // A layer in the config's syntax; a spectrally normalised linear / conv2d says so beside its kind.
 json layer_to_json(const LayerSpec& l) {
   const LayerSyntax& unit = layer_syntax(l.kind);
@@ -228,15 +227,14 @@ json net_to_json(const NetSpec& n) {
   return {{"condition", c}, {"layers", layers}};
 }
 
-json adam_to_json(const AdamSpec& a) {
-  return {{"lr", a.lr}, {"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps}};
-}
+json adam_to_json(const AdamSpec& a) { return {{"lr", a.lr}, {"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps}}; }
 
 }  // namespace
 
 std::string AugmentPolicy::policy() const {
   std::string s;
-  for (const auto& [on, name] : {std::pair<bool, const char*>{color, "color"}, {translation, "translation"}, {cutout, "cutout"}})
+  for (const auto& [on, name] :
+       {std::pair<bool, const char*>{color, "color"}, {translation, "translation"}, {cutout, "cutout"}})
     if (on) s += (s.empty() ? "" : ",") + std::string(name);
   return s;
 }
@@ -244,13 +242,11 @@ std::string AugmentPolicy::policy() const {
 NetSpec parse_net_spec(const json& j, const std::string& path) { return parse_net(j, path, nullptr); }
 json net_spec_to_json(const NetSpec& n) { return net_to_json(n); }
 
-
 Config parse_config(const json& j, const std::string& name_hint) {
   Obj o(j, "");
   Config c;
   c.name = o.string("name", name_hint);
-  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == ".." ||
-      !valid_utf8(c.name))
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == ".." || !valid_utf8(c.name))
     throw Error(cat("name: expected a non-empty UTF-8 name without '/', got ", describe(c.name)));
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
@@ -265,7 +261,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     DataSpec& ds = c.data;
     ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images", "image_folder"});
     const bool idx = ds.idx();
-    const bool anime = ds.kind == DataKind::Kind::anime, folder = ds.kind == DataKind::Kind::images, classes = ds.kind == DataKind::Kind::image_folder;
+    const bool anime = ds.kind == DataKind::Kind::anime, folder = ds.kind == DataKind::Kind::images,
+               classes = ds.kind == DataKind::Kind::image_folder;
     if (anime || folder || classes) ds.lo = -1.f, ds.hi = 1.f;
     if (idx || anime || folder || classes) {
       if (const json* r = d.get("range")) {
@@ -278,7 +275,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
     }
     if (classes) {  // data.size: [height, width] or one int for both
       if (const json* v = d.get("size")) {
-        if (v->is_number_integer()) ds.height = ds.width = static_cast<int>(Obj::as_integer(*v, "data.size", 1, 4096));
+        if (v->is_number_integer())
+          ds.height = ds.width = static_cast<int>(Obj::as_integer(*v, "data.size", 1, 4096));
         else if (!v->is_array() || v->size() != 2)
           throw Error(cat("data.size: expected [height, width] or one integer, got ", describe(*v)));
         else {
@@ -286,7 +284,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
           ds.width = static_cast<int>(Obj::as_integer((*v)[1], "data.size[1]", 1, 4096));
         }
       }
-      if (!d.has("dir")) throw Error("data.dir: missing (data.kind \"image_folder\" needs the folder of class folders)");
+      if (!d.has("dir"))
+        throw Error("data.dir: missing (data.kind \"image_folder\" needs the folder of class folders)");
       ds.dir = d.string("dir", "");
       if (ds.dir.empty()) throw Error("data.dir: expected the folder of class folders, got \"\"");
       ds.strict = d.boolean("strict", false);
@@ -335,8 +334,8 @@ Config parse_config(const json& j, const std::string& name_hint) {
           if (const json* v = d.get(key)) {
             if (!v->is_array() || v->size() != 2 || !(*v)[0].is_number() || !(*v)[1].is_number() ||
                 (positive && !((*v)[0].get<double>() > 0 && (*v)[1].get<double>() > 0)))
-              throw Error(cat(d.at(key), ": expected [x, y]", positive ? " of positive numbers" : "",
-                              ", got ", describe(*v)));
+              throw Error(
+                  cat(d.at(key), ": expected [x, y]", positive ? " of positive numbers" : "", ", got ", describe(*v)));
             a = (*v)[0].get<float>();
             b = (*v)[1].get<float>();
           }
@@ -369,15 +368,19 @@ Config parse_config(const json& j, const std::string& name_hint) {
     Obj l(lj ? *lj : empty, "loss");
     c.loss.kind = l.string("kind", "log", {"log", "squared", "hinge", "three_term"});
     const bool three = c.loss.kind == LossType::Kind::three_term;
-    c.loss.mismatch = l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
+    c.loss.mismatch =
+        l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
     if (three && c.loss.mismatch == Mismatch::Kind::none)
-      throw Error(cat(l.at("mismatch"), ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
-                                        "for no mismatched pair use loss.kind \"log\""));
-    c.loss.d_weight = static_cast<float>(l.number("d_weight", c.loss.kind == LossType::Kind::squared ? 0.5 : 1.0, 0.0, 1e3, true));
+      throw Error(cat(l.at("mismatch"),
+                      ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
+                      "for no mismatched pair use loss.kind \"log\""));
+    c.loss.d_weight =
+        static_cast<float>(l.number("d_weight", c.loss.kind == LossType::Kind::squared ? 0.5 : 1.0, 0.0, 1e3, true));
     c.loss.real_target = static_cast<float>(l.number("real_target", 1.0, 0.0, 1.0, true));
     if (c.loss.kind == LossType::Kind::hinge && c.loss.real_target != 1.f)
-      throw Error(cat(l.at("real_target"), ": loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); "
-                                            "real_target is for log and squared"));
+      throw Error(cat(l.at("real_target"),
+                      ": loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); "
+                      "real_target is for log and squared"));
     l.finish();
   }
 
@@ -403,8 +406,10 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.train.fake_labels = t.string("fake_labels", "data", {"data", "random"});
     if (const json* ej = t.get("ema"); ej && !(ej->is_boolean() && !ej->get<bool>())) {
       if (!ej->is_object() && !ej->is_boolean())
-        throw Error(cat(t.at("ema"), ": expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
-                        "defaults) or false, got ", describe(*ej)));
+        throw Error(cat(t.at("ema"),
+                        ": expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
+                        "defaults) or false, got ",
+                        describe(*ej)));
       const json none = json::object();
       Obj e(ej->is_object() ? *ej : none, t.at("ema"));
       c.train.ema.enabled = true;
@@ -444,8 +449,9 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
     e.finish();
     if (c.eval.every > 0 && (!images || !net_is_conditional(c.generator)))
-      throw Error("eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
-                  "fashion, generator.condition.mode not \"none\")");
+      throw Error(
+          "eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
+          "fashion, generator.condition.mode not \"none\")");
   }
   // distributed (data-parallel training under mpirun, docs/DISTRIBUTED.md)
   {
@@ -455,9 +461,10 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.distributed.sync_batchnorm = d.boolean("sync_batchnorm", false);
     d.finish();
     if (c.distributed.sync_batchnorm && has_conditional_bn(c.generator))
-      throw Error("distributed.sync_batchnorm: synchronized statistics are not implemented for conditional batch "
-                  "norm ({\"batchnorm\": {\"conditional\": true}} in the generator); leave it false (per-rank "
-                  "statistics)");
+      throw Error(
+          "distributed.sync_batchnorm: synchronized statistics are not implemented for conditional batch "
+          "norm ({\"batchnorm\": {\"conditional\": true}} in the generator); leave it false (per-rank "
+          "statistics)");
   }
   o.finish();
 
@@ -478,22 +485,26 @@ Config parse_config(const json& j, const std::string& name_hint) {
     if (l.kind != LayerKind::dropout) dlast = &l;
   if (c.loss.kind != LossType::Kind::squared && dlast && dlast->kind == LayerKind::sigmoid)
     throw Error(cat("discriminator.layers[", c.discriminator.layers.size() - 1, "]: loss.kind \"", c.loss.kind,
-                    c.loss.kind == LossType::Kind::hinge ? "\" scores D's raw output (a critic with margins at -1 and +1)"
-                                           : "\" applies the sigmoid itself (numerically stable BCE on the logit)",
+                    c.loss.kind == LossType::Kind::hinge
+                        ? "\" scores D's raw output (a critic with margins at -1 and +1)"
+                        : "\" applies the sigmoid itself (numerically stable BCE on the logit)",
                     "; end the discriminator with {\"linear\": 1}"));
   if (c.loss.kind == LossType::Kind::three_term &&
       (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
-    throw Error("loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
-                "discriminator must both be conditional");
+    throw Error(
+        "loss.kind: \"three_term\" scores mismatched image/label pairs, so the generator and the "
+        "discriminator must both be conditional");
   if (c.loss.kind != LossType::Kind::three_term && c.loss.mismatched_pair() &&
       (!net_is_conditional(c.generator) || !net_is_conditional(c.discriminator)))
-    throw Error("loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
-                "discriminator must both be conditional");
+    throw Error(
+        "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
+        "discriminator must both be conditional");
   // projection (docs/DECISIONS.md "Projection discriminator and conditional batch norm")
   if (c.generator.condition.mode == ConditionMode::projection)
-    throw Error("generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
-                "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
-                "{\"batchnorm\": {\"conditional\": true}} layers");
+    throw Error(
+        "generator.condition.mode: \"projection\" is a discriminator's mode (it adds <embed(y), phi(x)> to "
+        "D's output); condition the generator with concat_onehot, embed_concat, embed_multiply or "
+        "{\"batchnorm\": {\"conditional\": true}} layers");
   if (c.discriminator.condition.mode == ConditionMode::projection) {
     const LayerSpec& last = c.discriminator.layers.back();
     if (last.kind != LayerKind::linear || last.out != 1)
@@ -544,8 +555,10 @@ json Config::to_json() const {
     d["size"] = {data.height, data.width};
     d["range"] = {data.lo, data.hi};
     d["strict"] = data.strict;
-    if (!data.vocabulary_file.empty()) d["vocabulary"] = data.vocabulary_file;
-    else d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
+    if (!data.vocabulary_file.empty())
+      d["vocabulary"] = data.vocabulary_file;
+    else
+      d["vocabulary"] = data.vocabulary.empty() ? default_vocabulary() : data.vocabulary;
   } else if (data.kind == DataKind::Kind::image_folder) {
     d["dir"] = data.dir;
     d["size"] = {data.height, data.width};
@@ -596,7 +609,8 @@ json Config::to_json() const {
   if (train.augment.any()) out["train"]["augment"] = augment_to_json(train.augment);
   // only when set: the config of a single-process run (and of every checkpoint written before the
   // key existed) reads as before
-  if (log.keep_checkpoints > 0) out["log"]["keep_checkpoints"] = log.keep_checkpoints;  // only when set: older configs store the same text
+  if (log.keep_checkpoints > 0)
+    out["log"]["keep_checkpoints"] = log.keep_checkpoints;  // only when set: older configs store the same text
   if (distributed.sync_batchnorm) out["distributed"] = {{"sync_batchnorm", true}};
   // log.tensorboard only when off, for the same reason
   if (!log.tensorboard) out["log"]["tensorboard"] = false;
@@ -621,7 +635,7 @@ json parse_json_text(const std::string& text, const std::string& where) {
   struct Frame {
     bool object;
     std::set<std::string> keys;
-    std::string key;  // object: the key whose value is being read
+    std::string key;   // object: the key whose value is being read
     size_t index = 0;  // array: the element being read
   };
   std::vector<Frame> st;
@@ -707,8 +721,7 @@ void apply_override(json& j, const std::string& assignment) {
     const std::string key = path.substr(i, end - i);
     if (key.empty()) throw Error(cat("--set ", path, ": empty key"));
     if (cur->is_null()) *cur = json::object();
-    if (!cur->is_object())
-      throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " is not an object"));
+    if (!cur->is_object()) throw Error(cat("--set ", path, ": ", done.empty() ? "config" : done, " is not an object"));
     cur = &(*cur)[key];
     done += (done.empty() ? "" : ".") + key;
     i = end;

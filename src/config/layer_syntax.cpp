@@ -34,7 +34,8 @@ const LayerSyntax& layer_syntax(const std::string& name) {
 std::string layer_kind_list() {
   std::vector<const LayerSyntax*> all;
   for (auto& [n, s] : registry()) all.push_back(s);
-  std::stable_sort(all.begin(), all.end(), [](const LayerSyntax* a, const LayerSyntax* b) { return a->rank() < b->rank(); });
+  std::stable_sort(all.begin(), all.end(),
+                   [](const LayerSyntax* a, const LayerSyntax* b) { return a->rank() < b->rank(); });
   std::string out;
   for (auto* s : all) out += (out.empty() ? "" : ", ") + std::string(s->name());
   return out;

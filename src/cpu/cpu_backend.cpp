@@ -56,10 +56,10 @@ constexpr double kParallelMacs = 16.0 * 1024 * 1024;  // M*N*K at which GEMMs go
 // are correctly rounded in SIMD too; the file is compiled with -ffp-contract=off, so no FMA fusing),
 // so each width gives the same bits as the scalar loop and as the CUDA kernel.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size_t n, float* __restrict p,
-                                                                          const float* __restrict g,
-                                                                          float* __restrict m, float* __restrict v,
-                                                                          AdamScalars s, float b1, float b2,
-                                                                          float eps) {
+                                                                            const float* __restrict g,
+                                                                            float* __restrict m, float* __restrict v,
+                                                                            AdamScalars s, float b1, float b2,
+                                                                            float eps) {
   for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
 }
 
@@ -71,9 +71,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size
 // lets a large mean with a tiny spread come out as on the GPU.
 constexpr int kLanes = 8;
 
-inline double lane_total(const double* l) {
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
-}
+inline double lane_total(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
 
 // sum of a[i]
 __attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sum(const float* __restrict a, int n) {
@@ -87,7 +85,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sum(con
 
 // sum of (x[i] - m)^2
 __attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sq_dev(const float* __restrict x, int n,
-                                                                              double m) {
+                                                                                double m) {
   double l[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -104,8 +102,8 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sq_dev(
 
 // out[0] = sum gy[i], out[1] = sum gy[i] (x[i] - m), out[2] = sum (x[i] - m)
 __attribute__((target_clones("avx512f", "avx2", "default"))) void lane_bn_backward(const float* __restrict x,
-                                                                                 const float* __restrict gy, int n,
-                                                                                 double m, double* out) {
+                                                                                   const float* __restrict gy, int n,
+                                                                                   double m, double* out) {
   double a[kLanes] = {}, b[kLanes] = {}, e[kLanes] = {};
   int i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -206,16 +204,14 @@ class CpuBackend final : public Backend {
     if (dst != src) std::memmove(dst, src, n * sizeof(int32_t));
   }
   void download_int_impl(int32_t* dst, const int32_t* src, size_t n) override { upload_int_impl(dst, src, n); }
-  void fill_impl(float* x, size_t n, float v) override {
-    std::fill(x, x + n, v);
-  }
+  void fill_impl(float* x, size_t n, float v) override { std::fill(x, x + n, v); }
   void copy_impl(float* dst, const float* src, size_t n) override {
     if (dst != src) std::memmove(dst, src, n * sizeof(float));
   }
 
   // ---- dense algebra
-  void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B,
-            float beta, float* C) override {
+  void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                 float* C) override {
     const size_t mn = idx(M, N);
     if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
       if (beta == 0.f)
@@ -236,17 +232,16 @@ class CpuBackend final : public Backend {
       B = tf32_b_.data();
     }
 #if CGAN_HAVE_DNNL
-    const dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N,
-                                        beta, C, N);
+    const dnnl_status_t st =
+        dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
     CGAN_CHECK(st == dnnl_success, "dnnl_sgemm(", M, "x", N, "x", K, ") failed with status ", static_cast<int>(st));
 #else
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                ta ? M : K, B, tb ? K : N, beta, C, N);
 #endif
   }
 
-  void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias,
-                        float* y) override {
+  void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias, float* y) override {
     for (int r = 0; r < rows; ++r) {
       float* row = y + idx(r, cols);
       if (bias)
@@ -270,7 +265,7 @@ class CpuBackend final : public Backend {
   }
 
   void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
-                         float* gbias) override {
+                              float* gbias) override {
     for (int r = 0; r < rows; ++r) {
       float* gr = g + idx(r, cols);
       const float* yr = act == Act::none ? nullptr : y + idx(r, cols);
@@ -280,8 +275,7 @@ class CpuBackend final : public Backend {
           for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::relu, slope, yr[c]);
           break;
         case Act::leaky_relu:
-          for (int c = 0; c < cols; ++c)
-            gr[c] *= act_grad_from_output(Act::leaky_relu, slope, yr[c]);
+          for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::leaky_relu, slope, yr[c]);
           break;
         case Act::sigmoid:
           for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::sigmoid, slope, yr[c]);
@@ -300,8 +294,8 @@ class CpuBackend final : public Backend {
   }
 
   // ---- dropout
-  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream rs, float* x,
-                       float* mask, uint64_t offset) override {
+  void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream rs, float* x, float* mask,
+                            uint64_t offset) override {
     const uint64_t stream = resolve(rs);
     const float keep = 1.f / (1.f - p);
     for (size_t i = 0; i < n; ++i) {
@@ -330,16 +324,14 @@ class CpuBackend final : public Backend {
     cpu_cbn_forward_eval(N, C, S, eps, x, dgain, dbias, run_mean, run_var, y, act, slope);
   }
   void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
-                         const float* save_invstd, const float* gy, float* gx, float* gdgain,
-                         float* gdbias) override {
+                         const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias) override {
     cpu_cbn_backward(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias, scratch_d_);
   }
 
   // ---- batch norm over [N, C, S]
-  void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
-                               const float* gamma, const float* beta, float* y, float* save_mean,
-                               float* save_invstd, float* run_mean, float* run_var, Act act,
-                               float slope) override {
+  void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x, const float* gamma,
+                                    const float* beta, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                                    float* run_var, Act act, float slope) override {
     double* mean = scratch_d(2 * static_cast<size_t>(C));
     double* m2 = mean + C;
     channel_sums(N, C, S, x, mean);
@@ -348,25 +340,24 @@ class CpuBackend final : public Backend {
     channel_sq_dev(N, C, S, x, mean, m2);  // two-pass variance: no cancellation
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
-    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var,
-                           a, b);
+    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var, a,
+                           b);
     affine(N, C, S, x, save_mean, a, b, y);
     if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
 
   void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
-                              const float* beta, const float* run_mean, const float* run_var,
-                              float* y, Act act, float slope) override {
+                                   const float* beta, const float* run_mean, const float* run_var, float* y, Act act,
+                                   float slope) override {
     float* a = scratch_f(static_cast<size_t>(C));
-    for (int c = 0; c < C; ++c)
-      a[c] = static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(run_var[c]) + eps));
+    for (int c = 0; c < C; ++c) a[c] = static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(run_var[c]) + eps));
     affine(N, C, S, x, run_mean, a, beta, y);
     if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
 
-  void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
-                          const float* save_mean, const float* save_invstd, const float* gy,
-                          float* gx, float* ggamma, float* gbeta) override {
+  void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                               const float* save_invstd, const float* gy, float* gx, float* ggamma,
+                               float* gbeta) override {
     // One pass: sum gy, sum gy (x - save_mean), sum (x - save_mean), in double. The last gives
     // the batch mean's offset lo from the float save_mean (its rounding), so xhat below is taken
     // about the exact mean: with a tiny variance invstd is large and that rounding would show.
@@ -401,8 +392,8 @@ class CpuBackend final : public Backend {
   // and the global count; the same arithmetic, so one rank gives the plain ops' bits.
   void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum, const float* x,
                                          const float* gamma, const float* beta, float* y, float* save_mean,
-                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
-                                         Act act, float slope) override {
+                                         float* save_invstd, float* run_mean, float* run_var, RankReduce& sync, Act act,
+                                         float slope) override {
     double* mean = scratch_d(2 * static_cast<size_t>(C));
     double* m2 = mean + C;
     channel_sums(N, C, S, x, mean);
@@ -413,15 +404,15 @@ class CpuBackend final : public Backend {
     sync.sum(m2, static_cast<size_t>(C));
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
-    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var,
-                           a, b);
+    bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var, a,
+                           b);
     affine(N, C, S, x, save_mean, a, b, y);
     if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
   }
 
-  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
-                                    const float* save_mean, const float* save_invstd, const float* gy, float* gx,
-                                    float* ggamma, float* gbeta, RankReduce& sync) override {
+  void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                                    const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta,
+                                    RankReduce& sync) override {
     // [sg | sgd | sd] of this rank, then of all ranks (one all-reduce of 3C); the parameter
     // gradients take this rank's sg and sgd about the global mean offset lo.
     double* loc = scratch_d(6 * static_cast<size_t>(C));
@@ -464,8 +455,8 @@ class CpuBackend final : public Backend {
 #endif
     return cpu_conv2d_workspace(s);
   }
-  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
-                           float* ws, Act act, float slope) override {
+  void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, float* ws,
+                           Act act, float slope) override {
 #if CGAN_HAVE_DNNL
     if (use_dnnl_conv(s)) {
       check_conv_ws("conv2d_forward", s, ws);
@@ -475,8 +466,7 @@ class CpuBackend final : public Backend {
       cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
     if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
   }
-  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
-                                 float* ws) override {
+  void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) override {
 #if CGAN_HAVE_DNNL
     if (use_dnnl_conv(s)) {
       check_conv_ws("conv2d_backward_data", s, ws);
@@ -503,7 +493,7 @@ class CpuBackend final : public Backend {
 
   // ---- label fusion
   void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
-                    const int32_t* labels, const float* table, float* out) override {
+                         const int32_t* labels, const float* table, float* out) override {
     if (f != Fusion::concat) check_labels("fuse_forward", B, K, labels);
     for (int b = 0; b < B; ++b) {
       const float* xb = x + idx(b, in);
@@ -521,7 +511,7 @@ class CpuBackend final : public Backend {
   }
 
   void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
-                     const float* table, const float* gout, float* gx, float* gtable) override {
+                          const float* table, const float* gout, float* gx, float* gtable) override {
     if (gtable || (gx && f == Fusion::embed_multiply)) check_labels("fuse_backward", B, K, labels);
     for (int b = 0; b < B; ++b) {
       if (f == Fusion::embed_multiply) {
@@ -551,15 +541,14 @@ class CpuBackend final : public Backend {
   void one_hot_impl(int B, int K, const int32_t* labels, float* out) override {
     std::fill(out, out + idx(B, K), 0.f);
     for (int b = 0; b < B; ++b) {
-      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "one_hot: label ", labels[b], " outside 0..",
-                 K - 1);
+      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "one_hot: label ", labels[b], " outside 0..", K - 1);
       out[idx(b, K) + labels[b]] = 1.f;
     }
   }
 
   // ---- fused loss
   void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight, float* grad,
-                  float* acc) override {
+                       float* acc) override {
     double loss = 0, prob = 0;
     long long correct = 0;
     const float scale = weight / static_cast<float>(n);
@@ -581,8 +570,8 @@ class CpuBackend final : public Backend {
   void softmax_xent_impl(int B, int K, const float* x, const int32_t* labels, float weight, float* grad,
                          float* acc) override {
     for (int b = 0; b < B; ++b)  // every label checked before anything is written
-      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "softmax_xent: label ", labels[b], " of row ", b,
-                 " is outside 0..", K - 1);
+      CGAN_CHECK(labels[b] >= 0 && labels[b] < K, "softmax_xent: label ", labels[b], " of row ", b, " is outside 0..",
+                 K - 1);
     const double scale = static_cast<double>(weight) / B;
     double loss = 0;
     long long correct = 0;
@@ -606,8 +595,8 @@ class CpuBackend final : public Backend {
   }
 
   // ---- Adam (scalar_math.hpp's adam_update, shared with the CUDA kernel)
-  void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2,
-                 float eps, int t, const int32_t* t_counter) override {
+  void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float b1, float b2, float eps, int t,
+                 const int32_t* t_counter) override {
     if (t_counter) t += *t_counter;
     CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
     const AdamScalars s = adam_scalars(lr, b1, b2, t);
@@ -627,19 +616,18 @@ class CpuBackend final : public Backend {
   }
 
   // ---- counter-based RNG
-  void rand_normal_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, float mean,
-                   float stddev, float* out) override {
+  void rand_normal_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, float mean, float stddev,
+                        float* out) override {
     const uint64_t stream = resolve(rs);
     for (size_t i = 0; i < n; ++i) out[i] = mean + stddev * philox_normal(seed, stream, offset + i);
   }
   void rand_uniform_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, float lo, float hi,
-                    float* out) override {
+                         float* out) override {
     const uint64_t stream = resolve(rs);
     const float w = hi - lo;
     for (size_t i = 0; i < n; ++i) out[i] = lo + w * philox_uniform(seed, stream, offset + i);
   }
-  void rand_below_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, int32_t K,
-                  int32_t* out) override {
+  void rand_below_impl(size_t n, uint64_t seed, RngStream rs, uint64_t offset, int32_t K, int32_t* out) override {
     const uint64_t stream = resolve(rs);
     for (size_t i = 0; i < n; ++i)
       out[i] = static_cast<int32_t>(philox_below(seed, stream, offset + i, static_cast<uint32_t>(K)));
@@ -648,8 +636,8 @@ class CpuBackend final : public Backend {
   void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) override {
     if (keys_.size() < static_cast<size_t>(n)) keys_.resize(n);
     for (int i = 0; i < n; ++i)
-      keys_[i] = (static_cast<uint64_t>(philox_words(seed, stream, static_cast<uint64_t>(i)).v[0])
-                  << 32) | static_cast<uint32_t>(i);
+      keys_[i] = (static_cast<uint64_t>(philox_words(seed, stream, static_cast<uint64_t>(i)).v[0]) << 32) |
+                 static_cast<uint32_t>(i);
     std::sort(keys_.begin(), keys_.begin() + n);
     for (int i = 0; i < n; ++i) out[i] = static_cast<int32_t>(keys_[i] & 0xffffffffu);
   }
@@ -659,7 +647,8 @@ class CpuBackend final : public Backend {
                         const int32_t* idx_offset) override {
     idxs += offset_of(idx_offset, "gather_rows");
     for (int b = 0; b < B; ++b) {
-      CGAN_CHECK(idxs[b] >= 0 && idxs[b] < rows, "gather_rows: index ", idxs[b], " outside the source rows 0..", rows - 1);
+      CGAN_CHECK(idxs[b] >= 0 && idxs[b] < rows, "gather_rows: index ", idxs[b], " outside the source rows 0..",
+                 rows - 1);
       std::memcpy(dst + idx(b, cols), src + idx(idxs[b], cols), sizeof(float) * cols);
     }
   }
@@ -696,7 +685,6 @@ class CpuBackend final : public Backend {
                                const float* right, const float* sigma, float* gw) override {
     cpu_spectral_norm_grad(rows, cols, g, dot, left, right, sigma, gw);
   }
-
 
   // ---- DiffAugment (cpu_augment.cpp)
   void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
@@ -735,8 +723,8 @@ class CpuBackend final : public Backend {
 
   // The workspace contract holds on every path: a shape whose conv2d_workspace is not 0 needs one.
   void check_conv_ws(const char* op, const ConvShape& s, const float* ws) {
-    CGAN_CHECK(ws || conv_mode_ == ConvMode::dnnl, op, ": null workspace (this shape needs ",
-               cpu_conv2d_workspace(s), " floats)");
+    CGAN_CHECK(ws || conv_mode_ == ConvMode::dnnl, op, ": null workspace (this shape needs ", cpu_conv2d_workspace(s),
+               " floats)");
   }
 #endif
 
@@ -781,8 +769,8 @@ class CpuBackend final : public Backend {
   }
 
   // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double.
-  static void bn_backward_sums(int N, int C, int S, const float* x, const float* m, const float* gy,
-                               double* sg, double* sgd, double* sd) {
+  static void bn_backward_sums(int N, int C, int S, const float* x, const float* m, const float* gy, double* sg,
+                               double* sgd, double* sd) {
     std::fill(sg, sg + C, 0.0);
     std::fill(sgd, sgd + C, 0.0);
     std::fill(sd, sd + C, 0.0);
@@ -810,8 +798,7 @@ class CpuBackend final : public Backend {
   }
 
   // out[c] = sum over n, s of (x[n,c,s] - mean[c])^2
-  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean,
-                             double* out) {
+  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out) {
     std::fill(out, out + C, 0.0);
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
@@ -830,8 +817,8 @@ class CpuBackend final : public Backend {
   // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
   // Batch norm's input gradient from its per-channel coefficients (plain and synchronized backward):
   // gx = k gy + u (x - m) + w.
-  static void bn_input_grad(int N, int C, int S, const float* x, const float* m, const float* gy,
-                            const float* k, const float* u, const float* w, float* gx) {
+  static void bn_input_grad(int N, int C, int S, const float* x, const float* m, const float* gy, const float* k,
+                            const float* u, const float* w, float* gx) {
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
         const size_t o = idx(n, C);
@@ -847,8 +834,7 @@ class CpuBackend final : public Backend {
     }
   }
 
-  static void affine(int N, int C, int S, const float* x, const float* m, const float* a,
-                     const float* b, float* y) {
+  static void affine(int N, int C, int S, const float* x, const float* m, const float* a, const float* b, float* y) {
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
         const size_t o = idx(n, C);
@@ -863,7 +849,6 @@ class CpuBackend final : public Backend {
         for (int i = 0; i < S; ++i) y[o + i] = ac * (x[o + i] - mc) + bc;
       }
   }
-
 
   // The allocation counter behind alloc_stats (sizes as aligned_zeroed rounds them).
   template <typename T>

@@ -27,8 +27,7 @@ void cpu_projection_forward(int B, int F, const float* phi, const float* e, floa
   }
 }
 
-void cpu_projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
-                             float* ge) {
+void cpu_projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi, float* ge) {
   for (int b = 0; b < B; ++b) {
     const float gb = g[b];
     const size_t o = at(b, 0, F);

@@ -10,8 +10,7 @@
 namespace cgan {
 
 void cpu_projection_forward(int B, int F, const float* phi, const float* e, float* out);
-void cpu_projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
-                             float* ge);
+void cpu_projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi, float* ge);
 
 // scratch: grown as needed (3 C doubles), so repeated shapes allocate nothing after the first call.
 void cpu_cbn_forward_train(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,

@@ -138,8 +138,8 @@ void im2col_chunk(const ConvShape& s, const Dims& d, const float* x, const Chunk
 // Copies the nb x K blocks of P*Q floats of a chunk between two layouts, block (i, k) at
 // src + i * src_i + k * src_k and dst + i * dst_i + k * dst_k: tensor [nb, K, P*Q] (strides KPQ, PQ)
 // to matrix [K, nb*P*Q] (strides PQ, ld) or back.
-void copy_blocks(const ConvShape& s, const Dims& d, int nb, const float* src, size_t src_i, size_t src_k,
-                 float* dst, size_t dst_i, size_t dst_k) {
+void copy_blocks(const ConvShape& s, const Dims& d, int nb, const float* src, size_t src_i, size_t src_k, float* dst,
+                 size_t dst_i, size_t dst_k) {
   for (int i = 0; i < nb; ++i)
     for (int k = 0; k < s.K; ++k)
       std::memcpy(dst + i * dst_i + k * dst_k, src + i * src_i + k * src_k, sizeof(float) * d.PQ);
@@ -161,8 +161,8 @@ size_t cpu_conv2d_workspace(const ConvShape& s) {
   return d.CRS * cols + (d.nb > 1 ? static_cast<size_t>(s.K) * cols : 0);
 }
 
-void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w,
-                        const float* bias, float* y, float* ws) {
+void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w, const float* bias,
+                        float* y, float* ws) {
   check_ws("conv2d_forward", s, ws);
   const Dims d = dims(s);
   for_each_chunk(s, d, ws, [&](const Chunk& c) {
@@ -184,8 +184,8 @@ void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x,
   });
 }
 
-void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w,
-                              float* gx, float* ws) {
+void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w, float* gx,
+                              float* ws) {
   check_ws("conv2d_backward_data", s, ws);
   const Dims d = dims(s);
   std::fill(gx, gx + s.N * d.CHW, 0.f);
@@ -196,8 +196,8 @@ void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const flo
   });
 }
 
-void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* gy,
-                                float* gw, float* gbias, float* ws) {
+void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* gy, float* gw,
+                                float* gbias, float* ws) {
   check_ws("conv2d_backward_filter", s, ws);
   const Dims d = dims(s);
   for_each_chunk(s, d, ws, [&](const Chunk& c) {
@@ -263,8 +263,7 @@ void cpu_pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y) {
   });
 }
 
-void cpu_pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
-                         float* gx) {
+void cpu_pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy, float* gx) {
   const size_t HW = static_cast<size_t>(s.H) * s.W, PQ = static_cast<size_t>(s.P()) * s.Q();
   const float inv = 1.f / static_cast<float>(s.R * s.S);
   std::fill(gx, gx + static_cast<size_t>(s.N) * s.C * HW, 0.f);

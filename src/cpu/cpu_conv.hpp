@@ -11,21 +11,20 @@ namespace cgan {
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major and contiguous (CpuBackend's gemm_impl,
 // which picks the OpenBLAS thread count by size).
-using CpuGemm = std::function<void(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
-                                   const float* A, const float* B, float beta, float* C)>;
+using CpuGemm = std::function<void(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                                   const float* B, float beta, float* C)>;
 
 // Floats of workspace the three conv ops need for shape s: an im2col buffer for a chunk of samples
 // (plus, when a chunk holds more than one sample, a [K, chunk*P*Q] staging buffer for y or gy).
 size_t cpu_conv2d_workspace(const ConvShape& s);
-void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w,
-                        const float* bias, float* y, float* ws);
-void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w,
-                              float* gx, float* ws);
-void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* gy,
-                                float* gw, float* gbias, float* ws);
+void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w, const float* bias,
+                        float* y, float* ws);
+void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w, float* gx,
+                              float* ws);
+void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* gy, float* gw,
+                                float* gbias, float* ws);
 
 void cpu_pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y);
-void cpu_pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
-                         float* gx);
+void cpu_pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy, float* gx);
 
 }  // namespace cgan

@@ -48,7 +48,7 @@ struct DnnlConv::Impl {
     memory::desc src, wei, bias, dst;
     dnnl::convolution_forward fwd, fwd_bias;
     dnnl::convolution_backward_data bwd_data;
-    dnnl::convolution_backward_weights bwd_weights;  // with the bias gradient
+    dnnl::convolution_backward_weights bwd_weights;                 // with the bias gradient
     memory::desc sp_fwd, sp_fwd_bias, sp_bwd_data, sp_bwd_weights;  // their scratchpads
   };
 
@@ -113,8 +113,8 @@ struct DnnlConv::Impl {
       p.sp_fwd_bias = fwd_bias_pd.scratchpad_desc();
       p.sp_bwd_data = bd_pd.scratchpad_desc();
       p.sp_bwd_weights = bw_pd.scratchpad_desc();
-      need_scratch(std::max({p.sp_fwd.get_size(), p.sp_fwd_bias.get_size(), p.sp_bwd_data.get_size(),
-                             p.sp_bwd_weights.get_size()}));
+      need_scratch(std::max(
+          {p.sp_fwd.get_size(), p.sp_fwd_bias.get_size(), p.sp_bwd_data.get_size(), p.sp_bwd_weights.get_size()}));
     } catch (const dnnl::error& e) {
       if (e.status != dnnl_unimplemented) {
         cache.erase(k);
@@ -150,7 +150,9 @@ void DnnlConv::forward(const ConvShape& s, int threads, const float* x, const fl
   CGAN_CHECK(p.ok, "conv2d_forward: oneDNN has no convolution for this shape");
   if (bias)
     m.run("dnnl convolution_forward (bias)", s, p.fwd_bias, p.sp_fwd_bias,
-          {{DNNL_ARG_SRC, m.mem(p.src, x)}, {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)}, {DNNL_ARG_BIAS, m.mem(p.bias, bias)},
+          {{DNNL_ARG_SRC, m.mem(p.src, x)},
+           {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)},
+           {DNNL_ARG_BIAS, m.mem(p.bias, bias)},
            {DNNL_ARG_DST, m.mem(p.dst, y)}});
   else
     m.run("dnnl convolution_forward", s, p.fwd, p.sp_fwd,
@@ -162,7 +164,8 @@ void DnnlConv::backward_data(const ConvShape& s, int threads, const float* gy, c
   auto& p = m.get(s, threads);
   CGAN_CHECK(p.ok, "conv2d_backward_data: oneDNN has no convolution for this shape");
   m.run("dnnl convolution_backward_data", s, p.bwd_data, p.sp_bwd_data,
-        {{DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)}, {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)},
+        {{DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)},
+         {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)},
          {DNNL_ARG_DIFF_SRC, m.mem(p.src, gx)}});
 }
 
@@ -176,8 +179,10 @@ void DnnlConv::backward_filter(const ConvShape& s, int threads, const float* x, 
   float* tw = m.gw_tmp.data();
   float* tb = tw + nw;
   m.run("dnnl convolution_backward_weights", s, p.bwd_weights, p.sp_bwd_weights,
-        {{DNNL_ARG_SRC, m.mem(p.src, x)}, {DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)},
-         {DNNL_ARG_DIFF_WEIGHTS, m.mem(p.wei, tw)}, {DNNL_ARG_DIFF_BIAS, m.mem(p.bias, tb)}});
+        {{DNNL_ARG_SRC, m.mem(p.src, x)},
+         {DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)},
+         {DNNL_ARG_DIFF_WEIGHTS, m.mem(p.wei, tw)},
+         {DNNL_ARG_DIFF_BIAS, m.mem(p.bias, tb)}});
   for (size_t i = 0; i < nw; ++i) gw[i] += tw[i];
   if (gbias)
     for (int k = 0; k < s.K; ++k) gbias[k] += tb[k];

@@ -25,8 +25,8 @@ void cpu_spectral_norm_scale(size_t n, const float* w, const float* sigma, float
   for (size_t i = 0; i < n; ++i) w_sn[i] = w[i] / s;
 }
 
-void cpu_spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
-                            const float* right, const float* sigma, float* gw) {
+void cpu_spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left, const float* right,
+                            const float* sigma, float* gw) {
   const float d = *dot, s = *sigma;
   for (int r = 0; r < rows; ++r) {
     const float dl = d * left[r];

@@ -14,7 +14,7 @@ namespace cgan {
 
 namespace {
 
-constexpr int kParams = 48;                               // Philox indices reserved per face
+constexpr int kParams = 48;  // Philox indices reserved per face
 
 // Shape parameters are drawn in a fixed order from consecutive Philox indices of the face.
 struct Draw {
@@ -23,7 +23,8 @@ struct Draw {
   float u() { return philox_uniform(seed, kFaceStream, base + static_cast<uint64_t>(k++)); }
   float in(float a, float b) { return a + (b - a) * u(); }
   int below(int n) {
-    return static_cast<int>(philox_below(seed, kFaceStream, base + static_cast<uint64_t>(k++), static_cast<uint32_t>(n)));
+    return static_cast<int>(
+        philox_below(seed, kFaceStream, base + static_cast<uint64_t>(k++), static_cast<uint32_t>(n)));
   }
 };
 
@@ -184,8 +185,8 @@ const AnimePalette& default_anime_palette() {
   static const AnimePalette p = [] {
     AnimePalette q;
     // hair, in default_hair_tags() order: orange white aqua gray green red purple pink blue black brown blonde
-    q.hair = {{255, 128, 0}, {245, 245, 245}, {0, 220, 220},  {128, 128, 128}, {0, 170, 0},   {220, 0, 0},
-              {130, 0, 200}, {255, 110, 200}, {0, 60, 255},   {20, 20, 20},    {120, 60, 10}, {250, 225, 90}};
+    q.hair = {{255, 128, 0}, {245, 245, 245}, {0, 220, 220}, {128, 128, 128}, {0, 170, 0},   {220, 0, 0},
+              {130, 0, 200}, {255, 110, 200}, {0, 60, 255},  {20, 20, 20},    {120, 60, 10}, {250, 225, 90}};
     // eyes, in default_eye_tags() order: black orange pink yellow aqua purple green brown red blue
     q.eye = {{20, 20, 20},  {255, 128, 0}, {255, 110, 200}, {255, 230, 0}, {0, 220, 220},
              {130, 0, 200}, {0, 170, 0},   {120, 60, 10},   {220, 0, 0},   {0, 60, 255}};
@@ -223,8 +224,7 @@ HostDataset make_anime_faces(int count, int height, int width, uint64_t seed, fl
   d.y.resize(count);
   d.tags.assign(static_cast<size_t>(count) * V, 0.f);
   float table[256];
-  for (int p = 0; p < 256; ++p)
-    table[p] = static_cast<float>(lo + (static_cast<double>(hi) - lo) * p / 255.0);
+  for (int p = 0; p < 256; ++p) table[p] = static_cast<float>(lo + (static_cast<double>(hi) - lo) * p / 255.0);
 
   auto work = [&](int first, int last) {
     Canvas cv{width, height, std::vector<uint8_t>(dim)};
@@ -285,8 +285,8 @@ AnimeColours probe_anime_colours(const float* image, int height, int width, floa
       rgb.swap(tmp);
     }
   }
-  constexpr float kSkin2 = 45.f * 45.f;   // skin: within this of the skin colour (and nearest to it)
-  constexpr float kVote2 = 90.f * 90.f;   // a vote: within this of a hair / eye colour
+  constexpr float kSkin2 = 45.f * 45.f;  // skin: within this of the skin colour (and nearest to it)
+  constexpr float kVote2 = 90.f * 90.f;  // a vote: within this of a hair / eye colour
   std::vector<float> d_hair(plane);
   std::vector<int8_t> k_hair(plane);
   std::vector<uint8_t> skin(plane, 0);

@@ -46,12 +46,15 @@ HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
   int top_files = 0;
   for (fs::directory_iterator it(spec.dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code e2;
-    if (it->is_directory(e2)) classes.push_back(it->path().filename().string());
-    else ++top_files;
+    if (it->is_directory(e2))
+      classes.push_back(it->path().filename().string());
+    else
+      ++top_files;
   }
   if (ec) throw Error(cat("data.dir: ", spec.dir, ": cannot list the folder: ", ec.message()));
   if (classes.empty())
-    throw Error(cat("data.dir: ", spec.dir, ": no class folders (data.kind \"image_folder\" reads one sub-folder "
+    throw Error(cat("data.dir: ", spec.dir,
+                    ": no class folders (data.kind \"image_folder\" reads one sub-folder "
                     "of images per class)"));
   std::sort(classes.begin(), classes.end());
   if (top_files > 0)
@@ -60,7 +63,8 @@ HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
   for (const std::string& c : classes)
     if (const std::string why = bad_class_name(c); !why.empty())
       throw Error(cat("data.dir: ", (fs::path(spec.dir) / c).string(), ": the class name ", why));
-  if (classes.size() > 65536) throw Error(cat("data.dir: ", spec.dir, ": ", classes.size(), " class folders, at most 65536"));
+  if (classes.size() > 65536)
+    throw Error(cat("data.dir: ", spec.dir, ": ", classes.size(), " class folders, at most 65536"));
 
   const int H = spec.height, W = spec.width;
   const size_t dim = 3 * static_cast<size_t>(H) * W;
@@ -151,8 +155,7 @@ int32_t label_from_text(const std::string& text, int num_classes, const std::vec
     for (size_t k = 0; k < names.size(); ++k) listing += cat(k ? ", " : " ", k, " ", names[k]);
     listing += ")";
   }
-  if (!number)
-    throw Error(cat(who, ": '", text, "' is neither a class name nor a label number", listing));
+  if (!number) throw Error(cat(who, ": '", text, "' is neither a class name nor a label number", listing));
   if (v >= num_classes)
     throw Error(cat(who, ": label ", v, " is outside this model's classes 0..", num_classes - 1, listing));
   return static_cast<int32_t>(v);

@@ -21,8 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint32_t kIdx3Magic = 0x00000803;  // unsigned byte, 3 dimensions
-constexpr uint32_t kIdx1Magic = 0x00000801;  // unsigned byte, 1 dimension
+constexpr uint32_t kIdx3Magic = 0x00000803;           // unsigned byte, 3 dimensions
+constexpr uint32_t kIdx1Magic = 0x00000801;           // unsigned byte, 1 dimension
 constexpr size_t kMaxDecompressed = size_t{8} << 30;  // guards against gzip bombs
 
 // Philox streams of the synthetic sets: cgan/base/streams.hpp (through philox.hpp).
@@ -98,15 +98,15 @@ std::vector<uint8_t> gunzip(const std::vector<uint8_t>& in, const std::string& p
         continue;
       }
       inflateEnd(&zs);
-      throw Error(cat(path, ": bad gzip data: ", in.size() - pos,
-                      " bytes of trailing garbage after the compressed stream"));
+      throw Error(
+          cat(path, ": bad gzip data: ", in.size() - pos, " bytes of trailing garbage after the compressed stream"));
     }
     if (pos == in.size() && zs.avail_in == 0 && rc != Z_STREAM_END) {
       // All input consumed and inflate wants more: the file was cut short.
       if (zs.avail_out != 0 || rc == Z_BUF_ERROR) {
         inflateEnd(&zs);
-        throw Error(cat(path, ": bad gzip data: truncated (the compressed stream ends early after ",
-                        out.size(), " decompressed bytes)"));
+        throw Error(cat(path, ": bad gzip data: truncated (the compressed stream ends early after ", out.size(),
+                        " decompressed bytes)"));
       }
     }
   }
@@ -120,34 +120,30 @@ void check_magic(uint32_t magic, int want_dims, const std::string& path) {
   if (magic == want) return;
   const char* what = want_dims == 3 ? "images" : "labels";
   if ((magic >> 16) == 0 && ((magic >> 8) & 0xff) == 0x08)
-    throw Error(cat(path, ": wrong number of dimensions: IDX header (magic ", hex32(magic), ") has ",
-                    magic & 0xff, " dimension(s) but ", what, " need ", want_dims, " (magic ",
-                    hex32(want), ")"));
+    throw Error(cat(path, ": wrong number of dimensions: IDX header (magic ", hex32(magic), ") has ", magic & 0xff,
+                    " dimension(s) but ", what, " need ", want_dims, " (magic ", hex32(want), ")"));
   if ((magic >> 16) == 0 && (magic & 0xff) == static_cast<uint32_t>(want_dims))
-    throw Error(cat(path, ": wrong IDX element type 0x", hex32((magic >> 8) & 0xff).substr(8),
-                    " in magic ", hex32(magic), ": only unsigned bytes (0x08, magic ", hex32(want),
-                    ") are supported"));
-  throw Error(cat(path, ": wrong magic ", hex32(magic), ": not an IDX ", what, " file (expected ",
-                  hex32(want), ")"));
+    throw Error(cat(path, ": wrong IDX element type 0x", hex32((magic >> 8) & 0xff).substr(8), " in magic ",
+                    hex32(magic), ": only unsigned bytes (0x08, magic ", hex32(want), ") are supported"));
+  throw Error(cat(path, ": wrong magic ", hex32(magic), ": not an IDX ", what, " file (expected ", hex32(want), ")"));
 }
 
-void check_payload(uint64_t want, size_t header, size_t total, const std::string& dims,
-                   const char* what, const std::string& path) {
+void check_payload(uint64_t want, size_t header, size_t total, const std::string& dims, const char* what,
+                   const std::string& path) {
   const uint64_t have = total - header;
   if (have == want) return;
   if (have < want)
-    throw Error(cat(path, ": truncated: header says ", dims, " (", want, " bytes of ", what,
-                    ") but file has ", have, " bytes after the ", header, "-byte header"));
-  throw Error(cat(path, ": trailing bytes: header says ", dims, " (", want, " bytes of ", what,
-                  ") but file has ", have, " bytes after the ", header, "-byte header (", have - want,
-                  " extra)"));
+    throw Error(cat(path, ": truncated: header says ", dims, " (", want, " bytes of ", what, ") but file has ", have,
+                    " bytes after the ", header, "-byte header"));
+  throw Error(cat(path, ": trailing bytes: header says ", dims, " (", want, " bytes of ", what, ") but file has ", have,
+                  " bytes after the ", header, "-byte header (", have - want, " extra)"));
 }
 
 std::vector<float> pixel_table(float lo, float hi) {
   std::vector<float> t(256);
   for (int p = 0; p < 256; ++p)
-    t[p] = static_cast<float>(static_cast<double>(lo) +
-                              (static_cast<double>(hi) - static_cast<double>(lo)) * p / 255.0);
+    t[p] =
+        static_cast<float>(static_cast<double>(lo) + (static_cast<double>(hi) - static_cast<double>(lo)) * p / 255.0);
   return t;
 }
 
@@ -156,8 +152,7 @@ std::vector<float> pixel_table(float lo, float hi) {
 // `total`: the size of the whole file, of which the first `n` bytes are at `p` (n == total, or at
 // least the header).
 void check_idx_header(const uint8_t* p, size_t n, uint64_t total, int ndims, const std::string& path) {
-  if (total < 4)
-    throw Error(cat(path, ": truncated: file has ", total, " bytes, too short for an IDX header"));
+  if (total < 4) throw Error(cat(path, ": truncated: file has ", total, " bytes, too short for an IDX header"));
   check_magic(be32(p), ndims, path);
   const size_t header = 4 + 4 * static_cast<size_t>(ndims);
   if (total < header)
@@ -215,8 +210,10 @@ std::vector<uint8_t> read_idx_file(const std::string& path, int ndims) {
   }
   ::close(fd);
   if (got >= 2 && head[0] == 0x1f && head[1] == 0x8b) return read_file_maybe_gz(path, idx_expected_size);
-  if (ndims == 3) (void)idx3_header(head, got, size, path);
-  else idx1_header(head, got, size, path);
+  if (ndims == 3)
+    (void)idx3_header(head, got, size, path);
+  else
+    idx1_header(head, got, size, path);
   return read_file_maybe_gz(path, idx_expected_size);
 }
 
@@ -262,8 +259,8 @@ std::vector<uint8_t> parse_idx1_labels(const std::vector<uint8_t>& b, const std:
   return std::vector<uint8_t>(b.begin() + 8, b.end());
 }
 
-HostDataset load_idx_pair(const std::string& images_path, const std::string& labels_path, float lo,
-                          float hi, int num_classes) {
+HostDataset load_idx_pair(const std::string& images_path, const std::string& labels_path, float lo, float hi,
+                          int num_classes) {
   if (num_classes < 1 || num_classes > 256)
     throw Error(cat(labels_path, ": num_classes must be in 1..256 for byte labels, got ", num_classes));
   if (!std::isfinite(lo) || !std::isfinite(hi))
@@ -271,8 +268,8 @@ HostDataset load_idx_pair(const std::string& images_path, const std::string& lab
   IdxImages im = parse_idx3_images(read_idx_file(images_path, 3), images_path);
   const std::vector<uint8_t> labels = parse_idx1_labels(read_idx_file(labels_path, 1), labels_path);
   if (static_cast<size_t>(im.count) != labels.size())
-    throw Error(cat(images_path, ": holds ", im.count, " images but ", labels_path, " holds ",
-                    labels.size(), " labels: the counts must match"));
+    throw Error(cat(images_path, ": holds ", im.count, " images but ", labels_path, " holds ", labels.size(),
+                    " labels: the counts must match"));
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] >= num_classes)
       throw Error(cat(labels_path, ": label ", static_cast<int>(labels[i]), " at index ", i,
@@ -325,8 +322,7 @@ std::vector<float> mixture_centers(int modes, float radius) {
   return c;
 }
 
-HostDataset make_gaussian(int count, float mean_x, float mean_y, float std_x, float std_y,
-                          uint64_t seed) {
+HostDataset make_gaussian(int count, float mean_x, float mean_y, float std_x, float std_y, uint64_t seed) {
   check_count(count, "gaussian");
   if (!(std_x >= 0.f) || !(std_y >= 0.f) || !std::isfinite(std_x) || !std::isfinite(std_y))
     throw Error(cat("gaussian: standard deviations must be finite and >= 0, got [", std_x, ", ", std_y, "]"));
@@ -362,8 +358,8 @@ HostDataset make_mixture(int count, int modes, float radius, float stddev, uint6
   d.y.resize(count);
   for (int i = 0; i < count; ++i) d.y[i] = i % modes;  // balanced
   for (int i = count - 1; i > 0; --i) {                // Fisher-Yates with Philox: random order
-    const uint32_t j = philox_below(seed, kMixtureShuffleStream, static_cast<uint64_t>(i),
-                                    static_cast<uint32_t>(i) + 1);
+    const uint32_t j =
+        philox_below(seed, kMixtureShuffleStream, static_cast<uint64_t>(i), static_cast<uint32_t>(i) + 1);
     std::swap(d.y[i], d.y[j]);
   }
   d.x.resize(2 * static_cast<size_t>(count));

@@ -35,7 +35,8 @@ bool inside(int shape, float x, float y, float cx, float cy, float s) {
 }  // namespace
 
 Image draw_shape(int shape, int size, uint64_t seed, uint64_t index) {
-  if (shape < 0 || shape > 2) throw Error(cat("draw_shape: shape ", shape, " is not 0 (circle), 1 (square) or 2 (triangle)"));
+  if (shape < 0 || shape > 2)
+    throw Error(cat("draw_shape: shape ", shape, " is not 0 (circle), 1 (square) or 2 (triangle)"));
   if (size < 4 || size > 1024) throw Error(cat("draw_shape: size ", size, " outside 4..1024"));
   const uint64_t base = index * kDraws;
   auto u = [&](int k) { return philox_uniform(seed, kShapeStream + static_cast<uint64_t>(shape), base + k); };

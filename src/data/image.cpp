@@ -31,8 +31,8 @@ namespace cgan {
 
 namespace {
 
-constexpr int64_t kMaxSide = int64_t(1) << 20;        // pixels along one side
-constexpr int64_t kMaxBytes = int64_t(1) << 30;       // decoded or encoded pixel bytes
+constexpr int64_t kMaxSide = int64_t(1) << 20;         // pixels along one side
+constexpr int64_t kMaxBytes = int64_t(1) << 30;        // decoded or encoded pixel bytes
 constexpr uint64_t kMaxFileBytes = uint64_t(1) << 30;  // image file size read_image accepts
 
 // Checks a width/height/channels triple and returns the byte count; `who` prefixes the message.
@@ -48,8 +48,8 @@ size_t checked_bytes(const std::string& who, int64_t w, int64_t h, int64_t c) {
 void check_image(const std::string& who, const Image& img) {
   const size_t n = checked_bytes(who, img.width, img.height, img.channels);
   if (img.pixels.size() != n)
-    throw Error(cat(who, ": image holds ", img.pixels.size(), " bytes, ", img.width, "x", img.height, "x",
-                    img.channels, " needs ", n));
+    throw Error(cat(who, ": image holds ", img.pixels.size(), " bytes, ", img.width, "x", img.height, "x", img.channels,
+                    " needs ", n));
 }
 
 uint8_t to_byte(float v, float lo, float scale) {
@@ -186,8 +186,10 @@ Image read_image(const std::string& path) {
   std::vector<uint8_t> buf;
   {
     std::string err;
-    if (file_size == 0) err = "empty file (0 bytes), not an image";
-    else if (file_size > kMaxFileBytes) err = cat("file of ", file_size, " bytes is too large");
+    if (file_size == 0)
+      err = "empty file (0 bytes), not an image";
+    else if (file_size > kMaxFileBytes)
+      err = cat("file of ", file_size, " bytes is too large");
     else {
       buf.resize(static_cast<size_t>(file_size));
       size_t got = 0;
@@ -258,7 +260,8 @@ Image resize_image(const Image& img, int w, int h) {
       for (size_t i = 0; i < acc.size(); ++i) acc[i] += t.weight * src[i];
     }
     uint8_t* dst = &out.pixels[static_cast<size_t>(y) * w * C];
-    for (size_t i = 0; i < acc.size(); ++i) dst[i] = static_cast<uint8_t>(std::clamp(std::floor(acc[i] + 0.5f), 0.f, 255.f));
+    for (size_t i = 0; i < acc.size(); ++i)
+      dst[i] = static_cast<uint8_t>(std::clamp(std::floor(acc[i] + 0.5f), 0.f, 255.f));
   }
   return out;
 }

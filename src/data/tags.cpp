@@ -69,9 +69,7 @@ struct PhraseMatcher {
   }
 };
 
-std::string read_text(const std::string& path, const std::string& what) {
-  return read_regular_file(path, what);
-}
+std::string read_text(const std::string& path, const std::string& what) { return read_regular_file(path, what); }
 
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -93,12 +91,8 @@ bool all_digits(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-bool is_hair_phrase(const std::string& p) {
-  return p.size() >= 5 && p.compare(p.size() - 5, 5, " hair") == 0;
-}
-bool is_eye_phrase(const std::string& p) {
-  return p.size() >= 5 && p.compare(p.size() - 5, 5, " eyes") == 0;
-}
+bool is_hair_phrase(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, " hair") == 0; }
+bool is_eye_phrase(const std::string& p) { return p.size() >= 5 && p.compare(p.size() - 5, 5, " eyes") == 0; }
 
 std::string lower_ext(const fs::path& p) {
   std::string e = p.extension().string();
@@ -118,8 +112,8 @@ const std::vector<std::string>& default_hair_tags() {
 }
 
 const std::vector<std::string>& default_eye_tags() {
-  static const std::vector<std::string> v = {"black eyes", "orange eyes", "pink eyes",  "yellow eyes", "aqua eyes",
-                                             "purple eyes", "green eyes", "brown eyes", "red eyes",    "blue eyes"};
+  static const std::vector<std::string> v = {"black eyes",  "orange eyes", "pink eyes",  "yellow eyes", "aqua eyes",
+                                             "purple eyes", "green eyes",  "brown eyes", "red eyes",    "blue eyes"};
   return v;
 }
 
@@ -234,8 +228,8 @@ std::vector<float> tags_from_text(const std::string& text, const std::vector<std
       start = i + 1;
     }
   if (!any)
-    throw Error(cat("no tag in ", quoted(text), ": give phrases separated by commas (known tags: ", list_vocab(vocab),
-                    ")"));
+    throw Error(
+        cat("no tag in ", quoted(text), ": give phrases separated by commas (known tags: ", list_vocab(vocab), ")"));
   return out;
 }
 
@@ -316,9 +310,12 @@ TagTable parse_tags_csv(const std::string& text, const std::string& path, const 
         }
         const std::string tag = normalize_tag(field.substr(0, colon));
         const std::string count = trim(field.substr(colon + 1));
-        if (tag.empty()) why = cat("field ", quoted(field), " has an empty tag");
-        else if (!all_digits(count)) why = cat("field ", quoted(field), ": count ", quoted(count), " is not a non-negative integer");
-        else if (auto it = vocab_index.find(tag); it != vocab_index.end()) row[it->second] = 1.f;
+        if (tag.empty())
+          why = cat("field ", quoted(field), " has an empty tag");
+        else if (!all_digits(count))
+          why = cat("field ", quoted(field), ": count ", quoted(count), " is not a non-negative integer");
+        else if (auto it = vocab_index.find(tag); it != vocab_index.end())
+          row[it->second] = 1.f;
       }
     } else {
       std::string plain = rest;  // punctuation separates words: "blue hair, red eyes."
@@ -406,11 +403,13 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
     const fs::path inside = fs::path(spec.dir) / "tags.csv";
     const fs::path beside = fs::path(spec.dir) / ".." / "tags.csv";
     // exists, not is_regular_file: a FIFO or folder there is named as such by the reader
-    if (fs::exists(inside, ec)) tags_path = inside.string();
-    else if (fs::exists(beside, ec)) tags_path = beside.string();
+    if (fs::exists(inside, ec))
+      tags_path = inside.string();
+    else if (fs::exists(beside, ec))
+      tags_path = beside.string();
     else
-      throw Error(cat("data.tags: no tags CSV given and neither ", inside.string(), " nor ", beside.string(),
-                      " exists"));
+      throw Error(
+          cat("data.tags: no tags CSV given and neither ", inside.string(), " nor ", beside.string(), " exists"));
   }
   TagTable table;
   try {
@@ -489,9 +488,9 @@ HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
   for (int32_t y : d.y)
     if (y >= H_labels) d.num_classes = H_labels + 1;  // an extra class: no hair phrase set
   log << "data: " << spec.dir << ": " << d.count << " images loaded (" << W << "x" << H << " RGB, tags from "
-      << tags_path << ", " << V << "-phrase vocabulary); skipped " << d.skipped << " (" << unreadable
-      << " unreadable, " << untagged << " without a tags row, " << no_vocab_tag << " without a vocabulary tag, "
-      << duplicate << " duplicate ids), " << table.malformed << " malformed CSV lines\n";
+      << tags_path << ", " << V << "-phrase vocabulary); skipped " << d.skipped << " (" << unreadable << " unreadable, "
+      << untagged << " without a tags row, " << no_vocab_tag << " without a vocabulary tag, " << duplicate
+      << " duplicate ids), " << table.malformed << " malformed CSV lines\n";
   return d;
 }
 

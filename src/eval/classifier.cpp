@@ -23,14 +23,13 @@ using json = nlohmann::json;
 
 namespace {
 
-
 std::string describe(const json& v) { return describe_json(v); }
 
 void only_keys(const json& o, const std::string& where, const std::set<std::string>& keys) {
-  if (!o.is_object()) throw Error(cat(where.empty() ? "classifier spec" : where, ": expected an object, got ", describe(o)));
+  if (!o.is_object())
+    throw Error(cat(where.empty() ? "classifier spec" : where, ": expected an object, got ", describe(o)));
   for (auto it = o.begin(); it != o.end(); ++it)
-    if (!keys.count(it.key()))
-      throw Error(cat(where.empty() ? "" : where + ".", it.key(), ": unknown key"));
+    if (!keys.count(it.key())) throw Error(cat(where.empty() ? "" : where + ".", it.key(), ": unknown key"));
 }
 
 double number(const json& o, const std::string& key, const std::string& where, double def, double lo, double hi,
@@ -56,9 +55,9 @@ std::string meta(const SafeTensors& f, const std::string& key, const std::string
 json ClassifierSpec::to_json() const {
   json j = net_spec_to_json(net);
   return {{"description", description},
-          {"data", data_kind == "anime" ? json{{"kind", data_kind}, {"range", {lo, hi}}, {"size", {height, width}},
-                                               {"count", count}}
-                                        : json{{"kind", data_kind}, {"range", {lo, hi}}}},
+          {"data", data_kind == "anime"
+                       ? json{{"kind", data_kind}, {"range", {lo, hi}}, {"size", {height, width}}, {"count", count}}
+                       : json{{"kind", data_kind}, {"range", {lo, hi}}}},
           {"layers", j["layers"]},
           {"train",
            {{"steps", steps},
@@ -89,7 +88,8 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
       s.channels = 3, s.height = s.width = 96, s.lo = -1.f, s.hi = 1.f;
       if (auto z = d->find("size"); z != d->end()) {
         if (!z->is_array() || z->size() != 2 || !(*z)[0].is_number_integer() || !(*z)[1].is_number_integer() ||
-            (*z)[0].get<int>() < 16 || (*z)[1].get<int>() < 16 || (*z)[0].get<int>() > 1024 || (*z)[1].get<int>() > 1024)
+            (*z)[0].get<int>() < 16 || (*z)[1].get<int>() < 16 || (*z)[0].get<int>() > 1024 ||
+            (*z)[1].get<int>() > 1024)
           throw Error(cat("data.size: expected [H, W] with sides 16..1024, got ", describe(*z)));
         s.height = (*z)[0].get<int>();
         s.width = (*z)[1].get<int>();
@@ -130,8 +130,7 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
 }
 
 ClassifierSpec load_classifier_spec(const std::string& path) {
-  const json j =
-      read_json_file(path, "classifier spec", " (run from the repository root or give --config FILE)");
+  const json j = read_json_file(path, "classifier spec", " (run from the repository root or give --config FILE)");
   return parse_classifier_spec(j, path);
 }
 
@@ -144,8 +143,8 @@ std::string default_classifier_path(const std::string& kind, int height, int wid
 HostDataset classifier_images(const std::string& kind, const std::string& dir, bool train, float lo, float hi,
                               int height, int width, int count, const std::string& key) {
   if (kind == "anime")  // test set: 5000 faces of another seed (fewer for a small training count)
-    return make_anime_faces(train ? count : std::max(1000, std::min(5000, count / 4)), height, width, train ? 0 : 1,
-                            lo, hi);
+    return make_anime_faces(train ? count : std::max(1000, std::min(5000, count / 4)), height, width, train ? 0 : 1, lo,
+                            hi);
   try {
     return load_mnist_dir(dir, train, lo, hi);
   } catch (const Error& e) {
@@ -158,8 +157,9 @@ int feature_layer_of(const NetSpec& net) {
   for (size_t i = 0; i < net.layers.size(); ++i)
     if (net.layers[i].kind == LayerKind::linear) last = static_cast<int>(i);
   if (last < 1)
-    throw Error("layers: a classifier needs a layer before its last linear layer (its output is the feature "
-                "vector the evaluator measures)");
+    throw Error(
+        "layers: a classifier needs a layer before its last linear layer (its output is the feature "
+        "vector the evaluator measures)");
   return last - 1;
 }
 
@@ -228,8 +228,8 @@ std::unique_ptr<Classifier> load_classifier(Backend& be, const std::string& path
   if (!std::filesystem::exists(path, ec)) {
     std::string kind = "mnist";
     if (path.find("fashion") != std::string::npos) kind = "fashion";
-    throw Error(cat(path, ": classifier file not found; create it with: cgan_gpu classifier --data ", kind,
-                    " --out ", path));
+    throw Error(
+        cat(path, ": classifier file not found; create it with: cgan_gpu classifier --data ", kind, " --out ", path));
   }
   const SafeTensors f = read_safetensors(path);
   return std::make_unique<Classifier>(be, f, path, batch);
@@ -241,8 +241,8 @@ void check_classifier_matches(const Classifier& clf, const std::string& data_kin
   if (clf.data_kind() != data_kind || c.channels != s.channels || c.height != s.height || c.width != s.width ||
       c.num_classes != s.num_classes)
     throw Error(cat(clf.path(), ": classifier for ", clf.data_kind(), " images ", c.channels, "x", c.height, "x",
-                    c.width, " with ", c.num_classes, " labels does not match ", what, " (", data_kind, " ",
-                    s.channels, "x", s.height, "x", s.width, " with ", s.num_classes, " labels)"));
+                    c.width, " with ", c.num_classes, " labels does not match ", what, " (", data_kind, " ", s.channels,
+                    "x", s.height, "x", s.width, " with ", s.num_classes, " labels)"));
 }
 
 double accuracy_of(const std::vector<float>& logits, const std::vector<int32_t>& labels, int K) {
@@ -260,18 +260,18 @@ double accuracy_of(const std::vector<float>& logits, const std::vector<int32_t>&
 
 // ---------------------------------------------------------------- training
 
-SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const HostDataset& train,
-                             const HostDataset& test, double* test_accuracy,
-                             const std::function<void(int64_t, double, double)>& progress, int64_t report_every) {
+SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const HostDataset& train, const HostDataset& test,
+                             double* test_accuracy, const std::function<void(int64_t, double, double)>& progress,
+                             int64_t report_every) {
   const int B = spec.batch_size, P = train.dim(), K = train.num_classes;
   CGAN_CHECK(K >= 2, "classifier: the training set has no labels");
-  CGAN_CHECK(B <= train.count, "classifier: train.batch_size ", B, " is larger than the training set (",
-             train.count, " images)");
+  CGAN_CHECK(B <= train.count, "classifier: train.batch_size ", B, " is larger than the training set (", train.count,
+             " images)");
   CGAN_CHECK(test.dim() == P && test.num_classes == K, "classifier: test set shape differs from the training set");
   Model m(be, spec.net, P, 0, B, "classifier");
   if (m.out_dim() != K)
-    throw Error(cat("classifier layers: the network ends with ", m.out_dim(), " outputs but ", spec.data_kind,
-                    " has ", K, " labels (end with {\"linear\": ", K, "})"));
+    throw Error(cat("classifier layers: the network ends with ", m.out_dim(), " outputs but ", spec.data_kind, " has ",
+                    K, " labels (end with {\"linear\": ", K, "})"));
   m.init_params(spec.seed * 2 + 7);
 
   const Buffer<float> x_all(be, train.x.size());
@@ -295,7 +295,8 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
     pos += B;
     throw_if_stopped("while training the classifier");
     m.zero_grads();
-    const float* out = m.forward(xb, nullptr, nullptr, true, spec.seed, kClassifierDropStream + static_cast<uint64_t>(step));
+    const float* out =
+        m.forward(xb, nullptr, nullptr, true, spec.seed, kClassifierDropStream + static_cast<uint64_t>(step));
     be.softmax_xent(B, K, out, yb, 1.f, m.grad_out_buffer(), acc);
     m.backward(m.grad_out_buffer(), nullptr);
     m.adam_step(spec.adam, static_cast<int>(std::min<int64_t>(step + 1, 1 << 30)));
@@ -377,7 +378,8 @@ bool train_missing_default_classifier(Backend& be, const std::string& kind, cons
   if (!std::filesystem::exists(spec_path, ec))
     throw Error(cat(path, ": classifier file not found, and ", spec_path,
                     ", the spec to train it from, is missing (run from the repository root, or create it with: "
-                    "cgan_gpu classifier --data ", kind, " --config SPEC --out ", path, ")"));
+                    "cgan_gpu classifier --data ",
+                    kind, " --config SPEC --out ", path, ")"));
   const ClassifierSpec spec = load_classifier_spec(spec_path);
   if (spec.data_kind != kind)
     throw Error(cat(spec_path, ": data.kind is \"", spec.data_kind, "\", expected \"", kind, "\""));

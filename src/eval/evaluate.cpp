@@ -123,8 +123,8 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
   res.recall = pr.recall;
   std::vector<float> real_feats;  // every real image's features, label by label
   for (const std::vector<float>& f : real.label_features) real_feats.insert(real_feats.end(), f.begin(), f.end());
-  const KidResult kid = kernel_inception_distance(all_feats.data(), static_cast<int64_t>(o.count) * K, real_feats.data(),
-                                                  static_cast<int64_t>(real_feats.size() / F), F);
+  const KidResult kid = kernel_inception_distance(all_feats.data(), static_cast<int64_t>(o.count) * K,
+                                                  real_feats.data(), static_cast<int64_t>(real_feats.size() / F), F);
   res.kid_mean = kid.mean;
   res.kid_std = kid.std;
   res.diversity_min = res.labels.empty() ? 0 : res.labels[0].diversity;
@@ -173,12 +173,15 @@ std::string EvalResult::table() const {
                   s.precision, s.recall);
     t += buf;
   }
-  std::snprintf(buf, sizeof buf, "  all  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f   (FD, precision, recall: all images "
+  std::snprintf(buf, sizeof buf,
+                "  all  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f   (FD, precision, recall: all images "
                 "together; per-label means: FD %.3f, precision %.4f, recall %.4f; diversity: mean, min %.3f; "
-                "k = %d)\n", cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall,
-                diversity_min, kPrNeighbours);
+                "k = %d)\n",
+                cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall, diversity_min,
+                kPrNeighbours);
   t += buf;
-  std::snprintf(buf, sizeof buf, "  KID %.6g +- %.6g   (all images together; mean, std over subsets)\n", kid_mean, kid_std);
+  std::snprintf(buf, sizeof buf, "  KID %.6g +- %.6g   (all images together; mean, std over subsets)\n", kid_mean,
+                kid_std);
   t += buf;
   return t;
 }
@@ -194,11 +197,16 @@ std::vector<std::pair<std::string, std::string>> EvalResult::csv_columns() const
     std::snprintf(b, sizeof b, "%.6g", v);
     return std::string(b);
   };
-  return {{"cond_acc", f6(cond_acc)},   {"fd", f6(fd)},
-          {"intra_fd", f6(intra_fd)},   {"diversity", f6(diversity)},
-          {"diversity_min", f6(diversity_min)}, {"precision", f6(precision)},
-          {"recall", f6(recall)},       {"intra_precision", f6(intra_precision)},
-          {"intra_recall", f6(intra_recall)},   {"kid_mean", g6(kid_mean)},
+  return {{"cond_acc", f6(cond_acc)},
+          {"fd", f6(fd)},
+          {"intra_fd", f6(intra_fd)},
+          {"diversity", f6(diversity)},
+          {"diversity_min", f6(diversity_min)},
+          {"precision", f6(precision)},
+          {"recall", f6(recall)},
+          {"intra_precision", f6(intra_precision)},
+          {"intra_recall", f6(intra_recall)},
+          {"kid_mean", g6(kid_mean)},
           {"kid_std", g6(kid_std)}};
 }
 
@@ -262,8 +270,8 @@ std::vector<float> probe_size_images(std::vector<float> img, int count, const Da
   if (shape.height == S && shape.width == S) return img;
   std::vector<float> out(static_cast<size_t>(count) * 3 * S * S);
   for (int i = 0; i < count; ++i) {  // through 8-bit RGB, as a PNG of the image would be
-    const Image im =
-        make_grid(img.data() + static_cast<size_t>(i) * P, 1, 3, shape.height, shape.width, 1, 1, shape.lo, shape.hi, 0);
+    const Image im = make_grid(img.data() + static_cast<size_t>(i) * P, 1, 3, shape.height, shape.width, 1, 1, shape.lo,
+                               shape.hi, 0);
     const Image big = resize_image(im, S, S);
     float* dst = out.data() + static_cast<size_t>(i) * 3 * S * S;
     for (int c = 0; c < 3; ++c)
@@ -283,8 +291,8 @@ AnimeAttributeTally::AnimeAttributeTally(const DataShape& shape) : shape_(shape)
 void AnimeAttributeTally::add(int hair, const std::vector<float>& images) {
   const int T = shape_.tag_dim;
   const int n = static_cast<int>(images.size() / static_cast<size_t>(shape_.dim()));
-  CGAN_CHECK(hair >= 0 && hair < static_cast<int>(hair_by_label_.size()) && n > 0, "evaluator: bad hair colour ",
-             hair, " or no images");
+  CGAN_CHECK(hair >= 0 && hair < static_cast<int>(hair_by_label_.size()) && n > 0, "evaluator: bad hair colour ", hair,
+             " or no images");
   std::vector<float> tags;
   for (int i = 0; i < n; ++i) {
     const std::vector<float> t = tags_for_label(shape_.vocab, hair, i);
@@ -319,10 +327,16 @@ AnimeEvalResult AnimeAttributeTally::result() const {
 
 nlohmann::json AnimeEvalResult::to_json() const {
   nlohmann::json per = nlohmann::json::array();
-  for (size_t h = 0; h < hair_by_label.size(); ++h) per.push_back({{"hair", hair_names[h]}, {"hair_acc", hair_by_label[h]}});
-  return {{"images_per_hair_colour", count}, {"hair_acc", all.hair},     {"eye_acc", all.eye},
-          {"both_acc", all.both},             {"hair_unknown", all.hair_unknown},
-          {"eye_unknown", all.eye_unknown},   {"chance_hair", 1.0 / 12}, {"chance_eye", 1.0 / 10},
+  for (size_t h = 0; h < hair_by_label.size(); ++h)
+    per.push_back({{"hair", hair_names[h]}, {"hair_acc", hair_by_label[h]}});
+  return {{"images_per_hair_colour", count},
+          {"hair_acc", all.hair},
+          {"eye_acc", all.eye},
+          {"both_acc", all.both},
+          {"hair_unknown", all.hair_unknown},
+          {"eye_unknown", all.eye_unknown},
+          {"chance_hair", 1.0 / 12},
+          {"chance_eye", 1.0 / 10},
           {"per_hair_colour", per}};
 }
 
@@ -341,7 +355,8 @@ std::string AnimeEvalResult::table() const {
 // ---------------------------------------------------------------- metrics.csv
 
 static const char* kMetricsHeader =
-    "step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,intra_recall,kid_mean,kid_std\n";
+    "step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,intra_recall,kid_mean,kid_"
+    "std\n";
 
 const char* MetricsLog::header() { return kMetricsHeader; }
 

@@ -110,8 +110,10 @@ double frechet_distance(const GaussianStats& a, const GaussianStats& b) {
 KidResult kernel_inception_distance(const float* x, int64_t nx, const float* y, int64_t ny, int dim, int subsets,
                                     int64_t subset_size, uint64_t seed) {
   const int64_t m64 = std::min({subset_size, nx, ny});
-  CGAN_CHECK(m64 >= 2 && dim >= 1 && subsets >= 1, "kernel_inception_distance: need subsets of at least 2 vectors "
-             "of width >= 1, got ", nx, " and ", ny, " x ", dim, " (subset size ", subset_size, ")");
+  CGAN_CHECK(m64 >= 2 && dim >= 1 && subsets >= 1,
+             "kernel_inception_distance: need subsets of at least 2 vectors "
+             "of width >= 1, got ",
+             nx, " and ", ny, " x ", dim, " (subset size ", subset_size, ")");
   CGAN_CHECK(m64 <= (int64_t(1) << 20), "kernel_inception_distance: subset size ", m64, " too large");
   const int m = static_cast<int>(m64);
   std::mt19937_64 rng(seed);

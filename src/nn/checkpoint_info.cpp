@@ -21,7 +21,8 @@ int condition_width(const NetSpec& net, const DataShape& shape) {
   if (m == ConditionMode::none) return cbn ? shape.cond_width() : 0;
   if (m == ConditionMode::embed_concat || m == ConditionMode::embed_multiply) {
     if (cbn && shape.tag_dim > 0)
-      throw Error(cat("condition.mode \"", m, "\" embeds one label per sample but conditional batch norm reads "
+      throw Error(cat("condition.mode \"", m,
+                      "\" embeds one label per sample but conditional batch norm reads "
                       "the tag vectors of this tagged data set; use \"concat_onehot\" or \"none\" with it"));
     return shape.num_classes;
   }
@@ -67,7 +68,8 @@ DataShape data_shape_from_metadata(const SafeTensors& ck, const std::string& pat
   char tail = 0;
   if (std::sscanf(ds.c_str(), "%d,%d,%d%c", &s.channels, &s.height, &s.width, &tail) != 3 || s.channels <= 0 ||
       s.height <= 0 || s.width <= 0 || s.channels > 4 || s.height > 65535 || s.width > 65535)
-    throw Error(cat(path, ": metadata 'data_shape' is malformed (expected C,H,W with C in 1..4 and H, W in 1..65535, got ",
+    throw Error(cat(path,
+                    ": metadata 'data_shape' is malformed (expected C,H,W with C in 1..4 and H, W in 1..65535, got ",
                     describe_json(ds), ")"));
   const int64_t k = checkpoint_meta_int(ck, "num_classes", path);
   if (k < 0 || k > 65536) throw Error(cat(path, ": metadata 'num_classes' is ", k, ", outside 0..65536"));
@@ -114,7 +116,8 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
   if (!points && s.is_points()) throw bad("data_shape", shape_text, "has images (H > 1)");
   if (d.idx() && s.channels != 1) throw bad("data_shape", shape_text, "has grey images (C = 1)");
   const bool class_folder = d.kind == DataKind::Kind::image_folder;
-  if ((d.kind == DataKind::Kind::anime || d.kind == DataKind::Kind::images || class_folder) && (s.channels != 3 || s.height != d.height || s.width != d.width))
+  if ((d.kind == DataKind::Kind::anime || d.kind == DataKind::Kind::images || class_folder) &&
+      (s.channels != 3 || s.height != d.height || s.width != d.width))
     throw bad("data_shape", shape_text, cat("has ", 3, "x", d.height, "x", d.width, " images (data.size)"));
   const float lo = points ? 0.f : d.lo, hi = points ? 1.f : d.hi;
   auto near = [](float a, float b) { return std::fabs(a - b) <= 1e-5f * std::max(1.f, std::fabs(b)); };
@@ -127,17 +130,22 @@ CheckpointInfo read_checkpoint_info(const SafeTensors& ck, const std::string& pa
     throw bad("class_names", class_folder ? std::string("missing") : std::string("present"),
               class_folder ? "names its classes" : "has no class names");
   int want_lo = 0, want_hi = 0;  // the class count the kind produces
-  if (class_folder) want_lo = want_hi = static_cast<int>(s.class_names.size());  // checked above
-  else if (d.kind == DataKind::Kind::gaussian) want_lo = want_hi = 0;
-  else if (d.kind == DataKind::Kind::mixture) want_lo = want_hi = d.modes;
-  else if (d.idx()) want_lo = want_hi = 10;
+  if (class_folder)
+    want_lo = want_hi = static_cast<int>(s.class_names.size());  // checked above
+  else if (d.kind == DataKind::Kind::gaussian)
+    want_lo = want_hi = 0;
+  else if (d.kind == DataKind::Kind::mixture)
+    want_lo = want_hi = d.modes;
+  else if (d.idx())
+    want_lo = want_hi = 10;
   else {  // hair colours; an image folder adds one class for faces without a hair phrase
     want_lo = hair_phrase_count(s.vocab);
     want_hi = want_lo + (d.kind == DataKind::Kind::images ? 1 : 0);
   }
   if (s.num_classes < want_lo || s.num_classes > want_hi)
-    throw bad("num_classes", cat(s.num_classes),
-              want_lo == want_hi ? cat("has ", want_lo, " classes") : cat("has ", want_lo, " or ", want_hi, " classes"));
+    throw bad(
+        "num_classes", cat(s.num_classes),
+        want_lo == want_hi ? cat("has ", want_lo, " classes") : cat("has ", want_lo, " or ", want_hi, " classes"));
   return info;
 }
 
@@ -173,7 +181,8 @@ void check_checkpoint_tensors(Backend& be, const CheckpointInfo& info, const Saf
   check_known_tensors(D, ck, "discriminator", path, layout, true);
 }
 
-Config config_from_checkpoint(const SafeTensors& ck, const std::string& path, const std::vector<std::string>& overrides) {
+Config config_from_checkpoint(const SafeTensors& ck, const std::string& path,
+                              const std::vector<std::string>& overrides) {
   auto it = ck.metadata.find("config");
   if (it == ck.metadata.end()) throw Error(cat(path, ": metadata 'config' is missing (not a cgan_gpu checkpoint?)"));
   json j;

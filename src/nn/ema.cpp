@@ -47,8 +47,7 @@ void WeightAverage::update(int t, const int32_t* t_counter) {
   // A spectral norm's power-iteration vectors are unit vectors the evaluation forward reads as they
   // are: the average's are the generator's own (copied), not an average of unit vectors.
   for (const ParamSlot& s : source_.slots())
-    if (s.state && is_power_iteration_vector(s.name))
-      be_.copy(state_ + s.offset, source_.state() + s.offset, s.count);
+    if (s.state && is_power_iteration_vector(s.name)) be_.copy(state_ + s.offset, source_.state() + s.offset, s.count);
 }
 
 void WeightAverage::put(SafeTensors& st, int64_t bn_batches) const {

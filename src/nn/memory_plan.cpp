@@ -26,9 +26,12 @@ uint64_t MemoryPlan::bytes(bool shares_params) const {
 std::string format_bytes(uint64_t b) {
   char buf[32];
   const double x = static_cast<double>(b);
-  if (x >= 1e9) std::snprintf(buf, sizeof buf, "%.1f GB", x / 1e9);
-  else if (x >= 1e6) std::snprintf(buf, sizeof buf, "%.0f MB", x / 1e6);
-  else std::snprintf(buf, sizeof buf, "%.0f KB", std::max(1.0, x / 1e3));
+  if (x >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.1f GB", x / 1e9);
+  else if (x >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.0f MB", x / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f KB", std::max(1.0, x / 1e3));
   return buf;
 }
 
@@ -38,8 +41,7 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   const uint64_t B = static_cast<uint64_t>(std::max(batch, 1));
   std::string what;  // "<path>: <what> need ..." of the layer being added
   auto fits_int = [&](const std::string& path, uint64_t n, const std::string& of) {
-    if (n > kMaxInt)
-      throw Error(cat(path, ": ", of, " (", n, " values) does not fit the 32-bit sizes the ops take"));
+    if (n > kMaxInt) throw Error(cat(path, ": ", of, " (", n, " values) does not fit the 32-bit sizes the ops take"));
   };
   auto check_total = [&](const std::string& path) {
     const uint64_t need = p.bytes(shares_params);
@@ -54,7 +56,8 @@ MemoryPlan plan_model_memory(const NetSpec& spec, int in_dim, int num_classes, i
   const std::string cpath = cat(name, ".condition");
   if (mode != ConditionMode::none && mode != ConditionMode::projection && K > 0) {
     if (mode == ConditionMode::concat_onehot) fused += K;
-    if (mode == ConditionMode::embed_concat) embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
+    if (mode == ConditionMode::embed_concat)
+      embed = spec.condition.embed_dim > 0 ? spec.condition.embed_dim : K, fused += embed;
     if (mode == ConditionMode::embed_multiply) embed = static_cast<uint64_t>(in_dim);
     if (mode == ConditionMode::label_plane) embed = static_cast<uint64_t>(spec.condition.embed_dim), fused += embed;
     if (mode != ConditionMode::concat_onehot) {

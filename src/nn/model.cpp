@@ -19,21 +19,26 @@ constexpr size_t kAlignFloats = 64;  // 256 bytes: slots and arena slices start 
 size_t aligned(size_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 }  // namespace
 
-Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
-             const std::string& name, const Model* share)
-    : be_(be), name_(name), cond_label_(name + ".condition"), adam_label_(name + ".adam"), batch_(batch),
-      in_dim_(in_dim), num_classes_(num_classes) {
+Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch, const std::string& name,
+             const Model* share)
+    : be_(be),
+      name_(name),
+      cond_label_(name + ".condition"),
+      adam_label_(name + ".adam"),
+      batch_(batch),
+      in_dim_(in_dim),
+      num_classes_(num_classes) {
   CGAN_CHECK(batch > 0 && in_dim > 0, "model ", name, ": bad batch ", batch, " or input ", in_dim);
   // Every size bounded before anything is allocated (a one-line error naming the layer).
-  (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(), share != nullptr);
+  (void)plan_model_memory(spec, in_dim, num_classes, batch, name, be.memory_capacity_bytes(), be.name(),
+                          share != nullptr);
   size_t np = 0, ns = 0;
   // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros,
   // 'x' = Glorot uniform U(-sqrt(6/fan), sqrt(6/fan)) with fan = fan_in + fan_out passed as fan_in.
   // 'r' = a random unit vector (a spectral norm's u, v).
   // Every slot starts on a kAlignFloats boundary (256 bytes) of its buffer; the gaps stay zero
   // (Adam keeps zeros at zero: its step is m / (sqrt(v) + eps) with m = 0).
-  auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init,
-                       int fan_in = 1) {
+  auto add_param = [&](const std::string& n, std::vector<int64_t> shape, bool state, char init, int fan_in = 1) {
     size_t count = 1;
     for (auto d : shape) count *= static_cast<size_t>(d);
     size_t& cursor = state ? ns : np;
@@ -69,7 +74,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     // seed 001's discriminator: Linear(tags -> H*W), viewed as one more image channel after x's
     fusion_ = FusionKind::label_plane;
     embed_dim_ = spec.condition.embed_dim;
-    CGAN_CHECK(embed_dim_ > 0, name, ".condition.embed_dim: label_plane needs the plane size H*W (e.g. 9216 for 96x96)");
+    CGAN_CHECK(embed_dim_ > 0, name,
+               ".condition.embed_dim: label_plane needs the plane size H*W (e.g. 9216 for 96x96)");
     fused_dim_ = in_dim + embed_dim_;
     table_offset_ = add_param("cond.weight", {num_classes, embed_dim_}, false, 'u', num_classes);
     plane_bias_offset_ = add_param("cond.bias", {embed_dim_}, false, 'u', num_classes);
@@ -92,8 +98,16 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& ls = spec.layers[i];
     const LayerUnit& unit = layer_unit(ls.kind);
-    LayerBuild b{be_, ls, cat(name, ".layers[", i, "].", ls.kind), cat("layers.", i, "."), batch, num_classes, sh,
-                 Act::none, 0.f, add_param};
+    LayerBuild b{be_,
+                 ls,
+                 cat(name, ".layers[", i, "].", ls.kind),
+                 cat("layers.", i, "."),
+                 batch,
+                 num_classes,
+                 sh,
+                 Act::none,
+                 0.f,
+                 add_param};
     const size_t first = i;
     if (fuses_next_activation(spec, i)) {
       const LayerSpec& act = spec.layers[++i];
@@ -128,8 +142,8 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   n_state_ = ns;
 
   if (share) {
-    CGAN_CHECK(share->n_params_ == n_params_ && share->n_state_ == n_state_ &&
-                   share->fused_dim_ == fused_dim_ && share->out_dim_ == out_dim_,
+    CGAN_CHECK(share->n_params_ == n_params_ && share->n_state_ == n_state_ && share->fused_dim_ == fused_dim_ &&
+                   share->out_dim_ == out_dim_,
                "model ", name, ": shared parameters come from a different architecture");
     owns_params_ = false;
     params_ = share->params_;
@@ -165,9 +179,12 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
       takes.push_back(t);
       continue;
     }
-    auto s = std::find_if(shared.begin(), shared.end(), [&](const LayerArena::Take& o) { return o.shared == t.shared; });
-    if (s == shared.end()) shared.push_back(t);
-    else s->floats = std::max(s->floats, t.floats);
+    auto s =
+        std::find_if(shared.begin(), shared.end(), [&](const LayerArena::Take& o) { return o.shared == t.shared; });
+    if (s == shared.end())
+      shared.push_back(t);
+    else
+      s->floats = std::max(s->floats, t.floats);
   }
   std::sort(shared.begin(), shared.end(), [](const auto& a, const auto& b) { return a.shared < b.shared; });
   for (const LayerArena::Take& t : shared) takes.push_back(t);
@@ -226,8 +243,7 @@ std::string Model::summary() const {
   }
   os << " -> " << fused_dim_ << "\n";
   for (auto& L : layers_) {
-    os << "  [" << L->spec_index << "] " << L->kind_name << " " << L->in_shape.str() << " -> "
-       << L->out_shape.str();
+    os << "  [" << L->spec_index << "] " << L->kind_name << " " << L->in_shape.str() << " -> " << L->out_shape.str();
     L->describe(os, num_classes_);
     os << "\n";
   }
@@ -255,7 +271,9 @@ void Model::init_params(uint64_t seed) {
         case 'u': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * bound; break;
         case 'n': dst[i] = philox_normal(seed, stream, i); break;
         case '1': dst[i] = 1.f; break;
-        case 'x': dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * std::sqrt(6.f / static_cast<float>(fan_in)); break;
+        case 'x':
+          dst[i] = (2.f * philox_uniform(seed, stream, i) - 1.f) * std::sqrt(6.f / static_cast<float>(fan_in));
+          break;
         default: dst[i] = 0.f;
       }
     }
@@ -267,8 +285,8 @@ void Model::init_params(uint64_t seed) {
   zero_grads();
 }
 
-const float* Model::forward(const float* x, const int32_t* labels, const float* cond, bool train,
-                            uint64_t seed, RngStream stream) {
+const float* Model::forward(const float* x, const int32_t* labels, const float* cond, bool train, uint64_t seed,
+                            RngStream stream) {
   x_ = x;
   labels_ = labels;
   cond_ = cond;
@@ -282,11 +300,13 @@ const float* Model::forward(const float* x, const int32_t* labels, const float* 
       h = fused_;
       break;
     case FusionKind::embed_concat:
-      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels,
+                       params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels, params_ + table_offset_, fused_);
+      be_.fuse_forward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x, nullptr, labels,
+                       params_ + table_offset_, fused_);
       h = fused_;
       break;
     case FusionKind::projection: break;  // applied at the last layer
@@ -329,7 +349,7 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
     ModelLayer& L = *layers_[li];
     const ProfileRange lr(L.label.c_str());
     const bool first = li <= first_compute_;  // only reshapes before it: its input gradient is dL/dx
-    float* gy = g;  // dL/dout
+    float* gy = g;                            // dL/dout
     g = L.backward(r, g, other(g), !first || need_input_grad, param_grads);
     if (fusion_ == FusionKind::projection && li + 1 == layers_.size()) {  // the last linear's input phi(x)
       const ProfileRange pr(cond_label_.c_str());
@@ -349,12 +369,12 @@ void Model::backward(float* gout, float* gx, bool param_grads) {
       if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
       break;
     case FusionKind::embed_concat:
-      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g, gx,
-                        param_grads ? grads_ + table_offset_ : nullptr);
+      be_.fuse_backward(Fusion::embed_concat, B, in_dim_, embed_dim_, num_classes_, x_, labels_,
+                        params_ + table_offset_, g, gx, param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::embed_multiply:
-      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x_, labels_, params_ + table_offset_, g,
-                        gx, param_grads ? grads_ + table_offset_ : nullptr);
+      be_.fuse_backward(Fusion::embed_multiply, B, in_dim_, embed_dim_, num_classes_, x_, labels_,
+                        params_ + table_offset_, g, gx, param_grads ? grads_ + table_offset_ : nullptr);
       break;
     case FusionKind::label_plane:
       if (gx) be_.fuse_backward(Fusion::concat, B, in_dim_, embed_dim_, 0, x_, labels_, nullptr, g, gx, nullptr);
@@ -377,8 +397,10 @@ const float* Model::output_of(int layer_index, int* width) const {
   }
   CGAN_CHECK(layer_index >= 0 && layer_index < spec_layers_, "model ", name_, ": output_of(", layer_index,
              "): no such layer (it has ", spec_layers_, ")");
-  throw Error(cat("model ", name_, ": output_of(", layer_index, "): the layer is fused with the activation "
-                  "after it, whose output (layer ", layer_index + 1, ") is the one kept"));
+  throw Error(cat("model ", name_, ": output_of(", layer_index,
+                  "): the layer is fused with the activation "
+                  "after it, whose output (layer ",
+                  layer_index + 1, ") is the one kept"));
 }
 
 const float* Model::dropout_mask(int layer_index) const {

@@ -74,8 +74,10 @@ NamedTensor slot_tensor(const ParamSlot& sl, const std::vector<float>& buf, cons
     const TorchSlot ts = torch_slot(sl);
     t.shape = ts.shape;
     t.data.resize(sl.count);
-    if (ts.transpose) transpose_into(src, sl.shape[0], sl.shape[1], t.data.data());
-    else std::copy(src, src + sl.count, t.data.begin());
+    if (ts.transpose)
+      transpose_into(src, sl.shape[0], sl.shape[1], t.data.data());
+    else
+      std::copy(src, src + sl.count, t.data.begin());
   } else {
     t.shape = sl.shape;
     t.data.assign(src, src + sl.count);
@@ -127,8 +129,10 @@ void read_slot(const SafeTensors& ck, const ParamSlot& sl, const std::string& na
   if (layout == TensorLayout::torch) {
     const TorchSlot ts = torch_slot(sl);
     const NamedTensor& t = need(ck, name, ts.shape, path);
-    if (ts.transpose) transpose_into(t.data.data(), ts.shape[0], ts.shape[1], dst);
-    else std::copy(t.data.begin(), t.data.end(), dst);
+    if (ts.transpose)
+      transpose_into(t.data.data(), ts.shape[0], ts.shape[1], dst);
+    else
+      std::copy(t.data.begin(), t.data.end(), dst);
   } else {
     const NamedTensor& t = need(ck, name, sl.shape, path);
     std::copy(t.data.begin(), t.data.end(), dst);
@@ -145,8 +149,9 @@ TensorLayout checkpoint_layout(const SafeTensors& ck, const std::string& path) {
   auto it = ck.metadata.find("format");
   if (it == ck.metadata.end() || it->second == kCheckpointFormatV1) return TensorLayout::v1;
   if (it->second == kCheckpointFormat) return TensorLayout::torch;
-  throw Error(cat(path, ": metadata 'format' is '", it->second, "', not a cgan_gpu checkpoint format this build reads (",
-                  kCheckpointFormatV1, " or ", kCheckpointFormat, ")"));
+  throw Error(cat(path, ": metadata 'format' is '", it->second,
+                  "', not a cgan_gpu checkpoint format this build reads (", kCheckpointFormatV1, " or ",
+                  kCheckpointFormat, ")"));
 }
 
 void put_model_params(SafeTensors& st, Backend& be, const Model& m, const std::string& net, TensorLayout layout,
@@ -173,7 +178,8 @@ void put_adam_state(SafeTensors& st, Backend& be, const Model& m, const std::str
     for (const ParamSlot& sl : m.slots())
       if (!sl.state)
         st.tensors.push_back(slot_tensor(sl, which[0] == 'm' ? mh : vh,
-                                         cat("optim.", net, ".", which, ".", torch_slot(sl).name), TensorLayout::torch));
+                                         cat("optim.", net, ".", which, ".", torch_slot(sl).name),
+                                         TensorLayout::torch));
 }
 
 void load_model_params(Model& m, const SafeTensors& ck, const std::string& net, const std::string& path,
@@ -196,8 +202,7 @@ void load_adam_state(Model& m, Backend& be, const SafeTensors& ck, const std::st
       for (const ParamSlot& sl : m.slots())
         if (!sl.state) read_slot(ck, sl, cat("optim.", net, ".", which, ".", torch_slot(sl).name), path, layout, h);
     } else {  // v1: the trained slots packed in slot order, without the alignment gaps
-      const NamedTensor& t =
-          need(ck, cat(net, ".adam.", which), {static_cast<int64_t>(m.packed_param_count())}, path);
+      const NamedTensor& t = need(ck, cat(net, ".adam.", which), {static_cast<int64_t>(m.packed_param_count())}, path);
       h = m.unpack_params(t.data);
     }
     be.upload(which[0] == 'm' ? m.adam_m() : m.adam_v(), h.data(), h.size());
@@ -221,8 +226,7 @@ void check_known_tensors(const Model& m, const SafeTensors& ck, const std::strin
   }
   if (adam && layout == TensorLayout::v1 && m.param_count())
     for (const char* which : {"m", "v"})
-      check_if_present(ck, cat(net, ".adam.", which), {static_cast<int64_t>(m.packed_param_count())}, DType::f32,
-                       path);
+      check_if_present(ck, cat(net, ".adam.", which), {static_cast<int64_t>(m.packed_param_count())}, DType::f32, path);
 }
 
 }  // namespace cgan

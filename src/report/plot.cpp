@@ -8,7 +8,7 @@
 namespace cgan {
 
 Image scatter_plot(const std::vector<float>& xy, const std::vector<int32_t>& labels, int size) {
-  static const uint8_t palette[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
+  static const uint8_t palette[10][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
                                          {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
                                          {188, 189, 34},  {23, 190, 207}};
   Image img;
@@ -53,7 +53,6 @@ Image scatter_plot(const std::vector<float>& xy, const std::vector<int32_t>& lab
   return img;
 }
 
-
 // ---------------------------------------------------------------- the bitmap font
 
 namespace {
@@ -63,6 +62,8 @@ struct GlyphArt {
   char c;
   const char* rows;  // 9 rows of 5, concatenated
 };
+// one glyph per line, its 9 rows of 5 side by side: kept out of clang-format
+// clang-format off
 const GlyphArt kGlyphs[] = {
     {' ', "....." "....." "....." "....." "....." "....." "....." "....." "....."},
     {'!', "..#.." "..#.." "..#.." "..#.." "..#.." "....." "..#.." "....." "....."},
@@ -152,6 +153,7 @@ const GlyphArt kGlyphs[] = {
     {'y', "....." "....." "#...#" "#...#" "#...#" ".####" "....#" "....#" ".###."},
     {'z', "....." "....." "#####" "...#." "..#.." ".#..." "#####" "....." "....."},
 };
+// clang-format on
 constexpr int kGlyphW = 5, kGlyphRows = 9;
 
 const char* glyph_of(char c) {
@@ -179,14 +181,18 @@ void draw_text(Image& img, int x, int y, const std::string& text, Color8 color, 
     for (int r = 0; r < kGlyphRows; ++r)
       for (int c = 0; c < kGlyphW; ++c) {
         bool ink;
-        if (g) ink = g[r * kGlyphW + c] == '#';
-        else ink = r < 7 && (r == 0 || r == 6 || c == 0 || c == kGlyphW - 1);  // unknown: a box
+        if (g)
+          ink = g[r * kGlyphW + c] == '#';
+        else
+          ink = r < 7 && (r == 0 || r == 6 || c == 0 || c == kGlyphW - 1);  // unknown: a box
         if (!ink) continue;
         const int u = static_cast<int>(i) * kGlyphAdvance + c;  // along the text
         for (int dy = 0; dy < scale; ++dy)
           for (int dx = 0; dx < scale; ++dx) {
-            if (vertical) put_pixel(img, x + r * scale + dx, y - u * scale - dy, color);
-            else put_pixel(img, x + u * scale + dx, y + r * scale + dy, color);
+            if (vertical)
+              put_pixel(img, x + r * scale + dx, y - u * scale - dy, color);
+            else
+              put_pixel(img, x + u * scale + dx, y + r * scale + dy, color);
           }
       }
   }
@@ -273,8 +279,10 @@ void draw_series(Image& img, const Frame& f, const Series& s) {
     }
     ++finite;
     const int x = f.px(s.x[i]), y = f.py(s.y[i]);
-    if (have_prev) segment(img, f, px, py, x, y, w, s.color, s.dashed, &dash);
-    else dot(img, f, x, y, w, s.color);
+    if (have_prev)
+      segment(img, f, px, py, x, y, w, s.color, s.dashed, &dash);
+    else
+      dot(img, f, x, y, w, s.color);
     px = x, py = y, have_prev = true;
   }
   if (!s.markers || finite > static_cast<size_t>(kMarkerMaxPoints)) return;

@@ -31,13 +31,13 @@ std::vector<int> reals_grid_indices(const std::vector<int32_t>& labels, int coun
 }
 
 Image render_reals(const HostDataset& data, const DataShape& shape, int rows, int cols, uint64_t seed) {
-  if (shape.is_points())
-    return scatter_plot(data.x, shape.num_classes > 0 ? data.y : std::vector<int32_t>{}, 512);
+  if (shape.is_points()) return scatter_plot(data.x, shape.num_classes > 0 ? data.y : std::vector<int32_t>{}, 512);
   const std::vector<int> cells = reals_grid_indices(data.y, data.count, shape.num_classes, rows, cols, seed);
   const size_t dim = static_cast<size_t>(shape.dim());
   std::vector<float> x(cells.size() * dim, shape.lo);  // an empty cell renders black
   for (size_t c = 0; c < cells.size(); ++c)
-    if (cells[c] >= 0) std::copy_n(data.x.begin() + static_cast<std::ptrdiff_t>(cells[c] * dim), dim, x.begin() + c * dim);
+    if (cells[c] >= 0)
+      std::copy_n(data.x.begin() + static_cast<std::ptrdiff_t>(cells[c] * dim), dim, x.begin() + c * dim);
   return make_grid(x.data(), static_cast<int>(cells.size()), shape.channels, shape.height, shape.width, rows, cols,
                    shape.lo, shape.hi);
 }

@@ -21,14 +21,15 @@ namespace {
 
 // What a run writes at the top of its directory (the checkpoints/ and samples/ folders count when
 // they hold anything).
-const char* const kRunFiles[] = {"config.json",  "vocab.txt",   "classes.txt", "losses.csv",  "losses_avg.csv",
-                                 "metrics.csv",  "metrics.json", "checkpoints", "samples",     "losses.png",
-                                 "metrics.png",  "reals.png",   "tb"};
+const char* const kRunFiles[] = {"config.json", "vocab.txt",    "classes.txt", "losses.csv", "losses_avg.csv",
+                                 "metrics.csv", "metrics.json", "checkpoints", "samples",    "losses.png",
+                                 "metrics.png", "reals.png",    "tb"};
 
 void make_dir(const std::string& d) {
   std::error_code ec;
   fs::create_directories(d, ec);
-  if (ec || !fs::is_directory(d)) throw Error(cat(d, ": cannot create run directory: ", ec ? ec.message() : "not a directory"));
+  if (ec || !fs::is_directory(d))
+    throw Error(cat(d, ": cannot create run directory: ", ec ? ec.message() : "not a directory"));
 }
 
 // The newest checkpoints/step_N.safetensors, or "".
@@ -70,8 +71,9 @@ RunDir::RunDir(std::string dir, RunDirMode mode) : dir_(std::move(dir)) {
     ::close(lock_fd_);
     lock_fd_ = -1;
     if (e == EWOULDBLOCK)
-      throw Error(cat(dir_, ": run directory is in use by another cgan_gpu process; wait for it to finish or "
-                            "choose another --out"));
+      throw Error(cat(dir_,
+                      ": run directory is in use by another cgan_gpu process; wait for it to finish or "
+                      "choose another --out"));
     throw Error(cat(dir_, ": cannot lock run directory: ", std::strerror(e)));
   }
   try {
@@ -120,7 +122,9 @@ RunDir::~RunDir() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
-std::string RunDir::checkpoint_path(int64_t step) const { return cat(dir_, "/checkpoints/step_", step, ".safetensors"); }
+std::string RunDir::checkpoint_path(int64_t step) const {
+  return cat(dir_, "/checkpoints/step_", step, ".safetensors");
+}
 std::string RunDir::sample_path(int64_t step) const { return cat(dir_, "/samples/step_", step, ".png"); }
 
 void RunDir::write_config(const nlohmann::json& effective) const {
@@ -131,8 +135,8 @@ static const char* kHeader = "step,d_loss,g_loss,d_real,d_fake,d_acc\n";
 
 static std::string row_text(const LossRow& r) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%lld,%.6g,%.6g,%.6g,%.6g,%.6g\n", static_cast<long long>(r.step), r.d_loss,
-                r.g_loss, r.d_real, r.d_fake, r.d_acc);
+  std::snprintf(buf, sizeof buf, "%lld,%.6g,%.6g,%.6g,%.6g,%.6g\n", static_cast<long long>(r.step), r.d_loss, r.g_loss,
+                r.d_real, r.d_fake, r.d_acc);
   return buf;
 }
 
@@ -146,8 +150,8 @@ std::vector<LossRow> read_loss_csv(const std::string& path) {
   while (std::getline(in, line)) {
     LossRow r;
     long long step = 0;
-    if (std::sscanf(line.c_str(), "%lld,%f,%f,%f,%f,%f", &step, &r.d_loss, &r.g_loss, &r.d_real, &r.d_fake,
-                    &r.d_acc) == 6) {
+    if (std::sscanf(line.c_str(), "%lld,%f,%f,%f,%f,%f", &step, &r.d_loss, &r.g_loss, &r.d_real, &r.d_fake, &r.d_acc) ==
+        6) {
       r.step = step;
       rows.push_back(r);
     }
@@ -178,7 +182,8 @@ LossLog::LossLog(const RunDir& rd, int window, int64_t start_step)
   write_file_atomic(avg_path_, avg);
   raw_ = std::fopen(raw_path_.c_str(), "ab");
   avg_ = std::fopen(avg_path_.c_str(), "ab");
-  if (!raw_ || !avg_) throw Error(cat(raw_ ? avg_path_ : raw_path_, ": cannot open for appending: ", std::strerror(errno)));
+  if (!raw_ || !avg_)
+    throw Error(cat(raw_ ? avg_path_ : raw_path_, ": cannot open for appending: ", std::strerror(errno)));
 }
 
 LossLog::~LossLog() {

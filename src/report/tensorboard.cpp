@@ -22,7 +22,9 @@ void varint(std::string& s, uint64_t v) {
   }
   s += static_cast<char>(v);
 }
-void key(std::string& s, int field, int wire) { varint(s, static_cast<uint64_t>(field) << 3 | static_cast<uint64_t>(wire)); }
+void key(std::string& s, int field, int wire) {
+  varint(s, static_cast<uint64_t>(field) << 3 | static_cast<uint64_t>(wire));
+}
 void field_varint(std::string& s, int field, uint64_t v) {
   key(s, field, 0);
   varint(s, v);
@@ -141,19 +143,21 @@ std::vector<std::string> read_tfrecords(const std::string& b, const std::string&
   };
   size_t i = 0;
   while (i < b.size()) try {
-    if (b.size() - i < 12) throw Error(cat(what, ": truncated record header at byte ", i));
-    uint64_t len = 0;
-    for (int k = 0; k < 8; ++k) len |= static_cast<uint64_t>(static_cast<unsigned char>(b[i + k])) << (8 * k);
-    if (u32(i + 8) != masked_crc32c(b.data() + i, 8)) throw Error(cat(what, ": bad length CRC at byte ", i));
-    if (len > b.size() - i - 12 || b.size() - i - 12 - len < 4) throw Error(cat(what, ": truncated record at byte ", i));
-    const std::string data = b.substr(i + 12, static_cast<size_t>(len));
-    if (u32(i + 12 + len) != masked_crc32c(data.data(), data.size())) throw Error(cat(what, ": bad data CRC at byte ", i));
-    out.push_back(data);
-    i += 16 + static_cast<size_t>(len);
-  } catch (const Error&) {
-    if (!stop_at_damage) throw;
-    break;
-  }
+      if (b.size() - i < 12) throw Error(cat(what, ": truncated record header at byte ", i));
+      uint64_t len = 0;
+      for (int k = 0; k < 8; ++k) len |= static_cast<uint64_t>(static_cast<unsigned char>(b[i + k])) << (8 * k);
+      if (u32(i + 8) != masked_crc32c(b.data() + i, 8)) throw Error(cat(what, ": bad length CRC at byte ", i));
+      if (len > b.size() - i - 12 || b.size() - i - 12 - len < 4)
+        throw Error(cat(what, ": truncated record at byte ", i));
+      const std::string data = b.substr(i + 12, static_cast<size_t>(len));
+      if (u32(i + 12 + len) != masked_crc32c(data.data(), data.size()))
+        throw Error(cat(what, ": bad data CRC at byte ", i));
+      out.push_back(data);
+      i += 16 + static_cast<size_t>(len);
+    } catch (const Error&) {
+      if (!stop_at_damage) throw;
+      break;
+    }
   return out;
 }
 
@@ -189,8 +193,8 @@ std::string text(double wall_time, int64_t step, const std::string& tag, const s
   std::string plugin, meta, tensor, v;
   field_bytes(plugin, 1, "text");
   field_bytes(meta, 1, plugin);
-  field_varint(tensor, 1, 7);   // DT_STRING
-  field_bytes(tensor, 2, "");   // TensorShapeProto with no dimensions: a scalar
+  field_varint(tensor, 1, 7);  // DT_STRING
+  field_bytes(tensor, 2, "");  // TensorShapeProto with no dimensions: a scalar
   field_bytes(tensor, 8, text);
   field_bytes(v, 1, tag);
   field_bytes(v, 9, meta);
@@ -252,7 +256,8 @@ EventFile::~EventFile() {
 
 void EventFile::add(const std::string& event) {
   const std::string r = tfrecord(event);
-  if (std::fwrite(r.data(), 1, r.size(), f_) != r.size()) throw Error(cat(path_, ": write failed: ", std::strerror(errno)));
+  if (std::fwrite(r.data(), 1, r.size(), f_) != r.size())
+    throw Error(cat(path_, ": write failed: ", std::strerror(errno)));
 }
 
 void EventFile::flush() {

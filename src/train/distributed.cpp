@@ -70,8 +70,7 @@ Shard make_shard(int global_batch, int rank, int ranks) {
   CGAN_CHECK(ranks >= 1 && rank >= 0 && rank < ranks, "make_shard: rank ", rank, " of ", ranks);
   if (global_batch % ranks != 0)
     throw Error(cat("train.batch_size: ", global_batch, " does not divide among the ", ranks,
-                    " ranks of this job (each rank takes batch_size / ranks samples); use a multiple of ",
-                    ranks));
+                    " ranks of this job (each rank takes batch_size / ranks samples); use a multiple of ", ranks));
   Shard s;
   s.rank = rank;
   s.ranks = ranks;
@@ -207,7 +206,8 @@ class MpiCommunicator final : public Communicator {
       MPI_CHECK(MPI_Bcast(id, static_cast<int>(kNcclIdBytes), MPI_BYTE, 0, MPI_COMM_WORLD));
       r = make_nccl_reduce(be, rank_, size_, id);
 #else
-      throw Error(cat("the ", be.name(), " backend under mpirun needs NCCL, and this build has none (found no nccl.h "
+      throw Error(cat("the ", be.name(),
+                      " backend under mpirun needs NCCL, and this build has none (found no nccl.h "
                       "and libnccl with the CUDA toolkit); use --device cpu or rebuild with NCCL"));
 #endif
     }

@@ -14,7 +14,7 @@ namespace cgan {
 // What one D sub-step and the end of an iteration add to the counters (kCtr* order).
 namespace {
 std::array<int32_t, Trainer::kCtrCount> batch_delta(int B) { return {0, B, 0, 0, 1}; }  // pos += B, D's Adam step
-constexpr std::array<int32_t, Trainer::kCtrCount> kStepDelta = {1, 0, 1, 1, 0};       // step, slot, G's Adam step
+constexpr std::array<int32_t, Trainer::kCtrCount> kStepDelta = {1, 0, 1, 1, 0};         // step, slot, G's Adam step
 }  // namespace
 
 void Trainer::step() {
@@ -49,7 +49,7 @@ void Trainer::step() {
 }
 
 void Trainer::enqueue_step(bool may_reshuffle) {
-  const int B = shard_.batch;  // this rank's samples: [s0, s0 + B) of the global batch
+  const int B = shard_.batch;                                // this rank's samples: [s0, s0 + B) of the global batch
   const uint64_t s0 = static_cast<uint64_t>(shard_.offset);  // every draw below is keyed by global index
   const int K = shape_.num_classes;
   const int P = shape_.dim();
@@ -71,8 +71,10 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     be_.rand_below(B, seed, s, s0, count_, idx_rand_);
     be_.gather_int(B, count_, y_all_, idx_rand_, y_out);
     if (!onehot) return;
-    if (tags) be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
-    else be_.one_hot(B, K, y_out, cond_out);
+    if (tags)
+      be_.gather_rows(B, T, count_, tags_all_, idx_rand_, cond_out);
+    else
+      be_.one_hot(B, K, y_out, cond_out);
   };
   // train.augment: what D sees of image x (D's input `which` of D sub-step `sub`), drawn per sample
   // from (seed, step, sub, which, sample index), the index global (s0: this rank's first sample).
@@ -80,8 +82,8 @@ void Trainer::enqueue_step(bool may_reshuffle) {
   auto aug = [&](const float* x, int sub, AugWhich which, const std::string& tp, const char* name,
                  const char* params_name) -> const float* {
     if (!augment) return x;
-    be_.augment_forward(aug_, B, seed, RngStream(kAugStream + stream_of(0, sub, static_cast<Purpose>(which)),
-                                                 ctr_ + kCtrStep, 256),
+    be_.augment_forward(aug_, B, seed,
+                        RngStream(kAugStream + stream_of(0, sub, static_cast<Purpose>(which)), ctr_ + kCtrStep, 256),
                         s0, x, aug_x_, aug_params_);
     tracer_->buf(tp, name, aug_x_, {B, P});
     tracer_->buf(tp, params_name, aug_params_, {B, kAugmentParams});
@@ -108,7 +110,8 @@ void Trainer::enqueue_step(bool may_reshuffle) {
           if (random_labels) be_.one_hot(B, K, y_fake_, cond_fake_);
         }
       }
-      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), s0 * cfg_.noise_dim, 0.f, 1.f, z_);
+      be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseD), s0 * cfg_.noise_dim, 0.f, 1.f,
+                      z_);
     }
     const std::string tp = cat("d", sub, ".");  // trace names of this D sub-step
     tracer_->buf(tp, "x_real", x_real_, {B, P});
@@ -129,12 +132,13 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       be_.fill(a, 6, 0.f);
       be_.fill(a + 9, 3, 0.f);
     }
-    const float* out_r =
-        D_->forward(aug(x_real_, sub, kAugReal, tp, "aug.real", "aug.real.params"), y_real_, cond_real_, true, seed, rng(sub, kDropDReal));
+    const float* out_r = D_->forward(aug(x_real_, sub, kAugReal, tp, "aug.real", "aug.real.params"), y_real_,
+                                     cond_real_, true, seed, rng(sub, kDropDReal));
     tracer_->masks(tp, "real.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_r, cfg_.loss.real_target, cfg_.loss.d_weight, D_->grad_out_buffer(), a);
     D_->backward(D_->grad_out_buffer(), nullptr);
-    const float* out_f = D_->forward(aug(fake, sub, kAugFake, tp, "aug.fake", "aug.fake.params"), yf, cf, true, seed, rng(sub, kDropDFake));
+    const float* out_f = D_->forward(aug(fake, sub, kAugFake, tp, "aug.fake", "aug.fake.params"), yf, cf, true, seed,
+                                     rng(sub, kDropDFake));
     tracer_->masks(tp, "fake.", *D_, cfg_.discriminator);
     be_.loss_fused(lk, B, out_f, 0.f, cfg_.loss.d_weight, D_->grad_out_buffer(), a + 3);
     D_->backward(D_->grad_out_buffer(), nullptr);
@@ -144,10 +148,11 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       if (onehot) tracer_->buf(tp, "cond_other", cond_other_, {B, T});
       const float* out_m = nullptr;
       if (cfg_.loss.mismatch == Mismatch::Kind::real_other_tags) {
-        out_m = D_->forward(aug(x_real_, sub, kAugMis, tp, "aug.mis", "aug.mis.params"), y_other_, cond_other_, true, seed,
-                            rng(sub, kDropDMis));
+        out_m = D_->forward(aug(x_real_, sub, kAugMis, tp, "aug.mis", "aug.mis.params"), y_other_, cond_other_, true,
+                            seed, rng(sub, kDropDMis));
       } else {  // fake_other_tags: a fake made from other tags, scored with the batch's own
-        be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), s0 * cfg_.noise_dim, 0.f, 1.f, z_);
+        be_.rand_normal(static_cast<size_t>(B) * cfg_.noise_dim, seed, rng(sub, kNoiseMisD), s0 * cfg_.noise_dim, 0.f,
+                        1.f, z_);
         const float* fake2 = G_->forward(z_, y_other_, cond_other_, true, seed, rng(sub, kDropGinMisD));
         tracer_->buf(tp, "z_mis", z_, {B, cfg_.noise_dim});
         tracer_->masks(tp, "gen_mis.", *G_, cfg_.generator);
@@ -159,7 +164,7 @@ void Trainer::enqueue_step(bool may_reshuffle) {
       D_->backward(D_->grad_out_buffer(), nullptr);
     }
     if (reduce_) reduce_->mean(D_->grads(), D_->param_count());  // one all-reduce: the global batch's gradient
-    tracer_->buf(tp, "losses", acc_step_, {kStatsPerStep});  // [0] real, [3] fake, [9] mismatched
+    tracer_->buf(tp, "losses", acc_step_, {kStatsPerStep});      // [0] real, [3] fake, [9] mismatched
     tracer_->grads(tp, "grad.discriminator.", *D_);
     ProfileRange o("optimizer");
     advance_counters(batch_delta(shard_.global_batch).data(), true);
@@ -185,7 +190,8 @@ void Trainer::enqueue_step(bool may_reshuffle) {
     G_->zero_grads();
     const float* fake = G_->forward(z_, yf, cf, true, seed, rng(0, kDropGinG));
     tracer_->masks(g, "gen.", *G_, cfg_.generator);
-    const float* out = D_->forward(aug(fake, 0, kAugG, g, "aug.fake", "aug.fake.params"), yf, cf, true, seed, rng(0, kDropDinG));
+    const float* out =
+        D_->forward(aug(fake, 0, kAugG, g, "aug.fake", "aug.fake.params"), yf, cf, true, seed, rng(0, kDropDinG));
     tracer_->masks(g, "disc.", *D_, cfg_.discriminator);
     be_.loss_fused(lk_g, B, out, 1.f, 1.f, D_->grad_out_buffer(), acc_step_ + 6);
     D_->backward(D_->grad_out_buffer(), gx_, /*param_grads=*/false);

@@ -15,11 +15,13 @@ ResumeTarget resolve_resume(const SessionOptions& o) {
   std::string dir;
   std::error_code ec;
   if (r == "latest") {
-    if (!o.out_dir.empty()) dir = o.out_dir;
-    else if (!o.config_path.empty()) dir = "out/" + load_config(o.config_path, o.sets).name;
-    else throw UsageError("--resume latest: give --out RUN_DIR or --config FILE (its run directory out/<name>)");
-    if (!fs::is_directory(dir, ec))
-      throw Error(cat("--resume latest: ", dir, ": no such run directory"));
+    if (!o.out_dir.empty())
+      dir = o.out_dir;
+    else if (!o.config_path.empty())
+      dir = "out/" + load_config(o.config_path, o.sets).name;
+    else
+      throw UsageError("--resume latest: give --out RUN_DIR or --config FILE (its run directory out/<name>)");
+    if (!fs::is_directory(dir, ec)) throw Error(cat("--resume latest: ", dir, ": no such run directory"));
   } else if (fs::is_directory(r, ec)) {
     dir = r;
   } else {

@@ -76,7 +76,7 @@ int Trainer::run(const RunDir* rd) {
   std::unique_ptr<TbLog> tb;  // tb/: TensorBoard event files (log.tensorboard)
   if (rd && cfg_.log.tensorboard) tb = std::make_unique<TbLog>(*rd, step_);
   if (rd && shape_.tag_dim > 0) write_vocabulary(rd->file("vocab.txt"), shape_.vocab);  // for `sample --tags`
-  if (rd && !shape_.class_names.empty())  // for `sample --label NAME`
+  if (rd && !shape_.class_names.empty())                                                // for `sample --label NAME`
     write_file_atomic(rd->file("classes.txt"), class_names_text(shape_.class_names));
   std::unique_ptr<LossLog> losses;
   if (rd) losses = std::make_unique<LossLog>(*rd, cfg_.log.avg_window, step_);
@@ -105,7 +105,7 @@ int Trainer::run(const RunDir* rd) {
   };
   auto checkpoint = [&]() {
     flush();
-    if (comm_ && comm_->size() > 1) {  // the ranks must hold the same weights (rank 0's are written)
+    if (comm_ && comm_->size() > 1) {       // the ranks must hold the same weights (rank 0's are written)
       uint64_t h = 1469598103934665603ULL;  // FNV-1a over the parameter bytes of G and D
       for (const Model* m : {G_.get(), D_.get()}) {
         std::vector<float> p(m->param_count());
@@ -151,8 +151,10 @@ int Trainer::run(const RunDir* rd) {
       progress.set_eval(r.cond_acc);
     }
     if (tb && log_now) tb->scalar(step_, "speed/it_per_s", static_cast<float>(progress.rate(step_)));
-    if (log_now) progress.log(step_, epoch, last);
-    else progress.tick(step_, epoch, last);
+    if (log_now)
+      progress.log(step_, epoch, last);
+    else
+      progress.tick(step_, epoch, last);
     const bool sample_now = last_step || (cfg_.log.sample_every > 0 && step_ % cfg_.log.sample_every == 0);
     if (sample_now) flush();  // every rank: the curves are drawn from complete CSVs
     if (rd && sample_now) {

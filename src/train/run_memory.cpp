@@ -41,7 +41,8 @@ uint64_t conv_workspace_floats(const NetSpec& spec, int in_dim, int batch, Backe
   for (const LayerSpec& l : spec.layers) {
     if (l.kind == LayerKind::conv2d && lp.image) {
       ConvShape s;
-      s.N = std::max(batch, 1), s.C = static_cast<int>(lp.c), s.H = static_cast<int>(lp.h), s.W = static_cast<int>(lp.w);
+      s.N = std::max(batch, 1), s.C = static_cast<int>(lp.c), s.H = static_cast<int>(lp.h),
+      s.W = static_cast<int>(lp.w);
       s.K = l.out, s.R = l.kernel_h, s.S = l.kernel_w;
       s.stride_h = l.stride_h, s.stride_w = l.stride_w, s.pad_h = l.pad_h, s.pad_w = l.pad_w;
       if (s.P() > 0 && s.Q() > 0) ws = std::max<uint64_t>(ws, be.conv2d_workspace_cap(s));
@@ -62,7 +63,8 @@ ModelBytes model_bytes(const NetSpec& spec, int in_dim, int classes, int batch, 
   const uint64_t align = alignment_floats(spec);
   ModelBytes m;
   if (!view) m.weights = add(mul(4, alloc_bytes(add(p.params, align))), alloc_bytes(add(p.state, align)));
-  m.activations = add(alloc_bytes(add(add(p.activations, p.spectral_norm), align)), mul(64, add(spec.layers.size(), 8)));
+  m.activations =
+      add(alloc_bytes(add(add(p.activations, p.spectral_norm), align)), mul(64, add(spec.layers.size(), 8)));
   m.workspace = alloc_bytes(conv_workspace_floats(spec, in_dim, batch, be));
   return m;
 }
@@ -108,9 +110,10 @@ RunMemoryPlan plan_run_memory(const Config& cfg, const DataShape& shape, int64_t
   const int rows = shape.is_points() ? 1 : (K > 0 ? K : 10);
   const int cols = shape.is_points() ? std::max(2000, K) : cfg.log.samples_per_label;
   const uint64_t S = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
-  const ModelBytes grid = model_bytes(cfg.generator, cfg.noise_dim, Kg, static_cast<int>(S), "generator", dev, true, be);
-  item("sample grid generator", add(add(grid.activations, grid.workspace),
-                                    add(add(alloc_bytes(S * Z), alloc_bytes(S)), alloc_bytes(S * T))));
+  const ModelBytes grid =
+      model_bytes(cfg.generator, cfg.noise_dim, Kg, static_cast<int>(S), "generator", dev, true, be);
+  item("sample grid generator",
+       add(add(grid.activations, grid.workspace), add(add(alloc_bytes(S * Z), alloc_bytes(S)), alloc_bytes(S * T))));
 
   // train.ema: a copy of G's parameters and state, and a view on it at batch 1
   if (cfg.train.ema.enabled) {
@@ -124,10 +127,11 @@ RunMemoryPlan plan_run_memory(const Config& cfg, const DataShape& shape, int64_t
 
   // the trainer's step buffers (Trainer's constructor)
   uint64_t step = add(mul(2, alloc_bytes(B * P)), mul(4, alloc_bytes(B)));  // x_real, gx; labels, draws
-  step = add(step, add(alloc_bytes(B * Z), mul(3, alloc_bytes(B * T))));   // noise, the three conditions
+  step = add(step, add(alloc_bytes(B * Z), mul(3, alloc_bytes(B * T))));    // noise, the three conditions
   if (cfg.train.augment.any())
     step = add(step, add(mul(2, alloc_bytes(B * P)), alloc_bytes(B * static_cast<uint64_t>(kAugmentParams))));
-  const uint64_t slots = static_cast<uint64_t>(std::max<int64_t>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every), 1));
+  const uint64_t slots =
+      static_cast<uint64_t>(std::max<int64_t>(std::min<int64_t>(cfg.log.flush_every, cfg.log.every), 1));
   step = add(step, add(alloc_bytes(slots * Trainer::kStatsPerStep),
                        add(alloc_bytes(Trainer::kStatsPerStep), alloc_bytes(Trainer::kCtrCount))));
   item("the trainer's step buffers", step);
@@ -147,9 +151,9 @@ RunMemoryPlan plan_run_memory(const Config& cfg, const DataShape& shape, int64_t
     const int n = std::max(cfg.eval.count, 1);
     const uint64_t En = static_cast<uint64_t>(n);
     const ModelBytes e = model_bytes(cfg.generator, cfg.noise_dim, Kg, n, "generator", dev, true, be);
-    item("evaluation generator and its images", add(add(e.activations, e.workspace),
-                                                    add(add(alloc_bytes(En * Z), alloc_bytes(En)),
-                                                        alloc_bytes(En * static_cast<uint64_t>(std::max(Kg, 1))))));
+    item("evaluation generator and its images",
+         add(add(e.activations, e.workspace),
+             add(add(alloc_bytes(En * Z), alloc_bytes(En)), alloc_bytes(En * static_cast<uint64_t>(std::max(Kg, 1))))));
   }
   return plan;
 }

@@ -11,7 +11,7 @@ namespace cgan {
 
 void write_reals_png(const RunDir& rd, const HostDataset& data, const Config& cfg) {
   const DataShape shape = data_shape_of(data, cfg.data);
-  int rows = 10;  // unconditional image sets
+  int rows = 10;              // unconditional image sets
   if (shape.num_classes > 0)  // as Trainer::sample_rows: tagged sets show one row per hair label
     rows = shape.tag_dim > 0 ? std::min(shape.num_classes, hair_phrase_count(shape.vocab)) : shape.num_classes;
   write_png(rd.file("reals.png"), render_reals(data, shape, rows, cfg.log.samples_per_label, cfg.train.seed));

@@ -42,8 +42,10 @@ SampleOutput generate_samples(Backend& be, const SafeTensors& ck, const std::str
     be.rand_normal(static_cast<size_t>(n) * cfg.noise_dim, req.seed, kSampleNoiseStream, req.noise_offset, 0.f, 1.f, z);
   }
   be.upload_int(y, labels.data(), labels.size());
-  if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot()) be.upload(cond, req.tags.data(), req.tags.size());
-  else if (Kg > 0 && G.uses_onehot()) be.one_hot(n, Kg, y, cond);
+  if (Kg > 0 && shape.tag_dim > 0 && G.uses_onehot())
+    be.upload(cond, req.tags.data(), req.tags.size());
+  else if (Kg > 0 && G.uses_onehot())
+    be.one_hot(n, Kg, y, cond);
   const float* out = G.forward(z, y, cond, false);
   be.download(h.data(), out, h.size());
   if (!req.save_tensors.empty()) {

@@ -39,7 +39,8 @@ void set_up(TrainingSession& s, const SessionOptions& o, Communicator* comm) {
   s.checkpoint = std::move(rt.ck);
   s.cfg = !o.config_path.empty() ? load_config(o.config_path, o.sets)
                                  : read_checkpoint_info(s.checkpoint, resume, o.sets).cfg;
-  if (!resume.empty() && !o.config_path.empty()) (void)read_checkpoint_info(s.checkpoint, resume);  // its metadata, checked
+  if (!resume.empty() && !o.config_path.empty())
+    (void)read_checkpoint_info(s.checkpoint, resume);  // its metadata, checked
   const Config& cfg = s.cfg;
   if (!o.device.empty()) s.cfg.device = check_device(o.device);
   BackendOptions bo{cfg.precision};

@@ -54,9 +54,11 @@ void Trainer::restore(const SafeTensors& ck, const std::string& path) {
     throw Error(cat(path, ": the checkpoint was trained on data of shape ", s.channels, "x", s.height, "x", s.width,
                     " with ", s.num_classes, " classes", s.tag_dim ? cat(" and ", s.tag_dim, " tags") : std::string(),
                     "; this run's data is ", shape_.channels, "x", shape_.height, "x", shape_.width, " with ",
-                    shape_.num_classes, " classes", shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
+                    shape_.num_classes, " classes",
+                    shape_.tag_dim ? cat(" and ", shape_.tag_dim, " tags") : std::string()));
   if (s.class_names != shape_.class_names)
-    throw Error(cat(path, ": the checkpoint's class names (metadata 'class_names') differ from this run's class folders"));
+    throw Error(
+        cat(path, ": the checkpoint's class names (metadata 'class_names') differ from this run's class folders"));
   const TensorLayout layout = checkpoint_layout(ck, path);  // v1 files still resume
   for (Model* m : {G_.get(), D_.get()}) {
     const std::string net = m == G_.get() ? "generator" : "discriminator";

@@ -67,8 +67,8 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data, Commun
   const int cols = shape_.is_points() ? std::max(2000, K) : cfg.log.samples_per_label;
   if (cfg.train.ema.enabled) ema_ = std::make_unique<WeightAverage>(be, *G_, gs, cfg.noise_dim, Kg, cfg.train.ema);
   // sample grids (and evaluation) show the averaged generator when there is one
-  G_sample_ = std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator",
-                                      ema_ ? &ema_->model() : G_.get());
+  G_sample_ =
+      std::make_unique<Model>(be, gs, cfg.noise_dim, Kg, rows * cols, "generator", ema_ ? &ema_->model() : G_.get());
   if (comm) {  // this rank's samples: dropout masks by global index; optionally batch norm over all ranks
     reduce_ = &comm->reducer(be);
     RankReduce* bn = cfg.distributed.sync_batchnorm ? reduce_ : nullptr;
@@ -101,7 +101,8 @@ Trainer::Trainer(const Config& cfg, Backend& be, const HostDataset& data, Commun
   gx_ = Buffer<float>(be, static_cast<size_t>(B) * P);
   if (cfg.train.augment.any()) {
     if (shape_.is_points())
-      throw Error(cat("train.augment: DiffAugment transforms images; data.kind \"", cfg.data.kind, "\" has 2-D points"));
+      throw Error(
+          cat("train.augment: DiffAugment transforms images; data.kind \"", cfg.data.kind, "\" has 2-D points"));
     aug_ = make_augment_spec(cfg.train.augment, shape_.channels, shape_.height, shape_.width, shape_.lo, shape_.hi);
     aug_x_ = Buffer<float>(be, static_cast<size_t>(B) * P);
     aug_g_ = Buffer<float>(be, static_cast<size_t>(B) * P);
@@ -173,7 +174,7 @@ void Trainer::prepare_eval() {
 }
 
 Trainer::~Trainer() {  // the buffers free themselves
-  eval_.reset();  // its generator view shares G's parameters
+  eval_.reset();       // its generator view shares G's parameters
   if (graph_id_) be_.graph_drop(graph_id_);
 }
 

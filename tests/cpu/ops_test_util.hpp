@@ -33,8 +33,7 @@ using testutil::test_seed;
 // CPU backend.
 class RandomCpuTest : public ::testing::Test {
  protected:
-  RandomCpuTest()
-      : seed_(test_seed()), rng_(seed_), trace_(__FILE__, __LINE__, cat("CGAN_TEST_SEED=", seed_)) {}
+  RandomCpuTest() : seed_(test_seed()), rng_(seed_), trace_(__FILE__, __LINE__, cat("CGAN_TEST_SEED=", seed_)) {}
 
   // A size from a list biased towards awkward values.
   int size(int lo, int hi) {
@@ -76,8 +75,7 @@ inline void expect_close(const VecF& got, const VecD& ref, double atol, double r
     const double err = std::fabs(static_cast<double>(got[i]) - ref[i]);
     if (!(err <= atol + rtol * std::fabs(ref[i]))) {
       if (++bad <= 5)
-        ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", reference " << ref[i] << " (err " << err
-                      << ")";
+        ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", reference " << ref[i] << " (err " << err << ")";
     }
   }
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << ref.size() << " elements out of tolerance";

@@ -185,7 +185,7 @@ TEST(AnimeTagsCsv, DanbooruFormatAndMixedLines) {
   EXPECT_TRUE(phrases(t, 1).empty());
   EXPECT_EQ(phrases(t, 2), V({"aqua hair", "pink eyes"}));
   EXPECT_EQ(phrases(t, 3), V({"purple hair", "purple eyes"}));
-  EXPECT_EQ(cgan::label_of_tags(t.row(0), kVocab), 8);  // blue hair
+  EXPECT_EQ(cgan::label_of_tags(t.row(0), kVocab), 8);   // blue hair
   EXPECT_EQ(cgan::label_of_tags(t.row(1), kVocab), 12);  // no hair phrase: the extra class
 
   // a custom vocabulary keeps other tags
@@ -199,24 +199,26 @@ TEST(AnimeTagsCsv, DanbooruFormatAndMixedLines) {
 TEST(AnimeTagsCsv, MalformedLinesAreSkippedWithWarnings) {
   const std::string text =
       "1,blue hair yellow eyes\n"
-      "no comma here\n"           // 2
-      " ,red hair\n"               // 3
-      "4,blue hair:many\n"         // 4: non-numeric count
-      "5,blue hair:3\tsmile\n"     // 5: field without count
+      "no comma here\n"         // 2
+      " ,red hair\n"            // 3
+      "4,blue hair:many\n"      // 4: non-numeric count
+      "5,blue hair:3\tsmile\n"  // 5: field without count
       "6,red hair red eyes\n"
-      "1,green hair\n"             // 7: duplicate id
-      "06,green hair\n"            // 8: duplicate of 6 under id_key
-      "9,:12\n";                   // 9: empty tag
+      "1,green hair\n"   // 7: duplicate id
+      "06,green hair\n"  // 8: duplicate of 6 under id_key
+      "9,:12\n";         // 9: empty tag
   const cgan::TagTable t = cgan::parse_tags_csv(text, "dir/tags.csv", kVocab);
   EXPECT_EQ(t.ids, V({"1", "6"}));
   EXPECT_EQ(phrases(t, 0), V({"blue hair", "yellow eyes"}));  // the first occurrence wins
   EXPECT_EQ(t.malformed, 7);
   ASSERT_EQ(t.warnings.size(), 7u);
-  const char* want[] = {"dir/tags.csv:2: no comma", "dir/tags.csv:3: empty id",
+  const char* want[] = {"dir/tags.csv:2: no comma",
+                        "dir/tags.csv:3: empty id",
                         "dir/tags.csv:4: field \"blue hair:many\": count \"many\" is not a non-negative integer",
                         "dir/tags.csv:5: field \"smile\" is not tag:count",
                         "dir/tags.csv:7: duplicate id \"1\" (first on line 1)",
-                        "dir/tags.csv:8: duplicate id \"06\" (first on line 6)", "dir/tags.csv:9: field \":12\" has an empty tag"};
+                        "dir/tags.csv:8: duplicate id \"06\" (first on line 6)",
+                        "dir/tags.csv:9: field \":12\" has an empty tag"};
   for (size_t i = 0; i < 7; ++i) {
     EXPECT_EQ(t.warnings[i].rfind(want[i], 0), 0u) << t.warnings[i];
     EXPECT_NE(t.warnings[i].find("(line skipped)"), std::string::npos) << t.warnings[i];
@@ -226,8 +228,7 @@ TEST(AnimeTagsCsv, MalformedLinesAreSkippedWithWarnings) {
   const std::string m = error_of([&] { cgan::parse_tags_csv(text, "dir/tags.csv", kVocab, true); });
   EXPECT_EQ(m.rfind("dir/tags.csv:2: no comma", 0), 0u) << m;
   expect_one_line(m);
-  const std::string m2 =
-      error_of([&] { cgan::parse_tags_csv("1,red hair\n1,blue hair\n", "x.csv", kVocab, true); });
+  const std::string m2 = error_of([&] { cgan::parse_tags_csv("1,red hair\n1,blue hair\n", "x.csv", kVocab, true); });
   EXPECT_EQ(m2, "x.csv:2: duplicate id \"1\" (first on line 1)");
 }
 
@@ -243,9 +244,9 @@ TEST(AnimeImageFolder, LoadsResizesAndSkipsBadFiles) {
   cgan::write_png(faces + "/4.png", solid(8, 6, 3, 1, 2, 3));        // no tags row
   cgan::write_png(faces + "/5.png", solid(8, 6, 3, 1, 2, 3));        // row without vocabulary tag
   const std::string good = slurp(faces + "/1.png");
-  spit(faces + "/6.png", good.substr(0, good.size() / 2));            // truncated PNG
-  spit(faces + "/7.png", "this is not an image\n");                   // text named .png
-  spit(faces + "/8.png", "");                                         // zero bytes
+  spit(faces + "/6.png", good.substr(0, good.size() / 2));  // truncated PNG
+  spit(faces + "/7.png", "this is not an image\n");         // text named .png
+  spit(faces + "/8.png", "");                               // zero bytes
   spit(faces + "/notes.txt", "ignored");
   spit(d / "tags.csv",  // beside the folder: the default <dir>/../tags.csv
        "1,blue hair yellow eyes\n2,red hair:10\tgreen eyes:3\n3,green eyes\n5,smile\n6,red hair\n7,red hair\n"
@@ -449,8 +450,9 @@ TEST(AnimeFaces, ProbeSaysUnknownWithoutAFace) {
   EXPECT_EQ(c.eye, -1);
   const std::vector<float> nan(dim, std::nanf(""));
   EXPECT_EQ(cgan::probe_anime_colours(nan.data(), 96, 96, -1.f, 1.f).hair, -1);
-  EXPECT_NE(error_of([&] { cgan::attribute_accuracy(nan.data(), 1, 96, 96, -1.f, 1.f, nan.data(), 12); })
-                .find("tag vectors of 12 entries"),
+  EXPECT_NE(error_of([&] {
+              cgan::attribute_accuracy(nan.data(), 1, 96, 96, -1.f, 1.f, nan.data(), 12);
+            }).find("tag vectors of 12 entries"),
             std::string::npos);
 }
 
@@ -483,7 +485,8 @@ TEST(AnimeConfig, KeysParseRoundTripAndLoad) {
   EXPECT_FLOAT_EQ(c.data.lo, -1.f);
   EXPECT_FLOAT_EQ(c.data.hi, 1.f);
   nlohmann::json j = c.to_json();
-  EXPECT_EQ(j["data"], nlohmann::json::parse(R"({"kind":"anime","count":20,"seed":3,"size":[32,40],"range":[-1.0,1.0]})"));
+  EXPECT_EQ(j["data"],
+            nlohmann::json::parse(R"({"kind":"anime","count":20,"seed":3,"size":[32,40],"range":[-1.0,1.0]})"));
   EXPECT_EQ(cgan::parse_config(j).to_json(), j);
   const cgan::HostDataset d = cgan::load_dataset(c.data);
   EXPECT_EQ(d.count, 20);
@@ -533,10 +536,12 @@ TEST(AnimeConfig, KeysParseRoundTripAndLoad) {
 
 TEST(AnimeConfig, BadKeysNameTheirPath) {
   EXPECT_NE(config_error({{"kind", "images"}}).find("data.dir: missing"), std::string::npos);
-  EXPECT_NE(config_error({{"kind", "images"}, {"dir", "x"}, {"size", {96}}}).find("data.size: expected [height, width]"),
-            std::string::npos);
-  EXPECT_NE(config_error({{"kind", "anime"}, {"size", {8, 96}}}).find("data.size[0]: expected an integer in [16, 1024]"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error({{"kind", "images"}, {"dir", "x"}, {"size", {96}}}).find("data.size: expected [height, width]"),
+      std::string::npos);
+  EXPECT_NE(
+      config_error({{"kind", "anime"}, {"size", {8, 96}}}).find("data.size[0]: expected an integer in [16, 1024]"),
+      std::string::npos);
   EXPECT_NE(config_error({{"kind", "images"}, {"dir", "x"}, {"vocabulary", {"a", 3}}}).find("data.vocabulary[1]"),
             std::string::npos);
   EXPECT_NE(config_error({{"kind", "images"}, {"dir", "x"}, {"vocabulary", {"a", "A"}}}).find("data.vocabulary[1]"),

@@ -114,7 +114,7 @@ VecD reference(const AugmentSpec& a, const RefDraw& d, const float* x) {
   VecD v(x, x + static_cast<size_t>(C) * H * W);
   if (a.color) {
     for (double& e : v) e += d.brightness;  // rand_brightness
-    for (int i = 0; i < H; ++i)            // rand_saturation: mean over dim 1 (channels)
+    for (int i = 0; i < H; ++i)             // rand_saturation: mean over dim 1 (channels)
       for (int j = 0; j < W; ++j) {
         double m = 0;
         for (int c = 0; c < C; ++c) m += v[at(c, i, j)] / C;
@@ -162,8 +162,8 @@ TEST_F(Augment, MatchesTheReferenceOnRandomImages) {
     const AugmentSpec a = random_spec();
     const int B = randint(1, 6);
     const uint64_t seed = rand64(), stream = rand64() >> 8, offset = rand64() >> 20;
-    SCOPED_TRACE(cat("trial ", trial, ": C=", a.C, " H=", a.H, " W=", a.W, " policy ", a.color, a.translation,
-                     a.cutout, " ratios ", a.translation_ratio, " ", a.cutout_ratio, " center ", a.center));
+    SCOPED_TRACE(cat("trial ", trial, ": C=", a.C, " H=", a.H, " W=", a.W, " policy ", a.color, a.translation, a.cutout,
+                     " ratios ", a.translation_ratio, " ", a.cutout_ratio, " center ", a.center));
     const VecF x = randv(dim(a) * B, a.center - a.half, a.center + a.half);
     const Out o = run(a, x, B, seed, stream, offset);
     VecD ref;
@@ -195,8 +195,8 @@ TEST_F(Augment, BackwardMatchesFiniteDifferences) {
     if (trial < 6) a.color = true;  // the colour gradient in every other trial at least
     const int B = randint(1, 3);
     const uint64_t seed = rand64(), stream = randint(0, 1000), offset = randint(0, 1000);
-    SCOPED_TRACE(cat("trial ", trial, ": C=", a.C, " H=", a.H, " W=", a.W, " policy ", a.color, a.translation,
-                     a.cutout));
+    SCOPED_TRACE(
+        cat("trial ", trial, ": C=", a.C, " H=", a.H, " W=", a.W, " policy ", a.color, a.translation, a.cutout));
     const size_t n = dim(a) * B;
     VecF x = randv(n, -1.f, 1.f);
     const VecF w = randv(n, 0.f, 1.f);
@@ -303,7 +303,7 @@ TEST_F(Augment, ArgumentChecks) {
   float* x = be_->alloc(64);
   float* y = be_->alloc(64);
   float* p = be_->alloc(64);
-  EXPECT_THROW(be_->augment_forward(a, 2, 1, 0, 0, x, x + 8, p), Error);  // overlapping
+  EXPECT_THROW(be_->augment_forward(a, 2, 1, 0, 0, x, x + 8, p), Error);   // overlapping
   EXPECT_THROW(be_->augment_forward(a, 2, 1, 0, 0, x, y, y + 20), Error);  // params inside y
   EXPECT_THROW(be_->augment_forward(a, 2, 1, 0, 0, nullptr, y, p), Error);
   EXPECT_THROW(be_->augment_backward(a, 2, p, x, x), Error);
@@ -379,9 +379,11 @@ TEST(AugmentConfig, ErrorsNameTheKey) {
             "train.augment: \"translation\" after \"cutout\": DiffAugment applies color, translation, cutout in this "
             "order; list them so");
   EXPECT_EQ(augment_error("color,color"), "train.augment: \"color\" appears twice");
-  EXPECT_EQ(augment_error("color,"), "train.augment: unknown transform \"\" (known: \"color\", \"translation\", \"cutout\")");
-  EXPECT_EQ(augment_error(3), "train.augment: expected a policy such as \"color,translation,cutout\" (a string, or a "
-                              "list of names), got 3");
+  EXPECT_EQ(augment_error("color,"),
+            "train.augment: unknown transform \"\" (known: \"color\", \"translation\", \"cutout\")");
+  EXPECT_EQ(augment_error(3),
+            "train.augment: expected a policy such as \"color,translation,cutout\" (a string, or a "
+            "list of names), got 3");
   EXPECT_EQ(augment_error(json::array({"color", 2})),
             "train.augment[1]: expected \"color\", \"translation\" or \"cutout\", got 2");
   EXPECT_EQ(augment_error({{"policy", "color"}, {"cutout", 0.3}}),

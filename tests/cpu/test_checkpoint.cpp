@@ -54,7 +54,8 @@ std::string floats(std::initializer_list<float> v) {
 
 // The message of the cgan::Error `fn` throws; fails the test when it throws nothing or another type.
 // Reading `bytes` (written to `name`) is rejected with a one-line message naming the file and `problem`.
-void expect_rejected(const TempDir& dir, const std::string& name, const std::string& bytes, const std::string& problem) {
+void expect_rejected(const TempDir& dir, const std::string& name, const std::string& bytes,
+                     const std::string& problem) {
   const std::string p = dir / name;
   spit(p, bytes);
   const std::string m = error_of([&] { cgan::read_safetensors(p); });
@@ -88,7 +89,8 @@ SafeTensors sample_checkpoint(std::mt19937& rng) {
   st.tensors.push_back(random_tensor(rng, "empty", {0, 3}));
   st.tensors.push_back(random_tensor(rng, "conv", {2, 3, 3, 3}));
   // Special values must survive bit for bit.
-  st.tensors.push_back({"special", {6},
+  st.tensors.push_back({"special",
+                        {6},
                         {-0.f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
                          std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max(),
                          std::numeric_limits<float>::quiet_NaN()}});
@@ -192,11 +194,10 @@ TEST(Checkpoint, OnDiskLayoutFollowsTheSpec) {
 TEST(Checkpoint, ReadsOtherWritersLayout) {
   // Header keys in another order than the buffer, no padding, no metadata, a zero-size tensor.
   TempDir dir;
-  const std::string hdr =
-      R"({"z":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("a":{"dtype":"F32","shape":[],"data_offsets":[8,12]},)"
-      R"("m":{"dtype":"F32","shape":[0],"data_offsets":[12,12]},)"
-      R"("__metadata__":null})";
+  const std::string hdr = R"({"z":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                          R"("a":{"dtype":"F32","shape":[],"data_offsets":[8,12]},)"
+                          R"("m":{"dtype":"F32","shape":[0],"data_offsets":[12,12]},)"
+                          R"("__metadata__":null})";
   const std::string p = dir / "other.safetensors";
   spit(p, raw(hdr, floats({1.f, 2.f, 3.f})));
   const SafeTensors st = cgan::read_safetensors(p);
@@ -285,7 +286,8 @@ TEST(Checkpoint, RejectsCorruptHeaders) {
   expect_rejected(dir, "shape_neg.safetensors", raw(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", one),
                   "not a non-negative integer");
   expect_rejected(dir, "shape_float.safetensors",
-                  raw(R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", one), "not a non-negative integer");
+                  raw(R"({"a":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", one),
+                  "not a non-negative integer");
   expect_rejected(dir, "shape_overflow.safetensors",
                   raw(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}})", one),
                   "overflows");
@@ -304,8 +306,8 @@ TEST(Checkpoint, RejectsCorruptHeaders) {
   std::string deep = "1";
   for (int i = 0; i < 100; ++i) deep = "{\"a\":" + deep + "}";
   expect_rejected(dir, "deep.safetensors", raw(deep, one), "nests deeper");
-  expect_rejected(dir, "deep_array.safetensors", raw("{\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}", one),
-                  "nests deeper");
+  expect_rejected(dir, "deep_array.safetensors",
+                  raw("{\"a\":" + std::string(1000, '[') + std::string(1000, ']') + "}", one), "nests deeper");
 }
 
 TEST(Checkpoint, RejectsWrongDtype) {
@@ -316,7 +318,8 @@ TEST(Checkpoint, RejectsWrongDtype) {
     expect_rejected(dir, "dtype.safetensors", raw(hdr, floats({1.f})), "only F32 and I64 are supported");
   }
   // I64 spans 8 bytes a value
-  expect_rejected(dir, "i64_short.safetensors", raw(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,4]}})", floats({1.f})),
+  expect_rejected(dir, "i64_short.safetensors",
+                  raw(R"({"w":{"dtype":"I64","shape":[1],"data_offsets":[0,4]}})", floats({1.f})),
                   "shape holds 1 I64 values (8 bytes) but data_offsets span 4 bytes");
 }
 
@@ -387,11 +390,12 @@ TEST(Checkpoint, RejectsBadOffsets) {
   TempDir dir;
   const std::string two = floats({1.f, 2.f}), three = floats({1.f, 2.f, 3.f});
   expect_rejected(dir, "out_of_range.safetensors",
-                  raw(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", two), "run past the 8-byte data buffer");
-  expect_rejected(dir, "far_out.safetensors",
-                  raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551608,18446744073709551612]}})",
-                      two),
-                  "run past");
+                  raw(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", two),
+                  "run past the 8-byte data buffer");
+  expect_rejected(
+      dir, "far_out.safetensors",
+      raw(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[18446744073709551608,18446744073709551612]}})", two),
+      "run past");
   expect_rejected(dir, "overlap.safetensors",
                   raw(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
@@ -439,8 +443,8 @@ std::string many_tensors(size_t extra) {
   std::string buf = floats({1.f, 2.f});
   for (size_t i = 0; i < extra; ++i) {
     const uint64_t b = 8 + 4 * i;
-    h += ",\"junk." + std::to_string(i) + R"(":{"dtype":"F32","shape":[],"data_offsets":[)" + std::to_string(b) +
-         "," + std::to_string(b + 4) + "]}";
+    h += ",\"junk." + std::to_string(i) + R"(":{"dtype":"F32","shape":[],"data_offsets":[)" + std::to_string(b) + "," +
+         std::to_string(b + 4) + "]}";
   }
   h += "}";
   buf.append(4 * extra, '\0');

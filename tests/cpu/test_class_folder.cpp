@@ -70,9 +70,9 @@ TEST(ClassFolder, ClassesSortedCaseSensitivelyLabelsAreIndicesImagesResized) {
   ASSERT_EQ(ds.x.size(), static_cast<size_t>(4 * dim));
   auto px = [&](int i, int k) { return ds.x[static_cast<size_t>(i) * dim + k]; };
   for (int k = 0; k < dim; ++k) {
-    EXPECT_FLOAT_EQ(px(0, k), -1.f);                   // 0 -> lo
+    EXPECT_FLOAT_EQ(px(0, k), -1.f);                     // 0 -> lo
     EXPECT_NEAR(px(1, k), -1.f + 2.f * 51 / 255, 1e-6);  // a 1x1 image blown up stays flat
-    EXPECT_FLOAT_EQ(px(2, k), 1.f);                    // grey 255 on all three planes
+    EXPECT_FLOAT_EQ(px(2, k), 1.f);                      // grey 255 on all three planes
     EXPECT_NEAR(px(3, k), -1.f + 2.f * 200 / 255, 1e-6);
   }
   EXPECT_NE(log.str().find("1 file(s) at the top level ignored"), std::string::npos) << log.str();
@@ -94,8 +94,8 @@ TEST(ClassFolder, BadInputIsAOneLineErrorNamingIt) {
             "data.dir: " + (d / "set/dog") + ": class folder \"dog\" holds no PNG or JPEG image");
   fs::create_directories(d / "commas/a,b");
   put_png(d / "commas/a,b/a.png", 2, 2, 3, 9);
-  EXPECT_EQ(error_of(spec_of(d / "commas")), "data.dir: " + (d / "commas/a,b") +
-                                                 ": the class name holds ',' (the --labels separator)");
+  EXPECT_EQ(error_of(spec_of(d / "commas")),
+            "data.dir: " + (d / "commas/a,b") + ": the class name holds ',' (the --labels separator)");
 }
 
 TEST(ClassFolder, CorruptImagesAreSkippedWithAWarningOrAreErrorsWhenStrict) {
@@ -116,7 +116,8 @@ TEST(ClassFolder, CorruptImagesAreSkippedWithAWarningOrAreErrorsWhenStrict) {
   EXPECT_EQ(e.find('\n'), std::string::npos);
   // a class whose every image is unreadable is an error even when not strict
   put_text(d / "eel/a.png", "broken");
-  EXPECT_EQ(error_of(spec_of(d.path)), "data.dir: " + (d / "eel") + ": class folder \"eel\" has no readable image (1 unreadable)");
+  EXPECT_EQ(error_of(spec_of(d.path)),
+            "data.dir: " + (d / "eel") + ": class folder \"eel\" has no readable image (1 unreadable)");
 }
 
 TEST(ClassFolder, ClassNamesTextAndLabelsByNameOrNumber) {
@@ -154,7 +155,8 @@ TEST(ClassFolder, ConfigKindImageFolder) {
   EXPECT_EQ(c.data.width, 2);
   EXPECT_FLOAT_EQ(c.data.lo, -1.f);
   EXPECT_EQ(cgan::parse_config(c.to_json()).to_json(), c.to_json());
-  const cgan::Config c2 = cgan::parse_config(cfg(R"({"kind": "image_folder", "dir": "s", "size": [2, 3], "strict": true})"));
+  const cgan::Config c2 =
+      cgan::parse_config(cfg(R"({"kind": "image_folder", "dir": "s", "size": [2, 3], "strict": true})"));
   EXPECT_EQ(c2.data.height, 2);
   EXPECT_EQ(c2.data.width, 3);
   EXPECT_TRUE(c2.data.strict);

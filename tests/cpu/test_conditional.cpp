@@ -56,7 +56,8 @@ TEST(ProjectionOp, ForwardAndBackwardMatchDoubleReference) {
   for (auto [B, F] : {std::pair{1, 1}, std::pair{7, 13}, std::pair{64, 512}}) {
     SCOPED_TRACE(cat("B=", B, " F=", F));
     std::vector<float> phi(size_t(B) * F), e(phi.size()), out(B), g(B), gphi(phi.size()), ge(phi.size());
-    for (auto* v : {&phi, &e, &gphi}) for (float& f : *v) f = uni(-1, 1);
+    for (auto* v : {&phi, &e, &gphi})
+      for (float& f : *v) f = uni(-1, 1);
     for (float& f : out) f = uni(-1, 1);
     for (float& f : g) f = uni(-1, 1);
     const std::vector<float> out0 = out, gphi0 = gphi;
@@ -83,7 +84,9 @@ TEST(ConditionalBatchNormOp, ForwardMatchesDoubleReference) {
   std::mt19937 rng(seed);
   auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
   auto be = make_cpu_backend();
-  struct Shape { int N, C, S; };
+  struct Shape {
+    int N, C, S;
+  };
   for (const Shape sh : {Shape{2, 1, 1}, Shape{5, 3, 1}, Shape{4, 3, 7}, Shape{16, 8, 25}}) {
     SCOPED_TRACE(cat("N=", sh.N, " C=", sh.C, " S=", sh.S));
     const size_t n = size_t(sh.N) * sh.C * sh.S, nc = size_t(sh.N) * sh.C;
@@ -136,7 +139,9 @@ TEST(ConditionalBatchNormOp, BackwardMatchesFiniteDifferences) {
   std::mt19937 rng(seed);
   auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
   auto be = make_cpu_backend();
-  struct Shape { int N, C, S; };
+  struct Shape {
+    int N, C, S;
+  };
   for (const Shape sh : {Shape{3, 2, 1}, Shape{6, 5, 1}, Shape{4, 3, 9}}) {
     SCOPED_TRACE(cat("N=", sh.N, " C=", sh.C, " S=", sh.S));
     const size_t n = size_t(sh.N) * sh.C * sh.S, nc = size_t(sh.N) * sh.C;
@@ -153,8 +158,8 @@ TEST(ConditionalBatchNormOp, BackwardMatchesFiniteDifferences) {
       return L;
     };
     loss();
-    be->cbn_backward(sh.N, sh.C, sh.S, x.data(), dg.data(), mean.data(), invstd.data(), r.data(), gx.data(),
-                     gdg.data(), gdb.data());
+    be->cbn_backward(sh.N, sh.C, sh.S, x.data(), dg.data(), mean.data(), invstd.data(), r.data(), gx.data(), gdg.data(),
+                     gdb.data());
     const double k = 1e-3;
     auto fd = [&](std::vector<float>& v, size_t i) {
       const float keep = v[i];
@@ -186,13 +191,12 @@ TEST(ConditionalOps, BadArgumentsAreErrors) {
   EXPECT_NE(error_of([&] { be->projection_forward(2, 2, nullptr, a.data(), a.data()); }).find("null"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              be->cbn_forward_train(1, 2, 1, 1e-5f, 0.1f, a.data(), a.data(), a.data(), a.data(), a.data(),
-                                    a.data(), nullptr, nullptr);
+              be->cbn_forward_train(1, 2, 1, 1e-5f, 0.1f, a.data(), a.data(), a.data(), a.data(), a.data(), a.data(),
+                                    nullptr, nullptr);
             }).find("more than one value per channel"),
             std::string::npos);
   EXPECT_NE(error_of([&] {
-              be->cbn_backward(2, 2, 1, a.data(), nullptr, a.data(), a.data(), a.data(), a.data(), a.data(),
-                               a.data());
+              be->cbn_backward(2, 2, 1, a.data(), nullptr, a.data(), a.data(), a.data(), a.data(), a.data(), a.data());
             }).find("cbn_backward: null pointer"),
             std::string::npos);
 }
@@ -210,8 +214,8 @@ struct Case {
 std::vector<Case> cases() {
   return {
       // projection discriminators: dense with labels, conv with multi-hot tags, and a single linear
-      {"projection dense labels", json::parse(R"([{"linear": 6}, {"leaky_relu": 0.2}, {"linear": 1}])"),
-       "projection", 7, 4, 5, false},
+      {"projection dense labels", json::parse(R"([{"linear": 6}, {"leaky_relu": 0.2}, {"linear": 1}])"), "projection",
+       7, 4, 5, false},
       {"projection conv tags", json::parse(R"([{"reshape": [2, 3, 4]},
                                                  {"conv2d": {"out": 3, "kernel": 3, "padding": 1}},
                                                  {"leaky_relu": 0.2}, {"linear": 1}])"),
@@ -270,14 +274,15 @@ TEST(ConditionalModel, BackwardMatchesFiniteDifferences) {
     // (tests/model_fd.hpp); the embedding and conditional tables get more samples
     modelfd::FdCheck fd(loss);
     bool saw_table = false;
-    fd.params(m, p, st, g,
-              [&](const ParamSlot& sl) {
-                const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
-                                   sl.name.find("bias.weight") != std::string::npos;
-                saw_table = saw_table || table;
-                return table ? 10 : 4;
-              },
-              rng);
+    fd.params(
+        m, p, st, g,
+        [&](const ParamSlot& sl) {
+          const bool table = sl.name == "embed.weight" || sl.name.find("gain.weight") != std::string::npos ||
+                             sl.name.find("bias.weight") != std::string::npos;
+          saw_table = saw_table || table;
+          return table ? 10 : 4;
+        },
+        rng);
     EXPECT_TRUE(saw_table);
     fd.inputs(*be, xd, x, gx, 12, rng);
     const int checked = fd.checked(), skipped = fd.skipped();
@@ -432,7 +437,8 @@ TEST(ConditionalConfig, ErrorsNameTheKey) {
     Model m(*be, spec_of(json::parse(R"([{"linear": 4}, {"batchnorm": {"conditional": true}}])"), "none"), 3, 0, 4,
             "classifier");
   });
-  EXPECT_EQ(e, "classifier.layers[1].batchnorm.conditional: conditional batch norm needs labelled data (labels or tags)");
+  EXPECT_EQ(e,
+            "classifier.layers[1].batchnorm.conditional: conditional batch norm needs labelled data (labels or tags)");
   e = error_of([&] {
     Model m(*be, spec_of(json::parse(R"([{"linear": 4}, {"linear": 2}])"), "projection"), 3, 5, 4, "discriminator");
   });

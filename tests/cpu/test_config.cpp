@@ -138,15 +138,17 @@ TEST(Config, StructuralErrors) {
       << error_of(j);
   j = minimal();
   j["generator"]["condition"] = {{"mode", "concat_onehot"}, {"embed_dim", 4}};
-  EXPECT_NE(error_of(j).find("generator.condition.embed_dim: only used with modes \"embed_concat\" and \"label_plane\""),
-            std::string::npos)
+  EXPECT_NE(
+      error_of(j).find("generator.condition.embed_dim: only used with modes \"embed_concat\" and \"label_plane\""),
+      std::string::npos)
       << error_of(j);
   j = minimal();
   // (issue 12: loss.mismatch adds the mismatched pair to any loss; "log" with it used to be refused)
   j["loss"] = {{"kind", "log"}, {"mismatch", "real_other_tags"}};
   j["generator"]["condition"] = {{"mode", "none"}};
-  EXPECT_EQ(error_of(j), "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
-                         "discriminator must both be conditional");
+  EXPECT_EQ(error_of(j),
+            "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
+            "discriminator must both be conditional");
   j = minimal();
   j["loss"] = {{"kind", "three_term"}, {"mismatch", "fake_other_tags"}};
   j["generator"]["condition"] = {{"mode", "none"}};
@@ -158,8 +160,9 @@ TEST(Config, StructuralErrors) {
             "loss.mismatch: expected one of \"none\", \"real_other_tags\", \"fake_other_tags\", got \"other\"");
   j = minimal();
   j["discriminator"]["condition"] = {{"mode", "label_plane"}};
-  EXPECT_EQ(error_of(j), "discriminator.condition.embed_dim: mode \"label_plane\" needs the plane size H*W (e.g. 9216 "
-                         "for 96x96)");
+  EXPECT_EQ(error_of(j),
+            "discriminator.condition.embed_dim: mode \"label_plane\" needs the plane size H*W (e.g. 9216 "
+            "for 96x96)");
 }
 
 TEST(Config, OverridesReachAnyKey) {
@@ -258,14 +261,14 @@ TEST(Config, ImageLayersParseAndRoundTrip) {
   EXPECT_EQ(d[6], json::parse(R"({"conv2d": {"out": 4, "kernel": [3, 1], "stride": [2, 1], "padding": 0}})"));
   EXPECT_EQ(cgan::parse_config(dumped).to_json(), dumped);
   // pool stride defaults to the window
-  const Config p = cgan::parse_config(with_disc_layers(
-      R"([{"reshape": [2, 6, 6]}, {"maxpool2d": {"kernel": [3, 2]}}, {"linear": 1}])"));
+  const Config p = cgan::parse_config(
+      with_disc_layers(R"([{"reshape": [2, 6, 6]}, {"maxpool2d": {"kernel": [3, 2]}}, {"linear": 1}])"));
   EXPECT_EQ(p.discriminator.layers[1].stride_h, 3);
   EXPECT_EQ(p.discriminator.layers[1].stride_w, 2);
   // a generator may reshape its noise first and end on a conv
   json g = minimal();
-  g["generator"]["layers"] = json::parse(
-      R"([{"reshape": [1, 2, 2]}, {"conv2d": {"out": 2, "kernel": 2}}, {"tanh": {}}])");
+  g["generator"]["layers"] =
+      json::parse(R"([{"reshape": [1, 2, 2]}, {"conv2d": {"out": 2, "kernel": 2}}, {"tanh": {}}])");
   EXPECT_NO_THROW(cgan::parse_config(g));
 }
 
@@ -344,7 +347,8 @@ TEST(Config, ConfigEnumsRoundTripTheirNames) {
   for (const char* n : cgan::DataKindTraits::names) EXPECT_STREQ(cgan::DataKind(n).name(), n);
   EXPECT_TRUE(cgan::DataSpec{cgan::DataKind::Kind::mixture}.points());
   EXPECT_TRUE(cgan::DataSpec{cgan::DataKind::Kind::fashion}.idx());
-  EXPECT_FALSE(cgan::DataSpec{cgan::DataKind::Kind::image_folder}.idx() || cgan::DataSpec{cgan::DataKind::Kind::anime}.points());
+  EXPECT_FALSE(cgan::DataSpec{cgan::DataKind::Kind::image_folder}.idx() ||
+               cgan::DataSpec{cgan::DataKind::Kind::anime}.points());
   EXPECT_NE(cgan::LossType("hinge"), cgan::LossType("log"));
   EXPECT_EQ(cgan::LossType("three_term").kind(), cgan::LossType::Kind::three_term);
   try {

@@ -102,8 +102,7 @@ VecD conv_ref(const ConvShape& s, const VecD& x, const VecD& w, const VecD* b) {
 }
 
 // The adjoints of conv_ref (for shapes too big for finite differences): gx, gw, gb of <gy, y>.
-void conv_ref_backward(const ConvShape& s, const VecD& x, const VecD& w, const VecD& gy, VecD& gx, VecD& gw,
-                       VecD& gb) {
+void conv_ref_backward(const ConvShape& s, const VecD& x, const VecD& w, const VecD& gy, VecD& gx, VecD& gw, VecD& gb) {
   const int P = s.P(), Q = s.Q();
   gx.assign(xsize(s), 0.0);
   gw.assign(wsize(s), 0.0);
@@ -423,8 +422,7 @@ TEST_F(Conv, ArgumentErrorsThrow) {
     EXPECT_THROW(be_->conv2d_forward(ok, p, p, nullptr, p, nullptr), Error);
   s = ok;
   s.S = 7, s.pad_w = 1;  // the workspace query checks the shape as the ops do
-  EXPECT_NE(testutil::error_of([&] { be_->conv2d_workspace(s); }).find("conv2d_workspace: kernel"),
-            std::string::npos);
+  EXPECT_NE(testutil::error_of([&] { be_->conv2d_workspace(s); }).find("conv2d_workspace: kernel"), std::string::npos);
 }
 
 // ------------------------------------------------------------------------------------------- pool
@@ -518,7 +516,7 @@ TEST_F(Conv, AvgPoolKernelTwoStrideThreeOn48) {
     expect_close(gx, ref, 1e-7, 1e-6, "gx");
     for (int nc = 0; nc < s.N * s.C; ++nc)
       for (int i = 0; i < 48; ++i) {
-        ASSERT_EQ(gx[(size_t(nc) * 48 + 2) * 48 + i], 0.f);  // row 2 is in no window
+        ASSERT_EQ(gx[(size_t(nc) * 48 + 2) * 48 + i], 0.f);   // row 2 is in no window
         ASSERT_EQ(gx[(size_t(nc) * 48 + i) * 48 + 47], 0.f);  // nor is column 47
       }
   }

@@ -325,8 +325,7 @@ TEST(DataIdx, MismatchedCounts) {
   DataTempDir t;
   write_file(t / "img", idx3(5, 2, 2, Bytes(20, 3)));
   write_file(t / "lab", idx1(6, {0, 1, 2, 3, 4, 5}));
-  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); },
-           {t / "img", t / "lab", "5 images", "6 labels"});
+  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); }, {t / "img", t / "lab", "5 images", "6 labels"});
 }
 
 TEST(DataIdx, LabelOutOfRange) {
@@ -335,8 +334,7 @@ TEST(DataIdx, LabelOutOfRange) {
   write_file(t / "lab", idx1(5, {0, 1, 9, 10, 4}));
   error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); },
            {t / "lab", "label 10 at index 3", "out of range", "0..9"});
-  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1, 3); },
-           {t / "lab", "label 9 at index 2", "0..2"});
+  error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1, 3); }, {t / "lab", "label 9 at index 2", "0..2"});
   write_file(t / "lab", idx1(5, {0, 1, 2, 255, 4}));
   error_of([&] { cgan::load_idx_pair(t / "img", t / "lab", 0, 1); }, {t / "lab", "label 255 at index 3"});
 }
@@ -344,8 +342,7 @@ TEST(DataIdx, LabelOutOfRange) {
 TEST(DataIdx, MissingOrUnreadableFile) {
   DataTempDir t;
   write_file(t / "lab", idx1(1, {0}));
-  error_of([&] { cgan::load_idx_pair(t / "nope", t / "lab", 0, 1); },
-           {t / "nope", "cannot open", "No such file"});
+  error_of([&] { cgan::load_idx_pair(t / "nope", t / "lab", 0, 1); }, {t / "nope", "cannot open", "No such file"});
   error_of([&] { cgan::read_file_maybe_gz(t / "nope.gz"); }, {t / "nope.gz", "cannot open"});
   fs::create_directory(t / "sub");
   error_of([&] { cgan::read_file_maybe_gz(t / "sub"); }, {t / "sub", "is a directory, not a data file"});
@@ -374,8 +371,7 @@ TEST(DataMnistDir, MissingFolderOrFileSuggestsFetch) {
   DataTempDir t;
   error_of([&] { cgan::load_mnist_dir(t / "nowhere", true, 0, 1); },
            {t / "nowhere", "no such folder", "tools/fetch_data.sh mnist"});
-  error_of([&] { cgan::load_mnist_dir(t / "fashion", true, 0, 1); },
-           {t / "fashion", "tools/fetch_data.sh fashion"});
+  error_of([&] { cgan::load_mnist_dir(t / "fashion", true, 0, 1); }, {t / "fashion", "tools/fetch_data.sh fashion"});
   write_file(t / "train-images-idx3-ubyte", idx3(1, 1, 1, {0}));
   error_of([&] { cgan::load_mnist_dir(t.path, true, 0, 1); },
            {t / "train-labels-idx1-ubyte[.gz]", "not found", "tools/fetch_data.sh"});

@@ -24,8 +24,10 @@ LaunchInfo launch_from(const std::map<std::string, std::string>& env) {
 }
 
 TEST(Launch, DetectsOpenMpiPmixAndPmiLaunchers) {
-  LaunchInfo a = launch_from({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "4"},
-                              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"PMIX_RANK", "1"}});
+  LaunchInfo a = launch_from({{"OMPI_COMM_WORLD_RANK", "1"},
+                              {"OMPI_COMM_WORLD_SIZE", "4"},
+                              {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                              {"PMIX_RANK", "1"}});
   EXPECT_TRUE(a.launched);
   EXPECT_EQ(a.rank, 1);
   EXPECT_EQ(a.size, 4);
@@ -174,7 +176,10 @@ TEST(DistributedConfig, SyncBatchNormRefusesConditionalBatchNorm) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()).rfind("distributed.sync_batchnorm: synchronized statistics are not implemented "
-                                          "for conditional batch norm", 0), 0u) << e.what();
+                                          "for conditional batch norm",
+                                          0),
+              0u)
+        << e.what();
   }
   j["distributed"]["sync_batchnorm"] = false;
   EXPECT_NO_THROW(parse_config(j));

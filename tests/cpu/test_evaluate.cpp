@@ -61,11 +61,10 @@ class Evaluator : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!has_mnist()) return;
     be_ = make_cpu_backend().release();
-    ClassifierSpec spec = parse_classifier_spec(
-        nlohmann::json::parse(R"({"data": {"kind": "mnist"},
+    ClassifierSpec spec = parse_classifier_spec(nlohmann::json::parse(R"({"data": {"kind": "mnist"},
             "layers": [{"linear": 128}, {"relu": {}}, {"linear": 64}, {"relu": {}}, {"linear": 10}],
             "train": {"steps": 400, "batch_size": 64, "lr": 0.002}})"),
-        "tiny");
+                                                "tiny");
     const HostDataset train = head(load_mnist_dir(mnist_dir(), true, 0.f, 1.f), 6000);
     real_ = new HostDataset(balanced(load_mnist_dir(mnist_dir(), false, 0.f, 1.f), kPer));
     file_ = new SafeTensors(train_classifier(*be_, spec, train, *real_, &accuracy_));
@@ -102,7 +101,9 @@ double Evaluator::accuracy_ = 0;
 TEST_F(Evaluator, RealImagesScoredAsGeneratedMatchTheClassifierWithZeroDistance) {
   EXPECT_GT(accuracy_, 0.8) << "the tiny classifier should learn something in 400 steps";
   EXPECT_NEAR(ref_->classifier_accuracy, accuracy_, 1.5e-3);
-  ImageSource real = [](int l, int n) { return std::vector<float>(image(l, 0), image(l, 0) + static_cast<size_t>(n) * 784); };
+  ImageSource real = [](int l, int n) {
+    return std::vector<float>(image(l, 0), image(l, 0) + static_cast<size_t>(n) * 784);
+  };
   EvalOptions o;
   o.count = kPer;
   const EvalResult r = evaluate(*clf_, *ref_, real, o);

@@ -25,7 +25,9 @@ namespace {
 // The least-squares seed's generator (linear -> batch norm) on small point data, as the CUDA
 // training tests use it.
 const std::vector<std::string> kLsganSets = {
-    "data.count=256", "train.batch_size=32", "loss.kind=squared",
+    "data.count=256",
+    "train.batch_size=32",
+    "loss.kind=squared",
     R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
     R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
     R"(discriminator.layers=[{"linear":32},{"leaky_relu":0.2},{"linear":32},{"leaky_relu":0.2},{"linear":1}])"};
@@ -77,8 +79,7 @@ TEST(GradCompare, StructurallyZeroSlotsFollowTheSpec) {
   // anime_small's generator: linear -> reshape -> batch norm (per pixel bias: not zero), then two
   // conv2d -> batch norm (zero)
   const Config anime = load_config(e2e::source("configs/anime_small.json"), {});
-  EXPECT_EQ(gradcheck::structurally_zero(anime.generator),
-            (std::set<std::string>{"layers.4.bias", "layers.7.bias"}));
+  EXPECT_EQ(gradcheck::structurally_zero(anime.generator), (std::set<std::string>{"layers.4.bias", "layers.7.bias"}));
 }
 
 // Every bias's gradient norm relative to its layer's weight gradient: the left-out biases' are

@@ -60,14 +60,14 @@ TEST_F(HingeEma, HingeClosedFormsAndTheKink) {
     float x, t, loss, grad_unit;  // loss and dL/dx per element
   };
   const Case cases[] = {
-      {LossKind::hinge, 2.f, 1.f, 0.f, 0.f},     // real, beyond the margin: no loss, no gradient
+      {LossKind::hinge, 2.f, 1.f, 0.f, 0.f},       // real, beyond the margin: no loss, no gradient
       {LossKind::hinge, 0.25f, 1.f, 0.75f, -1.f},  // real inside the margin: relu(1 - x)
       {LossKind::hinge, -3.f, 1.f, 4.f, -1.f},
       {LossKind::hinge, 1.f, 1.f, 0.f, 0.f},     // the kink: relu'(0) = 0, as PyTorch
       {LossKind::hinge, -2.f, 0.f, 0.f, 0.f},    // fake beyond the margin
       {LossKind::hinge, -0.5f, 0.f, 0.5f, 1.f},  // fake inside: relu(1 + x)
       {LossKind::hinge, 3.f, 0.f, 4.f, 1.f},
-      {LossKind::hinge, -1.f, 0.f, 0.f, 0.f},    // the kink
+      {LossKind::hinge, -1.f, 0.f, 0.f, 0.f},      // the kink
       {LossKind::linear, 2.5f, 1.f, -2.5f, -1.f},  // G's hinge loss -D(G(z))
       {LossKind::linear, -80.f, 1.f, 80.f, -1.f},
       {LossKind::linear, 1.5f, 0.f, 1.5f, 1.f},
@@ -220,24 +220,29 @@ TEST(HingeEmaConfig, LossKindsAndTheMismatchKey) {
 TEST(HingeEmaConfig, LossErrorsNameTheKey) {
   json j = minimal();
   j["loss"] = {{"kind", "wasserstein"}};
-  EXPECT_EQ(error_of(j), "loss.kind: expected one of \"log\", \"squared\", \"hinge\", \"three_term\", got \"wasserstein\"");
+  EXPECT_EQ(error_of(j),
+            "loss.kind: expected one of \"log\", \"squared\", \"hinge\", \"three_term\", got \"wasserstein\"");
   j["loss"] = {{"kind", "three_term"}, {"mismatch", "none"}};
-  EXPECT_EQ(error_of(j), "loss.mismatch: loss.kind \"three_term\" is the log loss with the mismatched pair; for no "
-                         "mismatched pair use loss.kind \"log\"");
+  EXPECT_EQ(error_of(j),
+            "loss.mismatch: loss.kind \"three_term\" is the log loss with the mismatched pair; for no "
+            "mismatched pair use loss.kind \"log\"");
   j["loss"] = {{"kind", "hinge"}, {"real_target", 0.9}};
-  EXPECT_EQ(error_of(j), "loss.real_target: loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); real_target is "
-                         "for log and squared");
+  EXPECT_EQ(error_of(j),
+            "loss.real_target: loss.kind \"hinge\" has fixed margins (relu(1 - D(x))); real_target is "
+            "for log and squared");
   j["loss"] = {{"kind", "hinge"}, {"real_target", 1}};
   EXPECT_EQ(error_of(j), "(no error)");
   j["loss"] = {{"kind", "hinge"}, {"mismatch", "real_other_tags"}};  // an unconditional pair of networks
   j["generator"]["condition"] = {{"mode", "none"}};
-  EXPECT_EQ(error_of(j), "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
-                         "discriminator must both be conditional");
+  EXPECT_EQ(error_of(j),
+            "loss.mismatch: the mismatched pair scores image/label pairs, so the generator and the "
+            "discriminator must both be conditional");
   j = minimal();
   j["loss"] = {{"kind", "hinge"}};
   j["discriminator"]["layers"].push_back({{"sigmoid", json::object()}});
-  EXPECT_EQ(error_of(j), "discriminator.layers[3]: loss.kind \"hinge\" scores D's raw output (a critic with margins "
-                         "at -1 and +1); end the discriminator with {\"linear\": 1}");
+  EXPECT_EQ(error_of(j),
+            "discriminator.layers[3]: loss.kind \"hinge\" scores D's raw output (a critic with margins "
+            "at -1 and +1); end the discriminator with {\"linear\": 1}");
 }
 
 TEST(HingeEmaConfig, EmaKeysDefaultsAndRoundTrip) {
@@ -282,8 +287,9 @@ TEST(HingeEmaConfig, EmaErrorsNameTheKey) {
   j["train"] = {{"ema", {{"rate", 0.9}}}};
   EXPECT_EQ(error_of(j), "train.ema.rate: unknown key (known keys here: decay, start)");
   j["train"] = {{"ema", 0.999}};
-  EXPECT_EQ(error_of(j), "train.ema: expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
-                         "defaults) or false, got 0.999");
+  EXPECT_EQ(error_of(j),
+            "train.ema: expected an object such as {\"decay\": 0.999, \"start\": 1000}, true (the "
+            "defaults) or false, got 0.999");
 }
 
 // ------------------------------------------------------------------------------------------ trainer

@@ -83,7 +83,8 @@ TEST(HostileInput, EveryReaderRefusesAFifoWithoutOpeningIt) {
         << c.what;
   }
   // A directory is named as such by the same check.
-  EXPECT_EQ(error_of([&] { cgan::read_regular_file(d.path, "tags CSV"); }), d.path + ": is a directory, not a tags CSV");
+  EXPECT_EQ(error_of([&] { cgan::read_regular_file(d.path, "tags CSV"); }),
+            d.path + ": is a directory, not a tags CSV");
 }
 
 TEST(HostileInput, AFifoInsideAnImageFolderIsSkippedOrRefusedNotWaitedOn) {
@@ -125,7 +126,9 @@ TEST(HostileInput, DuplicateKeysAreRefusedNamingTheKeyPath) {
   spit(d / "c.json", R"({"train": {"steps": 2, "batch_size": 4, "steps": 3}})");
   EXPECT_EQ(error_of([&] { cgan::load_config(d / "c.json"); }),
             d / "c.json" + ": key \"train.steps\" appears twice (keys must be unique)");
-  EXPECT_EQ(error_of([&] { cgan::parse_json_text(R"({"g": {"layers": [{"linear": 8}, {"linear": 2, "linear": 3}]}})", "x"); }),
+  EXPECT_EQ(error_of([&] {
+              cgan::parse_json_text(R"({"g": {"layers": [{"linear": 8}, {"linear": 2, "linear": 3}]}})", "x");
+            }),
             "x: key \"g.layers[1].linear\" appears twice (keys must be unique)");
   // The same key in two different objects is fine.
   EXPECT_NO_THROW(cgan::parse_json_text(R"({"a": {"k": 1}, "b": {"k": 2}, "c": [{"k": 1}, {"k": 2}]})", "x"));
@@ -137,8 +140,9 @@ TEST(HostileInput, DeeplyNestedValuesAreRefusedAndDescribedBriefly) {
   EXPECT_EQ(error_of([&] { cgan::load_config(d / "c.json"); }), d / "c.json" + ": nests deeper than 64 levels");
   json j = json::parse(R"({"data": {"kind": "mixture"}, "generator": {"layers": [{"linear": 2}]},
                            "discriminator": {"layers": [{"linear": 1}]}})");
-  EXPECT_EQ(error_of([&] { cgan::apply_override(j, "description=" + std::string(60000, '[') + std::string(60000, ']')); }),
-            "--set description: nests deeper than 64 levels");
+  EXPECT_EQ(
+      error_of([&] { cgan::apply_override(j, "description=" + std::string(60000, '[') + std::string(60000, ']')); }),
+      "--set description: nests deeper than 64 levels");
   // A value nested within the limit, but wide: the message shows a bounded excerpt.
   json v = json::array();
   for (int i = 0; i < 50; ++i) v = json::array({v, std::string(1000, 'x')});
@@ -232,7 +236,8 @@ TEST(HostileInput, TheMemoryPlanNamesTheLayerBeforeAnythingIsAllocated) {
   auto be = cgan::make_backend("cpu");
   const std::string mm = error_of([&] { cgan::Model G(*be, net, 100, 10, 64, "generator"); });
   EXPECT_TRUE(has(mm, "generator.layers[0].linear: 16777216 units need") ||
-              has(mm, "generator.layers[1].linear: the weight 16777216x784")) << mm;
+              has(mm, "generator.layers[1].linear: the weight 16777216x784"))
+      << mm;
   // A modest model plans what Model allocates at most.
   net.layers[0].out = 128;
   const cgan::MemoryPlan p = cgan::plan_model_memory(net, 100, 10, 64, "generator", 16 * GB, "cpu");
@@ -248,8 +253,8 @@ TEST(HostileInput, ConvPaddingThatOverflowsThirtyTwoBitsIsNamedNotWrapped) {
   const cgan::Config cfg = cgan::parse_config(j);
   auto be = cgan::make_backend("cpu");
   EXPECT_EQ(error_of([&] { cgan::Model D(*be, cfg.discriminator, 784, 10, 2, "discriminator"); }),
-            "discriminator.layers[1].conv2d: the output 16x2097178x2097178 (" + std::to_string(16ull * 2097178 * 2097178) +
-                " values) does not fit the 32-bit sizes the ops take");
+            "discriminator.layers[1].conv2d: the output 16x2097178x2097178 (" +
+                std::to_string(16ull * 2097178 * 2097178) + " values) does not fit the 32-bit sizes the ops take");
 }
 
 // ---------------------------------------------------------------- checkpoint metadata
@@ -271,11 +276,14 @@ TEST(HostileInput, CheckpointMetadataIsCheckedAgainstTheStoredConfig) {
     std::string msg;
   };
   const std::vector<Case> cases = {
-      {"data_shape", "1,1,784", "ck: metadata 'data_shape' is 1,1,784 but the stored config's data.kind \"mnist\" has images (H > 1)"},
-      {"data_shape", "3,28,28", "ck: metadata 'data_shape' is 3,28,28 but the stored config's data.kind \"mnist\" has grey images (C = 1)"},
+      {"data_shape", "1,1,784",
+       "ck: metadata 'data_shape' is 1,1,784 but the stored config's data.kind \"mnist\" has images (H > 1)"},
+      {"data_shape", "3,28,28",
+       "ck: metadata 'data_shape' is 3,28,28 but the stored config's data.kind \"mnist\" has grey images (C = 1)"},
       {"data_shape", "1,28", "ck: metadata 'data_shape' is malformed"},
       {"num_classes", "2000000000", "ck: metadata 'num_classes' is 2000000000, outside 0..65536"},
-      {"num_classes", "0", "ck: metadata 'num_classes' is 0 but the stored config's data.kind \"mnist\" has 10 classes"},
+      {"num_classes", "0",
+       "ck: metadata 'num_classes' is 0 but the stored config's data.kind \"mnist\" has 10 classes"},
       {"data_range", "-1,1", "ck: metadata 'data_range' is -1,1 but the stored config's data.kind \"mnist\" has 0,1"},
       {"tag_dim", "3", "ck: metadata 'vocabulary' is missing"},
       {"config", "{\"name\": \"m\", \"name\": \"n\"}", "ck: metadata 'config': key \"name\" appears twice"},

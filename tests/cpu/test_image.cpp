@@ -67,7 +67,7 @@ void expect_read_rejected(const std::string& path, const std::string& problem) {
 TEST(Image, GridSizeArithmetic) {
   std::vector<float> s(80 * 28 * 28, 0.f);
   Image g = cgan::make_grid(s.data(), 80, 1, 28, 28, 10, 8, -1.f, 1.f, 2);
-  EXPECT_EQ(g.width, 8 * 28 + 9 * 2);    // 242
+  EXPECT_EQ(g.width, 8 * 28 + 9 * 2);     // 242
   EXPECT_EQ(g.height, 10 * 28 + 11 * 2);  // 302
   EXPECT_EQ(g.channels, 1);
   EXPECT_EQ(g.pixels.size(), size_t(242) * 302);
@@ -125,9 +125,12 @@ TEST(Image, GridPlacementBordersAndEmptyCells) {
       const int cell = (y / 3) * 2 + (x / 3);
       for (int c = 0; c < 3; ++c) {
         int want;
-        if (border) want = 128;
-        else if (cell == 3) want = 0;  // empty cell: black
-        else want = static_cast<int>(std::floor((cell * 3 + c + 1) / 10.f * 255.f + 0.5f));
+        if (border)
+          want = 128;
+        else if (cell == 3)
+          want = 0;  // empty cell: black
+        else
+          want = static_cast<int>(std::floor((cell * 3 + c + 1) / 10.f * 255.f + 0.5f));
         EXPECT_EQ(px(g, x, y, c), want) << x << "," << y << " c" << c;
       }
     }
@@ -294,9 +297,9 @@ TEST(Image, ResizeDownAveragesBlocks) {
   ASSERT_EQ(r.height, 2);
   for (int y = 0; y < 2; ++y)
     for (int x = 0; x < 3; ++x) {
-      const double mean =
-          (px(img, 2 * x, 2 * y) + px(img, 2 * x + 1, 2 * y) + px(img, 2 * x, 2 * y + 1) + px(img, 2 * x + 1, 2 * y + 1)) /
-          4.0;
+      const double mean = (px(img, 2 * x, 2 * y) + px(img, 2 * x + 1, 2 * y) + px(img, 2 * x, 2 * y + 1) +
+                           px(img, 2 * x + 1, 2 * y + 1)) /
+                          4.0;
       EXPECT_NEAR(px(r, x, y), mean, 0.5 + 1e-3);
     }
 }

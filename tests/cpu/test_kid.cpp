@@ -67,7 +67,7 @@ TEST(Kid, SubsetsAreReproducibleAndSizedAsTorchFidelity) {
   EXPECT_EQ(a.std, b.std);
   EXPECT_EQ(a.subset_size, 150);
   EXPECT_GT(a.std, 0.0);
-  EXPECT_EQ(kernel_inception_distance(x.data(), 300, y.data(), 200, d).subset_size, 200);  // min(1000, n)
+  EXPECT_EQ(kernel_inception_distance(x.data(), 300, y.data(), 200, d).subset_size, 200);           // min(1000, n)
   EXPECT_NE(kernel_inception_distance(x.data(), 300, y.data(), 200, d, 100, 150, 1).mean, a.mean);  // other seed
 }
 

@@ -51,7 +51,7 @@ class TestRepeatLayer final : public ModelLayer {
 
  private:
   int n_;
-  size_t ones_;              // state offset of n ones
+  size_t ones_;               // state offset of n ones
   float* scratch_ = nullptr;  // [batch, width]: its last input
 };
 
@@ -69,7 +69,7 @@ class TestRepeat final : public LayerUnit {
     if (s.width_known) s.width *= l.extra.get<int64_t>();
   }
   void plan(const LayerSpec& l, LayerPlan& p) const override {
-    p.add_activations(LayerPlan::mul(p.B, p.width()));  // the scratch buffer
+    p.add_activations(LayerPlan::mul(p.B, p.width()));           // the scratch buffer
     p.add_state(static_cast<uint64_t>(l.extra.get<int64_t>()));  // the ones
     p.c = LayerPlan::mul(p.width(), static_cast<uint64_t>(l.extra.get<int64_t>()));
     p.h = p.w = 1;
@@ -96,9 +96,13 @@ TEST(LayerUnits, ATestOnlyKindParsesValidatesAndRoundTrips) {
   EXPECT_EQ(net_spec_to_json(n), net_spec_to_json(parse_net_spec(net_spec_to_json(n), "again")));
   EXPECT_EQ(net_spec_to_json(n)["layers"][1], json({{"test_repeat", 3}}));
   // its own validation, with the key path
-  EXPECT_EQ(error_of([&] { parse_net_spec(net_json({{{"linear", 8}}, {{"test_repeat", 0}}}), "generator"); }),
+  EXPECT_EQ(error_of([&] {
+              parse_net_spec(net_json({{{"linear", 8}}, {{"test_repeat", 0}}}), "generator");
+            }),
             "generator.layers[1].test_repeat: expected an integer in [1, 64], got 0");
-  EXPECT_EQ(error_of([&] { parse_net_spec(net_json({{{"reshape", {1, 2, 2}}}, {{"test_repeat", 2}}}), "g"); }),
+  EXPECT_EQ(error_of([&] {
+              parse_net_spec(net_json({{{"reshape", {1, 2, 2}}}, {{"test_repeat", 2}}}), "g");
+            }),
             "g.layers[1].test_repeat: needs flat input");
   // the shape it gives flows into the next layer's check: 8 * 3 = 24 values
   EXPECT_EQ(error_of([&] {
@@ -113,8 +117,7 @@ TEST(LayerUnits, ATestOnlyKindParsesValidatesAndRoundTrips) {
             0u)
       << list;
   EXPECT_NE(list.find(", test_repeat"), std::string::npos) << list;
-  EXPECT_EQ(error_of([] { layer_unit("conv9d"); }),
-            "unknown layer kind \"conv9d\" (expected one of " + list + ")");
+  EXPECT_EQ(error_of([] { layer_unit("conv9d"); }), "unknown layer kind \"conv9d\" (expected one of " + list + ")");
   // spectral_norm only where the unit takes it
   EXPECT_EQ(error_of([&] {
               parse_net_spec(net_json({{{"linear", 8}}, {{"test_repeat", 2}, {"spectral_norm", true}}}), "g");
@@ -124,8 +127,7 @@ TEST(LayerUnits, ATestOnlyKindParsesValidatesAndRoundTrips) {
 }
 
 TEST(LayerUnits, ATestOnlyKindPlansItsMemory) {
-  const NetSpec n =
-      parse_net_spec(net_json({{{"linear", 8}}, {{"test_repeat", 3}}, {{"linear", 2}}}), "discriminator");
+  const NetSpec n = parse_net_spec(net_json({{{"linear", 8}}, {{"test_repeat", 3}}, {{"linear", 2}}}), "discriminator");
   const uint64_t B = 5;
   const MemoryPlan p = plan_model_memory(n, 4, 0, static_cast<int>(B), "d", uint64_t(1) << 40, "cpu");
   EXPECT_EQ(p.params, 4u * 8 + 8 + 24u * 2 + 2);
@@ -144,7 +146,8 @@ TEST(LayerUnits, ATestOnlyKindBuildsAndTrainsInAModel) {
   auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
   auto be = make_cpu_backend();
   const NetSpec n = parse_net_spec(
-      net_json({{{"linear", 5}}, {{"leaky_relu", 0.2}}, {{"test_repeat", 3}}, {{"tanh", json::object()}}, {{"linear", 2}}}),
+      net_json(
+          {{{"linear", 5}}, {{"leaky_relu", 0.2}}, {{"test_repeat", 3}}, {{"tanh", json::object()}}, {{"linear", 2}}}),
       "discriminator");
   const int B = 4, in = 3;
   Model m(*be, n, in, 0, B, "d");
@@ -184,7 +187,8 @@ TEST(LayerUnits, ATestOnlyKindBuildsAndTrainsInAModel) {
   std::vector<float> g, gx(x.size());
   modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
   modelfd::FdCheck fd(loss);
-  fd.params(m, p, st, g, [](const ParamSlot&) { return 6; }, rng);
+  fd.params(
+      m, p, st, g, [](const ParamSlot&) { return 6; }, rng);
   fd.inputs(*be, xd, x, gx, 12, rng);
   EXPECT_GE(fd.checked(), (fd.checked() + fd.skipped()) / 2);
   EXPECT_GE(fd.checked(), 20);

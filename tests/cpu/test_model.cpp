@@ -88,8 +88,9 @@ TEST(ConvModel, ShapesSlotsAndSummary) {
   EXPECT_NE(s.find("maxpool2d 3x5x3 -> 3x3x2"), std::string::npos) << s;
   EXPECT_NE(s.find("linear 3x3x2 -> 3"), std::string::npos) << s;
   std::vector<std::pair<std::string, std::vector<int64_t>>> want = {
-      {"layers.1.weight", {3, 2, 3, 2}}, {"layers.1.bias", {3}},        {"layers.2.weight", {3}},
-      {"layers.2.bias", {3}},            {"layers.2.running_mean", {3}}, {"layers.2.running_var", {3}},
+      {"layers.1.weight", {3, 2, 3, 2}}, {"layers.1.bias", {3}},
+      {"layers.2.weight", {3}},          {"layers.2.bias", {3}},
+      {"layers.2.running_mean", {3}},    {"layers.2.running_var", {3}},
       {"layers.6.weight", {18, 3}},      {"layers.6.bias", {3}}};
   ASSERT_EQ(m.slots().size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
@@ -174,7 +175,8 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
 
     // Kinks within the step are skipped (tests/model_fd.hpp says how).
     modelfd::FdCheck fd(loss);
-    fd.params(m, p, st, g, [](const ParamSlot&) { return 4; }, rng);
+    fd.params(
+        m, p, st, g, [](const ParamSlot&) { return 4; }, rng);
     fd.inputs(*be, xd, x, gx, 12, rng);
     const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what.c_str(), checked,
@@ -210,8 +212,7 @@ TEST(ConvModel, LabelPlaneGradientsMatchClosedForms) {
   be->upload(cd, cond.data(), cond.size());
   std::vector<float> p(m.param_count());
   be->download(p.data(), m.params(), p.size());
-  const size_t oW = m.slots()[0].offset, oc = m.slots()[1].offset, ow = m.slots()[2].offset,
-               ob = m.slots()[3].offset;
+  const size_t oW = m.slots()[0].offset, oc = m.slots()[1].offset, ow = m.slots()[2].offset, ob = m.slots()[3].offset;
   const float* W = p.data() + oW;  // [K, E]
   const float* c = p.data() + oc;  // [E]
   const float* w = p.data() + ow;  // linear weight [in + E, 1]

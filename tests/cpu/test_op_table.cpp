@@ -21,8 +21,10 @@ std::set<std::string> checked_ops_in_backend_hpp() {
   const std::regex decl(R"(^  (virtual\s+)?[A-Za-z_][\w:<>]*(\s*[\*&])?\s+[\*&]?(\w+)\()");
   bool in_class = false;
   for (std::string line; std::getline(f, line);) {
-    if (line.rfind("class Backend {", 0) == 0) in_class = true;
-    else if (in_class && line.rfind(" protected:", 0) == 0) break;
+    if (line.rfind("class Backend {", 0) == 0)
+      in_class = true;
+    else if (in_class && line.rfind(" protected:", 0) == 0)
+      break;
     std::smatch m;
     if (in_class && std::regex_search(line, m, decl) && !m[1].matched) ops.insert(m[3]);
   }

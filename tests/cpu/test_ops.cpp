@@ -68,8 +68,8 @@ TEST_F(Ops, AllocIsZeroedAlignedAndFreeAcceptsNull) {
 
 // -------------------------------------------------------------------------------------------- gemm
 
-void gemm_case(Backend& be, bool ta, bool tb, int M, int N, int K, float alpha, float beta,
-               const VecF& A, const VecF& B, VecF C) {
+void gemm_case(Backend& be, bool ta, bool tb, int M, int N, int K, float alpha, float beta, const VecF& A,
+               const VecF& B, VecF C) {
   VecD ref(static_cast<size_t>(M) * N);
   VecD mag(ref.size());  // alpha * sum |a b| + |beta c|: the scale of the rounding error
   for (int i = 0; i < M; ++i)
@@ -91,9 +91,8 @@ void gemm_case(Backend& be, bool ta, bool tb, int M, int N, int K, float alpha, 
   for (size_t i = 0; i < ref.size(); ++i) {
     const double err = std::fabs(C[i] - ref[i]);
     if (!(err <= 1e-6 + 1e-5 * mag[i]) && ++bad <= 3)
-      ADD_FAILURE() << "gemm ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K
-                    << " alpha=" << alpha << " beta=" << beta << " C[" << i << "] = " << C[i] << ", ref "
-                    << ref[i];
+      ADD_FAILURE() << "gemm ta=" << ta << " tb=" << tb << " M=" << M << " N=" << N << " K=" << K << " alpha=" << alpha
+                    << " beta=" << beta << " C[" << i << "] = " << C[i] << ", ref " << ref[i];
   }
   EXPECT_EQ(bad, 0);
 }
@@ -152,8 +151,8 @@ TEST_F(Ops, ArgumentChecksThrow) {
                Error);
   EXPECT_THROW(be_->fuse_forward(Fusion::embed_multiply, 2, 2, 3, 4, a.data(), nullptr, lab, b.data(), out.data()),
                Error);
-  EXPECT_THROW(be_->batchnorm_forward_train(1, 2, 1, 1e-5f, 0.1f, a.data(), b.data(), b.data(), c.data(),
-                                            out.data(), out.data() + 2, nullptr, nullptr),
+  EXPECT_THROW(be_->batchnorm_forward_train(1, 2, 1, 1e-5f, 0.1f, a.data(), b.data(), b.data(), c.data(), out.data(),
+                                            out.data() + 2, nullptr, nullptr),
                Error);  // one value per channel: the batch variance is undefined (PyTorch raises too)
 }
 
@@ -270,8 +269,8 @@ TEST_F(Ops, BatchNormTrainBackwardMatchesFiniteDifferences) {
     VecF gx(sh.n(), std::numeric_limits<float>::quiet_NaN());  // overwritten
     const VecF gg0 = randv(sh.C, -1, 1), gb0 = randv(sh.C, -1, 1);
     VecF gg = gg0, gb = gb0;
-    be_->batchnorm_backward(sh.N, sh.C, sh.S, x.data(), gamma.data(), mean.data(), invstd.data(), w.data(),
-                            gx.data(), gg.data(), gb.data());
+    be_->batchnorm_backward(sh.N, sh.C, sh.S, x.data(), gamma.data(), mean.data(), invstd.data(), w.data(), gx.data(),
+                            gg.data(), gb.data());
     auto L = [&] { return dot(wd, bn_ref(sh, xd, gd, bd, eps)); };
     expect_close(gx, numeric_grad(xd, L), 5e-5, 1e-4, "gx");
     expect_close(diff(gg, gg0), numeric_grad(gd, L), 5e-5, 1e-4, "ggamma");
@@ -312,8 +311,8 @@ TEST_F(Ops, BatchNormRunningStatsAfterTwoCallsAndEvalMode) {
     for (int c = 0; c < sh.C; ++c)
       for (int s = 0; s < sh.S; ++s) {
         const size_t i = sh.at(n, c, s);
-        yref[i] = gamma[c] * (x[i] - static_cast<double>(rm[c])) / std::sqrt(static_cast<double>(rv[c]) + eps) +
-                  beta[c];
+        yref[i] =
+            gamma[c] * (x[i] - static_cast<double>(rm[c])) / std::sqrt(static_cast<double>(rv[c]) + eps) + beta[c];
       }
   expect_close(y, yref, 1e-5, 1e-5, "eval y");
 }
@@ -459,11 +458,11 @@ TEST_F(Ops, LogLossClosedFormsIncludingExtremeLogits) {
     float x, t, loss, grad_unit;  // loss per element, dL/dx per element
   };
   const Case cases[] = {
-      {80.f, 0.f, 80.f, 1.f},         // confidently wrong: loss = 80 + log1p(e^-80) = 80
-      {-80.f, 1.f, 80.f, -1.f},       // confidently wrong the other way
-      {80.f, 1.f, 0.f, 0.f},          // confidently right: loss = log1p(e^-80) ~ 1.8e-35
-      {-80.f, 0.f, 0.f, 0.f},         //
-      {0.5f, 1.f, 0.474076984f, -0.377540669f},  // log(1 + e^-0.5); sigmoid(0.5) - 1
+      {80.f, 0.f, 80.f, 1.f},                     // confidently wrong: loss = 80 + log1p(e^-80) = 80
+      {-80.f, 1.f, 80.f, -1.f},                   // confidently wrong the other way
+      {80.f, 1.f, 0.f, 0.f},                      // confidently right: loss = log1p(e^-80) ~ 1.8e-35
+      {-80.f, 0.f, 0.f, 0.f},                     //
+      {0.5f, 1.f, 0.474076984f, -0.377540669f},   // log(1 + e^-0.5); sigmoid(0.5) - 1
       {-1.25f, 0.f, 0.251929081f, 0.222700139f},  // log(1 + e^-1.25); sigmoid(-1.25)
   };
   for (const Case& c : cases) {
@@ -716,10 +715,10 @@ TEST_F(Ops, RandNormalMomentsAndOffsets) {
     s3 += z * z * z;
     s4 += z * z * z * z;
   }
-  EXPECT_NEAR(s / n, 0.0, 6 / std::sqrt(double(n)));                // standard error 1/sqrt(n)
-  EXPECT_NEAR(std::sqrt(s2 / n), 1.0, 6 / std::sqrt(2.0 * n));      // about 1/sqrt(2n)
-  EXPECT_NEAR(s3 / n, 0.0, 6 * std::sqrt(15.0 / n));                // skewness
-  EXPECT_NEAR(s4 / n, 3.0, 6 * std::sqrt(96.0 / n));                // kurtosis
+  EXPECT_NEAR(s / n, 0.0, 6 / std::sqrt(double(n)));            // standard error 1/sqrt(n)
+  EXPECT_NEAR(std::sqrt(s2 / n), 1.0, 6 / std::sqrt(2.0 * n));  // about 1/sqrt(2n)
+  EXPECT_NEAR(s3 / n, 0.0, 6 * std::sqrt(15.0 / n));            // skewness
+  EXPECT_NEAR(s4 / n, 3.0, 6 * std::sqrt(96.0 / n));            // kurtosis
   // element i uses index offset + i
   const uint64_t off = randint(1, 1000);
   VecF tail(50);
@@ -822,11 +821,13 @@ TEST_F(Ops, GatherAndEmbeddingFusionsRefuseRowsOutsideTheSource) {
     }
     return std::string("(no error)");
   };
-  EXPECT_NE(message([&] { be_->gather_rows(B, cols, rows, src.data(), idx.data(), dst.data()); })
-                .find(cat("gather_rows: index ", rows, " outside the source rows 0..", rows - 1)),
+  EXPECT_NE(message([&] {
+              be_->gather_rows(B, cols, rows, src.data(), idx.data(), dst.data());
+            }).find(cat("gather_rows: index ", rows, " outside the source rows 0..", rows - 1)),
             std::string::npos);
-  EXPECT_NE(message([&] { be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data()); })
-                .find(cat("gather_int: index ", rows, " outside the source 0..", rows - 1)),
+  EXPECT_NE(message([&] {
+              be_->gather_int(B, rows, isrc.data(), idx.data(), idst.data());
+            }).find(cat("gather_int: index ", rows, " outside the source 0..", rows - 1)),
             std::string::npos);
   const int K = size(1, 6), in = size(1, 5);
   VecI labels(B, 0);
@@ -835,11 +836,13 @@ TEST_F(Ops, GatherAndEmbeddingFusionsRefuseRowsOutsideTheSource) {
   VecF out(static_cast<size_t>(B) * 2 * in), gt(table.size(), 0.f), g(out.size(), 1.f);
   for (Fusion f : {Fusion::embed_concat, Fusion::embed_multiply}) {
     SCOPED_TRACE(static_cast<int>(f));
-    EXPECT_NE(message([&] { be_->fuse_forward(f, B, in, in, K, x.data(), nullptr, labels.data(), table.data(), out.data()); })
-                  .find(cat("fuse_forward: label ", K, " outside the table's rows 0..", K - 1)),
+    EXPECT_NE(message([&] {
+                be_->fuse_forward(f, B, in, in, K, x.data(), nullptr, labels.data(), table.data(), out.data());
+              }).find(cat("fuse_forward: label ", K, " outside the table's rows 0..", K - 1)),
               std::string::npos);
     EXPECT_NE(message([&] {
-                be_->fuse_backward(f, B, in, in, K, x.data(), labels.data(), table.data(), g.data(), nullptr, gt.data());
+                be_->fuse_backward(f, B, in, in, K, x.data(), labels.data(), table.data(), g.data(), nullptr,
+                                   gt.data());
               }).find(cat("fuse_backward: label ", K, " outside the table's rows 0..", K - 1)),
               std::string::npos);
   }
@@ -922,7 +925,8 @@ TEST_F(Ops, CopyColsTakesAColumnRange) {
   VecF dst(static_cast<size_t>(B) * n, 9.f);
   be_->copy_cols(B, cols, col0, n, src.data(), dst.data());
   for (int b = 0; b < B; ++b)
-    for (int c = 0; c < n; ++c) ASSERT_EQ(dst[static_cast<size_t>(b) * n + c], src[static_cast<size_t>(b) * cols + col0 + c]);
+    for (int c = 0; c < n; ++c)
+      ASSERT_EQ(dst[static_cast<size_t>(b) * n + c], src[static_cast<size_t>(b) * cols + col0 + c]);
   EXPECT_THROW(be_->copy_cols(B, cols, col0, cols - col0 + 1, src.data(), dst.data()), Error);
 }
 

@@ -100,7 +100,8 @@ TEST(Plot, NaNAndInfinityLeaveGapsAndNoDataIsSaid) {
   p.series = {line("holed", x, holed, kRed)};
   const Image gap = line_chart({p});
   // points 30..69 are not finite: nothing is drawn strictly between x = 29 and x = 70
-  const int g0 = lo + static_cast<int>(std::ceil(0.29 * (hi - lo))) + 3, g1 = lo + static_cast<int>(0.70 * (hi - lo)) - 3;
+  const int g0 = lo + static_cast<int>(std::ceil(0.29 * (hi - lo))) + 3,
+            g1 = lo + static_cast<int>(0.70 * (hi - lo)) - 3;
   EXPECT_EQ(pixels_of(gap, kRed, g0, g1).count, 0u) << "columns " << g0 << ".." << g1;
   EXPECT_GT(pixels_of(gap, kRed, lo, g0).count, 1000u);
   EXPECT_GT(pixels_of(gap, kRed, g1, hi + 3).count, 1000u);
@@ -193,8 +194,9 @@ TEST(RunPlots, WrittenFromTheCsvsWithOneRowAndWithMissingColumns) {
   // averages: the panels that have data, and only those
   fs::remove(d / "losses_avg.csv");
   testutil::spit(d / "losses.csv", "step,d_loss,g_loss\n1,1.3,0.7\n2,1.2,nan\n3,1.1,0.9\n");
-  testutil::spit(d / "metrics.csv", "step,cond_acc,fd,intra_fd,diversity,diversity_min\n500,0.41,80.5,120,0.7,0.5\n"
-                                    "1000,0.62,60.5\n");
+  testutil::spit(d / "metrics.csv",
+                 "step,cond_acc,fd,intra_fd,diversity,diversity_min\n500,0.41,80.5,120,0.7,0.5\n"
+                 "1000,0.62,60.5\n");
   w = write_run_plots(d.path);
   ASSERT_EQ(w.size(), 2u);
   EXPECT_EQ(read_image(d / "losses.png").height, 250) << "one panel: the losses";

@@ -93,7 +93,8 @@ TEST(PrecisionRecall, MatchesABruteForceDoubleReference) {
     EXPECT_LT(want.precision, 0.99);
     EXPECT_GT(want.recall, 0.05);
     EXPECT_LT(want.recall, 0.99);
-    EXPECT_LE(std::fabs(got.precision - want.precision), 1.0 / c.ng + 1e-12) << got.precision << " vs " << want.precision;
+    EXPECT_LE(std::fabs(got.precision - want.precision), 1.0 / c.ng + 1e-12)
+        << got.precision << " vs " << want.precision;
     EXPECT_LE(std::fabs(got.recall - want.recall), 1.0 / c.nr + 1e-12) << got.recall << " vs " << want.recall;
   }
 }

@@ -43,7 +43,7 @@ TEST(OpProfile, TimesEachOpUnderItsKindLayerAndPhase) {
       be->adam(n * n, a, c, m, v, 1e-3f, 0.9f, 0.999f, 1e-8f, 1);
     }
     be->gemm(false, false, n, n, n, 1.f, a, b, 0.f, c);  // outside every range
-    be->gemm(false, false, 0, n, n, 1.f, a, b, 0.f, c);   // empty: returns before the backend runs
+    be->gemm(false, false, 0, n, n, 1.f, a, b, 0.f, c);  // empty: returns before the backend runs
     prof.collect();
 
     const auto kinds = prof.by_kind();

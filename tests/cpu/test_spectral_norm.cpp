@@ -89,8 +89,9 @@ TEST(SpectralNormConfig, BadValuesNameTheKey) {
             "(this is a relu)");
   EXPECT_EQ(err(R"([{"linear": 8, "spectral_norm": 1}, {"linear": 1}])"),
             "discriminator.layers[0].spectral_norm: expected true or false, got 1");
-  EXPECT_EQ(err(R"([{"reshape": [2, 1, 1]}, {"conv2d": {"out": 3, "kernel": 1, "spectral_norm": "on"}}, {"linear": 1}])"),
-            "discriminator.layers[1].conv2d.spectral_norm: expected true or false, got \"on\"");
+  EXPECT_EQ(
+      err(R"([{"reshape": [2, 1, 1]}, {"conv2d": {"out": 3, "kernel": 1, "spectral_norm": "on"}}, {"linear": 1}])"),
+      "discriminator.layers[1].conv2d.spectral_norm: expected true or false, got \"on\"");
   EXPECT_EQ(err(R"([{"reshape": [2, 1, 1]}, {"conv2d": {"out": 3, "kernel": 1, "spectral_norm": true},
                     "spectral_norm": true}, {"linear": 1}])"),
             "discriminator.layers[1].conv2d.spectral_norm: given twice (also beside \"conv2d\"); keep one");
@@ -139,8 +140,10 @@ std::vector<double> mv(const std::vector<double>& W, int rows, int cols, const s
   for (int r = 0; r < rows; ++r)
     for (int c = 0; c < cols; ++c) {
       const double w = W[static_cast<size_t>(r) * cols + c];
-      if (t) y[c] += w * x[r];
-      else y[r] += w * x[c];
+      if (t)
+        y[c] += w * x[r];
+      else
+        y[r] += w * x[c];
     }
   return y;
 }
@@ -155,18 +158,24 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 
 TEST(SpectralNormModel, SlotsStateNamesInitAndSummary) {
   auto be = make_cpu_backend();
-  const NetSpec n = d_net(json::parse(R"([{"reshape": [2, 3, 3]}, {"conv2d": {"out": 4, "kernel": 2}, "spectral_norm": true},
+  const NetSpec n =
+      d_net(json::parse(R"([{"reshape": [2, 3, 3]}, {"conv2d": {"out": 4, "kernel": 2}, "spectral_norm": true},
                                           {"leaky_relu": 0.2}, {"linear": 5, "spectral_norm": true}, {"linear": 1}])"));
   Model m(*be, n, 18, 0, 3, "d");
   const struct {
     const char* name;
     std::vector<int64_t> shape;
     bool state;
-  } want[] = {{"layers.1.weight_orig", {4, 2, 2, 2}, false}, {"layers.1.bias", {4}, false},
-              {"layers.1.weight_u", {4}, true},              {"layers.1.weight_v", {8}, true},
-              {"layers.3.weight_orig", {16, 5}, false},      {"layers.3.bias", {5}, false},
-              {"layers.3.weight_u", {5}, true},              {"layers.3.weight_v", {16}, true},
-              {"layers.4.weight", {5, 1}, false},            {"layers.4.bias", {1}, false}};
+  } want[] = {{"layers.1.weight_orig", {4, 2, 2, 2}, false},
+              {"layers.1.bias", {4}, false},
+              {"layers.1.weight_u", {4}, true},
+              {"layers.1.weight_v", {8}, true},
+              {"layers.3.weight_orig", {16, 5}, false},
+              {"layers.3.bias", {5}, false},
+              {"layers.3.weight_u", {5}, true},
+              {"layers.3.weight_v", {16}, true},
+              {"layers.4.weight", {5, 1}, false},
+              {"layers.4.bias", {1}, false}};
   ASSERT_EQ(m.slots().size(), std::size(want));
   for (size_t i = 0; i < std::size(want); ++i) {
     EXPECT_EQ(m.slots()[i].name, want[i].name);
@@ -175,7 +184,8 @@ TEST(SpectralNormModel, SlotsStateNamesInitAndSummary) {
   }
   const std::string s = m.summary();
   EXPECT_NE(s.find("conv2d 2x3x3 -> 4x2x2 (kernel 2x2, stride 1x1) + leaky_relu (fused) + spectral norm"),
-            std::string::npos) << s;
+            std::string::npos)
+      << s;
   EXPECT_NE(s.find("linear 4x2x2 -> 5 + spectral norm"), std::string::npos) << s;
   EXPECT_EQ(s.find("linear 5 -> 1 + spectral norm"), std::string::npos) << s;
 
@@ -185,7 +195,8 @@ TEST(SpectralNormModel, SlotsStateNamesInitAndSummary) {
   for (const char* name : {"layers.1.weight_u", "layers.1.weight_v", "layers.3.weight_u", "layers.3.weight_v"}) {
     const ParamSlot& sl = slot(m, name);
     double n2 = 0, big = 0;
-    for (size_t i = sl.offset; i < sl.offset + sl.count; ++i) n2 += double(st[i]) * st[i], big = std::max(big, std::fabs(double(st[i])));
+    for (size_t i = sl.offset; i < sl.offset + sl.count; ++i)
+      n2 += double(st[i]) * st[i], big = std::max(big, std::fabs(double(st[i])));
     EXPECT_NEAR(n2, 1.0, 1e-6) << name;
     EXPECT_LT(big, 0.999) << name << ": not a one-hot vector";
   }
@@ -261,7 +272,8 @@ TEST(SpectralNormModel, OneForwardIsPyTorchsPowerIterationAndScaling) {
       ASSERT_EQ(got.size(), want.size()) << what;
       for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol) << what << "[" << i << "]";
     };
-    const std::vector<float> y = fetch(*be, m.forward(xd, nullptr, nullptr, true), static_cast<size_t>(B) * m.out_dim());
+    const std::vector<float> y =
+        fetch(*be, m.forward(xd, nullptr, nullptr, true), static_cast<size_t>(B) * m.out_dim());
     expect_close(y, reference(sigma), 2e-5, "training output");
     st = fetch(*be, m.state(), m.state_count());
     expect_close(std::vector<float>(st.begin() + us.offset, st.begin() + us.offset + rows), u1, 1e-6, "u after");
@@ -293,10 +305,12 @@ TEST(SpectralNormModel, BackwardMatchesFiniteDifferences) {
     const char* layers;
     int in, batch;
   } cases[] = {
-      {"linear", R"([{"linear": 7, "spectral_norm": true}, {"leaky_relu": 0.2}, {"linear": 3, "spectral_norm": true}])", 5, 4},
+      {"linear", R"([{"linear": 7, "spectral_norm": true}, {"leaky_relu": 0.2}, {"linear": 3, "spectral_norm": true}])",
+       5, 4},
       {"conv", R"([{"reshape": [2, 5, 4]}, {"conv2d": {"out": 3, "kernel": [3, 2], "stride": [2, 1], "padding": 1},
                    "spectral_norm": true}, {"tanh": {}},
-                   {"conv2d": {"out": 2, "kernel": 2, "spectral_norm": true}}, {"linear": 2, "spectral_norm": true}])", 40, 3},
+                   {"conv2d": {"out": 2, "kernel": 2, "spectral_norm": true}}, {"linear": 2, "spectral_norm": true}])",
+       40, 3},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
@@ -324,7 +338,8 @@ TEST(SpectralNormModel, BackwardMatchesFiniteDifferences) {
     // kinks (leaky ReLU): one-sided differences that disagree mark a coordinate to skip
     // (tests/model_fd.hpp)
     modelfd::FdCheck fd(loss);
-    fd.params(m, p, st, g, [](const ParamSlot&) { return 6; }, rng);
+    fd.params(
+        m, p, st, g, [](const ParamSlot&) { return 6; }, rng);
     fd.inputs(*be, xd, x, gx, 8, rng);
     const int checked = fd.checked(), skipped = fd.skipped();
     std::printf("[ %s ] %d coordinates checked, %d skipped (non-smooth within the step)\n", c.what, checked, skipped);
@@ -446,14 +461,14 @@ TEST(SpectralNorm, BackendOpsMatchTheirFormulas) {
   const std::vector<double> ref = normalized(std::vector<double>(t.begin(), t.end()));
   const std::vector<float> u = fetch(*be, ud, n);
   for (int i = 0; i < n; ++i) EXPECT_NEAR(u[i], ref[i], 1e-7) << i;
-  EXPECT_NEAR(fetch(*be, sd, 1)[0], std::sqrt(dot(std::vector<double>(t.begin(), t.end()),
-                                                  std::vector<double>(t.begin(), t.end()))), 1e-5);
+  EXPECT_NEAR(fetch(*be, sd, 1)[0],
+              std::sqrt(dot(std::vector<double>(t.begin(), t.end()), std::vector<double>(t.begin(), t.end()))), 1e-5);
   // sigma only, with a given u (read, not written)
   be->upload(ud, u0.data(), n);
   be->spectral_norm_vec(n, td, false, 1e-12f, ud, sd);
   EXPECT_EQ(fetch(*be, ud, n), u0);
-  EXPECT_NEAR(fetch(*be, sd, 1)[0], dot(std::vector<double>(u0.begin(), u0.end()), std::vector<double>(t.begin(), t.end())),
-              1e-5);
+  EXPECT_NEAR(fetch(*be, sd, 1)[0],
+              dot(std::vector<double>(u0.begin(), u0.end()), std::vector<double>(t.begin(), t.end())), 1e-5);
   // a zero vector stays zero (eps), as torch.nn.functional.normalize
   be->fill(td, n, 0.f);
   be->spectral_norm_vec(n, td, true, 1e-12f, ud, sd);

@@ -37,10 +37,9 @@ std::vector<Family> families() {
 }
 
 TEST(Streams, BasesAreDistinct) {
-  std::vector<uint64_t> bases = {kPermStream,          kAugStream,          kSampleNoiseStream,
-                                 kEvalNoiseStream,     kClassifierPermStream, kClassifierDropStream,
-                                 kGaussianStream,      kMixtureNoiseStream,   kMixtureShuffleStream,
-                                 kFaceStream};
+  std::vector<uint64_t> bases = {
+      kPermStream,           kAugStream,      kSampleNoiseStream,  kEvalNoiseStream,      kClassifierPermStream,
+      kClassifierDropStream, kGaussianStream, kMixtureNoiseStream, kMixtureShuffleStream, kFaceStream};
   std::sort(bases.begin(), bases.end());
   EXPECT_EQ(std::adjacent_find(bases.begin(), bases.end()), bases.end());
 }

@@ -57,8 +57,7 @@ TEST(Tf32, RoundsToTenMantissaBitsNearestTiesAway) {
 }
 
 // C = A B on backend `be` (A [M,K], B [K,N] row-major).
-std::vector<float> gemm_on(Backend& be, const std::vector<float>& A, const std::vector<float>& B, int M, int N,
-                           int K) {
+std::vector<float> gemm_on(Backend& be, const std::vector<float>& A, const std::vector<float>& B, int M, int N, int K) {
   std::vector<float> C(size_t(M) * N);
   float *a = be.alloc(A.size()), *b = be.alloc(B.size()), *c = be.alloc(C.size());
   be.upload(a, A.data(), A.size());

@@ -100,11 +100,10 @@ using Twin = TwinOf<float>;
 using TwinInt = TwinOf<int32_t>;
 
 // |gpu - cpu| <= tol[i] everywhere (NaN and infinities must match exactly).
-inline ::testing::AssertionResult within(const Floats& cpu, const Floats& gpu,
-                                         const std::vector<double>& tol, const std::string& what) {
+inline ::testing::AssertionResult within(const Floats& cpu, const Floats& gpu, const std::vector<double>& tol,
+                                         const std::string& what) {
   if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << what << ": sizes differ " << cpu.size() << " vs "
-                                         << gpu.size();
+    return ::testing::AssertionFailure() << what << ": sizes differ " << cpu.size() << " vs " << gpu.size();
   size_t bad = 0, first = 0;
   double worst = 0;
   for (size_t i = 0; i < cpu.size(); ++i) {
@@ -123,16 +122,15 @@ inline ::testing::AssertionResult within(const Floats& cpu, const Floats& gpu,
   }
   if (bad == 0) return ::testing::AssertionSuccess();
   std::ostringstream os;
-  os << std::setprecision(9) << what << ": " << bad << " of " << cpu.size()
-     << " elements differ (worst at " << worst << "x the tolerance); first [" << first
-     << "]: cpu " << cpu[first] << ", gpu " << gpu[first] << ", tolerance " << tol[first]
-     << " (CGAN_TEST_SEED=" << base_seed() << ")";
+  os << std::setprecision(9) << what << ": " << bad << " of " << cpu.size() << " elements differ (worst at " << worst
+     << "x the tolerance); first [" << first << "]: cpu " << cpu[first] << ", gpu " << gpu[first] << ", tolerance "
+     << tol[first] << " (CGAN_TEST_SEED=" << base_seed() << ")";
   return ::testing::AssertionFailure() << os.str();
 }
 
 // within() with tolerance atol + rtol * |cpu|.
-inline ::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, double atol,
-                                        double rtol, const std::string& what) {
+inline ::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, double atol, double rtol,
+                                        const std::string& what) {
   std::vector<double> tol(cpu.size());
   for (size_t i = 0; i < cpu.size(); ++i) tol[i] = atol + rtol * std::fabs(cpu[i]);
   return within(cpu, gpu, tol, what);
@@ -141,14 +139,13 @@ inline ::testing::AssertionResult close(const Floats& cpu, const Floats& gpu, do
 // Bit for bit (floats compared by their bytes); a failure names the first difference as
 // "<a> vs <b>", in argument order.
 template <typename T>
-::testing::AssertionResult identical(const std::vector<T>& a, const std::vector<T>& b,
-                                     const std::string& what) {
+::testing::AssertionResult identical(const std::vector<T>& a, const std::vector<T>& b, const std::string& what) {
   if (a.size() != b.size()) return ::testing::AssertionFailure() << what << ": sizes differ";
   for (size_t i = 0; i < a.size(); ++i)
     if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0)
       return ::testing::AssertionFailure()
-             << std::setprecision(9) << what << ": first difference at [" << i << "]: " << a[i]
-             << " vs " << b[i] << " (CGAN_TEST_SEED=" << base_seed() << ")";
+             << std::setprecision(9) << what << ": first difference at [" << i << "]: " << a[i] << " vs " << b[i]
+             << " (CGAN_TEST_SEED=" << base_seed() << ")";
   return ::testing::AssertionSuccess();
 }
 
@@ -174,10 +171,12 @@ class CudaParityTest : public ::testing::Test {
   Backend& cpu() { return *cpu_; }
   Backend& gpu() { return *gpu_; }
 
-  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) { return testutil::normal_values(rng_, n, mean, stddev); }
+  Floats normal(size_t n, float mean = 0.f, float stddev = 1.f) {
+    return testutil::normal_values(rng_, n, mean, stddev);
+  }
   Floats uniform(size_t n, float lo, float hi) { return testutil::uniform_values(rng_, n, lo, hi); }
   Ints ints(size_t n, int32_t lo, int32_t hi) { return testutil::int_values(rng_, n, lo, hi); }  // inclusive
-  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }  // inclusive
+  int pick(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }          // inclusive
 
  public:  // normal() and uniform() for helpers outside the fixture
   Floats normal_(size_t n, float mean = 0.f, float stddev = 1.f) { return normal(n, mean, stddev); }

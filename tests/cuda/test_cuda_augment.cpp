@@ -99,8 +99,8 @@ TEST_F(CudaAugment, GraphReplayDrawsFromTheCounter) {
     Floats want(n), params(B * kAugmentParams);
     const Floats xs = x.on_cpu();
     cpu().augment_forward(a, B, seed, 11 + 256 * static_cast<uint64_t>(i), 3, xs.data(), want.data(), params.data());
-    EXPECT_TRUE(close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6,
-                      "replay " + std::to_string(i)));
+    EXPECT_TRUE(
+        close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6, "replay " + std::to_string(i)));
   }
   gpu().graph_drop(id);
 }
@@ -125,7 +125,8 @@ TEST(CudaAugmentTraining, OneIterationMatchesTheCpu) {
   const struct {
     Model &c, &g;
     const NetSpec& spec;
-  } models[] = {{tc.generator(), tg.generator(), cfg.generator}, {tc.discriminator(), tg.discriminator(), cfg.discriminator}};
+  } models[] = {{tc.generator(), tg.generator(), cfg.generator},
+                {tc.discriminator(), tg.discriminator(), cfg.discriminator}};
   for (const auto& m : models) {
     std::vector<float> a(m.c.param_count()), b(m.g.param_count());
     cpu->download(a.data(), m.c.grads(), a.size());
@@ -156,7 +157,8 @@ TEST(CudaAugmentTraining, GraphReplayEqualsEagerAndResumeIsExact) {
     }
   }
   EXPECT_TRUE(tg.graph_active());
-  for (auto [a, b] : {std::pair<Model*, Model*>{&tg.generator(), &te.generator()}, {&tg.discriminator(), &te.discriminator()}}) {
+  for (auto [a, b] :
+       {std::pair<Model*, Model*>{&tg.generator(), &te.generator()}, {&tg.discriminator(), &te.discriminator()}}) {
     Floats pa(a->param_count()), pb(b->param_count());
     bg->download(pa.data(), a->params(), pa.size());
     be->download(pb.data(), b->params(), pb.size());

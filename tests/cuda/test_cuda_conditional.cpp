@@ -49,7 +49,7 @@ TEST_F(CudaConditional, Projection) {
 TEST_F(CudaConditional, ConditionalBatchNorm) {
   // dense and conv layouts, odd sizes, S % 4 == 0 and not, the real sizes (mnist dense 1024 at
   // batch 64; a 64-channel 8x8 and a 128-channel 16x16 conv map)
-  const int shapes[][3] = {{2, 1, 1},   {3, 3, 1},  {64, 33, 1}, {257, 7, 1}, {1, 3, 7},  {3, 33, 7},
+  const int shapes[][3] = {{2, 1, 1},    {3, 3, 1},   {64, 33, 1},   {257, 7, 1},  {1, 3, 7},     {3, 33, 7},
                            {16, 3, 257}, {8, 50, 33}, {64, 1024, 1}, {64, 64, 64}, {64, 128, 256}};
   for (const auto& s : shapes)
     for (Act act : {Act::none, Act::relu, Act::leaky_relu}) {
@@ -57,9 +57,8 @@ TEST_F(CudaConditional, ConditionalBatchNorm) {
       const size_t n = static_cast<size_t>(N) * C * S, nc = static_cast<size_t>(N) * C;
       const std::string what = "cbn " + shape({N, C, S}) + " act " + std::to_string(static_cast<int>(act));
       Twin x(cpu(), gpu(), normal(n, 3.f, 2.f)), dg(cpu(), gpu(), normal(nc, 0.f, 0.3f)),
-          db(cpu(), gpu(), normal(nc, 0.f, 0.3f)), y(cpu(), gpu(), Floats(n, 7.f)),
-          mean(cpu(), gpu(), Floats(C)), invstd(cpu(), gpu(), Floats(C)), rm(cpu(), gpu(), normal(C)),
-          rv(cpu(), gpu(), uniform(C, 0.5f, 2.f));
+          db(cpu(), gpu(), normal(nc, 0.f, 0.3f)), y(cpu(), gpu(), Floats(n, 7.f)), mean(cpu(), gpu(), Floats(C)),
+          invstd(cpu(), gpu(), Floats(C)), rm(cpu(), gpu(), normal(C)), rv(cpu(), gpu(), uniform(C, 0.5f, 2.f));
       cpu().cbn_forward_train(N, C, S, 1e-5f, 0.1f, x.c, dg.c, db.c, y.c, mean.c, invstd.c, rm.c, rv.c, act, 0.2f);
       gpu().cbn_forward_train(N, C, S, 1e-5f, 0.1f, x.g, dg.g, db.g, y.g, mean.g, invstd.g, rm.g, rv.g, act, 0.2f);
       EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " train y"));
@@ -139,8 +138,7 @@ TEST_F(CudaConditional, ModelsMatchTheCpuEagerAndInAGraph) {
     Twin x(cpu(), gpu(), normal(static_cast<size_t>(c.B) * c.in)), cd(cpu(), gpu(), cond),
         gx(cpu(), gpu(), Floats(static_cast<size_t>(c.B) * c.in)), r(cpu(), gpu(), normal(O)),
         outc(cpu(), gpu(), Floats(O));
-    auto step = [&](Model& m, Backend& be, const float* xp, const float* cp, const float* rp, float* gxp,
-                    float* outp) {
+    auto step = [&](Model& m, Backend& be, const float* xp, const float* cp, const float* rp, float* gxp, float* outp) {
       m.zero_grads();
       const float* out = m.forward(xp, nullptr, cp, true, 11, 3);
       be.copy(outp, out, O);

@@ -54,22 +54,20 @@ std::vector<double> conv_tol(const Floats& mag, double L, double rel, const Floa
 
 std::string text(const ConvShape& s) {
   std::ostringstream os;
-  os << "conv N=" << s.N << " C=" << s.C << " " << s.H << "x" << s.W << " K=" << s.K << " kernel "
-     << s.R << "x" << s.S << " stride " << s.stride_h << "x" << s.stride_w << " pad " << s.pad_h
-     << "x" << s.pad_w;
+  os << "conv N=" << s.N << " C=" << s.C << " " << s.H << "x" << s.W << " K=" << s.K << " kernel " << s.R << "x" << s.S
+     << " stride " << s.stride_h << "x" << s.stride_w << " pad " << s.pad_h << "x" << s.pad_w;
   return os.str();
 }
 
 std::string text(Pool k, const PoolShape& s) {
   std::ostringstream os;
-  os << (k == Pool::avg ? "avgpool" : "maxpool") << " N=" << s.N << " C=" << s.C << " " << s.H
-     << "x" << s.W << " window " << s.R << "x" << s.S << " stride " << s.stride_h << "x"
-     << s.stride_w << " pad " << s.pad_h << "x" << s.pad_w;
+  os << (k == Pool::avg ? "avgpool" : "maxpool") << " N=" << s.N << " C=" << s.C << " " << s.H << "x" << s.W
+     << " window " << s.R << "x" << s.S << " stride " << s.stride_h << "x" << s.stride_w << " pad " << s.pad_h << "x"
+     << s.pad_w;
   return os.str();
 }
 
-ConvShape conv_shape(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph,
-                     int pw) {
+ConvShape conv_shape(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph, int pw) {
   ConvShape s;
   s.N = N, s.C = C, s.H = H, s.W = W, s.K = K, s.R = R, s.S = S;
   s.stride_h = sh, s.stride_w = sw, s.pad_h = ph, s.pad_w = pw;
@@ -116,20 +114,18 @@ class CudaConv : public CudaParityTest {
     g.conv2d_forward(s, x.g, w.g, b.g, y.g, wsg.get());
     Floats bias_mag(ny);
     for (size_t i = 0; i < ny; ++i) bias_mag[i] = std::fabs(bh[(i / (P * Q)) % K]);
-    EXPECT_TRUE(within(y.on_cpu(), y.on_gpu(), conv_tol(mag_fwd, L_fwd, rel, bias_mag),
-                       what + " forward with bias"));
+    EXPECT_TRUE(within(y.on_cpu(), y.on_gpu(), conv_tol(mag_fwd, L_fwd, rel, bias_mag), what + " forward with bias"));
 
     // backward data: gx overwritten (NaN before, on the GPU)
-    const double L_data = len(static_cast<double>(s.K) * ((s.R + s.stride_h - 1) / s.stride_h) *
-                              ((s.S + s.stride_w - 1) / s.stride_w));
+    const double L_data =
+        len(static_cast<double>(s.K) * ((s.R + s.stride_h - 1) / s.stride_h) * ((s.S + s.stride_w - 1) / s.stride_w));
     Twin gx(cpu(), g, Floats(nx, 5.f)), magx(cpu(), g, Floats(nx));
     g.fill(gx.g, nx, std::numeric_limits<float>::quiet_NaN());
     cpu().conv2d_backward_data(s, agy.c, aw.c, magx.c, wsc.get());
     cpu().conv2d_backward_data(s, gy.c, w.c, gx.c, wsc.get());
     g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.get());
     const Floats gx_g = gx.on_gpu();
-    EXPECT_TRUE(within(gx.on_cpu(), gx_g, conv_tol(magx.on_cpu(), L_data, rel),
-                       what + " backward data"));
+    EXPECT_TRUE(within(gx.on_cpu(), gx_g, conv_tol(magx.on_cpu(), L_data, rel), what + " backward data"));
     g.conv2d_backward_data(s, gy.g, w.g, gx.g, wsg.get());
     EXPECT_TRUE(identical(gx_g, gx.on_gpu(), what + " backward data run twice"));
 
@@ -142,13 +138,12 @@ class CudaConv : public CudaParityTest {
     cpu().conv2d_backward_filter(s, x.c, gy.c, gw.c, gb.c, wsc.get());
     g.conv2d_backward_filter(s, x.g, gy.g, gw.g, gb.g, wsg.get());
     const Floats gw_g = gw.on_gpu(), gb_g = gb.on_gpu();
-    EXPECT_TRUE(within(gw.on_cpu(), gw_g, conv_tol(mag_w, len(L_filt), rel, gw0),
-                       what + " backward filter (accumulated)"));
+    EXPECT_TRUE(
+        within(gw.on_cpu(), gw_g, conv_tol(mag_w, len(L_filt), rel, gw0), what + " backward filter (accumulated)"));
     Floats mag_b(K, 0.f);
     for (size_t i = 0; i < ny; ++i) mag_b[(i / (P * Q)) % K] += std::fabs(gyh[i]);
     // the bias gradient is our own kernel (double sums): tighter
-    EXPECT_TRUE(within(gb.on_cpu(), gb_g, conv_tol(mag_b, L_filt, 2e-7, gb0),
-                       what + " backward bias (accumulated)"));
+    EXPECT_TRUE(within(gb.on_cpu(), gb_g, conv_tol(mag_b, L_filt, 2e-7, gb0), what + " backward bias (accumulated)"));
 
     // run to run: the same inputs give the same bits (deterministic algorithms); null gbias
     Twin gw2(cpu(), g, gw0), gb2(cpu(), g, gb0);
@@ -194,15 +189,15 @@ class CudaConv : public CudaParityTest {
 
 TEST_F(CudaConv, Conv2dFixedShapes) {
   const ConvShape shapes[] = {
-      conv_shape(2, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1),     // MNIST-like, same padding
-      conv_shape(3, 4, 17, 13, 15, 5, 3, 2, 2, 2, 1),    // odd sizes, non-square kernel, stride 2
-      conv_shape(2, 15, 11, 23, 25, 3, 5, 3, 3, 0, 2),   // stride 3
-      conv_shape(4, 25, 14, 14, 50, 4, 4, 2, 2, 1, 1),   // DCGAN-style 4x4 / 2
-      conv_shape(1, 50, 7, 7, 3, 7, 7, 1, 1, 0, 0),      // kernel = image: 1x1 output
-      conv_shape(5, 1, 9, 9, 1, 1, 1, 1, 1, 0, 0),       // 1x1 convolution, one channel
-      conv_shape(2, 3, 48, 48, 50, 3, 3, 1, 2, 1, 1),    // different strides along h and w
-      conv_shape(1, 4, 5, 6, 4, 2, 2, 3, 2, 1, 1),       // tiny, stride larger than kernel
-      conv_shape(2, 50, 16, 16, 25, 3, 3, 1, 1, 1, 1),   // many channels
+      conv_shape(2, 3, 28, 28, 4, 3, 3, 1, 1, 1, 1),    // MNIST-like, same padding
+      conv_shape(3, 4, 17, 13, 15, 5, 3, 2, 2, 2, 1),   // odd sizes, non-square kernel, stride 2
+      conv_shape(2, 15, 11, 23, 25, 3, 5, 3, 3, 0, 2),  // stride 3
+      conv_shape(4, 25, 14, 14, 50, 4, 4, 2, 2, 1, 1),  // DCGAN-style 4x4 / 2
+      conv_shape(1, 50, 7, 7, 3, 7, 7, 1, 1, 0, 0),     // kernel = image: 1x1 output
+      conv_shape(5, 1, 9, 9, 1, 1, 1, 1, 1, 0, 0),      // 1x1 convolution, one channel
+      conv_shape(2, 3, 48, 48, 50, 3, 3, 1, 2, 1, 1),   // different strides along h and w
+      conv_shape(1, 4, 5, 6, 4, 2, 2, 3, 2, 1, 1),      // tiny, stride larger than kernel
+      conv_shape(2, 50, 16, 16, 25, 3, 3, 1, 1, 1, 1),  // many channels
   };
   for (const auto& s : shapes) check_conv(gpu(), s, 2e-6);
 }
@@ -238,7 +233,8 @@ TEST_F(CudaConv, Conv2dWithoutWorkspaceQueryMatchesAndIsDeterministic) {
   const size_t ws_floats = gpu().conv2d_workspace(s);
   for (int run = 0; run < 2; ++run) {
     auto g = make_cuda_backend(false);  // a fresh fp32 backend: nothing cached
-    const Buffer<float> x = buf(*g, nx), w = buf(*g, nw), gy = buf(*g, ny), yb = buf(*g, ny), gxb = buf(*g, nx), gwb = buf(*g, nw), ws = buf(*g, ws_floats);
+    const Buffer<float> x = buf(*g, nx), w = buf(*g, nw), gy = buf(*g, ny), yb = buf(*g, ny), gxb = buf(*g, nx),
+                        gwb = buf(*g, nw), ws = buf(*g, ws_floats);
     g->upload(x.get(), xh.data(), nx);
     g->upload(w.get(), wh.data(), nw);
     g->upload(gy.get(), gyh.data(), ny);
@@ -264,8 +260,8 @@ TEST_F(CudaConv, Conv2dTf32IsClose) {
   CudaOptions o;
   o.tf32 = true;
   auto tf32 = make_cuda_backend(o);
-  for (const auto& s : {conv_shape(2, 25, 14, 14, 50, 4, 4, 2, 2, 1, 1),
-                        conv_shape(3, 4, 17, 13, 15, 5, 3, 2, 2, 2, 1)}) {
+  for (const auto& s :
+       {conv_shape(2, 25, 14, 14, 50, 4, 4, 2, 2, 1, 1), conv_shape(3, 4, 17, 13, 15, 5, 3, 2, 2, 2, 1)}) {
     check_conv(*tf32, s, 5e-3, /*per_sqrt_l=*/false);
   }
 }
@@ -295,7 +291,8 @@ TEST_F(CudaConv, Conv2dRealAnimeShapesTf32) {
 // The conv epilogue: bias and the following activation in one pass (float4 when P*Q % 4 == 0,
 // scalar otherwise; with and without bias), against the CPU's conv then activation.
 TEST_F(CudaConv, Conv2dFusedBiasActivation) {
-  for (const auto& s : {conv_shape(2, 15, 16, 16, 25, 3, 3, 1, 1, 1, 1), conv_shape(3, 4, 19, 21, 12, 5, 3, 1, 2, 2, 1)}) {
+  for (const auto& s :
+       {conv_shape(2, 15, 16, 16, 25, 3, 3, 1, 1, 1, 1), conv_shape(3, 4, 19, 21, 12, 5, 3, 1, 2, 2, 1)}) {
     const size_t nx = static_cast<size_t>(s.N) * s.C * s.H * s.W;
     const size_t nw = static_cast<size_t>(s.K) * s.C * s.R * s.S;
     const size_t ny = static_cast<size_t>(s.N) * s.K * s.P() * s.Q();
@@ -321,8 +318,7 @@ TEST_F(CudaConv, Pool2dRealAnimeShapes) {
       pool_shape(64, 64, 48, 48, 2, 2, 3, 3, 0, 0),  // avgpool 2 / 3: 48 -> 16
   };
   for (const auto& s : shapes)
-    for (Pool k : {Pool::avg, Pool::max})
-      check_pool(k, s, normal(static_cast<size_t>(s.N) * s.C * s.H * s.W));
+    for (Pool k : {Pool::avg, Pool::max}) check_pool(k, s, normal(static_cast<size_t>(s.N) * s.C * s.H * s.W));
 }
 
 // NaN in max pooling follows the CPU's rule (m = first cell, then m = v > m ? v : m): a window
@@ -340,7 +336,7 @@ TEST_F(CudaConv, MaxPoolNanFollowsTheCpu) {
   const PoolShape s = pool_shape(1, 1, 2, 4, 2, 2, 2, 2, 0, 0);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const Floats xh = {nan, 1, 2, nan,  //
-                     3, 0, 1, 0};
+                     3,   0, 1, 0};
   const Buffer<float> x = buf(gpu(), 8), y = buf(gpu(), 2), gy = buf(gpu(), 2), gx = buf(gpu(), 8);
   gpu().upload(x.get(), xh.data(), 8);
   const Floats gyh = {10, 20};
@@ -405,9 +401,9 @@ TEST_F(CudaConv, Pool2dRandomShapes) {
 TEST_F(CudaConv, MaxPoolWindowMaximumAndGradientRouting) {
   // One 4x4 image, 2x2 windows, stride 2: known maxima, the first of two ties takes the gradient.
   const PoolShape s = pool_shape(1, 1, 4, 4, 2, 2, 2, 2, 0, 0);
-  const Floats xh = {1, 3, 0, 0,   //
-                     2, 3, 0, -1,  //
-                     -5, -6, 7, 7, //
+  const Floats xh = {1,  3,  0, 0,   //
+                     2,  3,  0, -1,  //
+                     -5, -6, 7, 7,   //
                      -7, -5, 7, 1};
   const Buffer<float> x = buf(gpu(), 16), y = buf(gpu(), 4), gy = buf(gpu(), 4), gx = buf(gpu(), 16);
   gpu().upload(x.get(), xh.data(), 16);
@@ -419,10 +415,11 @@ TEST_F(CudaConv, MaxPoolWindowMaximumAndGradientRouting) {
   gpu().download(yh.data(), y.get(), 4);
   gpu().download(gxh.data(), gx.get(), 16);
   EXPECT_TRUE(identical(yh, Floats{3, 0, -5, 7}, "maxpool forward"));
-  EXPECT_TRUE(identical(gxh, Floats{0, 10, 20, 0,  //
-                                    0, 0, 0, 0,    //
-                                    30, 0, 40, 0,  //
-                                    0, 0, 0, 0},
+  EXPECT_TRUE(identical(gxh,
+                        Floats{0, 10, 20, 0,  //
+                               0, 0, 0, 0,    //
+                               30, 0, 40, 0,  //
+                               0, 0, 0, 0},
                         "maxpool backward"));
 }
 

@@ -54,12 +54,12 @@ TEST_F(CudaHingeEma, HingeAndLinearLossesMatchCpu) {
 std::vector<size_t> real_sizes() {
   auto be = make_cpu_backend();
   std::vector<size_t> out;
-  const std::pair<const char*, int> cfgs[] = {{"configs/mnist_cgan_wide.json", 10}, {"configs/anime_small.json", 22},
-                                              {"configs/mnist_lsgan_embed.json", 10}};
+  const std::pair<const char*, int> cfgs[] = {
+      {"configs/mnist_cgan_wide.json", 10}, {"configs/anime_small.json", 22}, {"configs/mnist_lsgan_embed.json", 10}};
   for (const auto& [file, k] : cfgs) {
     const Config c = load_config(e2e::source(file));
-    const int K = c.generator.condition.mode == "embed_concat" || c.generator.condition.mode == "embed_multiply"
-                      ? 10 : k;
+    const int K =
+        c.generator.condition.mode == "embed_concat" || c.generator.condition.mode == "embed_multiply" ? 10 : k;
     Model G(*be, c.generator, c.noise_dim, K, 1, "generator");
     out.push_back(G.param_count());
     if (G.state_count()) out.push_back(G.state_count());
@@ -89,17 +89,23 @@ TEST_F(CudaHingeEma, EmaUpdateMatchesCpuWithADeviceStepCounter) {
         gpu().ema_update(n, avg.g + offset, p.g + offset, decay, start, 0, ctr.g);
         const Floats ac = avg.on_cpu(), ag = avg.on_gpu();
         ASSERT_TRUE(identical(ac, ag, what + " step " + std::to_string(step)));
-        if (step <= start) ASSERT_TRUE(identical(Floats(ac.begin() + offset, ac.end()),
-                                                 Floats(w.begin() + offset, w.end()), what + " copy"));
+        if (step <= start)
+          ASSERT_TRUE(
+              identical(Floats(ac.begin() + offset, ac.end()), Floats(w.begin() + offset, w.end()), what + " copy"));
       }
     }
 }
 
 // train.ema on the three-term hinge with batch norm, as tests/e2e/test_hinge_ema.cpp uses it.
 std::vector<std::string> hinge_ema_sets(const std::string& more) {
-  return {"data.count=500", "train.batch_size=32", "loss.kind=hinge", "loss.mismatch=real_other_tags",
-          "train.d_steps=2", R"(train.ema={"decay":0.9,"start":5})",
-          R"(generator.layers=[{"linear":32},{"batchnorm":{}},{"leaky_relu":0.2},{"linear":2}])", more};
+  return {"data.count=500",
+          "train.batch_size=32",
+          "loss.kind=hinge",
+          "loss.mismatch=real_other_tags",
+          "train.d_steps=2",
+          R"(train.ema={"decay":0.9,"start":5})",
+          R"(generator.layers=[{"linear":32},{"batchnorm":{}},{"leaky_relu":0.2},{"linear":2}])",
+          more};
 }
 
 TEST(CudaHingeEmaTraining, GraphReplayAveragesAsTheEagerPath) {
@@ -136,8 +142,8 @@ TEST(CudaHingeEmaTraining, ResumeIsExactWithTheAverageOnCuda) {
 // would not tell an updated average from one left as it was.
 TEST(CudaHingeEmaTraining, FirstIterationMatchesCpu) {
   CGAN_SKIP_WITHOUT_GPU();
-  const Config c = load_config(e2e::source("configs/mixture_cond.json"),
-                               hinge_ema_sets(R"(train.ema={"decay":0.9,"start":0})"));
+  const Config c =
+      load_config(e2e::source("configs/mixture_cond.json"), hinge_ema_sets(R"(train.ema={"decay":0.9,"start":0})"));
   const HostDataset data = load_dataset(c.data);
   auto cb = make_cpu_backend();
   auto gb = make_backend("cuda", {"fp32"});

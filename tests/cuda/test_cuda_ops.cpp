@@ -36,9 +36,8 @@ class CudaOps : public CudaParityTest {
  protected:
   // Each result is within (K+2) u sum|a||b| of the exact product (u = 2^-24 for fp32), so they are
   // within twice that of each other: rel_per_k = 2u = 1.2e-7. TF32 adds its input rounding (rel).
-  void check_gemm(Backend& gpu, bool ta, bool tb, int M, int N, int K, float alpha, float beta,
-                  double rel, double rel_per_k, const Floats& A, const Floats& B,
-                  const Floats& C0) {
+  void check_gemm(Backend& gpu, bool ta, bool tb, int M, int N, int K, float alpha, float beta, double rel,
+                  double rel_per_k, const Floats& A, const Floats& B, const Floats& C0) {
     Twin a(cpu(), gpu, A), b(cpu(), gpu, B), c(cpu(), gpu, C0);
     cpu().gemm(ta, tb, M, N, K, alpha, a.c, b.c, beta, c.c);
     gpu.gemm(ta, tb, M, N, K, alpha, a.g, b.g, beta, c.g);
@@ -56,9 +55,8 @@ class CudaOps : public CudaParityTest {
         tol[o] = 1e-6 + (rel + rel_per_k * (K + 2)) * (std::fabs(alpha) * mag + cm);
       }
     EXPECT_TRUE(within(c.on_cpu(), c.on_gpu(), tol,
-                       "gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " " +
-                           shape({M, N, K}) + " alpha=" + std::to_string(alpha) +
-                           " beta=" + std::to_string(beta)));
+                       "gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb) + " " + shape({M, N, K}) +
+                           " alpha=" + std::to_string(alpha) + " beta=" + std::to_string(beta)));
   }
 };
 
@@ -119,7 +117,7 @@ TEST_F(CudaOps, MemoryFillCopyMul) {
 // ---------------------------------------------------------------- GEMM
 
 TEST_F(CudaOps, GemmAllTransposes) {
-  const int shapes[][3] = {{1, 1, 1},     {3, 7, 33},   {33, 3, 7},    {7, 257, 33},
+  const int shapes[][3] = {{1, 1, 1},       {3, 7, 33},    {33, 3, 7},     {7, 257, 33},
                            {257, 33, 1000}, {64, 1000, 3}, {1, 1025, 300}, {100, 1, 784}};
   for (const auto& s : shapes)
     for (int ta = 0; ta < 2; ++ta)
@@ -144,8 +142,8 @@ TEST_F(CudaOps, GemmDegenerate) {
   }
   // alpha == 0 and beta == 0 overwrite C, NaN included
   Floats nan_c(C.size(), std::numeric_limits<float>::quiet_NaN());
-  Twin a(cpu(), gpu(), normal(static_cast<size_t>(M) * 5)),
-      b(cpu(), gpu(), normal(static_cast<size_t>(5) * N)), c(cpu(), gpu(), nan_c);
+  Twin a(cpu(), gpu(), normal(static_cast<size_t>(M) * 5)), b(cpu(), gpu(), normal(static_cast<size_t>(5) * N)),
+      c(cpu(), gpu(), nan_c);
   cpu().gemm(false, false, M, N, 5, 0.f, a.c, b.c, 0.f, c.c);
   gpu().gemm(false, false, M, N, 5, 0.f, a.g, b.g, 0.f, c.g);
   EXPECT_TRUE(identical(c.on_cpu(), c.on_gpu(), "gemm alpha=0 beta=0 over NaN"));
@@ -195,15 +193,14 @@ TEST_F(CudaOps, BiasActForward) {
         Twin b(cpu(), gpu(), bias), out(cpu(), gpu(), y);
         cpu().bias_act_forward(act, 0.2f, rows, cols, with_bias ? b.c : nullptr, out.c);
         gpu().bias_act_forward(act, 0.2f, rows, cols, with_bias ? b.g : nullptr, out.g);
-        EXPECT_TRUE(close(out.on_cpu(), out.on_gpu(), 1e-7, 1e-6,
-                          "bias_act_forward " + act_name(act) + " " + shape({rows, cols}) +
-                              (with_bias ? " bias" : "")));
+        EXPECT_TRUE(
+            close(out.on_cpu(), out.on_gpu(), 1e-7, 1e-6,
+                  "bias_act_forward " + act_name(act) + " " + shape({rows, cols}) + (with_bias ? " bias" : "")));
       }
 }
 
 TEST_F(CudaOps, BiasActBackward) {
-  const int shapes[][2] = {{1, 1},   {3, 7},    {33, 257},   {1000, 3},
-                           {1, 1000}, {5000, 33}, {100003, 1}, {257, 1025}};
+  const int shapes[][2] = {{1, 1}, {3, 7}, {33, 257}, {1000, 3}, {1, 1000}, {5000, 33}, {100003, 1}, {257, 1025}};
   for (Act act : kActs)
     for (const auto& s : shapes)
       for (bool with_gbias : {false, true}) {
@@ -248,9 +245,8 @@ const char* fusion_name(Fusion f) {
 TEST_F(CudaOps, FuseForwardBackward) {
   // B, in, E, K (labels drawn from K values, so they repeat); batch 8192 with table rows of 36 and
   // 300 floats (64- and 256-thread blocks, many row tiles), and one label for all rows
-  const int cases[][4] = {{1, 1, 1, 1},       {7, 3, 5, 3},        {64, 33, 10, 10}, {257, 100, 7, 3},
-                          {3, 0, 4, 2},       {1000, 2, 1, 7},     {8192, 20, 16, 10},
-                          {8192, 300, 5, 10}, {600, 7, 40, 1}};
+  const int cases[][4] = {{1, 1, 1, 1},    {7, 3, 5, 3},       {64, 33, 10, 10},   {257, 100, 7, 3}, {3, 0, 4, 2},
+                          {1000, 2, 1, 7}, {8192, 20, 16, 10}, {8192, 300, 5, 10}, {600, 7, 40, 1}};
   for (Fusion f : {Fusion::concat, Fusion::embed_concat, Fusion::embed_multiply})
     for (const auto& cs : cases) {
       const int B = cs[0], in = cs[1], K = cs[3];
@@ -301,15 +297,13 @@ TEST_F(CudaOps, LossFused) {
           const float extremes[] = {80.f, -80.f, 0.f, 1e-3f, -1e-3f, 30.f, -30.f};
           for (size_t i = 0; i < std::min<size_t>(x.size(), 7); ++i) x[i] = extremes[i];
           const Floats acc0 = {0.25f, 3.f, 7.f};
-          Twin xx(cpu(), gpu(), x), grad(cpu(), gpu(), Floats(static_cast<size_t>(n), 9.f)),
-              acc(cpu(), gpu(), acc0);
+          Twin xx(cpu(), gpu(), x), grad(cpu(), gpu(), Floats(static_cast<size_t>(n), 9.f)), acc(cpu(), gpu(), acc0);
           for (int rep = 0; rep < 2; ++rep) {  // accumulates; the GPU's ticket resets
             cpu().loss_fused(k, n, xx.c, target, weight, grad.c, acc.c);
             gpu().loss_fused(k, n, xx.g, target, weight, grad.g, acc.g);
           }
-          const std::string what = std::string(k == LossKind::log ? "log" : "squared") +
-                                   " n=" + std::to_string(n) + " t=" + std::to_string(target) +
-                                   " w=" + std::to_string(weight);
+          const std::string what = std::string(k == LossKind::log ? "log" : "squared") + " n=" + std::to_string(n) +
+                                   " t=" + std::to_string(target) + " w=" + std::to_string(weight);
           const double scale = weight / static_cast<double>(n);
           EXPECT_TRUE(close(grad.on_cpu(), grad.on_gpu(), 1e-6 * scale, 1e-6, "grad " + what));
           const Floats ac = acc.on_cpu(), ag = acc.on_gpu();
@@ -372,8 +366,7 @@ TEST_F(CudaOps, SoftmaxXentBadLabelIsReportedAtTheNextSync) {
 TEST_F(CudaOps, Adam) {
   for (size_t n : {size_t{1}, size_t{7}, size_t{1000}, size_t{100003}})
     for (int t0 : {1, 100}) {
-      Twin p(cpu(), gpu(), normal(n)), m(cpu(), gpu(), normal(n, 0.f, 0.1f)),
-          v(cpu(), gpu(), uniform(n, 0.f, 0.01f));
+      Twin p(cpu(), gpu(), normal(n)), m(cpu(), gpu(), normal(n, 0.f, 0.1f)), v(cpu(), gpu(), uniform(n, 0.f, 0.01f));
       for (int t = t0; t < t0 + 3; ++t) {
         Floats gh = normal(n);
         gh[0] = 0.f;
@@ -391,7 +384,7 @@ TEST_F(CudaOps, Adam) {
 // ---------------------------------------------------------------- batch norm
 
 TEST_F(CudaOps, BatchNorm) {
-  const int shapes[][3] = {{2, 1, 1},  {3, 3, 1},  {64, 33, 1}, {257, 7, 1},  {1, 3, 7},
+  const int shapes[][3] = {{2, 1, 1},  {3, 3, 1},    {64, 33, 1},  {257, 7, 1}, {1, 3, 7},
                            {3, 33, 7}, {16, 3, 257}, {4, 2, 4096}, {8, 50, 33}, {1000, 40, 1}};
   for (const auto& s : shapes)
     for (float eps : {1e-5f, 0.8f}) {
@@ -400,15 +393,12 @@ TEST_F(CudaOps, BatchNorm) {
       const std::string what = "batchnorm " + shape({N, C, S}) + " eps=" + std::to_string(eps);
       Floats xh = normal(n, 5.f, 2.f);  // a large mean: the two-pass variance matters
       Twin x(cpu(), gpu(), xh), gamma(cpu(), gpu(), uniform(static_cast<size_t>(C), 0.5f, 1.5f)),
-          beta(cpu(), gpu(), normal(static_cast<size_t>(C), 0.f, 0.5f)),
-          y(cpu(), gpu(), Floats(n, 7.f)), mean(cpu(), gpu(), Floats(static_cast<size_t>(C))),
-          invstd(cpu(), gpu(), Floats(static_cast<size_t>(C))),
+          beta(cpu(), gpu(), normal(static_cast<size_t>(C), 0.f, 0.5f)), y(cpu(), gpu(), Floats(n, 7.f)),
+          mean(cpu(), gpu(), Floats(static_cast<size_t>(C))), invstd(cpu(), gpu(), Floats(static_cast<size_t>(C))),
           rmean(cpu(), gpu(), normal(static_cast<size_t>(C))),
           rvar(cpu(), gpu(), uniform(static_cast<size_t>(C), 0.5f, 2.f));
-      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c,
-                                    invstd.c, rmean.c, rvar.c);
-      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g,
-                                    invstd.g, rmean.g, rvar.g);
+      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c, invstd.c, rmean.c, rvar.c);
+      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g, invstd.g, rmean.g, rvar.g);
       EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " train y"));
       EXPECT_TRUE(close(mean.on_cpu(), mean.on_gpu(), 1e-6, 1e-6, what + " save_mean"));
       EXPECT_TRUE(close(invstd.on_cpu(), invstd.on_gpu(), 1e-6, 1e-6, what + " save_invstd"));
@@ -417,10 +407,10 @@ TEST_F(CudaOps, BatchNorm) {
 
       // Without running statistics, and in place (y == x).
       Twin xi(cpu(), gpu(), xh);
-      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.c, gamma.c, beta.c, xi.c, mean.c,
-                                    invstd.c, nullptr, nullptr);
-      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.g, gamma.g, beta.g, xi.g, mean.g,
-                                    invstd.g, nullptr, nullptr);
+      cpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.c, gamma.c, beta.c, xi.c, mean.c, invstd.c, nullptr,
+                                    nullptr);
+      gpu().batchnorm_forward_train(N, C, S, eps, 0.1f, xi.g, gamma.g, beta.g, xi.g, mean.g, invstd.g, nullptr,
+                                    nullptr);
       EXPECT_TRUE(close(xi.on_cpu(), xi.on_gpu(), 2e-6, 2e-6, what + " train in place"));
 
       // Eval with the same running statistics on both sides.
@@ -433,8 +423,8 @@ TEST_F(CudaOps, BatchNorm) {
       // Backward from the same saved statistics (the CPU's) on both sides.
       const Floats sm = mean.on_cpu(), si = invstd.on_cpu();
       const Floats gg0 = normal(static_cast<size_t>(C)), gb0 = normal(static_cast<size_t>(C));
-      Twin sm2(cpu(), gpu(), sm), si2(cpu(), gpu(), si), gy(cpu(), gpu(), normal(n)),
-          gx(cpu(), gpu(), Floats(n, 3.f)), gg(cpu(), gpu(), gg0), gb(cpu(), gpu(), gb0);
+      Twin sm2(cpu(), gpu(), sm), si2(cpu(), gpu(), si), gy(cpu(), gpu(), normal(n)), gx(cpu(), gpu(), Floats(n, 3.f)),
+          gg(cpu(), gpu(), gg0), gb(cpu(), gpu(), gb0);
       cpu().batchnorm_backward(N, C, S, x.c, gamma.c, sm2.c, si2.c, gy.c, gx.c, gg.c, gb.c);
       gpu().batchnorm_backward(N, C, S, x.g, gamma.g, sm2.g, si2.g, gy.g, gx.g, gg.g, gb.g);
       EXPECT_TRUE(close(gx.on_cpu(), gx.on_gpu(), 1e-5, 1e-5, what + " gx"));
@@ -451,8 +441,8 @@ TEST_F(CudaOps, BatchNorm) {
 // CPU at tolerances scaled by each output's largest magnitude (atol = tol * max|cpu|), and the GPU
 // run twice gives the same bits. `offset` shifts every tensor by that many floats in its buffer
 // (1: not 16-byte aligned, the scalar path of S % 4 == 0 shapes).
-void check_bn_at(Backend& cpu, Backend& gpu, CudaParityTest& t, int N, int C, int S, float eps,
-                 const Floats& xh, double tol, size_t offset = 0) {
+void check_bn_at(Backend& cpu, Backend& gpu, CudaParityTest& t, int N, int C, int S, float eps, const Floats& xh,
+                 double tol, size_t offset = 0) {
   const size_t n = static_cast<size_t>(N) * C * S, c = static_cast<size_t>(C);
   const std::string what = "batchnorm " + shape({N, C, S}) + " offset " + std::to_string(offset);
   SCOPED_TRACE(what);
@@ -470,18 +460,18 @@ void check_bn_at(Backend& cpu, Backend& gpu, CudaParityTest& t, int N, int C, in
     for (float v : ref) m = std::max(m, static_cast<double>(std::fabs(v)));
     return close(ref, got, tol * m, tol, what + " " + name);
   };
-  cpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.c + offset, gamma.c, beta.c, y.c + offset, mean.c,
-                              invstd.c, rmean.c, rvar.c);
-  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g,
-                              invstd.g, rmean.g, rvar.g);
+  cpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.c + offset, gamma.c, beta.c, y.c + offset, mean.c, invstd.c,
+                              rmean.c, rvar.c);
+  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g, invstd.g,
+                              rmean.g, rvar.g);
   const Floats yg = y.on_gpu();
   EXPECT_TRUE(scaled(y.on_cpu(), yg, "train y"));
   EXPECT_TRUE(close(mean.on_cpu(), mean.on_gpu(), 1e-6, 1e-6, what + " save_mean"));
   EXPECT_TRUE(close(invstd.on_cpu(), invstd.on_gpu(), 1e-6, 1e-6, what + " save_invstd"));
   EXPECT_TRUE(close(rmean.on_cpu(), rmean.on_gpu(), 1e-6, 1e-6, what + " run_mean"));
   EXPECT_TRUE(close(rvar.on_cpu(), rvar.on_gpu(), 1e-6, 1e-6, what + " run_var"));
-  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g,
-                              invstd.g, nullptr, nullptr);
+  gpu.batchnorm_forward_train(N, C, S, eps, 0.1f, x.g + offset, gamma.g, beta.g, y.g + offset, mean.g, invstd.g,
+                              nullptr, nullptr);
   EXPECT_TRUE(identical(yg, y.on_gpu(), what + " train y run twice"));
 
   const Floats sm = mean.on_cpu(), si = invstd.on_cpu();
@@ -510,10 +500,10 @@ TEST_F(CudaOps, BatchNormFusedActivation) {
       Twin x(cpu(), gpu(), normal(n, 1.f, 2.f)), gamma(cpu(), gpu(), uniform(c, 0.5f, 1.5f)),
           beta(cpu(), gpu(), normal(c)), y(cpu(), gpu(), Floats(n)), mean(cpu(), gpu(), Floats(c)),
           invstd(cpu(), gpu(), Floats(c)), rm(cpu(), gpu(), normal(c)), rv(cpu(), gpu(), uniform(c, 0.5f, 2.f));
-      cpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c, invstd.c, nullptr,
-                                    nullptr, act, 0.2f);
-      gpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g, invstd.g, nullptr,
-                                    nullptr, act, 0.2f);
+      cpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.c, gamma.c, beta.c, y.c, mean.c, invstd.c, nullptr, nullptr,
+                                    act, 0.2f);
+      gpu().batchnorm_forward_train(N, C, S, 1e-5f, 0.1f, x.g, gamma.g, beta.g, y.g, mean.g, invstd.g, nullptr, nullptr,
+                                    act, 0.2f);
       EXPECT_TRUE(close(y.on_cpu(), y.on_gpu(), 2e-6, 2e-6, what + " train"));
       cpu().batchnorm_forward_eval(N, C, S, 1e-5f, x.c, gamma.c, beta.c, rm.c, rv.c, y.c, act, 0.2f);
       gpu().batchnorm_forward_eval(N, C, S, 1e-5f, x.g, gamma.g, beta.g, rm.g, rv.g, y.g, act, 0.2f);
@@ -683,8 +673,8 @@ TEST_F(CudaOps, GraphReplayReadsTheCountersAtEachLaunch) {
   for (int i = 0; i < 3; ++i) {
     Floats want(n);
     cpu().rand_normal(n, seed, 7 + 256 * static_cast<uint64_t>(i), 0, 0.f, 1.f, want.data());
-    EXPECT_TRUE(close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6,
-                      "replay " + std::to_string(i)));
+    EXPECT_TRUE(
+        close(want, Floats(got.begin() + i * n, got.begin() + (i + 1) * n), 1e-6, 1e-6, "replay " + std::to_string(i)));
   }
   gpu().graph_drop(id);
   EXPECT_THROW(gpu().graph_launch(id), Error);
@@ -698,8 +688,7 @@ TEST_F(CudaOps, BadArgumentsThrowLikeTheCpu) {
     float* p = be == &cpu() ? a.c : a.g;
     EXPECT_THROW(be->adam(8, p, p, p, p, 1e-3f, 0.5f, 0.999f, 1e-8f, 0), Error) << be->name();
     EXPECT_THROW(be->dropout_forward(8, 1.f, 1, 2, p, p), Error) << be->name();
-    EXPECT_THROW(be->batchnorm_forward_train(1, 8, 1, 1e-5f, 0.1f, p, p, p, p, p, p, p, p), Error)
-        << be->name();
+    EXPECT_THROW(be->batchnorm_forward_train(1, 8, 1, 1e-5f, 0.1f, p, p, p, p, p, p, p, p), Error) << be->name();
     EXPECT_THROW(be->loss_fused(LossKind::log, 0, p, 1.f, 1.f, p, p), Error) << be->name();
     EXPECT_THROW(be->gemm(false, false, -1, 2, 2, 1.f, p, p, 0.f, p), Error) << be->name();
   }

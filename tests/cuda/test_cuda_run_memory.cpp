@@ -30,8 +30,8 @@ TEST(CudaRunMemory, AnimeConvScaledPastTheCardIsRefusedBeforeSetUp) {
   e2e::TempDir d("cuda_run_memory");
   std::string sets;
   for (const std::string& s : kScaled) sets += " --set " + s;
-  const auto r = e2e::run_cli("--config configs/anime_conv.json --device cuda" + sets + " --out " + (d / "run"),
-                              d / "log");
+  const auto r =
+      e2e::run_cli("--config configs/anime_conv.json --device cuda" + sets + " --out " + (d / "run"), d / "log");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_EQ(r.output.rfind("cgan_gpu: config anime_conv does not fit: the run needs ", 0), 0u) << r.output;
   EXPECT_NE(r.output.find("activations"), std::string::npos) << r.output;

@@ -87,7 +87,7 @@ TEST_F(CudaSpectralNorm, OpsMatchCpu) {
 // A SpectralNorm layer: three training forwards (power iterations through cuBLAS GEMVs), an
 // evaluation forward, and a backward, from the same W, u, v and G on both backends.
 TEST_F(CudaSpectralNorm, LayerMatchesCpu) {
-  const SpectralNormShape shapes[] = {{1, 1, false},   {3, 5, true},      {17, 31, false}, {31, 17, true},
+  const SpectralNormShape shapes[] = {{1, 1, false},    {3, 5, true},      {17, 31, false},   {31, 17, true},
                                       {64, 800, false}, {256, 4608, true}, {512, 8192, false}};
   for (const SpectralNormShape& sh : shapes) {
     SCOPED_TRACE(cat(sh.rows, "x", sh.cols, sh.transposed ? " (stored transposed)" : ""));
@@ -152,11 +152,12 @@ void check_iteration(const std::string& config, const std::vector<std::string>& 
   const struct {
     Model &c, &g;
     const NetSpec& spec;
-  } models[] = {{tc.generator(), tg.generator(), cfg.generator}, {tc.discriminator(), tg.discriminator(), cfg.discriminator}};
+  } models[] = {{tc.generator(), tg.generator(), cfg.generator},
+                {tc.discriminator(), tg.discriminator(), cfg.discriminator}};
   for (const auto& m : models) {
-    const gradcheck::Result r = gradcheck::compare(m.c.slots(), fetch(*cpu, m.c.grads(), m.c.param_count()),
-                                                   fetch(*gpu, m.g.grads(), m.g.param_count()),
-                                                   gradcheck::structurally_zero(m.spec));
+    const gradcheck::Result r =
+        gradcheck::compare(m.c.slots(), fetch(*cpu, m.c.grads(), m.c.param_count()),
+                           fetch(*gpu, m.g.grads(), m.g.param_count()), gradcheck::structurally_zero(m.spec));
     const std::string what = config + " (spectral norm) " + m.c.name() + " gradients after 1 step";
     std::printf("%s\n", r.describe(what).c_str());
     EXPECT_TRUE(r.pass(gradcheck::kTolFp32)) << r.describe(what);
@@ -207,8 +208,8 @@ TEST(CudaSpectralNormTraining, GraphReplayEqualsEagerAndResumeIsExact) {
   check_graph_equals_eager("configs/anime_small.json", kSnConv, 12);
   auto be = make_backend("cuda");
   e2e::check_resume_exact(*be, "configs/mixture_cond.json", kSnMlp);
-  e2e::check_resume_exact(*be, "configs/anime_small.json", {"data.count=120", "train.batch_size=8",
-                                                             "discriminator.spectral_norm=true"});
+  e2e::check_resume_exact(*be, "configs/anime_small.json",
+                          {"data.count=120", "train.batch_size=8", "discriminator.spectral_norm=true"});
 }
 
 }  // namespace

@@ -46,7 +46,10 @@ const char* const kNoMnist =
 // The least-squares seed's layers (embedding, batch norm, dropout) on small point data, as
 // tests/e2e/test_training.cpp's second resume test uses them.
 const std::vector<std::string> kLsganSets = {
-    "data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
+    "data.count=500",
+    "train.batch_size=32",
+    "loss.kind=squared",
+    "train.d_steps=2",
     R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
     R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
     R"(discriminator.condition={"mode":"embed_multiply"})",
@@ -88,8 +91,8 @@ RelDiff rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 std::string describe(const std::string& what, const RelDiff& d) {
   std::ostringstream os;
   if (d.size_mismatch) return what + ": sizes differ";
-  os << std::setprecision(9) << what << ": max relative difference " << d.worst << " at [" << d.at
-     << "] (cpu " << d.a << ", cuda " << d.b << ")";
+  os << std::setprecision(9) << what << ": max relative difference " << d.worst << " at [" << d.at << "] (cpu " << d.a
+     << ", cuda " << d.b << ")";
   return os.str();
 }
 
@@ -136,8 +139,8 @@ void expect_rows_close(const std::vector<LossRow>& cpu, const std::vector<LossRo
                   {"d_fake", c.d_fake, g.d_fake},
                   {"d_acc", c.d_acc, g.d_acc}};
     for (const auto& f : fields)
-      EXPECT_LE(rel_err(f.c, f.g), tol) << std::setprecision(9) << "step " << c.step << " " << f.name
-                                        << ": cpu " << f.c << ", cuda " << f.g;
+      EXPECT_LE(rel_err(f.c, f.g), tol) << std::setprecision(9) << "step " << c.step << " " << f.name << ": cpu " << f.c
+                                        << ", cuda " << f.g;
   }
 }
 
@@ -195,8 +198,7 @@ void check_iteration_matches_cpu(const std::string& config, const std::vector<st
   for (const auto& m : models) {
     const std::vector<float> ref = fetch(*cpu, m.c.grads(), m.c.param_count());
     const std::set<std::string> zero = gradcheck::structurally_zero(m.spec);
-    const gradcheck::Result r =
-        gradcheck::compare(m.c.slots(), ref, fetch(*gpu, m.g.grads(), m.g.param_count()), zero);
+    const gradcheck::Result r = gradcheck::compare(m.c.slots(), ref, fetch(*gpu, m.g.grads(), m.g.param_count()), zero);
     const std::string what = config + " " + precision + " " + m.c.name() + " gradients after 1 step";
     std::printf("%s\n", r.describe(what).c_str());
     if (fp32) {
@@ -204,7 +206,8 @@ void check_iteration_matches_cpu(const std::string& config, const std::vector<st
     } else {
       const gradcheck::Result sens =
           gradcheck::compare(m.c.slots(), ref, fetch(*emu, m.e->grads(), m.e->param_count()), zero);
-      std::printf("%s\n", sens.describe(config + " CPU TF32 emulation " + m.c.name() + " gradients after 1 step").c_str());
+      std::printf("%s\n",
+                  sens.describe(config + " CPU TF32 emulation " + m.c.name() + " gradients after 1 step").c_str());
       std::string why;
       EXPECT_TRUE(r.pass_scaled(sens, 2.0, tol, &why)) << r.describe(what) << ": " << why;
     }
@@ -217,8 +220,7 @@ void check_iteration_matches_cpu(const std::string& config, const std::vector<st
   for (const auto& m : models) {
     const gradcheck::Result r =
         gradcheck::compare(m.c.slots(), fetch(*cpu, m.c.params(), m.c.param_count()),
-                           fetch(*gpu, m.g.params(), m.g.param_count()),
-                           gradcheck::structurally_zero(m.spec));
+                           fetch(*gpu, m.g.params(), m.g.param_count()), gradcheck::structurally_zero(m.spec));
     const std::string what = config + " " + precision + " " + m.c.name() + " parameters after 21 steps";
     std::printf("%s\n", r.describe(what).c_str());
     if (fp32) EXPECT_TRUE(r.pass(1e-2)) << r.describe(what);
@@ -229,16 +231,14 @@ TEST(CudaTraining, WholeIterationMatchesCpu) {
   CGAN_SKIP_WITHOUT_GPU();
   for (const std::string precision : {"fp32", "tf32"}) {
     if (has_mnist()) {
-      check_iteration_matches_cpu("configs/mnist_mlp.json", {"data.dir=" + e2e::source("data/mnist")},
-                                  precision);
+      check_iteration_matches_cpu("configs/mnist_mlp.json", {"data.dir=" + e2e::source("data/mnist")}, precision);
     } else {
       ADD_FAILURE() << "configs/mnist_mlp.json not checked: " << kNoMnist;
     }
     check_iteration_matches_cpu("configs/mixture_cond.json", {}, precision);
     check_iteration_matches_cpu("configs/mixture_cond.json", kLsganSets, precision);
     // the conv family: cuDNN convolutions, our pooling, the label plane, tags and the three-term loss
-    check_iteration_matches_cpu("configs/anime_small.json", {"data.count=200", "train.batch_size=16"},
-                                precision);
+    check_iteration_matches_cpu("configs/anime_small.json", {"data.count=200", "train.batch_size=16"}, precision);
   }
 }
 
@@ -334,8 +334,8 @@ TEST(CudaTraining, TwoTrainersOnOneBackendKeepTheirGraphs) {
 TEST(CudaTraining, GraphReplayEqualsUncapturedPath) {
   CGAN_SKIP_WITHOUT_GPU();
   // 500 samples at batch 64: an epoch every 7 iterations
-  check_graph_equals_eager("configs/mixture_cond.json", {"data.count=500", "train.batch_size=64",
-                                                         "train.fake_labels=random"}, 60);
+  check_graph_equals_eager("configs/mixture_cond.json",
+                           {"data.count=500", "train.batch_size=64", "train.fake_labels=random"}, 60);
   // d_steps 2, batch 32: 15 batches per epoch, so some epochs end between the two D sub-steps
   check_graph_equals_eager("configs/mixture_cond.json", kLsganSets, 60);
   check_graph_equals_eager("configs/anime_small.json", {"data.count=200", "train.batch_size=16"}, 20);
@@ -345,10 +345,11 @@ TEST(CudaTraining, ShortMnistRunOnGpu) {
   CGAN_SKIP_WITHOUT_GPU();
   if (!has_mnist()) FAIL() << kNoMnist;
   e2e::TempDir d("cuda_mnist");
-  const auto r = e2e::run_cli("--config configs/mnist_mlp.json --device cuda --set train.steps=300 "
-                              "--set log.every=100 --set log.sample_every=300 --set log.progress=plain --out " +
-                                  (d / "run"),
-                              d / "log");
+  const auto r = e2e::run_cli(
+      "--config configs/mnist_mlp.json --device cuda --set train.steps=300 "
+      "--set log.every=100 --set log.sample_every=300 --set log.progress=plain --out " +
+          (d / "run"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   const auto rows = read_loss_csv(d / "run/losses.csv");
   ASSERT_EQ(rows.size(), 300u) << r.output;

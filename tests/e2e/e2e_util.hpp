@@ -34,8 +34,8 @@ struct RunResult {
 
 // Runs the real cgan_gpu binary with a shell-quoted argument string.
 inline RunResult run_cli(const std::string& args, const std::string& log_path) {
-  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY + "' " + args + " > '" +
-                          log_path + "' 2>&1";
+  const std::string cmd =
+      std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY + "' " + args + " > '" + log_path + "' 2>&1";
   RunResult r;
   const int st = std::system(cmd.c_str());
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -112,7 +112,8 @@ inline void expect_average_is_one_decay_step(cgan::Backend& be, const Weights& a
   const struct {
     const char* what;
     const std::vector<float>&a0, &w, &got;
-  } bufs[] = {{"parameters", avg0.params, w.params, got.params}, {"batch-norm statistics", avg0.state, w.state, got.state}};
+  } bufs[] = {{"parameters", avg0.params, w.params, got.params},
+              {"batch-norm statistics", avg0.state, w.state, got.state}};
   double moved = 0;
   for (const auto& b : bufs) {
     size_t bad = 0, first = 0;

@@ -67,8 +67,8 @@ TEST(AugmentTraining, StepTraceRecordsEveryAugmentedInputAndChangesNothing) {
   e2e::expect_models_identical(*be, plain.discriminator(), traced.discriminator());
   const int64_t B = 8, P = 3 * 32 * 32;
   std::vector<std::vector<float>> draws;
-  for (const char* name : {"d0.aug.real", "d0.aug.fake", "d0.aug.mis", "d1.aug.real", "d1.aug.fake", "d1.aug.mis",
-                           "g.aug.fake"}) {
+  for (const char* name :
+       {"d0.aug.real", "d0.aug.fake", "d0.aug.mis", "d1.aug.real", "d1.aug.fake", "d1.aug.mis", "g.aug.fake"}) {
     SCOPED_TRACE(name);
     ASSERT_NE(tr.find(name), nullptr);
     ASSERT_NE(tr.find(std::string(name) + ".params"), nullptr);

@@ -36,8 +36,7 @@ class ShapeMatcher {
               for (int x = 0; x < S; ++x) {
                 int hits = 0;
                 for (int sy = 0; sy < 4; ++sy)
-                  for (int sx = 0; sx < 4; ++sx)
-                    hits += inside(k, x + (sx + 0.5f) / 4, y + (sy + 0.5f) / 4, cx, cy, s);
+                  for (int sx = 0; sx < 4; ++sx) hits += inside(k, x + (sx + 0.5f) / 4, y + (sy + 0.5f) / 4, cx, cy, s);
                 t[y * S + x] = hits / 16.f;
                 norm += static_cast<double>(t[y * S + x]) * t[y * S + x];
               }
@@ -102,9 +101,10 @@ TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
   ASSERT_GT(real_acc, 0.9) << "the shape matcher must tell the real shapes apart for the test to mean anything";
 
   // the shipped config (16x16, 3000 steps), on this folder, through the real binary
-  auto r = e2e::run_cli("--config configs/shapes_folder.json --device cpu --out " + run + " --set data.dir=\\\"" + data +
-                            "\\\" --set log.sample_every=0 --set log.checkpoint_every=3000 --set log.progress=\\\"none\\\"",
-                        d / "log_train");
+  auto r =
+      e2e::run_cli("--config configs/shapes_folder.json --device cpu --out " + run + " --set data.dir=\\\"" + data +
+                       "\\\" --set log.sample_every=0 --set log.checkpoint_every=3000 --set log.progress=\\\"none\\\"",
+                   d / "log_train");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(slurp(run + "/classes.txt"), "circle\nsquare\ntriangle\n");
   const std::string ck = run + "/checkpoints/step_3000.safetensors";
@@ -136,8 +136,8 @@ TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
   EXPECT_GT(mean_acc, 0.7);
 
   // names and numbers mix in --labels; an unknown name lists the classes
-  auto s = e2e::run_cli("sample --checkpoint " + ck + " --labels circle,2,square --device cpu --out " + (d / "row.png") +
-                            " --save-tensors " + (d / "row.safetensors"),
+  auto s = e2e::run_cli("sample --checkpoint " + ck + " --labels circle,2,square --device cpu --out " +
+                            (d / "row.png") + " --save-tensors " + (d / "row.safetensors"),
                         d / "log_s");
   ASSERT_EQ(s.code, 0) << s.output;
   EXPECT_EQ(cgan::read_safetensors(d / "row.safetensors").at("labels").data, (std::vector<float>{0, 2, 1}));

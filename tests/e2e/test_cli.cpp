@@ -22,7 +22,10 @@ using namespace cgan;
 namespace fs = std::filesystem;
 
 namespace {
-bool has_mnist() { return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) || fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz")); }
+bool has_mnist() {
+  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
+         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
+}
 int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // Bad sample requests: one line, the exit code (1 bad input, 2 bad command line), no file written.
@@ -111,16 +114,17 @@ TEST(Cli, DeviceCudaWithoutGpuIsAClearError) {
 
 TEST(Cli, ResumeThroughTheCommandLineIsExact) {
   e2e::TempDir d("cli_resume");
-  const std::string base = "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "
-                           "--set log.sample_every=0 --set log.checkpoint_every=30 ";
+  const std::string base =
+      "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "
+      "--set log.sample_every=0 --set log.checkpoint_every=30 ";
   auto a = e2e::run_cli(base + "--set train.steps=60 --out " + (d / "a"), d / "log_a");
   ASSERT_EQ(a.code, 0) << a.output;
   auto b = e2e::run_cli(base + "--set train.steps=30 --out " + (d / "b"), d / "log_b");
   ASSERT_EQ(b.code, 0) << b.output;
   // no --out: a resumed run continues in the run directory its checkpoint is in
-  auto c = e2e::run_cli("--resume " + (d / "b/checkpoints/step_30.safetensors") +
-                            " --set train.steps=60 --set log.progress=none",
-                        d / "log_c");
+  auto c = e2e::run_cli(
+      "--resume " + (d / "b/checkpoints/step_30.safetensors") + " --set train.steps=60 --set log.progress=none",
+      d / "log_c");
   ASSERT_EQ(c.code, 0) << c.output;
   const SafeTensors x = read_safetensors(d / "a/checkpoints/step_60.safetensors");
   const SafeTensors y = read_safetensors(d / "b/checkpoints/step_60.safetensors");
@@ -146,7 +150,8 @@ TEST(Cli, SigintWritesACheckpointAndExitsNonZero) {
   // binary installs its handler (a fixed sleep on a loaded machine) would be lost.
   const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && ('" + CGAN_BINARY +
                           "' --config configs/mixture_cond.json --set train.steps=100000000 --set log.progress=plain "
-                          "--set log.every=1000 --out '" + (d / "run") + "' > '" + (d / "log") +
+                          "--set log.every=1000 --out '" +
+                          (d / "run") + "' > '" + (d / "log") +
                           "' 2>&1 & pid=$!; i=0; while [ $i -lt 600 ] && ! grep -q 'run directory' '" + (d / "log") +
                           "'; do sleep 0.1; i=$((i+1)); done; sleep 1; kill -INT $pid; wait $pid; echo $? > '" +
                           (d / "code") + "')";
@@ -178,7 +183,8 @@ TEST(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   // resume on data whose scale overflows the squared loss at once (D is piecewise linear)
   auto b = e2e::run_cli("--resume " + (d / "run/checkpoints/step_5.safetensors") +
                             " --set train.steps=50 --set log.checkpoint_every=1 --set loss.kind=squared"
-                            " --set data.mean=[1e30,1e30] --set log.progress=none --out " + (d / "run"),
+                            " --set data.mean=[1e30,1e30] --set log.progress=none --out " +
+                            (d / "run"),
                         d / "log_b");
   EXPECT_EQ(b.code, 3) << b.output;
   EXPECT_NE(b.output.find("step 6: loss is not finite"), std::string::npos) << b.output;
@@ -193,10 +199,11 @@ TEST(Cli, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
 TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
   if (!has_mnist()) GTEST_SKIP() << "data/mnist is missing: run tools/fetch_data.sh mnist";
   e2e::TempDir d("cli_mnist");
-  auto r = e2e::run_cli("--config configs/mnist_mlp.json --set train.steps=200 --set log.every=100 "
-                        "--set log.sample_every=100 --set log.checkpoint_every=100 --set log.progress=plain --out " +
-                            (d / "run"),
-                        d / "log");
+  auto r = e2e::run_cli(
+      "--config configs/mnist_mlp.json --set train.steps=200 --set log.every=100 "
+      "--set log.sample_every=100 --set log.checkpoint_every=100 --set log.progress=plain --out " +
+          (d / "run"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("step 200/200"), std::string::npos) << r.output;
   const auto rows = read_loss_csv(d / "run/losses.csv");
@@ -260,9 +267,10 @@ TEST(Cli, MnistMlpShortRunWritesGridsCsvsCheckpointsAndSamples) {
 
 TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   e2e::TempDir d("cli_bench");
-  const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
-                          "' bench --config configs/mixture_cond.json --steps 20 --repeats 3 --batch 32 --device cpu > '" +
-                          (d / "out") + "' 2> '" + (d / "err") + "'";
+  const std::string cmd =
+      std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
+      "' bench --config configs/mixture_cond.json --steps 20 --repeats 3 --batch 32 --device cpu > '" + (d / "out") +
+      "' 2> '" + (d / "err") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << testutil::slurp(d / "err");
   const std::string out = testutil::slurp(d / "out");
   ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
@@ -275,7 +283,7 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   EXPECT_GT(lo, 0.0);
   EXPECT_LE(lo, med);
   EXPECT_LE(med, hi);
-  EXPECT_EQ(j.at("cuda_graph"), false);      // the CPU backend has no graphs
+  EXPECT_EQ(j.at("cuda_graph"), false);           // the CPU backend has no graphs
   EXPECT_TRUE(j.at("device_mem_mib").is_null());  // nor device memory
   auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
   EXPECT_EQ(r.code, 2);
@@ -289,8 +297,8 @@ TEST(Cli, BenchPerOpTimesTheModelsOpsByKindLayerAndPhase) {
   e2e::TempDir d("cli_bench_per_op");
   const std::string cmd = std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY +
                           "' bench --config configs/anime_small.json --set data.count=256 --batch 8 --steps 4 "
-                          "--repeats 3 --device cpu --per-op --json '" + (d / "sub/bench.json") + "' > '" +
-                          (d / "out") + "' 2> '" + (d / "err") + "'";
+                          "--repeats 3 --device cpu --per-op --json '" +
+                          (d / "sub/bench.json") + "' > '" + (d / "out") + "' 2> '" + (d / "err") + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << testutil::slurp(d / "err");
   const std::string out = testutil::slurp(d / "out");
   EXPECT_NE(out.find("| op kind | calls/iter | ms/iter | share |"), std::string::npos) << out;
@@ -323,10 +331,10 @@ TEST(Cli, BenchPerOpTimesTheModelsOpsByKindLayerAndPhase) {
   EXPECT_FALSE(kinds.count("dropout")) << "the model has no dropout: " << line;
   EXPECT_EQ(kinds.at("adam").at("calls_per_iter").get<double>(), 2.0);  // one update per model
   EXPECT_EQ(kinds.at("loss").at("calls_per_iter").get<double>(), 4.0);  // real, fake, mismatched; G
-  for (const char* l : {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm+relu",
-                        "generator.layers[10].conv2d+tanh", "discriminator.layers[1].conv2d+leaky_relu",
-                        "discriminator.layers[3].avgpool2d", "discriminator.condition", "generator.adam",
-                        "discriminator.adam"})
+  for (const char* l :
+       {"generator.layers[0].linear", "generator.layers[4].conv2d", "generator.layers[2].batchnorm+relu",
+        "generator.layers[10].conv2d+tanh", "discriminator.layers[1].conv2d+leaky_relu",
+        "discriminator.layers[3].avgpool2d", "discriminator.condition", "generator.adam", "discriminator.adam"})
     EXPECT_TRUE(layers.count(l)) << "no layer " << l << " in " << line;
   for (const char* ph : {"data", "d_step", "g_step"}) EXPECT_TRUE(phases.count(ph)) << "no phase " << ph;
   // on the CPU the ops are disjoint intervals inside the profiled iterations, and nearly all of them.
@@ -351,8 +359,8 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   testutil::spit(d / "clf.json", R"({"data": {"kind": "mnist", "range": [0, 1]},
     "layers": [{"linear": 32}, {"relu": {}}, {"linear": 10}],
     "train": {"steps": 300, "batch_size": 64, "lr": 0.001, "seed": 1}})");
-  auto r = e2e::run_cli("classifier --data mnist --config " + (d / "clf.json") + " --steps 30 --device cpu --out " + clf,
-                        d / "log");
+  auto r = e2e::run_cli(
+      "classifier --data mnist --config " + (d / "clf.json") + " --steps 30 --device cpu --out " + clf, d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("test accuracy"), std::string::npos) << r.output;
   const SafeTensors c = read_safetensors(clf);
@@ -361,8 +369,9 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   EXPECT_EQ(c.metadata.at("data_kind"), "mnist");
 
   // training with "eval" in the config: a missing classifier fails at start, saying how to make one
-  const std::string base = "--config configs/mnist_mlp.json --device cpu --set train.steps=20 --set log.every=10 "
-                           "--set log.progress=plain --set eval.every=10 --set eval.count=20 ";
+  const std::string base =
+      "--config configs/mnist_mlp.json --device cpu --set train.steps=20 --set log.every=10 "
+      "--set log.progress=plain --set eval.every=10 --set eval.count=20 ";
   r = e2e::run_cli(base + "--set eval.classifier=" + (d / "none.safetensors") + " --out " + (d / "bad"), d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
@@ -374,7 +383,10 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
   EXPECT_NE(r.output.find("cond acc "), std::string::npos) << r.output;
   const std::string csv = testutil::slurp(d / "run/metrics.csv");
   EXPECT_EQ(csv.rfind("step,cond_acc,fd,intra_fd,diversity,diversity_min,precision,recall,intra_precision,"
-                      "intra_recall,kid_mean,kid_std\n10,", 0), 0u) << csv;
+                      "intra_recall,kid_mean,kid_std\n10,",
+                      0),
+            0u)
+      << csv;
   EXPECT_EQ(lines_of(csv), 3) << csv;
 
   // eval on the checkpoint: metrics.json in the run directory with every figure
@@ -399,8 +411,9 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
     EXPECT_TRUE(std::isfinite(row["fd"].get<double>()));
   }
   // reproducible: the same seed gives the same figures, into --out
-  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu --out " + (d / "again"),
-                   d / "log");
+  r = e2e::run_cli(
+      "eval --checkpoint " + ck + " --classifier " + clf + " --count 20 --device cpu --out " + (d / "again"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   const nlohmann::json j2 = nlohmann::json::parse(testutil::slurp(d / "again/metrics.json"));
   EXPECT_EQ(j2["per_label"], j["per_label"]);
@@ -425,10 +438,12 @@ TEST(Cli, ClassifierEvalAndTrainingTimeEvaluation) {
 // evaluation, and one-line errors for bad tag requests.
 TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
   e2e::TempDir d("cli_anime");
-  auto r = e2e::run_cli("--config configs/anime_small.json --set data.count=300 --set train.batch_size=16 "
-                        "--set train.steps=12 --set log.every=6 --set log.sample_every=12 --set log.progress=plain "
-                        "--out " + (d / "run"),
-                        d / "log");
+  auto r = e2e::run_cli(
+      "--config configs/anime_small.json --set data.count=300 --set train.batch_size=16 "
+      "--set train.steps=12 --set log.every=6 --set log.sample_every=12 --set log.progress=plain "
+      "--out " +
+          (d / "run"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   const auto rows = read_loss_csv(d / "run/losses.csv");
   ASSERT_EQ(rows.size(), 12u);
@@ -444,9 +459,9 @@ TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
   EXPECT_EQ(g.channels, 3);
 
   const std::string ck = d / "run/checkpoints/step_12.safetensors";
-  auto s = e2e::run_cli("sample --checkpoint " + ck + " --tags 'blue hair, yellow eyes' --count 9 --out " +
-                            (d / "tags.png"),
-                        d / "log_s");
+  auto s =
+      e2e::run_cli("sample --checkpoint " + ck + " --tags 'blue hair, yellow eyes' --count 9 --out " + (d / "tags.png"),
+                   d / "log_s");
   ASSERT_EQ(s.code, 0) << s.output;
   const Image t = read_image(d / "tags.png");
   const Image want_t = make_grid(std::vector<float>(9 * 3 * 32 * 32, 0.f).data(), 9, 3, 32, 32, 3, 3, -1.f, 1.f);
@@ -479,9 +494,9 @@ TEST(Cli, AnimeSmallShortRunTagsSamplingAndEval) {
                         d / "log_c");
   ASSERT_EQ(c.code, 0) << c.output;
   EXPECT_NE(c.output.find("anime test images"), std::string::npos) << c.output;
-  ev = e2e::run_cli("eval --checkpoint " + ck + " --count 24 --classifier " + (d / "clf32.safetensors") + " --out " +
-                        (d / "ev"),
-                    d / "log_ev");
+  ev = e2e::run_cli(
+      "eval --checkpoint " + ck + " --count 24 --classifier " + (d / "clf32.safetensors") + " --out " + (d / "ev"),
+      d / "log_ev");
   ASSERT_EQ(ev.code, 0) << ev.output;
   const nlohmann::json m2 = nlohmann::json::parse(testutil::slurp(d / "ev/metrics.json"));
   ASSERT_TRUE(m2.contains("classifier_eval")) << m2.dump();
@@ -517,10 +532,12 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   csv += "20,blue hair yellow eyes\n";
   testutil::spit(d / "faces/20.png", "this is not a PNG");
   testutil::spit(d / "faces/tags.csv", csv);
-  auto r = e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" +
-                            (d / "faces") + "\",\"size\":[32,32]}' --set train.steps=4 --set train.batch_size=8 "
-                            "--set log.every=2 --set log.progress=plain --out " + (d / "run"),
-                        d / "log");
+  auto r =
+      e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" + (d / "faces") +
+                       "\",\"size\":[32,32]}' --set train.steps=4 --set train.batch_size=8 "
+                       "--set log.every=2 --set log.progress=plain --out " +
+                       (d / "run"),
+                   d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("20 images loaded"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("20.png"), std::string::npos) << r.output;  // the warning names the file
@@ -533,8 +550,7 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   r = e2e::run_cli("eval --checkpoint " + (d / "run/checkpoints/step_4.safetensors"), d / "log");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
-  EXPECT_NE(r.output.find("the evaluator scores image models (mnist, fashion, anime)"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("the evaluator scores image models (mnist, fashion, anime)"), std::string::npos) << r.output;
   // --size is for the anime classifier only
   r = e2e::run_cli("classifier --data mnist --size 32", d / "log");
   EXPECT_EQ(r.code, 2) << r.output;
@@ -554,8 +570,8 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
 TEST(Cli, EveryCommandPrintsItsOwnHelp) {
   e2e::TempDir d("cli_cmd_help");
   const std::vector<std::pair<std::string, std::string>> cmds = {
-      {"train", "Training options:"}, {"sample", "Sample options:"}, {"bench", "Bench options"},
-      {"classifier", "Classifier options"}, {"eval", "Eval options"}, {"export", "Export options"}};
+      {"train", "Training options:"},       {"sample", "Sample options:"}, {"bench", "Bench options"},
+      {"classifier", "Classifier options"}, {"eval", "Eval options"},      {"export", "Export options"}};
   for (const auto& [cmd, section] : cmds) {
     auto r = e2e::run_cli(cmd + " --help", d / "log");
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
@@ -573,7 +589,8 @@ TEST(Cli, HostileCommandLinesAreOneLineErrorsLeavingNothingBehind) {
   auto r = e2e::run_cli("--config " + (d / "fifo") + " --out " + (d / "run"), d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: " + (d / "fifo") + ": is a FIFO, not a config file\n");
-  r = e2e::run_cli("--config configs/mixture_cond.json --set \"description=$(printf 'a\\377')\" --out " + (d / "run"), d / "log");
+  r = e2e::run_cli("--config configs/mixture_cond.json --set \"description=$(printf 'a\\377')\" --out " + (d / "run"),
+                   d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, "cgan_gpu: --set description: the value is not valid UTF-8\n");
   r = e2e::run_cli("--config configs/mixture_cond.json --set 'generator.layers[99999999999999999999].linear=5'",
@@ -581,9 +598,11 @@ TEST(Cli, HostileCommandLinesAreOneLineErrorsLeavingNothingBehind) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
   EXPECT_NE(r.output.find("index [99999999999999999999] is too large"), std::string::npos) << r.output;
-  r = e2e::run_cli("--config configs/mixture_cond.json --set generator.layers[0].linear=16777216 --set "
-                   "generator.layers[2].linear=16777216 --out " + (d / "run"),
-                   d / "log");
+  r = e2e::run_cli(
+      "--config configs/mixture_cond.json --set generator.layers[0].linear=16777216 --set "
+      "generator.layers[2].linear=16777216 --out " +
+          (d / "run"),
+      d / "log");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
   EXPECT_NE(r.output.find("generator.layers["), std::string::npos) << r.output;
@@ -598,8 +617,10 @@ TEST(Cli, HostileCommandLinesAreOneLineErrorsLeavingNothingBehind) {
 
 TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   e2e::TempDir d("cli_rundir");
-  const std::string base = "--config configs/mixture_cond.json --set data.count=500 --set log.progress=none "
-                           "--set log.sample_every=0 --out " + (d / "run") + " ";
+  const std::string base =
+      "--config configs/mixture_cond.json --set data.count=500 --set log.progress=none "
+      "--set log.sample_every=0 --out " +
+      (d / "run") + " ";
   auto r = e2e::run_cli(base + "--set train.steps=4 --set log.checkpoint_every=2", d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   testutil::spit(d / "run/notes.txt", "mine");
@@ -607,12 +628,14 @@ TEST(Cli, RunDirectoriesAreClaimedRefusedLockedAndReplacedAsAWhole) {
   // A fresh run into it: refused, nothing touched, --resume suggested.
   r = e2e::run_cli(base + "--set train.steps=3", d / "log");
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.output, "cgan_gpu: " + (d / "run") +
-                          ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png, "
-                          "reals.png, tb); "
-                          "continue it "
-                          "with --resume " + (d / "run/checkpoints/step_4.safetensors") +
-                          ", replace it with --overwrite, or choose another --out\n");
+  EXPECT_EQ(r.output,
+            "cgan_gpu: " + (d / "run") +
+                ": already holds a run (config.json, losses.csv, losses_avg.csv, checkpoints, samples, losses.png, "
+                "reals.png, tb); "
+                "continue it "
+                "with --resume " +
+                (d / "run/checkpoints/step_4.safetensors") +
+                ", replace it with --overwrite, or choose another --out\n");
   EXPECT_EQ(testutil::slurp(d / "run/config.json"), config);
   EXPECT_EQ(testutil::slurp(d / "run/losses.csv"), losses);
   // A run directory in use (its lock held, as a running cgan_gpu holds it): fresh, resumed and

@@ -72,12 +72,15 @@ TEST(ConditionalTraining, CheckpointNamesAndRoundTrip) {
   const SafeTensors st = t.snapshot();
   std::map<std::string, std::vector<int64_t>> got;
   for (const NamedTensor& n : st.tensors) got[n.name] = n.shape;
-  const std::map<std::string, std::vector<int64_t>> want = {
-      {"generator.1.gain.weight", {64, 8}},    {"generator.1.bias.weight", {64, 8}},
-      {"generator.1.running_mean", {64}},      {"generator.1.running_var", {64}},
-      {"generator.1.num_batches_tracked", {}}, {"generator.4.gain.weight", {64, 8}},
-      {"discriminator.embed.weight", {8, 64}}, {"optim.generator.m.1.gain.weight", {64, 8}},
-      {"optim.discriminator.v.embed.weight", {8, 64}}};
+  const std::map<std::string, std::vector<int64_t>> want = {{"generator.1.gain.weight", {64, 8}},
+                                                            {"generator.1.bias.weight", {64, 8}},
+                                                            {"generator.1.running_mean", {64}},
+                                                            {"generator.1.running_var", {64}},
+                                                            {"generator.1.num_batches_tracked", {}},
+                                                            {"generator.4.gain.weight", {64, 8}},
+                                                            {"discriminator.embed.weight", {8, 64}},
+                                                            {"optim.generator.m.1.gain.weight", {64, 8}},
+                                                            {"optim.discriminator.v.embed.weight", {8, 64}}};
   for (const auto& [name, shape] : want) {
     ASSERT_TRUE(got.count(name)) << name;
     EXPECT_EQ(got[name], shape) << name;

@@ -36,9 +36,9 @@ bool mpi_ready(std::string* why) {
   }
   return true;
 }
-#define REQUIRE_MPI()                     \
-  do {                                    \
-    std::string why_;                     \
+#define REQUIRE_MPI()                            \
+  do {                                           \
+    std::string why_;                            \
     if (!mpi_ready(&why_)) GTEST_SKIP() << why_; \
   } while (0)
 
@@ -119,7 +119,8 @@ void check_matches_one_process(const std::string& config, const std::string& ext
   EXPECT_NE(two.output.find("data parallel: 2 ranks x 8 samples = batch 16"), std::string::npos) << two.output;
   const cgan::Config cfg = cgan::load_config(e2e::source("configs/" + config + ".json"));
   std::set<std::string> skip;
-  for (const std::string& s : cgan::gradcheck::structurally_zero(cfg.generator)) skip.insert("generator." + s.substr(7));
+  for (const std::string& s : cgan::gradcheck::structurally_zero(cfg.generator))
+    skip.insert("generator." + s.substr(7));
   for (const std::string& s : cgan::gradcheck::structurally_zero(cfg.discriminator))
     skip.insert("discriminator." + s.substr(7));
   for (int step : {10, 50}) {
@@ -167,8 +168,8 @@ TEST(Distributed, ResumeWithTwoRanksIsExact) {
   ASSERT_EQ(a.code, 0) << a.output;
   fs::create_directories(d / "b/checkpoints");
   fs::copy_file(d / "a/checkpoints/step_25.safetensors", d / "b/checkpoints/step_25.safetensors");
-  auto b = run_mpi(2, "--resume " + (d / "b/checkpoints/step_25.safetensors") + " --set log.progress=none",
-                   d / "log_b");
+  auto b =
+      run_mpi(2, "--resume " + (d / "b/checkpoints/step_25.safetensors") + " --set log.progress=none", d / "log_b");
   ASSERT_EQ(b.code, 0) << b.output;
   EXPECT_NE(b.output.find("resumed at step 25"), std::string::npos) << b.output;
   const SafeTensors x = cgan::read_safetensors(d / "a/checkpoints/step_50.safetensors");
@@ -202,10 +203,11 @@ std::string background_job(const e2e::TempDir& d, const std::string& action) {
          (d / "log") + "' 2>&1 & mp=$!; i=0; while [ $i -lt 900 ] && ! grep -q 'data parallel' '" + (d / "log") +
          "'; do sleep 0.1; i=$((i+1)); done; sleep 2; r1=''; for p in $(pgrep -P $mp); do "
          "if tr '\\0' '\\n' < /proc/$p/environ | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then r1=$p; fi; done; " +
-         action + "; t0=$(date +%s); i=0; while [ $i -lt 1200 ] && kill -0 $mp 2>/dev/null; do sleep 0.1; "
-         "i=$((i+1)); done; if kill -0 $mp 2>/dev/null; then echo HUNG >> '" + (d / "log") +
-         "'; kill -9 $mp; fi; wait $mp; echo $? > '" + (d / "code") + "'; echo $(( $(date +%s) - t0 )) > '" +
-         (d / "secs") + "')";
+         action +
+         "; t0=$(date +%s); i=0; while [ $i -lt 1200 ] && kill -0 $mp 2>/dev/null; do sleep 0.1; "
+         "i=$((i+1)); done; if kill -0 $mp 2>/dev/null; then echo HUNG >> '" +
+         (d / "log") + "'; kill -9 $mp; fi; wait $mp; echo $? > '" + (d / "code") +
+         "'; echo $(( $(date +%s) - t0 )) > '" + (d / "secs") + "')";
 }
 int read_int(const std::string& path) {
   std::ifstream f(path);

@@ -32,8 +32,12 @@ int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(
 // The least-squares seed's layers (embedding, batch norm, dropout) on small point data, as the
 // existing resume test, here with the three-term hinge loss.
 std::vector<std::string> hinge_sets(const std::string& ema) {
-  return {"data.count=500", "train.batch_size=32", "loss.kind=hinge", "loss.mismatch=real_other_tags",
-          "train.d_steps=2", "train.fake_labels=random",
+  return {"data.count=500",
+          "train.batch_size=32",
+          "loss.kind=hinge",
+          "loss.mismatch=real_other_tags",
+          "train.d_steps=2",
+          "train.fake_labels=random",
           R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
           R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
           R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])",
@@ -62,9 +66,10 @@ TEST(HingeEmaE2E, ResumeIsExactWithTheAverage) {
 // a note for --no-ema.
 TEST(HingeEmaE2E, SampleUsesTheAverageByDefault) {
   e2e::TempDir d("hinge_ema_sample");
-  const std::string base = "--config configs/mixture_cond.json --set data.count=1000 --set train.steps=12 "
-                           "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=0 "
-                           "--set loss.kind=hinge ";
+  const std::string base =
+      "--config configs/mixture_cond.json --set data.count=1000 --set train.steps=12 "
+      "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=0 "
+      "--set loss.kind=hinge ";
   auto r = e2e::run_cli(base + "--set 'train.ema={\"decay\":0.5,\"start\":4}' --out " + (d / "ema"), d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   r = e2e::run_cli(base + "--out " + (d / "plain"), d / "log");
@@ -80,19 +85,19 @@ TEST(HingeEmaE2E, SampleUsesTheAverageByDefault) {
   EXPECT_NE(testutil::slurp(d / "ema/samples/step_12.png"), testutil::slurp(d / "plain/samples/step_12.png"));
 
   const std::string req = " --labels 0,1,2,3,4,5,6,7 --device cpu";
-  r = e2e::run_cli("sample --checkpoint " + ck + req + " --out " + (d / "avg.png") + " --save-tensors " + (d / "avg.st"),
-                   d / "log");
+  r = e2e::run_cli(
+      "sample --checkpoint " + ck + req + " --out " + (d / "avg.png") + " --save-tensors " + (d / "avg.st"), d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("averaged (train.ema) generator"), std::string::npos) << r.output;
-  r = e2e::run_cli("sample --checkpoint " + ck + req + " --no-ema --out " + (d / "raw.png") + " --save-tensors " +
-                       (d / "raw.st"),
-                   d / "log");
+  r = e2e::run_cli(
+      "sample --checkpoint " + ck + req + " --no-ema --out " + (d / "raw.png") + " --save-tensors " + (d / "raw.st"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(lines_of(r.output), 1) << r.output;  // no note: the checkpoint has an average
   EXPECT_NE(r.output.find("raw generator"), std::string::npos) << r.output;
-  r = e2e::run_cli("sample --checkpoint " + plain + req + " --out " + (d / "plain.png") + " --save-tensors " +
-                       (d / "plain.st"),
-                   d / "log");
+  r = e2e::run_cli(
+      "sample --checkpoint " + plain + req + " --out " + (d / "plain.png") + " --save-tensors " + (d / "plain.st"),
+      d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   const SafeTensors avg = read_safetensors(d / "avg.st"), raw = read_safetensors(d / "raw.st"),
                     pl = read_safetensors(d / "plain.st");
@@ -125,12 +130,13 @@ TEST(HingeEmaE2E, EvalUsesTheAverageByDefault) {
   testutil::spit(d / "clf.json", R"({"data": {"kind": "mnist", "range": [0, 1]},
     "layers": [{"linear": 32}, {"relu": {}}, {"linear": 10}],
     "train": {"steps": 300, "batch_size": 64, "lr": 0.001, "seed": 1}})");
-  auto r = e2e::run_cli("classifier --data mnist --config " + (d / "clf.json") + " --steps 30 --device cpu --out " + clf,
-                        d / "log");
+  auto r = e2e::run_cli(
+      "classifier --data mnist --config " + (d / "clf.json") + " --steps 30 --device cpu --out " + clf, d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string base = "--config configs/mnist_mlp.json --device cpu --set train.steps=8 --set log.every=4 "
-                           "--set log.progress=none --set eval.every=8 --set eval.count=20 --set eval.classifier=" +
-                           clf + " ";
+  const std::string base =
+      "--config configs/mnist_mlp.json --device cpu --set train.steps=8 --set log.every=4 "
+      "--set log.progress=none --set eval.every=8 --set eval.count=20 --set eval.classifier=" +
+      clf + " ";
   r = e2e::run_cli(base + "--set 'train.ema={\"decay\":0.5,\"start\":2}' --out " + (d / "run"), d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string ck = d / "run/checkpoints/step_8.safetensors";
@@ -156,10 +162,11 @@ TEST(HingeEmaE2E, EvalUsesTheAverageByDefault) {
   ASSERT_TRUE(m.rows > 0 && m.column("step") && m.column("fd")) << csv;
   EXPECT_EQ(m.column("step")->back(), 8) << csv;
   const double fd = m.column("fd")->back(), fd_avg = ja["fd"].get<double>(), fd_raw = jr["fd"].get<double>();
-  EXPECT_GT(std::fabs(fd_avg - fd_raw), 1e-3) << "the average's FD " << fd_avg << " and the raw one's " << fd_raw
-                                              << " do not tell the two generators apart";
-  EXPECT_NEAR(fd, fd_avg, 1e-6 + 1e-6 * std::fabs(fd_avg)) << "training-time FD " << fd << "; eval: average " << fd_avg
-                                                            << ", raw " << fd_raw << "\n" << csv;
+  EXPECT_GT(std::fabs(fd_avg - fd_raw), 1e-3)
+      << "the average's FD " << fd_avg << " and the raw one's " << fd_raw << " do not tell the two generators apart";
+  EXPECT_NEAR(fd, fd_avg, 1e-6 + 1e-6 * std::fabs(fd_avg))
+      << "training-time FD " << fd << "; eval: average " << fd_avg << ", raw " << fd_raw << "\n"
+      << csv;
 
   // --no-ema on a checkpoint without an average: a note, then the raw generator's figures
   r = e2e::run_cli(base + "--out " + (d / "plain"), d / "log");

@@ -15,8 +15,9 @@ namespace fs = std::filesystem;
 namespace {
 int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-const std::string kBase = "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "
-                          "--set log.sample_every=0 --set log.checkpoint_every=20 ";
+const std::string kBase =
+    "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "
+    "--set log.sample_every=0 --set log.checkpoint_every=20 ";
 
 void expect_same_tensors(const std::string& a, const std::string& b) {
   const SafeTensors x = read_safetensors(a), y = read_safetensors(b);
@@ -44,8 +45,8 @@ TEST(ResumeLatest, PicksTheNewestCompleteCheckpointAndContinuesBitExactly) {
     std::ofstream(d / (std::string(run) + "/checkpoints/notes.txt")) << "mine";
   }
   // `latest` of --out DIR
-  auto b = e2e::run_cli("--resume latest --out " + (d / "b") + " --set train.steps=60 --set log.progress=none",
-                        d / "log_b");
+  auto b =
+      e2e::run_cli("--resume latest --out " + (d / "b") + " --set train.steps=60 --set log.progress=none", d / "log_b");
   ASSERT_EQ(b.code, 0) << b.output;
   EXPECT_NE(b.output.find("resumed at step 45"), std::string::npos) << b.output;
   expect_same_tensors(d / "a/checkpoints/step_60.safetensors", d / "b/checkpoints/step_60.safetensors");
@@ -87,7 +88,8 @@ TEST(ResumeLatest, BadTargetsAreOneLineErrorsNamingTheDirectory) {
       {"--resume " + (d / "empty"), 1, (d / "empty") + "/checkpoints holds no checkpoint"},
       {"--resume " + (d / "plain"), 1,
        "--resume " + (d / "plain") + ": " + (d / "plain") + " is not a run directory (it has no checkpoints/ folder)"},
-      {"--resume latest --out " + (d / "missing"), 1, "--resume latest: " + (d / "missing") + ": no such run directory"},
+      {"--resume latest --out " + (d / "missing"), 1,
+       "--resume latest: " + (d / "missing") + ": no such run directory"},
       // with --config: the run directory is out/<name>
       {"--resume latest --config configs/mixture_cond.json --set name=i21_no_such_run", 1,
        "--resume latest: out/i21_no_such_run: no such run directory"},
@@ -104,9 +106,10 @@ TEST(ResumeLatest, BadTargetsAreOneLineErrorsNamingTheDirectory) {
 
 TEST(KeepCheckpoints, KeepsTheNewestNPlusTheFinalAndOnlyItsOwnFiles) {
   e2e::TempDir d("keep_ck");
-  const std::string base = "--config configs/mixture_cond.json --set data.count=256 --set train.batch_size=32 "
-                           "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 "
-                           "--set log.keep_checkpoints=2 ";
+  const std::string base =
+      "--config configs/mixture_cond.json --set data.count=256 --set train.batch_size=32 "
+      "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 "
+      "--set log.keep_checkpoints=2 ";
   auto r = e2e::run_cli(base + "--set train.steps=10 --out " + (d / "run"), d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   // five checkpoints written (2, 4, 6, 8, 10): the newest two before the final one, and the final one

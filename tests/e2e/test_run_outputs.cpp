@@ -66,8 +66,8 @@ TEST(RunOutputs, MissingDefaultClassifierIsTrainedFirstThenTheRunEvaluatesAndDra
   testutil::spit(d / "configs/classifier_mnist.json", R"({"data": {"kind": "mnist", "range": [0, 1]},
     "layers": [{"linear": 32}, {"relu": {}}, {"linear": 10}],
     "train": {"steps": 30, "batch_size": 64, "lr": 0.001, "seed": 1}})");
-  const std::string cfg = "--config " + e2e::source("configs/mnist_cgan_wide.json") + " --device cpu --set data.dir=" +
-                          e2e::source("data/mnist") +
+  const std::string cfg = "--config " + e2e::source("configs/mnist_cgan_wide.json") +
+                          " --device cpu --set data.dir=" + e2e::source("data/mnist") +
                           " --set train.steps=20 --set log.every=10 --set log.sample_every=10 --set log.progress=plain "
                           "--set eval.every=10 --set eval.count=20 ";
 
@@ -109,8 +109,7 @@ TEST(RunOutputs, MissingDefaultClassifierIsTrainedFirstThenTheRunEvaluatesAndDra
 
   // the curves: drawn with the sample grids, both pictures with curves on them
   for (const char* png : {"run/losses.png", "run/metrics.png"}) expect_curves(d / png);
-  for (const std::string& f : names_in(d / "run"))
-    EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
+  for (const std::string& f : names_in(d / "run")) EXPECT_EQ(f.find(".tmp"), std::string::npos) << f;
 
   // a second run reuses the classifier: no training message
   r = run_in(d.path, cfg + "--out run2", d / "log2");
@@ -141,8 +140,10 @@ TEST(RunOutputs, MissingDefaultClassifierIsTrainedFirstThenTheRunEvaluatesAndDra
 // losses.png only.
 TEST(RunOutputs, CurvesBelongToTheRun) {
   e2e::TempDir d("curves");
-  const std::string base = "--config configs/gaussian_toy.json --device cpu --set train.steps=30 --set log.every=10 "
-                           "--set log.sample_every=10 --set log.progress=plain --out " + (d / "run");
+  const std::string base =
+      "--config configs/gaussian_toy.json --device cpu --set train.steps=30 --set log.every=10 "
+      "--set log.sample_every=10 --set log.progress=plain --out " +
+      (d / "run");
   auto r = e2e::run_cli(base, d / "log");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(fs::exists(d / "run/losses.png"));

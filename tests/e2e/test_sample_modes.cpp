@@ -28,9 +28,11 @@ class SampleModes : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!has_mnist()) return;
     dir_ = new e2e::TempDir("sample_modes");
-    const auto r = e2e::run_cli("--config configs/mnist_mlp.json --set train.steps=20 --set log.progress=none "
-                                "--set log.sample_every=0 --set log.checkpoint_every=0 --out " + (*dir_ / "run"),
-                                *dir_ / "log");
+    const auto r = e2e::run_cli(
+        "--config configs/mnist_mlp.json --set train.steps=20 --set log.progress=none "
+        "--set log.sample_every=0 --set log.checkpoint_every=0 --out " +
+            (*dir_ / "run"),
+        *dir_ / "log");
     ASSERT_EQ(r.code, 0) << r.output;
   }
   static void TearDownTestSuite() { delete dir_, dir_ = nullptr; }
@@ -51,8 +53,8 @@ TEST_F(SampleModes, RealsPngShowsRealImagesOfLabelKInRowK) {
   ASSERT_EQ(g.height, want.height);
   ASSERT_EQ(g.channels, 1);
   // every real image rendered as the grid renders it (a 1 x 1 grid without border each)
-  const HostDataset data =
-      load_dataset(load_config(e2e::source("configs/mnist_mlp.json"), {"data.dir=" + e2e::source("data/mnist")}).data, true);
+  const HostDataset data = load_dataset(
+      load_config(e2e::source("configs/mnist_mlp.json"), {"data.dir=" + e2e::source("data/mnist")}).data, true);
   Image all;
   for (int i = 0; i < data.count; ++i) {
     const Image one = make_grid(&data.x[static_cast<size_t>(i) * h * w], 1, 1, h, w, 1, 1, 0.f, 1.f, 0);
@@ -67,7 +69,8 @@ TEST_F(SampleModes, RealsPngShowsRealImagesOfLabelKInRowK) {
           cell.push_back(g.pixels[static_cast<size_t>(pad + r * (h + pad) + y) * g.width + pad + c * (w + pad) + x]);
       int match = -1;
       for (int i = 0; i < data.count && match < 0; ++i)
-        if (data.y[i] == r && std::equal(cell.begin(), cell.end(), all.pixels.begin() + static_cast<ptrdiff_t>(i) * h * w))
+        if (data.y[i] == r &&
+            std::equal(cell.begin(), cell.end(), all.pixels.begin() + static_cast<ptrdiff_t>(i) * h * w))
           match = i;
       EXPECT_GE(match, 0) << "row " << r << ", column " << c << " is not a real image of label " << r;
       seen.push_back(match);
@@ -103,7 +106,7 @@ TEST_F(SampleModes, InterpolationEndsAreThePlainSamplesOfItsEndpointNoises) {
   EXPECT_EQ(g.height, want.height);
   const SafeTensors I = read_safetensors(d / "interp.st"), P = read_safetensors(d / "plain.st");
   const std::vector<float>&xi = I.at("samples").data, &xp = P.at("samples").data, &zi = I.at("noise").data,
-                          &zp = P.at("noise").data, &li = I.at("labels").data;
+        &zp = P.at("noise").data, &li = I.at("labels").data;
   ASSERT_EQ(xi.size(), 15u * 784);
   ASSERT_EQ(zi.size(), 15u * 100);
   auto maxdiff = [](const float* a, const float* b, size_t n) {
@@ -140,7 +143,8 @@ TEST_F(SampleModes, InterpolationEndsAreThePlainSamplesOfItsEndpointNoises) {
   ASSERT_EQ(L.at("labels").data.size(), 6u);
   for (float v : L.at("labels").data) EXPECT_EQ(v, 4.f);
   // bad requests: one line, no file
-  for (const std::string& bad : std::vector<std::string>{"--interpolate --steps 1", "--interpolate --labels 1,2", "--rows 3",
+  for (const std::string& bad :
+       std::vector<std::string>{"--interpolate --steps 1", "--interpolate --labels 1,2", "--rows 3",
                                 "--interpolate --label 10", "--interpolate --dump-dir " + (d / "x")}) {
     auto e = e2e::run_cli("sample --checkpoint " + ck() + " " + bad + " --out " + (d / "bad.png"), d / "log_e");
     EXPECT_NE(e.code, 0) << bad;
@@ -173,7 +177,8 @@ TEST_F(SampleModes, DumpDirWritesOneDecodablePngPerImageWithItsLabel) {
   EXPECT_EQ(lines_of(csv), 26);
   EXPECT_NE(csv.find("img_000013_label_3.png,3\n"), std::string::npos) << csv;
   // --label N: all of that label
-  r = e2e::run_cli("sample --checkpoint " + ck() + " --dump-dir " + (d / "seven") + " --count 4 --label 7", d / "log_d");
+  r = e2e::run_cli("sample --checkpoint " + ck() + " --dump-dir " + (d / "seven") + " --count 4 --label 7",
+                   d / "log_d");
   ASSERT_EQ(r.code, 0) << r.output;
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(fs::exists(d / ("seven/img_00000" + std::to_string(i) + "_label_7.png")));
   // a folder holding files is refused (a score over mixed files would mislead), nothing added

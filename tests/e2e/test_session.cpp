@@ -15,8 +15,8 @@ namespace fs = std::filesystem;
 SessionOptions toy_options(const std::string& out_dir) {
   SessionOptions o;
   o.config_path = e2e::source("configs/mixture_cond.json");
-  o.sets = {"data.count=256", "train.batch_size=32", "train.steps=3", "log.every=1", "log.sample_every=0",
-            "log.progress=none"};
+  o.sets = {"data.count=256", "train.batch_size=32", "train.steps=3",
+            "log.every=1",    "log.sample_every=0",  "log.progress=none"};
   o.out_dir = out_dir;
   o.device = "cpu";
   return o;
@@ -43,8 +43,9 @@ TEST(Session, AFreshSessionClaimsItsRunDirectoryAndASecondClaimIsRefused) {
     EXPECT_EQ(s->trainer->steps_done(), 0);
     EXPECT_TRUE(fs::is_directory(dir + "/samples"));
     // while it holds the directory, another session is refused (the lock)
-    EXPECT_EQ(error_of([&] { open_training_session(toy_options(dir)); }),
-              dir + ": run directory is in use by another cgan_gpu process; wait for it to finish or choose another --out");
+    EXPECT_EQ(
+        error_of([&] { open_training_session(toy_options(dir)); }),
+        dir + ": run directory is in use by another cgan_gpu process; wait for it to finish or choose another --out");
     ASSERT_EQ(s->run(), 0);
   }
   // the run is there now: a fresh claim is refused with the message the CLI prints

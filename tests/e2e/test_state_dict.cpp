@@ -92,8 +92,10 @@ TEST(StateDict, CheckpointNamesShapesAndValuesArePyTorchs) {
   };
   std::map<std::string, std::vector<int64_t>> got, optim;
   for (const NamedTensor& n : st.tensors) {
-    if (n.name.rfind("optim.", 0) == 0) optim[n.name] = n.shape;
-    else got[n.name] = n.shape;
+    if (n.name.rfind("optim.", 0) == 0)
+      optim[n.name] = n.shape;
+    else
+      got[n.name] = n.shape;
   }
   EXPECT_EQ(got, want);
   // Adam: one m and one v per trained parameter, under optim.<net>.{m,v}.<name>, same shape
@@ -101,8 +103,7 @@ TEST(StateDict, CheckpointNamesShapesAndValuesArePyTorchs) {
   for (const auto& [name, shape] : want) {
     if (name.find("running_") != std::string::npos || name.find("num_batches") != std::string::npos) continue;
     const size_t dot = name.find('.');
-    for (const char* w : {".m.", ".v."})
-      want_optim["optim." + name.substr(0, dot) + w + name.substr(dot + 1)] = shape;
+    for (const char* w : {".m.", ".v."}) want_optim["optim." + name.substr(0, dot) + w + name.substr(dot + 1)] = shape;
   }
   EXPECT_EQ(optim, want_optim);
 
@@ -127,7 +128,8 @@ TEST(StateDict, CheckpointNamesShapesAndValuesArePyTorchs) {
   auto expect_copied = [&](const std::vector<float>& engine, const ParamSlot& sl, const NamedTensor& n) {
     SCOPED_TRACE(n.name);
     ASSERT_EQ(n.data.size(), sl.count);
-    EXPECT_TRUE(bit_equal(n.data, std::vector<float>(engine.begin() + sl.offset, engine.begin() + sl.offset + sl.count)));
+    EXPECT_TRUE(
+        bit_equal(n.data, std::vector<float>(engine.begin() + sl.offset, engine.begin() + sl.offset + sl.count)));
   };
   expect_transposed(gp, slot(G, "layers.0.weight"), st.at("generator.0.weight"));
   expect_transposed(gp, slot(G, "layers.3.weight"), st.at("generator.3.weight"));
@@ -236,7 +238,8 @@ TEST(StateDict, V1CheckpointResumesAndSamplesAsItsV2Copy) {
   // sample from both files: the same generator output
   const DataShape shape = data_shape_from_metadata(v1, kV1File);
   const int K = condition_width(cfg.generator, shape);
-  Model g1(*be, cfg.generator, cfg.noise_dim, K, 1, "generator"), g2(*be, cfg.generator, cfg.noise_dim, K, 1, "generator");
+  Model g1(*be, cfg.generator, cfg.noise_dim, K, 1, "generator"),
+      g2(*be, cfg.generator, cfg.noise_dim, K, 1, "generator");
   load_model_params(g1, v1, "generator", kV1File, checkpoint_layout(v1, kV1File));
   load_model_params(g2, v2, "generator", v2_path, checkpoint_layout(v2, v2_path));
   const std::vector<float> s1 = e2e::generate(*be, cfg, g1, 16, K, nullptr);
@@ -290,10 +293,11 @@ TEST(StateDict, UnknownFormatIsAnError) {
 // raw generator asked for; a tensor the engine does not know is allowed (a non-strict load).
 TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
   e2e::TempDir d("known_tensors");
-  auto r = e2e::run_cli("--config configs/mnist_lsgan_embed.json --set train.steps=2 --set train.ema.decay=0.9 "
-                        "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 --out " +
-                            (d / "run"),
-                        d / "log_train");
+  auto r = e2e::run_cli(
+      "--config configs/mnist_lsgan_embed.json --set train.steps=2 --set train.ema.decay=0.9 "
+      "--set log.progress=none --set log.sample_every=0 --set log.checkpoint_every=2 --out " +
+          (d / "run"),
+      d / "log_train");
   ASSERT_EQ(r.code, 0) << r.output;
   SafeTensors ck = read_safetensors(d / "run/checkpoints/step_2.safetensors");
   ck.tensors.push_back(NamedTensor{"notes.extra", {3}, {1.f, 2.f, 3.f}});  // unknown: allowed
@@ -317,9 +321,9 @@ TEST(StateDict, SampleAndEvalCheckEveryKnownTensorAndAllowUnknownOnes) {
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.output, want);
   EXPECT_FALSE(std::ifstream(d / "bad.png").good());
-  r = e2e::run_cli("eval --no-ema --checkpoint " + bad + " --classifier " + (d / "none.safetensors") + " --out " +
-                       (d / "eval"),
-                   d / "log_e");
+  r = e2e::run_cli(
+      "eval --no-ema --checkpoint " + bad + " --classifier " + (d / "none.safetensors") + " --out " + (d / "eval"),
+      d / "log_e");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find(want), std::string::npos) << r.output;
   EXPECT_FALSE(std::ifstream(d / "eval/metrics.json").good());

@@ -41,20 +41,21 @@ TEST(Training, GaussianToyMatchesMeanAndStd) {
   }
 }
 
-
 TEST(Training, ResumeIsExactMixture) {
   // 37 steps of batch 128 over 1000 samples cross several epochs: reshuffles are replayed too
-  e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json", {"data.count=1000", "train.fake_labels=random"});
+  e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json",
+                          {"data.count=1000", "train.fake_labels=random"});
 }
 
 TEST(Training, ResumeIsExactWithBatchNormDropoutAndEmbeddings) {
   // the least-squares seed's layers (embedding, batch norm, dropout) on small point data
-  e2e::check_resume_exact(*make_cpu_backend(), "configs/mixture_cond.json",
-                          {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
-                      R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
-                      R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
-                      R"(discriminator.condition={"mode":"embed_multiply"})",
-                      R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
+  e2e::check_resume_exact(
+      *make_cpu_backend(), "configs/mixture_cond.json",
+      {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
+       R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
+       R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
+       R"(discriminator.condition={"mode":"embed_multiply"})",
+       R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
 }
 
 // The three_term loss adds the mismatched pair to D's loss: from the same weights and the same
@@ -73,7 +74,8 @@ TEST(Training, ThreeTermAddsTheMismatchedPairToDLoss) {
   const LossRow two = first_row({"data.count=500"});
   for (const char* mismatch : {"real_other_tags", "fake_other_tags"}) {
     SCOPED_TRACE(mismatch);
-    const LossRow three = first_row({"data.count=500", "loss.kind=three_term", std::string("loss.mismatch=") + mismatch});
+    const LossRow three =
+        first_row({"data.count=500", "loss.kind=three_term", std::string("loss.mismatch=") + mismatch});
     EXPECT_EQ(three.d_real, two.d_real);
     EXPECT_EQ(three.d_fake, two.d_fake);
     EXPECT_GT(three.d_loss - two.d_loss, 0.05f) << "three-term " << three.d_loss << " vs two-term " << two.d_loss;
@@ -99,13 +101,13 @@ TEST(Training, ResumeIsExactForTheConvAnimeModel) {
 // D sub-step's draws, every dropout mask (values 0 or 1/(1-p)), gradients and weights.
 TEST(Training, StepTraceRecordsTheDrawsAndChangesNothing) {
   auto be = make_cpu_backend();
-  const Config cfg = load_config(
-      e2e::source("configs/mixture_cond.json"),
-      {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2", "train.fake_labels=random",
-       R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
-       R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
-       R"(discriminator.condition={"mode":"embed_multiply"})",
-       R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
+  const Config cfg =
+      load_config(e2e::source("configs/mixture_cond.json"),
+                  {"data.count=500", "train.batch_size=32", "loss.kind=squared", "train.d_steps=2",
+                   "train.fake_labels=random", R"(generator.condition={"mode":"embed_concat","embed_dim":5})",
+                   R"(generator.layers=[{"linear":32},{"batchnorm":{"eps":0.8}},{"leaky_relu":0.2},{"linear":2}])",
+                   R"(discriminator.condition={"mode":"embed_multiply"})",
+                   R"(discriminator.layers=[{"linear":32},{"dropout":0.4},{"leaky_relu":0.2},{"linear":1}])"});
   const HostDataset data = load_dataset(cfg.data);
   Trainer plain(cfg, *be, data), traced(cfg, *be, data);
   plain.init();

@@ -64,14 +64,12 @@ constexpr int kAugmentParams = 8;
 // One sample's draws. An off transform has its identity values (0, 1, 1; shift 0; no cutout).
 struct AugmentDraw {
   float brightness = 0.f, saturation = 1.f, contrast = 1.f;
-  int tx = 0, ty = 0;        // out(i, j) = in(i + tx, j + ty) (rows, columns)
+  int tx = 0, ty = 0;          // out(i, j) = in(i + tx, j + ty) (rows, columns)
   int cut_r0 = 0, cut_c0 = 0;  // cutout rows [cut_r0, cut_r0 + cut_h), columns [cut_c0, cut_c0 + cut_w)
 };
 
 // Uniform integer in [0, n) from one word (as philox_below).
-CGAN_HD int augment_below(uint32_t w, uint32_t n) {
-  return static_cast<int>((static_cast<uint64_t>(w) * n) >> 32);
-}
+CGAN_HD int augment_below(uint32_t w, uint32_t n) { return static_cast<int>((static_cast<uint64_t>(w) * n) >> 32); }
 
 // The draws of the sample with global index `sample` in stream `stream` (the resolved stream id).
 CGAN_HD AugmentDraw augment_draw(const AugmentSpec& a, uint64_t seed, uint64_t stream, uint64_t sample) {
@@ -122,8 +120,7 @@ CGAN_HD AugmentDraw augment_load(const float* p) {
 // Whether output pixel (i, j) shows its source: inside the cutout it shows the fill, and so it does
 // where the translation brings it from outside the image.
 CGAN_HD bool augment_live(const AugmentSpec& a, const AugmentDraw& d, int i, int j) {
-  if (a.cutout && i >= d.cut_r0 && i < d.cut_r0 + a.cut_h() && j >= d.cut_c0 && j < d.cut_c0 + a.cut_w())
-    return false;
+  if (a.cutout && i >= d.cut_r0 && i < d.cut_r0 + a.cut_h() && j >= d.cut_c0 && j < d.cut_c0 + a.cut_w()) return false;
   const int si = i + d.tx, sj = j + d.ty;
   return si >= 0 && si < a.H && sj >= 0 && sj < a.W;
 }

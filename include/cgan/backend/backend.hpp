@@ -16,7 +16,7 @@
 namespace cgan {
 
 struct AugmentSpec;  // cgan/backend/augment.hpp
-class RankReduce;  // cgan/train/distributed.hpp
+class RankReduce;    // cgan/train/distributed.hpp
 
 // How a label (or tag vector) enters a network.
 //  concat:          out[B, in+E] = [x | cond]            (cond: float [B, E], one-hot or multi-hot)
@@ -105,41 +105,34 @@ class Backend {
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]
   // (or [K,M] when trans_a), B stored [K,N] (or [N,K] when trans_b).
-  void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-            const float* B, float beta, float* C);
+  void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+            float* C);
   // y[r,c] = act(y[r,c] + bias[c]) in place; bias may be null.
-  void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias,
-                        float* y);
+  void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias, float* y);
   // g[r,c] *= act'(from output y[r,c]) in place; then gbias[c] += sum_r g[r,c] if gbias != null.
-  void bias_act_backward(Act act, float slope, int rows, int cols, const float* y,
-                         float* g, float* gbias);
+  void bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g, float* gbias);
   // b[i] *= a[i]
   void mul(size_t n, const float* a, float* b);
 
   // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, offset + i);
   // x[i] *= mask[i]. Backward is mul(mask, g). (offset: the global index of x[0], so that a rank
   // holding part of a batch draws that part's numbers, cgan/train/distributed.hpp.)
-  void dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                       float* mask, uint64_t offset = 0);
+  void dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask, uint64_t offset = 0);
 
   // ---- batch norm over x laid out [N, C, S] (dense layers: S = 1), statistics per channel C.
   // Training: batch mean/biased variance; saves mean and 1/sqrt(var+eps); updates running stats
   // with run = (1-momentum) run + momentum * batch (unbiased variance for run_var, as PyTorch).
   // y = act(normalised x) (act: the activation that follows, applied in the same pass; backward
   // takes dL/d(pre-activation), as bias_act_backward leaves it). y may be x.
-  void batchnorm_forward_train(int N, int C, int S, float eps, float momentum,
-                               const float* x, const float* gamma, const float* beta,
-                               float* y, float* save_mean, float* save_invstd,
-                               float* run_mean, float* run_var, Act act = Act::none,
-                               float slope = 0.f);
-  void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x,
-                              const float* gamma, const float* beta,
-                              const float* run_mean, const float* run_var, float* y,
-                              Act act = Act::none, float slope = 0.f);
+  void batchnorm_forward_train(int N, int C, int S, float eps, float momentum, const float* x, const float* gamma,
+                               const float* beta, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                               float* run_var, Act act = Act::none, float slope = 0.f);
+  void batchnorm_forward_eval(int N, int C, int S, float eps, const float* x, const float* gamma, const float* beta,
+                              const float* run_mean, const float* run_var, float* y, Act act = Act::none,
+                              float slope = 0.f);
   // gx overwritten; ggamma, gbeta accumulated (+=).
-  void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma,
-                          const float* save_mean, const float* save_invstd,
-                          const float* gy, float* gx, float* ggamma, float* gbeta);
+  void batchnorm_backward(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                          const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta);
 
   // ---- synchronized batch norm (data-parallel training, cgan/train/distributed.hpp): the two ops above
   // with the statistics of the whole global batch. N is this rank's share; `sync` sums the
@@ -150,14 +143,11 @@ class Backend {
   // then makes them the global batch's); gx is the gradient of every rank's loss. The running
   // variance uses the global count N * ranks * S. With one rank the results equal the plain ops'
   // bit for bit.
-  void batchnorm_forward_train_sync(int N, int C, int S, float eps, float momentum,
-                                    const float* x, const float* gamma, const float* beta,
-                                    float* y, float* save_mean, float* save_invstd,
-                                    float* run_mean, float* run_var, RankReduce& sync,
-                                    Act act = Act::none, float slope = 0.f);
-  void batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma,
-                               const float* save_mean, const float* save_invstd,
-                               const float* gy, float* gx, float* ggamma, float* gbeta,
+  void batchnorm_forward_train_sync(int N, int C, int S, float eps, float momentum, const float* x, const float* gamma,
+                                    const float* beta, float* y, float* save_mean, float* save_invstd, float* run_mean,
+                                    float* run_var, RankReduce& sync, Act act = Act::none, float slope = 0.f);
+  void batchnorm_backward_sync(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                               const float* save_invstd, const float* gy, float* gx, float* ggamma, float* gbeta,
                                RankReduce& sync);
 
   // ---- convolution (cross-correlation, as PyTorch's Conv2d). x [N,C,H,W]; w [K,C,R,S];
@@ -166,49 +156,43 @@ class Backend {
   // cache them (the CUDA backend does it inside conv2d_workspace, called when a model is built).
   // y = act(conv(x, w) + bias): the bias and the activation that follows are applied in one pass.
   size_t conv2d_workspace(const ConvShape& s);
-  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias,
-                      float* y, float* ws, Act act = Act::none, float slope = 0.f);
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, float* ws,
+                      Act act = Act::none, float slope = 0.f);
   // gx [N,C,H,W] = dL/dx (overwritten).
-  void conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx,
-                            float* ws);
+  void conv2d_backward_data(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws);
   // gw [K,C,R,S] += dL/dw; gbias [K] += sum over n,p,q of gy (gbias may be null).
-  void conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw,
-                              float* gbias, float* ws);
+  void conv2d_backward_filter(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias, float* ws);
   // ---- pooling: y [N,C,P,Q]. Backward overwrites gx [N,C,H,W]; max pooling sends each gradient to
   // the first maximum of its window in row-major order (recomputed from x and y).
   void pool2d_forward(Pool k, const PoolShape& s, const float* x, float* y);
-  void pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y,
-                       const float* gy, float* gx);
+  void pool2d_backward(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy, float* gx);
 
   // ---- label fusion (see Fusion). cond is used by concat, labels/table by the embed modes.
   // K: the table's rows (embed modes): a label outside [0, K) is an error (the CUDA backend writes
   // zeros for that row, leaves it out of gtable and reports it at the next synchronize/download).
-  void fuse_forward(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
-                    const int32_t* labels, const float* table, float* out);
+  void fuse_forward(Fusion f, int B, int in, int E, int K, const float* x, const float* cond, const int32_t* labels,
+                    const float* table, float* out);
   // gx (overwritten) may be null; gtable (accumulated) may be null.
-  void fuse_backward(Fusion f, int B, int in, int E, int K, const float* x,
-                     const int32_t* labels, const float* table, const float* gout,
-                     float* gx, float* gtable);
+  void fuse_backward(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels, const float* table,
+                     const float* gout, float* gx, float* gtable);
   // out[B, K] = one-hot of labels
   void one_hot(int B, int K, const int32_t* labels, float* out);
 
   // ---- fused loss over n outputs x with constant target t, as one term of weight w of a mean:
   // grad[i] = w * dL/dx[i] / n (overwritten); acc[0] += w * mean L; acc[1] += sum of prob;
   // acc[2] += count of (prob > 0.5) == (t > 0.5). acc is backend memory of 3 floats.
-  void loss_fused(LossKind k, int n, const float* x, float target, float weight,
-                  float* grad, float* acc);
+  void loss_fused(LossKind k, int n, const float* x, float target, float weight, float* grad, float* acc);
 
   // ---- softmax cross-entropy over logits [B, K] with integer labels: grad = weight * (softmax - onehot) / B
   // (overwritten); acc[0] += weight * mean cross-entropy; acc[1] += count of rows whose argmax (first max) == label.
   // acc is backend memory of 2 floats. A label outside [0, K) is an error (the CUDA backend zeroes that
   // row's gradient, leaves it out of acc and reports it at the next synchronize/download).
-  void softmax_xent(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
-                    float* acc);
+  void softmax_xent(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad, float* acc);
 
   // ---- Adam (bias-corrected) over n contiguous parameters, at step t + (*t_counter) >= 1
   // (t_counter: optional int32 in backend memory, read when the op runs).
-  void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
-            float beta2, float eps, int t, const int32_t* t_counter = nullptr);
+  void adam(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1, float beta2, float eps,
+            int t, const int32_t* t_counter = nullptr);
 
   // ---- exponential moving average of n parameters (cgan/nn/ema.hpp), after optimiser step
   // s = t + (*t_counter) (t_counter: optional int32 in backend memory, read when the op runs, as adam's):
@@ -218,13 +202,10 @@ class Backend {
                   const int32_t* t_counter = nullptr);
 
   // ---- counter-based RNG (philox.hpp): element i uses index offset + i.
-  void rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
-                   float stddev, float* out);
-  void rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo,
-                    float hi, float* out);
+  void rand_normal(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean, float stddev, float* out);
+  void rand_uniform(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi, float* out);
   // out[i] = philox_below(seed, stream, offset + i, K)
-  void rand_below(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
-                  int32_t* out);
+  void rand_below(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K, int32_t* out);
   // A permutation of [0, n): indices sorted by their philox word (stable), identical on every
   // backend.
   void permutation(int n, uint64_t seed, uint64_t stream, int32_t* out);
@@ -257,8 +238,7 @@ class Backend {
   void projection_forward(int B, int F, const float* phi, const float* e, float* out);
   // Its backward with g = dL/dout [B]: gphi[b, j] += g[b] e[b, j] (accumulated onto the linear's
   // input gradient); ge[b, j] = g[b] phi[b, j] (overwritten; may be null: no embedding gradient).
-  void projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi,
-                           float* ge);
+  void projection_backward(int B, int F, const float* phi, const float* e, const float* g, float* gphi, float* ge);
   // Conditional batch norm over x [N, C, S]: batch statistics per channel as batchnorm_forward_train
   // (same saved mean/invstd and running statistics), then per sample and channel
   //   y = act((1 + dgain[n, c]) xhat + dbias[n, c]),  dgain, dbias [N, C] (= cond . W_gain, cond . W_bias).
@@ -268,8 +248,7 @@ class Backend {
                          float* run_var, Act act = Act::none, float slope = 0.f);
   // Evaluation: xhat from the running statistics.
   void cbn_forward_eval(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
-                        const float* run_mean, const float* run_var, float* y, Act act = Act::none,
-                        float slope = 0.f);
+                        const float* run_mean, const float* run_var, float* y, Act act = Act::none, float slope = 0.f);
   // gy: dL/d(pre-activation). gx [N, C, S] overwritten (may be gy); gdgain[n, c] = sum_s gy xhat and
   // gdbias[n, c] = sum_s gy, [N, C], overwritten (the caller maps them to the tables with a GEMM).
   void cbn_backward(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
@@ -283,14 +262,14 @@ class Backend {
   void spectral_norm_scale(size_t n, const float* w, const float* sigma, float* w_sn);
   // gw[r, c] += (g[r, c] - (*dot) * left[r] * right[c]) / *sigma over [rows, cols], in float in
   // that order (the gradient through W / sigma(W) with the power-iteration vectors held constant).
-  void spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left,
-                          const float* right, const float* sigma, float* gw);
+  void spectral_norm_grad(int rows, int cols, const float* g, const float* dot, const float* left, const float* right,
+                          const float* sigma, float* gw);
   // ---- DiffAugment (cgan/backend/augment.hpp): y [B, C*H*W] = the augmentation of x [B, C*H*W], sample b
   // with the draws augment_draw(a, seed, stream id, offset + b) (offset: the first sample's global
   // index, so a sample's draws do not depend on how a batch is split); params [B, kAugmentParams]
   // receives each sample's draws (what augment_backward reads). x and y must not overlap.
-  void augment_forward(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
-                       const float* x, float* y, float* params);
+  void augment_forward(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset, const float* x,
+                       float* y, float* params);
   // gx [B, C*H*W] = dL/dx (overwritten) from gy = dL/dy and the params augment_forward wrote; gy and gx
   // must not overlap.
   void augment_backward(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx);
@@ -322,65 +301,58 @@ class Backend {
   virtual void download_int_impl(int32_t* host_dst, const int32_t* src, size_t n) = 0;
   virtual void fill_impl(float* x, size_t n, float value) = 0;
   virtual void copy_impl(float* dst, const float* src, size_t n) = 0;
-  virtual void gemm_impl(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
-                         const float* B, float beta, float* C) = 0;
-  virtual void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias,
-                                     float* y) = 0;
-  virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y,
-                                      float* g, float* gbias) = 0;
+  virtual void gemm_impl(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, const float* B,
+                         float beta, float* C) = 0;
+  virtual void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias, float* y) = 0;
+  virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
+                                      float* gbias) = 0;
   virtual void mul_impl(size_t n, const float* a, float* b) = 0;
-  virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x,
-                                    float* mask, uint64_t offset) = 0;
-  virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum,
-                                            const float* x, const float* gamma, const float* beta,
-                                            float* y, float* save_mean, float* save_invstd,
-                                            float* run_mean, float* run_var, Act act, float slope) = 0;
-  virtual void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x,
-                                           const float* gamma, const float* beta,
-                                           const float* run_mean, const float* run_var, float* y,
+  virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,
+                                    uint64_t offset) = 0;
+  virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,
+                                            const float* gamma, const float* beta, float* y, float* save_mean,
+                                            float* save_invstd, float* run_mean, float* run_var, Act act,
+                                            float slope) = 0;
+  virtual void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
+                                           const float* beta, const float* run_mean, const float* run_var, float* y,
                                            Act act, float slope) = 0;
-  virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma,
-                                       const float* save_mean, const float* save_invstd,
-                                       const float* gy, float* gx, float* ggamma, float* gbeta) = 0;
-  virtual void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum,
-                                                 const float* x, const float* gamma, const float* beta,
-                                                 float* y, float* save_mean, float* save_invstd,
-                                                 float* run_mean, float* run_var, RankReduce& sync,
+  virtual void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
+                                       const float* save_invstd, const float* gy, float* gx, float* ggamma,
+                                       float* gbeta) = 0;
+  virtual void batchnorm_forward_train_sync_impl(int N, int C, int S, float eps, float momentum, const float* x,
+                                                 const float* gamma, const float* beta, float* y, float* save_mean,
+                                                 float* save_invstd, float* run_mean, float* run_var, RankReduce& sync,
                                                  Act act, float slope) = 0;
   virtual void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma,
-                                            const float* save_mean, const float* save_invstd,
-                                            const float* gy, float* gx, float* ggamma, float* gbeta,
-                                            RankReduce& sync) = 0;
+                                            const float* save_mean, const float* save_invstd, const float* gy,
+                                            float* gx, float* ggamma, float* gbeta, RankReduce& sync) = 0;
   virtual size_t conv2d_workspace_impl(const ConvShape& s) = 0;
-  virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias,
-                                   float* y, float* ws, Act act, float slope) = 0;
-  virtual void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx,
-                                         float* ws) = 0;
-  virtual void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw,
-                                           float* gbias, float* ws) = 0;
+  virtual void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                                   float* ws, Act act, float slope) = 0;
+  virtual void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) = 0;
+  virtual void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
+                                           float* ws) = 0;
   virtual void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) = 0;
-  virtual void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y,
-                                    const float* gy, float* gx) = 0;
+  virtual void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
+                                    float* gx) = 0;
   virtual void fuse_forward_impl(Fusion f, int B, int in, int E, int K, const float* x, const float* cond,
                                  const int32_t* labels, const float* table, float* out) = 0;
-  virtual void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x,
-                                  const int32_t* labels, const float* table, const float* gout,
-                                  float* gx, float* gtable) = 0;
+  virtual void fuse_backward_impl(Fusion f, int B, int in, int E, int K, const float* x, const int32_t* labels,
+                                  const float* table, const float* gout, float* gx, float* gtable) = 0;
   virtual void one_hot_impl(int B, int K, const int32_t* labels, float* out) = 0;
-  virtual void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight,
-                               float* grad, float* acc) = 0;
-  virtual void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight,
-                                 float* grad, float* acc) = 0;
-  virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1,
-                         float beta2, float eps, int t, const int32_t* t_counter) = 0;
+  virtual void loss_fused_impl(LossKind k, int n, const float* x, float target, float weight, float* grad,
+                               float* acc) = 0;
+  virtual void softmax_xent_impl(int B, int K, const float* logits, const int32_t* labels, float weight, float* grad,
+                                 float* acc) = 0;
+  virtual void adam_impl(size_t n, float* p, const float* g, float* m, float* v, float lr, float beta1, float beta2,
+                         float eps, int t, const int32_t* t_counter) = 0;
   virtual void ema_update_impl(size_t n, float* avg, const float* p, float decay, int start, int t,
                                const int32_t* t_counter) = 0;
-  virtual void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean,
-                                float stddev, float* out) = 0;
-  virtual void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo,
-                                 float hi, float* out) = 0;
-  virtual void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K,
-                               int32_t* out) = 0;
+  virtual void rand_normal_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float mean, float stddev,
+                                float* out) = 0;
+  virtual void rand_uniform_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, float lo, float hi,
+                                 float* out) = 0;
+  virtual void rand_below_impl(size_t n, uint64_t seed, RngStream stream, uint64_t offset, int32_t K, int32_t* out) = 0;
   virtual void permutation_impl(int n, uint64_t seed, uint64_t stream, int32_t* out) = 0;
   virtual void gather_rows_impl(int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,
                                 const int32_t* idx_offset) = 0;
@@ -396,20 +368,18 @@ class Backend {
                                       const float* dgain, const float* dbias, float* y, float* save_mean,
                                       float* save_invstd, float* run_mean, float* run_var, Act act, float slope) = 0;
   virtual void cbn_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* dgain,
-                                     const float* dbias, const float* run_mean, const float* run_var, float* y,
-                                     Act act, float slope) = 0;
+                                     const float* dbias, const float* run_mean, const float* run_var, float* y, Act act,
+                                     float slope) = 0;
   virtual void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
                                  const float* save_invstd, const float* gy, float* gx, float* gdgain,
                                  float* gdbias) = 0;
-  virtual void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u,
-                                      float* sigma) = 0;
+  virtual void spectral_norm_vec_impl(int n, const float* t, bool normalize, float eps, float* u, float* sigma) = 0;
   virtual void spectral_norm_scale_impl(size_t n, const float* w, const float* sigma, float* w_sn) = 0;
   virtual void spectral_norm_grad_impl(int rows, int cols, const float* g, const float* dot, const float* left,
                                        const float* right, const float* sigma, float* gw) = 0;
   virtual void augment_forward_impl(const AugmentSpec& a, int B, uint64_t seed, RngStream stream, uint64_t offset,
                                     const float* x, float* y, float* params) = 0;
-  virtual void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy,
-                                     float* gx) = 0;
+  virtual void augment_backward_impl(const AugmentSpec& a, int B, const float* params, const float* gy, float* gx) = 0;
 
  private:
   friend class OpProfile;

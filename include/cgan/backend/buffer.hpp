@@ -21,8 +21,10 @@ class Buffer {
  public:
   Buffer() = default;
   Buffer(Backend& be, size_t n) : be_(&be), n_(n) {
-    if constexpr (std::is_same<T, float>::value) p_ = be.alloc(n);
-    else p_ = be.alloc_int(n);
+    if constexpr (std::is_same<T, float>::value)
+      p_ = be.alloc(n);
+    else
+      p_ = be.alloc_int(n);
   }
   ~Buffer() { reset(); }
   Buffer(const Buffer&) = delete;

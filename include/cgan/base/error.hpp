@@ -21,8 +21,7 @@ std::string cat(const Ts&... parts) {
 }  // namespace cgan
 
 // Internal invariant / argument check: throws cgan::Error naming file:line.
-#define CGAN_CHECK(cond, ...)                                                          \
-  do {                                                                                 \
-    if (!(cond))                                                                       \
-      throw ::cgan::Error(::cgan::cat(__FILE__, ":", __LINE__, ": ", __VA_ARGS__));    \
+#define CGAN_CHECK(cond, ...)                                                                  \
+  do {                                                                                         \
+    if (!(cond)) throw ::cgan::Error(::cgan::cat(__FILE__, ":", __LINE__, ": ", __VA_ARGS__)); \
   } while (0)

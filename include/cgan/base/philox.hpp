@@ -53,9 +53,7 @@ CGAN_HD U32x4 philox_words(uint64_t seed, uint64_t stream, uint64_t index) {
 // Uniform in the open interval (0, 1) from one 32-bit word: the top 23 bits k give (k + 0.5) / 2^23,
 // which is exact in float (24 significant bits), so the result is never 0 or 1. (Using 24 bits,
 // (k + 0.5) / 2^24 needs 25 bits and rounds to exactly 1.0 for k = 2^24 - 1.)
-CGAN_HD float philox_u01(uint32_t w) {
-  return (static_cast<float>(w >> 9) + 0.5f) * (1.0f / 8388608.0f);
-}
+CGAN_HD float philox_u01(uint32_t w) { return (static_cast<float>(w >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
 CGAN_HD float philox_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   return philox_u01(philox_words(seed, stream, index).v[0]);

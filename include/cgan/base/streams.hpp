@@ -8,8 +8,19 @@ namespace cgan {
 // stream_of(step, sub, purpose) = (step * 16 + sub) * 16 + purpose: below 2^38 for the at most
 // 2^30 steps the trainer allows (train.steps), with sub < 16 (train.d_steps) and purpose < 16.
 enum Purpose : uint64_t {
-  kNoiseD = 1, kLabelsD, kDropGinD, kDropDReal, kDropDFake, kNoiseG, kLabelsG, kDropGinG, kDropDinG,
-  kOtherD, kNoiseMisD, kDropGinMisD, kDropDMis  // three_term's mismatched pair
+  kNoiseD = 1,
+  kLabelsD,
+  kDropGinD,
+  kDropDReal,
+  kDropDFake,
+  kNoiseG,
+  kLabelsG,
+  kDropGinG,
+  kDropDinG,
+  kOtherD,
+  kNoiseMisD,
+  kDropGinMisD,
+  kDropDMis  // three_term's mismatched pair
 };
 constexpr uint64_t stream_of(int64_t step, int sub, Purpose p) {
   return (static_cast<uint64_t>(step) * 16 + static_cast<uint64_t>(sub)) * 16 + p;
@@ -17,7 +28,7 @@ constexpr uint64_t stream_of(int64_t step, int sub, Purpose p) {
 constexpr uint64_t kPermStream = 0x5045524dULL << 32;  // "PERM" + epoch: the training set's order
 // DiffAugment's draws: kAugStream + stream_of(step, sub, which), kept apart from the purposes above
 // (and from their dropout sub-streams) by its high bits.
-constexpr uint64_t kAugStream = 0x4155474dULL << 32;  // "AUGM"
+constexpr uint64_t kAugStream = 0x4155474dULL << 32;                  // "AUGM"
 enum AugWhich : uint64_t { kAugReal = 1, kAugFake, kAugMis, kAugG };  // D's real, fake, mismatched input; G step
 
 // ---- samples and evaluation

@@ -11,7 +11,7 @@ class ConditionMode {
   enum Kind { none, concat_onehot, embed_concat, embed_multiply, label_plane, projection };
   ConditionMode(Kind k = concat_onehot) : k_(k) {}  // NOLINT: implicit, as the enum it wraps
   // From its config name; throws cgan::Error "unknown condition mode \"x\"" for any other string.
-  ConditionMode(const std::string& name);  // NOLINT
+  ConditionMode(const std::string& name);                                // NOLINT
   ConditionMode(const char* name) : ConditionMode(std::string(name)) {}  // NOLINT
   Kind kind() const { return k_; }
   const char* name() const;

@@ -25,14 +25,14 @@ inline constexpr char linear[] = "linear", relu[] = "relu", leaky_relu[] = "leak
 
 struct LayerSpec {
   std::string kind = LayerKind::linear;  // the registered unit's name (cgan/config/layer_syntax.hpp)
-  int out = 0;             // linear: output features; conv2d: output channels
+  int out = 0;                           // linear: output features; conv2d: output channels
   // conv2d / avgpool2d / maxpool2d: kernel (window), stride, zero padding (height, width)
   int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
   int shape[3] = {0, 0, 0};  // reshape: (C, H, W) of each sample
-  float slope = 0.2f;      // leaky_relu: negative slope
-  float p = 0.5f;          // dropout: drop probability
-  float momentum = 0.1f;   // batchnorm: running-stat momentum (PyTorch convention)
-  float eps = 1e-5f;       // batchnorm: variance epsilon
+  float slope = 0.2f;        // leaky_relu: negative slope
+  float p = 0.5f;            // dropout: drop probability
+  float momentum = 0.1f;     // batchnorm: running-stat momentum (PyTorch convention)
+  float eps = 1e-5f;         // batchnorm: variance epsilon
   bool conditional = false;  // batchnorm: per-sample gain and bias from the condition (docs/DECISIONS.md)
   // linear / conv2d: spectral normalization of the weight (cgan/nn/spectral_norm.hpp); the layer's
   // own "spectral_norm" key, else the network's
@@ -59,10 +59,10 @@ struct AdamSpec {
 struct DataSpec {
   DataKind kind = DataKind::Kind::mnist;  // mnist | fashion | gaussian | mixture | anime | images | image_folder
   bool points() const { return kind == DataKind::Kind::gaussian || kind == DataKind::Kind::mixture; }  // 2-D points
-  bool idx() const { return kind == DataKind::Kind::mnist || kind == DataKind::Kind::fashion; }  // IDX files
-  std::string dir;             // IDX folder (default data/mnist or data/fashion); images: image folder;
-                               // image_folder: the folder of class folders
-  float lo = 0.f, hi = 1.f;    // pixel range images are scaled to (anime, images: default -1, 1)
+  bool idx() const { return kind == DataKind::Kind::mnist || kind == DataKind::Kind::fashion; }        // IDX files
+  std::string dir;           // IDX folder (default data/mnist or data/fashion); images: image folder;
+                             // image_folder: the folder of class folders
+  float lo = 0.f, hi = 1.f;  // pixel range images are scaled to (anime, images: default -1, 1)
   // anime (procedural faces) and images (image folder)
   int height = 96, width = 96;          // data.size [H, W] (image_folder too; there also one int)
   std::string tags;                     // images: tags CSV ("" = <dir>/tags.csv, else <dir>/../tags.csv)
@@ -84,8 +84,8 @@ struct LossSpec {
   // The mismatched pair as a third term of D's loss, scored as a fake: none | real_other_tags |
   // fake_other_tags (default real_other_tags for three_term, none for the others).
   Mismatch mismatch = Mismatch::Kind::none;
-  float d_weight = 1.f;      // weight of each of D's terms (default 1 for log, hinge, 0.5 for squared)
-  float real_target = 1.f;   // D's target for real pairs (e.g. 0.9 for one-sided smoothing; log, squared)
+  float d_weight = 1.f;     // weight of each of D's terms (default 1 for log, hinge, 0.5 for squared)
+  float real_target = 1.f;  // D's target for real pairs (e.g. 0.9 for one-sided smoothing; log, squared)
   // The loss every term is computed with: log | squared | hinge (three_term is log).
   LossType base_kind() const { return kind == LossType::Kind::three_term ? LossType::Kind::log : kind; }
   // Whether D's loss has the mismatched pair (three_term, or any kind with a mismatch).
@@ -112,22 +112,22 @@ struct TrainSpec {
   int64_t steps = 10000;
   int batch_size = 64;
   uint64_t seed = 1;
-  int d_steps = 1;                   // D steps per G step
+  int d_steps = 1;                                  // D steps per G step
   FakeLabels fake_labels = FakeLabels::Kind::data;  // labels fakes are made from: data (the batch's) | random
-  EmaSpec ema;                       // the generator's weight average (off unless given)
-  AugmentPolicy augment;             // DiffAugment before D (off by default)
+  EmaSpec ema;                                      // the generator's weight average (off unless given)
+  AugmentPolicy augment;                            // DiffAugment before D (off by default)
 };
 
 struct LogSpec {
-  int64_t every = 1000;             // progress line (plain mode) and loss print period
-  int64_t flush_every = 100;        // losses.csv rows are written at least this often
-  int64_t sample_every = 5000;      // samples/step_N.png period (0 = only at the end)
-  int64_t checkpoint_every = 10000; // checkpoints/step_N.safetensors period (0 = only at the end)
-  int64_t keep_checkpoints = 0;     // keep the newest N checkpoints this process wrote, plus the final one (0: all)
-  int avg_window = 100;             // moving-average window of losses_avg.csv
-  int samples_per_label = 10;       // grid columns (one row per label)
-  std::string progress = "auto";    // auto (redrawn on a terminal, plain lines otherwise) | plain | none
-  bool tensorboard = true;          // TensorBoard event files in tb/ (report/tb_log.hpp)
+  int64_t every = 1000;              // progress line (plain mode) and loss print period
+  int64_t flush_every = 100;         // losses.csv rows are written at least this often
+  int64_t sample_every = 5000;       // samples/step_N.png period (0 = only at the end)
+  int64_t checkpoint_every = 10000;  // checkpoints/step_N.safetensors period (0 = only at the end)
+  int64_t keep_checkpoints = 0;      // keep the newest N checkpoints this process wrote, plus the final one (0: all)
+  int avg_window = 100;              // moving-average window of losses_avg.csv
+  int samples_per_label = 10;        // grid columns (one row per label)
+  std::string progress = "auto";     // auto (redrawn on a terminal, plain lines otherwise) | plain | none
+  bool tensorboard = true;           // TensorBoard event files in tb/ (report/tb_log.hpp)
 };
 
 // Periodic evaluation during training (include/cgan/eval/evaluate.hpp); off unless every > 0.
@@ -181,7 +181,6 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& where
 std::string describe_json(const nlohmann::json& v, size_t max_chars = 60);
 // Applies one `a.b[2].c=value` override (value parsed as JSON, else taken as a string).
 void apply_override(nlohmann::json& j, const std::string& assignment);
-
 
 // Whether a network has a conditional batch norm layer, and whether it reads the label at all
 // (a condition mode other than "none", or a conditional batch norm).

@@ -27,8 +27,7 @@ inline std::string join_path(const std::string& path, const std::string& key) {
 class Obj {
  public:
   Obj(const json& j, std::string path) : j_(j), path_(std::move(path)) {
-    if (!j_.is_object())
-      throw Error(cat(path_.empty() ? "config" : path_, ": expected an object, got ", describe(j_)));
+    if (!j_.is_object()) throw Error(cat(path_.empty() ? "config" : path_, ": expected an object, got ", describe(j_)));
   }
   const std::string& path() const { return path_; }
   std::string at(const std::string& key) const { return join_path(path_, key); }
@@ -62,9 +61,9 @@ class Obj {
   }
 
   static int64_t as_integer(const json& v, const std::string& p, int64_t lo, int64_t hi) {
-    const bool integral = v.is_number_integer() ||
-                          (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
-                           std::fabs(v.get<double>()) < 9e15);
+    const bool integral =
+        v.is_number_integer() ||
+        (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15);
     // large upper bounds are sanity caps, not part of what the key means
     const bool capped = hi >= (int64_t(1) << 20);
     const std::string want = capped && lo == 1   ? "a positive integer"

@@ -16,8 +16,8 @@ struct Rgb {
   float r, g, b;
 };
 struct AnimePalette {
-  std::vector<Rgb> hair;        // 12
-  std::vector<Rgb> eye;         // 10
+  std::vector<Rgb> hair;  // 12
+  std::vector<Rgb> eye;   // 10
   Rgb skin, sclera, mouth;
   std::vector<Rgb> background;  // backgrounds the drawer picks from
 };

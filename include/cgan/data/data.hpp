@@ -24,9 +24,9 @@ struct HostDataset {
   // the phrase vocab[k], else 0. For these sets y is the hair colour: the index, among the
   // vocabulary's phrases ending in " hair", of the sample's first such phrase (see cgan/data/tags.hpp).
   int tag_dim = 0;
-  std::vector<float> tags;         // count*tag_dim, 0/1
-  std::vector<std::string> vocab;  // tag_dim phrases; index = position in the tag vector
-  int skipped = 0;                 // image folders: files left out (unreadable, untagged, ...)
+  std::vector<float> tags;               // count*tag_dim, 0/1
+  std::vector<std::string> vocab;        // tag_dim phrases; index = position in the tag vector
+  int skipped = 0;                       // image folders: files left out (unreadable, untagged, ...)
   std::vector<std::string> class_names;  // class-folder sets: num_classes names, index = label; else empty
   int dim() const { return channels * height * width; }
 };
@@ -53,8 +53,8 @@ std::vector<uint8_t> parse_idx1_labels(const std::vector<uint8_t>& bytes, const 
 
 // An images file (idx3, magic 0x00000803) with its labels file (idx1, magic 0x00000801).
 // Pixels p in 0..255 become lo + (hi - lo) * p / 255; labels must lie in 0..num_classes-1.
-HostDataset load_idx_pair(const std::string& images_path, const std::string& labels_path, float lo,
-                          float hi, int num_classes = 10);
+HostDataset load_idx_pair(const std::string& images_path, const std::string& labels_path, float lo, float hi,
+                          int num_classes = 10);
 
 // MNIST / Fashion-MNIST folder: train-{images-idx3,labels-idx1}-ubyte (t10k-* when !train), each
 // plain or with .gz (the plain file wins when both exist). A missing folder or file is an error
@@ -63,8 +63,7 @@ HostDataset load_mnist_dir(const std::string& dir, bool train, float lo, float h
 
 // `count` 2-D points from N((mean_x, mean_y), diag(std_x^2, std_y^2)); unconditional.
 // Deterministic: Philox(seed), the same on every machine.
-HostDataset make_gaussian(int count, float mean_x, float mean_y, float std_x, float std_y,
-                          uint64_t seed);
+HostDataset make_gaussian(int count, float mean_x, float mean_y, float std_x, float std_y, uint64_t seed);
 
 // `count` 2-D points from `modes` Gaussians of standard deviation `stddev`; mode k is centred at
 // radius * (cos 2πk/modes, sin 2πk/modes) and its points carry label k. Labels are balanced (counts
@@ -78,8 +77,8 @@ std::vector<float> mixture_centers(int modes, float radius);
 struct DataShape {
   int channels = 1, height = 1, width = 1, num_classes = 0;
   float lo = 0.f, hi = 1.f;
-  int tag_dim = 0;                 // multi-hot tag sets (anime): tag vector width, else 0
-  std::vector<std::string> vocab;  // the tag phrases (tag_dim of them)
+  int tag_dim = 0;                       // multi-hot tag sets (anime): tag vector width, else 0
+  std::vector<std::string> vocab;        // the tag phrases (tag_dim of them)
   std::vector<std::string> class_names;  // class-folder sets: the label names (num_classes), else empty
   int dim() const { return channels * height * width; }
   // Width of the condition vector a concat_onehot / label_plane network reads: the tag vector for

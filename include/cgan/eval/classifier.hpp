@@ -41,11 +41,11 @@ constexpr const char* kClassifierFormat = "cgan_gpu.classifier.v1";
 
 struct ClassifierSpec {
   std::string description;
-  std::string data_kind = "mnist";  // mnist | fashion | anime
+  std::string data_kind = "mnist";            // mnist | fashion | anime
   int height = 28, width = 28, channels = 1;  // image shape (anime: data.size, RGB)
   int count = 20000;                          // anime: training faces
-  float lo = 0.f, hi = 1.f;         // pixel range the classifier sees
-  NetSpec net;                      // condition "none"
+  float lo = 0.f, hi = 1.f;                   // pixel range the classifier sees
+  NetSpec net;                                // condition "none"
   int64_t steps = 6000;
   int batch_size = 128;
   AdamSpec adam;
@@ -118,9 +118,8 @@ double accuracy_of(const std::vector<float>& logits, const std::vector<int32_t>&
 // Returns the file to write; *test_accuracy receives the accuracy. `progress` (may be empty) is
 // called every `report_every` steps with the step and the mean loss and training accuracy since
 // the last call.
-SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const HostDataset& train,
-                             const HostDataset& test, double* test_accuracy,
-                             const std::function<void(int64_t, double, double)>& progress = {},
+SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const HostDataset& train, const HostDataset& test,
+                             double* test_accuracy, const std::function<void(int64_t, double, double)>& progress = {},
                              int64_t report_every = 500);
 
 // Trains the classifier `spec` describes on its kind's training images (classifier_images: IDX

@@ -50,20 +50,20 @@ using ImageSource = std::function<std::vector<float>(int label, int n)>;
 struct RealReference {
   int num_classes = 0, feature_dim = 0;
   int64_t count = 0;
-  double classifier_accuracy = 0;          // the classifier's accuracy on these images
-  GaussianStats all;                       // over every image
-  std::vector<GaussianStats> per_label;    // images of label l
-  std::vector<double> pairwise;            // mean pairwise feature distance of label l's images
+  double classifier_accuracy = 0;        // the classifier's accuracy on these images
+  GaussianStats all;                     // over every image
+  std::vector<GaussianStats> per_label;  // images of label l
+  std::vector<double> pairwise;          // mean pairwise feature distance of label l's images
   std::vector<int64_t> label_count;
   std::vector<std::vector<float>> label_features;  // label l's features [label_count[l], feature_dim]
   // The k-NN radii of the real subsets precision/recall compare with (the first n_l images of each
   // label), computed by the first evaluate() that needs these n_l and kept: training evaluates
   // with one count, so the 10,000 x 10,000 real distances are computed once per run.
   struct PrRadii {
-    std::vector<int64_t> sizes;                     // n_l per label
-    std::vector<std::vector<double>> label_radii;   // squared, per label
-    std::vector<float> all;                         // the subsets, concatenated in label order
-    std::vector<double> all_radii;                  // squared, over `all`
+    std::vector<int64_t> sizes;                    // n_l per label
+    std::vector<std::vector<double>> label_radii;  // squared, per label
+    std::vector<float> all;                        // the subsets, concatenated in label order
+    std::vector<double> all_radii;                 // squared, over `all`
   };
   mutable std::shared_ptr<PrRadii> pr_radii;
 };
@@ -73,8 +73,8 @@ struct RealReference {
 RealReference prepare_reference(Classifier& clf, const HostDataset& real, int diversity_max = 1000);
 
 struct EvalOptions {
-  int count = 1000;          // generated images per label
-  int diversity_max = 1000;  // images per label entering the mean pairwise distance
+  int count = 1000;                  // generated images per label
+  int diversity_max = 1000;          // images per label entering the mean pairwise distance
   float gen_lo = 0.f, gen_hi = 1.f;  // the generator's pixel range (mapped linearly to the classifier's)
 };
 // `count` images per label from a generator of data shaped `shape` (its range).
@@ -88,13 +88,13 @@ struct LabelScore {
 };
 
 struct EvalResult {
-  int count = 0;             // generated images per label
-  double cond_acc = 0;       // over all generated images
-  double fd = 0;             // all generated vs all real
-  double intra_fd = 0;       // mean of the per-label distances
-  double diversity = 0;      // mean of the per-label figures
-  double diversity_min = 0;  // the most collapsed label's figure
-  double classifier_accuracy = 0;  // on the real reference images
+  int count = 0;                                 // generated images per label
+  double cond_acc = 0;                           // over all generated images
+  double fd = 0;                                 // all generated vs all real
+  double intra_fd = 0;                           // mean of the per-label distances
+  double diversity = 0;                          // mean of the per-label figures
+  double diversity_min = 0;                      // the most collapsed label's figure
+  double classifier_accuracy = 0;                // on the real reference images
   double precision = 0, recall = 0;              // all labels together
   double intra_precision = 0, intra_recall = 0;  // means of the per-label figures
   double kid_mean = 0, kid_std = 0;              // all generated vs all real

@@ -35,8 +35,8 @@ struct KidResult {
   int subsets = 0;
 };
 constexpr uint64_t kKidSeed = 0x4b4944;  // "KID"
-KidResult kernel_inception_distance(const float* x, int64_t nx, const float* y, int64_t ny, int dim,
-                                    int subsets = 100, int64_t subset_size = 1000, uint64_t seed = kKidSeed);
+KidResult kernel_inception_distance(const float* x, int64_t nx, const float* y, int64_t ny, int dim, int subsets = 100,
+                                    int64_t subset_size = 1000, uint64_t seed = kKidSeed);
 
 // Mean Euclidean distance over all pairs i < j of n feature vectors (exact; O(n^2 dim)).
 // 0 when n < 2.

@@ -22,8 +22,8 @@
 
 namespace cgan {
 
-constexpr int kPrNeighbours = 3;   // k of the k-NN radii (the paper's default)
-constexpr int kPairTile = 2048;    // rows and columns of one tile of pairwise distances
+constexpr int kPrNeighbours = 3;  // k of the k-NN radii (the paper's default)
+constexpr int kPairTile = 2048;   // rows and columns of one tile of pairwise distances
 
 // Squared k-NN radius of every row of `f` (n x dim, host, row-major): the k-th smallest squared
 // distance to another row (k = min(k, n - 1); n >= 2).

@@ -27,8 +27,7 @@ class WeightAverage {
  public:
   // Averages of `source`'s parameters and state in backend buffers of its layout, initialised to a
   // copy of it; `spec`, `in_dim`, `num_classes` are source's (for the model view over them).
-  WeightAverage(Backend& be, const Model& source, const NetSpec& spec, int in_dim, int num_classes,
-                const EmaSpec& ema);
+  WeightAverage(Backend& be, const Model& source, const NetSpec& spec, int in_dim, int num_classes, const EmaSpec& ema);
   ~WeightAverage();
   WeightAverage(const WeightAverage&) = delete;
   WeightAverage& operator=(const WeightAverage&) = delete;

@@ -9,9 +9,9 @@
 namespace cgan {
 
 struct MemoryPlan {
-  uint64_t params = 0;       // trained parameters (floats); each has a gradient and two Adam moments
-  uint64_t state = 0;        // batch-norm running statistics (floats)
-  uint64_t activations = 0;  // the activation arena at the batch size (floats)
+  uint64_t params = 0;         // trained parameters (floats); each has a gradient and two Adam moments
+  uint64_t state = 0;          // batch-norm running statistics (floats)
+  uint64_t activations = 0;    // the activation arena at the batch size (floats)
   uint64_t spectral_norm = 0;  // the spectral norms' buffers (floats; W_sn, its gradient, ...), per model
   // Bytes the model allocates (shares_params: a view on another model's parameters, arena only).
   uint64_t bytes(bool shares_params = false) const;

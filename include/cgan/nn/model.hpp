@@ -17,7 +17,7 @@ namespace cgan {
 
 // A named slice of a model's parameter (or state) buffer, for checkpoints.
 struct ParamSlot {
-  std::string name;              // e.g. "layers.0.weight"
+  std::string name;  // e.g. "layers.0.weight"
   std::vector<int64_t> shape;
   size_t offset = 0, count = 0;  // in floats; offset is a multiple of 64 (256 bytes)
   bool state = false;            // true: non-trained state (batch-norm running stats)
@@ -28,8 +28,8 @@ class Model {
   // in_dim: width of x; num_classes: labels in [0, num_classes) (0 = unconditional).
   // share: another Model of the same spec whose parameters and state this one uses (e.g. a
   // sampling view with another batch size); it must outlive this one.
-  Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch,
-        const std::string& name, const Model* share = nullptr);
+  Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int batch, const std::string& name,
+        const Model* share = nullptr);
   // A forward-only view of `share`'s architecture on other parameter and state buffers of its
   // layout (`params`: param_count() floats, `state`: state_count(); owned by the caller, e.g. the
   // weight average of cgan/nn/ema.hpp). It has no gradients or Adam moments: never call backward(),
@@ -63,8 +63,8 @@ class Model {
   // x: [batch, in_dim]; labels: [batch] (embed modes); cond: [batch, K] (concat mode, one-hot or
   // multi-hot). train: batch-norm batch statistics + dropout (keyed by seed/stream; layer i draws
   // from stream.sub(64, i)). Returns the output [batch, out_dim], valid until the next forward.
-  const float* forward(const float* x, const int32_t* labels, const float* cond, bool train,
-                       uint64_t seed = 0, RngStream stream = 0);
+  const float* forward(const float* x, const int32_t* labels, const float* cond, bool train, uint64_t seed = 0,
+                       RngStream stream = 0);
   // The output of spec layer `layer_index` (an index into NetSpec::layers) as the last forward left
   // it, [batch, width] in backend memory, valid until the next forward; *width (if given) receives
   // its width. A dropout layer in evaluation mode returns its input. A linear layer that is fused
@@ -136,9 +136,9 @@ class Model {
   bool owns_params_ = true;
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
   float* arena_ = nullptr;
-  float* workspace_ = nullptr;          // the layers' shared backend workspace (conv), the widest asked for
-  size_t first_compute_ = 0;            // index of the first layer with an output of its own (not a reshape)
-  float* fused_ = nullptr;              // conditioner output
+  float* workspace_ = nullptr;  // the layers' shared backend workspace (conv), the widest asked for
+  size_t first_compute_ = 0;    // index of the first layer with an output of its own (not a reshape)
+  float* fused_ = nullptr;      // conditioner output
   float *gbuf_a_ = nullptr, *gbuf_b_ = nullptr, *gout_buf_ = nullptr;
   // last forward's inputs (for backward)
   const float* x_ = nullptr;
@@ -152,7 +152,7 @@ class Model {
   bool has_cbn_ = false;  // a layer reads the condition (conditional batch norm)
   // the step's view of this model for its layers
   LayerRun run(bool train, uint64_t seed, RngStream stream) const;
-  uint64_t sample_offset_ = 0;    // set_shard
+  uint64_t sample_offset_ = 0;  // set_shard
   RankReduce* bn_sync_ = nullptr;
 };
 

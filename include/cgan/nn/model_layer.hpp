@@ -28,10 +28,10 @@ const char* act_name(Act a);  // "relu", ..., "none"
 struct LayerBuild {
   Backend& be;
   const LayerSpec& spec;
-  std::string path;      // "generator.layers[2].linear", for errors
-  std::string pre;       // "layers.2.", the prefix of its checkpoint names
+  std::string path;  // "generator.layers[2].linear", for errors
+  std::string pre;   // "layers.2.", the prefix of its checkpoint names
   int batch = 0, num_classes = 0;
-  SampleShape in;        // its input sample
+  SampleShape in;  // its input sample
   // The activation after it that the model fused into it (fuses_activation() units only), or none.
   Act act = Act::none;
   float slope = 0.f;

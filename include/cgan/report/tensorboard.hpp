@@ -21,8 +21,7 @@ std::string tfrecord(const std::string& data);
 // The data of each record of a TFRecord stream, in order. Throws cgan::Error naming `what` on a
 // truncated record or a CRC that does not match; with `stop_at_damage`, returns the records before
 // the first such one instead (what a crash in the middle of a write leaves readable).
-std::vector<std::string> read_tfrecords(const std::string& bytes, const std::string& what,
-                                        bool stop_at_damage = false);
+std::vector<std::string> read_tfrecords(const std::string& bytes, const std::string& what, bool stop_at_damage = false);
 
 // Serialized tensorflow.Event messages (wall_time = 1, step = 2, file_version = 3, summary = 5).
 namespace tb_event {

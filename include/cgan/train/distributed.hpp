@@ -83,5 +83,4 @@ bool nccl_compiled();
 // launcher's rank/size disagree with MPI's. MPI_Finalize runs when the object is destroyed.
 std::unique_ptr<Communicator> make_communicator(const LaunchInfo& info);
 
-
 }  // namespace cgan

@@ -26,8 +26,8 @@ class StepTracer {
   // An int buffer of n values (stored as F32).
   virtual void ints(const std::string& /*prefix*/, const char* /*name*/, const int32_t* /*p*/, int64_t /*n*/) {}
   // The dropout masks of the last forward of `m` (prefix + name + "mask.<layer>").
-  virtual void masks(const std::string& /*prefix*/, const char* /*name*/, const Model& /*m*/,
-                     const NetSpec& /*spec*/) {}
+  virtual void masks(const std::string& /*prefix*/, const char* /*name*/, const Model& /*m*/, const NetSpec& /*spec*/) {
+  }
   // With weights: a model's gradients (before its Adam update); its parameters and state (after).
   virtual void grads(const std::string& /*prefix*/, const char* /*name*/, const Model& /*m*/) {}
   virtual void params(const std::string& /*prefix*/, const char* /*name*/, const Model& /*m*/) {}

@@ -121,7 +121,7 @@ class BatchNorm final : public LayerUnit {
     const uint64_t ch = p.image ? p.c : p.width();
     p.add_state(2 * ch);        // running mean and variance
     p.add_activations(2 * ch);  // the saved mean and inverse deviation
-    if (l.conditional) {  // gain and bias maps [K, C], their outputs [B, C] (and the shared gradients)
+    if (l.conditional) {        // gain and bias maps [K, C], their outputs [B, C] (and the shared gradients)
       p.fits_int(LayerPlan::mul(p.K, ch), cat("the gain map ", p.K, "x", ch));
       p.add_params(LayerPlan::mul(2 * p.K, ch));
       p.add_activations(LayerPlan::mul(2 * p.B, ch));
@@ -133,8 +133,8 @@ class BatchNorm final : public LayerUnit {
   }
   std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
     const SampleShape& sh = b.in;
-    auto L = std::make_unique<BatchNormLayer>(sh.image ? sh.c : sh.width(), sh.image ? sh.h * sh.w : 1,
-                                              b.spec.momentum, b.spec.eps, b.act, b.slope);
+    auto L = std::make_unique<BatchNormLayer>(sh.image ? sh.c : sh.width(), sh.image ? sh.h * sh.w : 1, b.spec.momentum,
+                                              b.spec.eps, b.act, b.slope);
     L->add_slots(b);
     *out = sh;
     return L;

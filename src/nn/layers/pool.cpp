@@ -43,8 +43,8 @@ class Pool2d : public LayerUnit {
     if (const nlohmann::json* pd = o.get("padding")) {
       cfg::int_pair(*pd, o.at("padding"), 0, l.pad_h, l.pad_w);
       if (2 * l.pad_h > l.kernel_h || 2 * l.pad_w > l.kernel_w)
-        throw Error(cat(o.at("padding"), ": must be at most half the window ", l.kernel_h, "x", l.kernel_w,
-                        ", got ", cfg::describe(*pd)));
+        throw Error(cat(o.at("padding"), ": must be at most half the window ", l.kernel_h, "x", l.kernel_w, ", got ",
+                        cfg::describe(*pd)));
     }
     o.finish();
   }

@@ -35,8 +35,9 @@ void LayerPlan::add_spectral_norm(uint64_t rows, uint64_t cols) {
   // sizes past 32 bits are refused by the weight's check first
   if (rows > kMaxInt || cols > kMaxInt || mul(rows, cols) > kMaxInt) return;
   add_state(rows + cols);
-  totals.spectral_norm = add(totals.spectral_norm, spectral_norm_buffer_floats(SpectralNormShape{
-                                                       static_cast<int>(rows), static_cast<int>(cols), false}));
+  totals.spectral_norm =
+      add(totals.spectral_norm,
+          spectral_norm_buffer_floats(SpectralNormShape{static_cast<int>(rows), static_cast<int>(cols), false}));
 }
 
 }  // namespace cgan

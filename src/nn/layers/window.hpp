@@ -20,8 +20,8 @@ inline nlohmann::json geometry_json(const LayerSpec& l) {
 inline void check_shape(const LayerSpec& l, ConfigShape& s, const std::string& lp, bool conv) {
   if (!s.image) {
     if (s.width_known)
-      throw Error(cat(lp, ": needs an image input (C, H, W) but gets ", s.width,
-                      " flat features; put a reshape before it"));
+      throw Error(
+          cat(lp, ": needs an image input (C, H, W) but gets ", s.width, " flat features; put a reshape before it"));
     throw Error(cat(lp, ": needs an image input (C, H, W); put a reshape before it"));
   }
   if (s.h + 2 * l.pad_h < l.kernel_h || s.w + 2 * l.pad_w < l.kernel_w)
