@@ -43,6 +43,7 @@ test_packages=(
   "python3-onnx:-"         # tests/torch/test_export.py: onnx.checker on `cgan_gpu export --format onnx` files
   "python3-protobuf:-"     # tests/torch/test_tensorboard.py decodes the tb/ event files (no TensorFlow)
   "python3-crc32c:-"       # (and checks their records' CRC-32C)
+  "clang-format:clang-format"  # tools/format.sh --check: the code's style (.clang-format), run by tools/test.sh
 )
 
 have_pkg() {

@@ -11,6 +11,9 @@ layer_order="base data config backend cpu,cuda nn report eval train cli"
 layer_check="$root/../shared/tools/layer_check.py"
 [ -f "$layer_check" ] || { echo "test.sh: $layer_check is missing (the shared/ folder beside the checkout)" >&2; exit 1; }
 python3 "$layer_check" --order "$layer_order" --root "$root"
+# The code's style (.clang-format, Debian's clang-format from setup.sh): every C++/CUDA file of the tree as
+# clang-format writes it; `bash tools/format.sh` rewrites them in place.
+bash tools/format.sh --check
 bash tools/build.sh
 bash tools/fetch_data.sh mnist
 bash tools/fetch_data.sh fashion  # fashion_sngan_proj's data (Debian's dataset-fashion-mnist)
