@@ -30,8 +30,8 @@ uint64_t alloc_bytes(uint64_t n) { return add(std::max<uint64_t>(mul(n, 4), 1), 
 // buffers a handful more.
 uint64_t alignment_floats(const NetSpec& s) { return mul(64, add(mul(8, s.layers.size()), 16)); }
 
-// The conv workspace the model allocates at `batch`: the largest conv2d_workspace_cap over its
-// conv layers, their input shapes followed through the units as the nn plan follows them.
+// The workspace the model allocates at `batch`: the largest of its layers' workspace caps (conv2d's
+// conv2d_workspace_cap), their input shapes followed through the units as the nn plan follows them.
 uint64_t conv_workspace_floats(const NetSpec& spec, int in_dim, int batch, Backend& be) {
   MemoryPlan scratch;
   LayerPlan lp{scratch};
@@ -39,15 +39,9 @@ uint64_t conv_workspace_floats(const NetSpec& spec, int in_dim, int batch, Backe
   lp.c = static_cast<uint64_t>(in_dim);  // a conv2d needs a reshape before it, which sets the shape
   uint64_t ws = 0;
   for (const LayerSpec& l : spec.layers) {
-    if (l.kind == LayerKind::conv2d && lp.image) {
-      ConvShape s;
-      s.N = std::max(batch, 1), s.C = static_cast<int>(lp.c), s.H = static_cast<int>(lp.h),
-      s.W = static_cast<int>(lp.w);
-      s.K = l.out, s.R = l.kernel_h, s.S = l.kernel_w;
-      s.stride_h = l.stride_h, s.stride_w = l.stride_w, s.pad_h = l.pad_h, s.pad_w = l.pad_w;
-      if (s.P() > 0 && s.Q() > 0) ws = std::max<uint64_t>(ws, be.conv2d_workspace_cap(s));
-    }
-    layer_unit(l.kind).plan(l, lp);
+    const LayerUnit& unit = layer_unit(l.kind);
+    ws = std::max(ws, unit.workspace_cap(l, lp, be));
+    unit.plan(l, lp);
   }
   return ws;
 }

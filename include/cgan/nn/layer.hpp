@@ -46,6 +46,12 @@ class LayerUnit : public LayerSyntax {
   // output (the plan adds the output [B, width] itself unless output_in_arena() is false). Cases
   // the model rejects (no image input, window larger than its input) are left to the model's error.
   virtual void plan(const LayerSpec& l, LayerPlan& p) const = 0;
+  // The most backend workspace (floats) the layer may take at p's input shape and batch, outside the
+  // arena (the whole-run memory plan, cgan/train/run_memory.hpp); asked before plan() moves p on.
+  virtual uint64_t workspace_cap(const LayerSpec& l, const LayerPlan& p, Backend& be) const {
+    (void)l, (void)p, (void)be;
+    return 0;
+  }
   // Whether the layer's output has its own [batch, width] slice of the arena (a reshape has not).
   virtual bool output_in_arena() const { return true; }
   // Whether an activation layer right after this one is applied in this layer's output pass

@@ -91,6 +91,14 @@ class Conv2d final : public LayerUnit {
     p.c = K;
     window::plan_finish(p, oh, ow);
   }
+  uint64_t workspace_cap(const LayerSpec& l, const LayerPlan& p, Backend& be) const override {
+    if (!p.image) return 0;  // the model refuses it
+    ConvShape s;
+    s.N = static_cast<int>(p.B), s.C = static_cast<int>(p.c), s.H = static_cast<int>(p.h), s.W = static_cast<int>(p.w);
+    s.K = l.out, s.R = l.kernel_h, s.S = l.kernel_w;
+    s.stride_h = l.stride_h, s.stride_w = l.stride_w, s.pad_h = l.pad_h, s.pad_w = l.pad_w;
+    return s.P() > 0 && s.Q() > 0 ? be.conv2d_workspace_cap(s) : 0;
+  }
   std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
     const LayerSpec& ls = b.spec;
     window::require_image(b, true);
