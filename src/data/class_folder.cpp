@@ -34,13 +34,8 @@ std::string bad_class_name(const std::string& name) {
 }  // namespace
 
 HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
-  if (spec.height < 1 || spec.width < 1 || spec.height > 4096 || spec.width > 4096)
-    throw Error(cat("data.size: image size ", spec.height, "x", spec.width, " must be in 1..4096 per side"));
-  if (!(spec.lo < spec.hi)) throw Error(cat("data.range: [", spec.lo, ", ", spec.hi, "] needs lo < hi"));
+  check_image_folder_args(spec.dir, spec.height, spec.width, spec.lo, spec.hi, "class folder");
   std::error_code ec;
-  if (spec.dir.empty()) throw Error("data.dir: no class folder given");
-  if (!fs::exists(spec.dir, ec)) throw Error(cat("data.dir: ", spec.dir, ": no such folder"));
-  if (!fs::is_directory(spec.dir, ec)) throw Error(cat("data.dir: ", spec.dir, ": is not a folder"));
 
   std::vector<std::string> classes;
   int top_files = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -285,6 +286,17 @@ void image_to_rgb_planes(const Image& src, int w, int h, float lo, float hi, flo
   const size_t plane = static_cast<size_t>(h) * w;
   for (size_t p = 0; p < plane; ++p)
     for (int c = 0; c < 3; ++c) out[c * plane + p] = table[img.pixels[3 * p + c]];
+}
+
+void check_image_folder_args(const std::string& dir, int height, int width, float lo, float hi, const char* what) {
+  namespace fs = std::filesystem;
+  if (height < 1 || width < 1 || height > 4096 || width > 4096)
+    throw Error(cat("data.size: image size ", height, "x", width, " must be in 1..4096 per side"));
+  if (!(lo < hi)) throw Error(cat("data.range: [", lo, ", ", hi, "] needs lo < hi"));
+  std::error_code ec;
+  if (dir.empty()) throw Error(cat("data.dir: no ", what, " given"));
+  if (!fs::exists(dir, ec)) throw Error(cat("data.dir: ", dir, ": no such folder"));
+  if (!fs::is_directory(dir, ec)) throw Error(cat("data.dir: ", dir, ": is not a folder"));
 }
 
 }  // namespace cgan

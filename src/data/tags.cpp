@@ -388,13 +388,8 @@ int label_of_tags(const float* tags, const std::vector<std::string>& vocab) {
 // ------------------------------------------------------------------ image folder
 
 HostDataset load_image_folder(const ImageFolderSpec& spec, std::ostream& log) {
-  if (spec.height < 1 || spec.width < 1 || spec.height > 4096 || spec.width > 4096)
-    throw Error(cat("data.size: image size ", spec.height, "x", spec.width, " must be in 1..4096 per side"));
-  if (!(spec.lo < spec.hi)) throw Error(cat("data.range: [", spec.lo, ", ", spec.hi, "] needs lo < hi"));
+  check_image_folder_args(spec.dir, spec.height, spec.width, spec.lo, spec.hi, "image folder");
   std::error_code ec;
-  if (spec.dir.empty()) throw Error("data.dir: no image folder given");
-  if (!fs::exists(spec.dir, ec)) throw Error(cat("data.dir: ", spec.dir, ": no such folder"));
-  if (!fs::is_directory(spec.dir, ec)) throw Error(cat("data.dir: ", spec.dir, ": is not a folder"));
   const std::vector<std::string> vocab =
       check_vocabulary(spec.vocab.empty() ? default_vocabulary() : spec.vocab, "data.vocabulary");
 

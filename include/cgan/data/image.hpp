@@ -37,4 +37,9 @@ Image resize_image(const Image& img, int w, int h);
 // becoming lo + (hi - lo) * p / 255.
 void image_to_rgb_planes(const Image& img, int w, int h, float lo, float hi, float* out);
 
+// The image-folder loaders' arguments, checked before any file is read: data.size in 1..4096 per
+// side, data.range lo < hi, data.dir an existing folder. `what` names the folder in the empty-dir
+// message ("no <what> given"). Throws cgan::Error naming the key.
+void check_image_folder_args(const std::string& dir, int height, int width, float lo, float hi, const char* what);
+
 }  // namespace cgan
