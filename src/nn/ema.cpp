@@ -13,17 +13,13 @@ WeightAverage::WeightAverage(Backend& be, const Model& source, const NetSpec& sp
     : be_(be), source_(source), spec_(ema) {
   CGAN_CHECK(ema.decay > 0.f && ema.decay < 1.f && ema.start >= 0, "train.ema: decay ", ema.decay,
              " outside (0, 1) or negative start ", ema.start);
-  params_ = be.alloc(std::max<size_t>(source.param_count(), 1));
-  state_ = be.alloc(std::max<size_t>(source.state_count(), 1));
+  params_ = Buffer<float>(be, std::max<size_t>(source.param_count(), 1));
+  state_ = Buffer<float>(be, std::max<size_t>(source.state_count(), 1));
   view_ = std::make_unique<Model>(be, spec, in_dim, num_classes, 1, source.name() + "_ema", source, params_, state_);
   copy_from_source();
 }
 
-WeightAverage::~WeightAverage() {
-  view_.reset();
-  be_.free(params_);
-  be_.free(state_);
-}
+WeightAverage::~WeightAverage() = default;  // the view first, then the buffers
 
 void WeightAverage::copy_from_source() {
   if (source_.param_count()) be_.copy(params_, source_.params(), source_.param_count());

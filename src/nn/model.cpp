@@ -145,18 +145,17 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
     CGAN_CHECK(share->n_params_ == n_params_ && share->n_state_ == n_state_ && share->fused_dim_ == fused_dim_ &&
                    share->out_dim_ == out_dim_,
                "model ", name, ": shared parameters come from a different architecture");
-    owns_params_ = false;
     params_ = share->params_;
     grads_ = share->grads_;
     m_ = share->m_;
     v_ = share->v_;
     state_ = share->state_;
   } else {
-    params_ = be_.alloc(std::max<size_t>(n_params_, 1));
-    grads_ = be_.alloc(std::max<size_t>(n_params_, 1));
-    m_ = be_.alloc(std::max<size_t>(n_params_, 1));
-    v_ = be_.alloc(std::max<size_t>(n_params_, 1));
-    state_ = be_.alloc(std::max<size_t>(n_state_, 1));
+    params_ = own_params_ = Buffer<float>(be_, std::max<size_t>(n_params_, 1));
+    grads_ = own_grads_ = Buffer<float>(be_, std::max<size_t>(n_params_, 1));
+    m_ = own_m_ = Buffer<float>(be_, std::max<size_t>(n_params_, 1));
+    v_ = own_v_ = Buffer<float>(be_, std::max<size_t>(n_params_, 1));
+    state_ = own_state_ = Buffer<float>(be_, std::max<size_t>(n_state_, 1));
   }
 
   // activation arena: the conditioner's buffers, each layer's output (unless its unit has none in
@@ -194,7 +193,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   size_t arena = 0;
   activation_floats_ = 0;
   for (const LayerArena::Take& t : takes) activation_floats_ += t.floats, arena += aligned(t.floats);
-  arena_ = be_.alloc(std::max<size_t>(arena, 1));
+  arena_ = own_arena_ = Buffer<float>(be_, std::max<size_t>(arena, 1));
   // Each slice starts on a 256-byte boundary (alloc returns 256-byte aligned memory), so cuDNN and
   // cuBLAS see aligned inputs, outputs and gradients and may use their vectorised kernels.
   float* cur = arena_;
@@ -205,7 +204,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
         if (s.shared == t.shared) *t.at = *s.at;
   size_t ws = 0;
   for (auto& [at, floats] : req.workspaces) ws = std::max(ws, floats);
-  if (ws) workspace_ = be_.alloc(ws);
+  if (ws) workspace_ = own_workspace_ = Buffer<float>(be_, ws);
   for (auto& [at, floats] : req.workspaces) *at = workspace_;
 }
 
@@ -218,17 +217,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
   grads_ = m_ = v_ = nullptr;
 }
 
-Model::~Model() {
-  be_.free(arena_);
-  be_.free(workspace_);
-  if (owns_params_) {
-    be_.free(params_);
-    be_.free(grads_);
-    be_.free(m_);
-    be_.free(v_);
-    be_.free(state_);
-  }
-}
+Model::~Model() = default;  // the Buffers give the memory back
 
 std::string Model::summary() const {
   std::ostringstream os;

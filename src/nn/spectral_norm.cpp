@@ -21,7 +21,7 @@ uint64_t spectral_norm_buffer_floats(const SpectralNormShape& s) {
 
 SpectralNorm::SpectralNorm(Backend& be, const SpectralNormShape& s) : be_(be), shape_(s) {
   CGAN_CHECK(s.rows > 0 && s.cols > 0, "spectral norm: bad weight shape ", s.rows, "x", s.cols);
-  buf_ = be_.alloc(spectral_norm_buffer_floats(s));
+  buf_ = Buffer<float>(be_, spectral_norm_buffer_floats(s));
   float* cur = buf_;
   auto take = [&](uint64_t n) {
     float* p = cur;
@@ -35,7 +35,7 @@ SpectralNorm::SpectralNorm(Backend& be, const SpectralNormShape& s) : be_(be), s
   dot_ = take(1);
 }
 
-SpectralNorm::~SpectralNorm() { be_.free(buf_); }
+SpectralNorm::~SpectralNorm() = default;
 
 void SpectralNorm::init_vector(float* host, int n, uint64_t seed, uint64_t stream) {
   double ss = 0;

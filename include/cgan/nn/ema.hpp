@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 #include "cgan/base/safetensors.hpp"
 #include "cgan/config/config.hpp"
 #include "cgan/nn/model.hpp"
@@ -52,8 +53,8 @@ class WeightAverage {
   Backend& be_;
   const Model& source_;
   EmaSpec spec_;
-  float *params_ = nullptr, *state_ = nullptr;
-  std::unique_ptr<Model> view_;
+  Buffer<float> params_, state_;
+  std::unique_ptr<Model> view_;  // declared after the buffers it reads, so destroyed before them
 };
 
 // Whether a checkpoint holds an averaged generator (tensors named "generator_ema.*").

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 #include "cgan/config/config.hpp"
 #include "cgan/nn/model_layer.hpp"
 
@@ -133,7 +134,9 @@ class Model {
   std::vector<ParamSlot> slots_;
   std::vector<std::pair<char, int>> init_;  // per slot: init rule and fan-in (see init_params)
   size_t n_params_ = 0, n_state_ = 0, activation_floats_ = 0;
-  bool owns_params_ = true;
+  // The memory this model owns (empty for what a view shares); the pointers below point into it or
+  // into the shared model's / the caller's buffers.
+  Buffer<float> own_params_, own_grads_, own_m_, own_v_, own_state_, own_arena_, own_workspace_;
   float *params_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr, *state_ = nullptr;
   float* arena_ = nullptr;
   float* workspace_ = nullptr;  // the layers' shared backend workspace (conv), the widest asked for

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/buffer.hpp"
 
 namespace cgan {
 
@@ -66,7 +67,7 @@ class SpectralNorm {
   void matvec(const float* w, bool transpose_w, const float* x, float* y);
   Backend& be_;
   SpectralNormShape shape_;
-  float* buf_ = nullptr;
+  Buffer<float> buf_;
   float *w_sn_ = nullptr, *g_ = nullptr, *t_ = nullptr, *sigma_ = nullptr, *dot_ = nullptr;
 };
 
