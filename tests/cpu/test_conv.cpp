@@ -213,15 +213,8 @@ void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, co
 // "mixed" (forward and data gradient on oneDNN's primitives) or "dnnl" (all three on them). Where
 // the build has no oneDNN every mode is im2col and these tests compare it with itself.
 std::unique_ptr<Backend> conv_backend(const char* mode) {
-  const char* prev = std::getenv("CGAN_CPU_CONV");
-  const std::string saved = prev ? prev : "";
-  setenv("CGAN_CPU_CONV", mode, 1);
-  auto be = make_cpu_backend();
-  if (prev)
-    setenv("CGAN_CPU_CONV", saved.c_str(), 1);
-  else
-    unsetenv("CGAN_CPU_CONV");
-  return be;
+  const testutil::ScopedEnv env("CGAN_CPU_CONV", mode);
+  return make_cpu_backend();
 }
 std::unique_ptr<Backend> im2col_backend() { return conv_backend("im2col"); }
 
@@ -349,15 +342,12 @@ TEST_F(Conv, RunToRunBitIdentical) {
   ConvShape b;  // a small odd one, single-threaded
   b.N = 3, b.C = 5, b.H = 13, b.W = 11, b.K = 7, b.R = 3, b.S = 2, b.stride_h = 2, b.pad_h = 1, b.pad_w = 1;
   for (const char* threads : {"1", "2"}) {
-    const char* prev = std::getenv("CGAN_CPU_THREADS");
-    const std::string saved = prev ? prev : "";
-    setenv("CGAN_CPU_THREADS", threads, 1);
-    auto be1 = conv_backend("dnnl");
-    auto be2 = conv_backend("dnnl");
-    if (prev)
-      setenv("CGAN_CPU_THREADS", saved.c_str(), 1);
-    else
-      unsetenv("CGAN_CPU_THREADS");
+    std::unique_ptr<Backend> be1, be2;
+    {
+      const testutil::ScopedEnv env("CGAN_CPU_THREADS", threads);
+      be1 = conv_backend("dnnl");
+      be2 = conv_backend("dnnl");
+    }
     for (const ConvShape& s : {a, b}) {
       SCOPED_TRACE(cat(str(s), " threads=", threads));
       const VecF x = randv(xsize(s), -1, 1), w = randv(wsize(s), -1, 1), bias = randv(s.K, -1, 1);

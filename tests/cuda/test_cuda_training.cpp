@@ -34,10 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool has_mnist() {
-  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
 // A GPU is present (the tests skip without one before asking), so missing MNIST is a failure, not a
 // skip: tools/test.sh fetches data/mnist, and a GPU run without it would leave the MNIST checks out.
 const char* const kNoMnist =
@@ -230,7 +226,7 @@ void check_iteration_matches_cpu(const std::string& config, const std::vector<st
 TEST(CudaTraining, WholeIterationMatchesCpu) {
   CGAN_SKIP_WITHOUT_GPU();
   for (const std::string precision : {"fp32", "tf32"}) {
-    if (has_mnist()) {
+    if (e2e::has_mnist()) {
       check_iteration_matches_cpu("configs/mnist_mlp.json", {"data.dir=" + e2e::source("data/mnist")}, precision);
     } else {
       ADD_FAILURE() << "configs/mnist_mlp.json not checked: " << kNoMnist;
@@ -343,7 +339,7 @@ TEST(CudaTraining, GraphReplayEqualsUncapturedPath) {
 
 TEST(CudaTraining, ShortMnistRunOnGpu) {
   CGAN_SKIP_WITHOUT_GPU();
-  if (!has_mnist()) FAIL() << kNoMnist;
+  if (!e2e::has_mnist()) FAIL() << kNoMnist;
   e2e::TempDir d("cuda_mnist");
   const auto r = e2e::run_cli(
       "--config configs/mnist_mlp.json --device cuda --set train.steps=300 "

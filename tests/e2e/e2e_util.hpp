@@ -27,6 +27,15 @@ using TempDir = testutil::TempDir;
 
 inline std::string source(const std::string& rel) { return std::string(CGAN_SOURCE_DIR) + "/" + rel; }
 
+// Whether tools/fetch_data.sh mnist has put MNIST's training images (plain or gzip) in data/mnist.
+inline bool has_mnist() {
+  return std::filesystem::exists(source("data/mnist/train-images-idx3-ubyte")) ||
+         std::filesystem::exists(source("data/mnist/train-images-idx3-ubyte.gz"));
+}
+
+// How many lines a command's output holds ('\n' count): the one-line-error checks.
+inline int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
 struct RunResult {
   int code = -1;
   std::string output;  // stdout + stderr

@@ -19,13 +19,9 @@
 #include "e2e_util.hpp"
 
 using namespace cgan;
+using e2e::has_mnist;
 
 namespace {
-
-bool has_mnist() {
-  return std::filesystem::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         std::filesystem::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
 
 const char* const kAll = "train.augment=color,translation,cutout";
 

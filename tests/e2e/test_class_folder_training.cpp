@@ -4,9 +4,6 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -77,41 +74,17 @@ class ShapeMatcher {
   std::vector<int> class_;
 };
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The training run's bits, pinned for every x86-64 host CI may land on (as tests/golden/golden.py
 // pins them): oneDNN and OpenBLAS pick kernels by the instruction set they detect, and a GEMM split
 // over another number of threads sums in another order; either would train another generator, and
 // the accuracies below are those of this one. Restored when the test ends.
-class PinnedCpuBits {
- public:
-  PinnedCpuBits() {
-    for (const auto& [k, v] : kPins) {
-      const char* old = std::getenv(k);
-      saved_.push_back({k, old ? std::optional<std::string>(old) : std::nullopt});
-      ::setenv(k, v, 1);
-    }
-  }
-  ~PinnedCpuBits() {
-    for (const auto& [k, v] : saved_) v ? ::setenv(k, v->c_str(), 1) : ::unsetenv(k);
-  }
-
- private:
-  static constexpr std::pair<const char*, const char*> kPins[] = {
-      {"ONEDNN_MAX_CPU_ISA", "AVX2"}, {"DNNL_MAX_CPU_ISA", "AVX2"}, {"OPENBLAS_CORETYPE", "Haswell"},
-      {"CGAN_CPU_THREADS", "2"},      {"OMP_NUM_THREADS", "2"},     {"OPENBLAS_NUM_THREADS", "2"}};
-  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
-};
-
+const std::vector<std::pair<std::string, std::string>> kPinnedCpuBits = {
+    {"ONEDNN_MAX_CPU_ISA", "AVX2"}, {"DNNL_MAX_CPU_ISA", "AVX2"}, {"OPENBLAS_CORETYPE", "Haswell"},
+    {"CGAN_CPU_THREADS", "2"},      {"OMP_NUM_THREADS", "2"},     {"OPENBLAS_NUM_THREADS", "2"}};
 }  // namespace
 
 TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
-  const PinnedCpuBits pinned;
+  const testutil::ScopedEnv pinned(kPinnedCpuBits);
   e2e::TempDir d("shapes");
   const std::string data = d / "shapes", run = d / "run";
   cgan::write_shapes_folder(data, kPerClass, kSize, 7);
@@ -135,7 +108,7 @@ TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
                        "\\\" --set log.sample_every=0 --set log.checkpoint_every=3000 --set log.progress=\\\"none\\\"",
                    d / "log_train");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(slurp(run + "/classes.txt"), "circle\nsquare\ntriangle\n");
+  EXPECT_EQ(testutil::slurp(run + "/classes.txt"), "circle\nsquare\ntriangle\n");
   const std::string ck = run + "/checkpoints/step_3000.safetensors";
   EXPECT_EQ(cgan::read_safetensors(ck).metadata.at("class_names"), "circle\nsquare\ntriangle\n");
 

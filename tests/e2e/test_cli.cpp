@@ -19,14 +19,11 @@
 #include "e2e_util.hpp"
 
 using namespace cgan;
+using e2e::has_mnist;
+using e2e::lines_of;
 namespace fs = std::filesystem;
 
 namespace {
-bool has_mnist() {
-  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // Bad sample requests: one line, the exit code (1 bad input, 2 bad command line), no file written.
 struct Bad {

@@ -19,15 +19,11 @@
 #include "e2e_util.hpp"
 
 using namespace cgan;
+using e2e::has_mnist;
+using e2e::lines_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool has_mnist() {
-  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // The least-squares seed's layers (embedding, batch norm, dropout) on small point data, as the
 // existing resume test, here with the three-term hinge loss.

@@ -10,10 +10,10 @@
 #include "e2e_util.hpp"
 
 using namespace cgan;
+using e2e::lines_of;
 namespace fs = std::filesystem;
 
 namespace {
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 const std::string kBase =
     "--config configs/mixture_cond.json --set data.count=2000 --set log.progress=none "

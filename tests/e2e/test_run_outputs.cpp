@@ -17,20 +17,17 @@
 #include "test_util.hpp"
 
 using namespace cgan;
+using e2e::has_mnist;
+using e2e::lines_of;
 namespace fs = std::filesystem;
 
 namespace {
 
-bool has_mnist() {
-  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
 std::vector<std::string> names_in(const std::string& dir) {
   std::vector<std::string> n;
   for (const auto& e : fs::directory_iterator(dir)) n.push_back(e.path().filename().string());
   return n;
 }
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // cgan_gpu with `args`, working directory `cwd`.
 e2e::RunResult run_in(const std::string& cwd, const std::string& args, const std::string& log) {

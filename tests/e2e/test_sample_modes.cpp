@@ -13,14 +13,11 @@
 #include "e2e_util.hpp"
 
 using namespace cgan;
+using e2e::has_mnist;
+using e2e::lines_of;
 namespace fs = std::filesystem;
 
 namespace {
-bool has_mnist() {
-  return fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte")) ||
-         fs::exists(e2e::source("data/mnist/train-images-idx3-ubyte.gz"));
-}
-int lines_of(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // One 20-step MNIST run shared by the tests of this file.
 class SampleModes : public ::testing::Test {
