@@ -56,7 +56,7 @@ struct SampleMode {
   const CheckpointInfo& info;
   Backend* be;
   bool conditional;
-  long long label, count, rows, steps;  // -1: not given
+  long long label, count, rows, steps;  // -1: not given; label checked against the classes
   std::string tags, out, dump_dir;
 };
 int sample_interpolate(const SampleMode& m, SampleRequest req);

@@ -21,8 +21,6 @@ int sample_dump(const SampleMode& m, SampleRequest req) {
   const int n = static_cast<int>(m.count);
   const int K = m.conditional ? shape.num_classes : 0;
   const bool tagged = K > 0 && shape.tag_dim > 0;
-  if (K > 0 && m.label >= K)
-    throw Error(cat("--label: label ", m.label, " is outside this model's classes 0..", shape.num_classes - 1));
   std::error_code ec;
   if (fs::exists(m.dump_dir, ec) && !(fs::is_directory(m.dump_dir, ec) && fs::is_empty(m.dump_dir, ec)))
     throw Error(cat("--dump-dir: ", m.dump_dir,

@@ -33,8 +33,6 @@ int sample_interpolate(const SampleMode& m, SampleRequest req) {
   if (static_cast<long long>(rows) * steps > kMaxSampleImages)
     throw Usage(
         cat("sample --interpolate: ", rows, " rows x ", steps, " steps is more than ", kMaxSampleImages, " images"));
-  if (m.label >= 0 && m.label >= std::max(K, 1))
-    throw Error(cat("--label: label ", m.label, " is outside this model's classes 0..", shape.num_classes - 1));
   // the endpoints: row r walks from image 2r to image 2r + 1 of a plain sample with this seed
   std::vector<float> ends(static_cast<size_t>(2) * rows * nd);
   {

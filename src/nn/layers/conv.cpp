@@ -52,6 +52,15 @@ class ConvLayer final : public ModelLayer {
   float* ws_ = nullptr;  // the model's conv workspace (the widest of its conv layers')
 };
 
+// The convolution a conv2d layer runs on an N x C x H x W input.
+ConvShape conv_shape(const LayerSpec& l, int N, int C, int H, int W) {
+  ConvShape s;
+  s.N = N, s.C = C, s.H = H, s.W = W;
+  s.K = l.out, s.R = l.kernel_h, s.S = l.kernel_w;
+  s.stride_h = l.stride_h, s.stride_w = l.stride_w, s.pad_h = l.pad_h, s.pad_w = l.pad_w;
+  return s;
+}
+
 class Conv2d final : public LayerUnit {
  public:
   const char* name() const override { return LayerKind::conv2d; }
@@ -93,10 +102,8 @@ class Conv2d final : public LayerUnit {
   }
   uint64_t workspace_cap(const LayerSpec& l, const LayerPlan& p, Backend& be) const override {
     if (!p.image) return 0;  // the model refuses it
-    ConvShape s;
-    s.N = static_cast<int>(p.B), s.C = static_cast<int>(p.c), s.H = static_cast<int>(p.h), s.W = static_cast<int>(p.w);
-    s.K = l.out, s.R = l.kernel_h, s.S = l.kernel_w;
-    s.stride_h = l.stride_h, s.stride_w = l.stride_w, s.pad_h = l.pad_h, s.pad_w = l.pad_w;
+    const ConvShape s =
+        conv_shape(l, static_cast<int>(p.B), static_cast<int>(p.c), static_cast<int>(p.h), static_cast<int>(p.w));
     return s.P() > 0 && s.Q() > 0 ? be.conv2d_workspace_cap(s) : 0;
   }
   std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
@@ -104,11 +111,7 @@ class Conv2d final : public LayerUnit {
     window::require_image(b, true);
     b.require(ls.out > 0 && ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0,
               ": bad output channels, stride or padding");
-    ConvShape cs;
-    cs.N = b.batch;
-    cs.C = b.in.c, cs.H = b.in.h, cs.W = b.in.w;
-    cs.K = ls.out, cs.R = ls.kernel_h, cs.S = ls.kernel_w;
-    cs.stride_h = ls.stride_h, cs.stride_w = ls.stride_w, cs.pad_h = ls.pad_h, cs.pad_w = ls.pad_w;
+    const ConvShape cs = conv_shape(ls, b.batch, b.in.c, b.in.h, b.in.w);
     const int fan_in = cs.C * cs.R * cs.S;
     auto L = std::make_unique<ConvLayer>(cs, b.act, b.slope, b.be.conv2d_workspace(cs));
     L->weight.add_weight(b, {cs.K, cs.C, cs.R, cs.S}, fan_in);
