@@ -259,7 +259,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* dj = o.get("data");
     Obj d(dj ? *dj : empty, "data");
     DataSpec& ds = c.data;
-    ds.kind = d.string("kind", "mnist", {"mnist", "fashion", "gaussian", "mixture", "anime", "images", "image_folder"});
+    ds.kind = d.string("kind", "mnist", DataKind::choices());
     const bool idx = ds.idx();
     const bool anime = ds.kind == DataKind::Kind::anime, folder = ds.kind == DataKind::Kind::images,
                classes = ds.kind == DataKind::Kind::image_folder;
@@ -366,10 +366,9 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json empty = json::object();
     const json* lj = o.get("loss");
     Obj l(lj ? *lj : empty, "loss");
-    c.loss.kind = l.string("kind", "log", {"log", "squared", "hinge", "three_term"});
+    c.loss.kind = l.string("kind", "log", LossType::choices());
     const bool three = c.loss.kind == LossType::Kind::three_term;
-    c.loss.mismatch =
-        l.string("mismatch", three ? "real_other_tags" : "none", {"none", "real_other_tags", "fake_other_tags"});
+    c.loss.mismatch = l.string("mismatch", three ? "real_other_tags" : "none", Mismatch::choices());
     if (three && c.loss.mismatch == Mismatch::Kind::none)
       throw Error(cat(l.at("mismatch"),
                       ": loss.kind \"three_term\" is the log loss with the mismatched pair; "
@@ -403,7 +402,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     c.train.batch_size = static_cast<int>(t.integer("batch_size", c.train.batch_size, 1, 1 << 20));
     c.train.seed = static_cast<uint64_t>(t.integer("seed", 1, 0));
     c.train.d_steps = static_cast<int>(t.integer("d_steps", 1, 1, 100));
-    c.train.fake_labels = t.string("fake_labels", "data", {"data", "random"});
+    c.train.fake_labels = t.string("fake_labels", "data", FakeLabels::choices());
     if (const json* ej = t.get("ema"); ej && !(ej->is_boolean() && !ej->get<bool>())) {
       if (!ej->is_object() && !ej->is_boolean())
         throw Error(cat(t.at("ema"),

@@ -1,7 +1,9 @@
 // A config string with a fixed set of values (data.kind, loss.kind, loss.mismatch, train.fake_labels), decided once at parse time: an enum the trainer switches on, read from and written as its config name.
 #pragma once
+#include <iterator>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "cgan/base/error.hpp"
 
@@ -25,6 +27,8 @@ class ConfigEnum {
   }
   ConfigEnum(const char* name) : ConfigEnum(std::string(name)) {}  // NOLINT
   Kind kind() const { return k_; }
+  // Every config name, in enum order: the choices the strict reader accepts for the key.
+  static std::vector<std::string> choices() { return {std::begin(Traits::names), std::end(Traits::names)}; }
   const char* name() const { return Traits::names[k_]; }
   friend bool operator==(ConfigEnum a, ConfigEnum b) { return a.k_ == b.k_; }
   friend bool operator!=(ConfigEnum a, ConfigEnum b) { return a.k_ != b.k_; }
