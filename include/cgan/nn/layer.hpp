@@ -22,6 +22,8 @@ struct LayerPlan {
   static uint64_t mul(uint64_t a, uint64_t b) { return a != 0 && b > kHuge / a ? kHuge : a * b; }
   static uint64_t add(uint64_t a, uint64_t b) { return std::min(kHuge, a + b); }
 
+  explicit LayerPlan(MemoryPlan& t) : totals(t) {}
+
   MemoryPlan& totals;
   uint64_t B = 1, K = 0;         // batch, classes (the conditioner's width)
   uint64_t c = 0, h = 1, w = 1;  // the layer's input sample shape; a unit sets its output here
