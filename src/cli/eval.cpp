@@ -12,6 +12,7 @@
 #include "cgan/config/config.hpp"
 #include "cgan/base/error.hpp"
 #include "cgan/eval/evaluate.hpp"
+#include "cgan/data/class_folder.hpp"
 #include "cgan/data/image.hpp"
 #include "cgan/base/io.hpp"
 #include "cgan/nn/state_dict.hpp"
@@ -117,9 +118,9 @@ int cmd_eval(Args& a) {
   const Config& cfg = info.cfg;
   const DataShape& shape = info.shape;
   const bool anime = cfg.data.kind == DataKind::Kind::anime;
-  if (!anime && !cfg.data.idx())
-    throw Error(
-        cat(ckpt, ": data.kind is \"", cfg.data.kind, "\"; the evaluator scores image models (mnist, fashion, anime)"));
+  if (!anime && !cfg.data.idx() && cfg.data.kind != DataKind::Kind::image_folder)
+    throw Error(cat(ckpt, ": data.kind is \"", cfg.data.kind,
+                    "\"; the evaluator scores image models (mnist, fashion, anime, image_folder)"));
   if (!net_is_conditional(cfg.generator) || shape.num_classes == 0)
     throw Error(cat(ckpt, ": the generator is unconditional; the evaluator scores conditional generators"));
   if (out_dir.empty()) out_dir = default_eval_dir(ckpt);
@@ -130,30 +131,36 @@ int cmd_eval(Args& a) {
     auto be = make_backend(device, {cfg.precision});
     return eval_anime(*be, ck, ckpt, cfg, shape, count, seed, out, clf_path, !no_ema);
   }
-  if (clf_path.empty()) clf_path = default_classifier_path(cfg.data.kind.name());
+  // MNIST-style sets and class folders: the classifier's figures against the real reference images
+  DataSpec data = cfg.data;  // --data-dir: the real images (and the default classifier) from elsewhere
+  if (!data_dir.empty()) data.dir = data_dir;
+  if (clf_path.empty()) clf_path = default_classifier_path(data);
   auto be = make_backend(device, {cfg.precision});
   check_checkpoint_tensors(*be, info, ck, ckpt);  // the whole file, before the classifier and data are read
-  std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path);
+  std::unique_ptr<Classifier> clf = load_classifier(*be, clf_path, 500, classifier_command(data, clf_path));
   check_classifier_matches(*clf, cfg.data.kind.name(), shape, "the checkpoint " + ckpt);
-  const HostDataset real =
-      classifier_images(cfg.data.kind.name(), data_dir.empty() ? cfg.data.dir : data_dir, false, clf->shape().lo,
-                        clf->shape().hi, 0, 0, 0, data_dir.empty() ? "data.dir" : "--data-dir");
+  if (cfg.data.kind == DataKind::Kind::image_folder && class_folder_names(data.dir) != shape.class_names)
+    throw Error(cat(data_dir.empty() ? "data.dir" : "--data-dir", ": ", data.dir,
+                    ": its class folders are not the checkpoint's classes (metadata 'class_names')"));
+  const HostDataset real = reference_images(cfg.data.kind.name(), data.dir, clf->shape().lo, clf->shape().hi,
+                                            shape.height, shape.width, data_dir.empty() ? "data.dir" : "--data-dir");
   make_parent_dir(out);
   const int n = static_cast<int>(count);
   const std::unique_ptr<Model> G = load_generator(*be, info, ck, ckpt, !no_ema);
   const ImageSource src = generator_source(*be, cfg, *G, shape, n, static_cast<uint64_t>(seed));
   const EvalResult r = evaluate(*clf, prepare_reference(*clf, real), src, eval_options(n, shape));
-  nlohmann::json j = r.to_json();
+  nlohmann::json j = r.to_json(shape.class_names);
   j["generator"] = !no_ema && checkpoint_has_ema(ck) ? "ema" : "raw";
   j["classifier"] = clf_path;
   j["classifier_test_accuracy"] = clf->test_accuracy();
   j["real_images"] = real.count;
   const long long step = write_metrics(j, ck, ckpt, cfg, seed, out);
   std::printf(
-      "%s (step %lld, %s generator): %d generated images per label vs %d real test images; classifier %s "
+      "%s (step %lld, %s generator): %d generated images per label vs %d real %s; classifier %s "
       "(test accuracy %.4f)\n%s",
-      ckpt.c_str(), step, generator_kind(!no_ema, ck), n, real.count, clf_path.c_str(), clf->test_accuracy(),
-      r.table().c_str());
+      ckpt.c_str(), step, generator_kind(!no_ema, ck), n, real.count,
+      cfg.data.idx() ? "test images" : "images (the whole class folder)", clf_path.c_str(), clf->test_accuracy(),
+      r.table(shape.class_names).c_str());
   std::fprintf(stderr, "cgan_gpu: wrote %s\n", out.c_str());
   return 0;
 }

@@ -99,30 +99,39 @@ const CommandHelp kCommandHelp[] = {
   --json FILE          also write the JSON line to FILE
 )"},
     {"classifier",
-     R"(  cgan_gpu classifier --data mnist|fashion|anime [--size N] [--out FILE] [--steps N] [--config FILE]
+     R"(  cgan_gpu classifier --data mnist|fashion|anime|image_folder [--size N|HxW] [--data-dir DIR]
+                      [--out FILE] [--steps N] [--config FILE]
 )",
      R"(Classifier options (trains the evaluator's classifier on the real training set):
-  --data KIND          mnist | fashion | anime (the spec's data.kind; default spec
-                       configs/classifier_KIND.json); anime: the procedural faces' hair colour
-  --size N             anime: image size N x N (default the spec's, 96)
+  --data KIND          mnist | fashion | anime | image_folder (the spec's data.kind; default
+                       spec configs/classifier_KIND.json); anime: the procedural faces' hair
+                       colour; image_folder: the class of a class-folder set (10 % of each
+                       class held out for the test accuracy)
+  --size N|HxW         anime (default the spec's, 96) and image_folder (required): image size
   --config FILE        classifier spec (layers, steps, batch size, learning rate)
   --steps N            override the spec's training steps
   --out FILE           where to write it (default classifiers/KIND.safetensors; anime:
-                       classifiers/anime_NxN.safetensors)
-  --data-dir DIR       IDX folder (default data/KIND)
+                       classifiers/anime_HxW.safetensors; image_folder:
+                       classifiers/<folder name>_HxW.safetensors)
+  --data-dir DIR       IDX folder (default data/KIND); image_folder: the folder of class
+                       folders (required)
   --device D           auto | cpu | cuda
 )"},
     {"eval",
      R"(  cgan_gpu eval --checkpoint CKPT [--classifier FILE] [--count N] [--out DIR] [--seed S]
 )",
      R"(Eval options (scores a conditional generator; prints a table, writes metrics.json; anime
-checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures when one exists):
+checkpoints: the colour probe's hair/eye accuracy, plus the classifier's figures when one exists;
+class-folder checkpoints: per class, by name, against every image of the folder):
   --checkpoint CKPT    a checkpoints/step_N.safetensors file written by training
-  --classifier FILE    default classifiers/<data kind>.safetensors (anime: anime_HxW)
+  --classifier FILE    default classifiers/<data kind>.safetensors (anime: anime_HxW;
+                       image_folder: <folder name>_HxW, made by cgan_gpu classifier --data
+                       image_folder)
   --count N            generated images per label (default 1000)
   --seed S             noise seed (default 0)
   --out DIR            where metrics.json goes (default: the checkpoint's run directory)
-  --data-dir DIR       IDX folder of the real test images (default: the checkpoint's data.dir)
+  --data-dir DIR       IDX folder of the real test images, or the class folders (default: the
+                       checkpoint's data.dir)
   --no-ema             score the raw generator, not the weight average a run with train.ema
                        stores (which is used by default)
   --device D           auto | cpu | cuda

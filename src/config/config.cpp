@@ -442,15 +442,15 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* ej = o.get("eval");
     Obj e(ej ? *ej : empty, "eval");
     c.eval.every = e.integer("every", 0, 0);
-    const bool images = c.data.idx();
-    c.eval.classifier = e.string("classifier", images ? cat("classifiers/", c.data.kind, ".safetensors") : "");
+    const bool images = c.data.idx() || c.data.kind == DataKind::Kind::image_folder;
+    c.eval.classifier = e.string("classifier", images ? default_classifier_path(c.data) : "");
     c.eval.count = static_cast<int>(e.integer("count", c.eval.count, 2, 100000));
     c.eval.seed = static_cast<uint64_t>(e.integer("seed", 0, 0));
     e.finish();
     if (c.eval.every > 0 && (!images || !net_is_conditional(c.generator)))
       throw Error(
-          "eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist or "
-          "fashion, generator.condition.mode not \"none\")");
+          "eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist, "
+          "fashion or image_folder, generator.condition.mode not \"none\")");
   }
   // distributed (data-parallel training under mpirun, docs/DISTRIBUTED.md)
   {
@@ -742,6 +742,21 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (auto s = stem.find_last_of('/'); s != std::string::npos) stem = stem.substr(s + 1);
   if (auto d = stem.rfind(".json"); d != std::string::npos && d + 5 == stem.size()) stem = stem.substr(0, d);
   return parse_config(j, stem);
+}
+
+std::string default_classifier_path(const std::string& kind, int height, int width, const std::string& dir) {
+  if (kind == "anime") return cat("classifiers/anime_", height, "x", width, ".safetensors");
+  if (kind == "image_folder") {
+    const std::filesystem::path p(dir);
+    std::string name = (p.has_filename() ? p : p.parent_path()).filename().string();  // "data/shapes/" -> shapes
+    if (name.empty() || name == "." || name == "..") name = "image_folder";
+    return cat("classifiers/", name, "_", height, "x", width, ".safetensors");
+  }
+  return "classifiers/" + kind + ".safetensors";
+}
+
+std::string default_classifier_path(const DataSpec& data) {
+  return default_classifier_path(data.kind.name(), data.height, data.width, data.dir);
 }
 
 }  // namespace cgan

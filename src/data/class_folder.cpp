@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstddef>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -33,33 +35,40 @@ std::string bad_class_name(const std::string& name) {
 
 }  // namespace
 
-HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
-  check_image_folder_args(spec.dir, spec.height, spec.width, spec.lo, spec.hi, "class folder");
+std::vector<std::string> class_folder_names(const std::string& dir, int* top_files) {
   std::error_code ec;
-
   std::vector<std::string> classes;
-  int top_files = 0;
-  for (fs::directory_iterator it(spec.dir, ec), end; !ec && it != end; it.increment(ec)) {
+  int files = 0;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::error_code e2;
     if (it->is_directory(e2))
       classes.push_back(it->path().filename().string());
     else
-      ++top_files;
+      ++files;
   }
-  if (ec) throw Error(cat("data.dir: ", spec.dir, ": cannot list the folder: ", ec.message()));
+  if (ec) throw Error(cat("data.dir: ", dir, ": cannot list the folder: ", ec.message()));
   if (classes.empty())
-    throw Error(cat("data.dir: ", spec.dir,
+    throw Error(cat("data.dir: ", dir,
                     ": no class folders (data.kind \"image_folder\" reads one sub-folder "
                     "of images per class)"));
   std::sort(classes.begin(), classes.end());
+  for (const std::string& c : classes)
+    if (const std::string why = bad_class_name(c); !why.empty())
+      throw Error(cat("data.dir: ", (fs::path(dir) / c).string(), ": the class name ", why));
+  if (classes.size() > 65536)
+    throw Error(cat("data.dir: ", dir, ": ", classes.size(), " class folders, at most 65536"));
+  if (top_files) *top_files = files;
+  return classes;
+}
+
+HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
+  check_image_folder_args(spec.dir, spec.height, spec.width, spec.lo, spec.hi, "class folder");
+  std::error_code ec;
+  int top_files = 0;
+  const std::vector<std::string> classes = class_folder_names(spec.dir, &top_files);
   if (top_files > 0)
     log << "warning: data.dir: " << spec.dir << ": " << top_files
         << " file(s) at the top level ignored (images belong in a class folder)\n";
-  for (const std::string& c : classes)
-    if (const std::string why = bad_class_name(c); !why.empty())
-      throw Error(cat("data.dir: ", (fs::path(spec.dir) / c).string(), ": the class name ", why));
-  if (classes.size() > 65536)
-    throw Error(cat("data.dir: ", spec.dir, ": ", classes.size(), " class folders, at most 65536"));
 
   const int H = spec.height, W = spec.width;
   const size_t dim = 3 * static_cast<size_t>(H) * W;
@@ -108,6 +117,39 @@ HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log) {
   d.skipped = unreadable;
   log << "data: " << spec.dir << ": " << d.count << " images in " << classes.size() << " classes loaded (" << W << "x"
       << H << " RGB); skipped " << unreadable << " unreadable\n";
+  return d;
+}
+
+HostDataset class_folder_split(const HostDataset& all, double test_fraction, bool test) {
+  CGAN_CHECK(test_fraction > 0 && test_fraction < 1, "class_folder_split: test_fraction ", test_fraction,
+             " outside (0, 1)");
+  const int K = all.num_classes;
+  std::vector<int64_t> n(static_cast<size_t>(K), 0), seen(static_cast<size_t>(K), 0);
+  for (int32_t y : all.y) ++n[static_cast<size_t>(y)];
+  for (int k = 0; k < K; ++k)
+    if (n[static_cast<size_t>(k)] < 2)
+      throw Error(cat("data.dir: ", all.name, ": class \"",
+                      k < static_cast<int>(all.class_names.size()) ? all.class_names[k] : cat(k), "\" has ",
+                      n[static_cast<size_t>(k)],
+                      " usable image(s); a classifier needs at least 2 per class (one to train on, one held out)"));
+  HostDataset d = all;
+  d.x.clear();
+  d.y.clear();
+  d.count = 0;
+  const size_t dim = static_cast<size_t>(all.dim());
+  for (int i = 0; i < all.count; ++i) {
+    const size_t k = static_cast<size_t>(all.y[static_cast<size_t>(i)]);
+    const int64_t j = seen[k]++;  // the image's index within its class
+    // image j is held out when floor((j + 1) f) > floor(j f): evenly spread, floor(n f) of them;
+    // a class with n f < 1 holds out its last image
+    const bool held = std::floor((j + 1) * test_fraction) > std::floor(j * test_fraction) ||
+                      (n[k] * test_fraction < 1 && j == n[k] - 1);
+    if (held != test) continue;
+    d.x.insert(d.x.end(), all.x.begin() + static_cast<std::ptrdiff_t>(i * dim),
+               all.x.begin() + static_cast<std::ptrdiff_t>((i + 1) * dim));
+    d.y.push_back(all.y[static_cast<size_t>(i)]);
+    ++d.count;
+  }
   return d;
 }
 

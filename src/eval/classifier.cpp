@@ -2,6 +2,8 @@
 #include "cgan/eval/classifier.hpp"
 
 #include "cgan/data/anime_faces.hpp"
+#include "cgan/data/class_folder.hpp"
+#include "cgan/data/tags.hpp"
 #include "cgan/base/streams.hpp"
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -54,10 +57,11 @@ std::string meta(const SafeTensors& f, const std::string& key, const std::string
 
 json ClassifierSpec::to_json() const {
   json j = net_spec_to_json(net);
+  json d = {{"kind", data_kind}, {"range", {lo, hi}}};
+  if (data_kind == "anime") d["size"] = {height, width}, d["count"] = count;
+  if (data_kind == "image_folder") d["size"] = {height, width}, d["dir"] = dir, d["test_fraction"] = test_fraction;
   return {{"description", description},
-          {"data", data_kind == "anime"
-                       ? json{{"kind", data_kind}, {"range", {lo, hi}}, {"size", {height, width}}, {"count", count}}
-                       : json{{"kind", data_kind}, {"range", {lo, hi}}}},
+          {"data", d},
           {"layers", j["layers"]},
           {"train",
            {{"steps", steps},
@@ -79,11 +83,33 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
     auto d = j.find("data");
     if (d == j.end()) throw Error("data: missing (e.g. {\"kind\": \"mnist\"})");
     auto k = d->find("kind");
-    if (k == d->end() || !k->is_string() || (*k != "mnist" && *k != "fashion" && *k != "anime"))
-      throw Error(cat("data.kind: expected \"mnist\", \"fashion\" or \"anime\", got ",
+    if (k == d->end() || !k->is_string() || (*k != "mnist" && *k != "fashion" && *k != "anime" && *k != "image_folder"))
+      throw Error(cat("data.kind: expected \"mnist\", \"fashion\", \"anime\" or \"image_folder\", got ",
                       k == d->end() ? "nothing" : describe(*k)));
     s.data_kind = k->get<std::string>();
-    if (s.data_kind == "anime") {
+    int classes = s.data_kind == "anime" ? static_cast<int>(default_hair_tags().size()) : 10;
+    if (s.data_kind == "image_folder") {
+      only_keys(*d, "data", {"kind", "range", "size", "dir", "test_fraction"});
+      s.channels = 3, s.lo = -1.f, s.hi = 1.f;
+      auto dir = d->find("dir");
+      if (dir == d->end())
+        throw Error("data.dir: missing (the folder of class folders; cgan_gpu classifier --data-dir DIR fills it in)");
+      if (!dir->is_string() || dir->get<std::string>().empty())
+        throw Error(cat("data.dir: expected the folder of class folders, got ", describe(*dir)));
+      s.dir = dir->get<std::string>();
+      auto z = d->find("size");
+      if (z == d->end()) throw Error("data.size: missing (N or [H, W]; cgan_gpu classifier --size N fills it in)");
+      const bool one = z->is_number_integer(),
+                 two = z->is_array() && z->size() == 2 && (*z)[0].is_number_integer() && (*z)[1].is_number_integer();
+      if (!one && !two) throw Error(cat("data.size: expected N or [H, W], got ", describe(*z)));
+      s.height = one ? z->get<int>() : (*z)[0].get<int>();
+      s.width = one ? z->get<int>() : (*z)[1].get<int>();
+      if (s.height < 1 || s.width < 1 || s.height > 4096 || s.width > 4096)
+        throw Error(cat("data.size: expected sides 1..4096, got ", describe(*z)));
+      s.test_fraction = number(*d, "test_fraction", "data", s.test_fraction, 0.01, 0.5, false);
+      s.class_names = class_folder_names(s.dir);
+      classes = static_cast<int>(s.class_names.size());
+    } else if (s.data_kind == "anime") {
       only_keys(*d, "data", {"kind", "range", "size", "count"});
       s.channels = 3, s.height = s.width = 96, s.lo = -1.f, s.hi = 1.f;
       if (auto z = d->find("size"); z != d->end()) {
@@ -108,6 +134,10 @@ ClassifierSpec parse_classifier_spec(const json& j, const std::string& path) {
     auto l = j.find("layers");
     if (l == j.end()) throw Error("layers: missing (a list of layers is required)");
     json layers = *l;
+    if (layers.is_array())  // {"linear": "classes"}: one output per label of the data
+      for (json& layer : layers)
+        if (layer.is_object() && layer.size() == 1 && layer.contains("linear") && layer["linear"] == "classes")
+          layer["linear"] = classes;
     if (layers.is_array() && !layers.empty() && layers[0].is_object() &&
         (layers[0].contains("conv2d") || layers[0].contains("avgpool2d") || layers[0].contains("maxpool2d")))
       layers.insert(layers.begin(), json{{"reshape", {s.channels, s.height, s.width}}});  // the data's image shape
@@ -134,12 +164,18 @@ ClassifierSpec load_classifier_spec(const std::string& path) {
   return parse_classifier_spec(j, path);
 }
 
-std::string default_classifier_spec_path(const std::string& kind) { return "configs/classifier_" + kind + ".json"; }
-std::string default_classifier_path(const std::string& kind, int height, int width) {
-  if (kind == "anime") return cat("classifiers/anime_", height, "x", width, ".safetensors");
-  return "classifiers/" + kind + ".safetensors";
+ClassifierSpec load_classifier_spec_for(const std::string& path, const DataSpec& data) {
+  json j = read_json_file(path, "classifier spec", " (run from the repository root or give --config FILE)");
+  const std::string kind = data.kind.name();
+  if (!j.is_object() || !j.contains("data") || !j["data"].is_object() || j["data"].value("kind", "") != kind)
+    throw Error(cat(path, ": data.kind is not \"", kind, "\" (a classifier spec for the run's data is needed)"));
+  if (data.kind == DataKind::Kind::anime || data.kind == DataKind::Kind::image_folder)
+    j["data"]["size"] = {data.height, data.width};
+  if (data.kind == DataKind::Kind::image_folder) j["data"]["dir"] = data.dir;
+  return parse_classifier_spec(j, path);
 }
 
+std::string default_classifier_spec_path(const std::string& kind) { return "configs/classifier_" + kind + ".json"; }
 HostDataset classifier_images(const std::string& kind, const std::string& dir, bool train, float lo, float hi,
                               int height, int width, int count, const std::string& key) {
   if (kind == "anime")  // test set: 5000 faces of another seed (fewer for a small training count)
@@ -149,6 +185,19 @@ HostDataset classifier_images(const std::string& kind, const std::string& dir, b
     return load_mnist_dir(dir, train, lo, hi);
   } catch (const Error& e) {
     throw Error(cat(key, ": ", e.what()));
+  }
+}
+
+HostDataset reference_images(const std::string& kind, const std::string& dir, float lo, float hi, int height, int width,
+                             const std::string& key) {
+  if (kind != "image_folder") return classifier_images(kind, dir, false, lo, hi, height, width, 20000, key);
+  ClassFolderSpec s;
+  s.dir = dir, s.height = height, s.width = width, s.lo = lo, s.hi = hi;
+  try {
+    return load_class_folder(s, std::cerr);
+  } catch (const Error& e) {
+    const std::string m = e.what();  // "data.dir: ..." -> "<key>: ..."
+    throw Error(m.rfind("data.dir: ", 0) == 0 ? cat(key, ": ", m.substr(10)) : m);
   }
 }
 
@@ -223,13 +272,21 @@ void Classifier::run(const float* x, int64_t n, std::vector<float>* logits, std:
   }
 }
 
-std::unique_ptr<Classifier> load_classifier(Backend& be, const std::string& path, int batch) {
+std::string classifier_command(const DataSpec& data, const std::string& out) {
+  std::string c = cat("cgan_gpu classifier --data ", data.kind.name());
+  if (data.kind == DataKind::Kind::image_folder) c += cat(" --data-dir ", data.dir);
+  if (data.kind == DataKind::Kind::anime || data.kind == DataKind::Kind::image_folder)
+    c += data.height == data.width ? cat(" --size ", data.height) : cat(" --size ", data.height, "x", data.width);
+  return cat(c, " --out ", out);
+}
+
+std::unique_ptr<Classifier> load_classifier(Backend& be, const std::string& path, int batch, const std::string& make) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     std::string kind = "mnist";
     if (path.find("fashion") != std::string::npos) kind = "fashion";
-    throw Error(
-        cat(path, ": classifier file not found; create it with: cgan_gpu classifier --data ", kind, " --out ", path));
+    throw Error(cat(path, ": classifier file not found; create it with: ",
+                    make.empty() ? cat("cgan_gpu classifier --data ", kind, " --out ", path) : make));
   }
   const SafeTensors f = read_safetensors(path);
   return std::make_unique<Classifier>(be, f, path, batch);
@@ -243,6 +300,13 @@ void check_classifier_matches(const Classifier& clf, const std::string& data_kin
     throw Error(cat(clf.path(), ": classifier for ", clf.data_kind(), " images ", c.channels, "x", c.height, "x",
                     c.width, " with ", c.num_classes, " labels does not match ", what, " (", data_kind, " ", s.channels,
                     "x", s.height, "x", s.width, " with ", s.num_classes, " labels)"));
+  if (c.class_names != s.class_names) {
+    size_t k = 0;
+    while (k < c.class_names.size() && k < s.class_names.size() && c.class_names[k] == s.class_names[k]) ++k;
+    auto name = [&](const std::vector<std::string>& v) { return k < v.size() ? "\"" + v[k] + "\"" : "none"; };
+    throw Error(cat(clf.path(), ": the classifier's classes differ from those of ", what, " (label ", k, " is ",
+                    name(c.class_names), " for the classifier, ", name(s.class_names), " for the other)"));
+  }
 }
 
 double accuracy_of(const std::vector<float>& logits, const std::vector<int32_t>& labels, int K) {
@@ -321,6 +385,8 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
   st.metadata["data_range"] = cat(spec.lo, ",", spec.hi);
   st.metadata["steps"] = std::to_string(spec.steps);
   st.metadata["feature_layer"] = std::to_string(feature_layer_of(spec.net));
+  if (!train.class_names.empty()) st.metadata["class_names"] = class_names_text(train.class_names);  // as classes.txt
+  if (!spec.dir.empty()) st.metadata["data_dir"] = spec.dir;
   st.metadata["test_accuracy"] = "0";
 
   // test accuracy, through the same loading path the evaluator uses
@@ -341,10 +407,17 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
 ClassifierTrained train_classifier_file(Backend& be, const ClassifierSpec& spec, const std::string& data_dir,
                                         const std::string& dir_key, const std::string& out) {
   const std::string& kind = spec.data_kind;
-  const HostDataset train =
-      classifier_images(kind, data_dir, true, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
-  const HostDataset test =
-      classifier_images(kind, data_dir, false, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
+  HostDataset train, test;
+  if (kind == "image_folder") {  // one folder, split: floor(n f) of each class held out
+    const HostDataset all = reference_images(kind, spec.dir, spec.lo, spec.hi, spec.height, spec.width, dir_key);
+    if (all.class_names != spec.class_names)
+      throw Error(cat(dir_key, ": ", spec.dir, ": the class folders changed while the spec was read"));
+    train = class_folder_split(all, spec.test_fraction, false);
+    test = class_folder_split(all, spec.test_fraction, true);
+  } else {
+    train = classifier_images(kind, data_dir, true, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
+    test = classifier_images(kind, data_dir, false, spec.lo, spec.hi, spec.height, spec.width, spec.count, dir_key);
+  }
   const std::filesystem::path parent = std::filesystem::path(out).parent_path();
   if (!parent.empty()) {
     std::error_code ec;
@@ -370,24 +443,21 @@ ClassifierTrained train_classifier_file(Backend& be, const ClassifierSpec& spec,
   return r;
 }
 
-bool train_missing_default_classifier(Backend& be, const std::string& kind, const std::string& path,
-                                      const std::string& data_dir) {
+bool train_missing_default_classifier(Backend& be, const DataSpec& data, const std::string& path) {
+  const std::string kind = data.kind.name();
   std::error_code ec;
-  if (path != default_classifier_path(kind) || std::filesystem::exists(path, ec)) return false;
+  if (path != default_classifier_path(data) || std::filesystem::exists(path, ec)) return false;
   const std::string spec_path = default_classifier_spec_path(kind);
   if (!std::filesystem::exists(spec_path, ec))
     throw Error(cat(path, ": classifier file not found, and ", spec_path,
-                    ", the spec to train it from, is missing (run from the repository root, or create it with: "
-                    "cgan_gpu classifier --data ",
-                    kind, " --config SPEC --out ", path, ")"));
-  const ClassifierSpec spec = load_classifier_spec(spec_path);
-  if (spec.data_kind != kind)
-    throw Error(cat(spec_path, ": data.kind is \"", spec.data_kind, "\", expected \"", kind, "\""));
+                    ", the spec to train it from, is missing (run from the repository root, or create it with: ",
+                    classifier_command(data, path), " --config SPEC)"));
+  const ClassifierSpec spec = load_classifier_spec_for(spec_path, data);
   std::fprintf(stderr,
                "cgan_gpu: the evaluator's classifier %s does not exist yet: training it first from %s (%lld steps; "
                "once: later runs reuse it; --set eval.every=0 trains without evaluation)\n",
                path.c_str(), spec_path.c_str(), static_cast<long long>(spec.steps));
-  const ClassifierTrained r = train_classifier_file(be, spec, data_dir, "data.dir", path);
+  const ClassifierTrained r = train_classifier_file(be, spec, data.dir, "data.dir", path);
   std::fprintf(stderr, "cgan_gpu: classifier test accuracy %.4f (%d %s test images), %lld steps in %s; wrote %s\n",
                r.test_accuracy, r.test_count, kind.c_str(), static_cast<long long>(spec.steps),
                format_duration(r.seconds).c_str(), path.c_str());

@@ -138,9 +138,9 @@ EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSourc
   return res;
 }
 
-json EvalResult::to_json() const {
+json EvalResult::to_json(const std::vector<std::string>& names) const {
   json per = json::array();
-  for (const LabelScore& s : labels)
+  for (const LabelScore& s : labels) {
     per.push_back({{"label", s.label},
                    {"cond_acc", s.cond_acc},
                    {"fd", s.fd},
@@ -148,6 +148,8 @@ json EvalResult::to_json() const {
                    {"precision", s.precision},
                    {"recall", s.recall},
                    {"pr_count", s.pr_count}});
+    if (static_cast<size_t>(s.label) < names.size()) per.back()["name"] = names[static_cast<size_t>(s.label)];
+  }
   return {{"count_per_label", count},
           {"cond_acc", cond_acc},
           {"fd", fd},
@@ -165,20 +167,28 @@ json EvalResult::to_json() const {
           {"per_label", per}};
 }
 
-std::string EvalResult::table() const {
-  std::string t = "label  cond_acc        FD  diversity  precision  recall\n";
+std::string EvalResult::table(const std::vector<std::string>& names) const {
+  // the label column: the number, or "number name" left-aligned when the labels have names
+  auto text = [&](int l) { return static_cast<size_t>(l) < names.size() ? cat(l, " ", names[l]) : cat(l); };
+  int w = 5;
+  for (const LabelScore& s : labels) w = std::max(w, static_cast<int>(text(s.label).size()));
+  const std::string pad(static_cast<size_t>(w - 5), ' ');
+  std::string t =
+      cat(names.empty() ? pad + "label" : "label" + pad, "  cond_acc        FD  diversity  precision  recall\n");
   char buf[320];
   for (const LabelScore& s : labels) {
-    std::snprintf(buf, sizeof buf, "%5d  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f\n", s.label, s.cond_acc, s.fd, s.diversity,
-                  s.precision, s.recall);
+    std::snprintf(
+        buf, sizeof buf,
+        names.empty() ? "%*s  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f\n" : "%-*s  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f\n", w,
+        text(s.label).c_str(), s.cond_acc, s.fd, s.diversity, s.precision, s.recall);
     t += buf;
   }
   std::snprintf(buf, sizeof buf,
-                "  all  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f   (FD, precision, recall: all images "
+                "%*s  %8.4f  %8.3f  %9.3f  %9.4f  %6.4f   (FD, precision, recall: all images "
                 "together; per-label means: FD %.3f, precision %.4f, recall %.4f; diversity: mean, min %.3f; "
                 "k = %d)\n",
-                cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall, diversity_min,
-                kPrNeighbours);
+                w, "all", cond_acc, fd, diversity, precision, recall, intra_fd, intra_precision, intra_recall,
+                diversity_min, kPrNeighbours);
   t += buf;
   std::snprintf(buf, sizeof buf, "  KID %.6g +- %.6g   (all images together; mean, std over subsets)\n", kid_mean,
                 kid_std);

@@ -137,7 +137,7 @@ RunMemoryPlan plan_run_memory(const Config& cfg, const DataShape& shape, int64_t
     uint64_t clf = alloc_bytes(static_cast<uint64_t>(eb) * P);
     const std::string spec_path = default_classifier_spec_path(cfg.data.kind.name());
     if (std::filesystem::exists(spec_path)) {
-      const ClassifierSpec cs = load_classifier_spec(spec_path);
+      const ClassifierSpec cs = load_classifier_spec_for(spec_path, cfg.data);
       const ModelBytes c = model_bytes(cs.net, shape.dim(), 0, eb, "classifier", dev, false, be);
       clf = add(clf, add(c.weights, add(c.activations, c.workspace)));
     }

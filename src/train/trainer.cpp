@@ -154,19 +154,20 @@ void Trainer::prepare_eval() {
   auto e = std::make_unique<EvalState>();
   try {
     // the default classifier, when missing, is trained first (from configs/classifier_<kind>.json)
-    train_missing_default_classifier(be_, cfg_.data.kind.name(), cfg_.eval.classifier, cfg_.data.dir);
-    e->clf = load_classifier(be_, cfg_.eval.classifier);
+    train_missing_default_classifier(be_, cfg_.data, cfg_.eval.classifier);
+    e->clf = load_classifier(be_, cfg_.eval.classifier, 500, classifier_command(cfg_.data, cfg_.eval.classifier));
     check_classifier_matches(*e->clf, cfg_.data.kind.name(), shape_, "this run's data");
   } catch (const Stopped&) {
     throw;  // Ctrl-C while the classifier trained: exit 130, nothing written
   } catch (const Error& err) {
     throw Error(cat("eval.classifier: ", err.what()));
   }
-  HostDataset test;
+  HostDataset test;  // MNIST-style: the test set; a class folder: all its images
   try {
-    test = load_mnist_dir(cfg_.data.dir, false, e->clf->shape().lo, e->clf->shape().hi);
+    test = reference_images(cfg_.data.kind.name(), cfg_.data.dir, e->clf->shape().lo, e->clf->shape().hi, shape_.height,
+                            shape_.width, "data.dir");
   } catch (const Error& err) {
-    throw Error(cat("data.dir: ", err.what(), " (the evaluator compares with the test set)"));
+    throw Error(cat(err.what(), " (the evaluator compares with these real images)"));
   }
   e->real = prepare_reference(*e->clf, test);
   e->source = generator_source(be_, cfg_, ema_ ? ema_->model() : *G_, shape_, cfg_.eval.count, cfg_.eval.seed);

@@ -1,6 +1,7 @@
 // The class-folder loader (data.kind "image_folder"): class order, labels, resizing and bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -185,4 +186,59 @@ TEST(DrawnShapes, DeterministicAndInsideTheImage) {
     EXPECT_GT(lit, 15);
     EXPECT_LT(lit, 16 * 16);  // and some background
   }
+}
+
+// The classifier's held-out split: floor(n f) images of each class, spread evenly through it in
+// path order, the last image of a class too small for f, the two halves disjoint and complete.
+TEST(ClassFolder, HeldOutSplitIsPerClassEvenlySpreadAndComplete) {
+  cgan::HostDataset all;
+  all.name = "set";
+  all.channels = 1, all.height = 1, all.width = 1;
+  all.num_classes = 3;
+  all.class_names = {"a", "b", "c"};
+  const int n[3] = {20, 5, 2};  // with f = 0.1: 2 held out, 0 -> the last one, 0 -> the last one
+  for (int k = 0; k < 3; ++k)
+    for (int j = 0; j < n[k]; ++j) {
+      all.x.push_back(static_cast<float>(100 * k + j));  // the value names the image: class k, index j
+      all.y.push_back(k);
+      ++all.count;
+    }
+  const cgan::HostDataset test = cgan::class_folder_split(all, 0.1, true);
+  const cgan::HostDataset train = cgan::class_folder_split(all, 0.1, false);
+  EXPECT_EQ(test.x, (std::vector<float>{9, 19, 104, 201}));
+  EXPECT_EQ(test.y, (std::vector<int32_t>{0, 0, 1, 2}));
+  EXPECT_EQ(test.count, 4);
+  EXPECT_EQ(train.count, 23);
+  EXPECT_EQ(train.class_names, all.class_names);
+  std::vector<float> both = train.x;
+  both.insert(both.end(), test.x.begin(), test.x.end());
+  std::sort(both.begin(), both.end());
+  std::vector<float> every = all.x;
+  std::sort(every.begin(), every.end());
+  EXPECT_EQ(both, every);
+  // a quarter: j = 3, 7, 11, ... (floor((j + 1) / 4) steps up)
+  const cgan::HostDataset q = cgan::class_folder_split(all, 0.25, true);
+  EXPECT_EQ(q.x, (std::vector<float>{3, 7, 11, 15, 19, 103, 201}));
+  // one image cannot be both trained on and held out
+  all.x.push_back(300);
+  all.y.push_back(2);
+  all.x.erase(all.x.begin() + 25, all.x.begin() + 27);
+  all.y.erase(all.y.begin() + 25, all.y.begin() + 27);
+  all.count = 26;
+  EXPECT_EQ(testutil::error_of([&] { cgan::class_folder_split(all, 0.1, true); }),
+            "data.dir: set: class \"c\" has 1 usable image(s); a classifier needs at least 2 per class (one to train "
+            "on, one held out)");
+}
+
+// class_folder_names lists and checks the classes without reading an image.
+TEST(ClassFolder, NamesAreListedWithoutReadingImages) {
+  testutil::TempDir d("cfn");
+  put_text(d / "zebra/not_really.png", "not a PNG at all");
+  put_text(d / "ant/also.png", "");
+  put_text(d / "top.txt", "x");
+  int top = 0;
+  EXPECT_EQ(cgan::class_folder_names(d.path, &top), (std::vector<std::string>{"ant", "zebra"}));
+  EXPECT_EQ(top, 1);
+  EXPECT_NE(testutil::error_of([&] { cgan::class_folder_names(d / "missing"); }).find("cannot list the folder"),
+            std::string::npos);
 }

@@ -6,7 +6,9 @@
 
 #include "cgan/eval/classifier.hpp"
 #include "cgan/config/config.hpp"
+#include "cgan/data/drawn_shapes.hpp"
 #include "cgan/base/error.hpp"
+#include "test_util.hpp"
 
 using cgan::Config;
 using cgan::Error;
@@ -36,11 +38,20 @@ std::string error_of(const json& j) {
 TEST(Config, ShippedConfigsParseAndRoundTrip) {
   const std::string dir = std::string(CGAN_SOURCE_DIR) + "/configs";
   int n = 0;
+  testutil::TempDir shapes("cfgshapes");
+  cgan::write_shapes_folder(shapes.path, 2, 12, 1);
   for (auto& e : std::filesystem::directory_iterator(dir)) {
     if (e.path().extension() != ".json") continue;
     SCOPED_TRACE(e.path().string());
     if (e.path().stem().string().rfind("classifier_", 0) == 0) {  // the evaluator's classifier specs
-      const cgan::ClassifierSpec s = cgan::load_classifier_spec(e.path().string());
+      // the class-folder spec leaves data.dir and data.size to the run (a folder of drawn shapes here)
+      cgan::DataSpec folder;
+      folder.kind = cgan::DataKind::Kind::image_folder;
+      folder.dir = shapes.path;
+      folder.height = folder.width = 12;
+      const cgan::ClassifierSpec s = e.path().stem() == "classifier_image_folder"
+                                         ? cgan::load_classifier_spec_for(e.path().string(), folder)
+                                         : cgan::load_classifier_spec(e.path().string());
       EXPECT_EQ("classifier_" + s.data_kind, e.path().stem().string());
       EXPECT_EQ(s.to_json(), cgan::parse_classifier_spec(s.to_json(), "dumped").to_json());
       EXPECT_EQ(s.net.condition.mode, "none");

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "cgan/data/anime_faces.hpp"
+#include "cgan/data/drawn_shapes.hpp"
 #include "cgan/backend/backend.hpp"
 #include "cgan/base/safetensors.hpp"
 #include "cgan/eval/classifier.hpp"
@@ -307,4 +308,90 @@ TEST(AnimeClassifierSpec, SizeCountAndTheInputShape) {
   const auto shipped = load_classifier_spec(std::string(CGAN_SOURCE_DIR) + "/configs/classifier_anime.json");
   EXPECT_EQ(shipped.data_kind, "anime");
   EXPECT_EQ(shipped.net.layers[0].kind, LayerKind::reshape);
+}
+
+// Class-folder classifier specs: dir and size from the data (load_classifier_spec_for), the class
+// names listed from the folder, {"linear": "classes"} sized to them, the default file per folder
+// and size; the trained file carries the class names, and a run with other classes is refused.
+TEST(ImageFolderClassifier, SpecClassNamesAndTheClassesCheck) {
+  testutil::TempDir d("ifclf");
+  const std::string folder = d / "shapes";
+  write_shapes_folder(folder, 12, 8, 3);
+  DataSpec data;
+  data.kind = DataKind::Kind::image_folder;
+  data.dir = folder + "/";
+  data.height = data.width = 8;
+  const ClassifierSpec spec =
+      load_classifier_spec_for(std::string(CGAN_SOURCE_DIR) + "/configs/classifier_image_folder.json", data);
+  EXPECT_EQ(spec.data_kind, "image_folder");
+  EXPECT_EQ(spec.dir, folder + "/");
+  EXPECT_EQ(spec.height, 8);
+  EXPECT_EQ(spec.channels, 3);
+  EXPECT_EQ(spec.class_names, (std::vector<std::string>{"circle", "square", "triangle"}));
+  EXPECT_EQ(spec.net.layers.back().kind, LayerKind::linear);
+  EXPECT_EQ(spec.net.layers.back().out, 3);  // "classes"
+  EXPECT_EQ(spec.net.layers[0].kind, LayerKind::reshape);
+  EXPECT_EQ(spec.to_json()["data"]["dir"], folder + "/");
+  EXPECT_EQ(default_classifier_path(data), "classifiers/shapes_8x8.safetensors");  // the trailing '/' dropped
+  // "classes" in an MNIST spec is 10
+  const auto mnist = parse_classifier_spec(
+      nlohmann::json::parse(R"({"data": {"kind": "mnist"}, "layers": [{"linear": 8}, {"linear": "classes"}]})"), "s");
+  EXPECT_EQ(mnist.net.layers.back().out, 10);
+  auto err = [](const std::string& text) {
+    return testutil::error_of([&] { parse_classifier_spec(nlohmann::json::parse(text), "spec.json"); });
+  };
+  EXPECT_EQ(err(R"({"data": {"kind": "image_folder", "size": 8}, "layers": [{"linear": "classes"}]})"),
+            "spec.json: data.dir: missing (the folder of class folders; cgan_gpu classifier --data-dir DIR fills it "
+            "in)");
+  EXPECT_EQ(err(R"({"data": {"kind": "image_folder", "dir": ")" + folder + R"("}, "layers": [{"linear": "classes"}]})"),
+            "spec.json: data.size: missing (N or [H, W]; cgan_gpu classifier --size N fills it in)");
+  EXPECT_NE(err(R"({"data": {"kind": "image_folder", "dir": ")" + folder +
+                R"(", "size": 8, "test_fraction": 0.9}, "layers": [{"linear": "classes"}]})")
+                .find("data.test_fraction: expected a value in [0.01, 0.5]"),
+            std::string::npos);
+  EXPECT_NE(err(R"({"data": {"kind": "image_folder", "dir": ")" + d / "none" +
+                R"(", "size": 8}, "layers": [{"linear": "classes"}]})")
+                .find("cannot list the folder"),
+            std::string::npos);
+  DataSpec mn;
+  mn.kind = DataKind::Kind::mnist;
+  EXPECT_NE(testutil::error_of([&] {
+              load_classifier_spec_for(std::string(CGAN_SOURCE_DIR) + "/configs/classifier_image_folder.json", mn);
+            }).find("data.kind is not \"mnist\""),
+            std::string::npos);
+
+  // a few steps of training: the file names the classes; the same classes pass, others do not
+  ClassifierSpec quick = spec;
+  quick.steps = 3;
+  quick.batch_size = 8;
+  auto be = make_cpu_backend();
+  const std::string out = d / "clf.safetensors";
+  const ClassifierTrained t = train_classifier_file(*be, quick, folder, "--data-dir", out);
+  EXPECT_EQ(t.test_count, 3);  // 12 per class, f = 0.1: one of each
+  const SafeTensors f = read_safetensors(out);
+  EXPECT_EQ(f.metadata.at("class_names"), "circle\nsquare\ntriangle\n");
+  std::unique_ptr<Classifier> clf = load_classifier(*be, out);
+  DataShape shape = clf->shape();
+  EXPECT_EQ(shape.class_names, spec.class_names);
+  check_classifier_matches(*clf, "image_folder", shape, "the run");
+  shape.class_names = {"circle", "star", "triangle"};
+  EXPECT_EQ(testutil::error_of([&] { check_classifier_matches(*clf, "image_folder", shape, "the run"); }),
+            out +
+                ": the classifier's classes differ from those of the run (label 1 is \"square\" for the "
+                "classifier, \"star\" for the other)");
+  // a missing file names the command that makes it
+  EXPECT_EQ(testutil::error_of([&] { load_classifier(*be, d / "no.safetensors", 500, classifier_command(data, "X")); }),
+            d / "no.safetensors" + ": classifier file not found; create it with: cgan_gpu classifier --data " +
+                "image_folder --data-dir " + folder + "/ --size 8 --out X");
+
+  // the evaluator's table and JSON name the labels
+  EvalResult r;
+  r.labels.resize(2);
+  r.labels[1].label = 1;
+  const std::string table = r.table({"circle", "square"});
+  EXPECT_NE(table.find("label     cond_acc"), std::string::npos) << table;
+  EXPECT_NE(table.find("\n1 square    0.0000"), std::string::npos) << table;
+  EXPECT_EQ(r.to_json({"circle", "square"})["per_label"][1]["name"], "square");
+  EXPECT_FALSE(r.to_json()["per_label"][1].contains("name"));
+  EXPECT_NE(r.table().find("\n    1    0.0000"), std::string::npos) << r.table();
 }

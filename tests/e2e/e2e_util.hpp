@@ -41,10 +41,10 @@ struct RunResult {
   std::string output;  // stdout + stderr
 };
 
-// Runs the real cgan_gpu binary with a shell-quoted argument string.
-inline RunResult run_cli(const std::string& args, const std::string& log_path) {
-  const std::string cmd =
-      std::string("cd '") + CGAN_SOURCE_DIR + "' && '" + CGAN_BINARY + "' " + args + " > '" + log_path + "' 2>&1";
+// Runs the real cgan_gpu binary with a shell-quoted argument string, in the source tree (or `cwd`).
+inline RunResult run_cli(const std::string& args, const std::string& log_path,
+                         const std::string& cwd = CGAN_SOURCE_DIR) {
+  const std::string cmd = "cd '" + cwd + "' && '" + CGAN_BINARY + "' " + args + " > '" + log_path + "' 2>&1";
   RunResult r;
   const int st = std::system(cmd.c_str());
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;

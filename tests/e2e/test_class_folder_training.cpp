@@ -2,11 +2,16 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <filesystem>
+#include <string>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "cgan/base/safetensors.hpp"
 #include "cgan/data/class_folder.hpp"
@@ -137,6 +142,43 @@ TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
   for (int c = 0; c < kClasses; ++c) EXPECT_GT(acc[c], 0.6) << cgan::shape_class_names()[c];
   EXPECT_GT(mean_acc, 0.7);
 
+  // the evaluator on a class folder: a classifier trained on the folder (10 % of each class held
+  // out), then `eval` scores the checkpoint per class, by name, against the whole folder
+  const std::string clf_file = d / "clf.safetensors";
+  r = e2e::run_cli(
+      "classifier --data image_folder --data-dir " + data + " --size 16 --steps 600 --device cpu --out " + clf_file,
+      d / "log_clf");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(60 image_folder test images)"), std::string::npos) << r.output;
+  const cgan::SafeTensors clf_st = cgan::read_safetensors(clf_file);
+  EXPECT_EQ(clf_st.metadata.at("class_names"), "circle\nsquare\ntriangle\n");
+  EXPECT_GT(std::stod(clf_st.metadata.at("test_accuracy")), 0.9);
+  r = e2e::run_cli(
+      "eval --checkpoint " + ck + " --classifier " + clf_file + " --count 200 --device cpu --out " + (d / "eval"),
+      d / "log_eval");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::printf("%s", r.output.c_str());
+  EXPECT_NE(r.output.find("vs 600 real images (the whole class folder)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n2 triangle  "), std::string::npos) << r.output;
+  const nlohmann::json m = nlohmann::json::parse(testutil::slurp(d / "eval/metrics.json"));
+  ASSERT_EQ(m["per_label"].size(), 3u);
+  for (int c = 0; c < kClasses; ++c) {
+    EXPECT_EQ(m["per_label"][c]["name"], cgan::shape_class_names()[c]);
+    // the classifier agrees with the template matcher that each class draws its shape
+    EXPECT_GT(m["per_label"][c]["cond_acc"].get<double>(), 0.6) << cgan::shape_class_names()[c];
+  }
+  EXPECT_GT(m["cond_acc"].get<double>(), 0.7);
+  // another folder's classes are refused, naming the difference
+  cgan::write_shapes_folder(d / "other2", 3, kSize, 1);
+  std::filesystem::rename(d / "other2/square", d / "other2/box");
+  r = e2e::run_cli("eval --checkpoint " + ck + " --classifier " + clf_file + " --data-dir " + (d / "other2") +
+                       " --device cpu --out " + (d / "eval2"),
+                   d / "log_eval");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(e2e::lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("its class folders are not the checkpoint's classes"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(d / "eval2/metrics.json"));
+
   // names and numbers mix in --labels; an unknown name lists the classes
   auto s = e2e::run_cli("sample --checkpoint " + ck + " --labels circle,2,square --device cpu --out " +
                             (d / "row.png") + " --save-tensors " + (d / "row.safetensors"),
@@ -150,4 +192,46 @@ TEST(ClassFolderTraining, EachClassesSamplesDrawItsShape) {
             std::string::npos)
       << s.output;
   EXPECT_FALSE(std::filesystem::exists(d / "dog.png"));
+}
+
+// Training with eval.every on a class folder: the folder's default classifier
+// (classifiers/<folder>_<H>x<W>.safetensors, from configs/classifier_image_folder.json in the working
+// directory) is trained first, then every evaluation appends a metrics.csv row.
+TEST(ClassFolderTraining, EvalEveryTrainsTheFoldersDefaultClassifierFirst) {
+  e2e::TempDir d("shapes_eval");
+  const std::string data = d / "shapes", cwd = d / "cwd";
+  cgan::write_shapes_folder(data, 40, kSize, 5);
+  std::filesystem::create_directories(cwd + "/configs");
+  nlohmann::json spec =
+      nlohmann::json::parse(testutil::slurp(std::string(CGAN_SOURCE_DIR) + "/configs/classifier_image_folder.json"));
+  spec["train"]["steps"] = 40;  // the shipped spec's layers, a short training
+  { std::ofstream(cwd + "/configs/classifier_image_folder.json") << spec.dump(); }
+  const std::string cfg = std::string(CGAN_SOURCE_DIR) + "/configs/shapes_folder.json";
+  auto r =
+      e2e::run_cli("--config " + cfg + " --device cpu --out " + (d / "run") + " --set data.dir=\\\"" + data +
+                       "\\\" --set train.steps=60 --set eval.every=30 --set eval.count=40 --set log.sample_every=0 "
+                       "--set log.progress=\\\"none\\\"",
+                   d / "log", cwd);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("the evaluator's classifier classifiers/shapes_16x16.safetensors does not exist yet"),
+            std::string::npos)
+      << r.output;
+  const cgan::SafeTensors clf = cgan::read_safetensors(cwd + "/classifiers/shapes_16x16.safetensors");
+  EXPECT_EQ(clf.metadata.at("class_names"), "circle\nsquare\ntriangle\n");
+  EXPECT_EQ(clf.metadata.at("data_dir"), data);
+  const auto rows = e2e::lines_of(testutil::slurp(d / "run/metrics.csv"));
+  EXPECT_EQ(rows, 3);  // the header and the rows of steps 30 and 60
+  // without the spec in the working directory, the missing classifier is a one-line error
+  std::filesystem::remove_all(cwd + "/classifiers");
+  std::filesystem::remove(cwd + "/configs/classifier_image_folder.json");
+  r = e2e::run_cli("--config " + cfg + " --device cpu --out " + (d / "run2") + " --set data.dir=\\\"" + data +
+                       "\\\" --set train.steps=2 --set eval.every=1",
+                   d / "log", cwd);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(e2e::lines_of(r.output), 2) << r.output;  // the data set's "loaded" line, then the error
+  EXPECT_NE(r.output.find("configs/classifier_image_folder.json, the spec to train it from, is missing (run from the "
+                          "repository root, or create it with: cgan_gpu classifier --data image_folder --data-dir " +
+                          data + " --size 16 --out classifiers/shapes_16x16.safetensors --config SPEC)"),
+            std::string::npos)
+      << r.output;
 }

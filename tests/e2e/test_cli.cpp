@@ -547,7 +547,8 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   r = e2e::run_cli("eval --checkpoint " + (d / "run/checkpoints/step_4.safetensors"), d / "log");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
-  EXPECT_NE(r.output.find("the evaluator scores image models (mnist, fashion, anime)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the evaluator scores image models (mnist, fashion, anime, image_folder)"), std::string::npos)
+      << r.output;
   // --size is for the anime classifier only
   r = e2e::run_cli("classifier --data mnist --size 32", d / "log");
   EXPECT_EQ(r.code, 2) << r.output;

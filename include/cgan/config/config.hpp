@@ -133,7 +133,7 @@ struct LogSpec {
 // Periodic evaluation during training (include/cgan/eval/evaluate.hpp); off unless every > 0.
 struct EvalSpec {
   int64_t every = 0;       // evaluate every this many steps (0 = never)
-  std::string classifier;  // classifier file (default classifiers/<data.kind>.safetensors)
+  std::string classifier;  // classifier file (default: default_classifier_path(data))
   int count = 500;         // generated images per label
   uint64_t seed = 0;       // Philox seed of the evaluation noise
 };
@@ -168,6 +168,15 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 // A JSON file; one-line errors name it: a folder, unreadable ("cannot open <what><open_hint>"),
 // or not JSON (with the parser's position).
 nlohmann::json read_json_file(const std::string& path, const std::string& what, const std::string& open_hint = "");
+
+// The evaluator's default classifier file (relative to the working directory; eval.classifier's
+// default): classifiers/<kind>.safetensors; anime classifiers are per image size,
+// classifiers/anime_<H>x<W>.safetensors; class-folder classifiers per folder and size,
+// classifiers/<last component of dir>_<H>x<W>.safetensors.
+std::string default_classifier_path(const std::string& data_kind, int height = 28, int width = 28,
+                                    const std::string& dir = "");
+// The default classifier of a run's data (the one above for its kind, size and folder).
+std::string default_classifier_path(const DataSpec& data);
 // The one JSON reader of configs, specs and the config stored in a checkpoint: `text` parsed with
 // duplicate keys ("<where>: key \"train.steps\" appears twice") and nesting past 64 levels refused
 // (JsonStructureError); a syntax error is a cgan::Error "<where>: not valid JSON: parse error ...".

@@ -24,6 +24,16 @@ struct ClassFolderSpec {
 // spec.strict). One-line errors name data.dir: a missing folder, no class folder, a class name that
 // cannot be one line of classes.txt, a class folder without a (usable) image.
 HostDataset load_class_folder(const ClassFolderSpec& spec, std::ostream& log);
+// The class names of a class-folder set: the sub-folders of `dir`, sorted as above, checked as
+// above (without reading an image); *top_files (may be null) receives the count of other entries.
+std::vector<std::string> class_folder_names(const std::string& dir, int* top_files = nullptr);
+
+// A classifier's held-out split of a class-folder set (`all` as load_class_folder returns it):
+// within each class, in load (path) order, image j of n is held out when
+// floor((j + 1) f) > floor(j f) -- floor(n f) images spread evenly through the class -- and a
+// class with n f < 1 holds out its last image. Returns the held-out images (test) or the others.
+// A class with fewer than 2 images is a one-line error naming it. f lies in (0, 1).
+HostDataset class_folder_split(const HostDataset& all, double test_fraction, bool test);
 
 // classes.txt: the class names one per line, in label order. class_names_text writes it;
 // class_names_from_text reads it back (a trailing newline is optional; `path` names the source in

@@ -12,13 +12,20 @@
 // label input. A network that starts with a conv or pooling layer gets a {"reshape": [C, H, W]} of
 // the data's image shape put in front of it, so one spec serves every image size. Anime specs add
 // "data": {"kind": "anime", "size": [H, W], "count": N}: N procedural training faces (seed 0) and
-// test faces of seed 1 (see classifier_images), labelled with their hair colour (12 classes). Its features (what the Fréchet distance and the diversity figure measure) are the
-// input of its last linear layer: the output of the layer just before it.
+// test faces of seed 1 (see classifier_images), labelled with their hair colour (12 classes).
+// Class-folder specs (configs/classifier_image_folder.json) add "data": {"kind": "image_folder",
+// "dir": D, "size": N or [H, W], "test_fraction": f}: the RGB images of D's class folders
+// (class_folder.hpp), f of each class held out for the test accuracy (class_folder_split); `cgan_gpu
+// classifier --data image_folder --data-dir D --size N` fills dir and size in. In any spec the
+// last layer may be {"linear": "classes"}: as many outputs as the data has labels (10 for MNIST
+// and Fashion, 12 hair colours for anime, the class folders' count). Its features (what the
+// Fréchet distance and the diversity figure measure) are the input of its last linear layer: the
+// output of the layer just before it.
 //
 // File: tensors "classifier.<slot>" (Model::slots(): the v1 layout of state_dict.hpp), metadata format "cgan_gpu.classifier.v1",
 // "network" (the NetSpec JSON), "spec" (the whole classifier spec JSON), "data_kind",
 // "data_shape" "C,H,W", "num_classes", "data_range" "lo,hi", "test_accuracy", "steps",
-// "feature_layer".
+// "feature_layer", and for class-folder classifiers "class_names" (classes.txt's text) and "data_dir".
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -41,9 +48,12 @@ constexpr const char* kClassifierFormat = "cgan_gpu.classifier.v1";
 
 struct ClassifierSpec {
   std::string description;
-  std::string data_kind = "mnist";            // mnist | fashion | anime
-  int height = 28, width = 28, channels = 1;  // image shape (anime: data.size, RGB)
+  std::string data_kind = "mnist";            // mnist | fashion | anime | image_folder
+  int height = 28, width = 28, channels = 1;  // image shape (anime, image_folder: data.size, RGB)
   int count = 20000;                          // anime: training faces
+  std::string dir;                            // image_folder: the folder of class folders
+  double test_fraction = 0.1;                 // image_folder: share of each class held out
+  std::vector<std::string> class_names;       // image_folder: read from dir when the spec is parsed
   float lo = 0.f, hi = 1.f;                   // pixel range the classifier sees
   NetSpec net;                                // condition "none"
   int64_t steps = 6000;
@@ -54,20 +64,31 @@ struct ClassifierSpec {
   nlohmann::json to_json() const;
 };
 
-// Parses a classifier spec (unknown keys, wrong types: one-line errors prefixed with `path`).
+// Parses a classifier spec (unknown keys, wrong types: one-line errors prefixed with `path`). An
+// image_folder spec lists its data.dir's class folders (class_folder_names) to learn the labels.
 ClassifierSpec parse_classifier_spec(const nlohmann::json& j, const std::string& path);
 ClassifierSpec load_classifier_spec(const std::string& path);
+// The spec at `path` for the images `data` describes: its data.kind must be data's; an anime spec
+// gets data.size, an image_folder spec data.dir and data.size (the keys the file leaves to the run).
+ClassifierSpec load_classifier_spec_for(const std::string& path, const DataSpec& data);
 // configs/classifier_<kind>.json (relative to the working directory).
 std::string default_classifier_spec_path(const std::string& data_kind);
-// classifiers/<kind>.safetensors (relative to the working directory); anime classifiers are per
-// image size: classifiers/anime_<H>x<W>.safetensors.
-std::string default_classifier_path(const std::string& data_kind, int height = 28, int width = 28);
+// default_classifier_path (the file a kind's classifier is written to) lives in config.hpp: the
+// config names it as eval.classifier's default.
 // The real images a classifier of this kind trains on (train) or is tested on (!train): MNIST or
 // Fashion-MNIST IDX files from `dir`, or the procedural anime faces (dir unused; `count` training
 // faces of seed 0, test faces of seed 1: 5000, or count/4 but at least 1000 when that is fewer).
 // `key` names the source in errors.
 HostDataset classifier_images(const std::string& kind, const std::string& dir, bool train, float lo, float hi,
                               int height, int width, int count, const std::string& key);
+// The real images an evaluation compares generated ones with, in the classifier's range lo..hi:
+// the MNIST / Fashion-MNIST test set in `dir`, 5000 procedural test faces (seed 1) of height x
+// width, or every image of a class folder `dir` resized to height x width (as StyleGAN's
+// fid50k_full uses the whole training set: a class folder has no separate test set, and the
+// classifier's own held-out share is too small for the Fréchet statistics). `key` names the
+// source in errors.
+HostDataset reference_images(const std::string& kind, const std::string& dir, float lo, float hi, int height, int width,
+                             const std::string& key);
 // Index of the layer whose output is the feature vector: the one before the last linear layer.
 int feature_layer_of(const NetSpec& net);
 
@@ -83,7 +104,7 @@ class Classifier {
   const std::string& path() const { return path_; }
   Backend& backend() const { return be_; }
   const std::string& data_kind() const { return data_kind_; }
-  const DataShape& shape() const { return shape_; }  // lo/hi: the range it expects
+  const DataShape& shape() const { return shape_; }  // lo/hi: the range it expects; class_names
   double test_accuracy() const { return test_accuracy_; }
   int num_classes() const { return shape_.num_classes; }
   int feature_dim() const { return feature_dim_; }
@@ -102,11 +123,16 @@ class Classifier {
   Buffer<float> x_;
 };
 
-// Loads a classifier file; a missing file gets a one-line error saying how to create it.
-std::unique_ptr<Classifier> load_classifier(Backend& be, const std::string& path, int batch = 500);
+// Loads a classifier file; a missing file gets a one-line error saying how to create it (`make`, the
+// command, when given; else `cgan_gpu classifier --data mnist|fashion --out PATH`).
+std::unique_ptr<Classifier> load_classifier(Backend& be, const std::string& path, int batch = 500,
+                                            const std::string& make = "");
+// The command that trains the classifier for `data` into `out` (square images: --size takes one side).
+std::string classifier_command(const DataSpec& data, const std::string& out);
 
 // Throws a one-line cgan::Error unless `clf` was trained on images of `data_kind` with `shape`'s
-// size and label count (`what` names the other side, e.g. the checkpoint's path).
+// size and label count, and (class folders) the same class names in the same order (`what` names
+// the other side, e.g. the checkpoint's path).
 void check_classifier_matches(const Classifier& clf, const std::string& data_kind, const DataShape& shape,
                               const std::string& what);
 
@@ -123,7 +149,8 @@ SafeTensors train_classifier(Backend& be, const ClassifierSpec& spec, const Host
                              int64_t report_every = 500);
 
 // Trains the classifier `spec` describes on its kind's training images (classifier_images: IDX
-// files from `data_dir`, or the procedural faces; `dir_key` names the folder in errors), printing
+// files from `data_dir`, or the procedural faces; a class folder's spec.dir, split by
+// class_folder_split; `dir_key` names the folder in errors), printing
 // a header and the progress line "step N/M | loss L | train acc A | elapsed" to stderr every
 // min(500, steps / 4) steps, and writes the file atomically to `out` (its folder created). A stop
 // request (stop.hpp) ends it with Stopped before anything is written.
@@ -136,13 +163,12 @@ ClassifierTrained train_classifier_file(Backend& be, const ClassifierSpec& spec,
                                         const std::string& dir_key, const std::string& out);
 
 // What training with evaluation does when its classifier is missing. When `path` is the default
-// classifier of `kind` (default_classifier_path) and does not exist, it is trained first, from
-// the shipped spec default_classifier_spec_path(kind) on the IDX files in `data_dir`, saying so
-// on stderr (then the progress lines, then the test accuracy and the file written); returns true.
-// Otherwise (the file exists, or the user named another path, whose absence load_classifier
-// reports) does nothing and returns false. A missing spec file is a one-line error saying how to
-// make the classifier by hand.
-bool train_missing_default_classifier(Backend& be, const std::string& kind, const std::string& path,
-                                      const std::string& data_dir);
+// classifier of the run's data (default_classifier_path(data)) and does not exist, it is trained
+// first, from the shipped spec default_classifier_spec_path(kind) (load_classifier_spec_for) on
+// the images in data.dir, saying so on stderr (then the progress lines, then the test accuracy and
+// the file written); returns true. Otherwise (the file exists, or the user named another path,
+// whose absence load_classifier reports) does nothing and returns false. A missing spec file is a
+// one-line error saying how to make the classifier by hand.
+bool train_missing_default_classifier(Backend& be, const DataSpec& data, const std::string& path);
 
 }  // namespace cgan

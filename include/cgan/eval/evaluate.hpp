@@ -100,11 +100,13 @@ struct EvalResult {
   double kid_mean = 0, kid_std = 0;              // all generated vs all real
   std::vector<LabelScore> labels;
 
-  nlohmann::json to_json() const;
+  // `names` (class-folder sets: the class names, index = label; may be empty) adds a "name" per label.
+  nlohmann::json to_json(const std::vector<std::string>& names = {}) const;
   // The figures of a metrics.csv row after its step, named as its header names them, each as the
   // text the row holds.
   std::vector<std::pair<std::string, std::string>> csv_columns() const;
-  std::string table() const;  // one row per label and an "all" row
+  // One row per label (with its class name after the number when `names` has them) and an "all" row.
+  std::string table(const std::vector<std::string>& names = {}) const;
 };
 
 EvalResult evaluate(Classifier& clf, const RealReference& real, const ImageSource& gen, const EvalOptions& o);
