@@ -7,11 +7,14 @@
 #                             [--steps N] [--repeats R] [--set KEY=VALUE]... [--peer-modes "eager compile"]
 #
 # mlp: configs/mnist_mlp.json vs the peer eager and --compile (default batches 64 and 8192).
-# conv: configs/anime_conv.json (seed 001) vs the peer fp32 and --bf16 (default batch 64); cgan_gpu's
-# device memory in use (no allocation happens inside a step, so it is the peak) is printed too.
+# conv: configs/anime_conv.json (seed 001) vs the peer at PyTorch's defaults (fp32, --bf16) and at its
+# best (--tuned: channels-last, cudnn.benchmark, non-deterministic algorithms, TF32 matmuls, fused
+# Adam; with --bf16, with --compile) (default batch 64); cgan_gpu's device memory in use (no
+# allocation happens inside a step, so it is the peak) is printed too.
 # --steps/--repeats: cgan_gpu's iterations per timed repeat and repeats (default mlp 200, conv 20; 7);
 # --set: passed to cgan_gpu bench (e.g. data.count=2048: the peer draws from 2048 random images too);
-# --peer-modes: which peer runs (mlp: eager compile; conv: fp32 bf16; default both).
+# --peer-modes: which peer runs (mlp: eager compile, default both; conv: fp32 bf16 tuned tuned-bf16
+# tuned-compile tuned-bf16-compile, default the first four: compiling takes minutes).
 #
 # Prints one JSON line per measurement and a Markdown table for docs/PERFORMANCE.md.
 set -euo pipefail
@@ -39,7 +42,8 @@ while [ $# -gt 0 ]; do
 done
 case "$model" in
   mlp) config=configs/mnist_mlp.json; peer_modes=("" "--compile"); : "${steps:=200}"; : "${batches:=64 8192}" ;;
-  conv) config=configs/anime_conv.json; peer_modes=("" "--bf16"); : "${steps:=20}"; : "${batches:=64}" ;;
+  conv) config=configs/anime_conv.json; peer_modes=("" "--bf16" "--tuned" "--tuned --bf16"); : "${steps:=20}"
+        : "${batches:=64}" ;;
   *) echo "bench_vs_pytorch.sh: unknown model '$model' (mlp or conv)" >&2; exit 2 ;;
 esac
 if [ -n "$peer_sel" ]; then
@@ -49,7 +53,11 @@ if [ -n "$peer_sel" ]; then
       mlp:eager|conv:fp32) peer_modes+=("") ;;
       mlp:compile) peer_modes+=("--compile") ;;
       conv:bf16) peer_modes+=("--bf16") ;;
-      *) echo "bench_vs_pytorch.sh: --peer-modes: '$m' is not a peer mode of $model (mlp: eager compile; conv: fp32 bf16)" >&2; exit 2 ;;
+      conv:tuned) peer_modes+=("--tuned") ;;
+      conv:tuned-bf16) peer_modes+=("--tuned --bf16") ;;
+      conv:tuned-compile) peer_modes+=("--tuned --compile") ;;
+      conv:tuned-bf16-compile) peer_modes+=("--tuned --bf16 --compile") ;;
+      *) echo "bench_vs_pytorch.sh: --peer-modes: '$m' is not a peer mode of $model (mlp: eager compile; conv: fp32 bf16 tuned tuned-bf16 tuned-compile tuned-bf16-compile)" >&2; exit 2 ;;
     esac
   done
 fi
@@ -71,7 +79,7 @@ for b in $batches; do
     theirs=$(python3 "$peer" --model "$model" --batch "$b" $m | tail -n 1)
     echo "$theirs"
     theirs_ms=$(echo "$theirs" | field ms_per_iter)
-    mode=${m:-eager}; mode=${mode#--}
+    mode=${m:-eager}; mode=${mode//--/}; mode=${mode// /-}
     ratio=$(awk -v a="$theirs_ms" -v b="$ours_ms" 'BEGIN { printf "%.1f", a / b }')
     rows+=("| $model | $b | $ours_ms | $ours_tf_ms | $ours_mem | $mode | $theirs_ms | ${ratio}x |")
   done
