@@ -135,4 +135,9 @@ struct Context {
   void release() noexcept;
 };
 
+#ifdef CGAN_HAVE_CUDNN
+// conv.cpp: ctx.cudnn, created (bound to ctx.stream) on first use.
+cudnnHandle_t cudnn_handle(Context& ctx);
+#endif
+
 }  // namespace cgan::cuda

@@ -178,7 +178,9 @@ void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, in
                   " candidates; last rejected: ", why, ")"));
 }
 
-cudnnHandle_t handle(Context& ctx) {
+}  // namespace
+
+cudnnHandle_t cudnn_handle(Context& ctx) {
   if (!ctx.cudnn) {
     cudnnHandle_t h = nullptr;
     CUDNN_CHECK(cudnnCreate(&h));
@@ -191,6 +193,10 @@ cudnnHandle_t handle(Context& ctx) {
   }
   return ctx.cudnn;
 }
+
+namespace {
+
+cudnnHandle_t handle(Context& ctx) { return cudnn_handle(ctx); }
 
 std::unique_ptr<ConvPlan> make_plan(cudnnHandle_t h, const ConvShape& s, bool tf32) {
   // cuDNN's 4-d descriptors index with int.

@@ -92,6 +92,7 @@ class CudaBackend final : public Backend {
   }
   std::string memory_available_source() override { return "cudaMemGetInfo"; }
   size_t conv2d_workspace_cap(const ConvShape&) override { return cuda::conv_workspace_cap(); }
+  std::vector<ConvProbeRow> conv_probe(const ConvShape& s) override { return cuda::conv_probe(ctx_, s); }
   double time_ms(const std::function<void()>& work) override {
     struct Events {
       cudaEvent_t start = nullptr, stop = nullptr;

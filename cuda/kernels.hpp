@@ -99,6 +99,10 @@ void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const
 void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                           float* ws);
 
+// conv_probe.cpp: every cuDNN algorithm for s, each direction, in the layouts and precisions of
+// ConvProbeRow::variant, timed by cudnnFind*Ex (Backend::conv_probe). Without cuDNN: throws.
+std::vector<ConvProbeRow> conv_probe(Context& ctx, const ConvShape& s);
+
 // conv_bias.cu: y [N, K, PQ] = act(y + bias[k]) (bias may be null); gbias[k] += sum over n and PQ
 // of gy (deterministic).
 void launch_conv_bias_act_forward(const Context& ctx, int N, int K, size_t PQ, const float* bias, Act act, float slope,

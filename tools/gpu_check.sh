@@ -412,6 +412,11 @@ if [ "$gpu" = 1 ] && [ -x "$bin" ]; then
   fi
   wait "$tests_pid"
 
+  # every cuDNN algorithm for anime_conv's convs, each direction, NCHW vs NHWC-padded, fp32/tf32/bf16
+  # (issue 20: what our own kernels must beat)
+  run_step conv_probe_anime_conv 150 "$bin" bench --conv-probe --config configs/anime_conv.json \
+    --set data.count=256 --device cuda --json "$out_dir/conv_probe_anime_conv.json"
+
   # per-op profiles (eager, CUDA events), one at a time: timings need the GPU to themselves
   if [ "$have_mnist" = 1 ]; then
     run_step perop_mnist_mlp 90 "$bin" bench --config configs/mnist_mlp.json --steps 50 --repeats 3 --device cuda \
@@ -477,6 +482,8 @@ for st in steps:  # what each part found
         st["json_lines"] = [json.loads(l) for l in t.splitlines() if l.startswith("{") and l.endswith("}")]
     if st["name"].startswith("vs_pytorch"):
         st["table"] = "\n".join(l for l in t.splitlines() if l.startswith("|"))
+    if st["name"].startswith("conv_probe"):
+        st["table"] = t[t.find("Convolution probe"):].strip() if "Convolution probe" in t else ""
     if st["name"].startswith("perop_"):
         st["table"] = t[t.find("Timed in ops"):t.rfind("\n{")].strip() if "Timed in ops" in t else ""
 bad = [s for s in steps if s["status"] in ("fail", "timeout")]

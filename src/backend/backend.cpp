@@ -90,6 +90,11 @@ std::string Backend::memory_available_source() {
 
 size_t Backend::conv2d_workspace_cap(const ConvShape& s) { return conv2d_workspace(s); }
 
+std::vector<ConvProbeRow> Backend::conv_probe(const ConvShape&) {
+  throw Error(cat("--conv-probe: the ", name(),
+                  " backend has no convolution algorithms to choose from; the probe times cuDNN's (--device cuda)"));
+}
+
 double Backend::time_ms(const std::function<void()>& work) {
   synchronize();
   const auto t0 = std::chrono::steady_clock::now();

@@ -10,17 +10,47 @@
 #include "cgan/base/error.hpp"
 #include "cgan/base/io.hpp"
 #include "cgan/backend/profile.hpp"
+#include "cgan/nn/model.hpp"
+#include "cgan/report/conv_probe.hpp"
 #include "cgan/train/trainer.hpp"
 
 #include "cli.hpp"
 
 namespace cgan::cli {
 
+namespace {
+
+// --conv-probe: every conv of G and D through Backend::conv_probe; the table to stdout, every
+// measured row to --json FILE.
+int probe_convolutions(Backend& be, const Config& cfg, Trainer& t, const std::string& json_path) {
+  std::vector<ConvProbeEntry> entries;
+  for (Model* m : {&t.generator(), &t.discriminator()})
+    for (const auto& [layer, shape] : m->conv_shapes()) {
+      entries.push_back({m->name(), layer, shape, be.conv_probe(shape)});
+      std::fprintf(stderr, "cgan_gpu bench: probed %s layer %d (%zu algorithms)\n", m->name().c_str(), layer,
+                   entries.back().rows.size());
+    }
+  if (entries.empty()) throw Error(cat("--conv-probe: config ", cfg.name, " has no conv2d layer"));
+  std::printf("Convolution probe: %s on %s, batch %d (cudnnFind times; deterministic = bit-identical run to run)\n\n%s",
+              cfg.name.c_str(), be.name().c_str(), cfg.train.batch_size, conv_probe_table(entries).c_str());
+  if (!json_path.empty()) {
+    make_parent_dir(json_path);
+    const nlohmann::json j = {{"config", cfg.name},
+                              {"device", be.name()},
+                              {"batch", cfg.train.batch_size},
+                              {"convs", conv_probe_json(entries)}};
+    write_file_atomic(json_path, j.dump(1) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
 int cmd_bench(Args& a) {
   std::string config_path, device, json_path;
   std::vector<std::string> sets;
   long long steps = 200, batch = 0, repeats = 5;
-  bool per_op = false;
+  bool per_op = false, conv_probe = false;
   while (a.more()) {
     const std::string f = a.v[a.i++];
     if (is_help(f)) return print_command_help("bench");
@@ -28,6 +58,8 @@ int cmd_bench(Args& a) {
       config_path = a.value(f);
     else if (f == "--per-op")
       per_op = true;
+    else if (f == "--conv-probe")
+      conv_probe = true;
     else if (f == "--json")
       json_path = a.value(f);
     else if (f == "--set")
@@ -54,6 +86,7 @@ int cmd_bench(Args& a) {
   auto be = make_backend(cfg.device, {cfg.precision});
   const HostDataset data = load_dataset(cfg.data, true);
   Trainer t(cfg, *be, data, g_comm.get());  // under mpirun: the ranks share the batch, as in training
+  if (conv_probe) return probe_convolutions(*be, cfg, t, json_path);
   t.init();
   auto run = [&] {
     for (long long i = 0; i < steps; ++i) t.step();

@@ -85,6 +85,7 @@ const CommandHelp kCommandHelp[] = {
 )"},
     {"bench",
      R"(  cgan_gpu bench --config FILE [--steps N] [--batch B] [--repeats R] [--device D] [--per-op]
+  cgan_gpu bench --conv-probe --config FILE [--batch B] [--device cuda] [--json FILE]
 )",
      R"(Bench options (prints one JSON line: median ms per training iteration):
   --steps N            iterations per timed repeat (default 200)
@@ -96,7 +97,11 @@ const CommandHelp kCommandHelp[] = {
                        Markdown tables of time per op kind, per layer and per phase with
                        their shares, then the JSON line with them under "per_op"
                        (docs/PROFILING.md)
-  --json FILE          also write the JSON line to FILE
+  --json FILE          also write the JSON line to FILE (--conv-probe: every measured algorithm)
+  --conv-probe         instead of timing steps: for every conv2d of G and D, each direction, in
+                       four variants (nchw-fp32, nchw-tf32, nhwc-pad4-tf32, nhwc-pad8-bf16),
+                       time every cuDNN algorithm (cudnnFind*Ex); a table of the fastest
+                       deterministic and fastest overall per conv (CUDA only; docs/PROFILING.md)
 )"},
     {"classifier",
      R"(  cgan_gpu classifier --data mnist|fashion|anime|image_folder [--size N|HxW] [--data-dir DIR]

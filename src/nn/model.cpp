@@ -398,6 +398,13 @@ const float* Model::dropout_mask(int layer_index) const {
   return nullptr;
 }
 
+std::vector<std::pair<int, ConvShape>> Model::conv_shapes() const {
+  std::vector<std::pair<int, ConvShape>> v;
+  for (auto& L : layers_)
+    if (const ConvShape* s = L->conv_shape()) v.emplace_back(L->spec_index, *s);
+  return v;
+}
+
 LayerRun Model::run(bool train, uint64_t seed, RngStream stream) const {
   LayerRun r{be_, name_, batch_, num_classes_};
   r.params = params_, r.grads = grads_, r.state = state_, r.cond = cond_;

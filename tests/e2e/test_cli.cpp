@@ -285,6 +285,20 @@ TEST(Cli, BenchPrintsOneJsonLineWithTheMedian) {
   auto r = e2e::run_cli("bench --config configs/mixture_cond.json --steps 0", d / "log");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--steps: expected an integer in [1, 1000000], got '0'"), std::string::npos) << r.output;
+  // --conv-probe times cuDNN's algorithms: on the CPU a one-line error, nothing written
+  r = e2e::run_cli("bench --conv-probe --config configs/anime_small.json --set data.count=64 --device cpu --json " +
+                       (d / "probe.json"),
+                   d / "log");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(e2e::lines_of(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--conv-probe: the cpu backend has no convolution algorithms to choose from"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(d / "probe.json"));
+  // a config without convolutions has nothing to probe (whichever backend)
+  r = e2e::run_cli("bench --conv-probe --config configs/mixture_cond.json --device cpu", d / "log");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--conv-probe: config mixture_cond has no conv2d layer"), std::string::npos) << r.output;
 }
 
 // bench --per-op on a small conv GAN: the tables, and the JSON line (also written to --json) with

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cgan/backend/profile.hpp"
 #include "cgan/backend/scalar_math.hpp"
@@ -48,6 +49,19 @@ struct ConvShape {
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
   int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
   int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
+};
+// One algorithm a backend could run for a convolution (`cgan_gpu bench --conv-probe`): the CUDA
+// backend times every cuDNN algorithm of each direction in several layouts and precisions.
+struct ConvProbeRow {
+  std::string direction;  // forward | backward-data | backward-filter
+  std::string variant;    // layout and precision: nchw-fp32, nchw-tf32, nhwc-pad4-tf32, nhwc-pad8-bf16
+  int C = 0, K = 0;       // input and output channels as run (rounded up in the padded variants)
+  int algo = -1;          // the library's algorithm number; -1: the variant could not be set up
+  std::string math;       // the math type the algorithm ran in
+  std::string status;     // "ok", or why it cannot run
+  double ms = 0;          // the library's timing of one call
+  bool deterministic = false;
+  uint64_t workspace = 0;  // bytes
 };
 enum class Pool { avg = 0, max };
 // avg counts padded cells in the divisor (PyTorch's count_include_pad=True); max ignores them.
@@ -101,6 +115,10 @@ class Backend {
   // The most workspace (floats) conv2d_workspace(s) can ask for, without choosing algorithms: the
   // CPU's im2col buffer for the shape; CUDA, the cuDNN workspace cap of the algorithm search.
   virtual size_t conv2d_workspace_cap(const ConvShape& s);
+  // Every algorithm the backend's convolution library offers for `s`, each direction, timed
+  // (diagnostics, not used in a step). Backends without a choice of algorithms throw a one-line
+  // cgan::Error saying so (the default).
+  virtual std::vector<ConvProbeRow> conv_probe(const ConvShape& s);
 
   // ---- dense algebra
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]

@@ -78,6 +78,8 @@ class Model {
   // `layer_index`, a dropout layer, applied in the last forward; nullptr when that forward did not
   // drop (evaluation, p = 0) or the layer is not a dropout. Used by the trainer's step trace.
   const float* dropout_mask(int layer_index) const;
+  // The convolutions its conv2d layers run, with their spec layer indices, in layer order.
+  std::vector<std::pair<int, ConvShape>> conv_shapes() const;
 
   // Data-parallel training (cgan/train/distributed.hpp): this model's batch is samples
   // [sample_offset, sample_offset + batch) of each global batch, so dropout draws those samples'

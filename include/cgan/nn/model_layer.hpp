@@ -106,6 +106,8 @@ class ModelLayer {
   virtual void describe(std::ostream& os, int num_classes) const { (void)os, (void)num_classes; }
   // The keep mask of its last forward (dropout), else nullptr.
   virtual const float* dropout_mask() const { return nullptr; }
+  // The convolution it runs (conv2d), else nullptr.
+  virtual const ConvShape* conv_shape() const { return nullptr; }
 };
 
 }  // namespace cgan

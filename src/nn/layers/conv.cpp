@@ -41,6 +41,7 @@ class ConvLayer final : public ModelLayer {
     if (act_ != Act::none) os << " + " << act_name(act_) << " (fused)";
     if (weight.sn) os << " + spectral norm";
   }
+  const ConvShape* conv_shape() const override { return &cs_; }
   LayerWeight weight;
   size_t b = 0;
 
