@@ -9,8 +9,10 @@
 #include <cstdlib>
 #include <map>
 #include <unordered_map>
+#include <vector>
 
 #include "cgan/base/error.hpp"
+#include "cpu_dnnl_stage.hpp"
 
 namespace cgan {
 namespace {
@@ -43,13 +45,17 @@ Key key_of(const ConvShape& s, int threads) {
 }  // namespace
 
 struct DnnlConv::Impl {
+  // One primitive with its three staged tensor arguments (in the order of `ids`) and its scratchpad.
+  struct Op {
+    dnnl::primitive prim;
+    std::array<int, 3> ids{};
+    std::array<DnnlStage, 3> args;
+    memory::desc sp;
+  };
   struct Prims {
     bool ok = false;
-    memory::desc src, wei, bias, dst;
-    dnnl::convolution_forward fwd, fwd_bias;
-    dnnl::convolution_backward_data bwd_data;
-    dnnl::convolution_backward_weights bwd_weights;                 // with the bias gradient
-    memory::desc sp_fwd, sp_fwd_bias, sp_bwd_data, sp_bwd_weights;  // their scratchpads
+    memory::desc bias;
+    Op fwd, fwd_bias, bwd_data, bwd_weights;  // bwd_weights with the bias gradient
   };
 
   dnnl::engine eng;
@@ -57,7 +63,8 @@ struct DnnlConv::Impl {
   std::map<Key, Prims> cache;
   void* scratch = nullptr;  // the primitives' user scratchpad, 64-byte aligned, only grows
   size_t scratch_bytes = 0;
-  std::vector<float> gw_tmp;  // oneDNN overwrites diff_weights / diff_bias; the op accumulates
+  DnnlStageBuffers bufs;      // the blocked copies of the arguments (slot = argument position)
+  std::vector<float> gb_tmp;  // oneDNN overwrites diff_bias; the op accumulates
 
   Impl() {
     eng = checked("dnnl::engine(cpu)", ConvShape{}, [] { return dnnl::engine(dnnl::engine::kind::cpu, 0); });
@@ -76,16 +83,49 @@ struct DnnlConv::Impl {
     scratch_bytes = b;
   }
 
+  // An Op from its primitive descriptor: per argument (id in `ids`) the engine's layout, the
+  // primitive's and the direction.
+  template <typename P, typename PD>
+  Op make_op(const PD& pd, std::array<int, 3> ids, std::array<memory::desc, 3> plain,
+             std::array<memory::desc, 3> chosen, std::array<DnnlStage::Dir, 3> dirs) {
+    Op op;
+    op.prim = P(pd);
+    op.ids = ids;
+    for (size_t i = 0; i < 3; ++i) op.args[i] = DnnlStage(eng, plain[i], chosen[i], dirs[i], static_cast<int>(i));
+    op.sp = pd.scratchpad_desc();
+    need_scratch(op.sp.get_size());
+    return op;
+  }
+
+  // make(src, dst) with `pref` layouts, or with `alt` ones where oneDNN has no kernel for `pref`.
+  template <typename Make>
+  static auto with_fallback(Make&& make, const memory::desc& src_pref, const memory::desc& dst_pref,
+                            const memory::desc& src_alt, const memory::desc& dst_alt)
+      -> decltype(make(src_pref, dst_pref)) {
+    try {
+      return make(src_pref, dst_pref);
+    } catch (const dnnl::error& e) {
+      if (e.status != dnnl_unimplemented) throw;
+    }
+    return make(src_alt, dst_alt);
+  }
+
   Prims& get(const ConvShape& s, int threads) {
     const Key k = key_of(s, threads);
     auto it = cache.find(k);
     if (it != cache.end()) return it->second;
     Prims& p = cache[k];
     const memory::dim P = s.P(), Q = s.Q();
-    p.src = memory::desc({s.N, s.C, s.H, s.W}, dt::f32, tag::nchw);
-    p.wei = memory::desc({s.K, s.C, s.R, s.S}, dt::f32, tag::oihw);
+    // The engine's layouts (what the caller's buffers hold), and the primitives': with plain NCHW /
+    // OIHW descriptors oneDNN 2.6 runs only gemm:jit (its im2col + sgemm, no faster than ours);
+    // with `any` / NHWC it runs its direct jit kernels, and DnnlStage reorders between the two.
+    const memory::desc src({s.N, s.C, s.H, s.W}, dt::f32, tag::nchw);
+    const memory::desc wei({s.K, s.C, s.R, s.S}, dt::f32, tag::oihw);
+    const memory::desc dst({s.N, s.K, P, Q}, dt::f32, tag::nchw);
+    const memory::desc src_any({s.N, s.C, s.H, s.W}, dt::f32, tag::any);
+    const memory::desc wei_any({s.K, s.C, s.R, s.S}, dt::f32, tag::any);
+    const memory::desc dst_any({s.N, s.K, P, Q}, dt::f32, tag::any);
     p.bias = memory::desc({s.K}, dt::f32, tag::x);
-    p.dst = memory::desc({s.N, s.K, P, Q}, dt::f32, tag::nchw);
     const memory::dims strides = {s.stride_h, s.stride_w};
     const memory::dims pad_l = {s.pad_h, s.pad_w};
     // The right padding that makes oneDNN's output size the engine's floor((H + 2 pad - R) / stride) + 1.
@@ -93,32 +133,51 @@ struct DnnlConv::Impl {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     const auto alg = dnnl::algorithm::convolution_direct;
+    using D = DnnlStage::Dir;
     try {
-      const auto fwd_bias_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, p.src, p.wei,
-                                                              p.bias, p.dst, strides, pad_l, pad_r);
-      const auto fwd_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, p.src, p.wei, p.dst,
-                                                         strides, pad_l, pad_r);
+      // Forward: oneDNN's own layouts (blocked nChw16c / nChw8c for its direct kernels; NCHW kept for
+      // a small-channel input). The gradients: NHWC activations, where 2.6's jit:avx512_core kernels
+      // have no channel padding (12 or 4 channels padded to 16 made them slower than im2col),
+      // else oneDNN's own choice. Measured per layout on the anime_small shapes (docs/PERFORMANCE.md,
+      // issue 23); weights always in oneDNN's layout.
+      const memory::desc src_nhwc({s.N, s.C, s.H, s.W}, dt::f32, tag::nhwc);
+      const memory::desc dst_nhwc({s.N, s.K, P, Q}, dt::f32, tag::nhwc);
+      const auto fwd_bias_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any,
+                                                              p.bias, dst_any, strides, pad_l, pad_r);
+      const auto fwd_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any,
+                                                         dst_any, strides, pad_l, pad_r);
       const auto fwd_bias_pd = dnnl::convolution_forward::primitive_desc(fwd_bias_d, attr, eng);
       const auto fwd_pd = dnnl::convolution_forward::primitive_desc(fwd_d, attr, eng);
-      const auto bd_d = dnnl::convolution_backward_data::desc(alg, p.src, p.wei, p.dst, strides, pad_l, pad_r);
-      const auto bd_pd = dnnl::convolution_backward_data::primitive_desc(bd_d, attr, eng, fwd_bias_pd);
-      const auto bw_d =
-          dnnl::convolution_backward_weights::desc(alg, p.src, p.wei, p.bias, p.dst, strides, pad_l, pad_r);
-      const auto bw_pd = dnnl::convolution_backward_weights::primitive_desc(bw_d, attr, eng, fwd_bias_pd);
-      p.fwd = dnnl::convolution_forward(fwd_pd);
-      p.fwd_bias = dnnl::convolution_forward(fwd_bias_pd);
-      p.bwd_data = dnnl::convolution_backward_data(bd_pd);
-      p.bwd_weights = dnnl::convolution_backward_weights(bw_pd);
-      p.sp_fwd = fwd_pd.scratchpad_desc();
-      p.sp_fwd_bias = fwd_bias_pd.scratchpad_desc();
-      p.sp_bwd_data = bd_pd.scratchpad_desc();
-      p.sp_bwd_weights = bw_pd.scratchpad_desc();
-      need_scratch(std::max(
-          {p.sp_fwd.get_size(), p.sp_fwd_bias.get_size(), p.sp_bwd_data.get_size(), p.sp_bwd_weights.get_size()}));
+      const auto bd_pd = with_fallback(
+          [&](const memory::desc& sd, const memory::desc& dd) {
+            const auto d = dnnl::convolution_backward_data::desc(alg, sd, wei_any, dd, strides, pad_l, pad_r);
+            return dnnl::convolution_backward_data::primitive_desc(d, attr, eng, fwd_bias_pd);
+          },
+          src_nhwc, dst_nhwc, src_any, dst_any);
+      const auto bw_pd = with_fallback(
+          [&](const memory::desc& sd, const memory::desc& dd) {
+            const auto d =
+                dnnl::convolution_backward_weights::desc(alg, sd, wei_any, p.bias, dd, strides, pad_l, pad_r);
+            return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng, fwd_bias_pd);
+          },
+          src_nhwc, dst_nhwc, src_any, dst_any);
+      const std::array<int, 3> fwd_ids = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
+      p.fwd = make_op<dnnl::convolution_forward>(fwd_pd, fwd_ids, {src, wei, dst},
+                                                 {fwd_pd.src_desc(), fwd_pd.weights_desc(), fwd_pd.dst_desc()},
+                                                 {D::in, D::in, D::out});
+      p.fwd_bias = make_op<dnnl::convolution_forward>(
+          fwd_bias_pd, fwd_ids, {src, wei, dst},
+          {fwd_bias_pd.src_desc(), fwd_bias_pd.weights_desc(), fwd_bias_pd.dst_desc()}, {D::in, D::in, D::out});
+      p.bwd_data = make_op<dnnl::convolution_backward_data>(
+          bd_pd, {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC}, {dst, wei, src},
+          {bd_pd.diff_dst_desc(), bd_pd.weights_desc(), bd_pd.diff_src_desc()}, {D::in, D::in, D::out});
+      p.bwd_weights = make_op<dnnl::convolution_backward_weights>(
+          bw_pd, {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}, {src, dst, wei},
+          {bw_pd.src_desc(), bw_pd.diff_dst_desc(), bw_pd.diff_weights_desc()}, {D::in, D::in, D::accumulate});
     } catch (const dnnl::error& e) {
       if (e.status != dnnl_unimplemented) {
         cache.erase(k);
-        fail("dnnl convolution primitive_desc / primitive creation", s, e);
+        fail("dnnl convolution primitive_desc / primitive / reorder creation", s, e);
       }
       return p;  // ok stays false: no oneDNN kernel for this shape, im2col serves it
     }
@@ -126,13 +185,19 @@ struct DnnlConv::Impl {
     return p;
   }
 
-  memory mem(const memory::desc& md, const float* ptr) { return memory(md, eng, const_cast<float*>(ptr)); }
-
-  void run(const char* call, const ConvShape& s, dnnl::primitive& prim, const memory::desc& sp,
-           std::unordered_map<int, memory> args) {
+  // Stages op's three arguments (user buffers in `user`, in op.ids order), runs it with `extra`
+  // (the plain bias arguments) and the scratchpad, and copies / adds its outputs back.
+  void run(const char* call, const ConvShape& s, Op& op, std::array<const float*, 3> user,
+           std::unordered_map<int, memory> extra) {
     checked(call, s, [&] {
-      args.emplace(DNNL_ARG_SCRATCHPAD, memory(sp, eng, scratch));
-      prim.execute(strm, args);
+      std::array<memory, 3> staged;
+      for (size_t i = 0; i < 3; ++i) {
+        staged[i] = op.args[i].before(eng, strm, bufs, user[i]);
+        extra.emplace(op.ids[i], staged[i]);
+      }
+      extra.emplace(DNNL_ARG_SCRATCHPAD, memory(op.sp, eng, scratch));
+      op.prim.execute(strm, extra);
+      for (size_t i = 0; i < 3; ++i) op.args[i].after(eng, strm, staged[i], const_cast<float*>(user[i]));
       strm.wait();
       return 0;
     });
@@ -149,24 +214,17 @@ void DnnlConv::forward(const ConvShape& s, int threads, const float* x, const fl
   auto& p = m.get(s, threads);
   CGAN_CHECK(p.ok, "conv2d_forward: oneDNN has no convolution for this shape");
   if (bias)
-    m.run("dnnl convolution_forward (bias)", s, p.fwd_bias, p.sp_fwd_bias,
-          {{DNNL_ARG_SRC, m.mem(p.src, x)},
-           {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)},
-           {DNNL_ARG_BIAS, m.mem(p.bias, bias)},
-           {DNNL_ARG_DST, m.mem(p.dst, y)}});
+    m.run("dnnl convolution_forward (bias)", s, p.fwd_bias, {x, w, y},
+          {{DNNL_ARG_BIAS, memory(p.bias, m.eng, const_cast<float*>(bias))}});
   else
-    m.run("dnnl convolution_forward", s, p.fwd, p.sp_fwd,
-          {{DNNL_ARG_SRC, m.mem(p.src, x)}, {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)}, {DNNL_ARG_DST, m.mem(p.dst, y)}});
+    m.run("dnnl convolution_forward", s, p.fwd, {x, w, y}, {});
 }
 
 void DnnlConv::backward_data(const ConvShape& s, int threads, const float* gy, const float* w, float* gx) {
   Impl& m = *impl_;
   auto& p = m.get(s, threads);
   CGAN_CHECK(p.ok, "conv2d_backward_data: oneDNN has no convolution for this shape");
-  m.run("dnnl convolution_backward_data", s, p.bwd_data, p.sp_bwd_data,
-        {{DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)},
-         {DNNL_ARG_WEIGHTS, m.mem(p.wei, w)},
-         {DNNL_ARG_DIFF_SRC, m.mem(p.src, gx)}});
+  m.run("dnnl convolution_backward_data", s, p.bwd_data, {gy, w, gx}, {});
 }
 
 void DnnlConv::backward_filter(const ConvShape& s, int threads, const float* x, const float* gy, float* gw,
@@ -174,16 +232,11 @@ void DnnlConv::backward_filter(const ConvShape& s, int threads, const float* x, 
   Impl& m = *impl_;
   auto& p = m.get(s, threads);
   CGAN_CHECK(p.ok, "conv2d_backward_filter: oneDNN has no convolution for this shape");
-  const size_t nw = static_cast<size_t>(s.K) * s.C * s.R * s.S;
-  if (m.gw_tmp.size() < nw + s.K) m.gw_tmp.resize(nw + s.K);
-  float* tw = m.gw_tmp.data();
-  float* tb = tw + nw;
-  m.run("dnnl convolution_backward_weights", s, p.bwd_weights, p.sp_bwd_weights,
-        {{DNNL_ARG_SRC, m.mem(p.src, x)},
-         {DNNL_ARG_DIFF_DST, m.mem(p.dst, gy)},
-         {DNNL_ARG_DIFF_WEIGHTS, m.mem(p.wei, tw)},
-         {DNNL_ARG_DIFF_BIAS, m.mem(p.bias, tb)}});
-  for (size_t i = 0; i < nw; ++i) gw[i] += tw[i];
+  if (m.gb_tmp.size() < static_cast<size_t>(s.K)) m.gb_tmp.resize(s.K);
+  float* tb = m.gb_tmp.data();
+  // gw += dL/dw through the accumulating reorder; the bias gradient lands in tb, added below
+  m.run("dnnl convolution_backward_weights", s, p.bwd_weights, {x, gy, gw},
+        {{DNNL_ARG_DIFF_BIAS, memory(p.bias, m.eng, tb)}});
   if (gbias)
     for (int k = 0; k < s.K; ++k) gbias[k] += tb[k];
 }

@@ -1,12 +1,15 @@
 // The CPU backend's conv2d on oneDNN's convolution primitives (built only with CGAN_HAVE_DNNL; the
 // im2col + GEMM path of cpu_conv.hpp serves the other builds and is the tests' oracle).
 //
-// Layouts stay the engine's: x / y NCHW, w OIHW, all f32; oneDNN reorders internally where its
-// kernels want blocked layouts. Primitives are created once per (shape, thread count) and cached;
-// they run with a user scratchpad that this object owns (grown, never shrunk), so repeated shapes
-// allocate nothing. oneDNN picks its kernels from the CPU's ISA, capped by ONEDNN_MAX_CPU_ISA.
-// For a fixed machine, ISA cap and thread count the results are run-to-run bit-identical (the
-// weight-gradient reductions run in a fixed order; oneDNN 2.6 has no nondeterministic CPU conv).
+// The caller's buffers stay in the engine's layouts: x / y NCHW, w OIHW, all f32. The primitives
+// run in the layouts that get oneDNN's direct jit kernels (blocked nChw16c-style for the forward,
+// NHWC for the gradients; cpu_dnnl_stage.hpp reorders to and from them), not the plain NCHW for
+// which oneDNN 2.6 has only its im2col + sgemm. Primitives and reorders are created once per
+// (shape, thread count) and cached; they run with a user scratchpad and layout buffers that this
+// object owns (grown, never shrunk), so repeated shapes allocate nothing. oneDNN picks its kernels
+// from the CPU's ISA, capped by ONEDNN_MAX_CPU_ISA. For a fixed machine, ISA cap and thread count
+// the results are run-to-run bit-identical (the weight-gradient reductions run in a fixed order;
+// oneDNN 2.6 has no nondeterministic CPU conv).
 #pragma once
 #include <cstddef>
 #include <memory>

@@ -209,8 +209,8 @@ void expect_matches_reference(Backend& be, const ConvShape& s, const VecF& x, co
   expect_close(r.gb, gb, atol_w, 1e-4, "gbias");
 }
 
-// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the default, and the oracle for oneDNN's),
-// "mixed" (forward and data gradient on oneDNN's primitives) or "dnnl" (all three on them). Where
+// A CPU backend with CGAN_CPU_CONV=mode: "im2col" (the oracle for oneDNN's),
+// "mixed" (forward and data gradient on oneDNN's primitives) or "dnnl" (all three on them, the default). Where
 // the build has no oneDNN every mode is im2col and these tests compare it with itself.
 std::unique_ptr<Backend> conv_backend(const char* mode) {
   const testutil::ScopedEnv env("CGAN_CPU_CONV", mode);
