@@ -200,7 +200,14 @@ class CpuBackend final : public Backend {
     if (it != sizes_.end()) allocated_ -= it->second, sizes_.erase(it);
     std::free(p);
   }
-  AllocStats alloc_stats() const override { return {allocated_, peak_}; }
+  AllocStats alloc_stats() const override { return {allocated_, peak_, own_}; }
+  size_t conv2d_workspace_cap(const ConvShape& s) override {
+    size_t floats = conv2d_workspace(s);  // the buffer the layer allocates (im2col's, 0 for all-oneDNN)
+#if CGAN_HAVE_DNNL
+    if (use_dnnl_conv(s)) floats += (dnnl_conv_.shape_bytes(s, cur_threads_) + sizeof(float) - 1) / sizeof(float);
+#endif
+    return floats;
+  }
   void upload_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
   void download_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
   void upload_int_impl(int32_t* dst, const int32_t* src, size_t n) override {
@@ -467,6 +474,7 @@ class CpuBackend final : public Backend {
     if (conv_mode_ != ConvMode::automatic && use_dnnl_conv(s)) {
       check_conv_ws("conv2d_forward", s, ws);
       dnnl_conv_.forward(s, cur_threads_, x, w, bias, y);
+      note_own();
     } else
 #endif
       cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
@@ -476,7 +484,9 @@ class CpuBackend final : public Backend {
 #if CGAN_HAVE_DNNL
     if (conv_mode_ != ConvMode::im2col && use_dnnl_conv(s)) {
       check_conv_ws("conv2d_backward_data", s, ws);
-      return dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+      dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
+      note_own();
+      return;
     }
 #endif
     cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
@@ -484,8 +494,11 @@ class CpuBackend final : public Backend {
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
 #if CGAN_HAVE_DNNL
-    if ((conv_mode_ == ConvMode::dnnl || conv_mode_ == ConvMode::automatic) && use_dnnl_conv(s))
-      return dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
+    if ((conv_mode_ == ConvMode::dnnl || conv_mode_ == ConvMode::automatic) && use_dnnl_conv(s)) {
+      dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
+      note_own();
+      return;
+    }
 #endif
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
@@ -724,7 +737,9 @@ class CpuBackend final : public Backend {
     if (emulate_tf32_ || conv_mode_ == ConvMode::im2col) return false;
     const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
     set_threads(macs >= kParallelMacs ? max_threads_ : 1);
-    return dnnl_conv_.supports(s, cur_threads_);
+    const bool ok = dnnl_conv_.supports(s, cur_threads_);  // creates the primitives (and their scratchpad)
+    note_own();
+    return ok;
   }
 
   // The workspace contract holds on every path: a shape whose conv2d_workspace is not 0 needs one.
@@ -862,11 +877,18 @@ class CpuBackend final : public Backend {
     const uint64_t b = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
     sizes_[p] = b;
     allocated_ += b;
-    peak_ = std::max(peak_, allocated_);
+    peak_ = std::max(peak_, allocated_ + own_);
     return p;
   }
+  // After oneDNN may have grown its buffers (primitive creation, a conv op): own_ and the peak.
+  void note_own() {
+#if CGAN_HAVE_DNNL
+    own_ = dnnl_conv_.bytes_held();
+    peak_ = std::max(peak_, allocated_ + own_);
+#endif
+  }
   std::unordered_map<void*, uint64_t> sizes_;
-  uint64_t allocated_ = 0, peak_ = 0;
+  uint64_t allocated_ = 0, peak_ = 0, own_ = 0;
   bool emulate_tf32_ = false;
   // CGAN_CPU_CONV: unset / "auto" (both gradients), "mixed" (forward, data gradient),
   // "dnnl" (all three), "im2col" (none on oneDNN)

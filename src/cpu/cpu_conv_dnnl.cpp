@@ -209,6 +209,25 @@ DnnlConv::~DnnlConv() = default;
 
 bool DnnlConv::supports(const ConvShape& s, int threads) { return impl_->get(s, threads).ok; }
 
+size_t DnnlConv::shape_bytes(const ConvShape& s, int threads) {
+  auto& p = impl_->get(s, threads);
+  if (!p.ok) return 0;
+  auto r64 = [](size_t b) { return (b + 63) / 64 * 64; };
+  size_t sp = 0;
+  std::array<size_t, DnnlStageBuffers::kSlots> slot{};
+  for (const Impl::Op* op : {&p.fwd, &p.fwd_bias, &p.bwd_data, &p.bwd_weights}) {
+    sp = std::max(sp, op->sp.get_size());
+    for (size_t i = 0; i < 3; ++i) slot[i] = std::max(slot[i], op->args[i].staged_bytes());
+  }
+  size_t total = r64(sp) + r64(static_cast<size_t>(s.K) * sizeof(float));
+  for (size_t b : slot) total += r64(b);
+  return total;
+}
+
+size_t DnnlConv::bytes_held() const {
+  return impl_->scratch_bytes + impl_->bufs.bytes() + impl_->gb_tmp.capacity() * sizeof(float);
+}
+
 void DnnlConv::forward(const ConvShape& s, int threads, const float* x, const float* w, const float* bias, float* y) {
   Impl& m = *impl_;
   auto& p = m.get(s, threads);

@@ -29,6 +29,13 @@ class DnnlConv {
   // implementation for the shape (then the caller uses im2col). Other oneDNN failures throw.
   // The caller sets the OpenMP thread count to `threads` before this and every op below.
   bool supports(const ConvShape& s, int threads);
+  // What the primitives of s (created as supports() does) need of this object's buffers: the
+  // largest scratchpad of its ops plus, per argument slot, the largest staged copy, plus the bias
+  // gradient's scratch, each rounded up to 64 bytes; 0 when oneDNN has no kernel for s. The buffers
+  // are shared by every shape and grow to the largest, so a sum over shapes bounds them.
+  size_t shape_bytes(const ConvShape& s, int threads);
+  // Bytes this object holds now (scratchpad, staged copies, bias-gradient scratch).
+  size_t bytes_held() const;
   // y = conv(x, w) + bias (bias may be null).
   void forward(const ConvShape& s, int threads, const float* x, const float* w, const float* bias, float* y);
   // gx = dL/dx (overwritten).

@@ -29,6 +29,8 @@ class DnnlStageBuffers {
   DnnlStageBuffers& operator=(const DnnlStageBuffers&) = delete;
   // Slot `slot`'s buffer, at least `bytes` long (its contents are not kept when it grows).
   void* get(int slot, size_t bytes);
+  // Bytes held in all slots.
+  size_t bytes() const { return bytes_[0] + bytes_[1] + bytes_[2]; }
 
  private:
   std::array<void*, kSlots> ptr_{};
@@ -47,8 +49,9 @@ class DnnlStage {
   DnnlStage(const dnnl::engine& eng, const dnnl::memory::desc& plain, const dnnl::memory::desc& chosen, Dir dir,
             int slot);
 
-  // Whether the argument goes through a slot buffer (a reorder runs).
+  // Whether the argument goes through a slot buffer (a reorder runs), and the bytes it needs there.
   bool staged() const { return staged_; }
+  size_t staged_bytes() const { return staged_ ? chosen_.get_size() : 0; }
   // The memory the primitive gets: `user` itself, or the slot buffer (filled from `user` for Dir::in).
   dnnl::memory before(const dnnl::engine& eng, dnnl::stream& strm, DnnlStageBuffers& bufs, const float* user) const;
   // After the primitive: copies (out) or adds (accumulate) `arg`, from before(), into `user`.

@@ -106,14 +106,18 @@ class Backend {
   // Where memory_available's figure comes from, for messages: "CGAN_CPU_MEMORY_LIMIT",
   // "MemAvailable", "cudaMemGetInfo".
   virtual std::string memory_available_source();
-  // Backend memory handed out by alloc()/alloc_int() and not yet freed, now and at its peak, in
-  // bytes as allocated (rounding included). Backends that do not count report zeros.
+  // Backend memory handed out by alloc()/alloc_int() and not yet freed (current), the memory the
+  // backend holds for itself outside them (own: the CPU's oneDNN convolution buffers, kept for the
+  // backend's life), and the most of the two together at any time (peak), in bytes as allocated
+  // (rounding included). Backends that do not count report zeros.
   struct AllocStats {
-    uint64_t current = 0, peak = 0;
+    uint64_t current = 0, peak = 0, own = 0;
   };
   virtual AllocStats alloc_stats() const { return {}; }
   // The most workspace (floats) conv2d_workspace(s) can ask for, without choosing algorithms: the
-  // CPU's im2col buffer for the shape; CUDA, the cuDNN workspace cap of the algorithm search.
+  // CPU's im2col buffer for the shape plus, where oneDNN serves it, what its primitives need of the
+  // backend's own buffers (scratchpad and layout copies; AllocStats::own); CUDA, the cuDNN
+  // workspace cap of the algorithm search.
   virtual size_t conv2d_workspace_cap(const ConvShape& s);
   // Every algorithm the backend's convolution library offers for `s`, each direction, timed
   // (diagnostics, not used in a step). Backends without a choice of algorithms throw a one-line
