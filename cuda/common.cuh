@@ -34,6 +34,21 @@ inline void check_cudnn(cudnnStatus_t s, const char* call, const char* file, int
   if (s != CUDNN_STATUS_SUCCESS)
     throw Error(cat("cuDNN error: ", call, " failed at ", file, ":", line, ": ", cudnnGetErrorString(s)));
 }
+
+// cuDNN 9: codes 3000..3999 are "not supported" kinds (a combination this cuDNN cannot run).
+inline bool cudnn_not_supported(cudnnStatus_t st) {
+  return static_cast<int>(st) / 1000 == static_cast<int>(CUDNN_STATUS_NOT_SUPPORTED) / 1000;
+}
+
+inline const char* cudnn_math_name(cudnnMathType_t m) {
+  switch (m) {
+    case CUDNN_DEFAULT_MATH: return "default";
+    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-allow-conversion";
+    case CUDNN_FMA_MATH: return "fma";
+  }
+  return "?";
+}
 #endif
 
 // A kernel launch: reports a bad configuration (or an earlier asynchronous error) by the kernel's

@@ -79,16 +79,6 @@ std::string shape_text(const ConvShape& s) {
              s.stride_h, "x", s.stride_w, " pad ", s.pad_h, "x", s.pad_w);
 }
 
-const char* math_name(cudnnMathType_t m) {
-  switch (m) {
-    case CUDNN_DEFAULT_MATH: return "default";
-    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
-    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-allow-conversion";
-    case CUDNN_FMA_MATH: return "fma";
-  }
-  return "?";
-}
-
 // The math type to run a heuristic candidate with, or false when it may not run in this mode.
 bool math_for(bool tf32, cudnnMathType_t candidate, cudnnMathType_t* use) {
   if (candidate == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return false;
@@ -99,10 +89,6 @@ bool math_for(bool tf32, cudnnMathType_t candidate, cudnnMathType_t* use) {
   }
   *use = candidate;
   return true;
-}
-
-bool not_supported(cudnnStatus_t st) {  // cuDNN 9: codes 3000..3999 are "not supported" kinds
-  return static_cast<int>(st) / 1000 == static_cast<int>(CUDNN_STATUS_NOT_SUPPORTED) / 1000;
 }
 
 // Workspace bytes of `algo` under the descriptor's current math type. Returns the status: success,
@@ -116,7 +102,7 @@ cudnnStatus_t workspace_of(cudnnHandle_t h, const ConvPlan& p, Dir d, Algo algo,
     st = cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w, p.y, p.conv[d], p.x, algo, bytes);
   else
     st = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x, p.y, p.conv[d], p.w, algo, bytes);
-  if (!not_supported(st)) CUDNN_CHECK(st);
+  if (!cudnn_not_supported(st)) CUDNN_CHECK(st);
   return st;
 }
 
@@ -149,7 +135,7 @@ void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, in
       if (pass < 2 && c.determinism != CUDNN_DETERMINISTIC) continue;
       cudnnMathType_t math = CUDNN_FMA_MATH;  // pass 1: the algorithm, run without tensor ops
       if (pass != 1 && !math_for(tf32, c.mathType, &math)) {
-        why = cat("candidate ", static_cast<int>(c.algo), ": math ", math_name(c.mathType));
+        why = cat("candidate ", static_cast<int>(c.algo), ": math ", cudnn_math_name(c.mathType));
         continue;
       }
       CUDNN_CHECK(cudnnSetConvolutionMathType(p.conv[d], math));
@@ -168,8 +154,8 @@ void choose(cudnnHandle_t h, ConvPlan& p, Dir d, bool tf32, const Perf* perf, in
       if (log_choices())
         std::fprintf(stderr,
                      "cgan_gpu: cuDNN %s %s: algorithm %d, math %s, %s, workspace %zu bytes (candidate %d of %d)\n",
-                     dir_name, shape_text(s).c_str(), static_cast<int>(c.algo), math_name(math), kPassName[pass], bytes,
-                     i + 1, count);
+                     dir_name, shape_text(s).c_str(), static_cast<int>(c.algo), cudnn_math_name(math), kPassName[pass],
+                     bytes, i + 1, count);
       return;
     }
   }

@@ -44,16 +44,6 @@ const Variant kVariants[] = {
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
 
-const char* math_text(cudnnMathType_t m) {
-  switch (m) {
-    case CUDNN_DEFAULT_MATH: return "default";
-    case CUDNN_TENSOR_OP_MATH: return "tensor-op";
-    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor-op-allow-conversion";
-    case CUDNN_FMA_MATH: return "fma";
-  }
-  return "?";
-}
-
 // Device memory for the probe, freed on every path out.
 class DeviceBytes {
  public:
@@ -96,10 +86,7 @@ struct Descriptors {
   Descriptors& operator=(const Descriptors&) = delete;
 };
 
-bool unsupported(cudnnStatus_t st) {  // cuDNN 9: codes 3000..3999 are "not supported" kinds
-  return static_cast<int>(st) / 1000 == static_cast<int>(CUDNN_STATUS_NOT_SUPPORTED) / 1000 ||
-         st == CUDNN_STATUS_BAD_PARAM;
-}
+bool unsupported(cudnnStatus_t st) { return cudnn_not_supported(st) || st == CUDNN_STATUS_BAD_PARAM; }
 
 // A set-up call of a variant: success, or a "this cuDNN does not take it" status (returned as the
 // reason); anything else throws.
@@ -110,12 +97,21 @@ std::string setup(cudnnStatus_t st, const char* call) {
   return "";
 }
 
+// The rows of one cudnnFind*Ex call: one per algorithm it returned, or one naming why the call
+// could not run (`st`, a "not supported" kind; any other failure throws).
 template <typename Perf>
-void add_rows(std::vector<ConvProbeRow>& rows, const ConvProbeRow& base, const Perf* perf, int got) {
+void add_rows(std::vector<ConvProbeRow>& rows, const ConvProbeRow& base, cudnnStatus_t st, const char* call,
+              const Perf* perf, int got) {
+  if (const std::string why = setup(st, call); !why.empty()) {
+    ConvProbeRow r = base;
+    r.status = why;
+    rows.push_back(r);
+    return;
+  }
   for (int i = 0; i < got; ++i) {
     ConvProbeRow r = base;
     r.algo = static_cast<int>(perf[i].algo);
-    r.math = math_text(perf[i].mathType);
+    r.math = cudnn_math_name(perf[i].mathType);
     r.status = perf[i].status == CUDNN_STATUS_SUCCESS ? "ok" : cudnnGetErrorString(perf[i].status);
     r.ms = perf[i].status == CUDNN_STATUS_SUCCESS ? static_cast<double>(perf[i].time) : 0.0;
     r.deterministic = perf[i].determinism == CUDNN_DETERMINISTIC;
@@ -162,14 +158,7 @@ void probe_variant(Context& ctx, const ConvShape& s, const Variant& v, DeviceByt
     const cudnnStatus_t st =
         cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x.get(), d.w, w.get(), d.conv, d.y, y.get(),
                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, perf, ws.get(), ws.size());
-    const std::string e = setup(st, "cudnnFindConvolutionForwardAlgorithmEx");
-    if (e.empty())
-      add_rows(rows, base, perf, got);
-    else {
-      ConvProbeRow r = base;
-      r.status = e;
-      rows.push_back(r);
-    }
+    add_rows(rows, base, st, "cudnnFindConvolutionForwardAlgorithmEx", perf, got);
   }
   {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -178,14 +167,7 @@ void probe_variant(Context& ctx, const ConvShape& s, const Variant& v, DeviceByt
     const cudnnStatus_t st = cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w.get(), d.y, y.get(), d.conv, d.x,
                                                                          x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                                          &got, perf, ws.get(), ws.size());
-    const std::string e = setup(st, "cudnnFindConvolutionBackwardDataAlgorithmEx");
-    if (e.empty())
-      add_rows(rows, base, perf, got);
-    else {
-      ConvProbeRow r = base;
-      r.status = e;
-      rows.push_back(r);
-    }
+    add_rows(rows, base, st, "cudnnFindConvolutionBackwardDataAlgorithmEx", perf, got);
   }
   {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
@@ -194,14 +176,7 @@ void probe_variant(Context& ctx, const ConvShape& s, const Variant& v, DeviceByt
     const cudnnStatus_t st = cudnnFindConvolutionBackwardFilterAlgorithmEx(
         h, d.x, x.get(), d.y, y.get(), d.conv, d.w, w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, perf,
         ws.get(), ws.size());
-    const std::string e = setup(st, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-    if (e.empty())
-      add_rows(rows, base, perf, got);
-    else {
-      ConvProbeRow r = base;
-      r.status = e;
-      rows.push_back(r);
-    }
+    add_rows(rows, base, st, "cudnnFindConvolutionBackwardFilterAlgorithmEx", perf, got);
   }
   CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
 }

@@ -63,8 +63,8 @@ int eval_anime(Backend& be, const SafeTensors& ck, const std::string& ckpt, cons
   nlohmann::json j;
   std::string clf_table;
   if (clf) {
-    const HostDataset real = classifier_images("anime", "", false, clf->shape().lo, clf->shape().hi, shape.height,
-                                               shape.width, 20000, "anime");
+    const HostDataset real =
+        reference_images("anime", "", clf->shape().lo, clf->shape().hi, shape.height, shape.width, "anime");
     const EvalResult e = evaluate(*clf, prepare_reference(*clf, real), probed, eval_options(n, shape));
     j["classifier_eval"] = e.to_json();
     j["classifier"] = clf_path;

@@ -463,7 +463,7 @@ class CpuBackend final : public Backend {
   // data gradient, "im2col" none (the tests' oracle).
   size_t conv2d_workspace_impl(const ConvShape& s) override {
 #if CGAN_HAVE_DNNL
-    // the primitives' scratchpad is the backend's own; im2col's buffer serves the weight gradient
+    // the primitives' buffers are the backend's own; im2col's serves the directions left on it
     if (use_dnnl_conv(s) && conv_mode_ == ConvMode::dnnl) return 0;
 #endif
     return cpu_conv2d_workspace(s);
@@ -482,7 +482,7 @@ class CpuBackend final : public Backend {
   }
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) override {
 #if CGAN_HAVE_DNNL
-    if (conv_mode_ != ConvMode::im2col && use_dnnl_conv(s)) {
+    if (use_dnnl_conv(s)) {  // every mode but im2col (which use_dnnl_conv refuses)
       check_conv_ws("conv2d_backward_data", s, ws);
       dnnl_conv_.backward_data(s, cur_threads_, gy, w, gx);
       note_own();

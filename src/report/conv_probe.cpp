@@ -1,6 +1,7 @@
 // The convolution probe's report: best algorithms per conv, direction and variant (conv_probe.hpp).
 #include "cgan/report/conv_probe.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
@@ -15,11 +16,8 @@ const char* const kDirections[3] = {"forward", "backward-data", "backward-filter
 // The variants in the order the rows first name them.
 std::vector<std::string> variants_of(const std::vector<ConvProbeRow>& rows) {
   std::vector<std::string> v;
-  for (const ConvProbeRow& r : rows) {
-    bool seen = false;
-    for (const std::string& x : v) seen = seen || x == r.variant;
-    if (!seen) v.push_back(r.variant);
-  }
+  for (const ConvProbeRow& r : rows)
+    if (std::find(v.begin(), v.end(), r.variant) == v.end()) v.push_back(r.variant);
   return v;
 }
 
