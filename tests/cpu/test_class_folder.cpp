@@ -174,6 +174,21 @@ TEST(ClassFolder, ConfigKindImageFolder) {
   EXPECT_EQ(err(R"({"kind": "image_folder", "dir": "s", "size": "big"})"),
             "data.size: expected [height, width] or one integer, got \"big\"");
   EXPECT_NE(err(R"({"kind": "image_folder", "dir": "s", "tags": "t.csv"})").find("data.tags"), std::string::npos);
+  // eval: the folder's own classifier by default; eval.every is allowed for a conditional G only
+  EXPECT_EQ(c2.eval.classifier, "classifiers/s_2x3.safetensors");
+  json j = cfg(R"({"kind": "image_folder", "dir": "s", "size": 2})");
+  j["generator"]["condition"] = {{"mode", "concat_onehot"}};
+  j["eval"] = {{"every", 10}};
+  EXPECT_EQ(cgan::parse_config(j).eval.every, 10);
+  j["generator"]["condition"] = {{"mode", "none"}};
+  try {
+    cgan::parse_config(j);
+    ADD_FAILURE() << "an unconditional generator with eval.every was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "eval.every: the evaluator scores conditional generators of labelled images (data.kind mnist, fashion "
+              "or image_folder, generator.condition.mode not \"none\")");
+  }
 }
 
 TEST(DrawnShapes, DeterministicAndInsideTheImage) {

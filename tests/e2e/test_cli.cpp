@@ -568,6 +568,21 @@ TEST(Cli, AnimeSmallTrainsOnAnImageFolder) {
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_EQ(lines_of(r.output), 1) << r.output;
   EXPECT_NE(r.output.find("--size is for --data anime"), std::string::npos) << r.output;
+  // a class-folder classifier needs the folder and the size, the size as N or HxW
+  const std::vector<std::pair<std::string, std::string>> folder_usage = {
+      {"classifier --data image_folder --size 16",
+       "classifier: --data image_folder needs --data-dir DIR (the folder of class folders)"},
+      {"classifier --data image_folder --data-dir " + (d / "faces"),
+       "classifier: --data image_folder needs --size N (or HxW)"},
+      {"classifier --data image_folder --data-dir " + (d / "faces") + " --size 16x",
+       "--size: expected an integer in [1, 4096], got ''"},
+      {"classifier --data cifar", "--data: expected mnist, fashion, anime or image_folder, got 'cifar'"}};
+  for (const auto& [args, message] : folder_usage) {
+    r = e2e::run_cli(args, d / "log");
+    EXPECT_EQ(r.code, 2) << args << ": " << r.output;
+    EXPECT_EQ(lines_of(r.output), 1) << r.output;
+    EXPECT_NE(r.output.find(message), std::string::npos) << args << ": " << r.output;
+  }
   // data.strict turns the unreadable image into a one-line error naming it
   r = e2e::run_cli("--config configs/anime_small.json --set 'data={\"kind\":\"images\",\"dir\":\"" + (d / "faces") +
                        "\",\"size\":[32,32],\"strict\":true}' --set train.steps=2 --out " + (d / "strict"),
