@@ -151,6 +151,28 @@ def has_conditional_bn(spec):
                for e in spec["layers"])
 
 
+KINK_BAND = 1e-5  # kink_side: |x| <= KINK_BAND * rms(x) is "within rounding of the kink"
+
+
+def kink_side(x, slope, engine_out, band=KINK_BAND):
+    """y = x where x > 0, slope * x elsewhere (ReLU: slope 0), except that a value within
+    band * rms(x) of the kink takes the side the engine's traced output engine_out took (y > 0: the
+    positive side, as the engine's backward decides it). Such a value is the same number in float32
+    and float64 to within their rounding, yet which slope it gets (and so which gradient flows
+    through it) is decided by that rounding: a replay in float64 of a float32 step would otherwise
+    differ from it by a whole element's gradient. Returns (y, log): log counts the values in the
+    band ("ambiguous"), those of them whose side the engine's decided ("flipped") and those outside
+    the band where the engine took the other side ("wrong": a defect, never rounding)."""
+    e = engine_out.reshape(x.shape).to(x.dtype)
+    xd = x.detach()
+    amb = xd.abs() <= band * xd.pow(2).mean().sqrt()
+    ours, theirs = xd > 0, e > 0
+    differ = ours != theirs
+    side = torch.where(amb, theirs, ours)
+    y = torch.where(side, x, x * slope)
+    return y, dict(ambiguous=int(amb.sum()), flipped=int((differ & amb).sum()), wrong=int((differ & ~amb).sum()))
+
+
 class CganNet(nn.Sequential):
     """One network of a config (a NetSpec): conditioner + layers, as the engine's Model builds it.
 
@@ -160,6 +182,7 @@ class CganNet(nn.Sequential):
 
     def __init__(self, spec, in_dim, num_classes):
         super().__init__()
+        self.kink_log = []  # forward(masks=...): kink_side's decisions, appended per activation
         cond = spec.get("condition", {"mode": "none"})
         self.mode = cond.get("mode", "none") if num_classes > 0 else "none"
         self.in_dim, self.num_classes = in_dim, num_classes
@@ -242,8 +265,10 @@ class CganNet(nn.Sequential):
     def forward(self, x, labels=None, cond=None, masks=None):
         """x: [B, in_dim]; labels: [B] ints (embedding modes, or one-hot built from them for
         concat_onehot when `cond` is not given); cond: [B, K] one-hot or multi-hot tag vectors.
-        masks: optional {layer index: keep mask} replacing the dropout layers' own draws (the
-        engine's masks hold 0 or 1/(1-p), as the parity tests replay them). Returns [B, out_dim]
+        masks: optional {layer index: the engine's tensor} replacing what that layer would decide
+        itself, as the parity tests replay a traced step: a dropout's keep mask (0 or 1/(1-p)), a
+        ReLU / LeakyReLU's output (kink_side: the side of the kink taken by the values that lie
+        within rounding of it; what was decided is appended to self.kink_log). Returns [B, out_dim]
         (images flattened in C, H, W order, as the engine's output)."""
         h = x.reshape(x.shape[0], -1)
         mode = self.mode
@@ -266,6 +291,10 @@ class CganNet(nn.Sequential):
             phi = h
             if isinstance(m, nn.Dropout) and masks is not None and int(name) in masks:
                 h = h * masks[int(name)].reshape(h.shape).to(h.dtype) if self.training else h
+            elif isinstance(m, (nn.ReLU, nn.LeakyReLU)) and masks is not None and int(name) in masks:
+                slope = m.negative_slope if isinstance(m, nn.LeakyReLU) else 0.0
+                h, log = kink_side(h, slope, masks[int(name)])
+                self.kink_log.append(dict(layer=int(name), **log))
             elif isinstance(m, CondBatchNorm):
                 h = m(h, cond)
             else:

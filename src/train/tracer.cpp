@@ -50,10 +50,15 @@ class TensorTracer final : public StepTracer {
   }
   void masks(const std::string& prefix, const char* name, const Model& m, const NetSpec& spec) override {
     for (int i = 0; i < m.layer_count(); ++i) {
-      if (spec.layers[static_cast<size_t>(i)].kind != LayerKind::dropout) continue;
+      const std::string& kind = spec.layers[static_cast<size_t>(i)].kind;
+      const bool kink = kind == LayerKind::relu || kind == LayerKind::leaky_relu;
+      if (kind != LayerKind::dropout && !(kink && weights_)) continue;
       int width = 0;
-      m.output_of(i, &width);  // the dropout's output width
-      if (const float* mask = m.dropout_mask(i)) buf(prefix, cat(name, "mask.", i).c_str(), mask, {m.batch(), width});
+      const float* y = m.output_of(i, &width);
+      if (kink)  // the side of the kink each value took: the replay's choice where rounding decides it
+        buf(prefix, cat(name, "side.", i).c_str(), y, {m.batch(), width});
+      else if (const float* mask = m.dropout_mask(i))
+        buf(prefix, cat(name, "mask.", i).c_str(), mask, {m.batch(), width});
     }
   }
   void grads(const std::string& prefix, const char* name, const Model& m) override {

@@ -9,13 +9,16 @@ first --full iterations every gradient and every weight and batch-norm statistic
 updates. This script builds the same generator and discriminator with tools/cgan_torch.py from the
 engine's initial weights and replays the iterations in PyTorch, in float64, with the same inputs
 (torch.optim.Adam, BCE-with-logits, squared or hinge loss (cgan_torch.loss_term), batch norm in training
-mode, the engine's dropout masks). It checks
+mode, the engine's dropout masks, and in the fully checked iterations the engine's side of a ReLU /
+LeakyReLU kink for the values within rounding of it: cgan_torch.kink_side). It checks
 
   * iterations 1..--full, each stage from the engine's own state: every loss, every gradient
     (D's after its D step, G's after its G step), every weight after Adam (against
     torch.optim.Adam fed the engine's gradients) and every batch-norm statistic and spectral-norm
     vector u, v (torch.nn.utils.spectral_norm: one power iteration per training forward),
     err = ||engine - torch|| / ||torch|| <= 1e-5;
+  * in those iterations, every ReLU / LeakyReLU value further than 1e-5 rms from the kink on the
+    side float64 puts it (a defect, never rounding: check_kinks);
   * with train.augment, every D input of every iteration (real, fake, the mismatched pair, G's fake)
     through DiffAugment from the engine's traced draws, which the trace must hold (an engine that
     ignored train.augment traces none), the fully checked iterations' against the engine's augmented
@@ -61,6 +64,7 @@ class Checker:
         self.worst = {}  # category -> (err, name)
         self.failures = []
         self.augmented = {"replayed": 0, "compared": 0}  # train.augment: D inputs augmented / checked
+        self.kinks = {"ambiguous": 0, "flipped": 0, "wrong": 0}  # check_kinks: the full replays' totals
 
     def check(self, category, name, engine, ref, tol=TOL, abs_err=False):
         e = (engine - ref).abs().max().item() if abs_err else rel_err(engine, ref)
@@ -87,12 +91,31 @@ def loss_fn(kind, out, target, weight):
     return cgan_torch.loss_term(kind, out, target, weight)
 
 
-def masks(tr, prefix):
+def masks(tr, full, prefix):
+    """The engine's decisions in one forward, by layer index: dropout keep masks and, when `full`
+    (the replay from the engine's own state; traced in fully traced iterations), ReLU / LeakyReLU
+    outputs (cgan_torch.kink_side)."""
     m = {}
     for k, v in tr.items():
-        if k.startswith(prefix + "mask."):
-            m[int(k[len(prefix) + 5:])] = v.to(DT)
+        for kind in ("mask.", "side.") if full else ("mask.",):
+            if k.startswith(prefix + kind):
+                m[int(k[len(prefix) + len(kind):])] = v.to(DT)
     return m
+
+
+def check_kinks(chk, nets):  # nets: (name, CganNet) pairs
+    """The activations' kink decisions of the forwards since the last call (cgan_torch.kink_side):
+    a value the engine put on the other side of a ReLU / LeakyReLU kink than float64 does, further
+    from it than rounding reaches, is a defect; those within rounding are counted."""
+    for net_name, net in nets:
+        for log in net.kink_log:
+            for key in ("ambiguous", "flipped", "wrong"):
+                chk.kinks[key] += log[key]
+            if log["wrong"]:
+                chk.failures.append(f"{net_name} layer {log['layer']}: {log['wrong']} values on the "
+                                    f"other side of the activation's kink than float64 puts them, beyond rounding "
+                                    f"(|x| > {cgan_torch.KINK_BAND:g} rms)")
+        net.kink_log.clear()
 
 
 def net_tensors(tr, prefix, spec):
@@ -193,20 +216,20 @@ def iteration(cfg, shape, G, D, optG, optD, tr, full, chk, shadow):
         cf = g64(p + "cond_fake") if random else c_real
         optD.zero_grad()
         with torch.no_grad():
-            fake = G(g64(p + "z"), yf, cf, masks(tr, p + "gen."))
-        l_r = loss_fn(lk, D(aug(x_real, p + "aug.real"), y_real, c_real, masks(tr, p + "real.")), real_t, w)
-        l_f = loss_fn(lk, D(aug(fake, p + "aug.fake"), yf, cf, masks(tr, p + "fake.")), 0.0, w)
+            fake = G(g64(p + "z"), yf, cf, masks(tr, full, p + "gen."))
+        l_r = loss_fn(lk, D(aug(x_real, p + "aug.real"), y_real, c_real, masks(tr, full, p + "real.")), real_t, w)
+        l_f = loss_fn(lk, D(aug(fake, p + "aug.fake"), yf, cf, masks(tr, full, p + "fake.")), 0.0, w)
         total = l_r + l_f
         eng = tr[p + "losses"].double()
         losses += [(p + "loss_real", eng[0], l_r), (p + "loss_fake", eng[3], l_f)]
         if three:
             yo, co = lab(p + "y_other"), g64(p + "cond_other")
             if mismatch == "real_other_tags":
-                out_m = D(aug(x_real, p + "aug.mis"), yo, co, masks(tr, p + "mis."))
+                out_m = D(aug(x_real, p + "aug.mis"), yo, co, masks(tr, full, p + "mis."))
             else:
                 with torch.no_grad():
-                    fake2 = G(g64(p + "z_mis"), yo, co, masks(tr, p + "gen_mis."))
-                out_m = D(aug(fake2, p + "aug.mis"), y_real, c_real, masks(tr, p + "mis."))
+                    fake2 = G(g64(p + "z_mis"), yo, co, masks(tr, full, p + "gen_mis."))
+                out_m = D(aug(fake2, p + "aug.mis"), y_real, c_real, masks(tr, full, p + "mis."))
             l_m = loss_fn(lk, out_m, 0.0, w)
             total = total + l_m
             losses.append((p + "loss_mis", eng[9], l_m))
@@ -224,8 +247,8 @@ def iteration(cfg, shape, G, D, optG, optD, tr, full, chk, shadow):
     yf = lab("g.y_fake") if random else y_real
     cf = g64("g.cond_fake") if random else c_real
     optG.zero_grad()
-    fake = G(g64("g.z"), yf, cf, masks(tr, "g.gen."))
-    l_g = loss_fn(lk_g, D(aug(fake, "g.aug.fake"), yf, cf, masks(tr, "g.disc.")), 1.0, 1.0)
+    fake = G(g64("g.z"), yf, cf, masks(tr, full, "g.gen."))
+    l_g = loss_fn(lk_g, D(aug(fake, "g.aug.fake"), yf, cf, masks(tr, full, "g.disc.")), 1.0, 1.0)
     l_g.backward()
     losses.append(("g.loss", tr["g.losses"].double()[6], l_g))
     if full:
@@ -299,6 +322,7 @@ def main():
             for name, e, t in iteration(cfg, ck.shape, Gc, Dc, adam(Gc, cfg["optim"]["generator"]),
                                         adam(Dc, cfg["optim"]["discriminator"]), tr, True, chk, shadow):
                 chk.check(f"loss (iterations 1-{a.full})", f"iteration {k} {name}", torch.tensor(e), torch.tensor(t))
+            check_kinks(chk, (("G", Gc), ("D", Dc)))
             engine_state = {key: net_tensors(tr, f"after.{key}.", cfg[key]) for key in ("generator", "discriminator")}
             if ema_cfg:
                 d = float(ema_cfg["decay"])
@@ -336,6 +360,10 @@ def main():
     if per_it:
         print(f"  train.augment: {chk.augmented['compared']} augmented D inputs compared with the engine's, "
               f"{chk.augmented['replayed']} replayed ({per_it} per iteration)")
+    if n_full:
+        print(f"  activation kinks (iterations 1-{n_full}): {chk.kinks['ambiguous']} values within "
+              f"{cgan_torch.KINK_BAND:g} rms of the kink, {chk.kinks['flipped']} of them on the engine's side "
+              f"rather than float64's, {chk.kinks['wrong']} on the other side beyond it")
     for cat in sorted(chk.worst):
         e, name = chk.worst[cat]
         print(f"  max relative error, {cat:28s} {e:.3e}  ({name})")

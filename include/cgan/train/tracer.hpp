@@ -25,7 +25,8 @@ class StepTracer {
                    std::vector<int64_t> /*shape*/) {}
   // An int buffer of n values (stored as F32).
   virtual void ints(const std::string& /*prefix*/, const char* /*name*/, const int32_t* /*p*/, int64_t /*n*/) {}
-  // The dropout masks of the last forward of `m` (prefix + name + "mask.<layer>").
+  // The dropout masks of the last forward of `m` (prefix + name + "mask.<layer>") and, with weights,
+  // its ReLU / LeakyReLU outputs (prefix + name + "side.<layer>": which side of the kink each took).
   virtual void masks(const std::string& /*prefix*/, const char* /*name*/, const Model& /*m*/, const NetSpec& /*spec*/) {
   }
   // With weights: a model's gradients (before its Adam update); its parameters and state (after).
