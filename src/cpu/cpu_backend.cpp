@@ -181,10 +181,7 @@ class CpuBackend final : public Backend {
       const std::string v = env;
       if (v != "auto" && v != "im2col" && v != "dnnl" && v != "mixed")
         throw Error(cat("CGAN_CPU_CONV: expected 'auto', 'mixed', 'dnnl' or 'im2col', got '", env, "'"));
-      conv_mode_ = v == "im2col"  ? ConvMode::im2col
-                   : v == "dnnl"  ? ConvMode::dnnl
-                   : v == "mixed" ? ConvMode::mixed
-                                  : ConvMode::automatic;
+      conv_mode_ = v == "im2col" ? ConvMode::im2col : v == "mixed" ? ConvMode::mixed : ConvMode::dnnl;
     }
     set_threads(1);
   }
@@ -454,13 +451,10 @@ class CpuBackend final : public Backend {
   // any shape oneDNN has no kernel for) cpu_conv.cpp's im2col + GEMM. Threads: the GEMM rule
   // (kParallelMacs) on the conv's multiply-adds, the same count for a shape's primitives always.
   //
-  // Default (CGAN_CPU_CONV unset or "auto"): both gradients on the primitives, which run oneDNN's
+  // Default (CGAN_CPU_CONV unset, "auto" or "dnnl"): all three on the primitives, which run oneDNN's
   // direct jit kernels in blocked / NHWC layouts (with the plain NCHW layouts oneDNN had only
-  // gemm:jit, no faster than ours: docs/PERFORMANCE.md, issue 23); the forward on im2col + GEMM: on
-  // oneDNN's direct kernels its other summation order moves the generator's gradients in the
-  // PyTorch parity test (TorchParity.anime_small) 3e-4 away from PyTorch's, past the suite's 1e-5.
-  // CGAN_CPU_CONV=dnnl puts all three on the primitives (the fastest), "mixed" the forward and the
-  // data gradient, "im2col" none (the tests' oracle).
+  // gemm:jit, no faster than ours: docs/PERFORMANCE.md, issue 23). "mixed" puts the forward and the
+  // data gradient on them, "im2col" none (the tests' oracle).
   size_t conv2d_workspace_impl(const ConvShape& s) override {
 #if CGAN_HAVE_DNNL
     // the primitives' buffers are the backend's own; im2col's serves the directions left on it
@@ -471,7 +465,7 @@ class CpuBackend final : public Backend {
   void conv2d_forward_impl(const ConvShape& s, const float* x, const float* w, const float* bias, float* y, float* ws,
                            Act act, float slope) override {
 #if CGAN_HAVE_DNNL
-    if (conv_mode_ != ConvMode::automatic && use_dnnl_conv(s)) {
+    if (use_dnnl_conv(s)) {  // every mode but im2col (which use_dnnl_conv refuses)
       check_conv_ws("conv2d_forward", s, ws);
       dnnl_conv_.forward(s, cur_threads_, x, w, bias, y);
       note_own();
@@ -494,7 +488,7 @@ class CpuBackend final : public Backend {
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
 #if CGAN_HAVE_DNNL
-    if ((conv_mode_ == ConvMode::dnnl || conv_mode_ == ConvMode::automatic) && use_dnnl_conv(s)) {
+    if (conv_mode_ == ConvMode::dnnl && use_dnnl_conv(s)) {
       dnnl_conv_.backward_filter(s, cur_threads_, x, gy, gw, gbias);
       note_own();
       return;
@@ -890,10 +884,10 @@ class CpuBackend final : public Backend {
   std::unordered_map<void*, uint64_t> sizes_;
   uint64_t allocated_ = 0, peak_ = 0, own_ = 0;
   bool emulate_tf32_ = false;
-  // CGAN_CPU_CONV: unset / "auto" (both gradients), "mixed" (forward, data gradient),
-  // "dnnl" (all three), "im2col" (none on oneDNN)
-  enum class ConvMode { automatic, mixed, dnnl, im2col };
-  ConvMode conv_mode_ = ConvMode::automatic;
+  // CGAN_CPU_CONV: unset / "auto" / "dnnl" (all three on oneDNN), "mixed" (forward, data gradient),
+  // "im2col" (none on oneDNN)
+  enum class ConvMode { dnnl, mixed, im2col };
+  ConvMode conv_mode_ = ConvMode::dnnl;
 #if CGAN_HAVE_DNNL
   DnnlConv dnnl_conv_;
 #endif
