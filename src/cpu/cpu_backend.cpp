@@ -11,8 +11,11 @@
 // steadier when the cores are shared) and larger ones on up to max_threads_ threads
 // (CGAN_CPU_THREADS if set, else the GEMM library's own default: OMP_NUM_THREADS for oneDNN,
 // OPENBLAS_NUM_THREADS for OpenBLAS, or the core count); the conv ops' GEMMs (cpu_conv.cpp) go
-// through the same rule. Every other op is single-threaded. For a given machine and thread count
-// the results are deterministic.
+// through the same rule. Batch norm's per-channel loops on images, the activations, pooling and
+// Adam go to max_threads_ threads from kParallelElems values, split so that their bits do not
+// depend on the thread count (batch norm's sums add their per-block partials in one fixed order; a
+// bias gradient adds its rows in order after them). Every other op is single-threaded. For a given
+// machine and thread count the results are deterministic.
 //
 // No allocation in ops: the two ops that need scratch (batch norm's per-channel sums, the
 // permutation's sort keys) keep it in member buffers that only grow, so a training step that
@@ -50,6 +53,7 @@ namespace cgan {
 namespace {
 
 constexpr double kParallelMacs = 16.0 * 1024 * 1024;  // M*N*K at which GEMMs go multi-threaded
+constexpr double kParallelElems = 256.0 * 1024;       // values at which element-wise loops do
 
 // Adam over n elements, compiled also for AVX-512 and AVX2 (the loader picks the widest this CPU
 // runs). Every lane performs adam_update's IEEE-754 operations in the same order (sqrt and division
@@ -249,7 +253,7 @@ class CpuBackend final : public Backend {
   }
 
   void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias, float* y) override {
-    for (int r = 0; r < rows; ++r) {
+    for_blocks(rows, elem_threads(static_cast<double>(rows) * cols), [&](int r) {
       float* row = y + idx(r, cols);
       if (bias)
         for (int c = 0; c < cols; ++c) row[c] += bias[c];
@@ -268,12 +272,13 @@ class CpuBackend final : public Backend {
           for (int c = 0; c < cols; ++c) row[c] = act_forward(Act::tanh, slope, row[c]);
           break;
       }
-    }
+    });
   }
 
   void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
                               float* gbias) override {
-    for (int r = 0; r < rows; ++r) {
+    // the rows on threads; the bias gradient after, adding the rows in order (the same bits)
+    for_blocks(rows, elem_threads(static_cast<double>(rows) * cols), [&](int r) {
       float* gr = g + idx(r, cols);
       const float* yr = act == Act::none ? nullptr : y + idx(r, cols);
       switch (act) {
@@ -291,9 +296,12 @@ class CpuBackend final : public Backend {
           for (int c = 0; c < cols; ++c) gr[c] *= act_grad_from_output(Act::tanh, slope, yr[c]);
           break;
       }
-      if (gbias)
+    });
+    if (gbias)
+      for (int r = 0; r < rows; ++r) {
+        const float* gr = g + idx(r, cols);
         for (int c = 0; c < cols; ++c) gbias[c] += gr[c];
-    }
+      }
   }
 
   void mul_impl(size_t n, const float* a, float* b) override {
@@ -339,18 +347,19 @@ class CpuBackend final : public Backend {
   void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean, float* save_invstd, float* run_mean,
                                     float* run_var, Act act, float slope) override {
-    double* mean = scratch_d(2 * static_cast<size_t>(C));
+    const int t = per_channel_threads(N, C, S);
+    double* mean = scratch_d(2 * static_cast<size_t>(C) + static_cast<size_t>(N) * C);
     double* m2 = mean + C;
-    channel_sums(N, C, S, x, mean);
+    double* part = m2 + C;
+    channel_sums(N, C, S, x, mean, part, t);
     const double cnt = static_cast<double>(N) * S;
     for (int c = 0; c < C; ++c) mean[c] /= cnt;
-    channel_sq_dev(N, C, S, x, mean, m2);  // two-pass variance: no cancellation
+    channel_sq_dev(N, C, S, x, mean, m2, part, t);  // two-pass variance: no cancellation
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
     bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var, a,
                            b);
-    affine(N, C, S, x, save_mean, a, b, y);
-    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
+    affine_act(N, C, S, x, save_mean, a, b, y, act, slope, t);
   }
 
   void batchnorm_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* gamma,
@@ -358,8 +367,7 @@ class CpuBackend final : public Backend {
                                    float slope) override {
     float* a = scratch_f(static_cast<size_t>(C));
     for (int c = 0; c < C; ++c) a[c] = static_cast<float>(gamma[c] / std::sqrt(static_cast<double>(run_var[c]) + eps));
-    affine(N, C, S, x, run_mean, a, beta, y);
-    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
+    affine_act(N, C, S, x, run_mean, a, beta, y, act, slope, per_channel_threads(N, C, S));
   }
 
   void batchnorm_backward_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
@@ -368,10 +376,11 @@ class CpuBackend final : public Backend {
     // One pass: sum gy, sum gy (x - save_mean), sum (x - save_mean), in double. The last gives
     // the batch mean's offset lo from the float save_mean (its rounding), so xhat below is taken
     // about the exact mean: with a tiny variance invstd is large and that rounding would show.
-    double* sg = scratch_d(3 * static_cast<size_t>(C));
+    const int t = per_channel_threads(N, C, S);
+    double* sg = scratch_d(3 * (static_cast<size_t>(C) + static_cast<size_t>(N) * C));
     double* sgx = sg + C;
     double* lo = sgx + C;
-    bn_backward_sums(N, C, S, x, save_mean, gy, sg, sgx, lo);
+    bn_backward_sums(N, C, S, x, save_mean, gy, sg, sgx, lo, lo + C, t);
     const double cnt = static_cast<double>(N) * S;
     for (int c = 0; c < C; ++c) {
       lo[c] /= cnt;
@@ -392,7 +401,7 @@ class CpuBackend final : public Backend {
       u[c] = static_cast<float>(uc);
       w[c] = static_cast<float>(-kc * (sg[c] / cnt) - uc * lo[c]);
     }
-    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
+    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx, t);
   }
 
   // ---- synchronized batch norm: the two ops above with every sum taken across the ranks (sync)
@@ -401,20 +410,21 @@ class CpuBackend final : public Backend {
                                          const float* gamma, const float* beta, float* y, float* save_mean,
                                          float* save_invstd, float* run_mean, float* run_var, RankReduce& sync, Act act,
                                          float slope) override {
-    double* mean = scratch_d(2 * static_cast<size_t>(C));
+    const int t = per_channel_threads(N, C, S);
+    double* mean = scratch_d(2 * static_cast<size_t>(C) + static_cast<size_t>(N) * C);
     double* m2 = mean + C;
-    channel_sums(N, C, S, x, mean);
+    double* part = m2 + C;
+    channel_sums(N, C, S, x, mean, part, t);
     sync.sum(mean, static_cast<size_t>(C));
     const double cnt = static_cast<double>(N) * S * sync.ranks();
     for (int c = 0; c < C; ++c) mean[c] /= cnt;
-    channel_sq_dev(N, C, S, x, mean, m2);
+    channel_sq_dev(N, C, S, x, mean, m2, part, t);
     sync.sum(m2, static_cast<size_t>(C));
     float* a = scratch_f(2 * static_cast<size_t>(C));
     float* b = a + C;
     bn_finalize_statistics(C, cnt, eps, momentum, mean, m2, gamma, beta, save_mean, save_invstd, run_mean, run_var, a,
                            b);
-    affine(N, C, S, x, save_mean, a, b, y);
-    if (act != Act::none) bias_act_forward_impl(act, slope, N, C * S, nullptr, y);
+    affine_act(N, C, S, x, save_mean, a, b, y, act, slope, t);
   }
 
   void batchnorm_backward_sync_impl(int N, int C, int S, const float* x, const float* gamma, const float* save_mean,
@@ -422,9 +432,10 @@ class CpuBackend final : public Backend {
                                     RankReduce& sync) override {
     // [sg | sgd | sd] of this rank, then of all ranks (one all-reduce of 3C); the parameter
     // gradients take this rank's sg and sgd about the global mean offset lo.
-    double* loc = scratch_d(6 * static_cast<size_t>(C));
+    const int t = per_channel_threads(N, C, S);
+    double* loc = scratch_d(6 * static_cast<size_t>(C) + 3 * static_cast<size_t>(N) * C);
     double* all = loc + 3 * static_cast<size_t>(C);
-    bn_backward_sums(N, C, S, x, save_mean, gy, loc, loc + C, loc + 2 * C);
+    bn_backward_sums(N, C, S, x, save_mean, gy, loc, loc + C, loc + 2 * C, all + 3 * static_cast<size_t>(C), t);
     std::copy(loc, loc + 3 * static_cast<size_t>(C), all);
     sync.sum(all, 3 * static_cast<size_t>(C));
     const double cnt = static_cast<double>(N) * S * sync.ranks();
@@ -443,7 +454,7 @@ class CpuBackend final : public Backend {
       u[c] = static_cast<float>(uc);
       w[c] = static_cast<float>(-kc * (all[c] / cnt) - uc * lo);
     }
-    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx);
+    bn_input_grad(N, C, S, x, save_mean, gy, k, u, w, gx, t);
   }
 
   // ---- convolution and pooling. conv2d: oneDNN's convolution primitives (cpu_conv_dnnl.cpp) when the
@@ -496,12 +507,22 @@ class CpuBackend final : public Backend {
 #endif
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
+  // Pooling: the samples on threads (each sample's planes are independent: the same bits).
   void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
-    cpu_pool2d_forward(k, s, x, y);
+    PoolShape one = s;
+    one.N = 1;
+    const size_t in = static_cast<size_t>(s.C) * s.H * s.W, out = static_cast<size_t>(s.C) * s.P() * s.Q();
+    for_blocks(s.N, elem_threads(static_cast<double>(s.N) * in),
+               [&](int n) { cpu_pool2d_forward(k, one, x + idx(n, in), y + idx(n, out)); });
   }
   void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
                             float* gx) override {
-    cpu_pool2d_backward(k, s, x, y, gy, gx);
+    PoolShape one = s;
+    one.N = 1;
+    const size_t in = static_cast<size_t>(s.C) * s.H * s.W, out = static_cast<size_t>(s.C) * s.P() * s.Q();
+    for_blocks(s.N, elem_threads(static_cast<double>(s.N) * in), [&](int n) {
+      cpu_pool2d_backward(k, one, x + idx(n, in), y + idx(n, out), gy + idx(n, out), gx + idx(n, in));
+    });
   }
 
   // ---- label fusion
@@ -613,7 +634,13 @@ class CpuBackend final : public Backend {
     if (t_counter) t += *t_counter;
     CGAN_CHECK(t >= 1, "adam: step must be >= 1, got ", t);
     const AdamScalars s = adam_scalars(lr, b1, b2, t);
-    adam_loop(n, p, g, m, v, s, b1, b2, eps);
+    // element-wise: split into one 64-float-aligned chunk per thread (the same bits)
+    const int nt = elem_threads(static_cast<double>(n));
+    const size_t chunk = (n / static_cast<size_t>(nt) + 63) / 64 * 64;
+    for_blocks(nt, nt, [&](int i) {
+      const size_t b = std::min(n, chunk * static_cast<size_t>(i)), e = std::min(n, b + chunk);
+      adam_loop(e - b, p + b, g + b, m + b, v + b, s, b1, b2, eps);
+    });
   }
 
   // ---- exponential moving average (scalar_math.hpp's ema_point, shared with cuda/ema.cu)
@@ -769,27 +796,49 @@ class CpuBackend final : public Backend {
     return scratch_f_.data();
   }
 
-  // out[c] = sum over n, s of a[n,c,s], accumulated in double.
-  static void channel_sums(int N, int C, int S, const float* a, double* out) {
+  // Batch norm's loops over [N, C, S]: the per-channel sums take one partial per (sample, channel)
+  // block (part: N*C doubles, computed on t threads) and add them in sample order on one thread, so
+  // the sums have the same bits on any thread count; the element-wise passes split the same blocks.
+  // S == 1 (batch norm after a linear layer) keeps its one-thread loops over the rows.
+  int per_channel_threads(int N, int C, int S) const {
+    return S > 1 ? elem_threads(static_cast<double>(N) * C * S) : 1;
+  }
+  int elem_threads(double n) const { return n >= kParallelElems ? max_threads_ : 1; }
+  template <typename F>
+  static void for_blocks(int count, int threads, const F& f) {
+#if CGAN_HAVE_DNNL
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+#endif
+    for (int i = 0; i < count; ++i) f(i);
+    (void)threads;
+  }
+  static void add_parts(int N, int C, const double* part, double* out) {
     std::fill(out, out + C, 0.0);
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) out[c] += part[idx(n, C) + c];
+  }
+
+  static void channel_sums(int N, int C, int S, const float* a, double* out, double* part, int t) {
     if (S == 1) {
+      std::fill(out, out + C, 0.0);
       for (int n = 0; n < N; ++n) {
         const float* an = a + idx(n, C);
         for (int c = 0; c < C; ++c) out[c] += an[c];
       }
       return;
     }
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) out[c] += lane_sum(a + (idx(n, C) + c) * S, S);
+    for_blocks(N * C, t, [&](int i) { part[i] = lane_sum(a + idx(i, S), S); });
+    add_parts(N, C, part, out);
   }
 
-  // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double.
+  // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double
+  // (part: 3 N C doubles).
   static void bn_backward_sums(int N, int C, int S, const float* x, const float* m, const float* gy, double* sg,
-                               double* sgd, double* sd) {
-    std::fill(sg, sg + C, 0.0);
-    std::fill(sgd, sgd + C, 0.0);
-    std::fill(sd, sd + C, 0.0);
+                               double* sgd, double* sd, double* part, int t) {
     if (S == 1) {
+      std::fill(sg, sg + C, 0.0);
+      std::fill(sgd, sgd + C, 0.0);
+      std::fill(sd, sd + C, 0.0);
       for (int n = 0; n < N; ++n) {
         const size_t o = idx(n, C);
         for (int c = 0; c < C; ++c) {
@@ -801,21 +850,21 @@ class CpuBackend final : public Backend {
       }
       return;
     }
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const size_t o = (idx(n, C) + c) * S;
-        double s[3];
-        lane_bn_backward(x + o, gy + o, S, m[c], s);
-        sg[c] += s[0];
-        sgd[c] += s[1];
-        sd[c] += s[2];
-      }
+    const size_t nc = idx(N, C);
+    for_blocks(N * C, t, [&](int i) {
+      double r[3];
+      lane_bn_backward(x + idx(i, S), gy + idx(i, S), S, m[i % C], r);
+      part[i] = r[0], part[nc + i] = r[1], part[2 * nc + i] = r[2];
+    });
+    add_parts(N, C, part, sg);
+    add_parts(N, C, part + nc, sgd);
+    add_parts(N, C, part + 2 * nc, sd);
   }
 
-  // out[c] = sum over n, s of (x[n,c,s] - mean[c])^2
-  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out) {
-    std::fill(out, out + C, 0.0);
+  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out, double* part,
+                             int t) {
     if (S == 1) {
+      std::fill(out, out + C, 0.0);
       for (int n = 0; n < N; ++n) {
         const float* xn = x + idx(n, C);
         for (int c = 0; c < C; ++c) {
@@ -825,44 +874,48 @@ class CpuBackend final : public Backend {
       }
       return;
     }
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) out[c] += lane_sq_dev(x + (idx(n, C) + c) * S, S, mean[c]);
+    for_blocks(N * C, t, [&](int i) { part[i] = lane_sq_dev(x + idx(i, S), S, mean[i % C]); });
+    add_parts(N, C, part, out);
   }
 
-  // y[n,c,s] = a[c] (x[n,c,s] - m[c]) + b[c]  (subtracting first keeps a large mean exact)
   // Batch norm's input gradient from its per-channel coefficients (plain and synchronized backward):
   // gx = k gy + u (x - m) + w.
   static void bn_input_grad(int N, int C, int S, const float* x, const float* m, const float* gy, const float* k,
-                            const float* u, const float* w, float* gx) {
+                            const float* u, const float* w, float* gx, int t) {
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
         const size_t o = idx(n, C);
         for (int c = 0; c < C; ++c) gx[o + c] = k[c] * gy[o + c] + u[c] * (x[o + c] - m[c]) + w[c];
       }
-    } else {
-      for (int n = 0; n < N; ++n)
-        for (int c = 0; c < C; ++c) {
-          const size_t o = (idx(n, C) + c) * S;
-          const float kc = k[c], uc = u[c], wc = w[c], mc = m[c];
-          for (int i = 0; i < S; ++i) gx[o + i] = kc * gy[o + i] + uc * (x[o + i] - mc) + wc;
-        }
+      return;
     }
+    for_blocks(N * C, t, [&](int i) {
+      const int c = i % C;
+      const size_t o = idx(i, S);
+      const float kc = k[c], uc = u[c], wc = w[c], mc = m[c];
+      for (int j = 0; j < S; ++j) gx[o + j] = kc * gy[o + j] + uc * (x[o + j] - mc) + wc;
+    });
   }
 
-  static void affine(int N, int C, int S, const float* x, const float* m, const float* a, const float* b, float* y) {
+  // y[n,c,s] = act(a[c] (x[n,c,s] - m[c]) + b[c])  (subtracting first keeps a large mean exact); the
+  // activation in the same pass, with the bits of a separate bias_act_forward.
+  void affine_act(int N, int C, int S, const float* x, const float* m, const float* a, const float* b, float* y,
+                  Act act, float slope, int t) {
     if (S == 1) {
       for (int n = 0; n < N; ++n) {
         const size_t o = idx(n, C);
         for (int c = 0; c < C; ++c) y[o + c] = a[c] * (x[o + c] - m[c]) + b[c];
       }
+      if (act != Act::none) bias_act_forward_impl(act, slope, N, C, nullptr, y);
       return;
     }
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) {
-        const size_t o = (idx(n, C) + c) * S;
-        const float mc = m[c], ac = a[c], bc = b[c];
-        for (int i = 0; i < S; ++i) y[o + i] = ac * (x[o + i] - mc) + bc;
-      }
+    for_blocks(N * C, t, [&](int i) {
+      const int c = i % C;
+      const size_t o = idx(i, S);
+      const float mc = m[c], ac = a[c], bc = b[c];
+      for (int j = 0; j < S; ++j) y[o + j] = ac * (x[o + j] - mc) + bc;
+      if (act != Act::none) bias_act_forward_impl(act, slope, 1, S, nullptr, y + o);
+    });
   }
 
   // The allocation counter behind alloc_stats (sizes as aligned_zeroed rounds them).

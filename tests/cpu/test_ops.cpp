@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -23,6 +25,7 @@
 #include "cgan/base/philox.hpp"
 #include "cgan/backend/scalar_math.hpp"
 #include "ops_test_util.hpp"
+#include "test_util.hpp"
 
 namespace cgan {
 namespace {
@@ -656,6 +659,109 @@ TEST_F(Ops, AdamRandomVectorMatchesDoubleFormula) {
     }
   }
   expect_close(p, pd, 1e-6, 1e-5, "p after 5 steps");
+}
+
+// ----------------------------------------------------------------------------------------- threads
+
+// The element-wise and per-channel loops that go multi-threaded from 256Ki values (batch norm on
+// images, bias + activation and its backward with the bias gradient, pooling, Adam) give the bits
+// of one thread (whose arithmetic the tests above check against double references), at anime_small's
+// G sizes and at odd ones; batch norm with its activation fused gives the bits of the two ops in turn.
+TEST_F(Ops, ThreadedLoopsGiveTheBitsOfOneThread) {
+  std::unique_ptr<Backend> one, four;
+  {
+    const testutil::ScopedEnv env("CGAN_CPU_THREADS", "1");
+    one = make_cpu_backend();
+  }
+  {
+    const testutil::ScopedEnv env("CGAN_CPU_THREADS", "4");
+    four = make_cpu_backend();
+  }
+  auto same = [](const VecF& a, const VecF& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << what << ": bits differ";
+  };
+  struct Nchw {
+    int N, C, S;
+  };
+  for (const Nchw sh : {Nchw{32, 12, 64 * 64}, Nchw{5, 7, 8191}}) {
+    SCOPED_TRACE(cat("N=", sh.N, " C=", sh.C, " S=", sh.S));
+    const size_t n = static_cast<size_t>(sh.N) * sh.C * sh.S;
+    VecF x = randv(n, -1, 1);
+    for (auto& v : x) v = 3.f + 0.01f * v;  // a mean far larger than the spread
+    const VecF gamma = randv(sh.C, 0.5f, 1.5f), beta = randv(sh.C, -1, 1), gy = randv(n, -1, 1);
+    VecF y[2], mean[2], invstd[2], rm[2], rv[2], gx[2], gg[2], gb[2], ye[2], ya[2];
+    Backend* be[2] = {one.get(), four.get()};
+    for (int i = 0; i < 2; ++i) {
+      y[i].assign(n, 0.f), mean[i].assign(sh.C, 0.f), invstd[i].assign(sh.C, 0.f);
+      rm[i].assign(sh.C, 0.5f), rv[i].assign(sh.C, 2.f), gx[i].assign(n, 0.f);
+      gg[i].assign(sh.C, 0.25f), gb[i].assign(sh.C, -0.25f), ye[i].assign(n, 0.f), ya[i].assign(n, 0.f);
+      be[i]->batchnorm_forward_train(sh.N, sh.C, sh.S, 1e-5f, 0.1f, x.data(), gamma.data(), beta.data(), y[i].data(),
+                                     mean[i].data(), invstd[i].data(), rm[i].data(), rv[i].data(), Act::relu);
+      be[i]->batchnorm_backward(sh.N, sh.C, sh.S, x.data(), gamma.data(), mean[i].data(), invstd[i].data(), gy.data(),
+                                gx[i].data(), gg[i].data(), gb[i].data());
+      be[i]->batchnorm_forward_eval(sh.N, sh.C, sh.S, 1e-5f, x.data(), gamma.data(), beta.data(), rm[i].data(),
+                                    rv[i].data(), ye[i].data(), Act::leaky_relu, 0.2f);
+      // the activation as a separate op after batch norm without one
+      VecF m2(sh.C), is2(sh.C), rm2(sh.C, 0.5f), rv2(sh.C, 2.f);
+      be[i]->batchnorm_forward_train(sh.N, sh.C, sh.S, 1e-5f, 0.1f, x.data(), gamma.data(), beta.data(), ya[i].data(),
+                                     m2.data(), is2.data(), rm2.data(), rv2.data());
+      be[i]->bias_act_forward(Act::relu, 0.f, sh.N, sh.C * sh.S, nullptr, ya[i].data());
+    }
+    same(y[0], y[1], "batch norm + relu y");
+    same(mean[0], mean[1], "save_mean");
+    same(invstd[0], invstd[1], "save_invstd");
+    same(rm[0], rm[1], "running mean");
+    same(rv[0], rv[1], "running var");
+    same(gx[0], gx[1], "batch norm gx");
+    same(gg[0], gg[1], "ggamma");
+    same(gb[0], gb[1], "gbeta");
+    same(ye[0], ye[1], "batch norm (eval) + leaky y");
+    same(y[0], ya[0], "fused relu vs batch norm then bias_act_forward (one thread)");
+    same(y[1], ya[1], "fused relu vs batch norm then bias_act_forward (four threads)");
+
+    // bias + activation and its backward with the bias gradient, as [N, C*S] rows
+    const int rows = sh.N, cols = sh.C * sh.S;
+    const VecF bias = randv(cols, -1, 1), pre = randv(n, -1, 1);
+    VecF a[2], g[2], gbias[2];
+    for (int i = 0; i < 2; ++i) {
+      a[i] = pre, g[i] = gy, gbias[i].assign(cols, 0.5f);
+      be[i]->bias_act_forward(Act::leaky_relu, 0.2f, rows, cols, bias.data(), a[i].data());
+      be[i]->bias_act_backward(Act::leaky_relu, 0.2f, rows, cols, a[i].data(), g[i].data(), gbias[i].data());
+    }
+    same(a[0], a[1], "bias_act_forward");
+    same(g[0], g[1], "bias_act_backward g");
+    same(gbias[0], gbias[1], "bias_act_backward gbias");
+
+    // pooling, average (overlapping windows, padding) and max, forward and backward
+    PoolShape ps;
+    ps.N = sh.N, ps.C = sh.C, ps.H = sh.S == 64 * 64 ? 64 : 1, ps.W = sh.S / ps.H;
+    ps.R = ps.H > 1 ? 3 : 1, ps.S = 3, ps.stride_h = ps.H > 1 ? 2 : 1, ps.stride_w = 2, ps.pad_w = 1;
+    ps.pad_h = ps.H > 1 ? 1 : 0;
+    const size_t np = static_cast<size_t>(ps.N) * ps.C * ps.P() * ps.Q();
+    const VecF gp = randv(np, -1, 1);
+    for (Pool k : {Pool::avg, Pool::max}) {
+      VecF py[2], pg[2];
+      for (int i = 0; i < 2; ++i) {
+        py[i].assign(np, 0.f), pg[i].assign(n, 1.f);
+        be[i]->pool2d_forward(k, ps, pre.data(), py[i].data());
+        be[i]->pool2d_backward(k, ps, pre.data(), py[i].data(), gp.data(), pg[i].data());
+      }
+      same(py[0], py[1], k == Pool::avg ? "avgpool y" : "maxpool y");
+      same(pg[0], pg[1], k == Pool::avg ? "avgpool gx" : "maxpool gx");
+    }
+
+    // Adam, n not a multiple of the chunk alignment
+    VecF pa[2], ma[2], va[2];
+    for (int i = 0; i < 2; ++i) {
+      pa[i] = pre, ma[i].assign(n, 0.f), va[i].assign(n, 0.f);
+      for (int t = 1; t <= 2; ++t)
+        be[i]->adam(n, pa[i].data(), gy.data(), ma[i].data(), va[i].data(), 1e-3f, 0.5f, 0.999f, 1e-8f, t);
+    }
+    same(pa[0], pa[1], "adam p");
+    same(ma[0], ma[1], "adam m");
+    same(va[0], va[1], "adam v");
+  }
 }
 
 // ------------------------------------------------------------------------------------------ philox
