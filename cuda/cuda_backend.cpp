@@ -139,6 +139,7 @@ class CudaBackend final : public Backend {
   }
 
   void mul_impl(size_t n, const float* a, float* b) override { cuda::launch_mul(ctx_, n, a, b); }
+  void axpy_impl(size_t n, float alpha, const float* x, float* y) override { cuda::launch_axpy(ctx_, n, alpha, x, y); }
 
   // ---- dropout
   void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,

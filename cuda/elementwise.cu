@@ -1,4 +1,4 @@
-// Elementwise and data-movement kernels: fill, mul, scale (GEMM with K == 0), gather_rows,
+// Elementwise and data-movement kernels: fill, mul, axpy, scale (GEMM with K == 0), gather_rows,
 // gather_int, the step-counter ops add_ints / copy_to_slot; plus the probe kernel cuda_available() uses to tell whether this binary has code for
 // the GPU.
 #include <string>
@@ -15,6 +15,12 @@ __global__ void fill_kernel(float* x, size_t n, float v) {
 
 __global__ void mul_kernel(size_t n, const float* a, float* b) {
   for (size_t i = global_index(); i < n; i += global_stride()) b[i] *= a[i];
+}
+
+// y += alpha x with the product rounded before the sum (__fmul_rn / __fadd_rn are never contracted
+// into an FMA), as the CPU backend's loop.
+__global__ void axpy_kernel(size_t n, float alpha, const float* x, float* y) {
+  for (size_t i = global_index(); i < n; i += global_stride()) y[i] = __fadd_rn(y[i], __fmul_rn(alpha, x[i]));
 }
 
 __global__ void scale_kernel(float* x, size_t n, float beta) {
@@ -105,6 +111,11 @@ void launch_fill(const Context& ctx, float* x, size_t n, float value) {
 void launch_mul(const Context& ctx, size_t n, const float* a, float* b) {
   mul_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, a, b);
   CUDA_CHECK_LAUNCH("mul_kernel");
+}
+
+void launch_axpy(const Context& ctx, size_t n, float alpha, const float* x, float* y) {
+  axpy_kernel<<<grid_for(n), kBlock, 0, ctx.stream>>>(n, alpha, x, y);
+  CUDA_CHECK_LAUNCH("axpy_kernel");
 }
 
 void launch_scale(const Context& ctx, float* x, size_t n, float beta) {

@@ -16,6 +16,7 @@ namespace cgan::cuda {
 // elementwise.cu
 void launch_fill(const Context& ctx, float* x, size_t n, float value);
 void launch_mul(const Context& ctx, size_t n, const float* a, float* b);
+void launch_axpy(const Context& ctx, size_t n, float alpha, const float* x, float* y);
 void launch_scale(const Context& ctx, float* x, size_t n, float beta);  // beta == 0 writes zeros
 // idx_offset (may be null): device int32 added to idx when the kernel runs
 void launch_gather_rows(const Context& ctx, int B, int cols, int rows, const float* src, const int32_t* idx, float* dst,

@@ -457,6 +457,20 @@ inline Case dropout_case(size_t n, float p) {
   return c;
 }
 
+// y += alpha x: bit for bit on every backend (no fused multiply-add).
+inline Case axpy_case(size_t n, float alpha) {
+  Case c;
+  c.shape = "n=" + std::to_string(n) + " alpha=" + std::to_string(alpha);
+  c.run = [=](Backend& be, uint64_t seed) {
+    Arena a(be, seed);
+    const float* x = a.put(a.normal(n));
+    float* y = a.put(a.normal(n));
+    be.axpy(n, alpha, x, y);
+    return std::vector<Out>{Arena::exact(a.get("y", y, n))};
+  };
+  return c;
+}
+
 inline Case gather_case(int B, int cols, int rows, bool offset) {
   Case c;
   c.shape = dims({B, cols, rows}) + (offset ? " offset" : "");
@@ -653,6 +667,7 @@ inline std::vector<Entry> op_table() {
                 bias_act_case(Act::tanh, 7, 7, true), bias_act_case(Act::leaky_relu, 64, 128, true, true),
                 bias_act_case(Act::tanh, 64, 784, true, true)}});
   t.push_back({{"dropout_forward", "mul"}, {OpKind::dropout}, {dropout_case(1, 0.5f), dropout_case(1001, 0.3f)}});
+  t.push_back({{"axpy"}, {OpKind::bn_fwd}, {axpy_case(1, 0.1f), axpy_case(50, 0.1f), axpy_case(100003, -1.7f)}});
   t.push_back({{"batchnorm_forward_train", "batchnorm_forward_eval", "batchnorm_backward"},
                {OpKind::bn_fwd, OpKind::bn_bwd},
                {batchnorm_case(2, 3, 1, 1e-5f, Act::none, false), batchnorm_case(5, 7, 11, 0.8f, Act::relu, false),

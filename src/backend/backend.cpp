@@ -189,6 +189,12 @@ void Backend::mul(size_t n, const float* a, float* b) {
   const OpTimer timer(op_profile_, OpKind::dropout);
   mul_impl(n, a, b);
 }
+void Backend::axpy(size_t n, float alpha, const float* x, float* y) {
+  if (n == 0) return;
+  CGAN_CHECK(x && y, "axpy: null pointer");
+  const OpTimer timer(op_profile_, OpKind::bn_fwd);
+  axpy_impl(n, alpha, x, y);
+}
 void Backend::dropout_forward(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,
                               uint64_t offset) {
   CGAN_CHECK(p >= 0.f && p < 1.f, "dropout: p must be in [0, 1), got ", p);

@@ -304,6 +304,9 @@ class CpuBackend final : public Backend {
       }
   }
 
+  void axpy_impl(size_t n, float alpha, const float* x, float* y) override {
+    for (size_t i = 0; i < n; ++i) y[i] += alpha * x[i];  // -ffp-contract=off: no FMA
+  }
   void mul_impl(size_t n, const float* a, float* b) override {
     for (size_t i = 0; i < n; ++i) b[i] *= a[i];
   }

@@ -114,6 +114,9 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
       b.act = layer_unit(act.kind).activation();
       b.slope = act.slope;
     }
+    b.before_batchnorm = i + 1 < spec.layers.size() && spec.layers[i + 1].kind == LayerKind::batchnorm;
+    if (!layers_.empty() && layers_.back()->spec_last + 1 == static_cast<int>(first))
+      b.folded_bias = layers_.back()->bias_for_norm;
     SampleShape out;
     std::unique_ptr<ModelLayer> L = unit.build(b, &out);
     L->kind_name = ls.kind;

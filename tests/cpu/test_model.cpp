@@ -188,6 +188,75 @@ TEST(ConvModel, BackwardMatchesFiniteDifferences) {
   }
 }
 
+// A conv before batch norm leaves its bias to the norm (ModelLayer::bias_for_norm): a training step
+// neither adds nor differentiates it (its gradient is exactly 0; the FD test above sees the true 0),
+// the norm's running mean is that of the biased output (momentum * mean of an evaluation forward's
+// conv output, from running mean 0), and evaluation adds the bias. A conv followed by anything else
+// keeps its bias and its gradient.
+TEST(ConvModel, BiasBeforeBatchNormIsFoldedIntoItsRunningMean) {
+  const uint32_t seed = test_seed();
+  SCOPED_TRACE(cat("CGAN_TEST_SEED=", seed));
+  std::mt19937 rng(seed);
+  auto uni = [&](float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+  auto be = make_cpu_backend();
+  const int B = 5, in = 2 * 6 * 7;
+  Model m(*be, net(json::parse(R"([{"reshape": [2, 6, 7]}, {"conv2d": {"out": 3, "kernel": 3, "padding": 1}},
+                                   {"batchnorm": {"momentum": 0.3}}, {"relu": {}},
+                                   {"conv2d": {"out": 2, "kernel": 3}}, {"linear": 1}])")),
+          in, 0, B, "d");
+  EXPECT_NE(m.summary().find("3x6x7 (kernel 3x3, stride 1x1, padding 1x1) (bias folded into the batch norm)"),
+            std::string::npos)
+      << m.summary();
+  EXPECT_EQ(m.summary().find("2x4x5 (kernel 3x3, stride 1x1) (bias folded"), std::string::npos) << m.summary();
+  m.init_params(rng());
+  auto slot = [&](const std::string& name) -> const ParamSlot& {
+    for (const ParamSlot& s : m.slots())
+      if (s.name == name) return s;
+    throw Error(cat("no slot ", name));
+  };
+  std::vector<float> p(m.param_count()), st(m.state_count());
+  be->download(p.data(), m.params(), p.size());
+  be->download(st.data(), m.state(), st.size());
+  for (int k = 0; k < 3; ++k) p[slot("layers.1.bias").offset + k] = 2.f + k;  // large: m * b shows
+  be->upload(m.params(), p.data(), p.size());
+  std::vector<float> x(size_t(B) * in), r(B);
+  for (auto& v : x) v = uni(-1, 1);
+  for (auto& v : r) v = uni(-1, 1);
+  float* xd = be->alloc(x.size());
+  be->upload(xd, x.data(), x.size());
+
+  modelfd::weighted_sum_loss(*be, m, xd, nullptr, r, true);  // one training forward: running mean 0 -> 0.3 mean
+  std::vector<float> g, gx(x.size());
+  float* gxd = be->alloc(x.size());
+  modelfd::weighted_sum_backward(*be, m, r, gxd, g, gx);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(g[slot("layers.1.bias").offset + k], 0.f) << "folded bias gradient " << k;
+  double other = 0, wsum = 0;
+  for (size_t i = 0; i < slot("layers.4.bias").count; ++i) other += std::fabs(g[slot("layers.4.bias").offset + i]);
+  for (size_t i = 0; i < slot("layers.1.weight").count; ++i) wsum += std::fabs(g[slot("layers.1.weight").offset + i]);
+  EXPECT_GT(other, 0.0) << "a conv before no batch norm keeps its bias gradient";
+  EXPECT_GT(wsum, 0.0);
+  std::vector<float> after(m.state_count());
+  be->download(after.data(), m.state(), after.size());
+
+  m.forward(xd, nullptr, nullptr, false);  // evaluation: the conv adds its bias
+  int width = 0;
+  const float* conv = m.output_of(1, &width);
+  std::vector<float> y(size_t(B) * width);
+  be->download(y.data(), conv, y.size());
+  const int S = 6 * 7;
+  for (int k = 0; k < 3; ++k) {
+    double mean = 0;
+    for (int b = 0; b < B; ++b)
+      for (int i = 0; i < S; ++i) mean += y[(size_t(b) * 3 + k) * S + i];
+    mean /= double(B) * S;
+    EXPECT_GT(mean, 1.0) << "the evaluation conv output includes the bias";
+    EXPECT_NEAR(after[slot("layers.2.running_mean").offset + k], 0.3 * mean, 1e-6 + 1e-6 * std::fabs(mean))
+        << "running mean of channel " << k;
+  }
+  be->free(xd);
+  be->free(gxd);
+}
+
 // label_plane followed by one linear unit: every gradient has a closed form, checked exactly
 // (out[b] = [x_b | cond_b W + c] . w + w0, so dL/dW[k,e] = sum_b cond[b,k] r[b] w[in+e], ...).
 TEST(ConvModel, LabelPlaneGradientsMatchClosedForms) {

@@ -608,6 +608,22 @@ TEST_F(Ops, SoftmaxXentRejectsBadLabelsAndShapes) {
   EXPECT_THROW(be_->softmax_xent(2, 3, x.data(), nullptr, 1.f, grad.data(), acc.data()), Error);
 }
 
+// y += alpha x: the product rounded to float, then the sum (no fused multiply-add, so every backend
+// gives these bits; tests/op_table.hpp compares the CUDA backend's exactly).
+TEST_F(Ops, AxpyRoundsTheProductThenTheSum) {
+  const size_t n = size(1, 1000);
+  const float alpha = uni(-2, 2);
+  const VecF x = randv(n, -3, 3), y0 = randv(n, -3, 3);
+  VecF y = y0;
+  be_->axpy(n, alpha, x.data(), y.data());
+  for (size_t i = 0; i < n; ++i) {
+    volatile float prod = alpha * x[i];  // rounded on its own
+    const float want = y0[i] + prod;
+    ASSERT_EQ(y[i], want) << "i=" << i;
+  }
+  EXPECT_THROW(be_->axpy(1, 1.f, nullptr, y.data()), Error);
+}
+
 // -------------------------------------------------------------------------------------------- adam
 
 TEST_F(Ops, AdamTwoStepsMatchHandComputation) {

@@ -135,6 +135,9 @@ class Backend {
   void bias_act_backward(Act act, float slope, int rows, int cols, const float* y, float* g, float* gbias);
   // b[i] *= a[i]
   void mul(size_t n, const float* a, float* b);
+  // y[i] += alpha * x[i] (the product rounded, then the sum: no fused multiply-add, the same bits on
+  // every backend). Profiled as bn_fwd: its user is batch norm's running mean (a folded conv bias).
+  void axpy(size_t n, float alpha, const float* x, float* y);
 
   // ---- dropout: mask[i] = (u >= p) / (1 - p) with u = philox_uniform(seed, stream, offset + i);
   // x[i] *= mask[i]. Backward is mul(mask, g). (offset: the global index of x[0], so that a rank
@@ -329,6 +332,7 @@ class Backend {
   virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
                                       float* gbias) = 0;
   virtual void mul_impl(size_t n, const float* a, float* b) = 0;
+  virtual void axpy_impl(size_t n, float alpha, const float* x, float* y) = 0;
   virtual void dropout_forward_impl(size_t n, float p, uint64_t seed, RngStream stream, float* x, float* mask,
                                     uint64_t offset) = 0;
   virtual void batchnorm_forward_train_impl(int N, int C, int S, float eps, float momentum, const float* x,

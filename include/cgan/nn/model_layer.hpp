@@ -39,6 +39,12 @@ struct LayerBuild {
   // init: 'u' = U(-1/sqrt(fan_in), 1/sqrt(fan_in)), 'n' = N(0, 1), '1' = ones, '0' = zeros,
   // 'x' = Glorot uniform with fan = fan_in, 'r' = a random unit vector (see Model::init_params).
   std::function<size_t(const std::string& name, std::vector<int64_t> shape, bool state, char init, int fan_in)> slot;
+  // Whether the layer after it is batch norm (with no activation fused between): a conv's bias is
+  // then folded into that norm (ModelLayer::bias_for_norm).
+  bool before_batchnorm = false;
+  // For batch norm: the offset of the bias the layer before it folded into it (kNoBias: none).
+  static constexpr size_t kNoBias = static_cast<size_t>(-1);
+  size_t folded_bias = kNoBias;
   // A user's spec error: one line naming the layer's path.
   template <class... T>
   void require(bool ok, const T&... parts) const {
@@ -91,6 +97,11 @@ class ModelLayer {
   const float* x = nullptr;
   const float* y_used = nullptr;
   bool train = false;
+  // A bias this layer leaves to the batch norm after it (LayerBuild::before_batchnorm): in training
+  // the norm's output does not depend on it and its true gradient is 0, so the layer neither adds
+  // nor differentiates it, and the norm adds momentum * bias to its running mean (which tracks the
+  // mean of the biased output, as PyTorch's); evaluation adds it as usual. LayerBuild::kNoBias: none.
+  size_t bias_for_norm = LayerBuild::kNoBias;
 
   // The buffers beyond its output it needs from the arena (taken once, after build).
   virtual void arena(LayerArena& a) { (void)a; }

@@ -11,7 +11,8 @@
 namespace cgan {
 namespace {
 
-// y = act(conv(x, W) + b): the conv with a bias+activation epilogue.
+// y = act(conv(x, W) + b): the conv with a bias+activation epilogue; before batch norm the bias is
+// left to the norm in training (ModelLayer::bias_for_norm): no bias pass, no bias-gradient pass.
 class ConvLayer final : public ModelLayer {
  public:
   ConvLayer(const ConvShape& cs, Act act, float slope, size_t ws) : cs_(cs), act_(act), slope_(slope), ws_floats_(ws) {}
@@ -20,17 +21,19 @@ class ConvLayer final : public ModelLayer {
   }
   const float* forward(const LayerRun& r, const float* x) override {
     weight.forward(r);
-    r.be.conv2d_forward(cs_, x, weight.weight(r.params), r.params + b, y, ws_, act_, slope_);
+    const bool folded = bias_for_norm != LayerBuild::kNoBias && r.train;
+    r.be.conv2d_forward(cs_, x, weight.weight(r.params), folded ? nullptr : r.params + b, y, ws_, act_, slope_);
     return y;
   }
   float* backward(const LayerRun& r, float* g, float* spare, bool input_grad, bool param_grads) override {
     if (act_ != Act::none) r.be.bias_act_backward(act_, slope_, r.B, out(), y, g, nullptr);
-    if (param_grads && weight.sn) {  // as the linear's
+    float* gbias = bias_for_norm != LayerBuild::kNoBias ? nullptr : r.grads + b;  // folded: exactly 0
+    if (param_grads && weight.sn) {                                               // as the linear's
       r.be.fill(weight.sn->grad_sn(), weight.sn->shape().count(), 0.f);
-      r.be.conv2d_backward_filter(cs_, x, g, weight.sn->grad_sn(), r.grads + b, ws_);
+      r.be.conv2d_backward_filter(cs_, x, g, weight.sn->grad_sn(), gbias, ws_);
       weight.backward(r);
     } else if (param_grads) {
-      r.be.conv2d_backward_filter(cs_, x, g, r.grads + weight.w, r.grads + b, ws_);
+      r.be.conv2d_backward_filter(cs_, x, g, r.grads + weight.w, gbias, ws_);
     }
     if (!input_grad) return g;
     r.be.conv2d_backward_data(cs_, g, weight.weight(r.params), spare, ws_);
@@ -39,6 +42,7 @@ class ConvLayer final : public ModelLayer {
   void describe(std::ostream& os, int) const override {
     window::describe(os, true, cs_.R, cs_.S, cs_.stride_h, cs_.stride_w, cs_.pad_h, cs_.pad_w);
     if (act_ != Act::none) os << " + " << act_name(act_) << " (fused)";
+    if (bias_for_norm != LayerBuild::kNoBias) os << " (bias folded into the batch norm)";
     if (weight.sn) os << " + spectral norm";
   }
   const ConvShape* conv_shape() const override { return &cs_; }
@@ -117,6 +121,7 @@ class Conv2d final : public LayerUnit {
     auto L = std::make_unique<ConvLayer>(cs, b.act, b.slope, b.be.conv2d_workspace(cs));
     L->weight.add_weight(b, {cs.K, cs.C, cs.R, cs.S}, fan_in);
     L->b = b.slot(b.pre + "bias", {cs.K}, false, 'u', fan_in);
+    if (b.before_batchnorm) L->bias_for_norm = L->b;
     L->weight.add_spectral_norm(b, SpectralNormShape{cs.K, fan_in, false});
     *out = SampleShape{cs.K, cs.P(), cs.Q(), true};
     return L;

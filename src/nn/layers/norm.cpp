@@ -47,6 +47,9 @@ class BatchNormLayer final : public ModelLayer {
                                  save_invstd_, rmean, rvar, act_, slope_);
     else
       be.batchnorm_forward_eval(B, c_, s_, eps_, x, r.params + w_, r.params + b_, rmean, rvar, y, act_, slope_);
+    // the layer before left its bias to this norm (ModelLayer::bias_for_norm): the running mean is
+    // that of the biased output, as without the fold
+    if (r.train && folded_bias_ != LayerBuild::kNoBias) be.axpy(c_, momentum_, r.params + folded_bias_, rmean);
     return y;
   }
   float* backward(const LayerRun& r, float* g, float* gin, bool, bool param_grads) override {
@@ -72,8 +75,9 @@ class BatchNormLayer final : public ModelLayer {
     if (act_ != Act::none) os << " + " << act_name(act_) << " (fused)";
     if (cond_) os << " conditional (gain, bias " << K << "x" << c_ << ")";
   }
-  // Its slots, in checkpoint order.
+  // Its slots, in checkpoint order, and the bias the layer before it folded into it.
   void add_slots(LayerBuild& b) {
+    folded_bias_ = b.folded_bias;
     if (b.spec.conditional) {
       b.require(b.num_classes > 0, ".conditional: conditional batch norm needs labelled data (labels or tags)");
       cond_ = true;
@@ -95,6 +99,7 @@ class BatchNormLayer final : public ModelLayer {
   float slope_;
   bool cond_ = false;
   size_t w_ = 0, b_ = 0, gain_ = 0, bias_ = 0, rmean_ = 0, rvar_ = 0;
+  size_t folded_bias_ = LayerBuild::kNoBias;  // LayerBuild::folded_bias
   float *save_mean_ = nullptr, *save_invstd_ = nullptr;
   float *dgain_ = nullptr, *dbias_ = nullptr;    // cond . W_gain, cond . W_bias [B, C] of the last forward
   float *gdgain_ = nullptr, *gdbias_ = nullptr;  // their gradients (shared)
