@@ -182,8 +182,6 @@ cudnnHandle_t cudnn_handle(Context& ctx) {
 
 namespace {
 
-cudnnHandle_t handle(Context& ctx) { return cudnn_handle(ctx); }
-
 std::unique_ptr<ConvPlan> make_plan(cudnnHandle_t h, const ConvShape& s, bool tf32) {
   // cuDNN's 4-d descriptors index with int.
   const auto fits = [](long long a, long long b, long long c, long long d) {
@@ -245,7 +243,7 @@ const ConvPlan& plan(Context& ctx, const ConvShape& s) {
   const Key key = key_of(s);
   auto it = plans.find(key);
   if (it == plans.end())  // a failed make_plan leaves the cache as it was
-    it = plans.emplace(key, make_plan(handle(ctx), s, ctx.tf32)).first;
+    it = plans.emplace(key, make_plan(cudnn_handle(ctx), s, ctx.tf32)).first;
   return *it->second;
 }
 
@@ -270,8 +268,8 @@ void conv_forward(Context& ctx, const ConvShape& s, const float* x, const float*
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_forward", p, kFwd, ws);
   const float one = 1.f, zero = 0.f;
-  CUDNN_CHECK(cudnnConvolutionForward(handle(ctx), &one, p.x, x, p.w, w, p.conv[kFwd], p.fwd_algo, ws, p.bytes[kFwd],
-                                      &zero, p.y, y));
+  CUDNN_CHECK(cudnnConvolutionForward(cudnn_handle(ctx), &one, p.x, x, p.w, w, p.conv[kFwd], p.fwd_algo, ws,
+                                      p.bytes[kFwd], &zero, p.y, y));
   if (bias || act != Act::none)  // the epilogue: bias and activation in one pass
     launch_conv_bias_act_forward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), bias, act, slope, y);
 }
@@ -280,7 +278,7 @@ void conv_backward_data(Context& ctx, const ConvShape& s, const float* gy, const
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_backward_data", p, kBwdData, ws);
   const float one = 1.f, zero = 0.f;  // beta = 0: gx overwritten (not read)
-  CUDNN_CHECK(cudnnConvolutionBackwardData(handle(ctx), &one, p.w, w, p.y, gy, p.conv[kBwdData], p.data_algo, ws,
+  CUDNN_CHECK(cudnnConvolutionBackwardData(cudnn_handle(ctx), &one, p.w, w, p.y, gy, p.conv[kBwdData], p.data_algo, ws,
                                            p.bytes[kBwdData], &zero, p.x, gx));
 }
 
@@ -289,8 +287,8 @@ void conv_backward_filter(Context& ctx, const ConvShape& s, const float* x, cons
   const ConvPlan& p = plan(ctx, s);
   check_workspace("conv2d_backward_filter", p, kBwdFilter, ws);
   const float one = 1.f;  // beta = 1: gw accumulated
-  CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(ctx), &one, p.x, x, p.y, gy, p.conv[kBwdFilter], p.filter_algo, ws,
-                                             p.bytes[kBwdFilter], &one, p.w, gw));
+  CUDNN_CHECK(cudnnConvolutionBackwardFilter(cudnn_handle(ctx), &one, p.x, x, p.y, gy, p.conv[kBwdFilter],
+                                             p.filter_algo, ws, p.bytes[kBwdFilter], &one, p.w, gw));
   if (gbias) launch_conv_bias_backward(ctx, s.N, s.K, static_cast<size_t>(s.P()) * s.Q(), gy, gbias);
 }
 

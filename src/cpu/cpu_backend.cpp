@@ -511,20 +511,21 @@ class CpuBackend final : public Backend {
     cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
   }
   // Pooling: the samples on threads (each sample's planes are independent: the same bits).
-  void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
+  // f(one, i, o): one sample of s, whose input starts at float i and output at float o.
+  template <typename F>
+  void for_pool_samples(const PoolShape& s, const F& f) {
     PoolShape one = s;
     one.N = 1;
     const size_t in = static_cast<size_t>(s.C) * s.H * s.W, out = static_cast<size_t>(s.C) * s.P() * s.Q();
-    for_blocks(s.N, elem_threads(static_cast<double>(s.N) * in),
-               [&](int n) { cpu_pool2d_forward(k, one, x + idx(n, in), y + idx(n, out)); });
+    for_blocks(s.N, elem_threads(static_cast<double>(s.N) * in), [&](int n) { f(one, idx(n, in), idx(n, out)); });
+  }
+  void pool2d_forward_impl(Pool k, const PoolShape& s, const float* x, float* y) override {
+    for_pool_samples(s, [&](const PoolShape& one, size_t i, size_t o) { cpu_pool2d_forward(k, one, x + i, y + o); });
   }
   void pool2d_backward_impl(Pool k, const PoolShape& s, const float* x, const float* y, const float* gy,
                             float* gx) override {
-    PoolShape one = s;
-    one.N = 1;
-    const size_t in = static_cast<size_t>(s.C) * s.H * s.W, out = static_cast<size_t>(s.C) * s.P() * s.Q();
-    for_blocks(s.N, elem_threads(static_cast<double>(s.N) * in), [&](int n) {
-      cpu_pool2d_backward(k, one, x + idx(n, in), y + idx(n, out), gy + idx(n, out), gx + idx(n, in));
+    for_pool_samples(s, [&](const PoolShape& one, size_t i, size_t o) {
+      cpu_pool2d_backward(k, one, x + i, y + o, gy + o, gx + i);
     });
   }
 

@@ -115,8 +115,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
       b.slope = act.slope;
     }
     b.before_batchnorm = i + 1 < spec.layers.size() && spec.layers[i + 1].kind == LayerKind::batchnorm;
-    if (!layers_.empty() && layers_.back()->spec_last + 1 == static_cast<int>(first))
-      b.folded_bias = layers_.back()->bias_for_norm;
+    if (!layers_.empty()) b.folded_bias = layers_.back()->bias_for_norm;  // the layer just before
     SampleShape out;
     std::unique_ptr<ModelLayer> L = unit.build(b, &out);
     L->kind_name = ls.kind;
