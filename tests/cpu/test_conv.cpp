@@ -218,6 +218,21 @@ std::unique_ptr<Backend> conv_backend(const char* mode) {
 }
 std::unique_ptr<Backend> im2col_backend() { return conv_backend("im2col"); }
 
+// The CPU backend's environment knobs: a value it does not know is a one-line error naming the
+// variable and the values it takes; every documented value is accepted.
+TEST(CpuBackendEnv, UnknownValuesAreOneLineErrors) {
+  for (const char* mode : {"auto", "dnnl", "mixed", "im2col"}) EXPECT_NO_THROW(conv_backend(mode)) << mode;
+  EXPECT_EQ(testutil::error_of([] { conv_backend("fast"); }),
+            "CGAN_CPU_CONV: expected 'auto', 'mixed', 'dnnl' or 'im2col', got 'fast'");
+  EXPECT_EQ(testutil::error_of([] { conv_backend(""); }),
+            "CGAN_CPU_CONV: expected 'auto', 'mixed', 'dnnl' or 'im2col', got ''");
+  for (const char* threads : {"0", "two", "3x", "2000"}) {
+    const testutil::ScopedEnv env("CGAN_CPU_THREADS", threads);
+    EXPECT_EQ(testutil::error_of([] { make_cpu_backend(); }),
+              cat("CGAN_CPU_THREADS: expected a positive integer, got '", threads, "'"));
+  }
+}
+
 // ------------------------------------------------------------------------------------------- conv
 
 TEST_F(Conv, ForwardMatchesDirectLoopAndBackwardMatchesFiniteDifferences) {
