@@ -168,11 +168,7 @@ void bn_finalize_statistics(int C, double cnt, float eps, float momentum, const 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(bool emulate_tf32) : emulate_tf32_(emulate_tf32) {
-#if CGAN_HAVE_DNNL
-    int t = omp_get_max_threads();
-#else
-    int t = openblas_get_num_threads();
-#endif
+    int t = library_default_threads();
     if (const char* env = std::getenv("CGAN_CPU_THREADS")) {
       char* end = nullptr;
       const long v = std::strtol(env, &end, 10);
@@ -191,6 +187,7 @@ class CpuBackend final : public Backend {
   }
 
   std::string name() const override { return "cpu"; }
+  int threads() const override { return max_threads_; }
 
   // ---- memory
   float* alloc(size_t n) override { return counted(aligned_zeroed<float>(n), n * sizeof(float)); }
@@ -773,6 +770,18 @@ class CpuBackend final : public Backend {
                " floats)");
   }
 #endif
+
+  // The thread count OpenMP (or OpenBLAS) starts the process with, read once, before any backend
+  // sets it: a backend made after another would otherwise read what the other's last op left (1
+  // after a small op) and run every op of its life on one thread.
+  static int library_default_threads() {
+#if CGAN_HAVE_DNNL
+    static const int t = omp_get_max_threads();
+#else
+    static const int t = openblas_get_num_threads();
+#endif
+    return t;
+  }
 
   void set_threads(int t) {
     if (t != cur_threads_) {

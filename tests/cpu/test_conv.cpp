@@ -233,6 +233,24 @@ TEST(CpuBackendEnv, UnknownValuesAreOneLineErrors) {
   }
 }
 
+// Every CPU backend of a process runs on the same threads: one made after another's small op (which
+// leaves the library's thread count at 1) does not take that 1 for the machine's count. (It did:
+// in the test binaries, which make many backends, whether a test's training ran on one thread or
+// all of them, and so its bits, depended on the tests before it.) CGAN_CPU_THREADS still wins.
+TEST(CpuBackendEnv, ALaterBackendKeepsTheThreadCount) {
+  auto first = make_cpu_backend();
+  const int threads = first->threads();
+  ASSERT_GE(threads, 1);
+  float* c = first->alloc(1);
+  const float one = 1.f;
+  first->gemm(false, false, 1, 1, 1, 1.f, &one, &one, 0.f, c);  // tiny: runs on one thread
+  first->free(c);
+  first.reset();
+  EXPECT_EQ(make_cpu_backend()->threads(), threads);
+  const testutil::ScopedEnv env("CGAN_CPU_THREADS", "3");
+  EXPECT_EQ(make_cpu_backend()->threads(), 3);
+}
+
 // ------------------------------------------------------------------------------------------- conv
 
 TEST_F(Conv, ForwardMatchesDirectLoopAndBackwardMatchesFiniteDifferences) {

@@ -77,6 +77,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // The most CPU threads the backend's ops run on (the CPU backend's; 1 by default).
+  virtual int threads() const { return 1; }
 
   // ---- memory (alloc returns zero-filled memory; free(nullptr) is a no-op)
   virtual float* alloc(size_t n) = 0;
