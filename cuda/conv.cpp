@@ -238,6 +238,7 @@ struct ConvCache {
 namespace {
 
 const ConvPlan& plan(Context& ctx, const ConvShape& s) {
+  if (s.mul != MulPrecision::fp32) throw Error("conv2d: the CUDA backend has no bf16 path yet (issue 20)");
   if (!ctx.conv_cache) ctx.conv_cache = new ConvCache;
   auto& plans = ctx.conv_cache->plans;
   const Key key = key_of(s);

@@ -121,7 +121,8 @@ class CudaBackend final : public Backend {
 
   // ---- dense algebra
   void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-                 float* C) override {
+                 float* C, MulPrecision mul) override {
+    if (mul != MulPrecision::fp32) throw Error("gemm: the CUDA backend has no bf16 path yet (issue 20)");
     if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
       cuda::launch_scale(ctx_, C, static_cast<size_t>(M) * N, beta);
       return;

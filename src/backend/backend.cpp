@@ -160,14 +160,15 @@ void Backend::copy(float* dst, const float* src, size_t n) {
   copy_impl(dst, src, n);
 }
 
+size_t Backend::gemm_workspace_cap(int, int, int, MulPrecision) { return 0; }
 void Backend::gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-                   float* C) {
+                   float* C, MulPrecision mul) {
   CGAN_CHECK(M >= 0 && N >= 0 && K >= 0, "gemm: negative size M=", M, " N=", N, " K=", K);
   if (M == 0 || N == 0) return;
   CGAN_CHECK(C, "gemm: null C");
   if (K > 0 && alpha != 0.f) CGAN_CHECK(A && B, "gemm: null A or B");
   const OpTimer timer(op_profile_, OpKind::gemm);
-  gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C);  // K == 0 or alpha == 0: C = beta * C (BLAS)
+  gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C, mul);  // K == 0 or alpha == 0: C = beta * C (BLAS)
 }
 void Backend::bias_act_forward(Act act, float slope, int rows, int cols, const float* bias, float* y) {
   CGAN_CHECK(rows >= 0 && cols >= 0, "bias_act_forward: negative size");
@@ -577,13 +578,17 @@ int Backend::graph_end() { throw Error(cat("backend ", name(), " has no CUDA gra
 void Backend::graph_launch(int) { throw Error(cat("backend ", name(), " has no CUDA graphs")); }
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const BackendOptions& options) {
-  if (options.precision != "fp32" && options.precision != "tf32")
-    throw Error(cat("precision: expected fp32 or tf32, got '", options.precision, "'"));
+  if (options.precision != "fp32" && options.precision != "tf32" && options.precision != "bf16")
+    throw Error(cat("precision: expected fp32, tf32 or bf16, got '", options.precision, "'"));
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda" || device == "auto") {
     std::string why;
     if (cuda_available(&why)) {
 #ifdef CGAN_HAVE_CUDA
+      if (options.precision == "bf16")
+        throw Error(
+            "precision bf16: the CUDA backend has no bf16 path yet (issue 20); use tf32 or fp32 on the GPU, "
+            "or bf16 with --device cpu");
       CudaOptions o;
       o.tf32 = options.precision == "tf32";
       o.device = options.cuda_device;

@@ -250,7 +250,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     throw Error(cat("name: expected a non-empty UTF-8 name without '/', got ", describe(c.name)));
   c.description = o.string("description", "");
   c.device = o.string("device", "auto", {"auto", "cpu", "cuda"});
-  c.precision = o.string("precision", "tf32", {"fp32", "tf32"});
+  c.precision = o.string("precision", "tf32", {"fp32", "tf32", "bf16"});
   c.cuda_graphs = o.boolean("cuda_graphs", true);
 
   // data
@@ -359,6 +359,7 @@ Config parse_config(const json& j, const std::string& name_hint) {
     const json* dj = o.get("discriminator");
     if (!dj) throw Error("discriminator: missing (the discriminator's layers are required)");
     c.discriminator = parse_net(*dj, "discriminator", nullptr);
+    c.generator.bf16 = c.discriminator.bf16 = c.precision == "bf16";
   }
 
   // loss

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "cgan/backend/backend.hpp"
+#include "cgan/backend/bf16.hpp"
 #include "cgan/backend/tf32.hpp"
 #include "cgan/backend/rank_reduce.hpp"
 #include "cgan/base/error.hpp"
@@ -201,10 +202,19 @@ class CpuBackend final : public Backend {
   AllocStats alloc_stats() const override { return {allocated_, peak_, own_}; }
   size_t conv2d_workspace_cap(const ConvShape& s) override {
     size_t floats = conv2d_workspace(s);  // the buffer the layer allocates (im2col's, 0 for all-oneDNN)
+    bool all_dnnl = false;
 #if CGAN_HAVE_DNNL
-    if (use_dnnl_conv(s)) floats += (dnnl_conv_.shape_bytes(s, cur_threads_) + sizeof(float) - 1) / sizeof(float);
+    if (use_dnnl_conv(s)) {
+      floats += (dnnl_conv_.shape_bytes(s, cur_threads_) + sizeof(float) - 1) / sizeof(float);
+      all_dnnl = conv_mode_ == ConvMode::dnnl;
+    }
 #endif
+    if (rounding(s.mul) != Rounding::none && !all_dnnl)
+      floats += cpu_conv2d_gemm_operands(s);  // gemm_impl's rounded copies
     return floats;
+  }
+  size_t gemm_workspace_cap(int M, int N, int K, MulPrecision mul) override {
+    return rounding(mul) != Rounding::none ? idx(M, K) + idx(K, N) : 0;
   }
   void upload_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
   void download_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
@@ -219,7 +229,7 @@ class CpuBackend final : public Backend {
 
   // ---- dense algebra
   void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-                 float* C) override {
+                 float* C, MulPrecision mul) override {
     const size_t mn = idx(M, N);
     if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
       if (beta == 0.f)
@@ -230,14 +240,23 @@ class CpuBackend final : public Backend {
     }
     const double macs = static_cast<double>(M) * N * K;
     set_threads(macs >= kParallelMacs ? max_threads_ : 1);
-    if (emulate_tf32_) {  // both operands rounded, as TF32 tensor cores take them
+    if (const Rounding round = rounding(mul); round != Rounding::none) {  // the products are then exact in fp32
       const size_t na = idx(M, K), nb = idx(K, N);
-      if (tf32_a_.size() < na) tf32_a_.resize(na);
-      if (tf32_b_.size() < nb) tf32_b_.resize(nb);
-      for (size_t i = 0; i < na; ++i) tf32_a_[i] = round_to_tf32(A[i]);
-      for (size_t i = 0; i < nb; ++i) tf32_b_[i] = round_to_tf32(B[i]);
-      A = tf32_a_.data();
-      B = tf32_b_.data();
+      if (rounded_.size() < na + nb) rounded_.resize(na + nb);  // one buffer: its largest use is one call's
+      float* ra = rounded_.data();
+      float* rb = ra + na;
+      for_blocks(2, elem_threads(static_cast<double>(na + nb)), [&](int i) {
+        const float* src = i ? B : A;
+        float* dst = i ? rb : ra;
+        const size_t n = i ? nb : na;
+        if (round == Rounding::bf16)  // inlined, each loop vectorises
+          for (size_t j = 0; j < n; ++j) dst[j] = round_to_bf16(src[j]);
+        else
+          for (size_t j = 0; j < n; ++j) dst[j] = round_to_tf32(src[j]);
+      });
+      A = ra;
+      B = rb;
+      note_own();
     }
 #if CGAN_HAVE_DNNL
     const dnnl_status_t st =
@@ -482,7 +501,7 @@ class CpuBackend final : public Backend {
       note_own();
     } else
 #endif
-      cpu_conv2d_forward(gemm_fn(), s, x, w, bias, y, ws);
+      cpu_conv2d_forward(gemm_fn(s.mul), s, x, w, bias, y, ws);
     if (act != Act::none) bias_act_forward_impl(act, slope, s.N, s.K * s.P() * s.Q(), nullptr, y);
   }
   void conv2d_backward_data_impl(const ConvShape& s, const float* gy, const float* w, float* gx, float* ws) override {
@@ -494,7 +513,7 @@ class CpuBackend final : public Backend {
       return;
     }
 #endif
-    cpu_conv2d_backward_data(gemm_fn(), s, gy, w, gx, ws);
+    cpu_conv2d_backward_data(gemm_fn(s.mul), s, gy, w, gx, ws);
   }
   void conv2d_backward_filter_impl(const ConvShape& s, const float* x, const float* gy, float* gw, float* gbias,
                                    float* ws) override {
@@ -505,7 +524,7 @@ class CpuBackend final : public Backend {
       return;
     }
 #endif
-    cpu_conv2d_backward_filter(gemm_fn(), s, x, gy, gw, gbias, ws);
+    cpu_conv2d_backward_filter(gemm_fn(s.mul), s, x, gy, gw, gbias, ws);
   }
   // Pooling: the samples on threads (each sample's planes are independent: the same bits).
   // f(one, i, o): one sample of s, whose input starts at float i and output at float o.
@@ -747,9 +766,15 @@ class CpuBackend final : public Backend {
     CGAN_CHECK(*o >= 0, op, ": negative index offset ", *o);
     return *o;
   }
-  CpuGemm gemm_fn() {
-    return [this](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-                  float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C); };
+  CpuGemm gemm_fn(MulPrecision mul) {
+    return [this, mul](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                       float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C, mul); };
+  }
+  // The rounding a GEMM's operands take: bf16 where asked, else TF32 under the emulation, else none.
+  enum class Rounding { none, bf16, tf32 };
+  Rounding rounding(MulPrecision mul) const {
+    if (mul == MulPrecision::bf16) return Rounding::bf16;
+    return emulate_tf32_ ? Rounding::tf32 : Rounding::none;
   }
 
 #if CGAN_HAVE_DNNL
@@ -942,10 +967,11 @@ class CpuBackend final : public Backend {
   }
   // After oneDNN may have grown its buffers (primitive creation, a conv op): own_ and the peak.
   void note_own() {
+    own_ = rounded_.capacity() * sizeof(float);
 #if CGAN_HAVE_DNNL
-    own_ = dnnl_conv_.bytes_held();
-    peak_ = std::max(peak_, allocated_ + own_);
+    own_ += dnnl_conv_.bytes_held();
 #endif
+    peak_ = std::max(peak_, allocated_ + own_);
   }
   std::unordered_map<void*, uint64_t> sizes_;
   uint64_t allocated_ = 0, peak_ = 0, own_ = 0;
@@ -957,7 +983,7 @@ class CpuBackend final : public Backend {
 #if CGAN_HAVE_DNNL
   DnnlConv dnnl_conv_;
 #endif
-  std::vector<float> tf32_a_, tf32_b_;  // the rounded operands (emulate_tf32_)
+  std::vector<float> rounded_;  // a GEMM's rounded operands, A then B (rounding()), counted in own_
   int max_threads_ = 1;
   int cur_threads_ = -1;
   std::vector<double> scratch_d_;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cgan/backend/bf16.hpp"
 #include "cgan/base/error.hpp"
 
 namespace cgan {
@@ -161,6 +162,14 @@ size_t cpu_conv2d_workspace(const ConvShape& s) {
   return d.CRS * cols + (d.nb > 1 ? static_cast<size_t>(s.K) * cols : 0);
 }
 
+size_t cpu_conv2d_gemm_operands(const ConvShape& s) {
+  const Dims d = dims(s);
+  const size_t cols = static_cast<size_t>(d.nb) * d.PQ, K = static_cast<size_t>(s.K);
+  // forward: w [K, CRS] and the columns [CRS, cols]; data gradient: w and the output gradient
+  // [K, cols]; weight gradient: the output gradient and the columns
+  return std::max({K * d.CRS + d.CRS * cols, K * d.CRS + K * cols, K * cols + d.CRS * cols});
+}
+
 void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w, const float* bias,
                         float* y, float* ws) {
   check_ws("conv2d_forward", s, ws);
@@ -205,13 +214,19 @@ void cpu_conv2d_backward_filter(const CpuGemm& gemm, const ConvShape& s, const f
     const float* g = gy_matrix(s, d, gy, c);
     gemm(false, true, s.K, static_cast<int>(d.CRS), static_cast<int>(c.ld), 1.f, g, c.col, 1.f, gw);
   });
+  // The bias gradient sums the output gradient the products took: bf16-rounded for a bf16 shape
+  // (as oneDNN's bf16 kernels sum their bf16 copy of it), in fp32 per plane, in double over planes.
+  const bool bf16 = s.mul == MulPrecision::bf16;
   if (gbias)
     for (int k = 0; k < s.K; ++k) {
       double acc = 0;
       for (int n = 0; n < s.N; ++n) {
         const float* o = gy + n * d.KPQ + k * d.PQ;
         float part = 0.f;
-        for (size_t j = 0; j < d.PQ; ++j) part += o[j];
+        if (bf16)
+          for (size_t j = 0; j < d.PQ; ++j) part += round_to_bf16(o[j]);
+        else
+          for (size_t j = 0; j < d.PQ; ++j) part += o[j];
         acc += part;
       }
       gbias[k] += static_cast<float>(acc);

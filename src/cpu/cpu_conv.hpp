@@ -17,6 +17,9 @@ using CpuGemm = std::function<void(bool trans_a, bool trans_b, int M, int N, int
 // Floats of workspace the three conv ops need for shape s: an im2col buffer for a chunk of samples
 // (plus, when a chunk holds more than one sample, a [K, chunk*P*Q] staging buffer for y or gy).
 size_t cpu_conv2d_workspace(const ConvShape& s);
+// Floats the largest GEMM of the three ops takes as operands, A's plus B's: what a gemm that
+// rounds its operands into copies (bf16, TF32 emulation) needs for them.
+size_t cpu_conv2d_gemm_operands(const ConvShape& s);
 void cpu_conv2d_forward(const CpuGemm& gemm, const ConvShape& s, const float* x, const float* w, const float* bias,
                         float* y, float* ws);
 void cpu_conv2d_backward_data(const CpuGemm& gemm, const ConvShape& s, const float* gy, const float* w, float* gx,

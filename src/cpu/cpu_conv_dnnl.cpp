@@ -37,9 +37,10 @@ auto checked(const char* call, const ConvShape& s, F&& f) -> decltype(f()) {
   }
 }
 
-using Key = std::array<int, 12>;
+using Key = std::array<int, 13>;
 Key key_of(const ConvShape& s, int threads) {
-  return {s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, threads};
+  return {s.N,    s.C, s.H, s.W, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, static_cast<int>(s.mul),
+          threads};
 }
 
 }  // namespace
@@ -122,9 +123,15 @@ struct DnnlConv::Impl {
     const memory::desc src({s.N, s.C, s.H, s.W}, dt::f32, tag::nchw);
     const memory::desc wei({s.K, s.C, s.R, s.S}, dt::f32, tag::oihw);
     const memory::desc dst({s.N, s.K, P, Q}, dt::f32, tag::nchw);
-    const memory::desc src_any({s.N, s.C, s.H, s.W}, dt::f32, tag::any);
-    const memory::desc wei_any({s.K, s.C, s.R, s.S}, dt::f32, tag::any);
+    // The multiplied operands' type: bf16 (MulPrecision::bf16: the reorders round them to nearest
+    // even, the kernels sum the products in fp32 and write fp32 outputs and gradients) or f32.
+    const dt op = s.mul == MulPrecision::bf16 ? dt::bf16 : dt::f32;
+    const memory::desc src_any({s.N, s.C, s.H, s.W}, op, tag::any);
+    const memory::desc wei_any({s.K, s.C, s.R, s.S}, op, tag::any);
     const memory::desc dst_any({s.N, s.K, P, Q}, dt::f32, tag::any);
+    const memory::desc gsrc_any({s.N, s.C, s.H, s.W}, dt::f32, tag::any);
+    const memory::desc gwei_any({s.K, s.C, s.R, s.S}, dt::f32, tag::any);
+    const memory::desc gdst_any({s.N, s.K, P, Q}, op, tag::any);
     p.bias = memory::desc({s.K}, dt::f32, tag::x);
     const memory::dims strides = {s.stride_h, s.stride_w};
     const memory::dims pad_l = {s.pad_h, s.pad_w};
@@ -140,8 +147,9 @@ struct DnnlConv::Impl {
       // have no channel padding (12 or 4 channels padded to 16 made them slower than im2col),
       // else oneDNN's own choice. Measured per layout on the anime_small shapes (docs/PERFORMANCE.md,
       // issue 23); weights always in oneDNN's layout.
-      const memory::desc src_nhwc({s.N, s.C, s.H, s.W}, dt::f32, tag::nhwc);
-      const memory::desc dst_nhwc({s.N, s.K, P, Q}, dt::f32, tag::nhwc);
+      const memory::desc src_nhwc({s.N, s.C, s.H, s.W}, op, tag::nhwc);
+      const memory::desc gsrc_nhwc({s.N, s.C, s.H, s.W}, dt::f32, tag::nhwc);
+      const memory::desc gdst_nhwc({s.N, s.K, P, Q}, op, tag::nhwc);
       const auto fwd_bias_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any,
                                                               p.bias, dst_any, strides, pad_l, pad_r);
       const auto fwd_d = dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src_any, wei_any,
@@ -153,14 +161,14 @@ struct DnnlConv::Impl {
             const auto d = dnnl::convolution_backward_data::desc(alg, sd, wei_any, dd, strides, pad_l, pad_r);
             return dnnl::convolution_backward_data::primitive_desc(d, attr, eng, fwd_bias_pd);
           },
-          src_nhwc, dst_nhwc, src_any, dst_any);
+          gsrc_nhwc, gdst_nhwc, gsrc_any, gdst_any);
       const auto bw_pd = with_fallback(
           [&](const memory::desc& sd, const memory::desc& dd) {
             const auto d =
-                dnnl::convolution_backward_weights::desc(alg, sd, wei_any, p.bias, dd, strides, pad_l, pad_r);
+                dnnl::convolution_backward_weights::desc(alg, sd, gwei_any, p.bias, dd, strides, pad_l, pad_r);
             return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng, fwd_bias_pd);
           },
-          src_nhwc, dst_nhwc, src_any, dst_any);
+          src_nhwc, gdst_nhwc, src_any, gdst_any);
       const std::array<int, 3> fwd_ids = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST};
       p.fwd = make_op<dnnl::convolution_forward>(fwd_pd, fwd_ids, {src, wei, dst},
                                                  {fwd_pd.src_desc(), fwd_pd.weights_desc(), fwd_pd.dst_desc()},

@@ -1,7 +1,8 @@
 // The CPU backend's conv2d on oneDNN's convolution primitives (built only with CGAN_HAVE_DNNL; the
 // im2col + GEMM path of cpu_conv.hpp serves the other builds and is the tests' oracle).
 //
-// The caller's buffers stay in the engine's layouts: x / y NCHW, w OIHW, all f32. The primitives
+// The caller's buffers stay in the engine's layouts: x / y NCHW, w OIHW, all f32 (a bf16 shape,
+// MulPrecision::bf16, has its multiplied operands reordered to bf16 and its outputs in f32). The primitives
 // run in the layouts that get oneDNN's direct jit kernels (blocked nChw16c-style for the forward,
 // NHWC for the gradients; cpu_dnnl_stage.hpp reorders to and from them), not the plain NCHW for
 // which oneDNN 2.6 has only its im2col + sgemm. Primitives and reorders are created once per

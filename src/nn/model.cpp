@@ -108,6 +108,7 @@ Model::Model(Backend& be, const NetSpec& spec, int in_dim, int num_classes, int 
                  Act::none,
                  0.f,
                  add_param};
+    b.mul = spec.bf16 ? MulPrecision::bf16 : MulPrecision::fp32;
     const size_t first = i;
     if (fuses_next_activation(spec, i)) {
       const LayerSpec& act = spec.layers[++i];

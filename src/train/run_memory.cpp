@@ -37,6 +37,7 @@ uint64_t conv_workspace_floats(const NetSpec& spec, int in_dim, int batch, Backe
   LayerPlan lp{scratch};
   lp.B = static_cast<uint64_t>(std::max(batch, 1));
   lp.c = static_cast<uint64_t>(in_dim);  // a conv2d needs a reshape before it, which sets the shape
+  lp.operands = spec.bf16 ? MulPrecision::bf16 : MulPrecision::fp32;
   uint64_t ws = 0;
   for (const LayerSpec& l : spec.layers) {
     const LayerUnit& unit = layer_unit(l.kind);

@@ -106,7 +106,7 @@ TEST(Config, WrongTypeNamesItsPath) {
   EXPECT_EQ(error_of(j), "log.every: expected a positive integer, got 2.5");
   j = minimal();
   j["precision"] = "fp16";
-  EXPECT_EQ(error_of(j), "precision: expected one of \"fp32\", \"tf32\", got \"fp16\"");
+  EXPECT_EQ(error_of(j), "precision: expected one of \"fp32\", \"tf32\", \"bf16\", got \"fp16\"");
   j = minimal();
   j["cuda_graphs"] = "yes";
   EXPECT_EQ(error_of(j), "cuda_graphs: expected true or false, got \"yes\"");

@@ -251,6 +251,22 @@ TEST(CudaTraining, ResumeIsExactOnCuda) {
   check_resume_exact_cuda("configs/anime_small.json", {"data.count=120", "train.batch_size=8"});
 }
 
+// precision "bf16" is the CPU backend's for now: on a GPU it is a one-line error saying so, from
+// the factory (--device cuda and auto) and from a bf16 op reaching the backend another way.
+TEST(CudaTraining, Bf16IsRefusedWithOneLine) {
+  CGAN_SKIP_WITHOUT_GPU();
+  const std::string msg =
+      "precision bf16: the CUDA backend has no bf16 path yet (issue 20); use tf32 or fp32 on the GPU, or bf16 with "
+      "--device cpu";
+  EXPECT_EQ(testutil::error_of([] { make_backend("cuda", {"bf16"}); }), msg);
+  EXPECT_EQ(testutil::error_of([] { make_backend("auto", {"bf16"}); }), msg);
+  auto be = make_backend("cuda", {"fp32"});
+  float* c = be->alloc(1);
+  EXPECT_EQ(testutil::error_of([&] { be->gemm(false, false, 1, 1, 1, 1.f, c, c, 0.f, c, MulPrecision::bf16); }),
+            "gemm: the CUDA backend has no bf16 path yet (issue 20)");
+  be->free(c);
+}
+
 // cuda_graphs on (captured once after the warm-up, then replayed) and off (every op launched from
 // the host) run the same kernels in the same order: the results are identical bit for bit, across
 // epoch boundaries, statistics flushes and (d_steps = 2) an epoch that ends between D sub-steps.

@@ -29,6 +29,10 @@ TEST(RunMemory, PlanBoundsThePeakOfSetUpAndSteps) {
       {"configs/anime_small.json", {"data.count=256", "train.batch_size=16", "log.samples_per_label=2"}},
       {"configs/anime_sngan.json", {"data.count=128", "train.batch_size=8", "log.samples_per_label=2"}},
       {"configs/mnist_sngan_proj.json", {"train.batch_size=16"}},
+      // bf16: the rounded copies of dense GEMM operands (and oneDNN's bf16 layout copies)
+      {"configs/mnist_mlp.json", {"precision=bf16"}},
+      {"configs/anime_small.json",
+       {"data.count=256", "train.batch_size=16", "log.samples_per_label=2", "precision=bf16"}},
   };
   for (const Case& c : cases) {
     std::vector<std::string> sets = c.sets;

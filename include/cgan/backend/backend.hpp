@@ -43,10 +43,19 @@ struct RngStream {
 // Shapes of the image ops below. Tensors are NCHW, contiguous (sample n's C*H*W values are one
 // row, so a dense layer after a conv sees PyTorch's flatten). Output size as PyTorch:
 // P = (H + 2*pad_h - R) / stride_h + 1, Q = (W + 2*pad_w - S) / stride_w + 1.
+// The operands of a GEMM or convolution: fp32 as given (multiplied in the backend's math: TF32
+// tensor cores on CUDA under precision "tf32"), or rounded to bfloat16 first (cgan/backend/bf16.hpp,
+// to nearest even), the products (exact in fp32) summed in fp32, the output fp32: the layers of a
+// model whose config says precision "bf16" (NetSpec::bf16). The CPU backend runs bf16 convolutions
+// on oneDNN's bf16 kernels (AMX / AVX512-BF16 where the CPU has them) and rounds a GEMM's operands
+// before its fp32 GEMM; the CUDA backend has no bf16 path yet and refuses it.
+enum class MulPrecision { fp32, bf16 };
+
 struct ConvShape {
   int N = 1, C = 1, H = 1, W = 1;  // input batch, channels, height, width
   int K = 1, R = 1, S = 1;         // output channels, kernel height, kernel width
   int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  MulPrecision mul = MulPrecision::fp32;  // x and w forward, gy and w or x backward
   int P() const { return (H + 2 * pad_h - R) / stride_h + 1; }
   int Q() const { return (W + 2 * pad_w - S) / stride_w + 1; }
 };
@@ -130,7 +139,11 @@ class Backend {
   // C[M,N] = alpha * op(A) * op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; A stored [M,K]
   // (or [K,M] when trans_a), B stored [K,N] (or [N,K] when trans_b).
   void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-            float* C);
+            float* C, MulPrecision mul = MulPrecision::fp32);
+  // Backend memory outside its allocations (AllocStats::own) that a gemm of this shape and `mul`
+  // may hold (the CPU's rounded copies of bf16 operands; they are shared by every shape and grow to
+  // the largest, so a sum over shapes bounds them); 0 by default. For the run's memory plan.
+  virtual size_t gemm_workspace_cap(int M, int N, int K, MulPrecision mul);
   // y[r,c] = act(y[r,c] + bias[c]) in place; bias may be null.
   void bias_act_forward(Act act, float slope, int rows, int cols, const float* bias, float* y);
   // g[r,c] *= act'(from output y[r,c]) in place; then gbias[c] += sum_r g[r,c] if gbias != null.
@@ -329,7 +342,7 @@ class Backend {
   virtual void fill_impl(float* x, size_t n, float value) = 0;
   virtual void copy_impl(float* dst, const float* src, size_t n) = 0;
   virtual void gemm_impl(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, const float* B,
-                         float beta, float* C) = 0;
+                         float beta, float* C, MulPrecision mul) = 0;
   virtual void bias_act_forward_impl(Act act, float slope, int rows, int cols, const float* bias, float* y) = 0;
   virtual void bias_act_backward_impl(Act act, float slope, int rows, int cols, const float* y, float* g,
                                       float* gbias) = 0;

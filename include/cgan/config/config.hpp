@@ -50,6 +50,10 @@ struct ConditionSpec {
 struct NetSpec {
   ConditionSpec condition;
   std::vector<LayerSpec> layers;
+  // The config's precision is "bf16": the layers' GEMMs and convolutions multiply bfloat16-rounded
+  // operands (MulPrecision::bf16, cgan/backend/backend.hpp). Set for the generator and the
+  // discriminator, never for the evaluator's classifier.
+  bool bf16 = false;
 };
 
 struct AdamSpec {
@@ -147,7 +151,7 @@ struct Config {
   std::string name;
   std::string description;
   std::string device = "auto";
-  std::string precision = "tf32";  // tf32 | fp32 (CUDA GEMMs and convolutions; the CPU is fp32)
+  std::string precision = "tf32";  // tf32 | fp32 | bf16 (GEMMs and convolutions: backend.hpp, BackendOptions)
   bool cuda_graphs = true;         // CUDA backend: replay each training iteration as a CUDA graph
   DataSpec data;
   int noise_dim = 100;

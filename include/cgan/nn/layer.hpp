@@ -28,9 +28,10 @@ struct LayerPlan {
   uint64_t B = 1, K = 0;         // batch, classes (the conditioner's width)
   uint64_t c = 0, h = 1, w = 1;  // the layer's input sample shape; a unit sets its output here
   bool image = false;
-  uint64_t cbn_c = 0;               // the widest conditional batch norm (shared gradient buffers)
-  std::string what = "its output";  // "<path>: <what> need ..." of the layer being added
-  std::string path;                 // "generator.layers[2].linear"
+  MulPrecision operands = MulPrecision::fp32;  // its GEMMs' and convolutions' (NetSpec::bf16)
+  uint64_t cbn_c = 0;                          // the widest conditional batch norm (shared gradient buffers)
+  std::string what = "its output";             // "<path>: <what> need ..." of the layer being added
+  std::string path;                            // "generator.layers[2].linear"
 
   uint64_t width() const { return mul(mul(c, h), w); }
   // Throws "<path>: <of> (<n> values) does not fit the 32-bit sizes the ops take".

@@ -45,6 +45,7 @@ struct LayerBuild {
   // For batch norm: the offset of the bias the layer before it folded into it (kNoBias: none).
   static constexpr size_t kNoBias = static_cast<size_t>(-1);
   size_t folded_bias = kNoBias;
+  MulPrecision mul = MulPrecision::fp32;  // its GEMMs' and convolutions' operands (NetSpec::bf16)
   // A user's spec error: one line naming the layer's path.
   template <class... T>
   void require(bool ok, const T&... parts) const {

@@ -107,8 +107,9 @@ class Conv2d final : public LayerUnit {
   }
   uint64_t workspace_cap(const LayerSpec& l, const LayerPlan& p, Backend& be) const override {
     if (!p.image) return 0;  // the model refuses it
-    const ConvShape s =
+    ConvShape s =
         conv_shape(l, static_cast<int>(p.B), static_cast<int>(p.c), static_cast<int>(p.h), static_cast<int>(p.w));
+    s.mul = p.operands;
     return s.P() > 0 && s.Q() > 0 ? be.conv2d_workspace_cap(s) : 0;
   }
   std::unique_ptr<ModelLayer> build(LayerBuild& b, SampleShape* out) const override {
@@ -116,7 +117,8 @@ class Conv2d final : public LayerUnit {
     window::require_image(b, true);
     b.require(ls.out > 0 && ls.stride_h > 0 && ls.stride_w > 0 && ls.pad_h >= 0 && ls.pad_w >= 0,
               ": bad output channels, stride or padding");
-    const ConvShape cs = conv_shape(ls, b.batch, b.in.c, b.in.h, b.in.w);
+    ConvShape cs = conv_shape(ls, b.batch, b.in.c, b.in.h, b.in.w);
+    cs.mul = b.mul;
     const int fan_in = cs.C * cs.R * cs.S;
     auto L = std::make_unique<ConvLayer>(cs, b.act, b.slope, b.be.conv2d_workspace(cs));
     L->weight.add_weight(b, {cs.K, cs.C, cs.R, cs.S}, fan_in);
