@@ -48,6 +48,7 @@
 #if CGAN_HAVE_DNNL
 #include "cpu_conv_dnnl.hpp"
 #endif
+#include "cpu_lanes.hpp"
 #include "cpu_spectral_norm.hpp"
 
 namespace cgan {
@@ -66,67 +67,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void adam_loop(size
                                                                             AdamScalars s, float b1, float b2,
                                                                             float eps) {
   for (size_t i = 0; i < n; ++i) adam_update(p[i], m[i], v[i], g[i], s, b1, b2, eps);
-}
-
-// Batch norm's per-channel sums over a contiguous run of n floats, in double, as kLanes interleaved
-// partial sums (element i goes to lane i % kLanes) combined in one fixed tree. The lanes make the
-// loops vectorise without reassociation, and compiled for AVX-512, AVX2 and the baseline each clone
-// performs the same IEEE-754 operations in the same order (no FMA: -ffp-contract=off), so every
-// width gives the same bits. The sums keep the double accumulation (and the two-pass variance) that
-// lets a large mean with a tiny spread come out as on the GPU.
-constexpr int kLanes = 8;
-
-inline double lane_total(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
-
-// sum of a[i]
-__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sum(const float* __restrict a, int n) {
-  double l[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) l[j] += static_cast<double>(a[i + j]);
-  for (int j = 0; i < n; ++i, ++j) l[j] += static_cast<double>(a[i]);
-  return lane_total(l);
-}
-
-// sum of (x[i] - m)^2
-__attribute__((target_clones("avx512f", "avx2", "default"))) double lane_sq_dev(const float* __restrict x, int n,
-                                                                                double m) {
-  double l[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const double d = static_cast<double>(x[i + j]) - m;
-      l[j] += d * d;
-    }
-  for (int j = 0; i < n; ++i, ++j) {
-    const double d = static_cast<double>(x[i]) - m;
-    l[j] += d * d;
-  }
-  return lane_total(l);
-}
-
-// out[0] = sum gy[i], out[1] = sum gy[i] (x[i] - m), out[2] = sum (x[i] - m)
-__attribute__((target_clones("avx512f", "avx2", "default"))) void lane_bn_backward(const float* __restrict x,
-                                                                                   const float* __restrict gy, int n,
-                                                                                   double m, double* out) {
-  double a[kLanes] = {}, b[kLanes] = {}, e[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const double g = gy[i + j], d = static_cast<double>(x[i + j]) - m;
-      a[j] += g;
-      b[j] += g * d;
-      e[j] += d;
-    }
-  for (int j = 0; i < n; ++i, ++j) {
-    const double g = gy[i], d = static_cast<double>(x[i]) - m;
-    a[j] += g;
-    b[j] += g * d;
-    e[j] += d;
-  }
-  out[0] = lane_total(a);
-  out[1] = lane_total(b);
-  out[2] = lane_total(e);
 }
 
 template <typename T>
@@ -351,7 +291,7 @@ class CpuBackend final : public Backend {
                               const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
                               float* run_var, Act act, float slope) override {
     cpu_cbn_forward_train(N, C, S, eps, momentum, x, dgain, dbias, y, save_mean, save_invstd, run_mean, run_var, act,
-                          slope, scratch_d_);
+                          slope, per_channel_threads(N, C, S), scratch_d_);
   }
   void cbn_forward_eval_impl(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
                              const float* run_mean, const float* run_var, float* y, Act act, float slope) override {
@@ -359,7 +299,8 @@ class CpuBackend final : public Backend {
   }
   void cbn_backward_impl(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
                          const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias) override {
-    cpu_cbn_backward(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias, scratch_d_);
+    cpu_cbn_backward(N, C, S, x, dgain, save_mean, save_invstd, gy, gx, gdgain, gdbias, per_channel_threads(N, C, S),
+                     scratch_d_);
   }
 
   // ---- batch norm over [N, C, S]
@@ -842,19 +783,6 @@ class CpuBackend final : public Backend {
     return S > 1 ? elem_threads(static_cast<double>(N) * C * S) : 1;
   }
   int elem_threads(double n) const { return n >= kParallelElems ? max_threads_ : 1; }
-  template <typename F>
-  static void for_blocks(int count, int threads, const F& f) {
-#if CGAN_HAVE_DNNL
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-#endif
-    for (int i = 0; i < count; ++i) f(i);
-    (void)threads;
-  }
-  static void add_parts(int N, int C, const double* part, double* out) {
-    std::fill(out, out + C, 0.0);
-    for (int n = 0; n < N; ++n)
-      for (int c = 0; c < C; ++c) out[c] += part[idx(n, C) + c];
-  }
 
   static void channel_sums(int N, int C, int S, const float* a, double* out, double* part, int t) {
     if (S == 1) {

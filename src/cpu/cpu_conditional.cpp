@@ -4,12 +4,26 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "cgan/backend/conditional_math.hpp"
+#include "cpu_lanes.hpp"
 
 namespace cgan {
 
 namespace {
+
+// f(std::integral_constant<Act, act>{}): a loop in f sees the activation as a constant.
+template <typename F>
+void with_act(Act act, const F& f) {
+  switch (act) {
+    case Act::none: return f(std::integral_constant<Act, Act::none>{});
+    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
+    case Act::leaky_relu: return f(std::integral_constant<Act, Act::leaky_relu>{});
+    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
+    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
+  }
+}
 inline size_t at(int n, int c, int C) { return static_cast<size_t>(n) * C + c; }
 double* grow(std::vector<double>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -40,29 +54,17 @@ void cpu_projection_backward(int B, int F, const float* phi, const float* e, con
 
 void cpu_cbn_forward_train(int N, int C, int S, float eps, float momentum, const float* x, const float* dgain,
                            const float* dbias, float* y, float* save_mean, float* save_invstd, float* run_mean,
-                           float* run_var, Act act, float slope, std::vector<double>& scratch) {
-  double* mean = grow(scratch, 2 * static_cast<size_t>(C));
+                           float* run_var, Act act, float slope, int threads, std::vector<double>& scratch) {
+  double* mean = grow(scratch, 2 * static_cast<size_t>(C) + static_cast<size_t>(N) * C);
   double* m2 = mean + C;
-  std::fill(mean, mean + 2 * static_cast<size_t>(C), 0.0);
+  double* part = m2 + C;  // one sum per (sample, channel) block (cpu_lanes.hpp)
   const double cnt = static_cast<double>(N) * S;
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      const float* xr = x + at(n, c, C) * S;
-      double s = 0.0;
-      for (int i = 0; i < S; ++i) s += xr[i];
-      mean[c] += s;
-    }
+  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sum(x + static_cast<size_t>(i) * S, S); });
+  add_parts(N, C, part, mean);
   for (int c = 0; c < C; ++c) mean[c] /= cnt;
-  for (int n = 0; n < N; ++n)  // two-pass variance: no cancellation
-    for (int c = 0; c < C; ++c) {
-      const float* xr = x + at(n, c, C) * S;
-      double s = 0.0;
-      for (int i = 0; i < S; ++i) {
-        const double d = static_cast<double>(xr[i]) - mean[c];
-        s += d * d;
-      }
-      m2[c] += s;
-    }
+  // two-pass variance: no cancellation
+  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sq_dev(x + static_cast<size_t>(i) * S, S, mean[i % C]); });
+  add_parts(N, C, part, m2);
   for (int c = 0; c < C; ++c) {
     const double istd = 1.0 / std::sqrt(m2[c] / cnt + static_cast<double>(eps));
     save_mean[c] = static_cast<float>(mean[c]);
@@ -74,16 +76,18 @@ void cpu_cbn_forward_train(int N, int C, int S, float eps, float momentum, const
     }
     m2[c] = istd;  // m2 now holds invstd
   }
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      const double istd = m2[c];
-      const float m = save_mean[c];
-      const float a = static_cast<float>(istd);
-      const float b = static_cast<float>(-istd * (mean[c] - static_cast<double>(m)));
-      const float dg = dgain[at(n, c, C)], db = dbias[at(n, c, C)];
-      const size_t o = at(n, c, C) * S;
-      for (int i = 0; i < S; ++i) y[o + i] = cbn_forward_point(act, slope, x[o + i], m, a, b, dg, db);
-    }
+  for_blocks(N * C, threads, [&](int i) {
+    const int c = i % C;
+    const double istd = m2[c];
+    const float m = save_mean[c];
+    const float a = static_cast<float>(istd);
+    const float b = static_cast<float>(-istd * (mean[c] - static_cast<double>(m)));
+    const float dg = dgain[i], db = dbias[i];
+    const size_t o = static_cast<size_t>(i) * S;
+    with_act(act, [&](auto k) {  // the activation a constant: the loop vectorises
+      for (int j = 0; j < S; ++j) y[o + j] = cbn_forward_point(k.value, slope, x[o + j], m, a, b, dg, db);
+    });
+  });
 }
 
 void cpu_cbn_forward_eval(int N, int C, int S, float eps, const float* x, const float* dgain, const float* dbias,
@@ -93,7 +97,9 @@ void cpu_cbn_forward_eval(int N, int C, int S, float eps, const float* x, const 
       const float a = static_cast<float>(1.0 / std::sqrt(static_cast<double>(run_var[c]) + eps));
       const float m = run_mean[c], dg = dgain[at(n, c, C)], db = dbias[at(n, c, C)];
       const size_t o = at(n, c, C) * S;
-      for (int i = 0; i < S; ++i) y[o + i] = cbn_forward_point(act, slope, x[o + i], m, a, 0.f, dg, db);
+      with_act(act, [&](auto k) {
+        for (int i = 0; i < S; ++i) y[o + i] = cbn_forward_point(k.value, slope, x[o + i], m, a, 0.f, dg, db);
+      });
     }
 }
 
@@ -104,29 +110,24 @@ void cpu_cbn_forward_eval(int N, int C, int S, float eps, const float* x, const 
 //      = gamma invstd gy + u (x - m) + w,  u = -invstd^2 Bs / cnt,  w = -invstd A / cnt - u lo.
 // The per-sample sums pass through the float outputs (as the GPU's do) before lo is applied.
 void cpu_cbn_backward(int N, int C, int S, const float* x, const float* dgain, const float* save_mean,
-                      const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias,
+                      const float* save_invstd, const float* gy, float* gx, float* gdgain, float* gdbias, int threads,
                       std::vector<double>& scratch) {
-  double* lo = grow(scratch, 3 * static_cast<size_t>(C));
+  double* lo = grow(scratch, 3 * static_cast<size_t>(C) + static_cast<size_t>(N) * C);
   double* A = lo + C;
   double* Bs = A + C;
-  std::fill(lo, lo + 3 * static_cast<size_t>(C), 0.0);
+  double* part = Bs + C;  // sum (x - m) per (sample, channel) block (cpu_lanes.hpp)
+  std::fill(A, A + 2 * static_cast<size_t>(C), 0.0);
   const double cnt = static_cast<double>(N) * S;
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      const size_t o = at(n, c, C) * S;
-      const double m = save_mean[c];
-      double sx = 0.0, sg = 0.0, sgd = 0.0;
-      for (int i = 0; i < S; ++i) {
-        const double g = gy[o + i];
-        sx += x[o + i];
-        sg += g;
-        sgd += g * (static_cast<double>(x[o + i]) - m);
-      }
-      lo[c] += sx;
-      gdbias[at(n, c, C)] = static_cast<float>(sg);
-      gdgain[at(n, c, C)] = static_cast<float>(sgd);
-    }
-  for (int c = 0; c < C; ++c) lo[c] = lo[c] / cnt - static_cast<double>(save_mean[c]);
+  for_blocks(N * C, threads, [&](int i) {
+    const size_t o = static_cast<size_t>(i) * S;
+    double r[3];  // sum gy, sum gy (x - m), sum (x - m)
+    lane_bn_backward(x + o, gy + o, S, save_mean[i % C], r);
+    gdbias[i] = static_cast<float>(r[0]);
+    gdgain[i] = static_cast<float>(r[1]);
+    part[i] = r[2];
+  });
+  add_parts(N, C, part, lo);
+  for (int c = 0; c < C; ++c) lo[c] /= cnt;  // the mean less the float save_mean
   for (int n = 0; n < N; ++n)
     for (int c = 0; c < C; ++c) {
       const size_t k = at(n, c, C);
@@ -145,13 +146,13 @@ void cpu_cbn_backward(int N, int C, int S, const float* x, const float* dgain, c
     A[c] = u;
     Bs[c] = w;
   }
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      const size_t o = at(n, c, C) * S;
-      const float m = save_mean[c], istd = save_invstd[c], dg = dgain[at(n, c, C)];
-      const float u = static_cast<float>(A[c]), w = static_cast<float>(Bs[c]);
-      for (int i = 0; i < S; ++i) gx[o + i] = cbn_backward_point(gy[o + i], x[o + i], m, istd, dg, u, w);
-    }
+  for_blocks(N * C, threads, [&](int i) {
+    const int c = i % C;
+    const size_t o = static_cast<size_t>(i) * S;
+    const float m = save_mean[c], istd = save_invstd[c], dg = dgain[i];
+    const float u = static_cast<float>(A[c]), w = static_cast<float>(Bs[c]);
+    for (int j = 0; j < S; ++j) gx[o + j] = cbn_backward_point(gy[o + j], x[o + j], m, istd, dg, u, w);
+  });
 }
 
 }  // namespace cgan

@@ -679,8 +679,9 @@ TEST_F(Ops, AdamRandomVectorMatchesDoubleFormula) {
 
 // ----------------------------------------------------------------------------------------- threads
 
-// The element-wise and per-channel loops that go multi-threaded from 256Ki values (batch norm on
-// images, bias + activation and its backward with the bias gradient, pooling, Adam) give the bits
+// The element-wise and per-channel loops that go multi-threaded from 256Ki values (batch norm and
+// conditional batch norm on images, bias + activation and its backward with the bias gradient,
+// pooling, Adam) give the bits
 // of one thread (whose arithmetic the tests above check against double references), at anime_small's
 // G sizes and at odd ones; batch norm with its activation fused gives the bits of the two ops in turn.
 TEST_F(Ops, ThreadedLoopsGiveTheBitsOfOneThread) {
@@ -735,6 +736,27 @@ TEST_F(Ops, ThreadedLoopsGiveTheBitsOfOneThread) {
     same(ye[0], ye[1], "batch norm (eval) + leaky y");
     same(y[0], ya[0], "fused relu vs batch norm then bias_act_forward (one thread)");
     same(y[1], ya[1], "fused relu vs batch norm then bias_act_forward (four threads)");
+
+    // conditional batch norm (per-sample gains and biases), training forward with ReLU and backward
+    const size_t nc = static_cast<size_t>(sh.N) * sh.C;
+    const VecF dgain = randv(nc, -0.5f, 0.5f), dbias = randv(nc, -1, 1);
+    VecF cy[2], cm[2], cis[2], crm[2], crv[2], cgx[2], cgg[2], cgb[2];
+    for (int i = 0; i < 2; ++i) {
+      cy[i].assign(n, 0.f), cm[i].assign(sh.C, 0.f), cis[i].assign(sh.C, 0.f), crm[i].assign(sh.C, 0.5f);
+      crv[i].assign(sh.C, 2.f), cgx[i].assign(n, 0.f), cgg[i].assign(nc, 0.f), cgb[i].assign(nc, 0.f);
+      be[i]->cbn_forward_train(sh.N, sh.C, sh.S, 1e-5f, 0.1f, x.data(), dgain.data(), dbias.data(), cy[i].data(),
+                               cm[i].data(), cis[i].data(), crm[i].data(), crv[i].data(), Act::relu);
+      be[i]->cbn_backward(sh.N, sh.C, sh.S, x.data(), dgain.data(), cm[i].data(), cis[i].data(), gy.data(),
+                          cgx[i].data(), cgg[i].data(), cgb[i].data());
+    }
+    same(cy[0], cy[1], "conditional batch norm + relu y");
+    same(cm[0], cm[1], "conditional save_mean");
+    same(cis[0], cis[1], "conditional save_invstd");
+    same(crm[0], crm[1], "conditional running mean");
+    same(crv[0], crv[1], "conditional running var");
+    same(cgx[0], cgx[1], "conditional batch norm gx");
+    same(cgg[0], cgg[1], "gdgain");
+    same(cgb[0], cgb[1], "gdbias");
 
     // bias + activation and its backward with the bias gradient, as [N, C*S] rows
     const int rows = sh.N, cols = sh.C * sh.S;
