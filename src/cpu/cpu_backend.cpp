@@ -47,6 +47,7 @@
 #include "cpu_conv.hpp"
 #if CGAN_HAVE_DNNL
 #include "cpu_conv_dnnl.hpp"
+#include "cpu_matmul_dnnl.hpp"
 #endif
 #include "cpu_lanes.hpp"
 #include "cpu_spectral_norm.hpp"
@@ -154,6 +155,15 @@ class CpuBackend final : public Backend {
     return floats;
   }
   size_t gemm_workspace_cap(int M, int N, int K, MulPrecision mul) override {
+#if CGAN_HAVE_DNNL
+    if (mul == MulPrecision::bf16) {  // oneDNN's matmul: its bf16 copies and scratchpad, any transposes
+      if (M <= 0 || N <= 0 || K <= 0) return 0;
+      const int t = gemm_threads(M, N, K);
+      size_t bytes = 0;
+      for (int k = 0; k < 4; ++k) bytes = std::max(bytes, dnnl_matmul_.shape_bytes(k & 1, k & 2, M, N, K, 1.f, 1.f, t));
+      return (bytes + sizeof(float) - 1) / sizeof(float);
+    }
+#endif
     return rounding(mul) != Rounding::none ? idx(M, K) + idx(K, N) : 0;
   }
   void upload_impl(float* dst, const float* src, size_t n) override { copy_impl(dst, src, n); }
@@ -170,6 +180,12 @@ class CpuBackend final : public Backend {
   // ---- dense algebra
   void gemm_impl(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
                  float* C, MulPrecision mul) override {
+    gemm_with(ta, tb, M, N, K, alpha, A, B, beta, C, mul, false);
+  }
+  // rounded_copies: a bf16 GEMM rounds its operands into fp32 copies and runs the fp32 GEMM (the
+  // im2col path's, the exact twin of fp32 on rounded operands) instead of oneDNN's bf16 matmul.
+  void gemm_with(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
+                 float* C, MulPrecision mul, bool rounded_copies) {
     const size_t mn = idx(M, N);
     if (K == 0 || alpha == 0.f) {  // BLAS semantics: beta == 0 overwrites C (even NaN)
       if (beta == 0.f)
@@ -178,8 +194,16 @@ class CpuBackend final : public Backend {
         for (size_t i = 0; i < mn; ++i) C[i] *= beta;
       return;
     }
-    const double macs = static_cast<double>(M) * N * K;
-    set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    set_threads(gemm_threads(M, N, K));
+#if CGAN_HAVE_DNNL
+    if (mul == MulPrecision::bf16 && !rounded_copies) {
+      dnnl_matmul_.gemm_bf16(ta, tb, M, N, K, alpha, A, B, beta, C, cur_threads_);
+      note_own();
+      return;
+    }
+#else
+    (void)rounded_copies;
+#endif
     if (const Rounding round = rounding(mul); round != Rounding::none) {  // the products are then exact in fp32
       const size_t na = idx(M, K), nb = idx(K, N);
       if (rounded_.size() < na + nb) rounded_.resize(na + nb);  // one buffer: its largest use is one call's
@@ -709,7 +733,10 @@ class CpuBackend final : public Backend {
   }
   CpuGemm gemm_fn(MulPrecision mul) {
     return [this, mul](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
-                       float* C) { gemm_impl(ta, tb, M, N, K, alpha, A, B, beta, C, mul); };
+                       float* C) { gemm_with(ta, tb, M, N, K, alpha, A, B, beta, C, mul, true); };
+  }
+  int gemm_threads(int M, int N, int K) const {
+    return static_cast<double>(M) * N * K >= kParallelMacs ? max_threads_ : 1;
   }
   // The rounding a GEMM's operands take: bf16 where asked, else TF32 under the emulation, else none.
   enum class Rounding { none, bf16, tf32 };
@@ -897,7 +924,7 @@ class CpuBackend final : public Backend {
   void note_own() {
     own_ = rounded_.capacity() * sizeof(float);
 #if CGAN_HAVE_DNNL
-    own_ += dnnl_conv_.bytes_held();
+    own_ += dnnl_conv_.bytes_held() + dnnl_matmul_.bytes_held();
 #endif
     peak_ = std::max(peak_, allocated_ + own_);
   }
@@ -910,6 +937,7 @@ class CpuBackend final : public Backend {
   ConvMode conv_mode_ = ConvMode::dnnl;
 #if CGAN_HAVE_DNNL
   DnnlConv dnnl_conv_;
+  DnnlMatmul dnnl_matmul_;  // bf16 GEMMs
 #endif
   std::vector<float> rounded_;  // a GEMM's rounded operands, A then B (rounding()), counted in own_
   int max_threads_ = 1;

@@ -6,7 +6,6 @@ namespace {
 
 constexpr int kLanes = 8;
 
-
 inline double lane_total(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
 
 }  // namespace

@@ -70,43 +70,93 @@ TEST(Bf16, RoundsToSevenMantissaBitsNearestTiesToEven) {
   }
 }
 
-// C = A B on backend `be` (A [M,K], B [K,N] row-major) with `mul`.
-std::vector<float> gemm_on(Backend& be, const std::vector<float>& A, const std::vector<float>& B, int M, int N, int K,
+// max |a - ref| / scale over the elements (scale: the sum of the products' magnitudes there).
+double worst_ratio(const std::vector<float>& a, const std::vector<float>& ref, const std::vector<float>& scale) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::fabs(double(a[i]) - ref[i]) / (double(scale[i]) + 1e-30));
+  return worst;
+}
+
+// The relative tolerance of a bf16 GEMM or convolution on oneDNN against the fp32 one on operands
+// rounded beforehand: their products are the same exact values, so only the order of the fp32
+// sums differs (oneDNN blocks its sums; AMX adds pairs of products), a few units of fp32's 2^-24
+// times the sum of |products|.
+// Measured at most 2.2e-7 (~ 4 units) on these shapes. Not rounding the operands at all moves
+// results by 1.5e-5 to 1e-3 of the magnitudes (a long sum's rounding errors partly cancel).
+constexpr double kSumOrderTol = 0x1p-19;
+
+// C = alpha op(A) op(B) + beta C0 on backend `be`, with `mul` (A stored [M,K] or [K,M] when ta, B
+// [K,N] or [N,K] when tb).
+std::vector<float> gemm_on(Backend& be, bool ta, bool tb, const std::vector<float>& A, const std::vector<float>& B,
+                           int M, int N, int K, float alpha, float beta, const std::vector<float>& C0,
                            MulPrecision mul) {
-  std::vector<float> C(size_t(M) * N);
+  std::vector<float> C = C0;
   float *a = be.alloc(A.size()), *b = be.alloc(B.size()), *c = be.alloc(C.size());
   be.upload(a, A.data(), A.size());
   be.upload(b, B.data(), B.size());
-  be.gemm(false, false, M, N, K, 1.f, a, b, 0.f, c, mul);
+  be.upload(c, C.data(), C.size());
+  be.gemm(ta, tb, M, N, K, alpha, a, b, beta, c, mul);
   be.download(C.data(), c, C.size());
   for (float* p : {a, b, c}) be.free(p);
   return C;
 }
 
 TEST(Bf16, GemmRoundsBothOperandsAndOnlyWhenAsked) {
-  const int M = 3, N = 5, K = 7;
-  const std::vector<float> A(M * K, 1.f + 0x1p-9f), B(K * N, 1.f + 0x1p-9f);
   auto be = make_cpu_backend();
-  // 1 + 2^-9 rounds to 1 in both operands: each sum is K exactly
-  for (float v : gemm_on(*be, A, B, M, N, K, MulPrecision::bf16)) EXPECT_EQ(v, static_cast<float>(K));
-  // the same backend keeps fp32 operands when the call does not ask
-  for (float v : gemm_on(*be, A, B, M, N, K, MulPrecision::fp32)) EXPECT_GT(v, static_cast<float>(K));
-  // random operands: equal, bit for bit, to the fp32 GEMM of operands rounded beforehand
+  {
+    const int M = 3, N = 5, K = 7;
+    const std::vector<float> A(M * K, 1.f + 0x1p-9f), B(K * N, 1.f + 0x1p-9f), C0(M * N, 0.f);
+    // 1 + 2^-9 rounds to 1 in both operands: each sum is K exactly
+    for (float v : gemm_on(*be, false, false, A, B, M, N, K, 1.f, 0.f, C0, MulPrecision::bf16))
+      EXPECT_EQ(v, static_cast<float>(K));
+    // the same backend keeps fp32 operands when the call does not ask
+    for (float v : gemm_on(*be, false, false, A, B, M, N, K, 1.f, 0.f, C0, MulPrecision::fp32))
+      EXPECT_GT(v, static_cast<float>(K));
+  }
+  // random operands, every transpose, alpha and beta, odd sizes and mnist_mlp's (batch 64, 784 ->
+  // 256): oneDNN's bf16 matmul against the fp32 GEMM of operands rounded beforehand, to the sums'
+  // order (scale: the same GEMM on |operands|); fp32 operands are far outside that
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
-  const int m = 37, n = 29, k = 53;
-  std::vector<float> a(size_t(m) * k), b(size_t(k) * n);
-  for (float& v : a) v = nd(rng);
-  for (float& v : b) v = nd(rng);
-  std::vector<float> ar = a, br = b;
-  for (float& v : ar) v = round_to_bf16(v);
-  for (float& v : br) v = round_to_bf16(v);
-  EXPECT_EQ(gemm_on(*be, a, b, m, n, k, MulPrecision::bf16), gemm_on(*be, ar, br, m, n, k, MulPrecision::fp32));
-  EXPECT_NE(gemm_on(*be, a, b, m, n, k, MulPrecision::bf16), gemm_on(*be, a, b, m, n, k, MulPrecision::fp32));
-  // the rounded copies are the backend's own memory (the run's memory plan counts them)
-  EXPECT_GE(be->alloc_stats().own, (size_t(m) * k + size_t(k) * n) * sizeof(float));
-  EXPECT_EQ(be->gemm_workspace_cap(m, n, k, MulPrecision::bf16), size_t(m) * k + size_t(k) * n);
-  EXPECT_EQ(be->gemm_workspace_cap(m, n, k, MulPrecision::fp32), 0u);
+  const auto normal = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = nd(rng);
+    return v;
+  };
+  const auto rounded = [](std::vector<float> v) {
+    for (float& x : v) x = round_to_bf16(x);
+    return v;
+  };
+  const auto absolute = [](std::vector<float> v) {
+    for (float& x : v) x = std::fabs(x);
+    return v;
+  };
+  struct Case {
+    int M, N, K;
+  };
+  for (const Case c : {Case{37, 29, 53}, Case{1, 1, 1}, Case{64, 256, 784}, Case{784, 256, 64}}) {
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const float alpha = t == 3 ? 0.5f : 1.f, beta = t >= 2 ? 1.f : 0.f;
+      SCOPED_TRACE(testing::Message() << c.M << "x" << c.N << "x" << c.K << " ta " << ta << " tb " << tb);
+      const std::vector<float> a = normal(size_t(c.M) * c.K), b = normal(size_t(c.K) * c.N),
+                               c0 = normal(size_t(c.M) * c.N);
+      const auto run = [&](const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& z,
+                           MulPrecision mul) { return gemm_on(*be, ta, tb, x, y, c.M, c.N, c.K, alpha, beta, z, mul); };
+      const std::vector<float> got = run(a, b, c0, MulPrecision::bf16);
+      const std::vector<float> ref = run(rounded(a), rounded(b), c0, MulPrecision::fp32);
+      const std::vector<float> mag = run(absolute(rounded(a)), absolute(rounded(b)), absolute(c0), MulPrecision::fp32);
+      EXPECT_LE(worst_ratio(got, ref, mag), kSumOrderTol);
+      if (c.K > 1) EXPECT_GT(worst_ratio(run(a, b, c0, MulPrecision::fp32), ref, mag), 4 * kSumOrderTol);
+    }
+  }
+  // the bf16 copies and oneDNN's scratchpad are the backend's own memory (the run's memory plan
+  // counts them: gemm_workspace_cap covers them for any transposes)
+  const size_t copies = (size_t(784) * 64 + size_t(64) * 256) * 2;  // A [784, 64] and B [64, 256] in bf16
+  EXPECT_GE(be->alloc_stats().own, copies);
+  EXPECT_GE(be->gemm_workspace_cap(784, 256, 64, MulPrecision::bf16) * sizeof(float), copies);
+  EXPECT_EQ(be->gemm_workspace_cap(784, 256, 64, MulPrecision::fp32), 0u);
 }
 
 // The three conv ops of one shape: y = conv(x, w) + bias, gx, gw (accumulated onto gw0), gbias.
@@ -142,21 +192,6 @@ std::unique_ptr<Backend> backend_with_conv(const char* mode) {
   const testutil::ScopedEnv env("CGAN_CPU_CONV", mode);
   return make_cpu_backend();
 }
-
-// max |a - ref| / scale over the elements (scale: the sum of the products' magnitudes there).
-double worst_ratio(const std::vector<float>& a, const std::vector<float>& ref, const std::vector<float>& scale) {
-  double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    worst = std::max(worst, std::fabs(double(a[i]) - ref[i]) / (double(scale[i]) + 1e-30));
-  return worst;
-}
-
-// The relative tolerance of a bf16 convolution against the fp32 one on rounded operands: their
-// products are the same exact values, so only the order of the fp32 sums differs (oneDNN blocks
-// its sums; AMX adds pairs of products), a few units of fp32's 2^-24 times the sum of |products|.
-// Measured at most 2.2e-7 (~ 4 units) on these shapes. Not rounding the operands at all moves
-// results by 1.5e-5 to 1e-3 of the magnitudes (a long sum's rounding errors partly cancel).
-constexpr double kSumOrderTol = 0x1p-19;
 
 // Every conv op of a bf16 shape, on oneDNN (the default) and on the im2col path, against the fp32
 // im2col ops on operands rounded beforehand: im2col exactly (it rounds its GEMM operands, the same
