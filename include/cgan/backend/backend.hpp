@@ -430,7 +430,7 @@ class Backend {
 // emulate_tf32: every GEMM (and so every convolution, im2col + GEMM) rounds both operands to
 // TF32 (cgan/backend/tf32.hpp) before multiplying in fp32: the CPU twin of the CUDA backend's tf32 mode,
 // used by tests to measure how far a computation moves under that rounding. Off by default (the
-// CPU backend computes in fp32 whatever the config's precision says).
+// CPU backend computes precision "tf32" in fp32; "bf16" is per op, MulPrecision).
 std::unique_ptr<Backend> make_cpu_backend(bool emulate_tf32 = false);
 #ifdef CGAN_HAVE_CUDA
 // tf32: cuBLAS GEMMs and cuDNN convolutions may run on TF32 tensor cores; false: plain fp32 (what
