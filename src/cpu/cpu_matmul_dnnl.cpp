@@ -121,8 +121,8 @@ void DnnlMatmul::gemm_bf16(bool ta, bool tb, int M, int N, int K, float alpha, c
                             {DNNL_ARG_SCRATCHPAD, memory(p.sp, m.eng, sp)}});
     m.strm.wait();
   } catch (const dnnl::error& e) {
-    throw Error(cat("dnnl bf16 matmul failed with oneDNN status ", static_cast<int>(e.status), " (", e.what(),
-                    ") for ", M, "x", N, "x", K));
+    throw Error(cat("dnnl bf16 matmul failed with oneDNN status ", static_cast<int>(e.status), " (", e.what(), ") for ",
+                    M, "x", N, "x", K));
   }
 }
 
