@@ -70,6 +70,22 @@ TEST(Bf16, RoundsToSevenMantissaBitsNearestTiesToEven) {
   }
 }
 
+// n draws of N(0, 1); v with each value rounded to bf16; v's absolute values.
+std::vector<float> normal(std::mt19937& rng, size_t n) {
+  std::normal_distribution<float> nd;
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+std::vector<float> rounded(std::vector<float> v) {
+  for (float& x : v) x = round_to_bf16(x);
+  return v;
+}
+std::vector<float> absolute(std::vector<float> v) {
+  for (float& x : v) x = std::fabs(x);
+  return v;
+}
+
 // max |a - ref| / scale over the elements (scale: the sum of the products' magnitudes there).
 double worst_ratio(const std::vector<float>& a, const std::vector<float>& ref, const std::vector<float>& scale) {
   double worst = 0;
@@ -118,20 +134,6 @@ TEST(Bf16, GemmRoundsBothOperandsAndOnlyWhenAsked) {
   // 256): oneDNN's bf16 matmul against the fp32 GEMM of operands rounded beforehand, to the sums'
   // order (scale: the same GEMM on |operands|); fp32 operands are far outside that
   std::mt19937 rng(3);
-  std::normal_distribution<float> nd;
-  const auto normal = [&](size_t n) {
-    std::vector<float> v(n);
-    for (float& x : v) x = nd(rng);
-    return v;
-  };
-  const auto rounded = [](std::vector<float> v) {
-    for (float& x : v) x = round_to_bf16(x);
-    return v;
-  };
-  const auto absolute = [](std::vector<float> v) {
-    for (float& x : v) x = std::fabs(x);
-    return v;
-  };
   struct Case {
     int M, N, K;
   };
@@ -140,8 +142,8 @@ TEST(Bf16, GemmRoundsBothOperandsAndOnlyWhenAsked) {
       const bool ta = t & 1, tb = t & 2;
       const float alpha = t == 3 ? 0.5f : 1.f, beta = t >= 2 ? 1.f : 0.f;
       SCOPED_TRACE(testing::Message() << c.M << "x" << c.N << "x" << c.K << " ta " << ta << " tb " << tb);
-      const std::vector<float> a = normal(size_t(c.M) * c.K), b = normal(size_t(c.K) * c.N),
-                               c0 = normal(size_t(c.M) * c.N);
+      const std::vector<float> a = normal(rng, size_t(c.M) * c.K), b = normal(rng, size_t(c.K) * c.N),
+                               c0 = normal(rng, size_t(c.M) * c.N);
       const auto run = [&](const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& z,
                            MulPrecision mul) { return gemm_on(*be, ta, tb, x, y, c.M, c.N, c.K, alpha, beta, z, mul); };
       const std::vector<float> got = run(a, b, c0, MulPrecision::bf16);
@@ -205,21 +207,8 @@ void check_bf16_conv(ConvShape s, uint32_t seed) {
   const size_t nx = size_t(s.N) * s.C * s.H * s.W, nw = size_t(s.K) * s.C * s.R * s.S;
   const size_t ny = size_t(s.N) * s.K * s.P() * s.Q();
   std::mt19937 rng(seed);
-  std::normal_distribution<float> nd;
-  const auto normal = [&](size_t n) {
-    std::vector<float> v(n);
-    for (float& x : v) x = nd(rng);
-    return v;
-  };
-  const auto rounded = [](std::vector<float> v) {
-    for (float& x : v) x = round_to_bf16(x);
-    return v;
-  };
-  const auto absolute = [](std::vector<float> v) {
-    for (float& x : v) x = std::fabs(x);
-    return v;
-  };
-  const std::vector<float> x = normal(nx), w = normal(nw), b = normal(s.K), gy = normal(ny), gw0 = normal(nw);
+  const std::vector<float> x = normal(rng, nx), w = normal(rng, nw), b = normal(rng, s.K), gy = normal(rng, ny),
+                           gw0 = normal(rng, nw);
   auto im2col = backend_with_conv("im2col");
   const ConvOut ref = conv_on(*im2col, s, rounded(x), rounded(w), b, rounded(gy), gw0);
   const ConvOut mag = conv_on(*im2col, s, absolute(rounded(x)), absolute(rounded(w)), absolute(b),
