@@ -735,9 +735,9 @@ class CpuBackend final : public Backend {
     return [this, mul](bool ta, bool tb, int M, int N, int K, float alpha, const float* A, const float* B, float beta,
                        float* C) { gemm_with(ta, tb, M, N, K, alpha, A, B, beta, C, mul, true); };
   }
-  int gemm_threads(int M, int N, int K) const {
-    return static_cast<double>(M) * N * K >= kParallelMacs ? max_threads_ : 1;
-  }
+  // The threads of a GEMM or convolution of `macs` multiply-adds (the rule at the top of the file).
+  int macs_threads(double macs) const { return macs >= kParallelMacs ? max_threads_ : 1; }
+  int gemm_threads(int M, int N, int K) const { return macs_threads(static_cast<double>(M) * N * K); }
   // The rounding a GEMM's operands take: bf16 where asked, else TF32 under the emulation, else none.
   enum class Rounding { none, bf16, tf32 };
   Rounding rounding(MulPrecision mul) const {
@@ -751,7 +751,7 @@ class CpuBackend final : public Backend {
   bool use_dnnl_conv(const ConvShape& s) {
     if (emulate_tf32_ || conv_mode_ == ConvMode::im2col) return false;
     const double macs = static_cast<double>(s.N) * s.K * s.P() * s.Q() * s.C * s.R * s.S;
-    set_threads(macs >= kParallelMacs ? max_threads_ : 1);
+    set_threads(macs_threads(macs));
     const bool ok = dnnl_conv_.supports(s, cur_threads_);  // creates the primitives (and their scratchpad)
     note_own();
     return ok;
@@ -811,19 +811,6 @@ class CpuBackend final : public Backend {
   }
   int elem_threads(double n) const { return n >= kParallelElems ? max_threads_ : 1; }
 
-  static void channel_sums(int N, int C, int S, const float* a, double* out, double* part, int t) {
-    if (S == 1) {
-      std::fill(out, out + C, 0.0);
-      for (int n = 0; n < N; ++n) {
-        const float* an = a + idx(n, C);
-        for (int c = 0; c < C; ++c) out[c] += an[c];
-      }
-      return;
-    }
-    for_blocks(N * C, t, [&](int i) { part[i] = lane_sum(a + idx(i, S), S); });
-    add_parts(N, C, part, out);
-  }
-
   // Per channel: sg = sum gy, sgd = sum gy (x - m), sd = sum (x - m), accumulated in double
   // (part: 3 N C doubles).
   static void bn_backward_sums(int N, int C, int S, const float* x, const float* m, const float* gy, double* sg,
@@ -852,23 +839,6 @@ class CpuBackend final : public Backend {
     add_parts(N, C, part, sg);
     add_parts(N, C, part + nc, sgd);
     add_parts(N, C, part + 2 * nc, sd);
-  }
-
-  static void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out, double* part,
-                             int t) {
-    if (S == 1) {
-      std::fill(out, out + C, 0.0);
-      for (int n = 0; n < N; ++n) {
-        const float* xn = x + idx(n, C);
-        for (int c = 0; c < C; ++c) {
-          const double d = xn[c] - mean[c];
-          out[c] += d * d;
-        }
-      }
-      return;
-    }
-    for_blocks(N * C, t, [&](int i) { part[i] = lane_sq_dev(x + idx(i, S), S, mean[i % C]); });
-    add_parts(N, C, part, out);
   }
 
   // Batch norm's input gradient from its per-channel coefficients (plain and synchronized backward):

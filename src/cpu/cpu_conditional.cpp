@@ -59,12 +59,9 @@ void cpu_cbn_forward_train(int N, int C, int S, float eps, float momentum, const
   double* m2 = mean + C;
   double* part = m2 + C;  // one sum per (sample, channel) block (cpu_lanes.hpp)
   const double cnt = static_cast<double>(N) * S;
-  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sum(x + static_cast<size_t>(i) * S, S); });
-  add_parts(N, C, part, mean);
+  channel_sums(N, C, S, x, mean, part, threads);
   for (int c = 0; c < C; ++c) mean[c] /= cnt;
-  // two-pass variance: no cancellation
-  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sq_dev(x + static_cast<size_t>(i) * S, S, mean[i % C]); });
-  add_parts(N, C, part, m2);
+  channel_sq_dev(N, C, S, x, mean, m2, part, threads);  // two-pass variance: no cancellation
   for (int c = 0; c < C; ++c) {
     const double istd = 1.0 / std::sqrt(m2[c] / cnt + static_cast<double>(eps));
     save_mean[c] = static_cast<float>(mean[c]);

@@ -61,4 +61,33 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void lane_bn_backwa
   out[2] = lane_total(e);
 }
 
+void channel_sums(int N, int C, int S, const float* a, double* out, double* part, int threads) {
+  if (S == 1) {
+    std::fill(out, out + C, 0.0);
+    for (int n = 0; n < N; ++n) {
+      const float* an = a + static_cast<size_t>(n) * C;
+      for (int c = 0; c < C; ++c) out[c] += an[c];
+    }
+    return;
+  }
+  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sum(a + static_cast<size_t>(i) * S, S); });
+  add_parts(N, C, part, out);
+}
+
+void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out, double* part, int threads) {
+  if (S == 1) {
+    std::fill(out, out + C, 0.0);
+    for (int n = 0; n < N; ++n) {
+      const float* xn = x + static_cast<size_t>(n) * C;
+      for (int c = 0; c < C; ++c) {
+        const double d = xn[c] - mean[c];
+        out[c] += d * d;
+      }
+    }
+    return;
+  }
+  for_blocks(N * C, threads, [&](int i) { part[i] = lane_sq_dev(x + static_cast<size_t>(i) * S, S, mean[i % C]); });
+  add_parts(N, C, part, out);
+}
+
 }  // namespace cgan

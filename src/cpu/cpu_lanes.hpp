@@ -34,6 +34,13 @@ void for_blocks(int count, int threads, const F& f) {
   (void)threads;
 }
 
+// Per channel c of [N, C, S]: out[c] = sum of a[n, c, s] (channel_sums) or of (x[n, c, s] -
+// mean[c])^2 (channel_sq_dev), in double: one lane sum per (sample, channel) block into part (N C
+// doubles) on `threads` threads, added in sample order. S == 1 (a norm after a linear layer) adds
+// the rows in order on one thread (the same bits: a one-value lane sum is the value).
+void channel_sums(int N, int C, int S, const float* a, double* out, double* part, int threads);
+void channel_sq_dev(int N, int C, int S, const float* x, const double* mean, double* out, double* part, int threads);
+
 // out[c] = sum over n, in order, of part[n C + c].
 inline void add_parts(int N, int C, const double* part, double* out) {
   std::fill(out, out + C, 0.0);
