@@ -22,6 +22,18 @@
 
 namespace testutil {
 
+// A float's IEEE-754 bits, and the float of given bits.
+inline uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  return u;
+}
+inline float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
 // The seed of a test's random inputs: CGAN_TEST_SEED=<n> replays one, otherwise a fresh one (trace
 // it into failures).
 inline uint32_t test_seed() {

@@ -19,16 +19,17 @@ namespace {
 using dnnl::memory;
 using dt = memory::data_type;
 
+// The bit pattern of x (alpha and beta in the cache key).
 uint32_t bits_of(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   return u;
 }
 
-// dst[i] = x[i] as bfloat16 (round_to_bf16's value: its top 16 bits), on `threads` threads.
+// dst[i] = x[i] as bfloat16, on `threads` threads.
 void to_bf16(const float* x, size_t n, uint16_t* dst, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n >= (size_t(1) << 18))
-  for (size_t i = 0; i < n; ++i) dst[i] = static_cast<uint16_t>(bits_of(round_to_bf16(x[i])) >> 16);
+  for (size_t i = 0; i < n; ++i) dst[i] = to_bf16_bits(x[i]);
 }
 
 using Key = std::array<int64_t, 8>;

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -25,16 +24,8 @@
 namespace cgan {
 namespace {
 
-uint32_t bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  return u;
-}
-float from_bits(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
+using testutil::bits;
+using testutil::from_bits;
 
 TEST(Bf16, RoundsToSevenMantissaBitsNearestTiesToEven) {
   EXPECT_EQ(round_to_bf16(1.f), 1.f);

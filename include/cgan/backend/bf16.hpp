@@ -10,7 +10,8 @@ namespace cgan {
 // (__float2bfloat16_rn). Infinities pass unchanged; a NaN stays a NaN (quieted, since its payload
 // may lie in the dropped bits); a value whose rounding carries past the largest finite exponent
 // becomes an infinity, as in fp32.
-inline float round_to_bf16(float x) {
+// The bfloat16 encoding of that value (the top 16 bits of its fp32 bits): what bf16 storage holds.
+inline uint16_t to_bf16_bits(float x) {
   uint32_t u;
   std::memcpy(&u, &x, sizeof u);
   if ((u & 0x7f800000u) != 0x7f800000u) {
@@ -18,7 +19,11 @@ inline float round_to_bf16(float x) {
   } else if (u & 0x007fffffu) {
     u |= 0x00400000u;  // a NaN: the quiet bit, which survives the truncation below
   }
-  u &= 0xffff0000u;
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float round_to_bf16(float x) {
+  const uint32_t u = static_cast<uint32_t>(to_bf16_bits(x)) << 16;
   float y;
   std::memcpy(&y, &u, sizeof y);
   return y;
